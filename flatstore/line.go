@@ -1,0 +1,682 @@
+package flatstore
+
+import (
+	"bytes"
+	"encoding/hex"
+	"errors"
+	"math"
+	"strconv"
+	"time"
+	"unsafe"
+
+	jsoniter "github.com/json-iterator/go"
+	"github.com/tinylib/msgp/msgp"
+)
+
+// Limits that keep hostile records from costing unbounded time or memory.
+const (
+	// MaxDepth is the deepest nesting of maps and arrays rendered as JSON;
+	// a deeper record is skipped (reason too_deep).
+	MaxDepth = 256
+	// MaxLineBytes is the longest line written; a record whose line would be
+	// longer is skipped (reason too_large).
+	MaxLineBytes = 64 << 20
+)
+
+// dropError is a record-level problem: the record is skipped and counted
+// under its reason, the rest of the chunk goes on.
+type dropError string
+
+func (e dropError) Error() string { return "record skipped: " + string(e) }
+
+var (
+	errTruncated = dropError(DropTruncated)
+	errTooDeep   = dropError(DropTooDeep)
+)
+
+var jsonAPI = jsoniter.Config{EscapeHTML: false}.Froze()
+
+// Encoder turns records into event lines (SPEC §1–2). An Encoder holds
+// reusable buffers: use one per goroutine.
+type Encoder struct {
+	delim     []byte
+	escDelim  []byte
+	escape    Escape
+	special   [256]bool // bytes that start an escape in values
+	suppress  bool
+	eventKey  []byte
+	params    [][]byte
+	timeFmt   TimeFormat
+	spans     [][]byte // params mode: each param's msgpack value, nil when absent
+	values    []byte   // the rendered parameters of the current line
+	tmp       []byte   // a non-string value rendered before escaping
+	stream    *jsoniter.Stream
+	lastEvent []byte // event name of the last line (raw), for $EVENT
+}
+
+// NewEncoder returns an encoder for cfg.
+func NewEncoder(cfg *Config) *Encoder {
+	e := &Encoder{
+		delim:    []byte(cfg.Delimiter),
+		escape:   cfg.Escape,
+		suppress: cfg.SuppressEventName,
+		eventKey: []byte(cfg.EventKey),
+		timeFmt:  cfg.TimeFormat,
+		stream:   jsonAPI.BorrowStream(nil),
+	}
+	if cfg.EscapeDelimiter != "" {
+		e.escDelim = []byte(cfg.EscapeDelimiter)
+	}
+	for _, p := range cfg.Params {
+		e.params = append(e.params, []byte(p))
+	}
+	e.spans = make([][]byte, len(e.params))
+	switch e.escape {
+	case EscapeOpenSIPS:
+		e.special['\r'], e.special['\n'], e.special[e.delim[0]] = true, true, true
+	case EscapeBackslash:
+		e.special['\r'], e.special['\n'], e.special['\\'], e.special[e.delim[0]] = true, true, true, true
+	case EscapeCSV:
+		e.special['\r'], e.special['\n'], e.special['"'], e.special[e.delim[0]] = true, true, true, true
+	}
+	return e
+}
+
+// HeaderLine returns the header for cfg (without its newline): the literal
+// text, or for "auto" the column names joined by the delimiter.
+func HeaderLine(cfg *Config) []byte {
+	switch cfg.Header {
+	case "":
+		return nil
+	case "auto":
+		e := NewEncoder(cfg)
+		var cols []string
+		if !cfg.SuppressEventName {
+			cols = append(cols, "event")
+		}
+		if cfg.TimeFormat != TimeNone {
+			cols = append(cols, "time")
+		}
+		cols = append(cols, cfg.Params...)
+		var out []byte
+		for i, c := range cols {
+			if i > 0 {
+				out = append(out, e.delim...)
+			}
+			out = e.appendEscaped(out, []byte(c))
+		}
+		return out
+	}
+	return []byte(cfg.Header)
+}
+
+// AppendLine appends the line for one record to dst. body starts with the
+// record's msgpack map; rest is what follows the map. The event name is the
+// body's event_key string value, else tag. On error dst is returned
+// unchanged and the record must be skipped (a dropError) or the walk
+// stopped (errTruncated).
+func (e *Encoder) AppendLine(dst []byte, t EventTime, body, tag []byte) (out, rest []byte, err error) {
+	start := len(dst)
+	name := tag
+	vals := e.values[:0]
+	if e.timeFmt != TimeNone {
+		vals = append(vals, e.delim...)
+		vals = e.appendTime(vals, t)
+	}
+	n, b, ok := readMapHeader(body)
+	if !ok {
+		return dst, body, errTruncated
+	}
+	if len(e.params) == 0 {
+		for i := uint32(0); i < n; i++ {
+			k, after, isString := readStr(b)
+			if !isString {
+				// A non-string key is no event key: skip the key, keep its value.
+				if after, err = msgp.Skip(b); err != nil {
+					return dst[:start], body, errTruncated
+				}
+			}
+			if isString && bytes.Equal(k, e.eventKey) {
+				if v, r, ok := readStr(after); ok && isStr(after[0]) {
+					name, b = v, r
+					continue
+				}
+				if b, err = msgp.Skip(after); err != nil {
+					return dst[:start], body, errTruncated
+				}
+				continue
+			}
+			vals = append(vals, e.delim...)
+			if vals, b, err = e.appendValue(vals, after); err != nil {
+				e.values = vals
+				return dst[:start], body, err
+			}
+		}
+	} else {
+		for i := range e.spans {
+			e.spans[i] = nil
+		}
+		for i := uint32(0); i < n; i++ {
+			k, after, isString := readStr(b)
+			if !isString {
+				if after, err = msgp.Skip(b); err != nil {
+					return dst[:start], body, errTruncated
+				}
+			}
+			end, err := msgp.Skip(after)
+			if err != nil {
+				return dst[:start], body, errTruncated
+			}
+			if isString && bytes.Equal(k, e.eventKey) && len(after) > 0 && isStr(after[0]) {
+				name, _, _ = readStr(after)
+			}
+			if isString {
+				for j, p := range e.params {
+					if e.spans[j] == nil && bytes.Equal(k, p) {
+						e.spans[j] = after[:len(after)-len(end)]
+						break
+					}
+				}
+			}
+			b = end
+		}
+		for _, v := range e.spans {
+			vals = append(vals, e.delim...)
+			if v == nil {
+				continue
+			}
+			if vals, _, err = e.appendValue(vals, v); err != nil {
+				e.values = vals
+				return dst[:start], body, err
+			}
+		}
+	}
+	e.values = vals
+	e.lastEvent = name
+	if e.suppress {
+		if len(vals) > 0 {
+			vals = vals[len(e.delim):]
+		}
+	} else {
+		dst = e.appendEscaped(dst, name)
+	}
+	dst = append(dst, vals...)
+	dst = append(dst, '\n')
+	if len(dst)-start > MaxLineBytes {
+		return dst[:start], b, dropError(DropTooLarge)
+	}
+	return dst, b, nil
+}
+
+// Event returns the raw event name of the last line appended.
+func (e *Encoder) Event() []byte { return e.lastEvent }
+
+// appendValue renders the msgpack value at the head of b, escaped.
+func (e *Encoder) appendValue(dst, b []byte) ([]byte, []byte, error) {
+	if len(b) == 0 {
+		return dst, b, errTruncated
+	}
+	c := b[0]
+	switch {
+	case c&0xe0 == 0xa0: // fixstr
+		n := int(c & 0x1f)
+		if len(b) < 1+n {
+			return dst, b, errTruncated
+		}
+		return e.appendEscaped(dst, b[1:1+n]), b[1+n:], nil
+	case c <= 0x7f: // positive fixint
+		if c < 10 && !e.special['0'+c] {
+			return append(dst, '0'+c), b[1:], nil
+		}
+	}
+	switch msgp.NextType(b) {
+	case msgp.StrType, msgp.BinType:
+		s, rest, ok := readStr(b)
+		if !ok {
+			return dst, b, errTruncated
+		}
+		return e.appendEscaped(dst, s), rest, nil
+	case msgp.MapType, msgp.ArrayType:
+		e.stream.SetBuffer(e.tmp[:0])
+		rest, err := e.writeJSON(b, 0)
+		e.tmp = e.stream.Buffer()
+		if err != nil {
+			return dst, b, err
+		}
+		return e.appendEscaped(dst, e.tmp), rest, nil
+	}
+	var nb [64]byte
+	s, rest, err := appendScalar(nb[:0], b)
+	if err != nil {
+		return dst, b, err
+	}
+	return e.appendEscaped(dst, s), rest, nil
+}
+
+// appendScalar renders a non-string, non-container value without escaping:
+// integers in full 64 bits, floats as the shortest decimal that reads back,
+// true/false, null, timestamps as RFC 3339 with nanoseconds, other
+// extensions as the hex of their payload.
+func appendScalar(dst, b []byte) ([]byte, []byte, error) {
+	switch msgp.NextType(b) {
+	case msgp.IntType:
+		i, rest, err := msgp.ReadInt64Bytes(b)
+		if err != nil {
+			return dst, b, errTruncated
+		}
+		return strconv.AppendInt(dst, i, 10), rest, nil
+	case msgp.UintType:
+		u, rest, err := msgp.ReadUint64Bytes(b)
+		if err != nil {
+			return dst, b, errTruncated
+		}
+		return strconv.AppendUint(dst, u, 10), rest, nil
+	case msgp.Float64Type:
+		f, rest, err := msgp.ReadFloat64Bytes(b)
+		if err != nil {
+			return dst, b, errTruncated
+		}
+		return appendFloat(dst, f, 64), rest, nil
+	case msgp.Float32Type:
+		f, rest, err := msgp.ReadFloat32Bytes(b)
+		if err != nil {
+			return dst, b, errTruncated
+		}
+		return appendFloat(dst, float64(f), 32), rest, nil
+	case msgp.BoolType:
+		v, rest, err := msgp.ReadBoolBytes(b)
+		if err != nil {
+			return dst, b, errTruncated
+		}
+		return strconv.AppendBool(dst, v), rest, nil
+	case msgp.NilType:
+		return append(dst, "null"...), b[1:], nil
+	case msgp.ExtensionType, msgp.TimeType:
+		typ, data, rest, err := readExt(b)
+		if err != nil {
+			return dst, b, errTruncated
+		}
+		if t, ok := extTime(typ, data); ok {
+			return appendRFC3339Nano(dst, t), rest, nil
+		}
+		return hex.AppendEncode(dst, data), rest, nil
+	}
+	// Not msgpack (a reserved byte such as 0xc1).
+	return dst, b, errTruncated
+}
+
+// readExt reads any extension without copying: its type and payload.
+func readExt(b []byte) (typ int8, data, rest []byte, err error) {
+	if len(b) < 2 {
+		return 0, nil, b, msgp.ErrShortBytes
+	}
+	var n, hdr int
+	switch b[0] {
+	case 0xd4, 0xd5, 0xd6, 0xd7, 0xd8:
+		n, hdr = 1<<(b[0]-0xd4), 1
+	case 0xc7:
+		n, hdr = int(b[1]), 2
+	case 0xc8:
+		if len(b) < 3 {
+			return 0, nil, b, msgp.ErrShortBytes
+		}
+		n, hdr = int(b[1])<<8|int(b[2]), 3
+	case 0xc9:
+		if len(b) < 5 {
+			return 0, nil, b, msgp.ErrShortBytes
+		}
+		n, hdr = int(uint32(b[1])<<24|uint32(b[2])<<16|uint32(b[3])<<8|uint32(b[4])), 5
+	default:
+		return 0, nil, b, msgp.TypeError{Encoded: msgp.NextType(b), Method: msgp.ExtensionType}
+	}
+	if len(b) < hdr+1+n {
+		return 0, nil, b, msgp.ErrShortBytes
+	}
+	return int8(b[hdr]), b[hdr+1 : hdr+1+n], b[hdr+1+n:], nil
+}
+
+// extTime decodes Fluent Bit's EventTime (ext 0, 8 bytes) and the msgpack
+// timestamp (ext -1, 4, 8 or 12 bytes).
+func extTime(typ int8, d []byte) (EventTime, bool) {
+	switch {
+	case typ == 0 && len(d) == 8:
+		return eventTime(d), true
+	case typ == -1 && len(d) == 4:
+		return EventTime{Sec: int64(uint32(d[0])<<24 | uint32(d[1])<<16 | uint32(d[2])<<8 | uint32(d[3]))}, true
+	case typ == -1 && len(d) == 8:
+		v := uint64(d[0])<<56 | uint64(d[1])<<48 | uint64(d[2])<<40 | uint64(d[3])<<32 |
+			uint64(d[4])<<24 | uint64(d[5])<<16 | uint64(d[6])<<8 | uint64(d[7])
+		return EventTime{Sec: int64(v & (1<<34 - 1)), Nsec: int64(v >> 34)}, true
+	case typ == -1 && len(d) == 12:
+		ns := int64(uint32(d[0])<<24 | uint32(d[1])<<16 | uint32(d[2])<<8 | uint32(d[3]))
+		var s uint64
+		for _, c := range d[4:] {
+			s = s<<8 | uint64(c)
+		}
+		return EventTime{Sec: int64(s), Nsec: ns}, true
+	}
+	return EventTime{}, false
+}
+
+const rfc3339Nano = "2006-01-02T15:04:05.000000000Z07:00"
+
+func appendRFC3339Nano(dst []byte, t EventTime) []byte {
+	return time.Unix(t.Sec, t.Nsec).UTC().AppendFormat(dst, rfc3339Nano)
+}
+
+func (e *Encoder) appendTime(dst []byte, t EventTime) []byte {
+	switch e.timeFmt {
+	case TimeUnix:
+		return strconv.AppendInt(dst, t.Sec, 10)
+	case TimeUnixMs:
+		return strconv.AppendInt(dst, t.Sec*1e3+t.Nsec/1e6, 10)
+	case TimeUnixNs:
+		return strconv.AppendInt(dst, t.Sec*1e9+t.Nsec, 10)
+	case TimeRFC3339:
+		return time.Unix(t.Sec, 0).UTC().AppendFormat(dst, time.RFC3339)
+	case TimeRFC3339Nano:
+		return appendRFC3339Nano(dst, t)
+	}
+	return dst
+}
+
+// appendFloat writes the shortest decimal that reads back to f, in plain
+// notation between 1e-6 and 1e21 and in exponent notation outside (as
+// JavaScript and encoding/json do). NaN and infinities are written as NaN,
+// +Inf and -Inf.
+func appendFloat(dst []byte, f float64, bits int) []byte {
+	switch {
+	case math.IsNaN(f):
+		return append(dst, "NaN"...)
+	case math.IsInf(f, 1):
+		return append(dst, "+Inf"...)
+	case math.IsInf(f, -1):
+		return append(dst, "-Inf"...)
+	}
+	format := byte('f')
+	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	dst = strconv.AppendFloat(dst, f, format, -1, bits)
+	if format == 'e' { // e-07 → e-7
+		n := len(dst)
+		if n >= 4 && dst[n-4] == 'e' && dst[n-3] == '-' && dst[n-2] == '0' {
+			dst[n-2] = dst[n-1]
+			dst = dst[:n-1]
+		}
+	}
+	return dst
+}
+
+// writeJSON renders a msgpack value as compact JSON, map keys in record order.
+func (e *Encoder) writeJSON(b []byte, depth int) ([]byte, error) {
+	if depth >= MaxDepth {
+		return b, errTooDeep
+	}
+	s := e.stream
+	if len(b) == 0 {
+		return b, errTruncated
+	}
+	switch msgp.NextType(b) {
+	case msgp.MapType:
+		n, rest, ok := readMapHeader(b)
+		if !ok {
+			return b, errTruncated
+		}
+		b = rest
+		s.WriteObjectStart()
+		for i := uint32(0); i < n; i++ {
+			if i > 0 {
+				s.WriteMore()
+			}
+			if k, rest, ok := readStr(b); ok {
+				s.WriteString(unsafeString(k))
+				b = rest
+			} else {
+				var nb [64]byte
+				k, rest, err := appendScalar(nb[:0], b)
+				if err != nil {
+					return b, errTruncated
+				}
+				s.WriteString(unsafeString(k))
+				b = rest
+			}
+			s.WriteRaw(":")
+			var err error
+			if b, err = e.writeJSON(b, depth+1); err != nil {
+				return b, err
+			}
+		}
+		s.WriteObjectEnd()
+		return b, nil
+	case msgp.ArrayType:
+		n, rest, ok := readArrayHeader(b)
+		if !ok {
+			return b, errTruncated
+		}
+		b = rest
+		s.WriteArrayStart()
+		for i := uint32(0); i < n; i++ {
+			if i > 0 {
+				s.WriteMore()
+			}
+			var err error
+			if b, err = e.writeJSON(b, depth+1); err != nil {
+				return b, err
+			}
+		}
+		s.WriteArrayEnd()
+		return b, nil
+	case msgp.StrType, msgp.BinType:
+		v, rest, ok := readStr(b)
+		if !ok {
+			return b, errTruncated
+		}
+		s.WriteString(unsafeString(v))
+		return rest, nil
+	case msgp.Float64Type, msgp.Float32Type:
+		var nb [64]byte
+		v, rest, err := appendScalar(nb[:0], b)
+		if err != nil {
+			return b, err
+		}
+		if c := v[0]; c == 'N' || c == '+' || (c == '-' && v[1] == 'I') {
+			s.WriteNil() // JSON has no NaN or infinity
+		} else {
+			s.WriteRaw(unsafeString(v))
+		}
+		return rest, nil
+	case msgp.ExtensionType, msgp.TimeType:
+		var nb [64]byte
+		v, rest, err := appendScalar(nb[:0], b)
+		if err != nil {
+			return b, err
+		}
+		s.WriteString(unsafeString(v))
+		return rest, nil
+	}
+	var nb [64]byte
+	v, rest, err := appendScalar(nb[:0], b)
+	if err != nil {
+		return b, err
+	}
+	s.WriteRaw(unsafeString(v))
+	return rest, nil
+}
+
+func unsafeString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}
+
+// appendEscaped appends a value with the configured escape applied.
+func (e *Encoder) appendEscaped(dst, s []byte) []byte {
+	i := 0
+	for i < len(s) && !e.special[s[i]] {
+		i++
+	}
+	if i == len(s) || e.escape == EscapeNone {
+		return append(dst, s...)
+	}
+	switch e.escape {
+	case EscapeOpenSIPS:
+		dst = append(dst, s[:i]...)
+		for ; i < len(s); i++ {
+			c := s[i]
+			if e.special[c] {
+				switch {
+				case c == '\r' || c == '\n':
+					c = ' '
+				case e.escDelim != nil:
+					if bytes.HasPrefix(s[i:], e.delim) {
+						dst = append(dst, e.escDelim...)
+						i += len(e.delim) - 1
+						continue
+					}
+				default:
+					c = ' '
+				}
+			}
+			dst = append(dst, c)
+		}
+		return dst
+	case EscapeBackslash:
+		dst = append(dst, s[:i]...)
+		for ; i < len(s); i++ {
+			c := s[i]
+			switch {
+			case !e.special[c]:
+				dst = append(dst, c)
+			case c == '\\':
+				dst = append(dst, '\\', '\\')
+			case c == '\n':
+				dst = append(dst, '\\', 'n')
+			case c == '\r':
+				dst = append(dst, '\\', 'r')
+			case bytes.HasPrefix(s[i:], e.delim):
+				dst = append(dst, '\\')
+				dst = append(dst, e.delim...)
+				i += len(e.delim) - 1
+			default:
+				dst = append(dst, c)
+			}
+		}
+		return dst
+	case EscapeCSV:
+		dst = append(dst, '"')
+		for _, c := range s {
+			if c == '"' {
+				dst = append(dst, '"')
+			}
+			dst = append(dst, c)
+		}
+		return append(dst, '"')
+	}
+	return append(dst, s...)
+}
+
+// ErrBadLine is returned by Split for a line that its escape mode could not
+// have written.
+var ErrBadLine = errors.New("flatstore: malformed line")
+
+// Split parses one line written with escape backslash or csv back into its
+// fields (the event name first unless suppress_event_name; the trailing
+// newline, if any, is removed first). For other modes it splits on the
+// delimiter, which is not reversible.
+func Split(cfg *Config, line []byte) ([][]byte, error) {
+	line = bytes.TrimSuffix(line, []byte{'\n'})
+	delim := []byte(cfg.Delimiter)
+	var out [][]byte
+	switch cfg.Escape {
+	case EscapeBackslash:
+		var cur []byte
+		for i := 0; i < len(line); i++ {
+			c := line[i]
+			switch {
+			case c == '\\':
+				if i+1 >= len(line) {
+					return nil, ErrBadLine
+				}
+				switch n := line[i+1]; {
+				case n == '\\':
+					cur = append(cur, '\\')
+					i++
+				case n == 'n':
+					cur = append(cur, '\n')
+					i++
+				case n == 'r':
+					cur = append(cur, '\r')
+					i++
+				case bytes.HasPrefix(line[i+1:], delim):
+					cur = append(cur, delim...)
+					i += len(delim)
+				default:
+					return nil, ErrBadLine
+				}
+			case c == '\n' || c == '\r':
+				return nil, ErrBadLine
+			case bytes.HasPrefix(line[i:], delim):
+				out = append(out, nonNil(cur))
+				cur = nil
+				i += len(delim) - 1
+			default:
+				cur = append(cur, c)
+			}
+		}
+		return append(out, nonNil(cur)), nil
+	case EscapeCSV:
+		d := delim[0]
+		i := 0
+		for {
+			var cur []byte
+			if i < len(line) && line[i] == '"' {
+				i++
+				for {
+					if i >= len(line) {
+						return nil, ErrBadLine
+					}
+					if line[i] == '"' {
+						if i+1 < len(line) && line[i+1] == '"' {
+							cur = append(cur, '"')
+							i += 2
+							continue
+						}
+						i++
+						break
+					}
+					cur = append(cur, line[i])
+					i++
+				}
+				if i < len(line) && line[i] != d {
+					return nil, ErrBadLine
+				}
+			} else {
+				for i < len(line) && line[i] != d {
+					if line[i] == '"' || line[i] == '\n' || line[i] == '\r' {
+						return nil, ErrBadLine
+					}
+					cur = append(cur, line[i])
+					i++
+				}
+			}
+			out = append(out, nonNil(cur))
+			if i >= len(line) {
+				return out, nil
+			}
+			i++ // the delimiter
+		}
+	}
+	for _, f := range bytes.Split(line, delim) {
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}

@@ -1,0 +1,258 @@
+package flatstore
+
+import (
+	"encoding/binary"
+	"math"
+	"unsafe"
+
+	"github.com/tinylib/msgp/msgp"
+)
+
+// EventTime is a record's time: seconds and nanoseconds since the epoch.
+type EventTime struct {
+	Sec  int64
+	Nsec int64
+}
+
+// recordStatus says what the decoder found at the head of the buffer.
+type recordStatus uint8
+
+const (
+	recOK    recordStatus = iota // a record: time and body are set
+	recGroup                     // a group start/end marker: no event
+	recBad                       // a whole msgpack object that is not a record; reason is set
+	recFatal                     // the buffer cannot be walked further (truncated or not msgpack)
+	recEnd                       // no more bytes
+)
+
+// decoder walks a flush buffer in place. It never copies and never
+// allocates: it hands out sub-slices of the buffer.
+type decoder struct {
+	buf []byte
+	off int
+}
+
+// next reads the head of the next record. On recOK, body is the rest of the
+// buffer starting at the record's body (a map): the caller walks the body
+// and calls advance with the bytes that remain after it. On recGroup and
+// recBad the decoder has already moved past the object.
+func (d *decoder) next() (st recordStatus, t EventTime, body []byte, reason string) {
+	b := d.buf[d.off:]
+	if len(b) == 0 {
+		return recEnd, t, nil, ""
+	}
+	start := b
+	n, b, ok := readArrayHeader(b)
+	if !ok || n != 2 {
+		return d.skipBad(start, DropNotRecord)
+	}
+	// [[time, metadata], body] or [time, body]
+	if len(b) > 0 && b[0] == 0x92 {
+		b = b[1:]
+		var ok bool
+		var grp bool
+		t, grp, b, ok = readTime(b)
+		if !ok {
+			return d.skipBad(start, DropBadTime)
+		}
+		rest, err := msgp.Skip(b) // metadata
+		if err != nil {
+			return d.fatal()
+		}
+		b = rest
+		if grp {
+			return d.skipGroup(start)
+		}
+	} else {
+		var ok, grp bool
+		t, grp, b, ok = readTime(b)
+		if !ok {
+			return d.skipBad(start, DropBadTime)
+		}
+		if grp {
+			return d.skipGroup(start)
+		}
+	}
+	if len(b) == 0 {
+		return d.fatal()
+	}
+	if !isMap(b[0]) {
+		return d.skipBad(start, DropNotMap)
+	}
+	return recOK, t, b, ""
+}
+
+// advance moves past a record whose body was walked; rest is what follows it.
+func (d *decoder) advance(rest []byte) { d.off = len(d.buf) - len(rest) }
+
+func (d *decoder) skipBad(start []byte, reason string) (recordStatus, EventTime, []byte, string) {
+	rest, err := msgp.Skip(start)
+	if err != nil {
+		return d.fatal()
+	}
+	d.advance(rest)
+	return recBad, EventTime{}, nil, reason
+}
+
+func (d *decoder) skipGroup(start []byte) (recordStatus, EventTime, []byte, string) {
+	rest, err := msgp.Skip(start)
+	if err != nil {
+		return d.fatal()
+	}
+	d.advance(rest)
+	return recGroup, EventTime{}, nil, ""
+}
+
+func (d *decoder) fatal() (recordStatus, EventTime, []byte, string) {
+	d.off = len(d.buf)
+	return recFatal, EventTime{}, nil, DropTruncated
+}
+
+func isMap(c byte) bool { return c&0xf0 == 0x80 || c == 0xde || c == 0xdf }
+
+// readArrayHeader reads an array header, inlining the fixarray form.
+func readArrayHeader(b []byte) (uint32, []byte, bool) {
+	if len(b) > 0 && b[0]&0xf0 == 0x90 {
+		return uint32(b[0] & 0x0f), b[1:], true
+	}
+	n, rest, err := msgp.ReadArrayHeaderBytes(b)
+	return n, rest, err == nil
+}
+
+// readMapHeader reads a map header, inlining the fixmap form.
+func readMapHeader(b []byte) (uint32, []byte, bool) {
+	if len(b) > 0 && b[0]&0xf0 == 0x80 {
+		return uint32(b[0] & 0x0f), b[1:], true
+	}
+	n, rest, err := msgp.ReadMapHeaderBytes(b)
+	return n, rest, err == nil
+}
+
+// readStr reads a string (or binary) without copying, inlining fixstr.
+func readStr(b []byte) (s, rest []byte, ok bool) {
+	if len(b) > 0 && b[0]&0xe0 == 0xa0 {
+		n := int(b[0] & 0x1f)
+		if len(b) < 1+n {
+			return nil, b, false
+		}
+		return b[1 : 1+n], b[1+n:], true
+	}
+	switch msgp.NextType(b) {
+	case msgp.StrType:
+		s, rest, err := msgp.ReadStringZC(b)
+		return s, rest, err == nil
+	case msgp.BinType:
+		s, rest, err := msgp.ReadBytesZC(b)
+		return s, rest, err == nil
+	}
+	return nil, b, false
+}
+
+func isStr(c byte) bool {
+	return c&0xe0 == 0xa0 || c == 0xd9 || c == 0xda || c == 0xdb
+}
+
+// readTime reads a record time: ext 0 (EventTime), an integer or a float.
+// grp is true for Fluent Bit's group start/end markers.
+func readTime(b []byte) (t EventTime, grp bool, rest []byte, ok bool) {
+	if len(b) == 0 {
+		return t, false, b, false
+	}
+	switch c := b[0]; {
+	case c == 0xd7 && len(b) >= 10 && b[1] == 0: // fixext8, type 0
+		return eventTime(b[2:10]), isGroupMarker(b[2:6]), b[10:], true
+	case c == 0xc7 && len(b) >= 11 && b[1] == 8 && b[2] == 0: // ext8, len 8, type 0
+		return eventTime(b[3:11]), isGroupMarker(b[3:7]), b[11:], true
+	case c <= 0x7f:
+		return EventTime{Sec: int64(c)}, false, b[1:], true
+	}
+	switch msgp.NextType(b) {
+	case msgp.IntType:
+		i, rest, err := msgp.ReadInt64Bytes(b)
+		return EventTime{Sec: i}, false, rest, err == nil
+	case msgp.UintType:
+		u, rest, err := msgp.ReadUint64Bytes(b)
+		if u > math.MaxInt64 {
+			return t, false, b, false
+		}
+		return EventTime{Sec: int64(u)}, false, rest, err == nil
+	case msgp.Float64Type, msgp.Float32Type:
+		f, rest, err := msgp.ReadFloat64Bytes(b)
+		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || math.Abs(f) > 1e15 {
+			return t, false, b, false
+		}
+		sec, frac := math.Modf(f)
+		ns := int64(math.Round(frac * 1e9))
+		if ns < 0 {
+			sec, ns = sec-1, ns+1e9
+		}
+		return EventTime{Sec: int64(sec), Nsec: ns}, false, rest, true
+	}
+	return t, false, b, false
+}
+
+func eventTime(b []byte) EventTime {
+	return EventTime{
+		Sec:  int64(binary.BigEndian.Uint32(b[0:4])),
+		Nsec: int64(binary.BigEndian.Uint32(b[4:8])),
+	}
+}
+
+func isGroupMarker(sec []byte) bool {
+	s := binary.BigEndian.Uint32(sec)
+	return s == 0xFFFFFFFF || s == 0xFFFFFFFE
+}
+
+// mapGet returns the value for key in the msgpack map at the head of b.
+func mapGet(b []byte, key string) ([]byte, bool) {
+	n, b, ok := readMapHeader(b)
+	if !ok {
+		return nil, false
+	}
+	for i := uint32(0); i < n; i++ {
+		k, rest, ok := readStr(b)
+		if !ok {
+			var err error
+			if rest, err = msgp.Skip(b); err != nil {
+				return nil, false
+			}
+		}
+		if ok && string(k) == key {
+			return rest, true
+		}
+		var err error
+		if b, err = msgp.Skip(rest); err != nil {
+			return nil, false
+		}
+	}
+	return nil, false
+}
+
+// scalarText appends the text of a string, binary, number or bool at the
+// head of b to dst.
+func scalarText(dst, b []byte) ([]byte, bool) {
+	if len(b) == 0 {
+		return nil, false
+	}
+	if s, _, ok := readStr(b); ok {
+		return s, true
+	}
+	switch msgp.NextType(b) {
+	case msgp.IntType, msgp.UintType, msgp.Float64Type, msgp.Float32Type, msgp.BoolType:
+		out, _, err := appendScalar(dst, b)
+		return out, err == nil
+	}
+	return nil, false
+}
+
+// skipValue returns what follows the msgpack value at the head of b.
+func skipValue(b []byte) ([]byte, error) { return msgp.Skip(b) }
+
+// unsafeBytes views s as bytes without copying; the bytes must not be
+// modified.
+func unsafeBytes(s string) []byte {
+	if s == "" {
+		return nil
+	}
+	return unsafe.Slice(unsafe.StringData(s), len(s))
+}

@@ -1,0 +1,20 @@
+package flatstore
+
+import (
+	"errors"
+	"time"
+)
+
+// ErrNotManaged is returned by Rotate for a path that no live instance
+// manages. Its text is the OpenSIPS MI error message.
+var ErrNotManaged = errors.New("File not found")
+
+// FileStatus describes one managed file, as the control endpoint reports it.
+type FileStatus struct {
+	Path         string    `json:"path"`
+	Open         bool      `json:"open"`
+	Lines        uint64    `json:"lines"`
+	Bytes        uint64    `json:"bytes"`
+	LastRotation time.Time `json:"last_rotation,omitzero"`
+	LastReason   string    `json:"last_rotation_reason,omitempty"`
+}

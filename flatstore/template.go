@@ -1,0 +1,225 @@
+package flatstore
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// A Template is a path with substitutions, in Fluent Bit's record accessor
+// style: $TAG, $TAG[n] (the n-th dot-separated part of the tag), $EVENT,
+// $key and $key['sub']['subsub'] (record values).
+//
+// A substituted value can never leave the directory: '/' and NUL become
+// '_', ".." becomes "__", and an absent key, an empty or non-scalar value or
+// a $TAG[n] past the end render as "_". Every rendered path therefore has the
+// same number of components as the template.
+type Template struct {
+	raw       string
+	segs      []segment
+	staticDir string
+	dynDir    bool
+}
+
+type segKind uint8
+
+const (
+	segLit segKind = iota
+	segTag
+	segTagPart
+	segEvent
+	segKey
+)
+
+type segment struct {
+	kind segKind
+	lit  string
+	part int
+	keys []string // segKey: the key then its sub-keys
+}
+
+// ParseTemplate parses a path; a path without '$' substitutions is static.
+func ParseTemplate(path string) (*Template, error) {
+	t := &Template{raw: path}
+	var lit strings.Builder
+	flush := func() {
+		if lit.Len() > 0 {
+			t.segs = append(t.segs, segment{kind: segLit, lit: lit.String()})
+			lit.Reset()
+		}
+	}
+	for i := 0; i < len(path); {
+		c := path[i]
+		if c != '$' {
+			lit.WriteByte(c)
+			i++
+			continue
+		}
+		j := i + 1
+		for j < len(path) && isIdentByte(path[j]) {
+			j++
+		}
+		ident := path[i+1 : j]
+		if ident == "" {
+			lit.WriteByte(c)
+			i++
+			continue
+		}
+		flush()
+		switch ident {
+		case "TAG":
+			if j < len(path) && path[j] == '[' {
+				end := strings.IndexByte(path[j:], ']')
+				if end < 0 {
+					return nil, fmt.Errorf("$TAG[ without a closing ]")
+				}
+				n, err := strconv.Atoi(path[j+1 : j+end])
+				if err != nil || n < 0 {
+					return nil, fmt.Errorf("$TAG[%s]: the index must be a number, 0 or more", path[j+1:j+end])
+				}
+				t.segs = append(t.segs, segment{kind: segTagPart, part: n})
+				j += end + 1
+			} else {
+				t.segs = append(t.segs, segment{kind: segTag})
+			}
+		case "EVENT":
+			t.segs = append(t.segs, segment{kind: segEvent})
+		default:
+			s := segment{kind: segKey, keys: []string{ident}}
+			for j < len(path) && path[j] == '[' {
+				if j+1 >= len(path) || (path[j+1] != '\'' && path[j+1] != '"') {
+					return nil, fmt.Errorf("$%s[: expected ['sub'] or [\"sub\"]", ident)
+				}
+				q := path[j+1]
+				end := strings.IndexByte(path[j+2:], q)
+				if end < 0 || j+2+end+1 >= len(path) || path[j+2+end+1] != ']' {
+					return nil, fmt.Errorf("$%s: unterminated ['sub'] accessor", ident)
+				}
+				s.keys = append(s.keys, path[j+2:j+2+end])
+				j += 2 + end + 2
+			}
+			t.segs = append(t.segs, s)
+		}
+		i = j
+	}
+	flush()
+	if len(t.segs) == 0 {
+		return nil, errors.New("empty path")
+	}
+	// The directory part that holds no substitution.
+	first := len(path)
+	if k := strings.IndexByte(path, '$'); k >= 0 && !t.Static() {
+		first = k
+	}
+	if t.Static() {
+		t.staticDir = filepath.Dir(path)
+	} else {
+		t.staticDir = filepath.Dir(path[:first] + "x")
+		t.dynDir = strings.Contains(path[first:], "/")
+	}
+	return t, nil
+}
+
+func isIdentByte(c byte) bool {
+	return c == '_' || c == '-' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+}
+
+// Static reports whether the template has no substitution.
+func (t *Template) Static() bool { return len(t.segs) == 1 && t.segs[0].kind == segLit }
+
+// StaticDir is the longest directory that holds no substitution: every
+// rendered path lies inside it.
+func (t *Template) StaticDir() string { return t.staticDir }
+
+// DynamicDir reports whether a substitution stands in a directory component.
+func (t *Template) DynamicDir() bool { return t.dynDir }
+
+// String returns the template as written.
+func (t *Template) String() string { return t.raw }
+
+// NeedsEvent reports whether rendering uses $EVENT.
+func (t *Template) NeedsEvent() bool {
+	for _, s := range t.segs {
+		if s.kind == segEvent {
+			return true
+		}
+	}
+	return false
+}
+
+// Render appends the path for one record to dst. body is the record's
+// msgpack map (may be nil).
+func (t *Template) Render(dst []byte, tag, event, body []byte) []byte {
+	for _, s := range t.segs {
+		switch s.kind {
+		case segLit:
+			dst = append(dst, s.lit...)
+		case segTag:
+			dst = appendSafe(dst, tag)
+		case segTagPart:
+			dst = appendSafe(dst, tagPart(tag, s.part))
+		case segEvent:
+			dst = appendSafe(dst, event)
+		case segKey:
+			var scratch [32]byte
+			dst = appendSafe(dst, lookupScalar(scratch[:0], body, s.keys))
+		}
+	}
+	return dst
+}
+
+func tagPart(tag []byte, n int) []byte {
+	for i := 0; ; i++ {
+		p, rest, found := bytes.Cut(tag, []byte{'.'})
+		if i == n {
+			return p
+		}
+		if !found {
+			return nil
+		}
+		tag = rest
+	}
+}
+
+// appendSafe appends a substituted value so that it stays one path
+// component inside the directory.
+func appendSafe(dst, v []byte) []byte {
+	if len(v) == 0 || (len(v) == 1 && v[0] == '.') {
+		return append(dst, '_')
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case c == '/' || c == 0:
+			c = '_'
+		case c == '.' && i+1 < len(v) && v[i+1] == '.':
+			dst = append(dst, '_', '_')
+			i++
+			continue
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}
+
+// lookupScalar finds keys (a key then sub-keys) in the msgpack map body and
+// appends its value as text to scratch when it is a string, binary, number
+// or bool; otherwise it returns nil.
+func lookupScalar(scratch, body []byte, keys []string) []byte {
+	v := body
+	for _, k := range keys {
+		var ok bool
+		v, ok = mapGet(v, k)
+		if !ok {
+			return nil
+		}
+	}
+	s, ok := scalarText(scratch, v)
+	if !ok {
+		return nil
+	}
+	return s
+}

@@ -1,0 +1,207 @@
+// Command plugin is the flatstore Fluent Bit output plugin, built with
+// go build -buildmode=c-shared. It holds only the functions Fluent Bit's Go
+// proxy calls and their glue to the core (package flatstore) and the control
+// endpoint (package control): configuration lookup, the per-instance
+// context, return codes, and recovery from panics.
+package main
+
+/*
+#include <stdlib.h>
+
+// The layout Fluent Bit's Go proxy hands to FLBPluginInit (proxy/go/go.h).
+struct flb_plugin_proxy_context { void *remote_context; void *proxy; };
+struct flbgo_output_plugin {
+    char *name;
+    void *api;
+    void *o_ins;
+    struct flb_plugin_proxy_context *context;
+};
+
+static void flatstore_set_context(void *plugin, void *ctx) {
+    ((struct flbgo_output_plugin *) plugin)->context->remote_context = ctx;
+}
+*/
+import "C"
+
+import (
+	"fmt"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"unsafe"
+
+	"github.com/fluent/fluent-bit-go/output"
+
+	"github.com/flatstore/flatstore/flatstore"
+	"github.com/flatstore/flatstore/flatstore/control"
+)
+
+// instance is what one remote_context stands for.
+type instance struct {
+	core    *flatstore.Instance
+	control *control.Handle
+	ctx     unsafe.Pointer // C memory whose address is the context
+}
+
+var (
+	// live maps a context's address to its instance. Flushes look it up;
+	// nothing ever dereferences the C pointer, so a stale one finds nothing.
+	live sync.Map // uintptr → *instance
+
+	mu      sync.Mutex
+	nextIdx int // names instances flatstore.0, flatstore.1… as Fluent Bit does
+	count   int
+)
+
+// getter reads Fluent Bit properties through the proxy's API.
+type getter struct{ plugin unsafe.Pointer }
+
+func (g getter) Get(key string) string { return output.FLBPluginConfigKey(g.plugin, key) }
+
+func main() {}
+
+//export FLBPluginPreRegister
+func FLBPluginPreRegister(hotReload C.int) C.int { return 0 }
+
+//export FLBPluginRegister
+func FLBPluginRegister(def unsafe.Pointer) (ret C.int) {
+	defer recoverTo("register", &ret, -1)
+	return C.int(output.FLBPluginRegister(def, "flatstore",
+		"OpenSIPS event_flatstore lines in plain files"))
+}
+
+//export FLBPluginInit
+func FLBPluginInit(plugin unsafe.Pointer) (ret C.int) {
+	defer recoverTo("init", &ret, output.FLB_ERROR)
+	mu.Lock()
+	name := fmt.Sprintf("flatstore.%d", nextIdx)
+	nextIdx++
+	mu.Unlock()
+	log := flatstore.NewLogger(name, nil)
+
+	cfg, err := flatstore.ParseConfig(getter{plugin})
+	if err != nil {
+		log.Errorf("invalid configuration, output not started:\n    %s",
+			strings.ReplaceAll(err.Error(), "\n", "\n    "))
+		return output.FLB_ERROR
+	}
+	core := flatstore.NewInstance(cfg, name, log)
+	inst := &instance{core: core}
+	if !strings.EqualFold(cfg.ControlListen, "off") {
+		h, err := control.Acquire(cfg.ControlListen, cfg.ControlToken, core, log)
+		switch {
+		case err == nil:
+			inst.control = h
+		case cfg.ControlListenDefault:
+			log.Warnf("%v: writing on without a control endpoint (set control_listen to a free address, or off)", err)
+		default:
+			log.Errorf("%v: output not started", err)
+			core.Close()
+			return output.FLB_ERROR
+		}
+	}
+	inst.ctx = C.malloc(1)
+	live.Store(uintptr(inst.ctx), inst)
+	C.flatstore_set_context(plugin, inst.ctx)
+	mu.Lock()
+	count++
+	mu.Unlock()
+	return output.FLB_OK
+}
+
+//export FLBPluginFlushCtx
+func FLBPluginFlushCtx(ctx, data unsafe.Pointer, length C.int, tag *C.char) (ret C.int) {
+	defer recoverTo("flush", &ret, output.FLB_RETRY)
+	v, ok := live.Load(uintptr(ctx))
+	if !ok {
+		flatstore.NewLogger("flatstore", nil).Errorf("flush for an unknown or closed instance: chunk dropped")
+		return output.FLB_ERROR
+	}
+	return flush(v.(*instance), data, length, tag)
+}
+
+// FLBPluginFlush is the entry point of Fluent Bit versions that do not
+// pass a context: it serves the one instance there is.
+//
+//export FLBPluginFlush
+func FLBPluginFlush(data unsafe.Pointer, length C.int, tag *C.char) (ret C.int) {
+	defer recoverTo("flush", &ret, output.FLB_RETRY)
+	var only *instance
+	n := 0
+	live.Range(func(_, v any) bool { only, n = v.(*instance), n+1; return n < 2 })
+	if n != 1 {
+		flatstore.NewLogger("flatstore", nil).Errorf("flush without a context and %d instances: chunk dropped", n)
+		return output.FLB_ERROR
+	}
+	return flush(only, data, length, tag)
+}
+
+func flush(inst *instance, data unsafe.Pointer, length C.int, tag *C.char) C.int {
+	var buf []byte
+	if data != nil && length > 0 {
+		buf = unsafe.Slice((*byte)(data), int(length))
+	}
+	switch inst.core.Flush(buf, C.GoString(tag)) {
+	case flatstore.OK:
+		return output.FLB_OK
+	case flatstore.Retry:
+		return output.FLB_RETRY
+	}
+	return output.FLB_ERROR
+}
+
+//export FLBPluginExitCtx
+func FLBPluginExitCtx(ctx unsafe.Pointer) (ret C.int) {
+	defer recoverTo("exit", &ret, output.FLB_ERROR)
+	v, ok := live.LoadAndDelete(uintptr(ctx))
+	if !ok {
+		return output.FLB_OK // already closed
+	}
+	closeInstance(v.(*instance))
+	return output.FLB_OK
+}
+
+//export FLBPluginExit
+func FLBPluginExit() (ret C.int) {
+	defer recoverTo("exit", &ret, output.FLB_ERROR)
+	live.Range(func(k, v any) bool {
+		if _, ok := live.LoadAndDelete(k); ok {
+			closeInstance(v.(*instance))
+		}
+		return true
+	})
+	return output.FLB_OK
+}
+
+func closeInstance(inst *instance) {
+	if inst.control != nil {
+		inst.control.Release()
+	}
+	inst.core.Close()
+	C.free(inst.ctx)
+	mu.Lock()
+	count--
+	if count == 0 {
+		nextIdx = 0 // a hot reload names its instances from 0 again
+	}
+	mu.Unlock()
+}
+
+//export FLBPluginUnregister
+func FLBPluginUnregister(def unsafe.Pointer) {
+	defer func() {
+		if r := recover(); r != nil {
+			flatstore.NewLogger("flatstore", nil).Errorf("panic in unregister: %v\n%s", r, debug.Stack())
+		}
+	}()
+	output.FLBPluginUnregister(def)
+}
+
+// recoverTo turns a panic into a logged error and the given return code, so
+// that a bug in the plugin never takes Fluent Bit down.
+func recoverTo(where string, ret *C.int, code int) {
+	if r := recover(); r != nil {
+		flatstore.NewLogger("flatstore", nil).Errorf("panic in %s: %v\n%s", where, r, debug.Stack())
+		*ret = C.int(code)
+	}
+}
