@@ -1,0 +1,415 @@
+// Package fbtest is the shared harness for tests that drive the flatstore
+// plugin through the project's C host (host/flbhost.c), the way Fluent Bit
+// drives a Go output plugin.
+//
+// Build compiles the plugin and the host once per test binary; RunHost and
+// StartHost run the host and parse its JSON summary; the msgpack builders
+// (Record, KV, AppendRecord, Frames…) make the input. A package that uses the
+// harness may call Main from its TestMain to remove the build directory at
+// the end.
+package fbtest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// HostTimeout bounds every host run; the host is killed when it expires.
+var HostTimeout = 120 * time.Second
+
+var (
+	dirOnce sync.Once
+	dir     string
+	dirErr  error
+
+	hostOnce sync.Once
+	hostPath string
+	hostErr  error
+
+	soOnce sync.Once
+	soPath string
+	soErr  error
+)
+
+// Main runs the tests and removes the harness's build directory afterwards.
+// Use it as: func TestMain(m *testing.M) { fbtest.Main(m) }.
+func Main(m *testing.M) {
+	code := m.Run()
+	if dir != "" {
+		os.RemoveAll(dir)
+	}
+	os.Exit(code)
+}
+
+// RepoRoot returns the directory holding go.mod, found by walking up from the
+// working directory.
+func RepoRoot() (string, error) {
+	d, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d, nil
+		}
+		parent := filepath.Dir(d)
+		if parent == d {
+			return "", errors.New("fbtest: no go.mod above the working directory")
+		}
+		d = parent
+	}
+}
+
+func buildDir() (string, error) {
+	dirOnce.Do(func() {
+		dir, dirErr = os.MkdirTemp("", "fbtest-build-")
+	})
+	return dir, dirErr
+}
+
+// BuildHost returns the path of the C host, compiling host/flbhost.c once per
+// test binary (or FLATSTORE_HOST when set).
+func BuildHost(t testing.TB) string {
+	t.Helper()
+	hostOnce.Do(func() {
+		if p := os.Getenv("FLATSTORE_HOST"); p != "" {
+			hostPath = p
+			return
+		}
+		root, err := RepoRoot()
+		if err != nil {
+			hostErr = err
+			return
+		}
+		d, err := buildDir()
+		if err != nil {
+			hostErr = err
+			return
+		}
+		out := filepath.Join(d, "flbhost")
+		cmd := exec.Command("cc", "-O2", "-Wall", "-Wextra", "-o", out,
+			filepath.Join(root, "host", "flbhost.c"), "-ldl", "-lpthread")
+		if msg, err := cmd.CombinedOutput(); err != nil {
+			hostErr = fmt.Errorf("cc host/flbhost.c: %v\n%s", err, msg)
+			return
+		}
+		hostPath = out
+	})
+	if hostErr != nil {
+		t.Fatal(hostErr)
+	}
+	return hostPath
+}
+
+// BuildPlugin returns the path of the plugin .so, building ./plugin with
+// -buildmode=c-shared once per test binary (or FLATSTORE_SO when set).
+func BuildPlugin(t testing.TB) string {
+	t.Helper()
+	soOnce.Do(func() {
+		if p := os.Getenv("FLATSTORE_SO"); p != "" {
+			soPath = p
+			return
+		}
+		root, err := RepoRoot()
+		if err != nil {
+			soErr = err
+			return
+		}
+		d, err := buildDir()
+		if err != nil {
+			soErr = err
+			return
+		}
+		out := filepath.Join(d, "out_flatstore.so")
+		cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, "./plugin")
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+		if msg, err := cmd.CombinedOutput(); err != nil {
+			soErr = fmt.Errorf("go build ./plugin: %v\n%s", err, msg)
+			return
+		}
+		soPath = out
+	})
+	if soErr != nil {
+		t.Fatal(soErr)
+	}
+	return soPath
+}
+
+// Build returns the plugin .so and the host, building each once per test
+// binary.
+func Build(t testing.TB) (so, host string) {
+	t.Helper()
+	return BuildPlugin(t), BuildHost(t)
+}
+
+// InstanceSummary is one instance's counters in the host's summary.
+type InstanceSummary struct {
+	Name           string `json:"name"`
+	Chunks         int64  `json:"chunks"`
+	Records        int64  `json:"records"`
+	OKChunks       int64  `json:"ok_chunks"`
+	OKRecords      int64  `json:"ok_records"`
+	Retries        int64  `json:"retries"`
+	Errors         int64  `json:"errors"`
+	DroppedChunks  int64  `json:"dropped_chunks"`
+	DroppedRecords int64  `json:"dropped_records"`
+	UnsentChunks   int64  `json:"unsent_chunks"`
+}
+
+// Summary is the JSON line the host prints at the end of a run.
+type Summary struct {
+	Instances []InstanceSummary `json:"instances"`
+	WallS     float64           `json:"wall_s"`
+	CPUUserS  float64           `json:"cpu_user_s"`
+	CPUSysS   float64           `json:"cpu_sys_s"`
+	MaxRSSKB  int64             `json:"max_rss_kb"`
+	// Found is false when stdout held no summary (-q, or the host died).
+	Found bool `json:"-"`
+}
+
+// ParseSummary finds the last summary line in the host's stdout.
+func ParseSummary(stdout []byte) (Summary, error) {
+	var s Summary
+	lines := bytes.Split(stdout, []byte("\n"))
+	for i := len(lines) - 1; i >= 0; i-- {
+		l := bytes.TrimSpace(lines[i])
+		if !bytes.HasPrefix(l, []byte(`{"instances":`)) {
+			continue
+		}
+		if err := json.Unmarshal(l, &s); err != nil {
+			return s, fmt.Errorf("fbtest: bad summary %q: %w", l, err)
+		}
+		s.Found = true
+		return s, nil
+	}
+	return s, nil
+}
+
+// Host is a running host process.
+type Host struct {
+	t      testing.TB
+	cmd    *exec.Cmd
+	cancel context.CancelFunc
+	stdout bytes.Buffer
+	stderr syncBuffer
+	done   chan struct{}
+	once   sync.Once
+
+	summary Summary
+	code    int
+	timeout time.Duration
+}
+
+// syncBuffer lets a test read stderr while the host still writes it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func hasSO(args []string) bool {
+	for _, a := range args {
+		if a == "-so" {
+			return true
+		}
+	}
+	return false
+}
+
+// HostConfig holds the less common settings of a host run.
+type HostConfig struct {
+	Stdin   []byte        // fed to the host's stdin (for -in -); nil: no stdin
+	Env     []string      // added to the test process's environment ("K=V")
+	Dir     string        // working directory; "": the test's
+	Timeout time.Duration // 0: HostTimeout
+}
+
+// StartHost starts the host with args and returns at once. When args hold no
+// -so, the real plugin is built and passed. The host is killed after
+// HostTimeout or when the test ends.
+func StartHost(t testing.TB, args ...string) *Host {
+	t.Helper()
+	return StartHostWith(t, HostConfig{}, args...)
+}
+
+// StartHostWith is StartHost with a HostConfig.
+func StartHostWith(t testing.TB, cfg HostConfig, args ...string) *Host {
+	t.Helper()
+	host := BuildHost(t)
+	if !hasSO(args) {
+		args = append([]string{"-so", BuildPlugin(t)}, args...)
+	}
+	timeout := cfg.Timeout
+	if timeout <= 0 {
+		timeout = HostTimeout
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	h := &Host{t: t, cancel: cancel, done: make(chan struct{}), timeout: timeout}
+	h.cmd = exec.CommandContext(ctx, host, args...)
+	h.cmd.Stdout = &h.stdout
+	h.cmd.Stderr = &h.stderr
+	h.cmd.Dir = cfg.Dir
+	if cfg.Env != nil {
+		h.cmd.Env = append(os.Environ(), cfg.Env...)
+	}
+	if cfg.Stdin != nil {
+		h.cmd.Stdin = bytes.NewReader(cfg.Stdin)
+	}
+	h.cmd.WaitDelay = 5 * time.Second
+	if err := h.cmd.Start(); err != nil {
+		cancel()
+		t.Fatalf("fbtest: start host: %v", err)
+	}
+	t.Cleanup(func() {
+		h.cancel()
+		h.wait()
+	})
+	return h
+}
+
+func (h *Host) wait() {
+	h.once.Do(func() {
+		err := h.cmd.Wait()
+		timedOut := errors.Is(h.cmd.Err, context.DeadlineExceeded)
+		h.code = exitCode(h.cmd.ProcessState, err)
+		h.cancel()
+		if timedOut {
+			h.t.Errorf("fbtest: host timed out after %v; stderr:\n%s", h.timeout, h.stderr.String())
+		}
+		s, perr := ParseSummary(h.stdout.Bytes())
+		if perr != nil {
+			h.t.Errorf("%v", perr)
+		}
+		h.summary = s
+		close(h.done)
+	})
+}
+
+// exitCode is the process's exit code, or 128+signal when a signal killed it.
+func exitCode(ps *os.ProcessState, err error) int {
+	if ps == nil {
+		return -1
+	}
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	return ps.ExitCode()
+}
+
+// Wait waits for the host to exit and returns its summary, its stderr and its
+// exit code (128+signal when a signal killed it).
+func (h *Host) Wait() (Summary, string, int) {
+	h.wait()
+	return h.summary, h.stderr.String(), h.code
+}
+
+// Stderr returns what the host has written to stderr so far.
+func (h *Host) Stderr() string { return h.stderr.String() }
+
+// Kill kills the host at once.
+func (h *Host) Kill() { h.cancel() }
+
+// RunHost runs the host with args to the end and returns its summary, its
+// stderr and its exit code. When args hold no -so, the real plugin is used.
+func RunHost(t testing.TB, args ...string) (Summary, string, int) {
+	t.Helper()
+	return StartHost(t, args...).Wait()
+}
+
+// RunHostWith is RunHost with a HostConfig.
+func RunHostWith(t testing.TB, cfg HostConfig, args ...string) (Summary, string, int) {
+	t.Helper()
+	return StartHostWith(t, cfg, args...).Wait()
+}
+
+// FreeTCPAddr returns a 127.0.0.1:PORT that was free a moment ago.
+func FreeTCPAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("fbtest: listen: %v", err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+// WriteFile writes data into a new file in the test's temp dir and returns
+// its path.
+func WriteFile(t testing.TB, name string, data []byte) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// CheckLinesTerminated reports an error unless data is empty or ends with a
+// newline, i.e. every line is complete.
+func CheckLinesTerminated(data []byte) error {
+	if len(data) > 0 && data[len(data)-1] != '\n' {
+		i := bytes.LastIndexByte(data, '\n')
+		return fmt.Errorf("last line is not terminated by \\n: %q", data[i+1:])
+	}
+	return nil
+}
+
+// AssertLinesTerminated fails the test unless every line of data ends with '\n'.
+func AssertLinesTerminated(t testing.TB, data []byte) {
+	t.Helper()
+	if err := CheckLinesTerminated(data); err != nil {
+		t.Error(err)
+	}
+}
+
+// ReadLines reads a file, asserts that every line ends with '\n' and returns
+// the lines without it. A missing file fails the test.
+func ReadLines(t testing.TB, path string) []string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("fbtest: %v", err)
+	}
+	AssertLinesTerminated(t, data)
+	lines, _ := SplitLines(data)
+	return lines
+}
+
+// SplitLines splits data at '\n' and returns the complete lines, without the
+// newline. A trailing fragment without '\n' is returned as the second value.
+func SplitLines(data []byte) (lines []string, rest string) {
+	s := string(data)
+	for {
+		i := strings.IndexByte(s, '\n')
+		if i < 0 {
+			return lines, s
+		}
+		lines = append(lines, s[:i])
+		s = s[i+1:]
+	}
+}
