@@ -1,0 +1,170 @@
+package control
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/flatstore/flatstore/flatstore"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// routes is the whole HTTP surface. The method patterns make ServeMux answer
+// a wrong method with 405 and an Allow header; mutations are POST only.
+func (s *server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /mi", s.serveMI)
+	mux.HandleFunc("POST /rotate", s.servePlainRotate)
+	mux.HandleFunc("GET /status", s.serveStatus)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(flatstore.Gatherer(), promhttp.HandlerOpts{
+		ErrorLog: logWriterLogger{s},
+	}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	return s.guard(mux)
+}
+
+// guard checks the token before anything else happens, then bounds the body.
+func (s *server) guard(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.token != "" && !s.authorized(r) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="flatstore"`)
+			http.Error(w, "Unauthorized: send Authorization: Bearer <control_token>", http.StatusUnauthorized)
+			return
+		}
+		if r.ContentLength > maxBodyBytes {
+			tooLarge(w)
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *server) authorized(r *http.Request) bool {
+	v := r.Header.Get("Authorization")
+	const scheme = "bearer "
+	if len(v) < len(scheme) || !strings.EqualFold(v[:len(scheme)], scheme) {
+		return false
+	}
+	return sameToken(strings.TrimSpace(v[len(scheme):]), s.token)
+}
+
+func tooLarge(w http.ResponseWriter) {
+	http.Error(w, "Request Entity Too Large: the body limit is 64 KiB", http.StatusRequestEntityTooLarge)
+}
+
+// readBody reads the (bounded) body; ok is false when it answered already.
+func readBody(w http.ResponseWriter, r *http.Request) (body []byte, ok bool) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			tooLarge(w)
+		} else {
+			http.Error(w, "Bad Request: "+err.Error(), http.StatusBadRequest)
+		}
+		return nil, false
+	}
+	return body, true
+}
+
+// servePlainRotate is POST /rotate?path=/var/log/events.log.
+func (s *server) servePlainRotate(w http.ResponseWriter, r *http.Request) {
+	if _, ok := readBody(w, r); !ok {
+		return
+	}
+	paths, present := r.URL.Query()["path"]
+	if !present || len(paths) != 1 {
+		http.Error(w, "Bad Request: give exactly one ?path=", http.StatusBadRequest)
+		return
+	}
+	err := s.rotate(paths[0], "http", r.RemoteAddr)
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	switch {
+	case err == nil:
+		_, _ = io.WriteString(w, "OK\n")
+	case errors.Is(err, flatstore.ErrNotManaged):
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = io.WriteString(w, "File not found\n")
+	default:
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = io.WriteString(w, err.Error()+"\n")
+	}
+}
+
+// serveStatus is GET /status: {"files":[...]}.
+func (s *server) serveStatus(w http.ResponseWriter, _ *http.Request) {
+	b := s.statusJSON()
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// rotate asks every attached backend to rotate path. It succeeds if any of
+// them manages the path (a path shared by two instances is one shared file);
+// it returns ErrNotManaged when none does, and otherwise the first real
+// error. Every request is logged with its result.
+func (s *server) rotate(path, via, from string) error {
+	var ok bool
+	var firstErr error
+	for _, h := range s.handlesSnapshot() {
+		err := h.b.Rotate(path)
+		switch {
+		case err == nil:
+			ok = true
+		case errors.Is(err, flatstore.ErrNotManaged):
+		default:
+			h.log.Errorf("control: rotate %q (%s from %s): %v", path, via, from, err)
+			if firstErr == nil {
+				firstErr = err
+			}
+		}
+	}
+	lg := s.logger()
+	switch {
+	case ok:
+		lg.Infof("control: rotate %q (%s from %s): OK", path, via, from)
+		return nil
+	case firstErr != nil:
+		return firstErr
+	default:
+		lg.Infof("control: rotate %q (%s from %s): File not found", path, via, from)
+		return flatstore.ErrNotManaged
+	}
+}
+
+// statusJSON is {"files":[...]} over every attached backend; a path that two
+// instances share is listed once.
+func (s *server) statusJSON() []byte {
+	files := []flatstore.FileStatus{}
+	seen := map[string]bool{}
+	for _, h := range s.handlesSnapshot() {
+		for _, f := range h.b.Status() {
+			if !seen[f.Path] {
+				seen[f.Path] = true
+				files = append(files, f)
+			}
+		}
+	}
+	// encoding/json, not jsoniter: FileStatus uses the omitzero tag option.
+	b, err := json.Marshal(struct {
+		Files []flatstore.FileStatus `json:"files"`
+	}{files})
+	if err != nil { // cannot happen with these types
+		return []byte(`{"files":[]}`)
+	}
+	return b
+}
+
+// logWriterLogger adapts the instance logger to promhttp's Logger.
+type logWriterLogger struct{ s *server }
+
+func (l logWriterLogger) Println(v ...any) {
+	l.s.logger().Warnf("control endpoint %s: metrics: %s", l.s.bound, strings.TrimRight(fmt.Sprintln(v...), "\n"))
+}

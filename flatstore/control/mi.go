@@ -1,0 +1,317 @@
+package control
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/flatstore/flatstore/flatstore"
+	jsoniter "github.com/json-iterator/go"
+)
+
+// The OpenSIPS MI interface as mi_http serves it: JSON-RPC 2.0 over POST.
+//
+// What OpenSIPS does (modules/mi_http, mi/mi.c, modules/httpd), and so what
+// this does:
+//   - every reply it builds goes out with HTTP 200 and Content-Type
+//     application/json, errors included;
+//   - a request without an "id" member is a notification: the command runs
+//     and the answer is HTTP 202 with no body, unless the request could not
+//     be parsed or was invalid (then the error goes out with "id":null);
+//   - an empty body is HTTP 400;
+//   - members of the request object are looked up ignoring ASCII case, the
+//     first one wins (cJSON_GetObjectItem); parameter names are compared
+//     exactly;
+//   - "params": {} or [] counts as no parameters.
+//
+// Where this differs, on purpose:
+//   - a numeric id is echoed as the client wrote it (1.50 stays 1.50);
+//     OpenSIPS prints its integer part;
+//   - an id that is not a string, number or null gets -32600 Invalid Request
+//     with "id":null; OpenSIPS fails to print a reply (HTTP 500, no body);
+//   - bytes after the JSON value are a parse error; cJSON ignores them;
+//   - a path_to_file that is not a string is -32602 "Invalid params" with
+//     data "Bad type for parameter 'path_to_file'" (OpenSIPS's words for
+//     null, bool, array and object); OpenSIPS turns a number into its decimal
+//     text, which can never be a managed (absolute) path;
+//   - any request Content-Type is accepted; OpenSIPS drops the connection
+//     unless it is application/json or text/xml;
+//   - the empty-body 400 carries a -32700 Parse error reply, where OpenSIPS
+//     sends none.
+
+// JSON-RPC error codes and messages, as OpenSIPS mi/mi.h.
+const (
+	codeParseError     = -32700
+	codeInvalidRequest = -32600
+	codeMethodNotFound = -32601
+	codeInvalidParams  = -32602
+
+	dataParamCount = "Too few or too many parameters"
+	dataParamNames = "Named parameters do not match"
+	dataParamType  = "Bad type for parameter 'path_to_file'"
+
+	// codeNotFound is event_flatstore's own error code for an unknown path.
+	codeNotFound = 400
+	// codeFailed is used when a backend fails to rotate a file it manages.
+	codeFailed = 500
+)
+
+// MI method names. OpenSIPS 4 calls it event_flatstore:rotate and keeps
+// evi_flat_rotate as an alias; "rotate" is the short form it accepts while
+// no other module exports a rotate.
+var rotateMethods = map[string]bool{
+	"event_flatstore:rotate": true,
+	"evi_flat_rotate":        true,
+	"rotate":                 true,
+}
+
+const statusMethod = "event_flatstore:status"
+
+const rotateParam = "path_to_file"
+
+// member is one object member (key set) or array element (key empty), with
+// its raw JSON text.
+type member struct {
+	key string
+	raw []byte
+}
+
+// miRequest is a request after the JSON-RPC checks.
+type miRequest struct {
+	parsed  bool     // the body is one well-formed JSON value
+	invalid bool     // not a valid JSON-RPC 2.0 request object
+	id      []byte   // raw id text; nil when absent (or invalid)
+	hasID   bool     // an id member was present (a valid request without one is a notification)
+	method  string   //
+	named   bool     // params was an object
+	args    []member // params; empty when absent, {} or []
+}
+
+// miReply is a result (raw JSON) or an error.
+type miReply struct {
+	result  []byte
+	code    int
+	message string
+	data    string
+}
+
+func miError(code int, message, data string) miReply {
+	return miReply{code: code, message: message, data: data}
+}
+
+// serveMI is POST /mi.
+func (s *server) serveMI(w http.ResponseWriter, r *http.Request) {
+	body, ok := readBody(w, r)
+	if !ok {
+		return
+	}
+	status, out := s.handleMI(body, r.RemoteAddr)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(out)
+}
+
+// handleMI answers one request body with an HTTP status and reply bytes.
+func (s *server) handleMI(body []byte, from string) (int, []byte) {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return http.StatusBadRequest, encodeReply(miError(codeParseError, "Parse error", ""), nil)
+	}
+	req := parseMI(body)
+	rep := s.execMI(req, from)
+	if !req.hasID && req.parsed && !req.invalid {
+		return http.StatusAccepted, nil // a notification gets no reply
+	}
+	return http.StatusOK, encodeReply(rep, req.id)
+}
+
+func parseMI(body []byte) miRequest {
+	var req miRequest
+	if !json.Valid(body) {
+		return req
+	}
+	req.parsed = true
+	obj, ok := objectMembers(body)
+	if !ok {
+		req.invalid = true
+		return req
+	}
+	if raw := lookup(obj, "id"); raw != nil {
+		req.hasID = true
+		switch raw[0] {
+		case '"', 'n', '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+			req.id = raw
+		default:
+			req.invalid = true
+		}
+	}
+	if v, ok := stringValue(lookup(obj, "jsonrpc")); !ok || v != "2.0" {
+		req.invalid = true
+	}
+	if v, ok := stringValue(lookup(obj, "method")); ok {
+		req.method = v
+	} else {
+		req.invalid = true
+	}
+	if raw := lookup(obj, "params"); raw != nil {
+		switch raw[0] {
+		case '{':
+			req.named = true
+			req.args, _ = objectMembers(raw)
+		case '[':
+			req.args = arrayElements(raw)
+		default:
+			req.invalid = true
+		}
+	}
+	return req
+}
+
+func (s *server) execMI(req miRequest, from string) miReply {
+	switch {
+	case !req.parsed:
+		return miError(codeParseError, "Parse error", "")
+	case req.invalid:
+		return miError(codeInvalidRequest, "Invalid Request", "")
+	case rotateMethods[req.method]:
+		if len(req.args) != 1 {
+			return miError(codeInvalidParams, "Invalid params", dataParamCount)
+		}
+		arg := req.args[0]
+		if req.named && arg.key != rotateParam {
+			return miError(codeInvalidParams, "Invalid params", dataParamNames)
+		}
+		path, ok := stringValue(arg.raw)
+		if !ok {
+			return miError(codeInvalidParams, "Invalid params", dataParamType)
+		}
+		err := s.rotate(path, "mi", from)
+		switch {
+		case err == nil:
+			return miReply{result: []byte(`"OK"`)}
+		case errors.Is(err, flatstore.ErrNotManaged):
+			return miError(codeNotFound, "File not found", "")
+		default:
+			return miError(codeFailed, err.Error(), "")
+		}
+	case req.method == statusMethod:
+		if len(req.args) != 0 {
+			return miError(codeInvalidParams, "Invalid params", dataParamCount)
+		}
+		return miReply{result: s.statusJSON()}
+	default:
+		return miError(codeMethodNotFound, "Method not found", "")
+	}
+}
+
+// encodeReply writes the reply in OpenSIPS's member order:
+// {"jsonrpc":"2.0","result":...,"id":ID} or
+// {"jsonrpc":"2.0","error":{"code":C,"message":M[,"data":D]},"id":ID}.
+// id nil means null.
+func encodeReply(rep miReply, id []byte) []byte {
+	b := make([]byte, 0, 96+len(rep.result))
+	b = append(b, `{"jsonrpc":"2.0",`...)
+	if rep.result != nil {
+		b = append(b, `"result":`...)
+		b = append(b, rep.result...)
+	} else {
+		b = append(b, `"error":{"code":`...)
+		b = strconv.AppendInt(b, int64(rep.code), 10)
+		b = append(b, `,"message":`...)
+		b = appendString(b, rep.message)
+		if rep.data != "" {
+			b = append(b, `,"data":`...)
+			b = appendString(b, rep.data)
+		}
+		b = append(b, '}')
+	}
+	b = append(b, `,"id":`...)
+	if id == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, id...)
+	}
+	return append(b, '}')
+}
+
+var jsonStd = jsoniter.ConfigCompatibleWithStandardLibrary
+
+func appendString(b []byte, s string) []byte {
+	q, err := jsonStd.Marshal(s)
+	if err != nil { // cannot happen for a string
+		return append(b, `""`...)
+	}
+	return append(b, q...)
+}
+
+// objectMembers lists the members of a JSON object in order, duplicates
+// kept. raw must be valid JSON.
+func objectMembers(raw []byte) ([]member, bool) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || raw[0] != '{' {
+		return nil, false
+	}
+	it := jsoniter.ConfigDefault.BorrowIterator(raw)
+	defer jsoniter.ConfigDefault.ReturnIterator(it)
+	var ms []member
+	it.ReadObjectCB(func(it *jsoniter.Iterator, key string) bool {
+		ms = append(ms, member{key: key, raw: bytes.TrimSpace(it.SkipAndReturnBytes())})
+		return true
+	})
+	return ms, it.Error == nil
+}
+
+// arrayElements lists the elements of a JSON array. raw must be valid JSON.
+func arrayElements(raw []byte) []member {
+	it := jsoniter.ConfigDefault.BorrowIterator(bytes.TrimSpace(raw))
+	defer jsoniter.ConfigDefault.ReturnIterator(it)
+	var ms []member
+	it.ReadArrayCB(func(it *jsoniter.Iterator) bool {
+		ms = append(ms, member{raw: bytes.TrimSpace(it.SkipAndReturnBytes())})
+		return true
+	})
+	return ms
+}
+
+// lookup returns the raw value of the first member whose key equals name
+// ignoring ASCII case, as cJSON_GetObjectItem does; nil when there is none.
+func lookup(ms []member, name string) []byte {
+	for _, m := range ms {
+		if asciiEqualFold(m.key, name) {
+			return m.raw
+		}
+	}
+	return nil
+}
+
+func asciiEqualFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// stringValue decodes a raw JSON string; ok is false for any other value.
+func stringValue(raw []byte) (string, bool) {
+	if len(raw) == 0 || raw[0] != '"' {
+		return "", false
+	}
+	var s string
+	if err := jsoniter.ConfigDefault.Unmarshal(raw, &s); err != nil {
+		return "", false
+	}
+	return s, true
+}
