@@ -172,9 +172,10 @@ func (e *Encoder) AppendLine(dst []byte, t EventTime, body, tag []byte) (out, re
 			}
 			if isString {
 				for j, p := range e.params {
+					// The first occurrence of a key wins; a key listed twice
+					// in params is written twice.
 					if e.spans[j] == nil && bytes.Equal(k, p) {
 						e.spans[j] = after[:len(after)-len(end)]
-						break
 					}
 				}
 			}
@@ -291,7 +292,9 @@ func appendScalar(dst, b []byte) ([]byte, []byte, error) {
 		return strconv.AppendBool(dst, v), rest, nil
 	case msgp.NilType:
 		return append(dst, "null"...), b[1:], nil
-	case msgp.ExtensionType, msgp.TimeType:
+	case msgp.ExtensionType, msgp.TimeType, msgp.Complex64Type, msgp.Complex128Type:
+		// msgp names ext 3, 4 and 5 after its own Go types; to us they are
+		// extensions like any other.
 		typ, data, rest, err := readExt(b)
 		if err != nil {
 			return dst, b, errTruncated
@@ -365,6 +368,13 @@ func appendRFC3339Nano(dst []byte, t EventTime) []byte {
 }
 
 func (e *Encoder) appendTime(dst []byte, t EventTime) []byte {
+	// An EventTime's nanoseconds field is 32 bits: it may hold whole seconds.
+	if t.Nsec < 0 || t.Nsec >= 1e9 {
+		t.Sec, t.Nsec = t.Sec+t.Nsec/1e9, t.Nsec%1e9
+		if t.Nsec < 0 {
+			t.Sec, t.Nsec = t.Sec-1, t.Nsec+1e9
+		}
+	}
 	switch e.timeFmt {
 	case TimeUnix:
 		return strconv.AppendInt(dst, t.Sec, 10)
@@ -486,7 +496,7 @@ func (e *Encoder) writeJSON(b []byte, depth int) ([]byte, error) {
 			s.WriteRaw(unsafeString(v))
 		}
 		return rest, nil
-	case msgp.ExtensionType, msgp.TimeType:
+	case msgp.ExtensionType, msgp.TimeType, msgp.Complex64Type, msgp.Complex128Type:
 		var nb [64]byte
 		v, rest, err := appendScalar(nb[:0], b)
 		if err != nil {
@@ -555,12 +565,11 @@ func (e *Encoder) appendEscaped(dst, s []byte) []byte {
 				dst = append(dst, '\\', 'n')
 			case c == '\r':
 				dst = append(dst, '\\', 'r')
-			case bytes.HasPrefix(s[i:], e.delim):
-				dst = append(dst, '\\')
-				dst = append(dst, e.delim...)
-				i += len(e.delim) - 1
-			default:
-				dst = append(dst, c)
+			default: // the delimiter's first byte
+				// Escaping each such byte, not only whole delimiters, keeps
+				// multi-byte delimiters reversible: a value ending in "|"
+				// followed by the delimiter "||" would read as "||" + "|".
+				dst = append(dst, '\\', c)
 			}
 		}
 		return dst
@@ -585,6 +594,10 @@ var ErrBadLine = errors.New("flatstore: malformed line")
 // fields (the event name first unless suppress_event_name; the trailing
 // newline, if any, is removed first). For other modes it splits on the
 // delimiter, which is not reversible.
+//
+// With escape backslash a value's backslash, LF and CR are written as \\,
+// \n and \r, and every byte equal to the delimiter's first byte as a
+// backslash and that byte (for a one-byte delimiter: backslash, delimiter).
 func Split(cfg *Config, line []byte) ([][]byte, error) {
 	line = bytes.TrimSuffix(line, []byte{'\n'})
 	delim := []byte(cfg.Delimiter)
@@ -609,9 +622,9 @@ func Split(cfg *Config, line []byte) ([][]byte, error) {
 				case n == 'r':
 					cur = append(cur, '\r')
 					i++
-				case bytes.HasPrefix(line[i+1:], delim):
-					cur = append(cur, delim...)
-					i += len(delim)
+				case n == delim[0]:
+					cur = append(cur, n)
+					i++
 				default:
 					return nil, ErrBadLine
 				}
@@ -621,6 +634,9 @@ func Split(cfg *Config, line []byte) ([][]byte, error) {
 				out = append(out, nonNil(cur))
 				cur = nil
 				i += len(delim) - 1
+			case c == delim[0]:
+				// Never written unescaped inside a value.
+				return nil, ErrBadLine
 			default:
 				cur = append(cur, c)
 			}

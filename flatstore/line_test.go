@@ -1,0 +1,433 @@
+package flatstore_test
+
+import (
+	"bytes"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flatstore/flatstore/flatstore"
+	"github.com/flatstore/flatstore/internal/fbtest"
+)
+
+var t0 = flatstore.EventTime{Sec: 1700000000, Nsec: 123456789}
+
+// TestOracleValues checks every vector of reference/opensips-oracle.md, first
+// table: the flatstore column, with the default settings.
+func TestOracleValues(t *testing.T) {
+	var v25 []any
+	var want25 strings.Builder
+	want25.WriteString("E_TEST")
+	for i := 1; i <= 25; i++ {
+		if i%2 == 1 {
+			v25 = append(v25, "v"+itoa(i))
+			want25.WriteString(",v" + itoa(i))
+		} else {
+			v25 = append(v25, i)
+			want25.WriteString("," + itoa(i))
+		}
+	}
+	want25.WriteString("\n")
+	cases := []struct {
+		name string
+		vals []any
+		want string
+	}{
+		{"none", nil, "E_TEST\n"},
+		{"strings", []any{"hello", "world"}, "E_TEST,hello,world\n"},
+		{"mixed", []any{1, "x", "", -5}, "E_TEST,1,x,,-5\n"},
+		{"empty middle", []any{"x", "", "y"}, "E_TEST,x,,y\n"},
+		{"one empty", []any{""}, "E_TEST,\n"},
+		{"two empty", []any{"", ""}, "E_TEST,,\n"},
+		{"ints", []any{42, -7, 0}, "E_TEST,42,-7,0\n"},
+		{"beyond 32 bits", []any{3000000000, -3000000000}, "E_TEST,3000000000,-3000000000\n"},
+		{"delimiter in value", []any{"a,b,,c", ","}, "E_TEST,a b  c, \n"},
+		{"LF", []any{"line1\nline2", "end"}, "E_TEST,line1 line2,end\n"},
+		{"CR tab backslash", []any{"c\rr", "t\tt", "b\\s"}, "E_TEST,c r,t\tt,b\\s\n"},
+		{"quotes", []any{`say "hi"`, `"`}, "E_TEST,say \"hi\",\"\n"},
+		{"utf8", []any{"hé€"}, "E_TEST,h\xc3\xa9\xe2\x82\xac\n"},
+		{"null", []any{nil}, "E_TEST,null\n"},
+		{"true", []any{true}, "E_TEST,true\n"},
+		{"null between", []any{"A", nil, "B"}, "E_TEST,A,null,B\n"},
+		{"map", []any{fbtest.KV{"k", "v", "x", 1}}, "E_TEST,{\"k\":\"v\" \"x\":1}\n"},
+		{"array", []any{[]any{1, "a,b"}}, "E_TEST,[1 \"a b\"]\n"},
+		{"25 values", v25, want25.String()},
+	}
+	cfg := config(t)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := encode(t, cfg, t0, params("E_TEST", c.vals...)); got != c.want {
+				t.Errorf("got %q, want %q", got, c.want)
+			}
+		})
+	}
+}
+
+// TestOracleSettings checks the second table of the oracle: other settings.
+func TestOracleSettings(t *testing.T) {
+	cases := []struct {
+		name string
+		kv   []string
+		vals []any
+		want string
+	}{
+		{"suppress none", []string{"suppress_event_name", "true"}, nil, "\n"},
+		{"suppress a b", []string{"suppress_event_name", "1"}, []any{"a", "b"}, "a,b\n"},
+		{"suppress leading empty", []string{"suppress_event_name", "on"}, []any{"", "b"}, ",b\n"},
+		{"suppress two leading empty", []string{"suppress_event_name", "yes"}, []any{"", "", "c"}, ",,c\n"},
+		{"semicolon", []string{"delimiter", ";"}, []any{"a;b", "c,d", "s;;t"}, "E_TEST;a b;c,d;s  t\n"},
+		{"semicolon alias", []string{"delimiter", "semicolon"}, []any{"a;b", "c,d", "s;;t"}, "E_TEST;a b;c,d;s  t\n"},
+		{"tab escape", []string{"delimiter", `\t`}, []any{"a", "b"}, "E_TEST\ta\tb\n"},
+		{"tab alias", []string{"delimiter", "tab"}, []any{"a", "b"}, "E_TEST\ta\tb\n"},
+		{"tab byte", []string{"delimiter", "\t"}, []any{"a", "b"}, "E_TEST\ta\tb\n"},
+		{"double pipe", []string{"delimiter", "||"}, []any{"", "", "c"}, "E_TEST||||||c\n"},
+		{"escape_delimiter", []string{"delimiter", ";", "escape_delimiter", "|"}, []any{"a;b"}, "E_TEST;a|b\n"},
+		{"escape_delimiter pipe alias", []string{"delimiter", ";", "escape_delimiter", "pipe"}, []any{"a;b"}, "E_TEST;a|b\n"},
+		{"escape_delimiter multi-byte", []string{"delimiter", "||", "escape_delimiter", "##"}, []any{"a||b|c", "|||"}, "E_TEST||a##b|c||##|\n"},
+		{"multi-byte delimiter, spaces", []string{"delimiter", "||"}, []any{"a||b|c"}, "E_TEST||a  b c\n"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := config(t, c.kv...)
+			if got := encode(t, cfg, t0, params("E_TEST", c.vals...)); got != c.want {
+				t.Errorf("got %q, want %q", got, c.want)
+			}
+		})
+	}
+}
+
+func TestOracleEscapeDelimiterLength(t *testing.T) {
+	_, err := flatstore.ParseConfig(flatstore.MapGetter{
+		"path": t.TempDir() + "/e.log", "delimiter": ",", "escape_delimiter": "##",
+	})
+	const want = `"escape_delimiter" length (2) must match "delimiter" length (1)`
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("err = %v, want it to hold %s", err, want)
+	}
+}
+
+// TestKeyOrder: parameters follow the record's order, never Go map order.
+func TestKeyOrder(t *testing.T) {
+	cfg := config(t)
+	if got, want := encode(t, cfg, t0, fbtest.KV{"event", "E_X", "b", 1, "a", 2, "c", 3}), "E_X,1,2,3\n"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	// 50 keys in a fixed shuffled order: a map-order bug would show here.
+	perm := []int{17, 3, 42, 8, 29, 0, 36, 11, 48, 21, 5, 33, 14, 26, 39, 1, 45, 19, 7, 31,
+		24, 12, 49, 2, 38, 16, 27, 9, 44, 22, 35, 4, 13, 30, 47, 18, 6, 40, 25, 10,
+		34, 20, 46, 15, 28, 37, 23, 41, 32, 43}
+	body := fbtest.KV{}
+	want := "tag.x"
+	for i, k := range perm {
+		if i == 25 {
+			body = append(body, "event", 12345) // not a string: the tag names the event
+		}
+		body = append(body, "k"+itoa(k), k)
+		want += "," + itoa(k)
+	}
+	want += "\n"
+	for i := 0; i < 20; i++ {
+		if got := encode(t, cfg, t0, body); got != want {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	}
+}
+
+func TestEventName(t *testing.T) {
+	cases := []struct {
+		name string
+		kv   []string
+		body fbtest.KV
+		want string
+	}{
+		{"event key", nil, fbtest.KV{"a", 1, "event", "E_A", "b", 2}, "E_A,1,2\n"},
+		{"no event key: tag", nil, fbtest.KV{"a", 1}, "tag.x,1\n"},
+		{"int event: tag, not repeated", nil, fbtest.KV{"event", 5, "a", 1}, "tag.x,1\n"},
+		{"nil event: tag", nil, fbtest.KV{"event", nil, "a", 1}, "tag.x,1\n"},
+		{"binary event: tag", nil, fbtest.KV{"event", []byte("E_BIN"), "a", 1}, "tag.x,1\n"},
+		{"map event: tag", nil, fbtest.KV{"event", fbtest.KV{"x", 1}, "a", 1}, "tag.x,1\n"},
+		{"other event_key", []string{"event_key", "name"}, fbtest.KV{"event", "E", "name", "N"}, "N,E\n"},
+		{"event name escaped", nil, fbtest.KV{"event", "E,1\n"}, "E 1 \n"},
+		{"non-string key kept", nil, fbtest.KV{"event", "E", 7, "seven", nil, "nil"}, "E,seven,nil\n"},
+		{"params order", []string{"params", "c, a ,b"}, fbtest.KV{"a", 1, "event", "E", "b", 2, "c", 3}, "E,3,1,2\n"},
+		{"params absent key", []string{"params", "a,missing,b"}, fbtest.KV{"b", 2, "a", 1}, "tag.x,1,,2\n"},
+		{"params event key not a param", []string{"params", "a"}, fbtest.KV{"event", "E", "a", 1}, "E,1\n"},
+		{"params int event", []string{"params", "a"}, fbtest.KV{"event", 9, "a", 1}, "tag.x,1\n"},
+		{"params all absent", []string{"params", "x,y"}, fbtest.KV{"event", "E"}, "E,,\n"},
+		{"params repeated", []string{"params", "a,b,a"}, fbtest.KV{"a", 1, "b", 2}, "tag.x,1,2,1\n"},
+		{"params first duplicate wins", []string{"params", "a"}, fbtest.KV{"a", 1, "a", 2}, "tag.x,1\n"},
+		{"params nested", []string{"params", "m"}, fbtest.KV{"m", fbtest.KV{"z", 1, "a", 2}}, "tag.x,{\"z\":1 \"a\":2}\n"},
+		{"params suppress", []string{"params", "a,b", "suppress_event_name", "true"}, fbtest.KV{"event", "E", "b", "B"}, ",B\n"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := config(t, c.kv...)
+			if got := encode(t, cfg, t0, c.body); got != c.want {
+				t.Errorf("got %q, want %q", got, c.want)
+			}
+		})
+	}
+}
+
+func TestValueTypes(t *testing.T) {
+	ts := time.Unix(1700000000, 123456789)
+	cases := []struct {
+		name string
+		v    any
+		want string
+	}{
+		{"int64 min", int64(math.MinInt64), "-9223372036854775808"},
+		{"int64 max", int64(math.MaxInt64), "9223372036854775807"},
+		{"uint64 max", uint64(math.MaxUint64), "18446744073709551615"},
+		{"small ints", fbtest.Raw{0x00}, "0"},
+		{"fixint 9", fbtest.Raw{0x09}, "9"},
+		{"fixint 127", fbtest.Raw{0x7f}, "127"},
+		{"negative fixint", fbtest.Raw{0xff}, "-1"},
+		{"int8", fbtest.Raw{0xd0, 0x80}, "-128"},
+		{"uint8", fbtest.Raw{0xcc, 0xff}, "255"},
+		{"uint16", fbtest.Raw{0xcd, 0xff, 0xff}, "65535"},
+		{"1.5", 1.5, "1.5"},
+		{"1e21", 1e21, "1e+21"},
+		{"1e20", 1e20, "100000000000000000000"},
+		{"-0.1", -0.1, "-0.1"},
+		{"1e-7", 1e-7, "1e-7"},
+		{"1e-6", 1e-6, "0.000001"},
+		{"1.5e-8", 1.5e-8, "1.5e-8"},
+		{"1e-100", 1e-100, "1e-100"},
+		{"0.0", 0.0, "0"},
+		{"-0.0", math.Copysign(0, -1), "-0"},
+		{"float32 0.1", float32(0.1), "0.1"},
+		{"float32 1e-7", float32(1e-7), "1e-7"},
+		{"NaN", math.NaN(), "NaN"},
+		{"+Inf", math.Inf(1), "+Inf"},
+		{"-Inf", math.Inf(-1), "-Inf"},
+		{"float32 Inf", float32(math.Inf(-1)), "-Inf"},
+		{"true", true, "true"},
+		{"false", false, "false"},
+		{"nil", nil, "null"},
+		{"binary", []byte("bin\x00ary"), "bin\x00ary"},
+		{"empty binary", []byte{}, ""},
+		{"str8", strings.Repeat("s", 40), strings.Repeat("s", 40)},
+		{"str16", strings.Repeat("t", 300), strings.Repeat("t", 300)},
+		{"nested map", fbtest.KV{"z", 1, "a", fbtest.KV{"y", "x", "b", []any{true, nil, 1.5}}}, `{"z":1,"a":{"y":"x","b":[true,null,1.5]}}`},
+		{"empty map", fbtest.KV{}, "{}"},
+		{"empty array", []any{}, "[]"},
+		{"json escapes", []any{"q\"b\\n\nt\x01", "é"}, `["q\"b\\n\nt\u0001","é"]`},
+		{"json NaN is null", []any{math.NaN(), math.Inf(1), -2.5}, "[null,null,-2.5]"},
+		{"json non-string keys", fbtest.KV{1, "a", nil, "b", true, "c"}, `{"1":"a","null":"b","true":"c"}`},
+		{"json binary", []any{[]byte("x")}, `["x"]`},
+		{"json int64 min", []any{int64(math.MinInt64), uint64(math.MaxUint64)}, "[-9223372036854775808,18446744073709551615]"},
+		{"json time", []any{ts}, `["2023-11-14T22:13:20.123456789Z"]`},
+		{"EventTime ext 0", ts, "2023-11-14T22:13:20.123456789Z"},
+		{"timestamp ext -1, 32 bit", fbtest.Raw{0xd6, 0xff, 0x65, 0x53, 0xf1, 0x00}, "2023-11-14T22:13:20.000000000Z"},
+		{"timestamp ext -1, 64 bit", fbtest.Raw(ts64(1700000000, 123456789)), "2023-11-14T22:13:20.123456789Z"},
+		{"timestamp ext -1, 96 bit", fbtest.Raw(ts96(-1, 5)), "1969-12-31T23:59:59.000000005Z"},
+		{"other ext: hex", fbtest.Raw{0xd5, 0x07, 0xab, 0xcd}, "abcd"},
+		{"ext8: hex", fbtest.Raw{0xc7, 0x03, 0x10, 0x01, 0x02, 0x03}, "010203"},
+		{"ext 3 (complex64 in msgp): hex", fbtest.Raw{0xd7, 0x03, 1, 2, 3, 4, 5, 6, 7, 8}, "0102030405060708"},
+		{"ext 4 (complex128 in msgp): hex", fbtest.Raw{0xd8, 0x04, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}, "000102030405060708090a0b0c0d0e0f"},
+		{"ext 3 in json", []any{fbtest.Raw{0xd4, 0x03, 0xff}}, `["ff"]`},
+		{"ext 0 not 8 bytes: hex", fbtest.Raw{0xd6, 0x00, 1, 2, 3, 4}, "01020304"},
+	}
+	cfg := config(t, "escape", "none")
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			want := "E,a," + c.want + ",z\n"
+			if got := encode(t, cfg, t0, fbtest.KV{"event", "E", "p0", "a", "p1", c.v, "p2", "z"}); got != want {
+				t.Errorf("got %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+func ts64(sec uint64, nsec uint64) []byte {
+	v := nsec<<34 | sec
+	b := []byte{0xd7, 0xff}
+	for i := 7; i >= 0; i-- {
+		b = append(b, byte(v>>(8*i)))
+	}
+	return b
+}
+
+func ts96(sec int64, nsec uint32) []byte {
+	b := []byte{0xc7, 12, 0xff, byte(nsec >> 24), byte(nsec >> 16), byte(nsec >> 8), byte(nsec)}
+	for i := 7; i >= 0; i-- {
+		b = append(b, byte(uint64(sec)>>(8*i)))
+	}
+	return b
+}
+
+func TestNestedUnderOpenSIPS(t *testing.T) {
+	cfg := config(t)
+	got := encode(t, cfg, t0, fbtest.KV{"event", "E", "m", fbtest.KV{"a,b", "c\nd", "l", []any{1, 2}}})
+	// JSON escapes the LF; the commas become spaces.
+	if want := "E,{\"a b\":\"c\\nd\" \"l\":[1 2]}\n"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+func TestTimeFormat(t *testing.T) {
+	cases := []struct {
+		format string
+		et     flatstore.EventTime
+		want   string
+	}{
+		{"none", t0, "E,a\n"},
+		{"unix", t0, "E,1700000000,a\n"},
+		{"unix_ms", t0, "E,1700000000123,a\n"},
+		{"unix_ns", t0, "E,1700000000123456789,a\n"},
+		{"rfc3339", t0, "E,2023-11-14T22:13:20Z,a\n"},
+		{"rfc3339_nano", t0, "E,2023-11-14T22:13:20.123456789Z,a\n"},
+		{"RFC3339_NANO", flatstore.EventTime{Sec: 0}, "E,1970-01-01T00:00:00.000000000Z,a\n"},
+		// An EventTime whose nanoseconds field holds a whole second or more.
+		{"rfc3339", flatstore.EventTime{Sec: 1700000000, Nsec: 1_500_000_000}, "E,2023-11-14T22:13:21Z,a\n"},
+		{"unix", flatstore.EventTime{Sec: 1700000000, Nsec: 1_500_000_000}, "E,1700000001,a\n"},
+		{"unix_ms", flatstore.EventTime{Sec: 1700000000, Nsec: 1_500_000_000}, "E,1700000001500,a\n"},
+	}
+	for _, c := range cases {
+		t.Run(c.format, func(t *testing.T) {
+			cfg := config(t, "time_format", c.format)
+			if got := encode(t, cfg, c.et, fbtest.KV{"event", "E", "p", "a"}); got != c.want {
+				t.Errorf("got %q, want %q", got, c.want)
+			}
+		})
+	}
+	cfg := config(t, "time_format", "unix", "suppress_event_name", "true")
+	if got, want := encode(t, cfg, t0, fbtest.KV{"event", "E"}), "1700000000\n"; got != want {
+		t.Errorf("suppress + time: got %q, want %q", got, want)
+	}
+}
+
+// TestEscapeModes covers each escape mode on the same values.
+func TestEscapeModes(t *testing.T) {
+	type tc struct {
+		vals []any
+		want string
+	}
+	modes := []struct {
+		kv    []string
+		cases []tc
+	}{
+		{[]string{"escape", "opensips"}, []tc{
+			{[]any{"a,b", "c\r\nd", `e\"f`}, "E,a b,c  d,e\\\"f\n"},
+		}},
+		{[]string{"escape", "none"}, []tc{
+			{[]any{"a,b", "c\r\nd", `e\"f`}, "E,a,b,c\r\nd,e\\\"f\n"},
+		}},
+		{[]string{"escape", "backslash"}, []tc{
+			{[]any{"a,b", "c\r\nd", `e\"f`, `\`, ",", ""}, "E,a\\,b,c\\r\\nd,e\\\\\"f,\\\\,\\,,\n"},
+			{[]any{"tab\there"}, "E,tab\there\n"},
+		}},
+		{[]string{"escape", "backslash", "delimiter", "tab"}, []tc{
+			{[]any{"a\tb", "c,d"}, "E\ta\\\tb\tc,d\n"},
+		}},
+		{[]string{"escape", "backslash", "delimiter", "||"}, []tc{
+			// Every byte equal to the delimiter's first byte is escaped, so that
+			// a value ending in '|' cannot merge with the delimiter.
+			{[]any{"a||b", "|", "x|"}, "E||a\\|\\|b||\\|||x\\|\n"},
+		}},
+		{[]string{"escape", "csv"}, []tc{
+			{[]any{"a,b", "c\r\nd", `e"f`, "plain", "", `"`}, "E,\"a,b\",\"c\r\nd\",\"e\"\"f\",plain,,\"\"\"\"\n"},
+		}},
+		{[]string{"escape", "csv", "delimiter", ";"}, []tc{
+			{[]any{"a,b", "a;b"}, "E;a,b;\"a;b\"\n"},
+		}},
+		{[]string{"escape", "csv", "delimiter", "tab"}, []tc{
+			{[]any{"a b", "a\tb"}, "E\ta b\t\"a\tb\"\n"},
+		}},
+	}
+	for _, m := range modes {
+		cfg := config(t, m.kv...)
+		for _, c := range m.cases {
+			t.Run(strings.Join(m.kv, "="), func(t *testing.T) {
+				got := encode(t, cfg, t0, params("E", c.vals...))
+				if got != c.want {
+					t.Fatalf("got %q, want %q", got, c.want)
+				}
+				if cfg.Escape == flatstore.EscapeOpenSIPS || cfg.Escape == flatstore.EscapeBackslash {
+					if strings.Count(got, "\n") != 1 || strings.Contains(got, "\r") {
+						t.Errorf("%q: not exactly one line", got)
+					}
+				}
+				if cfg.Escape == flatstore.EscapeBackslash || cfg.Escape == flatstore.EscapeCSV {
+					fields, err := flatstore.Split(cfg, []byte(got))
+					if err != nil {
+						t.Fatalf("Split(%q): %v", got, err)
+					}
+					want := []string{"E"}
+					for _, v := range c.vals {
+						want = append(want, v.(string))
+					}
+					if len(fields) != len(want) {
+						t.Fatalf("Split(%q) = %q, want %q", got, fields, want)
+					}
+					for i := range want {
+						if string(fields[i]) != want[i] {
+							t.Fatalf("Split(%q) = %q, want %q", got, fields, want)
+						}
+					}
+				}
+			})
+		}
+	}
+}
+
+func TestSplitMalformed(t *testing.T) {
+	bs := config(t, "escape", "backslash")
+	csv := config(t, "escape", "csv")
+	for _, c := range []struct {
+		cfg  *flatstore.Config
+		line string
+	}{
+		{bs, "E,a\\"},
+		{bs, "E,a\\x"},
+		{bs, "E,a\rb"},
+		{csv, `E,"a`},
+		{csv, `E,"a"b`},
+		{csv, `E,a"b`},
+		{csv, "E,a\rb"},
+	} {
+		if f, err := flatstore.Split(c.cfg, []byte(c.line)); err == nil {
+			t.Errorf("Split(%s, %q) = %q, want an error", c.cfg.Escape, c.line, f)
+		}
+	}
+}
+
+func TestHeaderLine(t *testing.T) {
+	cases := []struct {
+		kv   []string
+		want string
+	}{
+		{nil, ""},
+		{[]string{"header", "event,caller,callee"}, "event,caller,callee"},
+		{[]string{"header", "auto", "params", "caller, callee"}, "event,caller,callee"},
+		{[]string{"header", "auto", "params", "a", "delimiter", "tab", "time_format", "unix"}, "event\ttime\ta"},
+		{[]string{"header", "auto", "params", "a", "suppress_event_name", "true"}, "a"},
+		{[]string{"header", "auto", "params", "a,b", "escape", "csv", "delimiter", ";"}, "event;a;b"},
+	}
+	for _, c := range cases {
+		if got := string(flatstore.HeaderLine(config(t, c.kv...))); got != c.want {
+			t.Errorf("HeaderLine(%q) = %q, want %q", c.kv, got, c.want)
+		}
+	}
+}
+
+// TestAppendLineAppends: AppendLine appends to dst and leaves what follows
+// the map in rest; a truncated body leaves dst as it was.
+func TestAppendLineAppends(t *testing.T) {
+	cfg := config(t)
+	enc := flatstore.NewEncoder(cfg)
+	body := fbtest.AppendKV(nil, fbtest.KV{"event", "E", "a", "x"})
+	body = append(body, 0xc0, 0x01)
+	out, rest, err := enc.AppendLine([]byte("prev\n"), t0, body, []byte("t"))
+	if err != nil || string(out) != "prev\nE,x\n" || !bytes.Equal(rest, []byte{0xc0, 0x01}) {
+		t.Fatalf("got %q, %x, %v", out, rest, err)
+	}
+	for n := 0; n < len(body)-2; n++ {
+		out, _, err := enc.AppendLine([]byte("prev\n"), t0, body[:n], []byte("t"))
+		if err == nil || string(out) != "prev\n" {
+			t.Fatalf("truncated at %d: got %q, %v", n, out, err)
+		}
+	}
+}
