@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -529,5 +530,74 @@ func TestLineHelpers(t *testing.T) {
 	}
 	if addr := FreeTCPAddr(t); !strings.HasPrefix(addr, "127.0.0.1:") {
 		t.Errorf("FreeTCPAddr %q", addr)
+	}
+}
+
+func TestHostHoldAndStartHost(t *testing.T) {
+	stream, _ := testChunks(3, 3)
+	in := WriteFile(t, "in.msgpack", stream)
+	logPath := filepath.Join(t.TempDir(), "fake.log")
+	h := StartHostWith(t, HostConfig{Env: []string{"FAKE_LOG=" + logPath}},
+		"-so", fakeSO(t), "-in", in, "-hold-ms", "1500", "-p", "id=a")
+	// while the host holds, the input is flushed and ExitCtx has not run
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		l := readFakeLog(t, logPath)
+		if l.index("flush-end id=a") >= 0 {
+			if l.index("exitctx") >= 0 {
+				t.Errorf("ExitCtx ran before the hold ended:\n%s", strings.Join(l.lines, "\n"))
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no flush seen; stderr: %s", h.Stderr())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	s, stderr, code := h.Wait()
+	if code != 0 || !s.Found || s.Instances[0].OKRecords != 3 {
+		t.Fatalf("exit %d, %+v, %s", code, s, stderr)
+	}
+	if l := readFakeLog(t, logPath); l.index("exitctx id=a") < 0 {
+		t.Errorf("no ExitCtx after the hold:\n%s", strings.Join(l.lines, "\n"))
+	}
+}
+
+// The host's C msgpack skipper counts records as msgp does, on valid records
+// and on mutated ones (flipped bytes, cuts, hostile lengths).
+func TestHostRecordCountMatchesMsgp(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	base, _ := testChunks(20, 20)
+	base = append(base, AppendRecord(nil, Record{Body: KV{"f", 1.5, "f32", float32(2), "b", []byte("bin"),
+		"u", uint64(1) << 63, "n", nil, "t", time.Unix(5, 6), "a", []any{KV{"x", []any{}}}, "s", strings.Repeat("y", 300)}})...)
+	var frames [][]byte
+	want := 0
+	for i := 0; i < 300; i++ {
+		f := append([]byte{}, base...)
+		switch i % 3 {
+		case 0:
+			for j := 0; j < 1+rng.IntN(4); j++ {
+				f[rng.IntN(len(f))] = byte(rng.IntN(256))
+			}
+		case 1:
+			f = f[:rng.IntN(len(f))]
+		case 2:
+			at := rng.IntN(len(f))
+			f = append(f[:at:at], append([]byte{0xdf, 0x7f, 0xff, 0xff, 0xff}, f[at:]...)...)
+		}
+		if len(f) == 0 {
+			continue
+		}
+		n, _ := CountRecords(f)
+		want += n
+		frames = append(frames, f)
+	}
+	in := WriteFile(t, "in.chunks", Frames(frames...))
+	r := runFake(t, nil, HostConfig{}, "-in-chunks", in)
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	if got := r.sum.Instances[0].Records; got != int64(want) {
+		t.Errorf("host counted %d records, msgp %d", got, want)
 	}
 }
