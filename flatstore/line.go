@@ -442,11 +442,25 @@ func (e *Encoder) writeJSON(b []byte, depth int) ([]byte, error) {
 			if k, rest, ok := readStr(b); ok {
 				s.WriteString(unsafeString(k))
 				b = rest
+			} else if t := msgp.NextType(b); t == msgp.MapType || t == msgp.ArrayType {
+				// JSON keys are strings: a map or array key is written as
+				// the string of its own JSON. Rare; this may allocate.
+				inner := jsonAPI.BorrowStream(nil)
+				e.stream = inner
+				rest, err := e.writeJSON(b, depth+1)
+				e.stream = s
+				if err != nil {
+					jsonAPI.ReturnStream(inner)
+					return rest, err
+				}
+				s.WriteString(string(inner.Buffer()))
+				jsonAPI.ReturnStream(inner)
+				b = rest
 			} else {
 				var nb [64]byte
 				k, rest, err := appendScalar(nb[:0], b)
 				if err != nil {
-					return b, errTruncated
+					return b, err
 				}
 				s.WriteString(unsafeString(k))
 				b = rest

@@ -431,3 +431,11 @@ func TestAppendLineAppends(t *testing.T) {
 		}
 	}
 }
+
+func TestJSONContainerKeys(t *testing.T) {
+	cfg := config(t, "escape", "none")
+	got := encode(t, cfg, t0, fbtest.KV{"event", "E", "m", fbtest.KV{fbtest.KV{"k", []any{1, "x"}}, 2, []any{}, 3, "z", 4}})
+	if want := `E,{"{\"k\":[1,\"x\"]}":2,"[]":3,"z":4}` + "\n"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
