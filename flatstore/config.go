@@ -483,13 +483,14 @@ func parseSize(v string) (int64, error) {
 	const msg = "must be a number of bytes, optionally with k, m or g (×1024), 0 = off"
 	s := strings.ToLower(strings.TrimSpace(v))
 	mult := int64(1)
-	switch {
-	case strings.HasSuffix(s, "k") || strings.HasSuffix(s, "kb"):
-		mult, s = 1<<10, strings.TrimRight(s, "kb")
-	case strings.HasSuffix(s, "m") || strings.HasSuffix(s, "mb"):
-		mult, s = 1<<20, strings.TrimRight(s, "mb")
-	case strings.HasSuffix(s, "g") || strings.HasSuffix(s, "gb"):
-		mult, s = 1<<30, strings.TrimRight(s, "gb")
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"kb", 1 << 10}, {"k", 1 << 10}, {"mb", 1 << 20}, {"m", 1 << 20}, {"gb", 1 << 30}, {"g", 1 << 30}} {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSuffix(s, u.suffix), u.mult
+			break
+		}
 	}
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || n < 0 || n > (1<<62)/mult {
