@@ -1,0 +1,442 @@
+package conf_test
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/flatstore/flatstore/conf"
+	"github.com/flatstore/flatstore/flatstore"
+	"github.com/flatstore/flatstore/internal/fbtest"
+)
+
+func TestMain(m *testing.M) { fbtest.Main(m) }
+
+// The socket through which logrotate reaches the plugin in the container.
+const controlSocket = "/run/flatstore/control.sock"
+
+// reservedKey reports whether Fluent Bit keeps key for itself: such keys
+// never reach a plugin (SPEC §6).
+func reservedKey(k string) bool {
+	k = strings.ToLower(k)
+	switch k {
+	case "name", "match", "match_regex", "alias", "log_level", "log_suppress_interval",
+		"retry_limit", "workers", "host", "port", "ipv6":
+		return true
+	}
+	return strings.HasPrefix(k, "tls") || strings.HasPrefix(k, "net.") || strings.HasPrefix(k, "storage.")
+}
+
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
+		t.Fatalf("no go.mod in %s: %v", root, err)
+	}
+	return root
+}
+
+// --- YAML helpers ------------------------------------------------------------------------
+
+func loadYAML(t *testing.T, path string) *yaml.Node {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	if doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode {
+		t.Fatalf("%s: not a YAML mapping", path)
+	}
+	return doc.Content[0]
+}
+
+// child returns the value of key in a mapping node, or nil.
+func child(n *yaml.Node, key string) *yaml.Node {
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
+		}
+	}
+	return nil
+}
+
+// scalars returns a mapping's scalar values as written (0640 stays "0640"),
+// keys lower-cased, in order.
+func scalars(t *testing.T, n *yaml.Node) []conf.Prop {
+	t.Helper()
+	var out []conf.Prop
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if v.Kind != yaml.ScalarNode {
+			t.Errorf("line %d: %s: want a scalar", k.Line, k.Value)
+			continue
+		}
+		out = append(out, conf.Prop{Key: strings.ToLower(k.Value), Value: v.Value, Line: k.Line})
+	}
+	return out
+}
+
+// yamlSections returns pipeline.<kind> (inputs or outputs) as sections with
+// ${VAR} expanded.
+func yamlSections(t *testing.T, root *yaml.Node, kind string, env func(string) (string, bool)) []conf.Section {
+	t.Helper()
+	list := child(child(root, "pipeline"), kind)
+	if list == nil || list.Kind != yaml.SequenceNode {
+		t.Fatalf("fluent-bit.yaml: pipeline.%s is not a list", kind)
+	}
+	var out []conf.Section
+	for _, item := range list.Content {
+		s := conf.Section{Name: kind, Line: item.Line}
+		for _, p := range scalars(t, item) {
+			p.Value = conf.Expand(p.Value, env)
+			s.Props = append(s.Props, p)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func flatstoreOnly(ss []conf.Section) []conf.Section {
+	var out []conf.Section
+	for _, s := range ss {
+		if strings.EqualFold(s.Value("name"), "flatstore") {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// --- the configurations ------------------------------------------------------------------
+
+// envFor returns the variables the configurations read, as the demo sets
+// them, under dir.
+func envFor(dir string) map[string]string {
+	return map[string]string{
+		"FLATSTORE_OUT":            filepath.Join(dir, "out"),
+		"FLATSTORE_CONTROL":        "unix:" + filepath.Join(dir, "control.sock"),
+		"FLATSTORE_DEMO_IN":        filepath.Join(dir, "events.jsonl"),
+		"FLATSTORE_EXIT_ON_EOF":    "on",
+		"FLATSTORE_FORWARD_LISTEN": "127.0.0.1",
+	}
+}
+
+func lookupIn(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func TestEveryFileParses(t *testing.T) {
+	files, err := filepath.Glob("*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := lookupIn(envFor(t.TempDir()))
+	n := 0
+	for _, f := range files {
+		switch {
+		case f == "logrotate.conf":
+			// logrotate's format, not Fluent Bit's: see TestControlSocketAgrees.
+		case strings.HasSuffix(f, ".conf"):
+			c, err := conf.LoadClassic(f, env)
+			if err != nil {
+				t.Errorf("%s: %v", f, err)
+				continue
+			}
+			if len(c.Sections) == 0 {
+				t.Errorf("%s: no sections", f)
+			}
+			if len(c.Unset) > 0 {
+				t.Errorf("%s uses variables the demo does not set: %v", f, c.Unset)
+			}
+			n++
+		case strings.HasSuffix(f, ".yaml") || strings.HasSuffix(f, ".yml"):
+			root := loadYAML(t, f)
+			if child(root, "pipeline") == nil {
+				t.Errorf("%s: no pipeline section", f)
+			}
+			n++
+		}
+	}
+	if n < 5 {
+		t.Errorf("parsed %d Fluent Bit files in conf/, want fluent-bit.conf, plugins.conf, parsers.conf, fluent-bit.yaml and app.yaml", n)
+	}
+}
+
+func TestOutputKeysAreKnown(t *testing.T) {
+	env := lookupIn(envFor(t.TempDir()))
+	c, err := conf.LoadClassic("fluent-bit.conf", env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	known := flatstore.KnownKeys()
+	check := func(where string, s conf.Section) {
+		for _, p := range s.Props {
+			if !reservedKey(p.Key) && !slices.Contains(known, strings.ToLower(p.Key)) {
+				t.Errorf("%s line %d: %s is neither a flatstore key (%s) nor one Fluent Bit keeps", where, p.Line, p.Key, strings.Join(known, ", "))
+			}
+			if p.Key != strings.ToLower(p.Key) && !reservedKey(p.Key) {
+				t.Errorf("%s line %d: write flatstore's keys in lower case as documented: %s", where, p.Line, p.Key)
+			}
+		}
+	}
+	outs := c.Outputs("flatstore")
+	if len(outs) == 0 {
+		t.Fatal("fluent-bit.conf has no flatstore output")
+	}
+	for _, s := range outs {
+		check("fluent-bit.conf", *s)
+	}
+	for _, s := range flatstoreOnly(yamlSections(t, loadYAML(t, "fluent-bit.yaml"), "outputs", env)) {
+		check("fluent-bit.yaml", s)
+	}
+}
+
+// sameValue compares two values as Fluent Bit reads them: booleans in any
+// spelling, everything else byte for byte.
+func sameValue(a, b string) bool {
+	if a == b {
+		return true
+	}
+	boolean := func(s string) (bool, bool) {
+		switch strings.ToLower(s) {
+		case "on", "true", "yes":
+			return true, true
+		case "off", "false", "no":
+			return false, true
+		}
+		return false, false
+	}
+	va, oka := boolean(a)
+	vb, okb := boolean(b)
+	return oka && okb && va == vb
+}
+
+func compareSections(t *testing.T, what string, classic []conf.Section, yml []conf.Section) {
+	t.Helper()
+	if len(classic) != len(yml) {
+		t.Fatalf("%s: fluent-bit.conf has %d, fluent-bit.yaml %d", what, len(classic), len(yml))
+	}
+	for i := range classic {
+		cm, ym := classic[i].Map(), yml[i].Map()
+		keys := map[string]bool{}
+		for k := range cm {
+			keys[k] = true
+		}
+		for k := range ym {
+			keys[k] = true
+		}
+		sorted := make([]string, 0, len(keys))
+		for k := range keys {
+			sorted = append(sorted, k)
+		}
+		sort.Strings(sorted)
+		for _, k := range sorted {
+			cv, cok := cm[k]
+			yv, yok := ym[k]
+			switch {
+			case !cok:
+				t.Errorf("%s %d: %s is set only in fluent-bit.yaml (%q)", what, i, k, yv)
+			case !yok:
+				t.Errorf("%s %d: %s is set only in fluent-bit.conf (%q)", what, i, k, cv)
+			case !sameValue(cv, yv):
+				t.Errorf("%s %d: %s is %q in fluent-bit.conf, %q in fluent-bit.yaml", what, i, k, cv, yv)
+			}
+		}
+	}
+}
+
+func TestClassicAndYAMLAreOnePipeline(t *testing.T) {
+	env := lookupIn(envFor(t.TempDir()))
+	c, err := conf.LoadClassic("fluent-bit.conf", env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := loadYAML(t, "fluent-bit.yaml")
+	deref := func(ss []*conf.Section) []conf.Section {
+		out := make([]conf.Section, len(ss))
+		for i, s := range ss {
+			out[i] = *s
+		}
+		return out
+	}
+	compareSections(t, "flatstore output", deref(c.Outputs("flatstore")),
+		flatstoreOnly(yamlSections(t, root, "outputs", env)))
+	compareSections(t, "output", deref(c.Find("OUTPUT")), yamlSections(t, root, "outputs", env))
+	compareSections(t, "input", deref(c.Find("INPUT")), yamlSections(t, root, "inputs", env))
+
+	// [SERVICE] against service:, but for Plugins_File, which the YAML file
+	// replaces with its plugins: list.
+	svc := c.Find("SERVICE")
+	if len(svc) != 1 {
+		t.Fatalf("fluent-bit.conf has %d [SERVICE] sections", len(svc))
+	}
+	cs := conf.Section{Name: "SERVICE"}
+	for _, p := range svc[0].Props {
+		if !strings.EqualFold(p.Key, "plugins_file") {
+			cs.Props = append(cs.Props, p)
+		}
+	}
+	ys := conf.Section{Name: "service", Props: scalars(t, child(root, "service"))}
+	compareSections(t, "service", []conf.Section{cs}, []conf.Section{ys})
+}
+
+func TestParseConfigAcceptsEachOutput(t *testing.T) {
+	dir := t.TempDir()
+	envMap := envFor(dir)
+	env := lookupIn(envMap)
+	c, err := conf.LoadClassic("fluent-bit.conf", env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sets := map[string][]conf.Section{}
+	for _, s := range c.Outputs("flatstore") {
+		sets["fluent-bit.conf"] = append(sets["fluent-bit.conf"], *s)
+	}
+	sets["fluent-bit.yaml"] = flatstoreOnly(yamlSections(t, loadYAML(t, "fluent-bit.yaml"), "outputs", env))
+	for file, outs := range sets {
+		for i, s := range outs {
+			g := flatstore.MapGetter{}
+			for k, v := range s.Map() {
+				if !reservedKey(k) {
+					g[k] = v
+				}
+			}
+			cfg, err := flatstore.ParseConfig(g)
+			if err != nil {
+				t.Errorf("%s output %d: ParseConfig: %v", file, i, err)
+				continue
+			}
+			if !strings.HasPrefix(cfg.Path, envMap["FLATSTORE_OUT"]+"/") {
+				t.Errorf("%s output %d: path %s is not under FLATSTORE_OUT %s", file, i, cfg.Path, envMap["FLATSTORE_OUT"])
+			}
+			if cfg.ControlListen != envMap["FLATSTORE_CONTROL"] {
+				t.Errorf("%s output %d: control_listen %q, want %q", file, i, cfg.ControlListen, envMap["FLATSTORE_CONTROL"])
+			}
+			if cfg.FilePerm != 0o640 {
+				t.Errorf("%s output %d: file_permissions %o, want 0640", file, i, cfg.FilePerm)
+			}
+			if !cfg.Mkdir {
+				t.Errorf("%s output %d: mkdir should be true: the container starts with an empty volume", file, i)
+			}
+		}
+	}
+	// The first output is the one file with every event; the second is a template.
+	outs := sets["fluent-bit.conf"]
+	if len(outs) != 2 {
+		t.Fatalf("fluent-bit.conf: %d flatstore outputs, want 2", len(outs))
+	}
+	if p := outs[0].Value("path"); strings.Contains(strings.TrimPrefix(p, "flatstore:"), "$") {
+		t.Errorf("first output's path %q should be one static file", p)
+	}
+	if p := outs[1].Value("path"); !strings.Contains(p, "$EVENT") {
+		t.Errorf("second output's path %q should be a $EVENT template", p)
+	}
+}
+
+// The container's environment (the Dockerfile's ENV) gives every variable the
+// configurations use, and the plugin accepts the result.
+func TestContainerEnvironmentIsComplete(t *testing.T) {
+	d := parseDockerfile(t, filepath.Join(repoRoot(t), "Dockerfile"))
+	env := d.env["runtime"]
+	if len(env) == 0 {
+		t.Fatal("the runtime stage sets no ENV")
+	}
+	c, err := conf.LoadClassic("fluent-bit.conf", lookupIn(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Unset) > 0 {
+		t.Errorf("fluent-bit.conf reads %v, which the runtime image does not set", c.Unset)
+	}
+	data, err := os.ReadFile("fluent-bit.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range regexp.MustCompile(`\$\{([A-Za-z0-9_]+)\}`).FindAllStringSubmatch(string(data), -1) {
+		if _, ok := env[m[1]]; !ok {
+			t.Errorf("fluent-bit.yaml reads ${%s}, which the runtime image does not set", m[1])
+		}
+	}
+	if env["FLATSTORE_CONTROL"] != "unix:"+controlSocket {
+		t.Errorf("runtime FLATSTORE_CONTROL = %q, want unix:%s", env["FLATSTORE_CONTROL"], controlSocket)
+	}
+	if env["FLATSTORE_ADDR"] != env["FLATSTORE_CONTROL"] {
+		t.Errorf("runtime FLATSTORE_ADDR (flatstore-ctl's default) %q differs from FLATSTORE_CONTROL %q", env["FLATSTORE_ADDR"], env["FLATSTORE_CONTROL"])
+	}
+	if strings.EqualFold(env["FLATSTORE_EXIT_ON_EOF"], "on") || strings.EqualFold(env["FLATSTORE_EXIT_ON_EOF"], "true") {
+		t.Error("the container must not stop at the end of its spool files: FLATSTORE_EXIT_ON_EOF off")
+	}
+	for _, s := range c.Outputs("flatstore") {
+		g := flatstore.MapGetter{}
+		for k, v := range s.Map() {
+			if !reservedKey(k) {
+				g[k] = v
+			}
+		}
+		// control_listen names a socket in a directory this machine may lack;
+		// ParseConfig only checks its syntax.
+		if _, err := flatstore.ParseConfig(g); err != nil {
+			t.Errorf("with the container's environment: %v", err)
+		}
+	}
+}
+
+func TestParsersAndPlugins(t *testing.T) {
+	c, err := conf.LoadClassic("fluent-bit.conf", lookupIn(envFor(t.TempDir())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := c.Find("SERVICE")[0]
+	for _, k := range []string{"parsers_file", "plugins_file"} {
+		f := svc.Value(k)
+		if f == "" || filepath.IsAbs(f) {
+			t.Errorf("[SERVICE] %s = %q: want a file beside fluent-bit.conf", k, f)
+			continue
+		}
+		if _, err := os.Stat(f); err != nil {
+			t.Errorf("[SERVICE] %s: %v", k, err)
+		}
+	}
+	parsers, err := conf.LoadClassic(svc.Value("parsers_file"), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defined := map[string]bool{}
+	for _, p := range parsers.Find("PARSER") {
+		defined[p.Value("name")] = true
+	}
+	for _, in := range c.Find("INPUT") {
+		if p := in.Value("parser"); p != "" && !defined[p] {
+			t.Errorf("input %s uses parser %q, which %s does not define", in.Value("name"), p, svc.Value("parsers_file"))
+		}
+	}
+	if y := child(loadYAML(t, "fluent-bit.yaml"), "service"); child(y, "parsers_file") == nil ||
+		child(y, "parsers_file").Value != svc.Value("parsers_file") {
+		t.Errorf("fluent-bit.yaml's service.parsers_file should be %s too", svc.Value("parsers_file"))
+	}
+	// Both formats load the same .so.
+	paths := pluginPaths(t)
+	for _, p := range paths[1:] {
+		if p != paths[0] {
+			t.Errorf("plugins.conf loads %s, fluent-bit.yaml %s", paths[0], p)
+		}
+	}
+	if strings.Contains(paths[0], "${") {
+		t.Errorf("plugins.conf: %s: Fluent Bit does not expand variables there", paths[0])
+	}
+}
