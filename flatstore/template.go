@@ -11,7 +11,10 @@ import (
 
 // A Template is a path with substitutions, in Fluent Bit's record accessor
 // style: $TAG, $TAG[n] (the n-th dot-separated part of the tag), $EVENT,
-// $key and $key['sub']['subsub'] (record values).
+// $key and $key['sub']['subsub'] (record values). A key name is letters,
+// digits and '_', with '-' allowed between two of those ($call-id); $TAG and
+// $EVENT end before a '-' ($TAG-events.log). A '$' not followed by a name is
+// a literal '$'.
 //
 // A substituted value can never leave the directory: '/' and NUL become
 // '_', ".." becomes "__", and an absent key, an empty or non-scalar value or
@@ -44,6 +47,7 @@ type segment struct {
 // ParseTemplate parses a path; a path without '$' substitutions is static.
 func ParseTemplate(path string) (*Template, error) {
 	t := &Template{raw: path}
+	first := -1 // where the first substitution starts
 	var lit strings.Builder
 	flush := func() {
 		if lit.Len() > 0 {
@@ -58,10 +62,7 @@ func ParseTemplate(path string) (*Template, error) {
 			i++
 			continue
 		}
-		j := i + 1
-		for j < len(path) && isIdentByte(path[j]) {
-			j++
-		}
+		j := identEnd(path, i+1)
 		ident := path[i+1 : j]
 		if ident == "" {
 			lit.WriteByte(c)
@@ -69,6 +70,9 @@ func ParseTemplate(path string) (*Template, error) {
 			continue
 		}
 		flush()
+		if first < 0 {
+			first = i
+		}
 		switch ident {
 		case "TAG":
 			if j < len(path) && path[j] == '[' {
@@ -110,10 +114,6 @@ func ParseTemplate(path string) (*Template, error) {
 		return nil, errors.New("empty path")
 	}
 	// The directory part that holds no substitution.
-	first := len(path)
-	if k := strings.IndexByte(path, '$'); k >= 0 && !t.Static() {
-		first = k
-	}
 	if t.Static() {
 		t.staticDir = filepath.Dir(path)
 	} else {
@@ -123,8 +123,31 @@ func ParseTemplate(path string) (*Template, error) {
 	return t, nil
 }
 
-func isIdentByte(c byte) bool {
-	return c == '_' || c == '-' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+// identEnd returns where the name that starts at path[i] ends. A name is
+// letters, digits and '_', and '-' between two of those, so that record keys
+// such as call-id work while $n-$m and $user-x.log read as expected; $TAG and
+// $EVENT never take a '-' ($TAG-events.log is the tag then "-events.log").
+func identEnd(path string, i int) int {
+	j := i
+	for j < len(path) {
+		c := path[j]
+		if c == '-' && j > i && j+1 < len(path) && isNameByte(path[j+1]) {
+			if name := path[i:j]; name == "TAG" || name == "EVENT" {
+				return j
+			}
+			j++
+			continue
+		}
+		if !isNameByte(c) {
+			break
+		}
+		j++
+	}
+	return j
+}
+
+func isNameByte(c byte) bool {
+	return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
 }
 
 // Static reports whether the template has no substitution.
