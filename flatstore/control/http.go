@@ -29,12 +29,20 @@ func (s *server) routes() http.Handler {
 	return s.guard(mux)
 }
 
-// guard checks the token before anything else happens, then bounds the body.
+// guard checks the token before anything else happens, refuses browsers,
+// then bounds the body.
 func (s *server) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if s.token != "" && !s.authorized(r) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="flatstore"`)
 			http.Error(w, "Unauthorized: send Authorization: Bearer <control_token>", http.StatusUnauthorized)
+			return
+		}
+		if r.Header.Get("Origin") != "" {
+			// Browsers send Origin with every POST; no client of this endpoint is
+			// a browser. Refusing them keeps a web page from rotating files
+			// (cross-site form POST) or reading /status after a DNS rebind.
+			http.Error(w, "Forbidden: requests from web pages are not accepted", http.StatusForbidden)
 			return
 		}
 		if r.ContentLength > maxBodyBytes {

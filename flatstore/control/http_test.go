@@ -181,6 +181,42 @@ func rawConn(t *testing.T, h *Handle) net.Conn {
 	return conn
 }
 
+// A web page cannot drive the endpoint: a browser's request carries Origin.
+func TestBrowserRefused(t *testing.T) {
+	p := tempPaths(t, "e.log")[0]
+	b := newFileBackend(t, p)
+	h, _ := serve(t, "", b)
+	c, base := client(h)
+	defer c.CloseIdleConnections()
+	for _, req := range []*http.Request{
+		must(http.NewRequest(http.MethodPost, base+"/rotate?path="+url.QueryEscape(p), strings.NewReader("x=1"))),
+		must(http.NewRequest(http.MethodPost, base+"/mi", strings.NewReader(`{"jsonrpc":"2.0","method":"rotate","params":[`+q(p)+`],"id":1}`))),
+		must(http.NewRequest(http.MethodGet, base+"/status", nil)),
+	} {
+		req.Header.Set("Origin", "http://evil.example")
+		req.Header.Set("Content-Type", "text/plain")
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("%s %s with Origin: %d, want 403", req.Method, req.URL.Path, resp.StatusCode)
+		}
+	}
+	if b.totalRotations() != 0 {
+		t.Fatal("a browser request rotated")
+	}
+}
+
+func must(r *http.Request, err error) *http.Request {
+	if err != nil {
+		panic(err)
+	}
+	return r
+}
+
 func TestBodyLimit(t *testing.T) {
 	p := tempPaths(t, "e.log")[0]
 	b := newFileBackend(t, p)
