@@ -302,3 +302,46 @@ func TestClearDirRefusesTheWorkingDirectory(t *testing.T) {
 		t.Errorf("%s not emptied: %v", out, ents)
 	}
 }
+
+// With a Fluent Bit, the demo runs it on the classic configuration, in the
+// data directory, next to a plugins.conf naming the .so, with the variables
+// the configuration reads. A stand-in records what it was given.
+func TestRunsFluentBitAsConfigured(t *testing.T) {
+	dir := t.TempDir()
+	seen := filepath.Join(dir, "seen")
+	fake := filepath.Join(dir, "fluent-bit")
+	script := "#!/bin/sh\n{ echo \"args=$*\"; echo \"pwd=$(pwd)\"; cat plugins.conf; " +
+		"echo \"out=$FLATSTORE_OUT\"; echo \"in=$FLATSTORE_DEMO_IN\"; echo \"eof=$FLATSTORE_EXIT_ON_EOF\"; } > " + seen + "\n"
+	if err := os.WriteFile(fake, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("FLUENT_BIT", fake)
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := options{n: 10, so: "/x/out_flatstore.so", host: "/nonexistent", conf: filepath.Join(root, "conf", "fluent-bit.conf"),
+		out: filepath.Join(dir, "out"), data: filepath.Join(dir, "data"), workers: -1, engine: "auto", seed: 1}
+	var report bytes.Buffer
+	err = run(o, &report)
+	// The stand-in wrote nothing, so the checks must fail.
+	if err == nil || !strings.Contains(report.String(), "0 lines for 10 records") {
+		t.Errorf("run with a Fluent Bit that wrote nothing: err %v\n%s", err, report.String())
+	}
+	b, rerr := os.ReadFile(seen)
+	if rerr != nil {
+		t.Fatalf("the stand-in did not run: %v\n%s", rerr, report.String())
+	}
+	for _, want := range []string{
+		"args=-c " + o.conf,
+		"pwd=" + o.data,
+		"Path /x/out_flatstore.so",
+		"out=" + o.out,
+		"in=" + filepath.Join(o.data, "events.jsonl"),
+		"eof=on",
+	} {
+		if !strings.Contains(string(b), want+"\n") {
+			t.Errorf("the stand-in saw:\n%s\nwant a line %q", b, want)
+		}
+	}
+}

@@ -121,6 +121,10 @@ func run(o options, w io.Writer) error {
 		return filepath.Join(cwd, p)
 	}
 	data, out, confPath := abs(o.data), abs(o.out), abs(o.conf)
+	engine, err := pickEngine(o.engine, abs(o.host))
+	if err != nil {
+		return err
+	}
 	if err := os.MkdirAll(data, 0o755); err != nil {
 		return err
 	}
@@ -171,6 +175,10 @@ func run(o options, w io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if len(cfg.Unset) > 0 {
+		return fmt.Errorf("%s reads %s, which neither the demo nor the environment sets (Fluent Bit would use \"\")",
+			o.conf, strings.Join(cfg.Unset, ", "))
+	}
 	outputs := cfg.Outputs("flatstore")
 	if len(outputs) == 0 {
 		return fmt.Errorf("%s: no [OUTPUT] with Name flatstore", o.conf)
@@ -181,10 +189,6 @@ func run(o options, w io.Writer) error {
 	}
 
 	// 4. The pipeline.
-	engine, err := pickEngine(o.engine, abs(o.host))
-	if err != nil {
-		return err
-	}
 	var sum *hostSummary
 	var wall float64
 	engineDir := cwd
