@@ -17,9 +17,10 @@
 # multi-architecture index. To update one, change tag and digest together
 # (docker buildx imagetools inspect IMAGE:TAG prints the digest).
 #
-# glibc: the .so is built on Debian 12 (bookworm, glibc 2.36). Fluent Bit 5.1.5's image is
-# distroless on Debian 13 (glibc 2.41), which loads anything linked against an older
-# glibc, so the plugin loads there; a build on a newer glibc than the runtime's would not.
+# glibc: the .so is built on Debian 12 (bookworm, glibc 2.36; it needs symbols up to
+# GLIBC_2.34 and only libc.so.6). Fluent Bit 5.1.5's image is distroless on Debian 13
+# (gcr.io/distroless/cc-debian13, glibc 2.41), which loads anything linked against an
+# older glibc; a build on a newer glibc than the runtime's would fail to dlopen.
 
 # --- build -----------------------------------------------------------------------------
 FROM golang:1.26.8-bookworm@sha256:a688600ca24f8a4d3ca77f95b0dd40704a9fc787c826660eb7ba0b641b8b175d AS build
