@@ -1,0 +1,61 @@
+// Package bench makes the realistic input the project's benchmarks share: a
+// stream of SIP-style events of ten fields each, as Fluent Bit hands them to
+// an output plugin. The flatstore benchmarks (flatstore/bench_test.go), the
+// fluent-bit-go baseline (this package's tests) and cmd/flatstore-bench all
+// walk the very same bytes.
+package bench
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/flatstore/flatstore/internal/fbtest"
+)
+
+// Fields is the number of keys in every event body (the event name included).
+const Fields = 10
+
+var (
+	methods = []string{"INVITE", "ACK", "BYE", "REGISTER", "OPTIONS", "CANCEL"}
+	codes   = []int{100, 180, 200, 200, 200, 404, 486, 487}
+	// Every reason holds the default delimiter: one value per line that the
+	// escape has to rewrite.
+	reasons = []string{"Trying, please wait", "Ringing, early media", "OK, answered", "OK, registered",
+		"OK, alive", "Not Found, user unknown", "Busy Here, retry later", "Request Terminated, by caller"}
+	base = time.Unix(1_700_000_000, 0)
+)
+
+// Event returns the i-th event: short strings, integers, and one value (the
+// reason) that contains a comma.
+func Event(i int, legacy bool) fbtest.Record {
+	m := methods[i%len(methods)]
+	c := i % len(codes)
+	n := strconv.Itoa(i)
+	return fbtest.Record{
+		Time:   base.Add(time.Duration(i) * time.Millisecond),
+		Legacy: legacy,
+		Body: fbtest.KV{
+			"event", "E_SIP_" + m,
+			"method", m,
+			"call_id", n + "-a84b4c76e667@pc33.example.com",
+			"from", "sip:alice" + strconv.Itoa(i%500) + "@atlanta.example.com",
+			"to", "sip:bob@biloxi.example.org",
+			"src_ip", "192.0.2." + strconv.Itoa(1+i%250),
+			"src_port", 5060 + i%16,
+			"code", codes[c],
+			"reason", reasons[c],
+			"duration_ms", (i * 7919) % 600_000,
+		},
+	}
+}
+
+// Append appends events from, from+1, … from+n-1 to dst.
+func Append(dst []byte, from, n int, legacy bool) []byte {
+	for i := from; i < from+n; i++ {
+		dst = fbtest.AppendRecord(dst, Event(i, legacy))
+	}
+	return dst
+}
+
+// Chunk returns a flush buffer of n events.
+func Chunk(n int, legacy bool) []byte { return Append(nil, 0, n, legacy) }
