@@ -68,8 +68,11 @@ soak: deps build
 	FLATSTORE_SO=$(abspath $(SO)) FLATSTORE_HOST=$(abspath $(HOST)) FLATSTORE_SOAK=$(SOAK) \
 	  $(GO) test -count=1 -run '^TestSoak$$' -timeout 0 -v ./e2e/
 
+# The Fluent Bit image with the plugin, and the compose file's other two.
 image:
 	docker build -t flatstore:dev .
+	docker build --target logrotate -t flatstore-logrotate:dev .
+	docker build --target app -t flatstore-app:dev .
 
 clean:
 	rm -rf $(BUILD) demo/out demo/events.msgpack demo/events.jsonl
