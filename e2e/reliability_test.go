@@ -1,0 +1,271 @@
+package e2e
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/flatstore/flatstore/internal/fbtest"
+)
+
+// Write failures through the real plugin .so in the C host (SPEC §6): the
+// flush that cannot write answers RETRY having kept nothing, the host resends
+// it, and once the cause is gone the chunk lands exactly once.
+
+// relChunk encodes n records {"event":"E_REL","n":first+i,"pad":pad}, with
+// "file" set when file is not "".
+func relChunk(first, n int, file, pad string) []byte {
+	var b []byte
+	for i := 0; i < n; i++ {
+		body := fbtest.KV{"event", "E_REL", "n", first + i, "pad", pad}
+		if file != "" {
+			body = fbtest.KV{"event", "E_REL", "file", file, "n", first + i, "pad", pad}
+		}
+		b = fbtest.AppendRecord(b, fbtest.Record{Time: time.Unix(1700000000, 0), Body: body})
+	}
+	return b
+}
+
+// relLines is what relChunk writes (with or without the file column).
+func relLines(first, n int, file, pad string) string {
+	var sb strings.Builder
+	for i := 0; i < n; i++ {
+		if file != "" {
+			fmt.Fprintf(&sb, "E_REL,%s,%d,%s\n", file, first+i, pad)
+		} else {
+			fmt.Fprintf(&sb, "E_REL,%d,%s\n", first+i, pad)
+		}
+	}
+	return sb.String()
+}
+
+// relMountTmpfs mounts a tmpfs of the given size on a new temp dir,
+// unmounted when the test ends; it skips the test when not root or when the
+// mount fails.
+func relMountTmpfs(t *testing.T, size string) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a small tmpfs (run the tests as root, e.g. in the container)")
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs (%v: %s): no CAP_SYS_ADMIN?", err, bytes.TrimSpace(out))
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", "-l", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", dir, err, out)
+		}
+	})
+	return dir
+}
+
+// relFill writes a filler file into dir until the filesystem is full, then
+// frees keep bytes of it, and returns its path.
+func relFill(t *testing.T, dir string, keep int64) string {
+	t.Helper()
+	p := filepath.Join(dir, "filler")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	block := make([]byte, 64<<10)
+	var n int64
+	for {
+		w, err := f.Write(block)
+		n += int64(w)
+		if err != nil {
+			if !errors.Is(err, unix.ENOSPC) {
+				t.Fatalf("filling %s: %v", dir, err)
+			}
+			break
+		}
+	}
+	if err := f.Truncate(max(n-keep, 0)); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// relWaitStderr waits until the host's stderr holds every one of want.
+func relWaitStderr(t *testing.T, h *fbtest.Host, want ...string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		s := h.Stderr()
+		ok := true
+		for _, w := range want {
+			ok = ok && strings.Contains(s, w)
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stderr never held %q:\n%s", want, s)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func relRead(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestPluginDiskFull: the event file's filesystem (a 2 MiB tmpfs) has 64 KiB
+// left; the second chunk (~330 KB) does not fit. The plugin answers RETRY
+// and cuts the partial write back; when the test sees the error in the log
+// it deletes the filler, and the resent chunk lands exactly once.
+func TestPluginDiskFull(t *testing.T) {
+	dir := relMountTmpfs(t, "2m")
+	out := filepath.Join(dir, "events.log")
+	pad := strings.Repeat("x", 100)
+	filler := relFill(t, dir, 64<<10)
+	in := fbtest.WriteFile(t, "full.chunks", fbtest.Frames(
+		relChunk(0, 100, "", pad), relChunk(100, 3000, "", pad), relChunk(3100, 100, "", pad)))
+	h := fbtest.StartHost(t, "-in-chunks", in, "-retry-max", "100000", "-retry-wait-ms", "20",
+		"-p", "path="+out, "-p", "control_listen=off")
+	relWaitStderr(t, h, "(ENOSPC)", "chunk will be retried")
+	// While the disk is full the file holds the first chunk only, whole.
+	if got := relRead(t, out); got != relLines(0, 100, "", pad) {
+		t.Errorf("while the disk is full the file holds %d bytes, want the %d of the first chunk",
+			len(got), len(relLines(0, 100, "", pad)))
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	sum, stderr, code := h.Wait()
+	if code != 0 || len(sum.Instances) != 1 {
+		t.Fatalf("exit code %d, summary %+v; stderr:\n%s", code, sum, stderr)
+	}
+	s := sum.Instances[0]
+	if s.OKChunks != 3 || s.OKRecords != 3200 || s.Retries < 1 || s.DroppedChunks != 0 {
+		t.Errorf("summary %+v: want 3 chunks OK after at least one retry", s)
+	}
+	if got := relRead(t, out); got != relLines(0, 3200, "", pad) {
+		lines, rest := fbtest.SplitLines([]byte(got))
+		t.Errorf("file holds %d lines (+%q), want the 3200 exactly once, in order", len(lines), rest)
+	}
+}
+
+// TestPluginPathIsDirectory: mid-run, the path a record renders names a
+// directory; that chunk is answered RETRY with EISDIR in the log while the
+// chunks before and after it go on; once the directory is removed the
+// resent chunk lands once.
+func TestPluginPathIsDirectory(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "b.log"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	in := fbtest.WriteFile(t, "dir.chunks", fbtest.Frames(
+		relChunk(0, 10, "a", "p"), relChunk(10, 10, "b", "p"), relChunk(20, 10, "a", "p")))
+	h := fbtest.StartHost(t, "-in-chunks", in, "-workers", "1", "-retry-max", "100000", "-retry-wait-ms", "20",
+		"-p", "path="+filepath.Join(dir, "$file.log"), "-p", "control_listen=off")
+	relWaitStderr(t, h, "b.log: is a directory (EISDIR)", "chunk will be retried")
+	if err := os.Remove(filepath.Join(dir, "b.log")); err != nil {
+		t.Fatal(err)
+	}
+	sum, stderr, code := h.Wait()
+	if code != 0 || len(sum.Instances) != 1 {
+		t.Fatalf("exit code %d, summary %+v; stderr:\n%s", code, sum, stderr)
+	}
+	if s := sum.Instances[0]; s.OKChunks != 3 || s.Retries < 1 {
+		t.Errorf("summary %+v: want 3 chunks OK after at least one retry", s)
+	}
+	if got, want := relRead(t, filepath.Join(dir, "a.log")), relLines(0, 10, "a", "p")+relLines(20, 10, "a", "p"); got != want {
+		t.Errorf("a.log holds %q, want %q", got, want)
+	}
+	if got, want := relRead(t, filepath.Join(dir, "b.log")), relLines(10, 10, "b", "p"); got != want {
+		t.Errorf("b.log holds %q, want %q", got, want)
+	}
+}
+
+// TestPluginShutdownUnderLoad stops the host (-exit-after-ms) while four
+// workers flush chunks that each write three files with sync flush. The host
+// stops starting flushes, lets those in flight return, then calls ExitCtx.
+// Each chunk's records are in the files, whole, exactly when its flush
+// returned OK: the lines on disk equal the host's ok_records, and no line is
+// torn or repeated.
+func TestPluginShutdownUnderLoad(t *testing.T) {
+	dir := t.TempDir()
+	const chunks, per = 200, 600
+	pad := strings.Repeat("s", 40)
+	var frames [][]byte
+	for c := 0; c < chunks; c++ {
+		var b []byte
+		for r := 0; r < per; r++ {
+			n := c*per + r
+			b = fbtest.AppendRecord(b, fbtest.Record{Body: fbtest.KV{
+				"event", "E_LOAD", "shard", strconv.Itoa(n % 3), "n", n, "pad", pad}})
+		}
+		frames = append(frames, b)
+	}
+	in := fbtest.WriteFile(t, "load.chunks", fbtest.Frames(frames...))
+	// 200 chunks, each followed by a 2 ms pause, over 4 workers: the run
+	// cannot end before 100 ms, so stopping at 40 ms always cuts it short.
+	sum, stderr, code := fbtest.RunHost(t, "-in-chunks", in, "-workers", "4", "-exit-after-ms", "40",
+		"-chunk-delay-us", "2000", "-p", "path="+filepath.Join(dir, "$shard.log"),
+		"-p", "sync=flush", "-p", "control_listen=off")
+	if code != 0 || len(sum.Instances) != 1 {
+		t.Fatalf("exit code %d, summary %+v; stderr:\n%s", code, sum, stderr)
+	}
+	s := sum.Instances[0]
+	if s.UnsentChunks == 0 || s.Chunks+s.UnsentChunks != chunks || s.Errors != 0 || s.DroppedChunks != 0 {
+		t.Errorf("summary %+v: want the run cut short, no error or drop", s)
+	}
+	if strings.Contains(stderr, "panic") || !strings.Contains(stderr, "closed") {
+		t.Errorf("stderr should show a clean close and no panic:\n%s", stderr)
+	}
+	seen := map[int]bool{}
+	for sh := 0; sh < 3; sh++ {
+		data, err := os.ReadFile(filepath.Join(dir, strconv.Itoa(sh)+".log"))
+		if err != nil {
+			if os.IsNotExist(err) && s.OKRecords == 0 {
+				continue
+			}
+			t.Fatal(err)
+		}
+		fbtest.AssertLinesTerminated(t, data)
+		lines, _ := fbtest.SplitLines(data)
+		for _, l := range lines {
+			f := strings.Split(l, ",")
+			n, err := strconv.Atoi(f[len(f)-2])
+			if len(f) != 4 || f[0] != "E_LOAD" || f[1] != strconv.Itoa(sh) || f[3] != pad || err != nil || n%3 != sh {
+				t.Fatalf("%d.log: torn or misplaced line %q", sh, l)
+			}
+			if seen[n] {
+				t.Fatalf("record %d written twice", n)
+			}
+			seen[n] = true
+		}
+	}
+	if int64(len(seen)) != s.OKRecords {
+		t.Errorf("%d records on disk, host counted %d in chunks answered OK", len(seen), s.OKRecords)
+	}
+	// Whole chunks only: a chunk is on disk with all its records or none.
+	for c := 0; c < chunks; c++ {
+		k := 0
+		for r := 0; r < per; r++ {
+			if seen[c*per+r] {
+				k++
+			}
+		}
+		if k != 0 && k != per {
+			t.Errorf("chunk %d: %d of %d records on disk", c, k, per)
+		}
+	}
+	t.Logf("host: %+v", s)
+}
