@@ -304,11 +304,11 @@ func printTable(w io.Writer, res goResults, e2e []e2eRun, mem [2]e2eRun, benchti
 			}
 			row(cells...)
 		}
-		ratio := func(label, num, den string) {
+		ratio := func(label, num, den, unit string) {
 			cells := []string{label}
 			for _, c := range cases {
-				a, ok1 := res[num+"/"+c]["ns/record"]
-				b, ok2 := res[den+"/"+c]["ns/record"]
+				a, ok1 := res[num+"/"+c][unit]
+				b, ok2 := res[den+"/"+c][unit]
 				if ok1 && ok2 && b > 0 {
 					cells = append(cells, fmt.Sprintf("%.2f×", a/b))
 				} else {
@@ -317,15 +317,18 @@ func printTable(w io.Writer, res goResults, e2e []e2eRun, mem [2]e2eRun, benchti
 			}
 			row(cells...)
 		}
-		metric("flatstore Flush, ns/record", "Flush", "ns/record", "%.0f")
+		metric("flatstore Flush, CPU ns/record (process)", "Flush", "cpu-ns/record", "%.0f")
+		metric("flatstore Flush, wall ns/record", "Flush", "ns/record", "%.0f")
 		metric("flatstore output, MB/s", "Flush", "MB/s", "%.0f")
 		metric("flatstore allocs/record", "Flush", "allocs/record", "%.4f")
 		metric("flatstore write(2) per flush", "Flush", "writes/flush", "%.0f")
-		metric("raw write(2) of the same bytes, ns/record", "RawWrite", "ns/record", "%.0f")
-		ratio("flatstore / raw write", "Flush", "RawWrite")
-		metric("fluent-bit-go GetRecord only, ns/record", "GetRecord", "ns/record", "%.0f")
+		metric("raw write(2) of the same bytes, CPU ns/record", "RawWrite", "cpu-ns/record", "%.0f")
+		metric("raw write(2) of the same bytes, wall ns/record", "RawWrite", "ns/record", "%.0f")
+		ratio("flatstore / raw write (CPU)", "Flush", "RawWrite", "cpu-ns/record")
+		metric("fluent-bit-go GetRecord only, CPU ns/record", "GetRecord", "cpu-ns/record", "%.0f")
+		metric("fluent-bit-go GetRecord only, wall ns/record", "GetRecord", "ns/record", "%.0f")
 		metric("GetRecord allocs/record", "GetRecord", "allocs/record", "%.1f")
-		ratio("GetRecord / flatstore", "GetRecord", "Flush")
+		ratio("GetRecord / flatstore (CPU)", "GetRecord", "Flush", "cpu-ns/record")
 	}
 	if len(e2e) > 0 {
 		row(fmt.Sprintf("end to end: host + .so, %d records, chunks of %d records", e2e[0].records, chunk), "workers=0", "workers=1", "workers=4")
