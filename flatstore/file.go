@@ -43,7 +43,8 @@ type fileOptions struct {
 	rotateSize   int64
 	reopenCheck  time.Duration
 	idleTimeout  time.Duration
-	template     string // the template that rendered this path ("" for a static path)
+	template     string  // the template that rendered this path ("" for a static path)
+	log          *Logger // logs the rotations the maintenance goroutine makes; may be nil
 }
 
 // File is one event file: opened lazily, written under its lock with one
@@ -63,11 +64,13 @@ type File struct {
 	period   int64      // rotate_period index of the open
 	dev, ino uint64
 	checked  time.Time // last reopen_check
-	fresh    bool      // closed by a built-in rotation: the next open takes a new name
+	base     string    // path + suffix of the open, before any .1, .2…
+	resume   bool      // closed by us (idle_timeout, exit): the next open continues name
 
 	// read without the lock
 	lastWrite atomic.Int64 // unix nanos
-	isOpen    atomic.Bool
+	isOpen    atomic.Bool  // changed under pool.mu when the File has a pool
+	fresh     atomic.Bool  // closed by a built-in rotation: the next open takes a new name
 	total     struct{ lines, bytes atomic.Uint64 }
 
 	statMu     sync.Mutex
@@ -75,8 +78,31 @@ type File struct {
 	lastReason string
 
 	// guarded by pool.mu
-	pins int // flushes that reserved this file
-	refs int // instances that configured this exact path
+	pins int    // flushes that reserved this file
+	refs int    // instances that configured this exact path
+	slot bool   // counted in pool.slots
+	mem  memory // the last file, as it was at its close
+}
+
+// memory is what a File knows of its last file after closing it. The pool
+// keeps it for a path it forgets (a template path whose file closed), so
+// that the File it makes next for that path goes on as this one would have.
+type memory struct {
+	name, base    string
+	dev, ino      uint64
+	size, lines   int64
+	fresh, resume bool
+}
+
+// remember returns the memory of f; under f.mu.
+func (f *File) remember() memory {
+	return memory{f.name, f.base, f.dev, f.ino, f.size, f.lines, f.fresh.Load(), f.resume}
+}
+
+// recall restores a memory into a File nobody else uses yet.
+func (f *File) recall(mm memory) {
+	f.name, f.base, f.dev, f.ino, f.size, f.lines, f.resume = mm.name, mm.base, mm.dev, mm.ino, mm.size, mm.lines, mm.resume
+	f.fresh.Store(mm.fresh)
 }
 
 func newFile(path string, opt fileOptions, sys *sysOps, now func() time.Time) *File {
@@ -115,7 +141,7 @@ func errnoName(err error) string {
 // index just past a line's '\n'), as one write(2) — or one per file when
 // rotate_count or rotate_size splits it. On error, what this call wrote to
 // the open file is cut back, and the error is returned. rotated receives
-// every built-in rotation made.
+// every built-in rotation made (reasons, in order).
 func (f *File) Write(data []byte, ends []int) (rotations []string, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -128,7 +154,11 @@ func (f *File) Write(data []byte, ends []int) (rotations []string, err error) {
 	start := 0
 	for li := 0; li < len(ends); {
 		if f.fd < 0 {
-			if err := f.openLocked(now, f.fresh); err != nil {
+			r, err := f.openLocked(now)
+			if r != "" {
+				rotations = append(rotations, r)
+			}
+			if err != nil {
 				return rotations, err
 			}
 		}
@@ -206,30 +236,83 @@ func (f *File) writeLocked(b []byte) error {
 	return nil
 }
 
-// openLocked opens the file, creating it with the exact mode. afterRotation
-// gives a name that does not exist yet, so nothing is appended to or
-// overwritten.
-func (f *File) openLocked(now time.Time, afterRotation bool) error {
-	name := f.path
-	if f.opt.suffix != "" {
-		name = string(appendStrftime([]byte(f.path), f.opt.suffix, now))
+// openLocked opens the file at path+suffix, creating it with the exact
+// mode. After a built-in rotation (f.fresh) it takes a name that does not
+// exist yet, so nothing is appended to or overwritten. An existing file that
+// is already full — rotate_size reached, or last written in an earlier
+// rotate_period — is not appended to either: that is a rotation, whose
+// reason is returned.
+func (f *File) openLocked(now time.Time) (rotated string, err error) {
+	fresh := f.fresh.Load()
+	for {
+		fd, base, name, st, created, err := f.openName(now, fresh)
+		if err != nil {
+			return rotated, err
+		}
+		if !created && !fresh {
+			if reason := f.fullLocked(&st, now); reason != "" {
+				f.sys.close(fd)
+				f.countRotation(reason)
+				rotated, fresh = reason, true
+				continue // the next name is created, so this loops once
+			}
+		}
+		if !(uint64(st.Dev) == f.dev && uint64(st.Ino) == f.ino && name == f.name && st.Size == f.size) {
+			// rotate_count counts the lines written since the open, and
+			// on across a close and reopen of the very same file.
+			f.lines = 0
+		}
+		f.fd, f.name, f.base, f.size = fd, name, base, st.Size
+		f.fresh.Store(false)
+		f.resume = false
+		f.dev, f.ino = uint64(st.Dev), uint64(st.Ino)
+		f.checked = now
+		if f.opt.rotatePeriod > 0 {
+			f.period = f.periodOf(now)
+		}
+		if f.pool != nil {
+			f.pool.opened(f)
+		} else {
+			f.isOpen.Store(true)
+		}
+		if f.size == 0 && f.opt.header != nil {
+			if err := f.writeLocked(f.opt.header); err != nil {
+				f.closeLocked("")
+				return rotated, err
+			}
+		}
+		return rotated, nil
 	}
+}
+
+// openName opens name: base (path + suffix for now); with fresh, the
+// first of base, base.1, base.2… that does not exist; after a close of our
+// own (idle_timeout, exit), the very file that was open when its base is
+// the same and nobody moved it. It reports whether this call created it.
+func (f *File) openName(now time.Time, fresh bool) (fd int, base, name string, st unix.Stat_t, created bool, err error) {
+	base = f.path
+	if f.opt.suffix != "" {
+		base = string(appendStrftime([]byte(f.path), f.opt.suffix, now))
+	}
+	name = base
 	if f.opt.mkdir {
 		if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
-			return &writeError{"mkdir", filepath.Dir(name), err}
+			return -1, base, name, st, false, &writeError{"mkdir", filepath.Dir(name), err}
 		}
 	}
-	if afterRotation {
-		base := name
+	switch {
+	case fresh:
 		for i := 1; fileExists(name); i++ {
 			name = base + "." + strconv.Itoa(i)
+		}
+	case f.resume && base == f.base && f.name != base:
+		var last unix.Stat_t
+		if unix.Stat(f.name, &last) == nil && uint64(last.Dev) == f.dev && uint64(last.Ino) == f.ino {
+			name = f.name
 		}
 	}
 	const flags = unix.O_WRONLY | unix.O_APPEND | unix.O_CLOEXEC
 	perm := uint32(f.opt.perm)
-	var fd int
-	var err error
-	created := false
 	for try := 0; ; try++ {
 		fd, err = f.sys.open(name, flags|unix.O_CREAT|unix.O_EXCL, perm)
 		if err == nil {
@@ -245,38 +328,48 @@ func (f *File) openLocked(now time.Time, afterRotation bool) error {
 		}
 	}
 	if err != nil {
-		return &writeError{"open", name, err}
+		return -1, base, name, st, false, &writeError{"open", name, err}
 	}
-	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		f.sys.close(fd)
-		return &writeError{"fstat", name, err}
+		return -1, base, name, st, false, &writeError{"fstat", name, err}
 	}
 	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
 		f.sys.close(fd)
-		return &writeError{"open", name, unix.EISDIR}
+		return -1, base, name, st, false, &writeError{"open", name, unix.EISDIR}
 	}
 	if created && os.FileMode(st.Mode&0o777) != f.opt.perm {
 		// The umask cut the mode: set exactly what was asked for.
 		if err := unix.Fchmod(fd, perm); err != nil {
 			f.sys.close(fd)
-			return &writeError{"fchmod", name, err}
+			return -1, base, name, st, false, &writeError{"fchmod", name, err}
 		}
 	}
-	f.fd, f.name, f.size, f.lines, f.fresh = fd, name, st.Size, 0, false
-	f.dev, f.ino = uint64(st.Dev), uint64(st.Ino)
-	f.checked = now
-	if f.opt.rotatePeriod > 0 {
-		f.period = now.Unix() / int64(f.opt.rotatePeriod/time.Second)
+	return fd, base, name, st, created, nil
+}
+
+// fullLocked tells why an existing file must not be appended to: its size
+// already reached rotate_size, or it was last written in an earlier
+// rotate_period (closed by idle_timeout, a restart, or a template path
+// forgotten in between: the boundary is not skipped).
+func (f *File) fullLocked(st *unix.Stat_t, now time.Time) string {
+	if s := f.opt.rotateSize; s > 0 && st.Size >= s {
+		return ReasonSize
 	}
-	f.isOpen.Store(true)
-	if f.size == 0 && f.opt.header != nil {
-		if err := f.writeLocked(f.opt.header); err != nil {
-			f.closeLocked("")
-			return err
-		}
+	if f.opt.rotatePeriod > 0 && st.Size > 0 && f.periodOf(time.Unix(st.Mtim.Unix())) < f.periodOf(now) {
+		return ReasonPeriod
 	}
-	return nil
+	return ""
+}
+
+// periodOf is the rotate_period index of t: periods are aligned to the epoch.
+func (f *File) periodOf(t time.Time) int64 {
+	p := int64(f.opt.rotatePeriod / time.Second)
+	q := t.Unix() / p
+	if t.Unix() < 0 && t.Unix()%p != 0 {
+		q--
+	}
+	return q
 }
 
 func fileExists(name string) bool {
@@ -287,7 +380,8 @@ func fileExists(name string) bool {
 // checkLocked applies rotate_period and reopen_check to the open file; it
 // returns the reason of a rotation it made, or "".
 func (f *File) checkLocked(now time.Time) string {
-	if p := f.opt.rotatePeriod; p > 0 && now.Unix()/int64(p/time.Second) != f.period {
+	// A period only moves forward: a clock stepped back does not rotate.
+	if f.opt.rotatePeriod > 0 && f.periodOf(now) > f.period {
 		f.closeLocked(ReasonPeriod)
 		return ReasonPeriod
 	}
@@ -312,21 +406,29 @@ func (f *File) closeLocked(reason string) {
 		}
 		_ = f.sys.close(f.fd)
 		f.fd = -1
-		f.isOpen.Store(false)
+		switch reason {
+		case ReasonPeriod, ReasonCount, ReasonSize:
+			f.fresh.Store(true)
+		case "":
+			f.resume = true
+		}
 		if f.pool != nil {
-			f.pool.closed(f)
+			f.pool.closed(f, f.remember())
+		} else {
+			f.isOpen.Store(false)
 		}
 	}
-	switch reason {
-	case ReasonPeriod, ReasonCount, ReasonSize:
-		f.fresh = true
-	}
 	if reason != "" {
-		f.statMu.Lock()
-		f.lastRot, f.lastReason = f.now(), reason
-		f.statMu.Unlock()
-		m.rotations.WithLabelValues(reason).Inc()
+		f.countRotation(reason)
 	}
+}
+
+// countRotation records a rotation of name for Status and the metrics.
+func (f *File) countRotation(reason string) {
+	f.statMu.Lock()
+	f.lastRot, f.lastReason = f.now(), reason
+	f.statMu.Unlock()
+	m.rotations.WithLabelValues(reason).Inc()
 }
 
 // Rotate closes the file, waiting for a write in progress; the next write
@@ -341,8 +443,10 @@ func (f *File) Rotate(reason string) {
 func (f *File) Close() { f.Rotate("") }
 
 // maintain runs the timed checks on an idle file: idle_timeout,
-// rotate_period and reopen_check. It never waits for a busy file.
-func (f *File) maintain(now time.Time) {
+// rotate_period and reopen_check. It never waits for a busy file: a file
+// being written is checked by that write, or at the next tick. The clock is
+// read under the lock, so a check never uses a time older than the open.
+func (f *File) maintain() {
 	if !f.isOpen.Load() || !f.mu.TryLock() {
 		return
 	}
@@ -350,11 +454,15 @@ func (f *File) maintain(now time.Time) {
 	if f.fd < 0 {
 		return
 	}
+	now := f.now()
 	if it := f.opt.idleTimeout; it > 0 && now.UnixNano()-f.lastWrite.Load() >= int64(it) {
 		f.closeLocked("")
 		return
 	}
-	f.checkLocked(now)
+	name := f.name
+	if r := f.checkLocked(now); r != "" {
+		f.opt.log.Infof("rotated %s (%s)", name, r)
+	}
 }
 
 // Status reports the file for the control endpoint.

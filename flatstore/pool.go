@@ -17,7 +17,13 @@ type filePool struct {
 
 	mu    sync.Mutex
 	files map[string]*File
-	slots int // files open or reserved
+	slots int // files holding a slot (File.slot)
+	// memo holds what forgotten Files knew of their last file (memory),
+	// for paths with a suffix or built-in rotation: the File made for that
+	// path next does not append to a full file nor go back to the first
+	// of a series. It holds at most one entry per distinct rendered path,
+	// each of which has files on disk.
+	memo map[string]memory
 
 	users    int
 	stop     chan struct{}
@@ -28,7 +34,8 @@ type filePool struct {
 var pool = newPool(realOps, time.Now)
 
 func newPool(sys *sysOps, now func() time.Time) *filePool {
-	return &filePool{sys: sys, now: now, files: map[string]*File{}, interval: 100 * time.Millisecond}
+	return &filePool{sys: sys, now: now, files: map[string]*File{}, memo: map[string]memory{},
+		interval: 100 * time.Millisecond}
 }
 
 // OpenCount is the number of files holding a slot.
@@ -38,8 +45,6 @@ func (p *filePool) OpenCount() int {
 	return p.slots
 }
 
-func (f *File) holdsSlot() bool { return f.pins > 0 || f.isOpen.Load() }
-
 // lookupLocked returns the File for path, creating it with opt.
 func (p *filePool) lookupLocked(path string, opt fileOptions) *File {
 	f := p.files[path]
@@ -47,6 +52,10 @@ func (p *filePool) lookupLocked(path string, opt fileOptions) *File {
 		f = newFile(path, opt, p.sys, p.now)
 		f.pool = p
 		p.files[path] = f
+		if mm, ok := p.memo[path]; ok {
+			delete(p.memo, path)
+			f.recall(mm)
+		}
 	}
 	return f
 }
@@ -82,7 +91,7 @@ func (p *filePool) acquire(paths []string, opt fileOptions, limit int, out []*Fi
 	defer p.mu.Unlock()
 	need := 0
 	for _, path := range paths {
-		if f := p.files[path]; f == nil || !f.holdsSlot() {
+		if f := p.files[path]; f == nil || !f.slot {
 			need++
 		}
 	}
@@ -91,7 +100,8 @@ func (p *filePool) acquire(paths []string, opt fileOptions, limit int, out []*Fi
 	}
 	for _, path := range paths {
 		f := p.lookupLocked(path, opt)
-		if !f.holdsSlot() {
+		if !f.slot {
+			f.slot = true
 			p.slots++
 		}
 		f.pins++
@@ -106,21 +116,43 @@ func (p *filePool) release(files []*File) {
 	defer p.mu.Unlock()
 	for _, f := range files {
 		f.pins--
-		if !f.holdsSlot() {
-			p.slots--
-			p.forgetLocked(f)
-		}
+		p.freeLocked(f)
+	}
+}
+
+// opened is called by a File (under its lock) when it opened its handle.
+// isOpen changes only under p.mu, so a slot is never counted twice nor
+// freed twice when a close races with a flush that acquires the file.
+func (p *filePool) opened(f *File) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	f.isOpen.Store(true)
+	if !f.slot { // opened without acquire (tests): count it all the same
+		f.slot = true
+		p.slots++
 	}
 }
 
 // closed is called by a File (under its lock) when it closed its handle.
-func (p *filePool) closed(f *File) {
+func (p *filePool) closed(f *File, mm memory) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if f.pins == 0 {
-		p.slots--
-		p.forgetLocked(f)
+	f.mem = mm
+	f.isOpen.Store(false)
+	p.freeLocked(f)
+}
+
+// freeLocked gives back the slot of a file that is neither open nor
+// pinned, and forgets it when no instance configured it.
+func (p *filePool) freeLocked(f *File) {
+	if f.pins > 0 || f.isOpen.Load() {
+		return
 	}
+	if f.slot {
+		f.slot = false
+		p.slots--
+	}
+	p.forgetLocked(f)
 }
 
 // forgetLocked drops a rendered path that is neither open, pinned nor
@@ -128,6 +160,10 @@ func (p *filePool) closed(f *File) {
 func (p *filePool) forgetLocked(f *File) {
 	if f.refs == 0 && f.pins == 0 && !f.isOpen.Load() && p.files[f.path] == f {
 		delete(p.files, f.path)
+		o := f.opt
+		if f.mem.name != "" && (o.suffix != "" || o.rotateCount > 0 || o.rotateSize > 0 || o.rotatePeriod > 0) {
+			p.memo[f.path] = f.mem
+		}
 	}
 }
 
@@ -188,10 +224,14 @@ func (p *filePool) maintain(stop, stopped chan struct{}, every time.Duration) {
 		case <-stop:
 			return
 		case <-t.C:
-			now := p.now()
-			for _, f := range p.snapshot(func(f *File) bool { return f.isOpen.Load() }) {
-				f.maintain(now)
-			}
+			p.tick()
 		}
+	}
+}
+
+// tick runs one round of maintenance over the open files.
+func (p *filePool) tick() {
+	for _, f := range p.snapshot(func(f *File) bool { return f.isOpen.Load() }) {
+		f.maintain()
 	}
 }
