@@ -1,0 +1,1041 @@
+package flatstore
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"golang.org/x/sys/unix"
+
+	"github.com/flatstore/flatstore/internal/fbtest"
+)
+
+// These tests hold SPEC §2 (header), §3 (files) and §4 (rotation) with
+// bytes on disk. Those that need time to pass swap the process-wide pool
+// for one with an injected clock (usePool) and run its maintenance by hand
+// (pool.tick), so nothing sleeps.
+
+// fakeClock is a clock that moves only when told; safe for concurrent use.
+type fakeClock struct{ ns atomic.Int64 }
+
+func newFakeClock(t time.Time) *fakeClock {
+	c := &fakeClock{}
+	c.ns.Store(t.UnixNano())
+	return c
+}
+
+func (c *fakeClock) Now() time.Time      { return time.Unix(0, c.ns.Load()) }
+func (c *fakeClock) Add(d time.Duration) { c.ns.Add(int64(d)) }
+func (c *fakeClock) Set(t time.Time)     { c.ns.Store(t.UnixNano()) }
+
+// usePool makes the instances created from now on in this test use a pool
+// with the clock clk and the system calls ops (realOps when nil); its
+// maintenance goroutine ticks only hourly, so the test calls p.tick(). Not
+// for parallel tests.
+func usePool(t *testing.T, clk *fakeClock, ops *sysOps) *filePool {
+	t.Helper()
+	if ops == nil {
+		ops = realOps
+	}
+	old := pool
+	old.mu.Lock()
+	users := old.users
+	old.mu.Unlock()
+	if users != 0 {
+		t.Fatalf("the pool still has %d instances (a test left one open)", users)
+	}
+	p := newPool(ops, clk.Now)
+	p.interval = time.Hour
+	pool = p
+	t.Cleanup(func() {
+		p.mu.Lock()
+		users, slots := p.users, p.slots
+		p.mu.Unlock()
+		pool = old
+		if users != 0 || slots != 0 {
+			t.Errorf("test pool left with %d instances and %d slots", users, slots)
+		}
+	})
+	return p
+}
+
+// fsInstance builds an instance from key/value pairs (control off), closed
+// when the test ends.
+func fsInstance(t *testing.T, kv ...string) *Instance {
+	t.Helper()
+	g := MapGetter{"control_listen": "off"}
+	for i := 0; i+1 < len(kv); i += 2 {
+		g[kv[i]] = kv[i+1]
+	}
+	cfg, err := ParseConfig(g)
+	if err != nil {
+		t.Fatalf("ParseConfig: %v", err)
+	}
+	in := NewInstance(cfg, "", NewLogger("files-test", io.Discard))
+	t.Cleanup(in.Close)
+	return in
+}
+
+// evRecords encodes n records {"event": ev, "n": first+i} plus extra pairs.
+func evRecords(ev string, first, n int, extra ...any) []byte {
+	var b []byte
+	for i := 0; i < n; i++ {
+		body := fbtest.KV{"event", ev, "n", first + i}
+		body = append(body, extra...)
+		b = fbtest.AppendRecord(b, fbtest.Record{Time: time.Unix(1700000000, 0), Body: body})
+	}
+	return b
+}
+
+// evLines is what evRecords(ev, first, n) writes with the default settings.
+func evLines(ev string, first, n int) string {
+	var sb strings.Builder
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&sb, "%s,%d\n", ev, first+i)
+	}
+	return sb.String()
+}
+
+func mustFlush(t *testing.T, in *Instance, data []byte, tag string) {
+	t.Helper()
+	if res := in.Flush(data, tag); res != OK {
+		t.Fatalf("Flush(tag %q) = %v, want OK", tag, res)
+	}
+}
+
+func fileText(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// dirFiles lists the regular files under dir, relative to it, sorted by
+// rotation order: name, name.1, name.2… (numeric suffixes compared as numbers).
+func dirFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() {
+			rel, _ := filepath.Rel(dir, p)
+			out = append(out, rel)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := func(s string) (string, int) {
+		if i := strings.LastIndexByte(s, '.'); i >= 0 {
+			if n, err := strconv.Atoi(s[i+1:]); err == nil {
+				return s[:i], n
+			}
+		}
+		return s, 0
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, an := key(out[i])
+		b, bn := key(out[j])
+		if a != b {
+			return a < b
+		}
+		return an < bn
+	})
+	return out
+}
+
+func rotationsTotal(t *testing.T, reason string) float64 {
+	t.Helper()
+	var d dto.Metric
+	if err := m.rotations.WithLabelValues(reason).Write(&d); err != nil {
+		t.Fatal(err)
+	}
+	return d.GetCounter().GetValue()
+}
+
+// fdsUnder counts this process's descriptors open on files under dir.
+func fdsUnder(dir string) int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return -1
+	}
+	n := 0
+	for _, e := range ents {
+		if l, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && strings.HasPrefix(l, dir+"/") {
+			n++
+		}
+	}
+	return n
+}
+
+// 1. $TAG with 1000 tags and max_open_sockets 100: never more than 100
+// files open, flushes over the limit get Retry and succeed once idle files
+// close, and every record is in its own tag's file.
+func TestTemplateManyTagsMaxOpenSockets(t *testing.T) {
+	clk := newFakeClock(time.Unix(1800000000, 0))
+	p := usePool(t, clk, nil)
+	dir := t.TempDir()
+	in := fsInstance(t, "path", filepath.Join(dir, "$TAG.log"), "max_open_sockets", "100", "idle_timeout", "200ms")
+
+	const tags, rounds, per, workers = 1000, 2, 3, 4
+	type job struct{ tag, round int }
+	jobs := make(chan job)
+	go func() {
+		for r := 0; r < rounds; r++ {
+			for i := 0; i < tags; i++ {
+				jobs <- job{i, r}
+			}
+		}
+		close(jobs)
+	}()
+
+	var retries atomic.Int64
+	var maxSlots, maxFDs atomic.Int64
+	done := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			s, f := int64(p.OpenCount()), int64(fdsUnder(dir))
+			if s > maxSlots.Load() {
+				maxSlots.Store(s)
+			}
+			if f > maxFDs.Load() {
+				maxFDs.Store(f)
+			}
+			select {
+			case <-done:
+				return
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				tag := fmt.Sprintf("t%04d", j.tag)
+				chunk := evRecords("E_"+tag, j.round*per, per)
+				for {
+					res := in.Flush(chunk, tag)
+					if res == OK {
+						break
+					}
+					if res != Retry {
+						t.Errorf("flush %s = %v", tag, res)
+						return
+					}
+					if n := p.OpenCount(); n > 100 {
+						t.Errorf("%d files hold a slot", n)
+					}
+					// Let time pass so that idle files close.
+					retries.Add(1)
+					clk.Add(250 * time.Millisecond)
+					p.tick()
+					runtime.Gosched()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(done)
+	<-sampled
+
+	if ms, mf := maxSlots.Load(), maxFDs.Load(); ms > 100 || mf > 100 || ms < 50 || mf < 50 {
+		t.Errorf("at most %d slots and %d descriptors seen; want between 50 and 100", ms, mf)
+	}
+	if retries.Load() == 0 {
+		t.Error("no flush was asked to retry with 1000 tags and 100 sockets")
+	}
+	files := dirFiles(t, dir)
+	if len(files) != tags {
+		t.Fatalf("%d files, want %d", len(files), tags)
+	}
+	total := 0
+	for i := 0; i < tags; i++ {
+		tag := fmt.Sprintf("t%04d", i)
+		got := fileText(t, filepath.Join(dir, tag+".log"))
+		if want := evLines("E_"+tag, 0, rounds*per); got != want {
+			t.Fatalf("%s.log = %q, want %q", tag, got, want)
+		}
+		total += strings.Count(got, "\n")
+	}
+	if total != tags*rounds*per {
+		t.Errorf("%d lines, want %d", total, tags*rounds*per)
+	}
+	t.Logf("%d retries, at most %d slots, %d descriptors", retries.Load(), maxSlots.Load(), maxFDs.Load())
+}
+
+// 2. Substituted values cannot leave the configured directory.
+func TestTemplateValuesStayInDirectory(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "a", "b", "c")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	byTag := fsInstance(t, "path", filepath.Join(dir, "$TAG.log"))
+	byKey := fsInstance(t, "path", filepath.Join(dir, "k-$user.log"))
+	for _, tag := range []string{"../../etc/x", "..", ".", "/etc/passwd", "a/../../b"} {
+		mustFlush(t, byTag, evRecords("E_TAG", 0, 1), tag)
+	}
+	for _, user := range []string{"a/../../b", "../../../../etc/y", "..", "/"} {
+		mustFlush(t, byKey, evRecords("E_KEY", 0, 1, "user", user), "t")
+	}
+	files := dirFiles(t, root)
+	if len(files) != 9 {
+		t.Errorf("%d files, want 9: %q", len(files), files)
+	}
+	lines := 0
+	for _, f := range files {
+		if filepath.Dir(f) != filepath.Join("a", "b", "c") {
+			t.Errorf("file %s is outside %s", f, dir)
+		}
+		lines += strings.Count(fileText(t, filepath.Join(root, f)), "\n")
+	}
+	if lines != 9 {
+		t.Errorf("%d lines in %q, want 9", lines, files)
+	}
+}
+
+// 3. rotate_count: files of exactly 1000 lines and one of 500, the suffix
+// names with .1, .2… when rotations fall in the same second.
+func TestRotateCount(t *testing.T) {
+	const total, limit = 10500, 1000
+	for _, tc := range []struct {
+		name  string
+		sizes func() []int
+	}{
+		{"one flush", func() []int { return []int{total} }},
+		{"many small flushes", func() []int {
+			var s []int
+			for left, i := total, 0; left > 0; i++ {
+				n := min(left, 1+(i*37)%333)
+				s = append(s, n)
+				left -= n
+			}
+			return s
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			start := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+			usePool(t, newFakeClock(start), nil) // every rotation in the same second
+			dir := t.TempDir()
+			path := filepath.Join(dir, "ev.log")
+			in := fsInstance(t, "path", path, "rotate_count", "1000", "suffix", ".%Y%m%d-%H%M%S")
+			before := rotationsTotal(t, ReasonCount)
+			n := 0
+			for _, k := range tc.sizes() {
+				mustFlush(t, in, evRecords("E_C", n, k), "t")
+				n += k
+			}
+			files := dirFiles(t, dir)
+			if len(files) != 11 {
+				t.Fatalf("files %q, want 11", files)
+			}
+			next := 0
+			for i, f := range files {
+				want := "ev.log.20300102-030405"
+				if i > 0 {
+					want += "." + strconv.Itoa(i)
+				}
+				if f != want {
+					t.Errorf("file %d is %s, want %s", i, f, want)
+				}
+				k := limit
+				if i == 10 {
+					k = total - 10*limit
+				}
+				if got := fileText(t, filepath.Join(dir, f)); got != evLines("E_C", next, k) {
+					t.Errorf("%s: %d lines, not lines %d..%d", f, strings.Count(got, "\n"), next, next+k-1)
+				}
+				next += k
+			}
+			if got := rotationsTotal(t, ReasonCount) - before; got != 10 {
+				t.Errorf("%v count rotations counted, want 10", got)
+			}
+			if st := in.Status(); len(st) != 1 || st[0].LastReason != ReasonCount || st[0].Lines != total {
+				t.Errorf("status %+v", st)
+			}
+		})
+	}
+}
+
+// A template path is forgotten by the pool when its file closes; after a
+// count rotation the next file for that path must still be a new one.
+func TestRotateCountTemplateForgotten(t *testing.T) {
+	clk := newFakeClock(time.Unix(1800000000, 0))
+	p := usePool(t, clk, nil)
+	dir := t.TempDir()
+	in := fsInstance(t, "path", filepath.Join(dir, "$TAG.log"), "rotate_count", "10")
+	mustFlush(t, in, evRecords("E", 0, 15), "a") // a.log 10, a.log.1 5 (open)
+	mustFlush(t, in, evRecords("E", 15, 5), "a") // a.log.1 10: closed, forgotten
+	if f := pool.get(filepath.Join(dir, "a.log")); f != nil {
+		t.Fatalf("the pool kept %s after its rotation", f.path)
+	}
+	mustFlush(t, in, evRecords("E", 20, 3), "a") // a.log.2
+	// Closed for idle and forgotten, the path goes on in a.log.2, counting
+	// its lines on.
+	clk.Add(2 * time.Minute)
+	p.tick()
+	if f := pool.get(filepath.Join(dir, "a.log")); f != nil || p.OpenCount() != 0 {
+		t.Fatal("the idle file was not closed and forgotten")
+	}
+	mustFlush(t, in, evRecords("E", 23, 8), "a") // 7 into a.log.2, 1 into a.log.3
+	want := map[string]string{"a.log": evLines("E", 0, 10), "a.log.1": evLines("E", 10, 10),
+		"a.log.2": evLines("E", 20, 10), "a.log.3": evLines("E", 30, 1)}
+	files := dirFiles(t, dir)
+	if len(files) != len(want) {
+		t.Fatalf("files %q", files)
+	}
+	for name, w := range want {
+		if got := fileText(t, filepath.Join(dir, name)); got != w {
+			t.Errorf("%s = %q, want %q", name, got, w)
+		}
+	}
+}
+
+// 4. rotate_size counts from the real size of an existing file.
+func TestRotateSizeFromExisting(t *testing.T) {
+	usePool(t, newFakeClock(time.Unix(1800000000, 0)), nil)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "ev.log")
+	old := strings.Repeat(strings.Repeat("o", 89)+"\n", 10) // 900 bytes
+	if err := os.WriteFile(path, []byte(old), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	in := fsInstance(t, "path", path, "rotate_size", "1k")
+	pad := strings.Repeat("p", 41) // "E,NNNNN,<41>\n" is 50 bytes
+	var chunk []byte
+	var lines []string
+	for i := 0; i < 30; i++ {
+		n := fmt.Sprintf("%05d", i)
+		chunk = fbtest.AppendRecord(chunk, fbtest.Record{Body: fbtest.KV{"event", "E", "n", n, "pad", pad}})
+		lines = append(lines, "E,"+n+","+pad+"\n")
+	}
+	mustFlush(t, in, chunk, "t")
+	// 900+50+50 < 1024; the third line reaches the limit and stays.
+	want := map[string]string{
+		"ev.log":   old + strings.Join(lines[:3], ""),
+		"ev.log.1": strings.Join(lines[3:24], ""), // 21 lines: 1050 bytes
+		"ev.log.2": strings.Join(lines[24:], ""),
+	}
+	files := dirFiles(t, dir)
+	if len(files) != 3 {
+		t.Fatalf("files %q", files)
+	}
+	for name, w := range want {
+		if got := fileText(t, filepath.Join(dir, name)); got != w {
+			t.Errorf("%s: %d bytes, want %d", name, len(got), len(w))
+		}
+	}
+
+	// An existing file already over the limit is not appended to.
+	dir2 := t.TempDir()
+	path2 := filepath.Join(dir2, "full.log")
+	big := strings.Repeat("x", 2047) + "\n"
+	if err := os.WriteFile(path2, []byte(big), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	in2 := fsInstance(t, "path", path2, "rotate_size", "1k")
+	before := rotationsTotal(t, ReasonSize)
+	mustFlush(t, in2, evRecords("E", 0, 2), "t")
+	if got := fileText(t, path2); got != big {
+		t.Errorf("the full file was written to: %d bytes", len(got))
+	}
+	if got := fileText(t, path2+".1"); got != evLines("E", 0, 2) {
+		t.Errorf("full.log.1 = %q", got)
+	}
+	if got := rotationsTotal(t, ReasonSize) - before; got != 1 {
+		t.Errorf("%v size rotations, want 1", got)
+	}
+}
+
+// stallOps is realOps whose next write, once armed, waits to be released.
+type stallOps struct {
+	armed   atomic.Bool
+	entered chan struct{}
+	release chan struct{}
+}
+
+func newStallOps() (*stallOps, *sysOps) {
+	s := &stallOps{entered: make(chan struct{}), release: make(chan struct{})}
+	ops := *realOps
+	ops.write = func(fd int, b []byte) (int, error) {
+		if s.armed.CompareAndSwap(true, false) {
+			s.entered <- struct{}{}
+			<-s.release
+		}
+		return unix.Write(fd, b)
+	}
+	return s, &ops
+}
+
+// stall starts flush in a goroutine and returns once its write is stalled
+// (holding the file's lock), and a func that releases it and waits.
+func (s *stallOps) stall(t *testing.T, flush func() Result) (release func()) {
+	s.armed.Store(true)
+	res := make(chan Result)
+	go func() { res <- flush() }()
+	<-s.entered
+	return func() {
+		s.release <- struct{}{}
+		if r := <-res; r != OK {
+			t.Errorf("stalled flush = %v", r)
+		}
+	}
+}
+
+// 5. rotate_period with an injected clock: boundaries crossed while a
+// flush is stalled (and the maintenance tick cannot take the busy file)
+// still rotate at the next write; lines of two periods never share a file;
+// one rotation per period that had lines, none for periods without.
+func TestRotatePeriodInjectedClock(t *testing.T) {
+	const period = 60
+	t0 := time.Unix(1800000000, 0) // a multiple of 60
+	clk := newFakeClock(t0.Add(10 * time.Second))
+	st, ops := newStallOps()
+	p := usePool(t, clk, ops)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "ev.log")
+	in := fsInstance(t, "path", path, "rotate_period", strconv.Itoa(period), "suffix", "-%H%M%S", "idle_timeout", "0")
+	name := func(sec int) string { return "ev.log-" + t0.Add(time.Duration(sec)*time.Second).UTC().Format("150405") }
+	before := rotationsTotal(t, ReasonPeriod)
+
+	mustFlush(t, in, evRecords("A", 0, 5), "t") // period 0, opened at +10s
+	// B stalls in write(2) holding the file; the clock crosses into period 1.
+	release := st.stall(t, func() Result { return in.Flush(evRecords("B", 0, 5), "t") })
+	clk.Set(t0.Add(70 * time.Second))
+	p.tick() // the file is busy: the tick skips it
+	release()
+	mustFlush(t, in, evRecords("C", 0, 5), "t") // rotates: period 1, opened at +70s
+
+	// D stalls in period 1 while the clock crosses two boundaries.
+	release = st.stall(t, func() Result { return in.Flush(evRecords("D", 0, 5), "t") })
+	clk.Set(t0.Add(190 * time.Second))
+	p.tick()
+	release()
+	mustFlush(t, in, evRecords("E", 0, 5), "t") // one rotation: period 3, opened at +190s
+
+	// The period ends with no write: the tick closes the file.
+	clk.Set(t0.Add(250 * time.Second))
+	p.tick()
+	if p.OpenCount() != 0 || in.Status()[0].Open {
+		t.Errorf("the tick left the file of an ended period open (%d open)", p.OpenCount())
+	}
+	clk.Set(t0.Add(251 * time.Second))
+	mustFlush(t, in, evRecords("G", 0, 5), "t") // period 4, opened at +251s
+	clk.Set(t0.Add(299 * time.Second))
+	mustFlush(t, in, evRecords("H", 0, 5), "t") // same period, same file
+
+	want := map[string]string{
+		name(10):  evLines("A", 0, 5) + evLines("B", 0, 5),
+		name(70):  evLines("C", 0, 5) + evLines("D", 0, 5),
+		name(190): evLines("E", 0, 5),
+		name(251): evLines("G", 0, 5) + evLines("H", 0, 5),
+	}
+	files := dirFiles(t, dir)
+	if len(files) != len(want) {
+		t.Errorf("files %q, want the 4 of %v", files, want)
+	}
+	for n, w := range want {
+		if got := fileText(t, filepath.Join(dir, n)); got != w {
+			t.Errorf("%s = %q, want %q", n, got, w)
+		}
+	}
+	if got := rotationsTotal(t, ReasonPeriod) - before; got != 3 {
+		t.Errorf("%v period rotations, want 3", got)
+	}
+	if s := in.Status()[0]; s.LastReason != ReasonPeriod || !s.LastRotation.Equal(t0.Add(250*time.Second)) {
+		t.Errorf("status %+v", s)
+	}
+}
+
+// rotate_period: an existing file last written in an earlier period is not
+// appended to by a normal open (after idle_timeout, a restart…); one
+// written in this period is.
+func TestRotatePeriodExistingFile(t *testing.T) {
+	t0 := time.Unix(1800000000, 0)
+	clk := newFakeClock(t0.Add(30 * time.Second))
+	p := usePool(t, clk, nil)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "ev.log")
+	if err := os.WriteFile(path, []byte("old\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(path, t0.Add(-time.Second), t0.Add(-time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	in := fsInstance(t, "path", path, "rotate_period", "60", "idle_timeout", "1s")
+	mustFlush(t, in, evRecords("A", 0, 2), "t")
+	if got := fileText(t, path); got != "old\n" {
+		t.Errorf("a file of the previous period was appended to: %q", got)
+	}
+	// Idle close, then a write in the same period appends to ev.log.1.
+	clk.Add(2 * time.Second)
+	p.tick()
+	if p.OpenCount() != 0 {
+		t.Fatal("idle file not closed")
+	}
+	if err := os.Chtimes(path+".1", t0.Add(31*time.Second), t0.Add(31*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	mustFlush(t, in, evRecords("A", 2, 2), "t")
+	if got := fileText(t, path+".1"); got != evLines("A", 0, 4) {
+		t.Errorf("ev.log.1 = %q", got)
+	}
+}
+
+// 6. header: once at the top of every new file, after every rotation too,
+// never inside a file that already had content.
+func TestHeader(t *testing.T) {
+	usePool(t, newFakeClock(time.Unix(1800000000, 0)), nil)
+	t.Run("auto with rotations", func(t *testing.T) {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "ev.log")
+		in := fsInstance(t, "path", path, "header", "auto", "params", "n", "rotate_count", "3")
+		mustFlush(t, in, evRecords("E", 0, 4), "t")
+		mustFlush(t, in, evRecords("E", 4, 4), "t")
+		want := []string{"event,n\n" + evLines("E", 0, 3), "event,n\n" + evLines("E", 3, 3), "event,n\n" + evLines("E", 6, 2)}
+		files := dirFiles(t, dir)
+		if len(files) != 3 {
+			t.Fatalf("files %q", files)
+		}
+		for i, f := range files {
+			if got := fileText(t, filepath.Join(dir, f)); got != want[i] {
+				t.Errorf("%s = %q, want %q", f, got, want[i])
+			}
+		}
+	})
+	t.Run("existing content", func(t *testing.T) {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "ev.log")
+		if err := os.WriteFile(path, []byte("before\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		in := fsInstance(t, "path", path, "header", "# my header")
+		mustFlush(t, in, evRecords("E", 0, 1), "t")
+		if err := in.Rotate(path); err != nil { // reopen the same file
+			t.Fatal(err)
+		}
+		mustFlush(t, in, evRecords("E", 1, 1), "t")
+		if got, want := fileText(t, path), "before\n"+evLines("E", 0, 2); got != want {
+			t.Errorf("%q, want %q", got, want)
+		}
+	})
+	t.Run("literal on empty and new files", func(t *testing.T) {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "ev.log")
+		if err := os.WriteFile(path, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		in := fsInstance(t, "path", path, "header", "# my header")
+		mustFlush(t, in, evRecords("E", 0, 1), "t")
+		if err := os.Rename(path, path+".old"); err != nil {
+			t.Fatal(err)
+		}
+		if err := in.Rotate(path); err != nil {
+			t.Fatal(err)
+		}
+		mustFlush(t, in, evRecords("E", 1, 2), "t")
+		if got, want := fileText(t, path+".old"), "# my header\n"+evLines("E", 0, 1); got != want {
+			t.Errorf("%q, want %q", got, want)
+		}
+		if got, want := fileText(t, path), "# my header\n"+evLines("E", 1, 2); got != want {
+			t.Errorf("%q, want %q", got, want)
+		}
+	})
+}
+
+// 7. file_permissions: exactly that mode whatever the umask; an existing
+// file keeps its own.
+func TestFilePermissions(t *testing.T) {
+	for _, umask := range []int{0o022, 0o077} {
+		for _, tc := range []struct {
+			perm string
+			mode os.FileMode
+		}{{"644", 0o644}, {"0640", 0o640}, {"600", 0o600}, {"666", 0o666}} {
+			t.Run(fmt.Sprintf("umask %03o perm %s", umask, tc.perm), func(t *testing.T) {
+				old := syscall.Umask(umask)
+				defer syscall.Umask(old)
+				path := filepath.Join(t.TempDir(), "ev.log")
+				in := fsInstance(t, "path", path, "file_permissions", tc.perm)
+				mustFlush(t, in, evRecords("E", 0, 1), "t")
+				fi, err := os.Stat(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if fi.Mode().Perm() != tc.mode {
+					t.Errorf("mode %04o, want %04o", fi.Mode().Perm(), tc.mode)
+				}
+			})
+		}
+	}
+	t.Run("existing keeps its mode", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "ev.log")
+		if err := os.WriteFile(path, []byte("x\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(path, 0o620); err != nil {
+			t.Fatal(err)
+		}
+		in := fsInstance(t, "path", path, "file_permissions", "644")
+		mustFlush(t, in, evRecords("E", 0, 1), "t")
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o620 {
+			t.Errorf("mode %04o, want 0620 kept", fi.Mode().Perm())
+		}
+	})
+}
+
+// 8. max_open_sockets across instances: the flush that needs a third file
+// writes nothing and asks for a retry until a slot frees.
+func TestMaxOpenSocketsAcrossInstances(t *testing.T) {
+	p := usePool(t, newFakeClock(time.Unix(1800000000, 0)), nil)
+	dir := t.TempDir()
+	var ins [3]*Instance
+	var paths [3]string
+	for i := range ins {
+		paths[i] = filepath.Join(dir, fmt.Sprintf("ev%d.log", i))
+		ins[i] = fsInstance(t, "path", paths[i], "max_open_sockets", "2", "idle_timeout", "0")
+	}
+	mustFlush(t, ins[0], evRecords("A", 0, 1), "t")
+	mustFlush(t, ins[1], evRecords("B", 0, 1), "t")
+	if res := ins[2].Flush(evRecords("C", 0, 1), "t"); res != Retry {
+		t.Fatalf("third file: %v, want Retry", res)
+	}
+	if _, err := os.Stat(paths[2]); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the refused flush created its file: %v", err)
+	}
+	mustFlush(t, ins[0], evRecords("A", 1, 1), "t")
+	mustFlush(t, ins[1], evRecords("B", 1, 1), "t")
+	if n := p.OpenCount(); n != 2 {
+		t.Errorf("OpenCount %d, want 2", n)
+	}
+	ins[0].Close()
+	if n := p.OpenCount(); n != 1 {
+		t.Errorf("OpenCount %d after a Close, want 1", n)
+	}
+	mustFlush(t, ins[2], evRecords("C", 0, 1), "t")
+	mustFlush(t, ins[1], evRecords("B", 2, 1), "t")
+	for i, w := range []string{evLines("A", 0, 2), evLines("B", 0, 3), evLines("C", 0, 1)} {
+		if got := fileText(t, paths[i]); got != w {
+			t.Errorf("%s = %q, want %q", paths[i], got, w)
+		}
+	}
+}
+
+// 9. Two instances on one path, four goroutines each: every line whole,
+// none interleaved, none lost.
+func TestSharedPathConcurrent(t *testing.T) {
+	usePool(t, newFakeClock(time.Unix(1800000000, 0)), nil)
+	path := filepath.Join(t.TempDir(), "ev.log")
+	const total, workers, chunk = 200000, 8, 500
+	a := fsInstance(t, "path", path)
+	b := fsInstance(t, "path", path)
+	pad := strings.Repeat("q", 60)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		in := a
+		if w%2 == 1 {
+			in = b
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ev := fmt.Sprintf("W%d", w)
+			for n := 0; n < total/workers; n += chunk {
+				if res := in.Flush(evRecords(ev, n, chunk, "pad", pad), "t"); res != OK {
+					t.Errorf("%s: flush = %v", ev, res)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	want := make([]int, workers)
+	for w := range want {
+		want[w] = total / workers
+	}
+	checkLines(t, []string{path}, want, pad)
+}
+
+// checkLines reads files whose lines are "W<w>,<n>,<pad>" and checks that
+// every (w, n) for n < want[w] is there exactly once, in order for each w,
+// and that nothing else is.
+func checkLines(t *testing.T, paths []string, want []int, pad string) {
+	t.Helper()
+	workers := len(want)
+	next := make([]int, workers)
+	total := 0
+	for _, n := range want {
+		total += n
+	}
+	lines := 0
+	for _, p := range paths {
+		fh, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(fh)
+		for sc.Scan() {
+			lines++
+			f := strings.Split(sc.Text(), ",")
+			var w, n int
+			if len(f) != 3 || f[2] != pad || !strings.HasPrefix(f[0], "W") {
+				t.Fatalf("%s: broken line %q", p, sc.Text())
+			}
+			w, err1 := strconv.Atoi(f[0][1:])
+			n, err2 := strconv.Atoi(f[1])
+			if err1 != nil || err2 != nil || w >= workers || n != next[w] {
+				t.Fatalf("%s: line %q out of place (want W%d,%d)", p, sc.Text(), w, next[w])
+			}
+			next[w]++
+		}
+		fh.Close()
+	}
+	for w, n := range next {
+		if n != want[w] {
+			t.Errorf("W%d: %d lines, want %d", w, n, want[w])
+		}
+	}
+	if lines != total {
+		t.Errorf("%d lines, want %d", lines, total)
+	}
+}
+
+// 10. reopen_check: after mv or rm with no rotate call, lines go to a new
+// file at the path once the check period has passed.
+func TestReopenCheck(t *testing.T) {
+	clk := newFakeClock(time.Unix(1800000000, 0))
+	p := usePool(t, clk, nil)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "ev.log")
+	in := fsInstance(t, "path", path, "reopen_check", "2s", "idle_timeout", "0")
+	before := rotationsTotal(t, ReasonReopenCheck)
+
+	mustFlush(t, in, evRecords("A", 0, 1), "t")
+	if err := os.Rename(path, path+".moved"); err != nil {
+		t.Fatal(err)
+	}
+	mustFlush(t, in, evRecords("A", 1, 1), "t") // within the period: the moved file
+	clk.Add(2 * time.Second)
+	mustFlush(t, in, evRecords("A", 2, 1), "t") // checked at the write: the path again
+	if got, want := fileText(t, path+".moved"), evLines("A", 0, 2); got != want {
+		t.Errorf("moved file %q, want %q", got, want)
+	}
+	if got, want := fileText(t, path), evLines("A", 2, 1); got != want {
+		t.Errorf("new file %q, want %q", got, want)
+	}
+
+	// rm: the maintenance tick notices without a write.
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(time.Second)
+	p.tick()
+	if !in.Status()[0].Open {
+		t.Error("closed before the check period passed")
+	}
+	clk.Add(time.Second)
+	p.tick()
+	if s := in.Status()[0]; s.Open || s.LastReason != ReasonReopenCheck {
+		t.Errorf("after rm and a check period: %+v", s)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the check created the file: %v", err)
+	}
+	mustFlush(t, in, evRecords("A", 3, 1), "t")
+	if got, want := fileText(t, path), evLines("A", 3, 1); got != want {
+		t.Errorf("recreated file %q, want %q", got, want)
+	}
+	// An unchanged file is kept.
+	clk.Add(5 * time.Second)
+	p.tick()
+	mustFlush(t, in, evRecords("A", 4, 1), "t")
+	if got, want := fileText(t, path), evLines("A", 3, 2); got != want {
+		t.Errorf("kept file %q, want %q", got, want)
+	}
+	if got := rotationsTotal(t, ReasonReopenCheck) - before; got != 2 {
+		t.Errorf("%v reopen_check rotations, want 2", got)
+	}
+}
+
+// 11. mi rotate: closes at once, creates nothing, the next write creates
+// the file; rotations during concurrent writes never split or lose a line.
+func TestRotateMI(t *testing.T) {
+	p := usePool(t, newFakeClock(time.Unix(1800000000, 0)), nil)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "ev.log")
+	in := fsInstance(t, "path", "flatstore:"+path)
+	mustFlush(t, in, evRecords("A", 0, 1), "t")
+	if err := os.Rename(path, path+".1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := in.Rotate(path); err != nil {
+		t.Fatal(err)
+	}
+	if p.OpenCount() != 0 || in.Status()[0].Open {
+		t.Error("file still open after the rotate")
+	}
+	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the rotate created the file: %v", err)
+	}
+	if err := in.Rotate(path + ".1"); !errors.Is(err, ErrNotManaged) {
+		t.Errorf("rotate of an unmanaged path: %v", err)
+	}
+	mustFlush(t, in, evRecords("A", 1, 1), "t")
+	if got := fileText(t, path); got != evLines("A", 1, 1) {
+		t.Errorf("%q", got)
+	}
+	if s := in.Status()[0]; s.LastReason != ReasonMI {
+		t.Errorf("status %+v", s)
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := in.Rotate(path); err != nil {
+		t.Fatal(err)
+	}
+
+	// The storm: 4 writers flush until another goroutine has moved and
+	// rotated the file 100 times, each time once a write created it again.
+	before := rotationsTotal(t, ReasonMI)
+	const workers, per, rotations = 4, 50, 100
+	pad := "r"
+	rotated := make(chan struct{})
+	go func() {
+		defer close(rotated)
+		for i := 0; i < rotations; i++ {
+			for !fileExists(path) {
+				time.Sleep(50 * time.Microsecond)
+			}
+			if err := os.Rename(path, fmt.Sprintf("%s.s%03d", path, i)); err != nil {
+				t.Error(err)
+			}
+			if err := in.Rotate(path); err != nil {
+				t.Error(err)
+			}
+		}
+	}()
+	written := make([]int, workers)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ev := fmt.Sprintf("W%d", w)
+			for n := 0; ; n += per {
+				select {
+				case <-rotated:
+					return
+				default:
+				}
+				if res := in.Flush(evRecords(ev, n, per, "pad", pad), "t"); res != OK {
+					t.Errorf("%s: flush = %v", ev, res)
+					return
+				}
+				written[w] = n + per
+				time.Sleep(100 * time.Microsecond) // let the rotator in
+			}
+		}()
+	}
+	wg.Wait()
+	if n := rotationsTotal(t, ReasonMI) - before; n != rotations {
+		t.Errorf("%v rotations during the writes, want %d", n, rotations)
+	}
+	var paths []string
+	for _, f := range dirFiles(t, dir) {
+		if f != "ev.log.1" {
+			paths = append(paths, filepath.Join(dir, f))
+		}
+	}
+	// Files in the order they were written: moved ones by number, then the path.
+	sort.Slice(paths, func(i, j int) bool {
+		if paths[i] == path || paths[j] == path {
+			return paths[j] == path && paths[i] != path
+		}
+		return paths[i] < paths[j]
+	})
+	checkLines(t, paths, written, pad)
+	t.Logf("%d files, %v lines per writer", len(paths), written)
+}
+
+// 12. idle_timeout closes files and frees their slots; the next write
+// opens the file again and appends.
+func TestIdleTimeout(t *testing.T) {
+	t.Run("injected clock", func(t *testing.T) {
+		clk := newFakeClock(time.Unix(1800000000, 0))
+		p := usePool(t, clk, nil)
+		dir := t.TempDir()
+		in := fsInstance(t, "path", filepath.Join(dir, "$TAG.log"), "idle_timeout", "200ms")
+		mustFlush(t, in, evRecords("A", 0, 1), "a")
+		mustFlush(t, in, evRecords("B", 0, 1), "b")
+		if n := p.OpenCount(); n != 2 {
+			t.Fatalf("OpenCount %d, want 2", n)
+		}
+		clk.Add(150 * time.Millisecond)
+		mustFlush(t, in, evRecords("A", 1, 1), "a")
+		clk.Add(100 * time.Millisecond)
+		p.tick() // b idle 250ms, a 100ms
+		if n := p.OpenCount(); n != 1 {
+			t.Errorf("OpenCount %d, want 1", n)
+		}
+		if n := fdsUnder(dir); n != 1 {
+			t.Errorf("%d descriptors open, want 1", n)
+		}
+		clk.Add(100 * time.Millisecond)
+		p.tick()
+		if n := p.OpenCount(); n != 0 {
+			t.Errorf("OpenCount %d, want 0", n)
+		}
+		mustFlush(t, in, evRecords("B", 1, 1), "b")
+		if n := p.OpenCount(); n != 1 {
+			t.Errorf("OpenCount %d after the next write, want 1", n)
+		}
+		if got := fileText(t, filepath.Join(dir, "b.log")); got != evLines("B", 0, 2) {
+			t.Errorf("b.log = %q", got)
+		}
+	})
+	t.Run("maintenance goroutine", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "ev.log")
+		in := fsInstance(t, "path", path, "idle_timeout", "50ms")
+		mustFlush(t, in, evRecords("A", 0, 1), "t")
+		if !in.Status()[0].Open {
+			t.Fatal("not open after a write")
+		}
+		for deadline := time.Now().Add(10 * time.Second); in.Status()[0].Open; {
+			if time.Now().After(deadline) {
+				t.Fatal("idle file never closed by the maintenance goroutine")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		mustFlush(t, in, evRecords("A", 1, 1), "t")
+		if got := fileText(t, path); got != evLines("A", 0, 2) {
+			t.Errorf("%q", got)
+		}
+	})
+}
