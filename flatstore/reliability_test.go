@@ -214,6 +214,7 @@ type faultOps struct {
 	write     func(fd int, b []byte) (int, error)
 	open      func(path string, flags int, perm uint32) (int, error)
 	ftruncate func(fd int, size int64) error
+	fdatasync func(fd int) error
 	writes    int
 	truncs    []int64
 }
@@ -249,8 +250,16 @@ func (f *faultOps) ops() *sysOps {
 			}
 			return unix.Ftruncate(fd, size)
 		},
-		fdatasync: unix.Fdatasync,
-		close:     unix.Close,
+		fdatasync: func(fd int) error {
+			f.mu.Lock()
+			h := f.fdatasync
+			f.mu.Unlock()
+			if h != nil {
+				return h(fd)
+			}
+			return unix.Fdatasync(fd)
+		},
+		close: unix.Close,
 	}
 }
 
@@ -380,6 +389,36 @@ func TestFileWriteFaults(t *testing.T) {
 				t.Errorf("after the retry the file holds %q, want %q", got, before+chunk)
 			}
 		})
+	}
+}
+
+// TestFileSyncFailure: with sync flush, an fdatasync that fails makes the
+// write fail; the lines it could not make durable are cut back, so the retry
+// does not write them twice.
+func TestFileSyncFailure(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sync.log")
+	fo := &faultOps{}
+	f := newFile(path, fileOptions{perm: 0o644, sync: true}, fo.ops(), time.Now)
+	defer f.Close()
+	first, chunk := relLines(0, 3, "a"), relLines(3, 3, "b")
+	if _, err := f.Write(linesOf(first)); err != nil {
+		t.Fatal(err)
+	}
+	fo.mu.Lock()
+	fo.fdatasync = func(int) error { return unix.EIO }
+	fo.mu.Unlock()
+	_, err := f.Write(linesOf(chunk))
+	if err == nil || errnoName(err) != "EIO" || !strings.Contains(err.Error(), "fdatasync") {
+		t.Fatalf("Write with a failing fdatasync: %v, want an fdatasync EIO error", err)
+	}
+	fo.mu.Lock()
+	fo.fdatasync = nil
+	fo.mu.Unlock()
+	if _, err := f.Write(linesOf(chunk)); err != nil {
+		t.Fatal(err)
+	}
+	if got := readString(t, path); got != first+chunk {
+		t.Errorf("after the retry the file holds %q, want %q", got, first+chunk)
 	}
 }
 
@@ -553,6 +592,37 @@ func TestFlushPathBecomesDirectory(t *testing.T) {
 	}
 	if got := readString(t, path); got != relLines(5, 5, "b") {
 		t.Errorf("new file holds %q", got)
+	}
+}
+
+// TestFlushAtLeastOnceAcrossFiles documents the delivery guarantee of a
+// chunk whose records go to several files: a file written before the one that
+// failed keeps its lines, so the retry writes them again there (at least
+// once), while the file that failed gets them exactly once.
+func TestFlushAtLeastOnceAcrossFiles(t *testing.T) {
+	dir := t.TempDir()
+	in, _ := relInstance(t, "rel-multi", MapGetter{"path": filepath.Join(dir, "$file.log")})
+	if err := os.Mkdir(filepath.Join(dir, "b.log"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var chunk []byte
+	for i, file := range []string{"a", "b", "a", "b"} {
+		chunk = fbtest.AppendRecord(chunk, fbtest.Record{Body: fbtest.KV{"event", "E", "file", file, "i", i}})
+	}
+	if got := in.Flush(chunk, "t"); got != Retry {
+		t.Fatalf("flush with b.log a directory = %v, want Retry", got)
+	}
+	if err := os.Remove(filepath.Join(dir, "b.log")); err != nil {
+		t.Fatal(err)
+	}
+	if got := in.Flush(chunk, "t"); got != OK {
+		t.Fatalf("retry = %v", got)
+	}
+	if got, want := readString(t, filepath.Join(dir, "a.log")), "E,a,0\nE,a,2\nE,a,0\nE,a,2\n"; got != want {
+		t.Errorf("a.log holds %q, want %q (written by both attempts)", got, want)
+	}
+	if got, want := readString(t, filepath.Join(dir, "b.log")), "E,b,1\nE,b,3\n"; got != want {
+		t.Errorf("b.log holds %q, want %q (once)", got, want)
 	}
 }
 
