@@ -64,6 +64,7 @@ func NewInstance(cfg *Config, name string, log *Logger) *Instance {
 		rotateSize:   cfg.RotateSize,
 		reopenCheck:  cfg.ReopenCheck,
 		idleTimeout:  cfg.IdleTimeout,
+		log:          log,
 	}
 	if h := HeaderLine(cfg); h != nil {
 		in.opt.header = append(h, '\n')
@@ -251,11 +252,14 @@ loop:
 		dec.advance(rest)
 		records++
 	}
-	in.countDrops(s.drops)
 	if objects == 0 && len(data) > 0 {
+		// Logged before the drops: the warning limiter would otherwise
+		// swallow the one line that says a whole chunk is lost.
 		in.log.LimitedWarnf("chunk of %d bytes (tag %q) holds no msgpack record: dropped", len(data), tag)
+		in.countDrops(s.drops)
 		return Error
 	}
+	in.countDrops(s.drops)
 	return in.write(s, records)
 }
 
