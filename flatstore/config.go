@@ -3,6 +3,7 @@ package flatstore
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -367,16 +368,26 @@ func (c *Config) parsePath(g Getter) []error {
 	case err != nil && os.IsNotExist(err) && c.Mkdir:
 		return nil // created at the first write
 	case err != nil && os.IsNotExist(err):
-		return []error{fmt.Errorf("path %q: invalid directory name: %s does not exist (create it, or set mkdir true)", v, dir)}
+		return []error{fmt.Errorf("path %q: invalid directory name: %q does not exist (create it, or set mkdir true)", v, dir)}
 	case err != nil:
-		return []error{fmt.Errorf("path %q: directory %s: %v", v, dir, err)}
+		return []error{fmt.Errorf("path %q: directory %q: %v", v, dir, errnoOf(err))}
 	case !fi.IsDir():
-		return []error{fmt.Errorf("path %q: invalid directory name: %s is not a directory", v, dir)}
+		return []error{fmt.Errorf("path %q: invalid directory name: %q is not a directory", v, dir)}
 	}
 	if err := unix.Access(dir, unix.W_OK|unix.X_OK); err != nil {
-		return []error{fmt.Errorf("path %q: directory %s is not writable: %v", v, dir, err)}
+		return []error{fmt.Errorf("path %q: directory %q is not writable: %v", v, dir, err)}
 	}
 	return nil
+}
+
+// errnoOf strips the path an *fs.PathError repeats, as the message
+// already quotes it.
+func errnoOf(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 // lookup returns the value of key and whether it is set (non-empty, as Fluent

@@ -55,6 +55,9 @@ func ParseTemplate(path string) (*Template, error) {
 			lit.Reset()
 		}
 	}
+	if strings.IndexByte(path, 0) >= 0 {
+		return nil, errors.New("must not contain a NUL byte")
+	}
 	for i := 0; i < len(path); {
 		c := path[i]
 		if c != '$' {

@@ -1,0 +1,231 @@
+package flatstore_test
+
+// Fuzz tests. Their seed corpora (testdata/fuzz/FuzzXxx) run with every
+// `go test`; to search for new inputs, run one at a time, for example:
+//
+//	go test ./flatstore/ -run '^$' -fuzz '^FuzzFlush$' -fuzztime 60s
+//	go test ./flatstore/ -run '^$' -fuzz '^FuzzLineRoundTrip$' -fuzztime 60s
+//	go test ./flatstore/ -run '^$' -fuzz '^FuzzParseConfig$' -fuzztime 60s
+//	go test ./flatstore/ -run '^$' -fuzz '^FuzzTemplate$' -fuzztime 60s
+//
+// A failing input is written under testdata/fuzz/FuzzXxx/; commit it with
+// the fix so that it stays a regression test.
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/flatstore/flatstore/flatstore"
+	"github.com/flatstore/flatstore/internal/fbtest"
+)
+
+// FuzzFlush feeds arbitrary bytes to Instance.Flush: it must never panic
+// (a recovered panic would come back as RETRY, which a static file on a
+// local disk never needs) nor hang, and every line it writes ends in '\n'
+// with no CR or LF inside (escape opensips).
+func FuzzFlush(f *testing.F) {
+	rec := func(rs ...fbtest.Record) []byte { return fbtest.Records(rs...) }
+	f.Add(rec(fbtest.Record{Body: fbtest.KV{"event", "E_TEST", "a", "x\ny", "b", 1}}))
+	f.Add(rec(fbtest.Record{Legacy: true, TimeKind: fbtest.TimeFloat, Body: fbtest.KV{"m", fbtest.KV{"k", []any{1, nil, 1.5}}}}))
+	f.Add(append(fbtest.GroupStart(fbtest.KV{"s", 1}, nil), fbtest.GroupEnd()...))
+	f.Add(rec(fbtest.Record{Body: "not a map"}, fbtest.Record{Body: fbtest.KV{"event", 1}}))
+	f.Add([]byte{0x92, 0x92, 0xd7, 0x00, 0, 0, 0, 1, 0, 0, 0, 0, 0x80, 0x81, 0xa1, 'a', 0xd4, 0x03, 0xff})
+	f.Add([]byte{0x92, 0x01, 0x81, 0xa1, 'k', 0x91, 0x91, 0x91, 0x91, 0x91, 0x91})
+	f.Add([]byte{0xc1})
+	f.Add([]byte{0x92, 0x01, 0xdf, 0xff, 0xff, 0xff, 0xff})
+
+	dir := f.TempDir()
+	path := filepath.Join(dir, "fuzz.log")
+	cfg, err := flatstore.ParseConfig(flatstore.MapGetter{"path": path, "time_format": "rfc3339_nano", "idle_timeout": "0"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	in := flatstore.NewInstance(cfg, "fuzz", flatstore.NewLogger("fuzz", io.Discard))
+	f.Cleanup(in.Close)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if err := os.Truncate(path, 0); err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		r := in.Flush(data, "fuzz.tag")
+		if r != flatstore.OK && r != flatstore.Error {
+			t.Fatalf("Flush = %v", r)
+		}
+		out, err := os.ReadFile(path)
+		if err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		if r == flatstore.Error && len(out) > 0 {
+			t.Fatalf("ERROR but wrote %q", out)
+		}
+		if len(out) > 0 && out[len(out)-1] != '\n' {
+			t.Fatalf("output does not end in a newline: %q", out)
+		}
+		if bytes.IndexByte(out, '\r') >= 0 {
+			t.Fatalf("CR in output %q", out)
+		}
+	})
+}
+
+// roundTripDelims are the delimiters FuzzLineRoundTrip picks from.
+var roundTripDelims = []string{",", ";", "\t", " ", "|", "a", "||", "::", "ab", "aa", "<>", "x\\"}
+
+// FuzzLineRoundTrip: for any event name and values, escape backslash and csv
+// split back into exactly the fields written, and opensips and backslash
+// write exactly one '\n', at the end.
+func FuzzLineRoundTrip(f *testing.F) {
+	f.Add("E_TEST", "hello", "world", "", uint8(0), uint8(0), false)
+	f.Add("E,1", "a,b,,c", ",", "line1\nline2", uint8(1), uint8(0), false)
+	f.Add("E", `say "hi"`, `"`, "c\rr", uint8(2), uint8(0), true)
+	f.Add("", "", "", "", uint8(1), uint8(6), true)
+	f.Add("E", "x|", "|", "||a", uint8(1), uint8(6), false)
+	f.Add("E", "a", "aa", "a\\", uint8(1), uint8(9), false)
+	f.Add("E\\", "\\,", "\\\\", "x\\", uint8(1), uint8(11), false)
+	f.Add("E", "a\tb", "\t", "", uint8(2), uint8(2), false)
+	f.Add("E", "hé€", "\x00", "\xff", uint8(3), uint8(0), false)
+
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, event, a, b, c string, mode, delim uint8, suppress bool) {
+		escape := []string{"opensips", "backslash", "csv", "none"}[mode%4]
+		d := roundTripDelims[int(delim)%len(roundTripDelims)]
+		if escape == "csv" && len(d) != 1 {
+			d = ","
+		}
+		if escape == "csv" && d == "a" {
+			d = "|"
+		}
+		if escape == "backslash" && strings.HasPrefix(d, "\\") {
+			d = ","
+		}
+		sup := "false"
+		if suppress {
+			sup = "true"
+		}
+		cfg, err := flatstore.ParseConfig(flatstore.MapGetter{
+			"path": dir + "/e.log", "escape": escape, "delimiter": d, "suppress_event_name": sup,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := fbtest.AppendKV(nil, fbtest.KV{"event", event, "a", a, "b", b, "c", c})
+		line, rest, err := flatstore.NewEncoder(cfg).AppendLine(nil, t0, body, []byte("tag"))
+		if err != nil || len(rest) != 0 {
+			t.Fatalf("AppendLine: %v (%d left)", err, len(rest))
+		}
+		if escape == "opensips" || escape == "backslash" {
+			if bytes.IndexByte(line, '\n') != len(line)-1 || bytes.IndexByte(line, '\r') >= 0 {
+				t.Fatalf("%s: %q is not one line", escape, line)
+			}
+		}
+		if escape != "backslash" && escape != "csv" {
+			return
+		}
+		want := []string{event, a, b, c}
+		if suppress {
+			want = want[1:]
+		}
+		fields, err := flatstore.Split(cfg, line)
+		if err != nil {
+			t.Fatalf("%s %q: Split(%q): %v", escape, d, line, err)
+		}
+		if len(fields) != len(want) {
+			t.Fatalf("%s %q: Split(%q) = %q, want %q", escape, d, line, fields, want)
+		}
+		for i := range want {
+			if string(fields[i]) != want[i] {
+				t.Fatalf("%s %q: Split(%q) = %q, want %q", escape, d, line, fields, want)
+			}
+		}
+	})
+}
+
+// FuzzParseConfig: ParseConfig never panics, each line of an error names a
+// key, and a config it accepts can encode a record.
+func FuzzParseConfig(f *testing.F) {
+	keys := flatstore.KnownKeys()
+	f.Add(uint8(0), "", uint8(1), "", "e.log")
+	f.Add(uint8(3), "||", uint8(5), "##", "e.log")
+	f.Add(uint8(3), ",", uint8(5), "##", "")
+	f.Add(uint8(9), "64x", uint8(11), "0", "sub/e.log")
+	f.Add(uint8(4), "csv", uint8(3), "\"", "$TAG/$EVENT.log")
+	f.Add(uint8(8), "auto", uint8(2), "a,,b", "$k['x'.log")
+	f.Add(uint8(18), ".%Q", uint8(19), "0.0.0.0:1", "$TAG[9999999999999999999].log")
+	f.Add(uint8(17), "9999999999999g", uint8(15), "1.5s", "flatstore:")
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, k1 uint8, v1 string, k2 uint8, v2 string, path string) {
+		g := flatstore.MapGetter{"path": dir + "/" + path}
+		g[keys[int(k1)%len(keys)]] = v1
+		g[keys[int(k2)%len(keys)]] = v2
+		cfg, err := flatstore.ParseConfig(g)
+		if err != nil {
+			for _, line := range strings.Split(err.Error(), "\n") {
+				ok := strings.HasPrefix(line, `"escape_delimiter" length`)
+				for _, k := range keys {
+					ok = ok || strings.HasPrefix(line, k+` "`)
+				}
+				if !ok {
+					t.Fatalf("error line %q names no key (config %q)", line, g)
+				}
+			}
+			return
+		}
+		if cfg.Delimiter == "" || cfg.Path == "" || cfg.Template == nil {
+			t.Fatalf("accepted config %+v lacks a delimiter or a path", cfg)
+		}
+		body := fbtest.AppendKV(nil, fbtest.KV{"event", "E", "a", "x,y\n", "b", 1})
+		line, _, err := flatstore.NewEncoder(cfg).AppendLine(nil, t0, body, []byte("t"))
+		if err != nil || len(line) == 0 || line[len(line)-1] != '\n' {
+			t.Fatalf("AppendLine = %q, %v", line, err)
+		}
+		flatstore.HeaderLine(cfg)
+		cfg.Template.Render(nil, []byte("t"), []byte("E"), body)
+	})
+}
+
+// templateSubs are the substitutions FuzzTemplate places in a path.
+var templateSubs = []string{"$TAG", "$TAG[1]", "$EVENT", "$k", "$m['s']", "$call-id", "$k['x']"}
+
+// FuzzTemplate: whatever the tag, event and record values, a rendered path
+// has the template's components, none of them "." or "..", inside
+// StaticDir.
+func FuzzTemplate(f *testing.F) {
+	f.Add("", uint8(0), ".", uint8(3), "", "../../etc/x", "a/../../b", "..", []byte{0x80})
+	f.Add("x", uint8(1), "", uint8(4), ".log", "a..b.c", ".", "/", []byte{0x81, 0xa1, 'k', 0xc1})
+	f.Add(".", uint8(2), ".", uint8(5), ".", "", "", "", []byte{})
+	f.Add("..", uint8(6), "..", uint8(0), "..", "..", "...", "\x00", []byte{0xde, 0xff})
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, a string, s1 uint8, b string, s2 uint8, c, tag, val, event string, garbage []byte) {
+		clean := func(s string) string { return strings.NewReplacer("/", "", "$", "", "\x00", "", "[", "").Replace(s) }
+		tmpl := dir + "/" + clean(a) + templateSubs[int(s1)%len(templateSubs)] + clean(b) +
+			"/" + templateSubs[int(s2)%len(templateSubs)] + clean(c)
+		tp, err := flatstore.ParseTemplate(tmpl)
+		if err != nil {
+			t.Fatalf("ParseTemplate(%q): %v", tmpl, err)
+		}
+		if tp.StaticDir() != dir {
+			t.Fatalf("ParseTemplate(%q).StaticDir() = %q, want %q", tmpl, tp.StaticDir(), dir)
+		}
+		body := fbtest.AppendKV(nil, fbtest.KV{"k", val, "m", fbtest.KV{"s", val}, "call-id", val})
+		got := string(tp.Render(nil, []byte(tag), []byte(event), body))
+		if filepath.Clean(got) != got {
+			t.Fatalf("%q rendered %q, which is not clean", tmpl, got)
+		}
+		rel, ok := strings.CutPrefix(got, dir+"/")
+		if !ok || strings.Count(rel, "/") != 1 {
+			t.Fatalf("%q rendered %q: not two components inside %q", tmpl, got, dir)
+		}
+		for _, comp := range strings.Split(rel, "/") {
+			if comp == "" || comp == "." || comp == ".." || strings.IndexByte(comp, 0) >= 0 {
+				t.Fatalf("%q rendered %q: bad component %q", tmpl, got, comp)
+			}
+		}
+		// Arbitrary bytes as the body, and arbitrary templates: no panic.
+		tp.Render(nil, []byte(tag), []byte(event), garbage)
+		if tp2, err := flatstore.ParseTemplate(a + b + c); err == nil {
+			tp2.Render(nil, []byte(tag), []byte(event), garbage)
+		}
+	})
+}
