@@ -1,0 +1,298 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/flatstore/flatstore/internal/fbtest"
+)
+
+// TestSoak runs the real plugin in the C host for FLATSTORE_SOAK (a Go
+// duration; the test is skipped without it; `make soak` sets 60s): four
+// workers flush concurrently into an always busy file and a rolling set of
+// shard files that go idle and are closed by idle_timeout, while the test
+// moves files away and asks the control endpoint to rotate them, as
+// logrotate does. The input is replayed through hot reloads (-reload) until
+// the time is used. At the end every record must be on disk exactly once per
+// generation, every line whole, and the host's resident memory must not have
+// grown after the first generation.
+func TestSoak(t *testing.T) {
+	env := os.Getenv("FLATSTORE_SOAK")
+	if env == "" {
+		t.Skip("soak test: set FLATSTORE_SOAK to a duration (make soak sets 60s)")
+	}
+	dur, err := time.ParseDuration(env)
+	if err != nil || dur <= 0 {
+		t.Fatalf("FLATSTORE_SOAK=%q: want a duration such as 60s", env)
+	}
+
+	const (
+		shards      = 8
+		chunksShard = 200 // consecutive chunks whose odd records go to one shard
+		per         = 250 // records per chunk
+		delayUS     = 10000
+		workers     = 4
+	)
+	chunks := shards * chunksShard
+	// Each generation lasts at least chunks × delay / workers (4 s); the
+	// pauses overshoot, so a generation takes about 6 s.
+	genTime := time.Duration(chunks) * delayUS * time.Microsecond / workers * 3 / 2
+	gens := max(1, int(dur/genTime))
+	records := chunks * per
+
+	dir := t.TempDir()
+	pad := strings.Repeat("p", 30)
+	var frames [][]byte
+	for c := 0; c < chunks; c++ {
+		var b []byte
+		shard := "s" + strconv.Itoa(c/chunksShard%shards)
+		for r := 0; r < per; r++ {
+			n := c*per + r
+			file := "hot"
+			if n%2 == 1 {
+				file = shard
+			}
+			b = fbtest.AppendRecord(b, fbtest.Record{Time: time.Unix(1700000000+int64(n), 0), Body: fbtest.KV{
+				"event", "E_SOAK", "file", file, "n", n, "say", "a,b\nc", "pad", pad}})
+		}
+		frames = append(frames, b)
+	}
+	in := fbtest.WriteFile(t, "soak.chunks", fbtest.Frames(frames...))
+	frames = nil
+	addr := fbtest.FreeTCPAddr(t)
+
+	so, host := fbtest.Build(t)
+	cmd := exec.Command(host, "-so", so, "-in-chunks", in, "-workers", strconv.Itoa(workers),
+		"-chunk-delay-us", strconv.Itoa(delayUS), "-reload", strconv.Itoa(gens-1),
+		"-retry-max", "1000", "-retry-wait-ms", "50",
+		"-p", "path="+filepath.Join(dir, "$file.log"), "-p", "idle_timeout=1s",
+		"-p", "control_listen="+addr)
+	var stdout bytes.Buffer
+	stderrR, stderrW := io.Pipe()
+	cmd.Stdout, cmd.Stderr = &stdout, stderrW
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	var (
+		stderrMu   sync.Mutex
+		stderrTail []string // warnings and errors
+		gensDone   atomic.Int64
+		rssMu      sync.Mutex
+		rssAtGen   []int64 // host VmRSS (KiB) when each generation ended
+	)
+	pid := cmd.Process.Pid
+	go func() {
+		sc := bufio.NewScanner(stderrR)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			l := sc.Text()
+			// Each generation ends with ExitCtx, which logs "closed".
+			if strings.Contains(l, "] closed") {
+				gensDone.Add(1)
+				if rss := procStatusKB(pid, "VmRSS"); rss > 0 {
+					rssMu.Lock()
+					rssAtGen = append(rssAtGen, rss)
+					rssMu.Unlock()
+				}
+			}
+			if strings.Contains(l, "[ warn]") || strings.Contains(l, "[error]") || strings.Contains(l, "panic") {
+				stderrMu.Lock()
+				stderrTail = append(stderrTail, l)
+				stderrMu.Unlock()
+			}
+		}
+	}()
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var rotOK, rotMissing, rotErr, maxOpen, samples atomic.Int64
+	client := &http.Client{Timeout: 5 * time.Second}
+	wg.Add(2)
+	go func() { // logrotate: move a file away, then ask for a rotate
+		defer wg.Done()
+		for k := 0; ; k++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(300 * time.Millisecond):
+			}
+			name := "hot"
+			if k%3 == 2 {
+				name = "s" + strconv.Itoa(k%shards)
+			}
+			p := filepath.Join(dir, name+".log")
+			if err := os.Rename(p, fmt.Sprintf("%s.%d", p, k)); err != nil {
+				continue // not created yet, or between generations
+			}
+			resp, err := client.Post("http://"+addr+"/rotate?path="+url.QueryEscape(p), "text/plain", nil)
+			if err != nil {
+				rotErr.Add(1) // the endpoint is down during a hot reload
+				continue
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			switch resp.StatusCode {
+			case 200:
+				rotOK.Add(1)
+			case 404:
+				rotMissing.Add(1) // an idle shard file is not open: nothing to rotate
+			default:
+				rotErr.Add(1)
+			}
+		}
+	}()
+	go func() { // open files, as the metric reports them
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			if v, ok := scrapeGauge(client, "http://"+addr+"/metrics", "flatstore_open_files"); ok {
+				samples.Add(1)
+				for {
+					m := maxOpen.Load()
+					if v <= m || maxOpen.CompareAndSwap(m, v) {
+						break
+					}
+				}
+			}
+		}
+	}()
+
+	t.Logf("soak: %v requested, %d generation(s) of %d records in %d chunks, %d workers", dur, gens, records, chunks, workers)
+	werr := cmd.Wait()
+	stderrW.Close()
+	close(stop)
+	wg.Wait()
+	if werr != nil {
+		t.Errorf("host: %v", werr)
+	}
+	sum, err := fbtest.ParseSummary(stdout.Bytes())
+	if err != nil || !sum.Found || len(sum.Instances) != 1 {
+		t.Fatalf("summary %q: %v", stdout.String(), err)
+	}
+	s := sum.Instances[0]
+	t.Logf("host: %+v wall_s=%.1f cpu_user_s=%.1f cpu_sys_s=%.1f", s, sum.WallS, sum.CPUUserS, sum.CPUSysS)
+	t.Logf("rotations: %d OK, %d not open (404), %d refused (reload window); open files: max %d over %d samples",
+		rotOK.Load(), rotMissing.Load(), rotErr.Load(), maxOpen.Load(), samples.Load())
+	rssMu.Lock()
+	t.Logf("host VmRSS at the end of each generation (KiB): %v", rssAtGen)
+	rssMu.Unlock()
+	stderrMu.Lock()
+	if len(stderrTail) > 0 {
+		t.Logf("warnings/errors logged (%d), first: %q", len(stderrTail), stderrTail[0])
+	}
+	for _, l := range stderrTail {
+		if strings.Contains(l, "panic") {
+			t.Errorf("panic logged: %s", l)
+		}
+	}
+	stderrMu.Unlock()
+
+	if s.OKRecords != int64(gens*records) || s.Errors != 0 || s.DroppedChunks != 0 {
+		t.Errorf("summary %+v: want every chunk of %d generations OK", s, gens)
+	}
+	// Count every record across the files and their rotated copies.
+	count := make([]uint16, records)
+	files, _ := filepath.Glob(filepath.Join(dir, "*.log*"))
+	lines := 0
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := fbtest.CheckLinesTerminated(data); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+		ls, _ := fbtest.SplitLines(data)
+		base := filepath.Base(f)
+		file := base[:strings.Index(base, ".log")]
+		for _, l := range ls {
+			fs := strings.Split(l, ",")
+			if len(fs) != 5 || fs[0] != "E_SOAK" || fs[1] != file || fs[3] != "a b c" || fs[4] != pad {
+				t.Fatalf("%s: bad line %q", f, l)
+			}
+			n, err := strconv.Atoi(fs[2])
+			if err != nil || n < 0 || n >= records {
+				t.Fatalf("%s: bad record number in %q", f, l)
+			}
+			count[n]++
+		}
+		lines += len(ls)
+	}
+	bad := 0
+	for n, c := range count {
+		if int(c) != gens {
+			if bad++; bad <= 5 {
+				t.Errorf("record %d is on disk %d times, want %d", n, c, gens)
+			}
+		}
+	}
+	t.Logf("%d lines in %d files (%d expected)", lines, len(files), gens*records)
+	if rotOK.Load() == 0 {
+		t.Errorf("no rotation succeeded")
+	}
+	// Without idle_timeout every shard file would stay open (1 + 8).
+	if samples.Load() == 0 || maxOpen.Load() >= 1+shards {
+		t.Errorf("open files reached %d (%d samples): idle files are not being closed", maxOpen.Load(), samples.Load())
+	}
+	rssMu.Lock()
+	defer rssMu.Unlock()
+	if len(rssAtGen) >= 2 {
+		first, last := rssAtGen[0], rssAtGen[len(rssAtGen)-1]
+		if last > first+32<<10 {
+			t.Errorf("host VmRSS grew from %d KiB after the first generation to %d KiB at the end", first, last)
+		}
+	}
+}
+
+// procStatusKB reads a "Key:   N kB" field of /proc/PID/status; 0 when absent.
+func procStatusKB(pid int, key string) int64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, key+":"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+// scrapeGauge reads one unlabelled gauge from a Prometheus text endpoint.
+func scrapeGauge(c *http.Client, u, name string) (int64, bool) {
+	resp, err := c.Get(u)
+	if err != nil {
+		return 0, false
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 {
+		return 0, false
+	}
+	for _, l := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(l, name+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return int64(f), err == nil
+		}
+	}
+	return 0, false
+}
