@@ -43,6 +43,7 @@ type Encoder struct {
 	escDelim  []byte
 	escape    Escape
 	special   [256]bool // bytes that start an escape in values
+	scan      swarSet   // special, eight bytes at a time (scan.go)
 	suppress  bool
 	eventKey  []byte
 	params    [][]byte
@@ -79,6 +80,7 @@ func NewEncoder(cfg *Config) *Encoder {
 	case EscapeCSV:
 		e.special['\r'], e.special['\n'], e.special['"'], e.special[e.delim[0]] = true, true, true, true
 	}
+	e.scan = newSwarSet(&e.special)
 	return e
 }
 
@@ -537,10 +539,7 @@ func unsafeString(b []byte) string {
 
 // appendEscaped appends a value with the configured escape applied.
 func (e *Encoder) appendEscaped(dst, s []byte) []byte {
-	i := 0
-	for i < len(s) && !e.special[s[i]] {
-		i++
-	}
+	i := e.scan.cleanPrefix(&e.special, s)
 	if i == len(s) || e.escape == EscapeNone {
 		return append(dst, s...)
 	}
