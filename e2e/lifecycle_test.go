@@ -1,0 +1,404 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/flatstore/flatstore/internal/fbtest"
+)
+
+// The control endpoint's lifecycle and its limits, through the real .so in
+// the C host (SPEC §5, §6): a hot reload binds the same address again,
+// instances that name one address share one server, the port is free once
+// the host is gone, a taken default address only costs a warning while a
+// taken explicit one fails Init, a non-loopback address needs a token, and
+// a rotate touches nothing but the files the plugin manages.
+
+const lifeRecords = 1000
+
+// waitLines waits until p holds n complete lines; it fails the test when the
+// host exits first or 20 s pass.
+func waitLines(t *testing.T, h *fbtest.Host, done <-chan struct{}, p string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		data, _ := os.ReadFile(p)
+		if bytes.Count(data, []byte("\n")) >= n {
+			return
+		}
+		select {
+		case <-done:
+			_, stderr, code := h.Wait()
+			t.Fatalf("host exited (code %d) before %s held %d lines; stderr:\n%s", code, p, n, tail(stderr, 3000))
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s does not reach %d lines; stderr:\n%s", p, n, tail(h.Stderr(), 3000))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// assertFree fails the test unless addr can be bound now.
+func assertFree(t *testing.T, addr string) {
+	t.Helper()
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("%s is not free after the host exited: %v", addr, err)
+	}
+	l.Close()
+}
+
+// miCall sends one JSON-RPC request with the given method and params.
+func miCall(addr, method string, params any) (miReply, int, error) {
+	var r miReply
+	req, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "method": method, "params": params, "id": 1})
+	c, base := httpClient(addr)
+	resp, err := c.Post(base+"/mi", "application/json", bytes.NewReader(req))
+	if err != nil {
+		return r, 0, err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if err := json.Unmarshal(body, &r); err != nil {
+		return r, resp.StatusCode, fmt.Errorf("reply %q: %v", body, err)
+	}
+	return r, resp.StatusCode, nil
+}
+
+// TestLifecycleReloadRebinds: Init → Exit → Init twice (-reload 2) with a
+// fixed control_listen: every Init binds the address again, and the
+// endpoint of the last generation answers and rotates during -hold-ms.
+// After the host exits, the port is free.
+func TestLifecycleReloadRebinds(t *testing.T) {
+	addr := fbtest.FreeTCPAddr(t)
+	out := filepath.Join(t.TempDir(), "reload.log")
+	in := seqInput(t, lifeRecords)
+	h := fbtest.StartHost(t, "-in", in, "-reload", "2", "-hold-ms", "1500",
+		"-p", "path="+out, "-p", "control_listen="+addr)
+	done := hostDone(h)
+	// The third generation has flushed everything: it is holding now.
+	waitLines(t, h, done, out, 3*lifeRecords)
+	if !healthy(addr) {
+		t.Fatalf("%s does not answer after the reloads; stderr:\n%s", addr, h.Stderr())
+	}
+	r, err := miRotate(addr, out)
+	if err != nil || !r.ok() {
+		t.Fatalf("rotate after the reloads: %v %v; stderr:\n%s", r, err, h.Stderr())
+	}
+	sum, stderr, code := h.Wait()
+	hostOK(t, sum, stderr, code, 3*lifeRecords)
+	if strings.Contains(stderr, "[error]") || strings.Contains(stderr, "address already in use") {
+		t.Errorf("stderr reports an error:\n%s", stderr)
+	}
+	if n := strings.Count(stderr, "writing events to "+out); n != 3 {
+		t.Errorf("%d Inits logged, want 3:\n%s", n, stderr)
+	}
+	// Every generation sent the whole input again: each seq three times.
+	c := newSeqCount(lifeRecords)
+	c.add(out, readMaybeGzip(t, out), "")
+	for _, b := range c.bad {
+		t.Error(b)
+	}
+	for seq, n := range c.seen {
+		if n != 3 {
+			t.Errorf("seq %d written %d times, want 3 (one per generation)", seq, n)
+			break
+		}
+	}
+	if c.lines != 3*lifeRecords {
+		t.Errorf("%d lines, want %d", c.lines, 3*lifeRecords)
+	}
+	assertFree(t, addr)
+}
+
+// TestLifecycleSharedEndpoint: two instances with the same control_listen
+// share one server: both paths are rotated through it, by MI and by plain
+// HTTP, and /status lists both. The port is free after the host exits.
+func TestLifecycleSharedEndpoint(t *testing.T) {
+	addr := fbtest.FreeTCPAddr(t)
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a.log"), filepath.Join(dir, "b.log")
+	in := seqInput(t, lifeRecords)
+	h := fbtest.StartHost(t, "-in", in, "-hold-ms", "1500",
+		"-p", "path="+a, "-p", "control_listen="+addr,
+		"-next", "-p", "path="+b, "-p", "control_listen="+addr)
+	done := hostDone(h)
+	waitLines(t, h, done, a, lifeRecords)
+	waitLines(t, h, done, b, lifeRecords)
+
+	files, err := getStatus(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := map[string]bool{}
+	for _, f := range files {
+		open[f.Path] = f.Open
+	}
+	if len(files) != 2 || !open[a] || !open[b] {
+		t.Fatalf("/status lists %+v, want %s and %s, both open", files, a, b)
+	}
+	if r, err := miRotate(addr, a); err != nil || !r.ok() {
+		t.Fatalf("MI rotate %s: %v %v", a, r, err)
+	}
+	if code, body, err := plainRotate(addr, b); err != nil || code != http.StatusOK {
+		t.Fatalf("POST /rotate %s: %d %q %v", b, code, body, err)
+	}
+	if r, err := miRotate(addr, filepath.Join(dir, "c.log")); err != nil || r.Error == nil || r.Error.Message != "File not found" {
+		t.Fatalf("MI rotate of a path neither instance manages: %v %v", r, err)
+	}
+	files, err = getStatus(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if f.Open {
+			t.Errorf("%s still open after its rotate: %+v", f.Path, files)
+		}
+	}
+	sum, stderr, code := h.Wait()
+	hostOK(t, sum, stderr, code, lifeRecords)
+	if n := strings.Count(stderr, "(mi)"); n != 2 {
+		t.Errorf("%d rotations logged, want 2:\n%s", n, stderr)
+	}
+	for _, p := range []string{a, b} {
+		c := newSeqCount(lifeRecords)
+		c.add(p, readMaybeGzip(t, p), "")
+		c.check(t)
+	}
+	assertFree(t, addr)
+}
+
+// TestLifecycleDefaultAddressTaken: with 127.0.0.1:2021 taken, an instance
+// without control_listen starts, warns naming the address and the key, and
+// writes; with an explicit address that is taken, Init fails and names it.
+func TestLifecycleDefaultAddressTaken(t *testing.T) {
+	const def = "127.0.0.1:2021"
+	in := seqInput(t, lifeRecords)
+	dir := t.TempDir()
+
+	l, err := net.Listen("tcp", def)
+	switch {
+	case err == nil:
+		defer l.Close()
+	case errors.Is(err, syscall.EADDRINUSE):
+		t.Logf("%s is held by another process: taken all the same", def)
+	default:
+		t.Fatalf("listen %s: %v", def, err)
+	}
+	t.Run("default", func(t *testing.T) {
+		out := filepath.Join(dir, "default.log")
+		sum, stderr, code := fbtest.RunHost(t, "-in", in, "-p", "path="+out)
+		hostOK(t, sum, stderr, code, lifeRecords)
+		var warn string
+		for _, line := range strings.Split(stderr, "\n") {
+			if strings.Contains(line, "[ warn]") && strings.Contains(line, def) {
+				warn = line
+			}
+		}
+		if warn == "" || !strings.Contains(warn, "control_listen") {
+			t.Errorf("no warning naming %s and control_listen:\n%s", def, stderr)
+		}
+		t.Logf("warning: %s", warn)
+		c := newSeqCount(lifeRecords)
+		c.add(out, readMaybeGzip(t, out), "")
+		c.check(t)
+	})
+
+	t.Run("explicit", func(t *testing.T) {
+		held, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer held.Close()
+		addr := held.Addr().String()
+		out := filepath.Join(dir, "explicit.log")
+		_, stderr, code := fbtest.RunHost(t, "-in", in, "-p", "path="+out, "-p", "control_listen="+addr)
+		if code != 1 {
+			t.Fatalf("exit code %d, want 1 (Init failed); stderr:\n%s", code, stderr)
+		}
+		if !strings.Contains(stderr, "[error]") || !strings.Contains(stderr, `control_listen "`+addr+`"`) ||
+			!strings.Contains(stderr, "address already in use") {
+			t.Errorf("stderr does not say that control_listen %s is taken:\n%s", addr, stderr)
+		}
+		if _, err := os.Stat(out); !os.IsNotExist(err) {
+			t.Errorf("a failed Init wrote %s (%v)", out, err)
+		}
+	})
+}
+
+// TestLifecycleNonLoopbackToken: 0.0.0.0:PORT without control_token fails
+// Init with a clear message; with a token it starts, and a request needs
+// the token.
+func TestLifecycleNonLoopbackToken(t *testing.T) {
+	in := seqInput(t, lifeRecords)
+	dir := t.TempDir()
+	port := fbtest.FreeTCPAddr(t)[len("127.0.0.1:"):]
+	wild := "0.0.0.0:" + port
+
+	out := filepath.Join(dir, "open.log")
+	_, stderr, code := fbtest.RunHost(t, "-in", in, "-p", "path="+out, "-p", "control_listen="+wild)
+	if code != 1 {
+		t.Fatalf("exit code %d, want 1 (Init failed); stderr:\n%s", code, stderr)
+	}
+	if !strings.Contains(stderr, wild) || !strings.Contains(stderr, "a non-loopback address needs control_token") {
+		t.Errorf("stderr does not say why %s was refused:\n%s", wild, stderr)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("a failed Init wrote %s (%v)", out, err)
+	}
+
+	h := fbtest.StartHost(t, "-in", in, "-hold-ms", "1500", "-p", "path="+out,
+		"-p", "control_listen="+wild, "-p", "control_token=s3cret")
+	done := hostDone(h)
+	local := "127.0.0.1:" + port
+	waitLines(t, h, done, out, lifeRecords)
+	c, base := httpClient(local)
+	resp, err := c.Post(base+"/rotate?path="+out, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("rotate without the token: HTTP %d, want 401", resp.StatusCode)
+	}
+	req, _ := http.NewRequest(http.MethodPost, base+"/rotate?path="+out, nil)
+	req.Header.Set("Authorization", "Bearer s3cret")
+	resp, err = c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("rotate with the token: HTTP %d %q, want 200", resp.StatusCode, body)
+	}
+	sum, stderr, code := h.Wait()
+	hostOK(t, sum, stderr, code, lifeRecords)
+	if n := strings.Count(stderr, "(mi)"); n != 1 {
+		t.Errorf("%d rotations logged, want 1 (the one with the token):\n%s", n, stderr)
+	}
+	assertFree(t, wild)
+}
+
+// TestControlTouchesOnlyManagedFiles: rotate requests for /etc/passwd, for
+// a decoy file outside the managed directory, and for spellings that lead
+// to the managed file by another road all answer "File not found", and
+// leave every file as it was: the decoy and /etc/passwd keep size, mtime
+// and inode, the managed file stays open.
+func TestControlTouchesOnlyManagedFiles(t *testing.T) {
+	dir := t.TempDir()
+	managed := filepath.Join(dir, "managed")
+	if err := os.Mkdir(managed, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(managed, "x.log")
+	decoy := filepath.Join(dir, "decoy.log")
+	if err := os.WriteFile(decoy, []byte("decoy\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+	if err := os.Chtimes(decoy, old, old); err != nil {
+		t.Fatal(err)
+	}
+	watched := []string{decoy, "/etc/passwd"}
+	before := map[string]os.FileInfo{}
+	for _, p := range watched {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before[p] = fi
+	}
+
+	addr := fbtest.FreeTCPAddr(t)
+	in := seqInput(t, lifeRecords)
+	h := fbtest.StartHost(t, "-in", in, "-hold-ms", "1500", "-p", "path="+out, "-p", "control_listen="+addr)
+	done := hostDone(h)
+	waitLines(t, h, done, out, lifeRecords)
+	outBefore, err := os.Stat(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	bad := []string{
+		"/etc/passwd",
+		decoy,
+		filepath.Join(managed, "..", "decoy.log"),
+		managed + "/../decoy.log",
+		managed + "//x.log",
+		managed + "/./x.log",
+		out + "/",
+		"x.log",
+		"managed/x.log",
+		out + "\x00",
+		strings.ToUpper(out),
+	}
+	for _, p := range bad {
+		for _, params := range []any{map[string]string{"path_to_file": p}, []string{p}} {
+			r, status, err := miCall(addr, "evi_flat_rotate", params)
+			if err != nil {
+				t.Fatalf("MI rotate %q: %v", p, err)
+			}
+			if r.Error == nil || r.Error.Code != 400 || r.Error.Message != "File not found" {
+				t.Errorf("MI rotate %q (%T): HTTP %d, %v; want error 400 File not found", p, params, status, r)
+			}
+		}
+		code, body, err := plainRotate(addr, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code != http.StatusNotFound || !strings.Contains(body, "File not found") {
+			t.Errorf("POST /rotate?path=%q: %d %q, want 404 File not found", p, code, body)
+		}
+	}
+	files, err := getStatus(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != 1 || files[0].Path != out || !files[0].Open {
+		t.Errorf("/status after the refused rotates: %+v, want %s still open", files, out)
+	}
+	sum, stderr, code := h.Wait()
+	hostOK(t, sum, stderr, code, lifeRecords)
+	if strings.Contains(stderr, "(mi)") {
+		t.Errorf("a refused rotate rotated something:\n%s", stderr)
+	}
+
+	for _, p := range watched {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		b := before[p]
+		if fi.Size() != b.Size() || !fi.ModTime().Equal(b.ModTime()) || !os.SameFile(fi, b) || fi.Mode() != b.Mode() {
+			t.Errorf("%s changed: size %d→%d, mtime %v→%v, mode %v→%v, same inode %v",
+				p, b.Size(), fi.Size(), b.ModTime(), fi.ModTime(), b.Mode(), fi.Mode(), os.SameFile(fi, b))
+		}
+	}
+	if got, _ := os.ReadFile(decoy); string(got) != "decoy\n" {
+		t.Errorf("decoy holds %q", got)
+	}
+	fi, err := os.Stat(out)
+	if err != nil || !os.SameFile(fi, outBefore) {
+		t.Errorf("the managed file was replaced (%v)", err)
+	}
+	c := newSeqCount(lifeRecords)
+	c.add(out, readMaybeGzip(t, out), "")
+	c.check(t)
+	ents, _ := os.ReadDir(managed)
+	if len(ents) != 1 {
+		t.Errorf("the managed directory holds %d entries, want only x.log", len(ents))
+	}
+}
