@@ -1,0 +1,5 @@
+//go:build !race
+
+package flatstore_test
+
+const raceEnabled = false
