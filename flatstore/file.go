@@ -152,6 +152,7 @@ func (f *File) Write(data []byte, ends []int) (rotations []string, err error) {
 		}
 	}
 	start := 0
+	segBefore, segLines := int64(-1), 0 // the last write: the size before it, its lines
 	for li := 0; li < len(ends); {
 		if f.fd < 0 {
 			r, err := f.openLocked(now)
@@ -176,6 +177,7 @@ func (f *File) Write(data []byte, ends []int) (rotations []string, err error) {
 			k = j - li + 1
 		}
 		end := ends[li+k-1]
+		segBefore, segLines = f.size, k
 		if err := f.writeLocked(data[start:end]); err != nil {
 			return rotations, err
 		}
@@ -197,6 +199,13 @@ func (f *File) Write(data []byte, ends []int) (rotations []string, err error) {
 	}
 	if f.opt.sync && f.fd >= 0 {
 		if err := f.sys.fdatasync(f.fd); err != nil {
+			// The lines may not be durable and the flush will be retried:
+			// cut them back so that the retry does not write them twice.
+			if segBefore >= 0 && f.sys.ftruncate(f.fd, segBefore) == nil {
+				f.total.bytes.Add(-uint64(f.size - segBefore))
+				f.total.lines.Add(-uint64(segLines))
+				f.size, f.lines = segBefore, f.lines-int64(segLines)
+			}
 			return rotations, &writeError{"fdatasync", f.name, err}
 		}
 	}
