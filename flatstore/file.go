@@ -232,10 +232,15 @@ func (f *File) writeLocked(b []byte) error {
 		werr := &writeError{"write", f.name, err}
 		if done > 0 {
 			if terr := f.sys.ftruncate(f.fd, before); terr != nil {
-				// The file now ends with a partial line; close it so the
-				// retry starts clean in a reopened file.
+				// The file now ends with a partial line. End it with a
+				// newline if the disk takes one more byte, so that the
+				// retried lines are not glued onto it, and say so.
+				ended := "could not be ended with a newline"
+				if n, _ := f.sys.write(f.fd, []byte{'\n'}); n == 1 {
+					ended = "was ended with a newline"
+				}
 				f.closeLocked("")
-				return fmt.Errorf("%w; cutting back to %d bytes failed: %v", werr, before, terr)
+				return fmt.Errorf("%w; cutting back to %d bytes failed (%v): the file holds a partial line, which %s", werr, before, terr, ended)
 			}
 		}
 		return werr

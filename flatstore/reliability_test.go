@@ -822,3 +822,45 @@ func TestCloseWhileFlushing(t *testing.T) {
 		t.Errorf("flush after Close = %v, want Retry", got)
 	}
 }
+
+// TestFileCutBackFails: a partial write whose ftruncate also fails leaves
+// a partial line; it is ended with a newline, the error says so, and the
+// retried lines start on a line of their own in the reopened file.
+func TestFileCutBackFails(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cut.log")
+	fo := &faultOps{}
+	f := newFile(path, fileOptions{perm: 0o644}, fo.ops(), time.Now)
+	defer f.Close()
+	first, chunk := relLines(0, 2, "a"), relLines(2, 4, "b")
+	if _, err := f.Write(linesOf(first)); err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	fo.mu.Lock()
+	fo.write = func(fd int, b []byte) (int, error) {
+		calls++
+		switch calls {
+		case 1:
+			return unix.Write(fd, b[:5]) // a partial line
+		case 2:
+			return 0, unix.ENOSPC
+		}
+		return unix.Write(fd, b)
+	}
+	fo.ftruncate = func(int, int64) error { return unix.EIO }
+	fo.mu.Unlock()
+	_, err := f.Write(linesOf(chunk))
+	if err == nil || errnoName(err) != "ENOSPC" || !strings.Contains(err.Error(), "ended with a newline") {
+		t.Fatalf("Write: %v, want ENOSPC saying the partial line was ended", err)
+	}
+	fo.mu.Lock()
+	fo.write, fo.ftruncate = nil, nil
+	fo.mu.Unlock()
+	if _, err := f.Write(linesOf(chunk)); err != nil {
+		t.Fatal(err)
+	}
+	want := first + chunk[:5] + "\n" + chunk
+	if got := readString(t, path); got != want {
+		t.Errorf("file holds %q, want %q", got, want)
+	}
+}
