@@ -253,9 +253,8 @@ loop:
 		records++
 	}
 	if objects == 0 && len(data) > 0 {
-		// Logged before the drops: the warning limiter would otherwise
-		// swallow the one line that says a whole chunk is lost.
-		in.log.LimitedWarnf("chunk of %d bytes (tag %q) holds no msgpack record: dropped", len(data), tag)
+		// A whole chunk lost is an error, never rate-limited.
+		in.log.Errorf("chunk of %d bytes (tag %q) holds no msgpack record: dropped", len(data), tag)
 		in.countDrops(s.drops)
 		return Error
 	}
