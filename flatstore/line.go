@@ -122,8 +122,11 @@ func (e *Encoder) AppendLine(dst []byte, t EventTime, body, tag []byte) (out, re
 	name := tag
 	vals := e.values[:0]
 	if e.timeFmt != TimeNone {
+		// Escaped like any value: a delimiter such as '-' or ':' occurs
+		// in the formatted time.
+		var nb [48]byte
 		vals = append(vals, e.delim...)
-		vals = e.appendTime(vals, t)
+		vals = e.appendEscaped(vals, e.appendTime(nb[:0], t))
 	}
 	n, b, ok := readMapHeader(body)
 	if !ok {

@@ -439,3 +439,30 @@ func TestJSONContainerKeys(t *testing.T) {
 		t.Errorf("got %q, want %q", got, want)
 	}
 }
+
+// TestTimeEscaped: the record time is a value like any other; a delimiter
+// that occurs in it is escaped.
+func TestTimeEscaped(t *testing.T) {
+	cases := []struct {
+		kv   []string
+		want string
+	}{
+		{[]string{"time_format", "rfc3339", "delimiter", "-"}, "E-2023 11 14T22:13:20Z-a\n"},
+		{[]string{"time_format", "rfc3339", "delimiter", ":", "escape", "csv"}, "E:\"2023-11-14T22:13:20Z\":a\n"},
+		{[]string{"time_format", "rfc3339_nano", "delimiter", ".", "escape", "backslash"}, "E.2023-11-14T22:13:20\\.123456789Z.a\n"},
+		{[]string{"time_format", "unix", "delimiter", "0", "escape", "backslash"}, "E017\\0\\0\\0\\0\\0\\0\\0\\00a\n"},
+	}
+	for _, c := range cases {
+		cfg := config(t, c.kv...)
+		got := encode(t, cfg, t0, fbtest.KV{"event", "E", "p", "a"})
+		if got != c.want {
+			t.Errorf("%q: got %q, want %q", c.kv, got, c.want)
+			continue
+		}
+		if cfg.Escape == flatstore.EscapeCSV || cfg.Escape == flatstore.EscapeBackslash {
+			if f, err := flatstore.Split(cfg, []byte(got)); err != nil || len(f) != 3 || string(f[2]) != "a" {
+				t.Errorf("%q: Split(%q) = %q, %v", c.kv, got, f, err)
+			}
+		}
+	}
+}
