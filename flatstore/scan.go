@@ -6,13 +6,18 @@ import (
 )
 
 // swarSet finds the first byte of a value that needs escaping eight bytes at
-// a time (SIMD within a register). Every escape mode has at most four such
-// bytes: CR, LF, the delimiter's first byte and, for backslash and csv, the
-// quote or backslash.
+// a time (SIMD within a register). Every escape mode escapes CR and LF,
+// the delimiter's first byte and, for backslash and csv, the backslash or
+// quote. The control bytes among them are found with one "byte less than
+// n" test (which may also stop at another control byte, such as a tab: the
+// byte table confirms each candidate), the others with one "byte equal to"
+// test each.
 type swarSet struct {
-	pat       [4]uint64 // each special byte repeated in all eight lanes
+	less      uint64    // n in all eight lanes: finds the bytes below n (0: none)
+	pat       [3]uint64 // each other special byte in all eight lanes
+	n         int       // how many of pat are in use
 	none      bool      // no byte is special
-	tableOnly bool      // more than four special bytes: the table alone
+	tableOnly bool      // more special bytes than the tests above cover
 }
 
 const (
@@ -20,37 +25,64 @@ const (
 	swarHi = 0x8080808080808080
 )
 
-// newSwarSet builds the set from the byte table; a table with more than
-// four special bytes keeps to the table alone.
+// newSwarSet builds the set from the byte table.
 func newSwarSet(special *[256]bool) swarSet {
 	var s swarSet
-	n := 0
+	maxCtl := -1
 	for c := 0; c < 256; c++ {
 		if !special[c] {
 			continue
 		}
-		if n == len(s.pat) {
+		if c < 0x20 {
+			maxCtl = c
+			continue
+		}
+		if s.n == len(s.pat) {
 			return swarSet{tableOnly: true}
 		}
-		s.pat[n] = swarLo * uint64(c)
-		n++
+		s.pat[s.n] = swarLo * uint64(c)
+		s.n++
 	}
-	if n == 0 {
-		return swarSet{none: true}
-	}
-	for i := n; i < len(s.pat); i++ {
-		s.pat[i] = s.pat[0] // repeat one: four compares, no branch on n
+	if maxCtl >= 0 {
+		s.less = swarLo * uint64(maxCtl+1)
+	} else if s.n == 0 {
+		s.none = true
 	}
 	return s
 }
 
-// match has, for the first of the eight bytes of x equal to one of the
-// set's bytes, the high bit of its lane set; bits above the first match may
-// be false positives, so only the lowest set bit is meaningful.
+// match sets the high bit of every lane of x that may hold a special byte:
+// every lane that does, and perhaps others (a control byte that is not
+// special, or a lane above a match, where the subtraction borrowed).
 func (s *swarSet) match(x uint64) uint64 {
-	a, b, c, d := x^s.pat[0], x^s.pat[1], x^s.pat[2], x^s.pat[3]
-	return ((a - swarLo) &^ a & swarHi) | ((b - swarLo) &^ b & swarHi) |
-		((c - swarLo) &^ c & swarHi) | ((d - swarLo) &^ d & swarHi)
+	m := (x - s.less) &^ x & swarHi
+	switch s.n {
+	case 3:
+		a := x ^ s.pat[2]
+		m |= (a - swarLo) &^ a & swarHi
+		fallthrough
+	case 2:
+		a := x ^ s.pat[1]
+		m |= (a - swarLo) &^ a & swarHi
+		fallthrough
+	case 1:
+		a := x ^ s.pat[0]
+		m |= (a - swarLo) &^ a & swarHi
+	}
+	return m
+}
+
+// first returns the position in v of the first candidate lane of m (lane k
+// is v[base+k]) whose byte is special, or -1.
+func first(table *[256]bool, v []byte, base int, m uint64) int {
+	for m != 0 {
+		p := base + bits.TrailingZeros64(m)>>3
+		if table[v[p]] {
+			return p
+		}
+		m &= m - 1
+	}
+	return -1
 }
 
 // cleanPrefix returns how many bytes at the head of v need no escape;
@@ -69,17 +101,20 @@ func (s *swarSet) cleanPrefix(table *[256]bool, v []byte) int {
 	i := 0
 	for ; i+8 <= len(v); i += 8 {
 		if m := s.match(binary.LittleEndian.Uint64(v[i:])); m != 0 {
-			return i + bits.TrailingZeros64(m)>>3
+			if p := first(table, v, i, m); p >= 0 {
+				return p
+			}
 		}
 	}
 	if i == len(v) {
 		return i
 	}
-	// The last eight bytes, overlapping what was checked: a match can only
-	// be past i.
+	// The last eight bytes, overlapping what was checked: only the lanes
+	// past i count.
 	j := len(v) - 8
-	if m := s.match(binary.LittleEndian.Uint64(v[j:])); m != 0 {
-		return j + bits.TrailingZeros64(m)>>3
+	m := s.match(binary.LittleEndian.Uint64(v[j:])) &^ (1<<(uint(i-j)*8) - 1)
+	if p := first(table, v, j, m); p >= 0 {
+		return p
 	}
 	return len(v)
 }

@@ -30,6 +30,11 @@ func swarTables() map[string]*[256]bool {
 		five[c] = true
 	}
 	tables["five bytes"] = &five
+	var four [256]bool // four special bytes of 0x20 and above: the table alone
+	for _, c := range ",;|\"" {
+		four[c] = true
+	}
+	tables["four printable"] = &four
 	var zero [256]bool
 	zero[0], zero[0x80] = true, true
 	tables["nul and 0x80"] = &zero
@@ -85,4 +90,42 @@ func FuzzCleanPrefix(f *testing.F) {
 			}
 		}
 	})
+}
+
+// BenchmarkCleanPrefix scans the values of a SIP-style event (escape
+// opensips, delimiter ","), and a long value such as a User-Agent or a
+// rendered JSON object.
+func BenchmarkCleanPrefix(b *testing.B) {
+	cfg, err := ParseConfig(MapGetter{"path": "/tmp/x.log"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	e := NewEncoder(cfg)
+	sets := []struct {
+		name string
+		vals [][]byte
+	}{
+		{"sip", [][]byte{[]byte("1234-a84b4c76e667@pc33.example.com"), []byte("sip:alice123@atlanta.example.com"),
+			[]byte("sip:bob@biloxi.example.org"), []byte("Busy Here, retry later"), []byte("E_SIP_INVITE"),
+			[]byte("192.0.2.123"), []byte("INVITE")}},
+		{"long", [][]byte{[]byte("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML like Gecko) Chrome/120.0.0.0 Safari/537.36 " +
+			"{\"user\":\"alice\";\"realm\":\"atlanta.example.com\";\"contact\":\"<sip:alice@192.0.2.4:5060;transport=tcp>\"}")}},
+	}
+	for _, set := range sets {
+		b.Run(set.name, func(b *testing.B) {
+			n := 0
+			for _, v := range set.vals {
+				n += len(v)
+			}
+			b.SetBytes(int64(n))
+			for i := 0; i < b.N; i++ {
+				for _, v := range set.vals {
+					n += e.scan.cleanPrefix(&e.special, v)
+				}
+			}
+			if n == 0 {
+				b.Fatal("nothing scanned")
+			}
+		})
+	}
 }
