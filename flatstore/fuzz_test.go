@@ -71,10 +71,11 @@ func FuzzFlush(f *testing.F) {
 }
 
 // roundTripDelims are the delimiters FuzzLineRoundTrip picks from.
-var roundTripDelims = []string{",", ";", "\t", " ", "|", "a", "||", "::", "ab", "aa", "<>", "x\\"}
+var roundTripDelims = []string{",", ";", "\t", " ", "|", "a", "||", "::", "ab", "aa", "<>", "x\\", "-", ":", ".", "0"}
 
-// FuzzLineRoundTrip: for any event name and values, escape backslash and csv
-// split back into exactly the fields written, and opensips and backslash
+// FuzzLineRoundTrip: for any event name and values, with or without the
+// record time (mode/4), escape backslash and csv split back into exactly
+// the fields written, and opensips and backslash
 // write exactly one '\n', at the end.
 func FuzzLineRoundTrip(f *testing.F) {
 	f.Add("E_TEST", "hello", "world", "", uint8(0), uint8(0), false)
@@ -86,10 +87,15 @@ func FuzzLineRoundTrip(f *testing.F) {
 	f.Add("E\\", "\\,", "\\\\", "x\\", uint8(1), uint8(11), false)
 	f.Add("E", "a\tb", "\t", "", uint8(2), uint8(2), false)
 	f.Add("E", "hé€", "\x00", "\xff", uint8(3), uint8(0), false)
+	f.Add("E", "a", "b", "c", uint8(5), uint8(0), false) // backslash, rfc3339_nano
+	f.Add("E", "a", "", "c", uint8(10), uint8(0), true)  // csv, unix
+	f.Add("E", "a.", ".", "", uint8(9), uint8(4), false) // backslash, unix, delimiter '|'
 
 	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, event, a, b, c string, mode, delim uint8, suppress bool) {
 		escape := []string{"opensips", "backslash", "csv", "none"}[mode%4]
+		timeFormat := []string{"none", "rfc3339_nano", "unix"}[mode/4%3]
+		timeText := []string{"", "2023-11-14T22:13:20.123456789Z", "1700000000"}[mode/4%3]
 		d := roundTripDelims[int(delim)%len(roundTripDelims)]
 		if escape == "csv" && len(d) != 1 {
 			d = ","
@@ -106,6 +112,7 @@ func FuzzLineRoundTrip(f *testing.F) {
 		}
 		cfg, err := flatstore.ParseConfig(flatstore.MapGetter{
 			"path": dir + "/e.log", "escape": escape, "delimiter": d, "suppress_event_name": sup,
+			"time_format": timeFormat,
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -124,6 +131,9 @@ func FuzzLineRoundTrip(f *testing.F) {
 			return
 		}
 		want := []string{event, a, b, c}
+		if timeText != "" {
+			want = []string{event, timeText, a, b, c}
+		}
 		if suppress {
 			want = want[1:]
 		}
