@@ -44,6 +44,7 @@ type Encoder struct {
 	escape    Escape
 	special   [256]bool // bytes that start an escape in values
 	scan      swarSet   // special, eight bytes at a time (scan.go)
+	intsPlain bool      // integers need no escape (fastpath.go)
 	suppress  bool
 	eventKey  []byte
 	params    [][]byte
@@ -81,6 +82,7 @@ func NewEncoder(cfg *Config) *Encoder {
 		e.special['\r'], e.special['\n'], e.special['"'], e.special[e.delim[0]] = true, true, true, true
 	}
 	e.scan = newSwarSet(&e.special)
+	e.intsPlain = digitsPlain(&e.special)
 	return e
 }
 
@@ -151,7 +153,11 @@ func (e *Encoder) AppendLine(dst []byte, t EventTime, body, tag []byte) (out, re
 				}
 				continue
 			}
-			vals = append(vals, e.delim...)
+			if len(e.delim) == 1 {
+				vals = append(vals, e.delim[0])
+			} else {
+				vals = append(vals, e.delim...)
+			}
 			if vals, b, err = e.appendValue(vals, after); err != nil {
 				e.values = vals
 				return dst[:start], body, err
@@ -233,6 +239,11 @@ func (e *Encoder) appendValue(dst, b []byte) ([]byte, []byte, error) {
 	case c <= 0x7f: // positive fixint
 		if c < 10 && !e.special['0'+c] {
 			return append(dst, '0'+c), b[1:], nil
+		}
+	}
+	if e.intsPlain {
+		if out, rest, ok := appendInt(dst, b); ok {
+			return out, rest, nil
 		}
 	}
 	switch msgp.NextType(b) {

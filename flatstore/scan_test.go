@@ -3,6 +3,8 @@ package flatstore
 import (
 	"math/rand/v2"
 	"testing"
+
+	"github.com/tinylib/msgp/msgp"
 )
 
 // tablePrefix is the byte-at-a-time scan cleanPrefix replaces.
@@ -127,5 +129,54 @@ func BenchmarkCleanPrefix(b *testing.B) {
 				b.Fatal("nothing scanned")
 			}
 		})
+	}
+}
+
+// TestAppendInt checks the inline integer decoder against appendScalar for
+// every msgpack integer form, at and around each form's limits.
+func TestAppendInt(t *testing.T) {
+	var vals []int64
+	for _, v := range []int64{0, 1, 9, 10, 31, 32, 127, 128, 255, 256, 65535, 65536, 1<<31 - 1, 1 << 31,
+		1<<32 - 1, 1 << 32, 1<<63 - 1} {
+		vals = append(vals, v, -v, v-1, -v+1)
+	}
+	vals = append(vals, -1<<63)
+	var bufs [][]byte
+	for _, v := range vals {
+		bufs = append(bufs, msgp.AppendInt64(nil, v), msgp.AppendInt8(nil, int8(v)), msgp.AppendInt16(nil, int16(v)),
+			msgp.AppendInt32(nil, int32(v)))
+		if v >= 0 {
+			bufs = append(bufs, msgp.AppendUint64(nil, uint64(v)), msgp.AppendUint8(nil, uint8(v)),
+				msgp.AppendUint16(nil, uint16(v)), msgp.AppendUint32(nil, uint32(v)))
+		}
+	}
+	bufs = append(bufs, msgp.AppendUint64(nil, 1<<64-1), []byte{0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+	// Every form explicitly, whatever msgp picks.
+	for c := 0xcc; c <= 0xd3; c++ {
+		n := 1 << (c & 3)
+		for _, fill := range []byte{0x00, 0x7f, 0x80, 0xff} {
+			b := []byte{byte(c)}
+			for i := 0; i < n; i++ {
+				b = append(b, fill)
+			}
+			bufs = append(bufs, b, b[:len(b)-1]) // whole and truncated
+		}
+	}
+	for _, b := range bufs {
+		b = append(b, 0xc0) // something after it
+		got, grest, ok := appendInt([]byte("x"), b)
+		want, wrest, err := appendScalar([]byte("x"), b)
+		if !ok {
+			if err == nil && msgp.NextType(b) != msgp.Float64Type {
+				t.Errorf("appendInt(% x) failed, appendScalar gives %q", b, want)
+			}
+			if string(got) != "x" || len(grest) != len(b) {
+				t.Errorf("appendInt(% x) failed but changed its result: %q, %d left", b, got, len(grest))
+			}
+			continue
+		}
+		if err != nil || string(got) != string(want) || len(grest) != len(wrest) {
+			t.Errorf("appendInt(% x) = %q, %d left; appendScalar = %q, %d left, %v", b, got, len(grest), want, len(wrest), err)
+		}
 	}
 }
