@@ -1,5 +1,5 @@
 //go:build !race
 
-package flatstore_test
+package flatstore
 
 const raceEnabled = false
