@@ -9,46 +9,6 @@ import (
 	"github.com/flatstore/flatstore/bench"
 )
 
-// TestFlushAllocsPerChunk fails when the flush path allocates per record:
-// a flush of 1 000 and of 10 000 SIP-style events, in both record forms,
-// costs at most maxFlushAllocs allocations, whatever the size.
-func TestFlushAllocsPerChunk(t *testing.T) {
-	if testing.Short() {
-		t.Skip("short")
-	}
-	if raceEnabled {
-		t.Skip("the race detector makes sync.Pool drop flush states at random")
-	}
-	// A flush allocates a few times per chunk (metrics labels, the
-	// deferred closures); never per record.
-	const maxFlushAllocs = 8
-	for _, form := range benchForms {
-		for _, n := range []int{1_000, 10_000} {
-			chunk := bench.Chunk(n, form.legacy)
-			dir := t.TempDir()
-			in, _ := benchInstance(t, dir, "events.log")
-			allocs := testing.AllocsPerRun(20, func() {
-				if r := in.Flush(chunk, "sip"); r != OK {
-					t.Fatalf("Flush = %v", r)
-				}
-			})
-			t.Logf("form=%s records=%d: %.1f allocations per flush", form.name, n, allocs)
-			if allocs > maxFlushAllocs {
-				t.Errorf("form=%s records=%d: %.1f allocations per flush, want ≤ %d (no allocation per record)",
-					form.name, n, allocs, maxFlushAllocs)
-			}
-			got, err := os.ReadFile(filepath.Join(dir, "events.log"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			// 21 flushes: AllocsPerRun's warm-up and its 20 runs.
-			if lines := bytes.Count(got, []byte{'\n'}); lines != 21*n {
-				t.Errorf("form=%s records=%d: %d lines on disk, want %d", form.name, n, lines, 21*n)
-			}
-		}
-	}
-}
-
 // TestFlushOneWrite checks that one flush of 10 000 records to one file is
 // one write(2) holding every line.
 func TestFlushOneWrite(t *testing.T) {

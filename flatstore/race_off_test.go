@@ -1,5 +1,5 @@
 //go:build !race
 
-package flatstore
+package flatstore_test
 
 const raceEnabled = false
