@@ -137,6 +137,13 @@ func readStr(b []byte) (s, rest []byte, ok bool) {
 		}
 		return b[1 : 1+n], b[1+n:], true
 	}
+	if len(b) > 1 && b[0] == 0xd9 { // str8
+		n := int(b[1])
+		if len(b) < 2+n {
+			return nil, b, false
+		}
+		return b[2 : 2+n], b[2+n:], true
+	}
 	switch msgp.NextType(b) {
 	case msgp.StrType:
 		s, rest, err := msgp.ReadStringZC(b)
