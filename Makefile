@@ -10,7 +10,7 @@ SO       := $(BUILD)/out_flatstore.so
 HOST     := $(BUILD)/flbhost
 CTL      := $(BUILD)/flatstore-ctl
 GOFILES  := $(shell find flatstore plugin cmd internal -name '*.go' -not -name '*_test.go' 2>/dev/null) go.mod go.sum
-FUZZTIME ?= 10s
+FUZZTIME ?= 30s
 SOAK     ?= 60s
 
 .PHONY: all build deps demo test test-race test-nocgo fuzz bench soak image clean
@@ -52,12 +52,17 @@ test: deps build
 	$(GO) vet ./...
 	CGO_ENABLED=0 $(GO) test -count=1 ./flatstore/...
 	FLATSTORE_SO=$(abspath $(SO)) FLATSTORE_HOST=$(abspath $(HOST)) $(GO) test -race -count=1 -timeout 20m ./...
+	$(MAKE) --no-print-directory fuzz FUZZTIME=3s
 
-# Longer fuzzing: make fuzz FUZZTIME=5m
+# Every fuzzer for FUZZTIME each (the seed corpora also run in plain go test).
+# make test runs them briefly; longer: make fuzz FUZZTIME=5m
+FUZZPKGS := ./flatstore/ ./flatstore/control/
 fuzz:
-	@for pkg in $$($(GO) list ./...); do \
-	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
-	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	@for pkg in $(FUZZPKGS); do \
+	  for f in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$pkg*_test.go | sed 's/^func //'); do \
+	    echo "fuzz $$f for $(FUZZTIME)"; \
+	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg >/tmp/flatstore-fuzz.log 2>&1 || { cat /tmp/flatstore-fuzz.log; exit 1; }; \
+	    tail -n 1 /tmp/flatstore-fuzz.log; \
 	  done; \
 	done
 

@@ -33,7 +33,7 @@ type fileBackend struct {
 	entered   chan string      // when set, Rotate reports the path first
 }
 
-func newFileBackend(t *testing.T, paths ...string) *fileBackend {
+func newFileBackend(t testing.TB, paths ...string) *fileBackend {
 	t.Helper()
 	b := &fileBackend{files: map[string]*os.File{}, rotations: map[string]int{}, fail: map[string]error{}}
 	for _, p := range paths {
@@ -53,7 +53,7 @@ func newFileBackend(t *testing.T, paths ...string) *fileBackend {
 }
 
 // Write appends s to path, opening it when closed.
-func (b *fileBackend) Write(t *testing.T, path, s string) {
+func (b *fileBackend) Write(t testing.TB, path, s string) {
 	t.Helper()
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -162,12 +162,12 @@ func (s *syncBuffer) String() string {
 
 // serve attaches bs to a fresh server on a loopback port and releases it
 // when the test ends.
-func serve(t *testing.T, token string, bs ...Backend) (*Handle, *syncBuffer) {
+func serve(t testing.TB, token string, bs ...Backend) (*Handle, *syncBuffer) {
 	t.Helper()
 	return startAt(t, "127.0.0.1:0", token, testOptions(), bs...)
 }
 
-func startAt(t *testing.T, addr, token string, o options, bs ...Backend) (*Handle, *syncBuffer) {
+func startAt(t testing.TB, addr, token string, o options, bs ...Backend) (*Handle, *syncBuffer) {
 	t.Helper()
 	logs := &syncBuffer{}
 	var first *Handle
@@ -237,7 +237,7 @@ func mi(t *testing.T, h *Handle, body string) reply {
 
 // tempPaths makes a directory holding a run/ subdirectory and returns the
 // absolute paths dir/run/<name> for each name.
-func tempPaths(t *testing.T, names ...string) []string {
+func tempPaths(t testing.TB, names ...string) []string {
 	t.Helper()
 	dir := t.TempDir()
 	if err := os.Mkdir(filepath.Join(dir, "run"), 0o755); err != nil {
