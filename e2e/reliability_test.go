@@ -1,18 +1,13 @@
 package e2e
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/flatstore/flatstore/internal/fbtest"
 )
@@ -46,54 +41,6 @@ func relLines(first, n int, file, pad string) string {
 		}
 	}
 	return sb.String()
-}
-
-// relMountTmpfs mounts a tmpfs of the given size on a new temp dir,
-// unmounted when the test ends; it skips the test when not root or when the
-// mount fails.
-func relMountTmpfs(t *testing.T, size string) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount a small tmpfs (run the tests as root, e.g. in the container)")
-	}
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs (%v: %s): no CAP_SYS_ADMIN?", err, bytes.TrimSpace(out))
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", "-l", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
-	return dir
-}
-
-// relFill writes a filler file into dir until the filesystem is full, then
-// frees keep bytes of it, and returns its path.
-func relFill(t *testing.T, dir string, keep int64) string {
-	t.Helper()
-	p := filepath.Join(dir, "filler")
-	f, err := os.Create(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	block := make([]byte, 64<<10)
-	var n int64
-	for {
-		w, err := f.Write(block)
-		n += int64(w)
-		if err != nil {
-			if !errors.Is(err, unix.ENOSPC) {
-				t.Fatalf("filling %s: %v", dir, err)
-			}
-			break
-		}
-	}
-	if err := f.Truncate(max(n-keep, 0)); err != nil {
-		t.Fatal(err)
-	}
-	return p
 }
 
 // relWaitStderr waits until the host's stderr holds every one of want.
@@ -130,10 +77,10 @@ func relRead(t *testing.T, path string) string {
 // and cuts the partial write back; when the test sees the error in the log
 // it deletes the filler, and the resent chunk lands exactly once.
 func TestPluginDiskFull(t *testing.T) {
-	dir := relMountTmpfs(t, "2m")
+	dir := fbtest.MountTmpfs(t, "2m")
 	out := filepath.Join(dir, "events.log")
 	pad := strings.Repeat("x", 100)
-	filler := relFill(t, dir, 64<<10)
+	filler := fbtest.FillDisk(t, dir, 64<<10)
 	in := fbtest.WriteFile(t, "full.chunks", fbtest.Frames(
 		relChunk(0, 100, "", pad), relChunk(100, 3000, "", pad), relChunk(3100, 100, "", pad)))
 	h := fbtest.StartHost(t, "-in-chunks", in, "-retry-max", "100000", "-retry-wait-ms", "20",

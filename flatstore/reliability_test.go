@@ -470,65 +470,18 @@ func TestFlushWriteErrorRetry(t *testing.T) {
 	}
 }
 
-// mountTmpfs mounts a tmpfs of size bytes on a new temp dir, unmounted when
-// the test ends. It skips the test when not root or when mount fails.
-func mountTmpfs(t *testing.T, size string) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount a small tmpfs (run the tests as root, e.g. in the container)")
-	}
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs (%v: %s): no CAP_SYS_ADMIN?", err, bytes.TrimSpace(out))
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", "-l", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
-	return dir
-}
-
-// fillDisk writes a filler file into dir until the filesystem is full, then
-// frees keep bytes of it. It returns the filler's path.
-func fillDisk(t *testing.T, dir string, keep int64) string {
-	t.Helper()
-	p := filepath.Join(dir, "filler")
-	f, err := os.Create(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	block := make([]byte, 64<<10)
-	var n int64
-	for {
-		w, err := f.Write(block)
-		n += int64(w)
-		if err != nil {
-			if !errors.Is(err, unix.ENOSPC) {
-				t.Fatalf("filling %s: %v", dir, err)
-			}
-			break
-		}
-	}
-	if err := f.Truncate(max(n-keep, 0)); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 // TestFlushDiskFull fills a real filesystem while writing: the flush that
 // does not fit returns Retry and leaves only whole lines; once space is
 // freed the retried chunk lands exactly once.
 func TestFlushDiskFull(t *testing.T) {
-	dir := mountTmpfs(t, "2m")
+	dir := fbtest.MountTmpfs(t, "2m")
 	path := filepath.Join(dir, "events.log")
 	in, log := relInstance(t, "rel-enospc", MapGetter{"path": path})
 	pad := strings.Repeat("x", 100)
 	if got := in.Flush(relRecords(0, 100, pad), "t"); got != OK {
 		t.Fatalf("first flush = %v", got)
 	}
-	filler := fillDisk(t, dir, 64<<10)
+	filler := fbtest.FillDisk(t, dir, 64<<10)
 	big := relRecords(100, 3000, pad) // ~330 KB: more than the 64 KiB left
 	errs := metricValue(t, "flatstore_write_errors_total", "instance", "rel-enospc", "errno", "ENOSPC")
 	for i := 0; i < 3; i++ {
@@ -633,7 +586,7 @@ func TestFlushReadOnly(t *testing.T) {
 	var dir, errno string
 	var makeRO, makeRW func()
 	if os.Geteuid() == 0 {
-		dir = mountTmpfs(t, "1m")
+		dir = fbtest.MountTmpfs(t, "1m")
 		errno = "EROFS"
 		remount := func(mode string) {
 			if out, err := exec.Command("mount", "-o", "remount,"+mode, dir).CombinedOutput(); err != nil {
