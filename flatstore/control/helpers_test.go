@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/flatstore/flatstore/flatstore"
+	"github.com/flatstore/flatstore/internal/fbtest"
 )
 
 // The core's Instance is what production attaches.
@@ -142,34 +143,16 @@ func testOptions() options {
 	}
 }
 
-// syncBuffer collects log output from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // serve attaches bs to a fresh server on a loopback port and releases it
 // when the test ends.
-func serve(t testing.TB, token string, bs ...Backend) (*Handle, *syncBuffer) {
+func serve(t testing.TB, token string, bs ...Backend) (*Handle, *fbtest.SyncBuffer) {
 	t.Helper()
 	return startAt(t, "127.0.0.1:0", token, testOptions(), bs...)
 }
 
-func startAt(t testing.TB, addr, token string, o options, bs ...Backend) (*Handle, *syncBuffer) {
+func startAt(t testing.TB, addr, token string, o options, bs ...Backend) (*Handle, *fbtest.SyncBuffer) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &fbtest.SyncBuffer{}
 	var first *Handle
 	for i, b := range bs {
 		h, err := acquire(addr, token, b, flatstore.NewLogger("flatstore.test", logs), o)

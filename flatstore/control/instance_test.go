@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/flatstore/flatstore/flatstore"
+	"github.com/flatstore/flatstore/internal/fbtest"
 	"github.com/tinylib/msgp/msgp"
 )
 
@@ -21,7 +22,7 @@ func TestWithCoreInstance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &fbtest.SyncBuffer{}
 	in := flatstore.NewInstance(cfg, "flatstore.ctl", flatstore.NewLogger("flatstore.ctl", logs))
 	defer in.Close()
 	h, err := acquire("127.0.0.1:0", "", in, flatstore.NewLogger("flatstore.ctl", logs), testOptions())

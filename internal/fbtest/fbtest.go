@@ -204,7 +204,7 @@ type Host struct {
 	cmd    *exec.Cmd
 	cancel context.CancelFunc
 	stdout bytes.Buffer
-	stderr syncBuffer
+	stderr SyncBuffer
 	done   chan struct{}
 	once   sync.Once
 
@@ -213,19 +213,20 @@ type Host struct {
 	timeout time.Duration
 }
 
-// syncBuffer lets a test read stderr while the host still writes it.
-type syncBuffer struct {
+// SyncBuffer is a buffer several goroutines may write while a test reads
+// it: the host's stderr, a logger's output.
+type SyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *SyncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
