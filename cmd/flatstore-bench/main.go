@@ -149,11 +149,50 @@ func parseBench(out []byte) goResults {
 
 // ---- end to end ----
 
+// nullPlugin is the smallest output Fluent Bit's Go proxy can load: it takes
+// every chunk and does nothing. Run through the same host over the same
+// input, it is the baseline that the end-to-end figures are measured above,
+// as Fluent Bit's own figures are measured above its null output.
+const nullPlugin = `
+#include <stdlib.h>
+struct def { int type; int proxy; int flags; char *name; char *description; int event_type; void *config_map; };
+struct ctx { void *remote_context; void *proxy; };
+struct plugin { char *name; void *api; void *o_ins; struct ctx *context; };
+static int token;
+int FLBPluginRegister(void *d) {
+    struct def *p = d;
+    p->type = 2; p->proxy = 11; p->flags = 0; p->name = "null"; p->description = "null";
+    return 0;
+}
+int FLBPluginInit(void *plugin) { ((struct plugin *) plugin)->context->remote_context = &token; return 1; }
+int FLBPluginFlushCtx(void *ctx, void *data, int size, char *tag) { (void) ctx; (void) data; (void) size; (void) tag; return 1; }
+int FLBPluginExitCtx(void *ctx) { (void) ctx; return 1; }
+void FLBPluginUnregister(void *d) { (void) d; }
+`
+
+// buildNull compiles nullPlugin into dir and returns the .so's path.
+func buildNull(dir string) (string, error) {
+	src := filepath.Join(dir, "null.c")
+	so := filepath.Join(dir, "out_null.so")
+	if err := os.WriteFile(src, []byte(nullPlugin), 0o644); err != nil {
+		return "", err
+	}
+	cc := os.Getenv("CC")
+	if cc == "" {
+		cc = "cc"
+	}
+	if out, err := exec.Command(cc, "-O2", "-shared", "-fPIC", "-o", so, src).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building the null output: %v\n%s", err, out)
+	}
+	return so, nil
+}
+
 type e2eRun struct {
 	workers, records int
 	inputBytes       int64
 	wall, cpu        float64 // seconds
 	rssKB            int64
+	nullCPU          float64 // seconds: the same run with the null output
 }
 
 func runE2E(so, host, dir string, records, chunk int) ([]e2eRun, [2]e2eRun, error) {
@@ -183,6 +222,10 @@ func runE2E(so, host, dir string, records, chunk int) ([]e2eRun, [2]e2eRun, erro
 			return nil
 		}
 	}
+	null, err := buildNull(tmp)
+	if err != nil {
+		return nil, mem, err
+	}
 	var runs []e2eRun
 	var outSize int64
 	for _, w := range []int{0, 1, 4} {
@@ -190,6 +233,11 @@ func runE2E(so, host, dir string, records, chunk int) ([]e2eRun, [2]e2eRun, erro
 		if err != nil {
 			return nil, mem, err
 		}
+		nr, _, err := runHost(null, host, tmp, feed(1), records, chunk, w)
+		if err != nil {
+			return nil, mem, err
+		}
+		r.nullCPU = nr.cpu
 		if outSize != 0 && size != outSize {
 			return nil, mem, fmt.Errorf("workers=%d wrote %d bytes, workers=0 wrote %d", w, size, outSize)
 		}
@@ -247,6 +295,9 @@ func runHost(so, host, dir string, feed func(io.Writer) error, records, chunk, w
 	}
 	if got := s.Instances[0].OKRecords; got != int64(records) {
 		return e2eRun{}, 0, fmt.Errorf("host wrote %d records, want %d", got, records)
+	}
+	if filepath.Base(so) == "out_null.so" {
+		return e2eRun{workers: workers, records: records, wall: s.WallS, cpu: s.CPUUserS + s.CPUSysS, rssKB: s.MaxRSSKB}, 0, nil
 	}
 	lines, size, err := countLines(out)
 	if err != nil {
@@ -341,6 +392,10 @@ func printTable(w io.Writer, res goResults, e2e []e2eRun, mem [2]e2eRun, benchti
 		}
 		e2eRow("records/s", func(r e2eRun) string { return fmt.Sprintf("%.0f", float64(r.records)/r.wall) })
 		e2eRow("CPU µs/record, whole process (user+sys)", func(r e2eRun) string { return fmt.Sprintf("%.3f", r.cpu/float64(r.records)*1e6) })
+		e2eRow("CPU µs/record, same host with a null output", func(r e2eRun) string { return fmt.Sprintf("%.3f", r.nullCPU/float64(r.records)*1e6) })
+		e2eRow("CPU µs/record above the null output", func(r e2eRun) string {
+			return fmt.Sprintf("%.3f", (r.cpu-r.nullCPU)/float64(r.records)*1e6)
+		})
 		e2eRow("peak RSS, MB", func(r e2eRun) string { return fmt.Sprintf("%.0f", float64(r.rssKB)/1024) })
 		row("memory (workers=1; the host holds its whole input, streamed to it)", fmtCount(mem[0].records), fmtCount(mem[1].records))
 		row("peak RSS, MB", fmt.Sprintf("%.0f", float64(mem[0].rssKB)/1024), fmt.Sprintf("%.0f", float64(mem[1].rssKB)/1024))
