@@ -32,6 +32,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/flatstore/flatstore/internal/hostout"
+
 	"github.com/flatstore/flatstore/bench"
 	"github.com/flatstore/flatstore/internal/fbtest"
 )
@@ -289,7 +291,7 @@ func runHost(so, host, dir string, feed func(io.Writer) error, records, chunk, w
 	if err := cmd.Wait(); err != nil {
 		return e2eRun{}, 0, fmt.Errorf("host: %v\n%s", err, stderr.Bytes())
 	}
-	s, err := fbtest.ParseSummary(stdout.Bytes())
+	s, err := hostout.Parse(stdout.Bytes())
 	if err != nil || !s.Found || len(s.Instances) != 1 {
 		return e2eRun{}, 0, fmt.Errorf("host summary: %v (%q)", err, stdout.Bytes())
 	}

@@ -26,7 +26,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -39,6 +38,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/flatstore/flatstore/internal/hostout"
 
 	"github.com/flatstore/flatstore/conf"
 )
@@ -85,25 +86,6 @@ func main() {
 		fmt.Fprintln(os.Stderr, "flatstore-demo:", err)
 		os.Exit(1)
 	}
-}
-
-// hostSummary is the JSON line the test host prints.
-type hostSummary struct {
-	Instances []struct {
-		Name           string `json:"name"`
-		Chunks         int64  `json:"chunks"`
-		Records        int64  `json:"records"`
-		OKChunks       int64  `json:"ok_chunks"`
-		OKRecords      int64  `json:"ok_records"`
-		Retries        int64  `json:"retries"`
-		Errors         int64  `json:"errors"`
-		DroppedChunks  int64  `json:"dropped_chunks"`
-		DroppedRecords int64  `json:"dropped_records"`
-	} `json:"instances"`
-	WallS    float64 `json:"wall_s"`
-	CPUUserS float64 `json:"cpu_user_s"`
-	CPUSysS  float64 `json:"cpu_sys_s"`
-	MaxRSSKB int64   `json:"max_rss_kb"`
 }
 
 func run(o options, w io.Writer) error {
@@ -189,7 +171,7 @@ func run(o options, w io.Writer) error {
 	}
 
 	// 4. The pipeline.
-	var sum *hostSummary
+	var sum *hostout.Summary
 	var wall float64
 	engineDir := cwd
 	switch engine.kind {
@@ -239,7 +221,7 @@ func pickEngine(choice, host string) (engine, error) {
 	return engine{}, fmt.Errorf("-engine %q: want auto, host or fluent-bit", choice)
 }
 
-func runHost(o options, host, so, confPath, in string, environ []string, w io.Writer) (*hostSummary, error) {
+func runHost(o options, host, so, confPath, in string, environ []string, w io.Writer) (*hostout.Summary, error) {
 	for _, f := range []string{host, so} {
 		if _, err := os.Stat(f); err != nil {
 			return nil, fmt.Errorf("%v (build the plugin and the host first: make build, or go build -buildmode=c-shared -o build/out_flatstore.so ./plugin && cc -O2 -o build/flbhost host/flbhost.c -ldl -lpthread)", err)
@@ -263,12 +245,8 @@ func runHost(o options, host, so, confPath, in string, environ []string, w io.Wr
 	if o.verbose || runErr != nil {
 		w.Write(stderr.Bytes())
 	}
-	var sum hostSummary
-	line := bytes.TrimSpace(stdout.Bytes())
-	if i := bytes.LastIndexByte(line, '\n'); i >= 0 {
-		line = line[i+1:]
-	}
-	if err := json.Unmarshal(line, &sum); err != nil {
+	sum, err := hostout.Parse(stdout.Bytes())
+	if err != nil || !sum.Found {
 		if runErr != nil {
 			return nil, fmt.Errorf("%s: %v", host, runErr)
 		}
@@ -452,7 +430,7 @@ func countFile(p string) (fileStat, error) {
 	return st, nil
 }
 
-func report(w io.Writer, o options, cwd, engineDir, kind string, outputs []*conf.Section, sum *hostSummary, wall float64) error {
+func report(w io.Writer, o options, cwd, engineDir, kind string, outputs []*conf.Section, sum *hostout.Summary, wall float64) error {
 	var problems []string
 	if sum != nil && len(sum.Instances) != len(outputs) {
 		problems = append(problems, fmt.Sprintf("the host ran %d instances, the configuration has %d flatstore outputs", len(sum.Instances), len(outputs)))

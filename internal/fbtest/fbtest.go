@@ -12,7 +12,6 @@ package fbtest
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -24,6 +23,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/flatstore/flatstore/internal/hostout"
 )
 
 // HostTimeout bounds every host run; the host is killed when it expires.
@@ -155,48 +156,14 @@ func Build(t testing.TB) (so, host string) {
 	return BuildPlugin(t), BuildHost(t)
 }
 
-// InstanceSummary is one instance's counters in the host's summary.
-type InstanceSummary struct {
-	Name           string `json:"name"`
-	Chunks         int64  `json:"chunks"`
-	Records        int64  `json:"records"`
-	OKChunks       int64  `json:"ok_chunks"`
-	OKRecords      int64  `json:"ok_records"`
-	Retries        int64  `json:"retries"`
-	Errors         int64  `json:"errors"`
-	DroppedChunks  int64  `json:"dropped_chunks"`
-	DroppedRecords int64  `json:"dropped_records"`
-	UnsentChunks   int64  `json:"unsent_chunks"`
-}
-
-// Summary is the JSON line the host prints at the end of a run.
-type Summary struct {
-	Instances []InstanceSummary `json:"instances"`
-	WallS     float64           `json:"wall_s"`
-	CPUUserS  float64           `json:"cpu_user_s"`
-	CPUSysS   float64           `json:"cpu_sys_s"`
-	MaxRSSKB  int64             `json:"max_rss_kb"`
-	// Found is false when stdout held no summary (-q, or the host died).
-	Found bool `json:"-"`
-}
+// InstanceSummary and Summary are the host's summary (package hostout).
+type (
+	InstanceSummary = hostout.InstanceSummary
+	Summary         = hostout.Summary
+)
 
 // ParseSummary finds the last summary line in the host's stdout.
-func ParseSummary(stdout []byte) (Summary, error) {
-	var s Summary
-	lines := bytes.Split(stdout, []byte("\n"))
-	for i := len(lines) - 1; i >= 0; i-- {
-		l := bytes.TrimSpace(lines[i])
-		if !bytes.HasPrefix(l, []byte(`{"instances":`)) {
-			continue
-		}
-		if err := json.Unmarshal(l, &s); err != nil {
-			return s, fmt.Errorf("fbtest: bad summary %q: %w", l, err)
-		}
-		s.Found = true
-		return s, nil
-	}
-	return s, nil
-}
+func ParseSummary(stdout []byte) (Summary, error) { return hostout.Parse(stdout) }
 
 // Host is a running host process.
 type Host struct {
