@@ -28,9 +28,11 @@ type InstanceSummary struct {
 type Summary struct {
 	Instances []InstanceSummary `json:"instances"`
 	WallS     float64           `json:"wall_s"`
-	CPUUserS  float64           `json:"cpu_user_s"`
-	CPUSysS   float64           `json:"cpu_sys_s"`
-	MaxRSSKB  int64             `json:"max_rss_kb"`
+	// FlushWallS is the time spent flushing, without loading the input.
+	FlushWallS float64 `json:"flush_wall_s"`
+	CPUUserS   float64 `json:"cpu_user_s"`
+	CPUSysS    float64 `json:"cpu_sys_s"`
+	MaxRSSKB   int64   `json:"max_rss_kb"`
 	// Found is false when stdout held no summary (-q, or the host died).
 	Found bool `json:"-"`
 }
