@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Result is the outcome of a flush; package plugin maps it to FLB_OK,
@@ -37,6 +39,10 @@ type Instance struct {
 	closeOnce sync.Once
 
 	dropped atomic.Uint64
+
+	// This instance's metrics, looked up once rather than at every flush.
+	recordsOut, bytesOut prometheus.Counter
+	flushTime            prometheus.Observer
 
 	// panicHook, when set (tests only), is called inside the flush path.
 	panicHook func()
@@ -72,6 +78,9 @@ func NewInstance(cfg *Config, name string, log *Logger) *Instance {
 	if !cfg.Template.Static() {
 		in.opt.template = cfg.Path
 	}
+	in.recordsOut = m.records.WithLabelValues(name)
+	in.bytesOut = m.bytes.WithLabelValues(name)
+	in.flushTime = m.flushDuration.WithLabelValues(name)
 	in.states.New = func() any { return newFlushState(cfg) }
 	pool.start()
 	if cfg.Template.Static() {
@@ -174,7 +183,7 @@ func (in *Instance) Flush(data []byte, tag string) (res Result) {
 			m.retries.WithLabelValues(in.name, "panic").Inc()
 			res = Retry
 		}
-		m.flushDuration.WithLabelValues(in.name).Observe(time.Since(start).Seconds())
+		in.flushTime.Observe(time.Since(start).Seconds())
 	}()
 	in.life.RLock()
 	defer in.life.RUnlock()
@@ -285,6 +294,11 @@ func (in *Instance) write(s *flushState, records int) Result {
 	}
 	defer pool.release(files)
 	var lines, bytes int
+	// What was written counts, also when a later file fails.
+	defer func() {
+		in.recordsOut.Add(float64(lines))
+		in.bytesOut.Add(float64(bytes))
+	}()
 	for i, f := range files {
 		g := groups[i]
 		rot, err := f.Write(g.buf, g.ends)
@@ -295,17 +309,11 @@ func (in *Instance) write(s *flushState, records int) Result {
 			in.log.Errorf("%v: chunk will be retried", err)
 			m.writeErrors.WithLabelValues(in.name, errnoName(err)).Inc()
 			m.retries.WithLabelValues(in.name, "write_error").Inc()
-			if lines > 0 {
-				m.records.WithLabelValues(in.name).Add(float64(lines))
-				m.bytes.WithLabelValues(in.name).Add(float64(bytes))
-			}
 			return Retry
 		}
 		lines += len(g.ends)
 		bytes += len(g.buf)
 	}
-	m.records.WithLabelValues(in.name).Add(float64(lines))
-	m.bytes.WithLabelValues(in.name).Add(float64(bytes))
 	return OK
 }
 
