@@ -516,15 +516,7 @@ func TestFlushPathBecomesDirectory(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "events.log")
 	in, log := relInstance(t, "rel-eisdir", MapGetter{"path": path})
-	if got := in.Flush(relRecords(0, 5, "a"), "t"); got != OK {
-		t.Fatalf("first flush = %v", got)
-	}
-	if err := os.Rename(path, path+".1"); err != nil {
-		t.Fatal(err)
-	}
-	if err := in.Rotate(path); err != nil {
-		t.Fatal(err)
-	}
+	relWriteThenRotate(t, in, path)
 	if err := os.Mkdir(path, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -603,16 +595,7 @@ func TestFlushReadOnly(t *testing.T) {
 	}
 	path := filepath.Join(dir, "events.log")
 	in, log := relInstance(t, "rel-ro", MapGetter{"path": path})
-	if got := in.Flush(relRecords(0, 5, "a"), "t"); got != OK {
-		t.Fatalf("first flush = %v", got)
-	}
-	// logrotate moved the file away and asked for a rotate.
-	if err := os.Rename(path, path+".1"); err != nil {
-		t.Fatal(err)
-	}
-	if err := in.Rotate(path); err != nil {
-		t.Fatal(err)
-	}
+	relWriteThenRotate(t, in, path)
 	makeRO()
 	for i := 0; i < 2; i++ {
 		if got := in.Flush(relRecords(5, 5, "b"), "t"); got != Retry {
@@ -815,5 +798,20 @@ func TestFileCutBackFails(t *testing.T) {
 	want := first + chunk[:5] + "\n" + chunk
 	if got := readString(t, path); got != want {
 		t.Errorf("file holds %q, want %q", got, want)
+	}
+}
+
+// relWriteThenRotate writes five lines to path, then does what logrotate
+// does: moves the file away (to path.1) and asks for a rotate.
+func relWriteThenRotate(t *testing.T, in *Instance, path string) {
+	t.Helper()
+	if got := in.Flush(relRecords(0, 5, "a"), "t"); got != OK {
+		t.Fatalf("first flush = %v", got)
+	}
+	if err := os.Rename(path, path+".1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := in.Rotate(path); err != nil {
+		t.Fatal(err)
 	}
 }
