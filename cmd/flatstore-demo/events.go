@@ -5,9 +5,10 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"time"
-	"unicode/utf8"
 
+	jsoniter "github.com/json-iterator/go"
 	"github.com/tinylib/msgp/msgp"
 )
 
@@ -102,7 +103,7 @@ func appendJSON(b []byte, v any) ([]byte, error) {
 	case float64:
 		s := strconv.FormatFloat(v, 'f', -1, 64)
 		b = append(b, s...)
-		if !containsByte(s, '.') {
+		if !strings.ContainsRune(s, '.') {
 			b = append(b, ".0"...)
 		}
 	case bool:
@@ -139,48 +140,20 @@ func appendJSON(b []byte, v any) ([]byte, error) {
 	return b, nil
 }
 
-func containsByte(s string, c byte) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] == c {
-			return true
-		}
-	}
-	return false
+// appendJSONString quotes s as JSON; invalid UTF-8 becomes U+FFFD.
+func appendJSONString(b []byte, s string) []byte {
+	st := jsonStrings.BorrowStream(nil)
+	st.SetBuffer(b)
+	st.WriteString(s)
+	b = st.Buffer()
+	st.SetBuffer(nil) // the pooled stream must not keep our buffer
+	jsonStrings.ReturnStream(st)
+	return b
 }
 
-// appendJSONString quotes s: '"', '\\' and control bytes escaped, UTF-8 kept.
-func appendJSONString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	for i := 0; i < len(s); {
-		c := s[i]
-		switch {
-		case c == '"' || c == '\\':
-			b = append(b, '\\', c)
-		case c == '\n':
-			b = append(b, '\\', 'n')
-		case c == '\r':
-			b = append(b, '\\', 'r')
-		case c == '\t':
-			b = append(b, '\\', 't')
-		case c < 0x20:
-			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-		case c < utf8.RuneSelf:
-			b = append(b, c)
-		default:
-			r, n := utf8.DecodeRuneInString(s[i:])
-			if r == utf8.RuneError && n == 1 {
-				b = append(b, `\ufffd`...)
-			} else {
-				b = append(b, s[i:i+n]...)
-			}
-			i += n
-			continue
-		}
-		i++
-	}
-	return append(b, '"')
-}
+// jsonStrings validates UTF-8 as it quotes (it also writes <, > and & as
+// \u003c…, which JSON parsers read back as the same characters).
+var jsonStrings = jsoniter.ConfigCompatibleWithStandardLibrary
 
 // generator makes a reproducible stream of SIP-style events: calls that
 // start, change dialog state, end and are rated, between registrations and
