@@ -63,15 +63,6 @@ func relWaitStderr(t *testing.T, h *fbtest.Host, want ...string) {
 	}
 }
 
-func relRead(t *testing.T, path string) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
 // TestPluginDiskFull: the event file's filesystem (a 2 MiB tmpfs) has 64 KiB
 // left; the second chunk (~330 KB) does not fit. The plugin answers RETRY
 // and cuts the partial write back; when the test sees the error in the log
@@ -87,7 +78,7 @@ func TestPluginDiskFull(t *testing.T) {
 		"-p", "path="+out, "-p", "control_listen=off")
 	relWaitStderr(t, h, "(ENOSPC)", "chunk will be retried")
 	// While the disk is full the file holds the first chunk only, whole.
-	if got := relRead(t, out); got != relLines(0, 100, "", pad) {
+	if got := fbtest.ReadText(t, out); got != relLines(0, 100, "", pad) {
 		t.Errorf("while the disk is full the file holds %d bytes, want the %d of the first chunk",
 			len(got), len(relLines(0, 100, "", pad)))
 	}
@@ -102,7 +93,7 @@ func TestPluginDiskFull(t *testing.T) {
 	if s.OKChunks != 3 || s.OKRecords != 3200 || s.Retries < 1 || s.DroppedChunks != 0 {
 		t.Errorf("summary %+v: want 3 chunks OK after at least one retry", s)
 	}
-	if got := relRead(t, out); got != relLines(0, 3200, "", pad) {
+	if got := fbtest.ReadText(t, out); got != relLines(0, 3200, "", pad) {
 		lines, rest := fbtest.SplitLines([]byte(got))
 		t.Errorf("file holds %d lines (+%q), want the 3200 exactly once, in order", len(lines), rest)
 	}
@@ -132,10 +123,10 @@ func TestPluginPathIsDirectory(t *testing.T) {
 	if s := sum.Instances[0]; s.OKChunks != 3 || s.Retries < 1 {
 		t.Errorf("summary %+v: want 3 chunks OK after at least one retry", s)
 	}
-	if got, want := relRead(t, filepath.Join(dir, "a.log")), relLines(0, 10, "a", "p")+relLines(20, 10, "a", "p"); got != want {
+	if got, want := fbtest.ReadText(t, filepath.Join(dir, "a.log")), relLines(0, 10, "a", "p")+relLines(20, 10, "a", "p"); got != want {
 		t.Errorf("a.log holds %q, want %q", got, want)
 	}
-	if got, want := relRead(t, filepath.Join(dir, "b.log")), relLines(10, 10, "b", "p"); got != want {
+	if got, want := fbtest.ReadText(t, filepath.Join(dir, "b.log")), relLines(10, 10, "b", "p"); got != want {
 		t.Errorf("b.log holds %q, want %q", got, want)
 	}
 }

@@ -117,15 +117,6 @@ func mustFlush(t *testing.T, in *Instance, data []byte, tag string) {
 	}
 }
 
-func fileText(t *testing.T, path string) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
 // dirFiles lists the regular files under dir, relative to it, sorted by
 // rotation order: name, name.1, name.2… (numeric suffixes compared as numbers).
 func dirFiles(t *testing.T, dir string) []string {
@@ -275,7 +266,7 @@ func TestTemplateManyTagsMaxOpenSockets(t *testing.T) {
 	total := 0
 	for i := 0; i < tags; i++ {
 		tag := fmt.Sprintf("t%04d", i)
-		got := fileText(t, filepath.Join(dir, tag+".log"))
+		got := fbtest.ReadText(t, filepath.Join(dir, tag+".log"))
 		if want := evLines("E_"+tag, 0, rounds*per); got != want {
 			t.Fatalf("%s.log = %q, want %q", tag, got, want)
 		}
@@ -311,7 +302,7 @@ func TestTemplateValuesStayInDirectory(t *testing.T) {
 		if filepath.Dir(f) != filepath.Join("a", "b", "c") {
 			t.Errorf("file %s is outside %s", f, dir)
 		}
-		lines += strings.Count(fileText(t, filepath.Join(root, f)), "\n")
+		lines += strings.Count(fbtest.ReadText(t, filepath.Join(root, f)), "\n")
 	}
 	if lines != 9 {
 		t.Errorf("%d lines in %q, want 9", lines, files)
@@ -366,7 +357,7 @@ func TestRotateCount(t *testing.T) {
 				if i == 10 {
 					k = total - 10*limit
 				}
-				if got := fileText(t, filepath.Join(dir, f)); got != evLines("E_C", next, k) {
+				if got := fbtest.ReadText(t, filepath.Join(dir, f)); got != evLines("E_C", next, k) {
 					t.Errorf("%s: %d lines, not lines %d..%d", f, strings.Count(got, "\n"), next, next+k-1)
 				}
 				next += k
@@ -409,7 +400,7 @@ func TestRotateCountTemplateForgotten(t *testing.T) {
 		t.Fatalf("files %q", files)
 	}
 	for name, w := range want {
-		if got := fileText(t, filepath.Join(dir, name)); got != w {
+		if got := fbtest.ReadText(t, filepath.Join(dir, name)); got != w {
 			t.Errorf("%s = %q, want %q", name, got, w)
 		}
 	}
@@ -445,7 +436,7 @@ func TestRotateSizeFromExisting(t *testing.T) {
 		t.Fatalf("files %q", files)
 	}
 	for name, w := range want {
-		if got := fileText(t, filepath.Join(dir, name)); got != w {
+		if got := fbtest.ReadText(t, filepath.Join(dir, name)); got != w {
 			t.Errorf("%s: %d bytes, want %d", name, len(got), len(w))
 		}
 	}
@@ -460,10 +451,10 @@ func TestRotateSizeFromExisting(t *testing.T) {
 	in2 := fsInstance(t, "path", path2, "rotate_size", "1k")
 	before := rotationsTotal(t, ReasonSize)
 	mustFlush(t, in2, evRecords("E", 0, 2), "t")
-	if got := fileText(t, path2); got != big {
+	if got := fbtest.ReadText(t, path2); got != big {
 		t.Errorf("the full file was written to: %d bytes", len(got))
 	}
-	if got := fileText(t, path2+".1"); got != evLines("E", 0, 2) {
+	if got := fbtest.ReadText(t, path2+".1"); got != evLines("E", 0, 2) {
 		t.Errorf("full.log.1 = %q", got)
 	}
 	if got := rotationsTotal(t, ReasonSize) - before; got != 1 {
@@ -559,7 +550,7 @@ func TestRotatePeriodInjectedClock(t *testing.T) {
 		t.Errorf("files %q, want the 4 of %v", files, want)
 	}
 	for n, w := range want {
-		if got := fileText(t, filepath.Join(dir, n)); got != w {
+		if got := fbtest.ReadText(t, filepath.Join(dir, n)); got != w {
 			t.Errorf("%s = %q, want %q", n, got, w)
 		}
 	}
@@ -588,7 +579,7 @@ func TestRotatePeriodExistingFile(t *testing.T) {
 	}
 	in := fsInstance(t, "path", path, "rotate_period", "60", "idle_timeout", "1s")
 	mustFlush(t, in, evRecords("A", 0, 2), "t")
-	if got := fileText(t, path); got != "old\n" {
+	if got := fbtest.ReadText(t, path); got != "old\n" {
 		t.Errorf("a file of the previous period was appended to: %q", got)
 	}
 	// Idle close, then a write in the same period appends to ev.log.1.
@@ -601,7 +592,7 @@ func TestRotatePeriodExistingFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustFlush(t, in, evRecords("A", 2, 2), "t")
-	if got := fileText(t, path+".1"); got != evLines("A", 0, 4) {
+	if got := fbtest.ReadText(t, path+".1"); got != evLines("A", 0, 4) {
 		t.Errorf("ev.log.1 = %q", got)
 	}
 }
@@ -622,7 +613,7 @@ func TestHeader(t *testing.T) {
 			t.Fatalf("files %q", files)
 		}
 		for i, f := range files {
-			if got := fileText(t, filepath.Join(dir, f)); got != want[i] {
+			if got := fbtest.ReadText(t, filepath.Join(dir, f)); got != want[i] {
 				t.Errorf("%s = %q, want %q", f, got, want[i])
 			}
 		}
@@ -639,7 +630,7 @@ func TestHeader(t *testing.T) {
 			t.Fatal(err)
 		}
 		mustFlush(t, in, evRecords("E", 1, 1), "t")
-		if got, want := fileText(t, path), "before\n"+evLines("E", 0, 2); got != want {
+		if got, want := fbtest.ReadText(t, path), "before\n"+evLines("E", 0, 2); got != want {
 			t.Errorf("%q, want %q", got, want)
 		}
 	})
@@ -658,10 +649,10 @@ func TestHeader(t *testing.T) {
 			t.Fatal(err)
 		}
 		mustFlush(t, in, evRecords("E", 1, 2), "t")
-		if got, want := fileText(t, path+".old"), "# my header\n"+evLines("E", 0, 1); got != want {
+		if got, want := fbtest.ReadText(t, path+".old"), "# my header\n"+evLines("E", 0, 1); got != want {
 			t.Errorf("%q, want %q", got, want)
 		}
-		if got, want := fileText(t, path), "# my header\n"+evLines("E", 1, 2); got != want {
+		if got, want := fbtest.ReadText(t, path), "# my header\n"+evLines("E", 1, 2); got != want {
 			t.Errorf("%q, want %q", got, want)
 		}
 	})
@@ -742,7 +733,7 @@ func TestMaxOpenSocketsAcrossInstances(t *testing.T) {
 	mustFlush(t, ins[2], evRecords("C", 0, 1), "t")
 	mustFlush(t, ins[1], evRecords("B", 2, 1), "t")
 	for i, w := range []string{evLines("A", 0, 2), evLines("B", 0, 3), evLines("C", 0, 1)} {
-		if got := fileText(t, paths[i]); got != w {
+		if got := fbtest.ReadText(t, paths[i]); got != w {
 			t.Errorf("%s = %q, want %q", paths[i], got, w)
 		}
 	}
@@ -844,10 +835,10 @@ func TestReopenCheck(t *testing.T) {
 	mustFlush(t, in, evRecords("A", 1, 1), "t") // within the period: the moved file
 	clk.Add(2 * time.Second)
 	mustFlush(t, in, evRecords("A", 2, 1), "t") // checked at the write: the path again
-	if got, want := fileText(t, path+".moved"), evLines("A", 0, 2); got != want {
+	if got, want := fbtest.ReadText(t, path+".moved"), evLines("A", 0, 2); got != want {
 		t.Errorf("moved file %q, want %q", got, want)
 	}
-	if got, want := fileText(t, path), evLines("A", 2, 1); got != want {
+	if got, want := fbtest.ReadText(t, path), evLines("A", 2, 1); got != want {
 		t.Errorf("new file %q, want %q", got, want)
 	}
 
@@ -869,14 +860,14 @@ func TestReopenCheck(t *testing.T) {
 		t.Errorf("the check created the file: %v", err)
 	}
 	mustFlush(t, in, evRecords("A", 3, 1), "t")
-	if got, want := fileText(t, path), evLines("A", 3, 1); got != want {
+	if got, want := fbtest.ReadText(t, path), evLines("A", 3, 1); got != want {
 		t.Errorf("recreated file %q, want %q", got, want)
 	}
 	// An unchanged file is kept.
 	clk.Add(5 * time.Second)
 	p.tick()
 	mustFlush(t, in, evRecords("A", 4, 1), "t")
-	if got, want := fileText(t, path), evLines("A", 3, 2); got != want {
+	if got, want := fbtest.ReadText(t, path), evLines("A", 3, 2); got != want {
 		t.Errorf("kept file %q, want %q", got, want)
 	}
 	if got := rotationsTotal(t, ReasonReopenCheck) - before; got != 2 {
@@ -908,7 +899,7 @@ func TestRotateMI(t *testing.T) {
 		t.Errorf("rotate of an unmanaged path: %v", err)
 	}
 	mustFlush(t, in, evRecords("A", 1, 1), "t")
-	if got := fileText(t, path); got != evLines("A", 1, 1) {
+	if got := fbtest.ReadText(t, path); got != evLines("A", 1, 1) {
 		t.Errorf("%q", got)
 	}
 	if s := in.Status()[0]; s.LastReason != ReasonMI {
@@ -1016,7 +1007,7 @@ func TestIdleTimeout(t *testing.T) {
 		if n := p.OpenCount(); n != 1 {
 			t.Errorf("OpenCount %d after the next write, want 1", n)
 		}
-		if got := fileText(t, filepath.Join(dir, "b.log")); got != evLines("B", 0, 2) {
+		if got := fbtest.ReadText(t, filepath.Join(dir, "b.log")); got != evLines("B", 0, 2) {
 			t.Errorf("b.log = %q", got)
 		}
 	})
@@ -1034,7 +1025,7 @@ func TestIdleTimeout(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 		mustFlush(t, in, evRecords("A", 1, 1), "t")
-		if got := fileText(t, path); got != evLines("A", 0, 2) {
+		if got := fbtest.ReadText(t, path); got != evLines("A", 0, 2) {
 			t.Errorf("%q", got)
 		}
 	})

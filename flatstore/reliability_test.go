@@ -82,15 +82,6 @@ func relLines(first, n int, pad string) string {
 	return sb.String()
 }
 
-func readString(t *testing.T, path string) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
 // metricValue reads a counter of the flatstore registry whose labels include
 // every pair in labels; 0 when absent.
 func metricValue(t *testing.T, name string, labels ...string) float64 {
@@ -203,7 +194,7 @@ func TestHostileRecordsCountedByReason(t *testing.T) {
 			t.Errorf("%s: Dropped() grew by %d, want %d", c.name, got, n)
 		}
 	}
-	if got := readString(t, path); got != want {
+	if got := fbtest.ReadText(t, path); got != want {
 		t.Errorf("file holds\n%q\nwant\n%q", got, want)
 	}
 }
@@ -348,7 +339,7 @@ func TestFileWriteFaults(t *testing.T) {
 				if err != nil {
 					t.Fatalf("Write: %v", err)
 				}
-				if got := readString(t, path); got != before+chunk {
+				if got := fbtest.ReadText(t, path); got != before+chunk {
 					t.Fatalf("file holds %d bytes, want %d: %q", len(got), len(before+chunk), got)
 				}
 				if writes < 2 {
@@ -370,7 +361,7 @@ func TestFileWriteFaults(t *testing.T) {
 				if _, serr := os.Stat(path); !os.IsNotExist(serr) {
 					t.Errorf("failed open left a file: %v", serr)
 				}
-			} else if got := readString(t, path); got != before {
+			} else if got := fbtest.ReadText(t, path); got != before {
 				t.Errorf("after the error the file holds %q, want %q", got, before)
 			}
 			if c.cutTo != (len(truncs) > 0) {
@@ -385,7 +376,7 @@ func TestFileWriteFaults(t *testing.T) {
 			if _, err := f.Write(linesOf(chunk)); err != nil {
 				t.Fatalf("retry: %v", err)
 			}
-			if got := readString(t, path); got != before+chunk {
+			if got := fbtest.ReadText(t, path); got != before+chunk {
 				t.Errorf("after the retry the file holds %q, want %q", got, before+chunk)
 			}
 		})
@@ -417,7 +408,7 @@ func TestFileSyncFailure(t *testing.T) {
 	if _, err := f.Write(linesOf(chunk)); err != nil {
 		t.Fatal(err)
 	}
-	if got := readString(t, path); got != first+chunk {
+	if got := fbtest.ReadText(t, path); got != first+chunk {
 		t.Errorf("after the retry the file holds %q, want %q", got, first+chunk)
 	}
 }
@@ -450,7 +441,7 @@ func TestFlushWriteErrorRetry(t *testing.T) {
 	if got := in.Flush(relRecords(10, 10, "b"), "t"); got != Retry {
 		t.Fatalf("flush with EIO = %v, want Retry", got)
 	}
-	if got := readString(t, path); got != relLines(0, 10, "a") {
+	if got := fbtest.ReadText(t, path); got != relLines(0, 10, "a") {
 		t.Fatalf("after EIO the file holds %q", got)
 	}
 	if !strings.Contains(log.String(), "(EIO)") || !strings.Contains(log.String(), "chunk will be retried") {
@@ -465,7 +456,7 @@ func TestFlushWriteErrorRetry(t *testing.T) {
 	if got := in.Flush(relRecords(10, 10, "b"), "t"); got != OK {
 		t.Fatalf("retry = %v", got)
 	}
-	if got := readString(t, path); got != relLines(0, 10, "a")+relLines(10, 10, "b") {
+	if got := fbtest.ReadText(t, path); got != relLines(0, 10, "a")+relLines(10, 10, "b") {
 		t.Errorf("after the retry the file holds %q", got)
 	}
 }
@@ -488,7 +479,7 @@ func TestFlushDiskFull(t *testing.T) {
 		if got := in.Flush(big, "t"); got != Retry {
 			t.Fatalf("flush %d on a full disk = %v, want Retry", i, got)
 		}
-		if got := readString(t, path); got != relLines(0, 100, pad) {
+		if got := fbtest.ReadText(t, path); got != relLines(0, 100, pad) {
 			t.Fatalf("after ENOSPC the file holds %d bytes, want the %d of the first flush", len(got), len(relLines(0, 100, pad)))
 		}
 	}
@@ -504,7 +495,7 @@ func TestFlushDiskFull(t *testing.T) {
 	if got := in.Flush(big, "t"); got != OK {
 		t.Fatalf("flush after freeing space = %v", got)
 	}
-	if got := readString(t, path); got != relLines(0, 100, pad)+relLines(100, 3000, pad) {
+	if got := fbtest.ReadText(t, path); got != relLines(0, 100, pad)+relLines(100, 3000, pad) {
 		lines, rest := fbtest.SplitLines([]byte(got))
 		t.Errorf("file holds %d lines (+%q), want 3100 exactly", len(lines), rest)
 	}
@@ -532,10 +523,10 @@ func TestFlushPathBecomesDirectory(t *testing.T) {
 	if got := in.Flush(relRecords(5, 5, "b"), "t"); got != OK {
 		t.Fatalf("flush after the directory is gone = %v", got)
 	}
-	if got := readString(t, path+".1"); got != relLines(0, 5, "a") {
+	if got := fbtest.ReadText(t, path+".1"); got != relLines(0, 5, "a") {
 		t.Errorf("rotated file holds %q", got)
 	}
-	if got := readString(t, path); got != relLines(5, 5, "b") {
+	if got := fbtest.ReadText(t, path); got != relLines(5, 5, "b") {
 		t.Errorf("new file holds %q", got)
 	}
 }
@@ -563,10 +554,10 @@ func TestFlushAtLeastOnceAcrossFiles(t *testing.T) {
 	if got := in.Flush(chunk, "t"); got != OK {
 		t.Fatalf("retry = %v", got)
 	}
-	if got, want := readString(t, filepath.Join(dir, "a.log")), "E,a,0\nE,a,2\nE,a,0\nE,a,2\n"; got != want {
+	if got, want := fbtest.ReadText(t, filepath.Join(dir, "a.log")), "E,a,0\nE,a,2\nE,a,0\nE,a,2\n"; got != want {
 		t.Errorf("a.log holds %q, want %q (written by both attempts)", got, want)
 	}
-	if got, want := readString(t, filepath.Join(dir, "b.log")), "E,b,1\nE,b,3\n"; got != want {
+	if got, want := fbtest.ReadText(t, filepath.Join(dir, "b.log")), "E,b,1\nE,b,3\n"; got != want {
 		t.Errorf("b.log holds %q, want %q (once)", got, want)
 	}
 }
@@ -609,7 +600,7 @@ func TestFlushReadOnly(t *testing.T) {
 	if got := in.Flush(relRecords(5, 5, "b"), "t"); got != OK {
 		t.Fatalf("flush once writable = %v", got)
 	}
-	if got := readString(t, path); got != relLines(5, 5, "b") {
+	if got := fbtest.ReadText(t, path); got != relLines(5, 5, "b") {
 		t.Errorf("file holds %q, want the retried chunk once", got)
 	}
 }
@@ -642,7 +633,7 @@ func TestFlushPanicRecovered(t *testing.T) {
 	if got := in.Flush(relRecords(0, 3, "a"), "t"); got != OK {
 		t.Fatalf("flush after the panic = %v", got)
 	}
-	if got := readString(t, path); got != relLines(0, 3, "a") {
+	if got := fbtest.ReadText(t, path); got != relLines(0, 3, "a") {
 		t.Errorf("file holds %q", got)
 	}
 }
@@ -796,7 +787,7 @@ func TestFileCutBackFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := first + chunk[:5] + "\n" + chunk
-	if got := readString(t, path); got != want {
+	if got := fbtest.ReadText(t, path); got != want {
 		t.Errorf("file holds %q, want %q", got, want)
 	}
 }

@@ -355,14 +355,22 @@ func AssertLinesTerminated(t testing.TB, data []byte) {
 	}
 }
 
-// ReadLines reads a file, asserts that every line ends with '\n' and returns
-// the lines without it. A missing file fails the test.
-func ReadLines(t testing.TB, path string) []string {
+// ReadText returns the whole content of path, failing the test when it
+// cannot be read.
+func ReadText(t testing.TB, path string) string {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatalf("fbtest: %v", err)
 	}
+	return string(data)
+}
+
+// ReadLines reads a file, asserts that every line ends with '\n' and returns
+// the lines without it. A missing file fails the test.
+func ReadLines(t testing.TB, path string) []string {
+	t.Helper()
+	data := []byte(ReadText(t, path))
 	AssertLinesTerminated(t, data)
 	lines, _ := SplitLines(data)
 	return lines
