@@ -58,7 +58,7 @@ func benchInstance(tb testing.TB, dir, name string) (*Instance, *atomic.Int64) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	in := NewInstance(cfg, "", NewLogger("bench", io.Discard))
+	in := NewInstance(cfg, "", NewLogger("bench", NewWriterSink(io.Discard, LevelDebug)))
 	tb.Cleanup(in.Close)
 	return in, countWrites(in.static)
 }

@@ -85,7 +85,7 @@ func fsInstance(t *testing.T, kv ...string) *Instance {
 	if err != nil {
 		t.Fatalf("ParseConfig: %v", err)
 	}
-	in := NewInstance(cfg, "", NewLogger("files-test", io.Discard))
+	in := NewInstance(cfg, "", NewLogger("files-test", NewWriterSink(io.Discard, LevelDebug)))
 	t.Cleanup(in.Close)
 	return in
 }

@@ -44,7 +44,7 @@ func FuzzFlush(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	in := flatstore.NewInstance(cfg, "fuzz", flatstore.NewLogger("fuzz", io.Discard))
+	in := flatstore.NewInstance(cfg, "fuzz", flatstore.NewLogger("fuzz", flatstore.NewWriterSink(io.Discard, flatstore.LevelDebug)))
 	f.Cleanup(in.Close)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if err := os.Truncate(path, 0); err != nil && !os.IsNotExist(err) {

@@ -62,7 +62,7 @@ func newInstance(t testing.TB, kv ...string) (*flatstore.Instance, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "events.log")
 	cfg := config(t, append([]string{"path", path}, kv...)...)
-	in := flatstore.NewInstance(cfg, "", flatstore.NewLogger("test", io.Discard))
+	in := flatstore.NewInstance(cfg, "", flatstore.NewLogger("test", flatstore.NewWriterSink(io.Discard, flatstore.LevelDebug)))
 	t.Cleanup(in.Close)
 	return in, path
 }

@@ -288,7 +288,7 @@ func (in *Instance) write(s *flushState, records int) Result {
 	files, ok := pool.acquire(paths, in.opt, in.cfg.MaxOpenSockets, s.files[:0])
 	s.files = files
 	if !ok {
-		in.log.LimitedWarnf("no more free sockets (max_open_sockets=%d): %d files needed, chunk will be retried", in.cfg.MaxOpenSockets, len(paths))
+		in.log.LimitedWarnf("max_open_sockets", "no more free sockets (max_open_sockets=%d): %d files needed, chunk will be retried", in.cfg.MaxOpenSockets, len(paths))
 		m.retries.WithLabelValues(in.name, "max_open_sockets").Inc()
 		return Retry
 	}
@@ -321,7 +321,7 @@ func (in *Instance) countDrops(drops map[string]int) {
 	for reason, n := range drops {
 		in.dropped.Add(uint64(n))
 		m.dropped.WithLabelValues(in.name, reason).Add(float64(n))
-		in.log.LimitedWarnf("skipped %d record(s): %s", n, reason)
+		in.log.LimitedWarnf("drop:"+reason, "skipped %d record(s): %s", n, reason)
 	}
 }
 

@@ -5,70 +5,174 @@ import (
 	"io"
 	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
-// Logger writes Fluent Bit style log lines:
-//
-//	[2026/11/26 12:00:00] [ warn] [output:flatstore:flatstore.0] message
-//
-// The zero value is not usable; use NewLogger.
-type Logger struct {
-	name string
-	mu   *sync.Mutex
-	w    io.Writer
+// Level is a log level, numbered as Fluent Bit numbers them (FLB_LOG_ERROR
+// is 1 … FLB_LOG_TRACE is 5), so that a Sink backed by Fluent Bit's logger
+// passes it on unchanged.
+type Level int
 
-	// rate limiting of record warnings
-	lastWarn   atomic.Int64 // unix nanos of the last printed limited warning
-	suppressed atomic.Int64
+// The levels flatstore logs at.
+const (
+	LevelError Level = 1
+	LevelWarn  Level = 2
+	LevelInfo  Level = 3
+	LevelDebug Level = 4
+)
+
+var levelNames = [...]string{LevelError: "error", LevelWarn: "warn", LevelInfo: "info", LevelDebug: "debug"}
+
+func (l Level) String() string {
+	if l >= LevelError && l <= LevelDebug {
+		return levelNames[l]
+	}
+	return fmt.Sprintf("level(%d)", int(l))
 }
 
-var logMu sync.Mutex
+// A Sink receives whole log messages. Inside Fluent Bit it is the engine's
+// own logger (package plugin), so the engine's log level, log file and -q
+// apply; elsewhere it is a WriterSink.
+type Sink interface {
+	// Enabled reports whether a message at level would be printed; the
+	// Logger formats nothing otherwise.
+	Enabled(level Level) bool
+	// Print prints one message (no trailing newline).
+	Print(level Level, msg string)
+}
 
-// NewLogger returns a logger for the instance called name, writing to w
-// (stderr when nil).
-func NewLogger(name string, w io.Writer) *Logger {
+// WriterSink prints Fluent Bit style lines, with milliseconds, to a writer:
+//
+//	[2026/12/01 10:00:00.123] [ warn] [output:flatstore:sip_events] message
+type WriterSink struct {
+	mu  sync.Mutex
+	w   io.Writer
+	min Level
+	now func() time.Time
+}
+
+// NewWriterSink returns a sink that prints the messages at min or more
+// severe to w (os.Stderr when nil).
+func NewWriterSink(w io.Writer, min Level) *WriterSink {
 	if w == nil {
 		w = os.Stderr
 	}
-	return &Logger{name: name, mu: &logMu, w: w}
+	return &WriterSink{w: w, min: min, now: time.Now}
 }
 
-func (l *Logger) out(level, format string, a ...any) {
+// Enabled reports whether level is at least as severe as the sink's minimum.
+func (s *WriterSink) Enabled(level Level) bool { return level <= s.min }
+
+// Print writes one line with one write call, so that lines of concurrent
+// loggers never interleave.
+func (s *WriterSink) Print(level Level, msg string) {
+	b := make([]byte, 0, 48+len(msg))
+	b = s.now().AppendFormat(b, "[2006/01/02 15:04:05.000] ")
+	b = fmt.Appendf(b, "[%5s] ", level)
+	b = append(b, msg...)
+	b = append(b, '\n')
+	s.mu.Lock()
+	_, _ = s.w.Write(b)
+	s.mu.Unlock()
+}
+
+// LimitEvery is how often a rate-limited message of one key is printed.
+const LimitEvery = 5 * time.Second
+
+// Logger logs for one output instance: every message is prefixed with
+// [output:flatstore:NAME], as Fluent Bit's own plugins' messages are. Its
+// methods are safe for concurrent use and a nil *Logger logs nothing.
+type Logger struct {
+	name   string
+	prefix string
+	sink   Sink
+
+	mu     sync.Mutex
+	limits map[string]*limit
+}
+
+// limit is the rate-limiting state of one message key.
+type limit struct {
+	last       time.Time
+	suppressed int
+}
+
+// NewLogger returns the logger of the instance called name, printing to sink
+// (a WriterSink on stderr at info level when nil).
+func NewLogger(name string, sink Sink) *Logger {
+	if sink == nil {
+		sink = NewWriterSink(os.Stderr, LevelInfo)
+	}
+	return &Logger{name: name, prefix: "[output:flatstore:" + name + "] ", sink: sink, limits: map[string]*limit{}}
+}
+
+// Name returns the instance name the logger prefixes its messages with.
+func (l *Logger) Name() string {
 	if l == nil {
+		return ""
+	}
+	return l.name
+}
+
+// Enabled reports whether a message at level would be printed.
+func (l *Logger) Enabled(level Level) bool { return l != nil && l.sink.Enabled(level) }
+
+func (l *Logger) logf(level Level, format string, a ...any) {
+	if !l.Enabled(level) {
 		return
 	}
-	msg := fmt.Sprintf(format, a...)
-	ts := time.Now().Format("2006/01/02 15:04:05")
-	l.mu.Lock()
-	fmt.Fprintf(l.w, "[%s] [%5s] [output:flatstore:%s] %s\n", ts, level, l.name, msg)
-	l.mu.Unlock()
+	l.sink.Print(level, l.prefix+fmt.Sprintf(format, a...))
 }
-
-// Infof logs at info level.
-func (l *Logger) Infof(format string, a ...any) { l.out("info", format, a...) }
-
-// Warnf logs at warn level.
-func (l *Logger) Warnf(format string, a ...any) { l.out("warn", format, a...) }
 
 // Errorf logs at error level.
-func (l *Logger) Errorf(format string, a ...any) { l.out("error", format, a...) }
+func (l *Logger) Errorf(format string, a ...any) { l.logf(LevelError, format, a...) }
 
-// LimitedWarnf logs at most one warning every 5 seconds; the ones it holds
-// back are counted and reported with the next one printed.
-func (l *Logger) LimitedWarnf(format string, a ...any) {
-	if l == nil {
+// Warnf logs at warn level.
+func (l *Logger) Warnf(format string, a ...any) { l.logf(LevelWarn, format, a...) }
+
+// Infof logs at info level.
+func (l *Logger) Infof(format string, a ...any) { l.logf(LevelInfo, format, a...) }
+
+// Debugf logs at debug level.
+func (l *Logger) Debugf(format string, a ...any) { l.logf(LevelDebug, format, a...) }
+
+// Limitedf logs at most one message of key every LimitEvery; the messages it
+// holds back are counted and the count is added to the next one printed.
+// Each key has its own budget, so a frequent message never hides another.
+func (l *Logger) Limitedf(level Level, key, format string, a ...any) {
+	if !l.Enabled(level) {
 		return
 	}
-	now := time.Now().UnixNano()
-	last := l.lastWarn.Load()
-	if now-last < int64(5*time.Second) || !l.lastWarn.CompareAndSwap(last, now) {
-		l.suppressed.Add(1)
+	now := time.Now()
+	l.mu.Lock()
+	lim := l.limits[key]
+	if lim == nil {
+		if len(l.limits) >= maxLimitKeys {
+			clear(l.limits) // keys are a handful of reasons; never let them grow
+		}
+		lim = &limit{}
+		l.limits[key] = lim
+	}
+	if !lim.last.IsZero() && now.Sub(lim.last) < LimitEvery {
+		lim.suppressed++
+		l.mu.Unlock()
 		return
 	}
-	if n := l.suppressed.Swap(0); n > 0 {
-		format += fmt.Sprintf(" (%d similar warnings suppressed)", n)
+	lim.last = now
+	n := lim.suppressed
+	lim.suppressed = 0
+	l.mu.Unlock()
+	msg := fmt.Sprintf(format, a...)
+	if n > 0 {
+		msg += fmt.Sprintf(" (%d more like this in the last %v)", n, LimitEvery)
 	}
-	l.out("warn", format, a...)
+	l.sink.Print(level, l.prefix+msg)
 }
+
+// LimitedWarnf is Limitedf at warn level.
+func (l *Logger) LimitedWarnf(key, format string, a ...any) {
+	l.Limitedf(LevelWarn, key, format, a...)
+}
+
+// maxLimitKeys bounds the keys a Logger keeps rate-limiting state for.
+const maxLimitKeys = 256

@@ -56,7 +56,7 @@ func relInstance(t *testing.T, name string, kv MapGetter) (*Instance, *relLog) {
 		t.Fatalf("ParseConfig: %v", err)
 	}
 	log := &relLog{}
-	in := NewInstance(cfg, name, NewLogger(name, log))
+	in := NewInstance(cfg, name, NewLogger(name, NewWriterSink(log, LevelDebug)))
 	t.Cleanup(in.Close)
 	return in, log
 }
@@ -675,7 +675,7 @@ func TestCloseWhileFlushing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := NewInstance(cfg, "rel-close", NewLogger("rel-close", &relLog{}))
+	in := NewInstance(cfg, "rel-close", NewLogger("rel-close", NewWriterSink(&relLog{}, LevelDebug)))
 	const workers, shards, per = 6, 4, 50
 	var okFlushes [workers]int
 	var wg sync.WaitGroup

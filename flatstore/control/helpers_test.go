@@ -155,7 +155,7 @@ func startAt(t testing.TB, addr, token string, o options, bs ...Backend) (*Handl
 	logs := &fbtest.SyncBuffer{}
 	var first *Handle
 	for i, b := range bs {
-		h, err := acquire(addr, token, b, flatstore.NewLogger("flatstore.test", logs), o)
+		h, err := acquire(addr, token, b, flatstore.NewLogger("flatstore.test", flatstore.NewWriterSink(logs, flatstore.LevelDebug)), o)
 		if err != nil {
 			t.Fatalf("acquire %d: %v", i, err)
 		}

@@ -23,9 +23,9 @@ func TestWithCoreInstance(t *testing.T) {
 		t.Fatal(err)
 	}
 	logs := &fbtest.SyncBuffer{}
-	in := flatstore.NewInstance(cfg, "flatstore.ctl", flatstore.NewLogger("flatstore.ctl", logs))
+	in := flatstore.NewInstance(cfg, "flatstore.ctl", flatstore.NewLogger("flatstore.ctl", flatstore.NewWriterSink(logs, flatstore.LevelDebug)))
 	defer in.Close()
-	h, err := acquire("127.0.0.1:0", "", in, flatstore.NewLogger("flatstore.ctl", logs), testOptions())
+	h, err := acquire("127.0.0.1:0", "", in, flatstore.NewLogger("flatstore.ctl", flatstore.NewWriterSink(logs, flatstore.LevelDebug)), testOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
