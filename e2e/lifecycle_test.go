@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -102,7 +103,7 @@ func TestLifecycleReloadRebinds(t *testing.T) {
 	if strings.Contains(stderr, "[error]") || strings.Contains(stderr, "address already in use") {
 		t.Errorf("stderr reports an error:\n%s", stderr)
 	}
-	if n := strings.Count(stderr, "writing events to "+out); n != 3 {
+	if n := strings.Count(stderr, "writing events to "+strconv.Quote(out)); n != 3 {
 		t.Errorf("%d Inits logged, want 3:\n%s", n, stderr)
 	}
 	// Every generation sent the whole input again: each seq three times.
@@ -260,7 +261,7 @@ func TestLifecycleNonLoopbackToken(t *testing.T) {
 	}
 
 	h := fbtest.StartHost(t, "-in", in, "-hold-ms", "1500", "-p", "path="+out,
-		"-p", "control_listen="+wild, "-p", "control_token=s3cret")
+		"-p", "control_listen="+wild, "-p", "control_token=s3cret-s3cret-s3cret")
 	done := hostDone(h)
 	local := "127.0.0.1:" + port
 	waitLines(t, h, done, out, lifeRecords)
@@ -274,7 +275,7 @@ func TestLifecycleNonLoopbackToken(t *testing.T) {
 		t.Errorf("rotate without the token: HTTP %d, want 401", resp.StatusCode)
 	}
 	req, _ := http.NewRequest(http.MethodPost, base+"/rotate?path="+out, nil)
-	req.Header.Set("Authorization", "Bearer s3cret")
+	req.Header.Set("Authorization", "Bearer s3cret-s3cret-s3cret")
 	resp, err = c.Do(req)
 	if err != nil {
 		t.Fatal(err)

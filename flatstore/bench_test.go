@@ -46,7 +46,7 @@ func countWrites(f *File) *atomic.Int64 {
 		n.Add(1)
 		return write(fd, b)
 	}
-	f.sys = &ops
+	f.sys, f.open.sys = &ops, &ops
 	return &n
 }
 
@@ -58,7 +58,10 @@ func benchInstance(tb testing.TB, dir, name string) (*Instance, *atomic.Int64) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	in := NewInstance(cfg, "", NewLogger("bench", NewWriterSink(io.Discard, LevelDebug)))
+	in, err := NewInstance(NewProcess(), cfg, "bench", NewLogger("bench", NewWriterSink(io.Discard, LevelDebug)))
+	if err != nil {
+		tb.Fatal(err)
+	}
 	tb.Cleanup(in.Close)
 	return in, countWrites(in.static)
 }
@@ -214,7 +217,7 @@ func BenchmarkAppendLine(b *testing.B) {
 				b.Fatalf("record status %d", st)
 			}
 			var rest []byte
-			if dst, rest, err = enc.AppendLine(dst, t, body, tag); err != nil {
+			if dst, rest, _, err = enc.AppendLine(dst, t, body, tag); err != nil {
 				b.Fatal(err)
 			}
 			dec.advance(rest)

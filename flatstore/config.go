@@ -1,9 +1,10 @@
 package flatstore
 
 import (
+	"context"
 	"errors"
 	"fmt"
-	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -14,14 +15,14 @@ import (
 )
 
 // Getter reads one configuration key. Fluent Bit's property lookup is one
-// implementation (case-insensitive, "" when the key is absent); MapGetter is
-// another, for tests and tools.
+// implementation (case-insensitive, "" when the key is absent or empty);
+// MapGetter is another, for tests and tools.
 type Getter interface {
 	Get(key string) string
 }
 
 // MapGetter is a Getter over a map. Keys are matched case-insensitively, as
-// Fluent Bit does.
+// Fluent Bit does; an empty value is an absent key, as through Fluent Bit.
 type MapGetter map[string]string
 
 // Get returns the value of key, or "" when it is absent.
@@ -48,9 +49,22 @@ const (
 	EscapeCSV                     // RFC 4180 quoting
 )
 
-var escapeNames = []string{"opensips", "none", "backslash", "csv"}
+func (e Escape) String() string {
+	switch e {
+	case EscapeOpenSIPS:
+		return "opensips"
+	case EscapeNone:
+		return "none"
+	case EscapeBackslash:
+		return "backslash"
+	case EscapeCSV:
+		return "csv"
+	}
+	return "escape(" + strconv.Itoa(int(e)) + ")"
+}
 
-func (e Escape) String() string { return escapeNames[e] }
+// escapes lists the modes in the order the documentation gives them.
+func escapes() []Escape { return []Escape{EscapeOpenSIPS, EscapeNone, EscapeBackslash, EscapeCSV} }
 
 // TimeFormat selects how the record time is written as the first parameter.
 type TimeFormat int
@@ -65,19 +79,27 @@ const (
 	TimeRFC3339Nano
 )
 
-var timeFormatNames = []string{"none", "unix", "unix_ms", "unix_ns", "rfc3339", "rfc3339_nano"}
+func (t TimeFormat) String() string {
+	switch t {
+	case TimeNone:
+		return "none"
+	case TimeUnix:
+		return "unix"
+	case TimeUnixMs:
+		return "unix_ms"
+	case TimeUnixNs:
+		return "unix_ns"
+	case TimeRFC3339:
+		return "rfc3339"
+	case TimeRFC3339Nano:
+		return "rfc3339_nano"
+	}
+	return "time_format(" + strconv.Itoa(int(t)) + ")"
+}
 
-func (t TimeFormat) String() string { return timeFormatNames[t] }
-
-// Defaults for the keys that have one.
-const (
-	DefaultEventKey       = "event"
-	DefaultDelimiter      = ","
-	DefaultFilePerm       = 0o644
-	DefaultMaxOpenSockets = 100
-	DefaultIdleTimeout    = 60 * time.Second
-	DefaultControlListen  = "127.0.0.1:2021"
-)
+func timeFormats() []TimeFormat {
+	return []TimeFormat{TimeNone, TimeUnix, TimeUnixMs, TimeUnixNs, TimeRFC3339, TimeRFC3339Nano}
+}
 
 // Config is a validated flatstore output configuration.
 type Config struct {
@@ -116,42 +138,111 @@ type Config struct {
 	ControlListenDefault bool
 }
 
-// Key describes one configuration key.
+// KeyType is the kind of value a key takes, as Fluent Bit's config map
+// shows it (fluent-bit -o flatstore -h).
+type KeyType int
+
+// The key types.
+const (
+	KeyString KeyType = iota
+	KeyBool
+	KeyInt
+	KeyList // comma-separated
+)
+
+// Key describes one configuration key. The table Keys returns is the one
+// source of the keys: ParseConfig reads it, package plugin registers it as
+// Fluent Bit's config map, and a test checks the README's key table
+// against it.
 type Key struct {
-	Name    string
+	Name string
+	// Default is the value that applies when the key is not set, as a
+	// config would write it ("" when there is none); ParseConfig parses it
+	// like any value.
 	Default string
-	Help    string
+	Type    KeyType
+	// Help is one line for -h and the README.
+	Help string
+	// set reads a value into c; its error says what is allowed (the key and
+	// the value are added to it).
+	set func(c *Config, v string) error
 }
 
-// Keys lists every key the plugin reads, in the order the README documents them.
-var Keys = []Key{
-	{"path", "", "file to append events to: flatstore:/path or /path; may hold $TAG, $TAG[n], $EVENT, $key, $key['sub']"},
-	{"event_key", DefaultEventKey, "record key whose string value names the event; otherwise the tag"},
-	{"params", "", "comma-separated keys written as parameters, in this order; default: every key in record order"},
-	{"delimiter", DefaultDelimiter, "separator between event and parameters; aliases tab, space, comma, semicolon, pipe, \\t"},
-	{"escape", "opensips", "opensips | none | backslash | csv: what a delimiter, CR or LF inside a value becomes"},
-	{"escape_delimiter", "", "with escape opensips: replacement for the whole delimiter (same length)"},
-	{"suppress_event_name", "false", "write only the parameters"},
-	{"time_format", "none", "none | unix | unix_ms | unix_ns | rfc3339 | rfc3339_nano: record time as first parameter"},
-	{"header", "", "line written first into every new empty file: text, or auto (event and params names)"},
-	{"file_permissions", "644", "octal mode of newly created files, exact whatever the umask"},
-	{"mkdir", "false", "create missing parent directories (0755)"},
-	{"max_open_sockets", "100", "most distinct files open at once in the process (1..65535)"},
-	{"idle_timeout", "60s", "close files not written for this long (0 = never)"},
-	{"sync", "none", "none | flush: fdatasync before a flush returns OK"},
-	{"reopen_check", "0", "reopen a file whose path names another inode or nothing, checked this often (0 = off)"},
-	{"rotate_period", "0", "rotate every N seconds, boundaries aligned to the epoch (0 = off)"},
-	{"rotate_count", "0", "rotate after N lines (0 = off)"},
-	{"rotate_size", "0", "rotate after N bytes; k, m, g = ×1024 (0 = off)"},
-	{"suffix", "", "strftime pattern appended to the path at each open, e.g. .%Y%m%d-%H%M%S"},
-	{"control_listen", DefaultControlListen, "control endpoint: HOST:PORT | unix:/path.sock | off"},
-	{"control_token", "", "bearer token required by the control endpoint (needed off loopback)"},
+// Keys returns every key the plugin reads, in the order the README
+// documents them.
+func Keys() []Key {
+	return []Key{
+		{"path", "", KeyString,
+			"file to append events to: flatstore:/path or /path; may hold $TAG, $TAG[n], $EVENT, $key, $key['sub']",
+			nil}, // read last, by parsePath: its checks need the rest
+		{"event_key", "event", KeyString,
+			"record key whose string value names the event; otherwise the tag",
+			func(c *Config, v string) error { c.EventKey = v; return nil }},
+		{"params", "", KeyList,
+			"comma-separated keys written as parameters, in this order; default: every key in record order",
+			setParams},
+		{"delimiter", ",", KeyString,
+			"separator between event and parameters; aliases tab, space, comma, semicolon, pipe, \\t",
+			func(c *Config, v string) (err error) { c.Delimiter, err = parseDelimiter(v); return err }},
+		{"escape", "opensips", KeyString,
+			"opensips | none | backslash | csv: what a delimiter, CR or LF inside a value becomes",
+			setEscape},
+		{"escape_delimiter", "", KeyString,
+			"with escape opensips: replacement for the whole delimiter (same length)",
+			func(c *Config, v string) (err error) { c.EscapeDelimiter, err = parseDelimiter(v); return err }},
+		{"suppress_event_name", "false", KeyBool,
+			"write only the parameters",
+			func(c *Config, v string) (err error) { c.SuppressEventName, err = parseBool(v); return err }},
+		{"time_format", "none", KeyString,
+			"none | unix | unix_ms | unix_ns | rfc3339 | rfc3339_nano: record time as first parameter",
+			setTimeFormat},
+		{"header", "", KeyString,
+			"line written first into every new empty file: text, or auto (event and params names)",
+			setHeader},
+		{"file_permissions", "644", KeyString,
+			"octal mode of newly created files, exact whatever the umask",
+			func(c *Config, v string) (err error) { c.FilePerm, err = parsePerm(v); return err }},
+		{"mkdir", "false", KeyBool,
+			"create missing parent directories (0755)",
+			func(c *Config, v string) (err error) { c.Mkdir, err = parseBool(v); return err }},
+		{"max_open_sockets", "100", KeyInt,
+			"most files open at once in the process (1..65535); the least recently used idle one is closed for a new one",
+			setMaxOpen},
+		{"idle_timeout", "60s", KeyString,
+			"close files not written for this long (0 = never)",
+			func(c *Config, v string) (err error) { c.IdleTimeout, err = parseDuration(v); return err }},
+		{"sync", "none", KeyString,
+			"none | flush: fdatasync before a flush returns OK",
+			setSync},
+		{"reopen_check", "5s", KeyString,
+			"reopen a file whose path names another inode or nothing (moved without a rotate call), checked this often; at most 10s, 0 = off",
+			setReopenCheck},
+		{"rotate_period", "0", KeyString,
+			"rotate every N seconds (or a duration such as 1h), boundaries aligned to the epoch (0 = off)",
+			setRotatePeriod},
+		{"rotate_count", "0", KeyString,
+			"rotate after N lines (0 = off)",
+			setRotateCount},
+		{"rotate_size", "0", KeyString,
+			"rotate after N bytes; k, m, g = x1024 (0 = off)",
+			func(c *Config, v string) (err error) { c.RotateSize, err = parseSize(v); return err }},
+		{"suffix", "", KeyString,
+			"strftime pattern appended to the path at each open, e.g. .%Y%m%d-%H%M%S (UTC)",
+			func(c *Config, v string) error { c.Suffix = v; return checkStrftime(v) }},
+		{"control_listen", "127.0.0.1:2021", KeyString,
+			"control endpoint: HOST:PORT | unix:/path.sock | off",
+			func(c *Config, v string) error { c.ControlListen = v; return checkListen(v) }},
+		{"control_token", "", KeyString,
+			"bearer token (16 bytes or more) every control request must carry; needed off loopback",
+			setToken},
+	}
 }
 
 // KnownKeys returns the names of every key the plugin reads.
 func KnownKeys() []string {
-	out := make([]string, len(Keys))
-	for i, k := range Keys {
+	keys := Keys()
+	out := make([]string, len(keys))
+	for i, k := range keys {
 		out[i] = k.Name
 	}
 	return out
@@ -161,48 +252,52 @@ func KnownKeys() []string {
 // every problem, each naming the key, the value and what is allowed.
 func ParseConfig(g Getter) (*Config, error) {
 	var errs []error
+	c := &Config{}
+	for _, k := range Keys() {
+		if k.set == nil {
+			continue
+		}
+		if k.Default != "" {
+			if err := k.set(c, k.Default); err != nil { // a bug in the table
+				panic(fmt.Sprintf("flatstore: default %s %q: %v", k.Name, k.Default, err))
+			}
+		}
+		v := g.Get(k.Name)
+		if v == "" {
+			continue
+		}
+		if err := k.set(c, v); err != nil {
+			shown := v
+			if k.Name == "control_token" {
+				shown = "(redacted)"
+			}
+			errs = append(errs, fmt.Errorf("%s %q: %v", k.Name, shown, err))
+		}
+	}
+	c.ControlListenDefault = g.Get("control_listen") == ""
+	errs = append(errs, c.check()...)
+	// path last: the template checks need the rest.
+	errs = append(errs, c.parsePath(g.Get("path"))...)
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return c, nil
+}
+
+// check validates the keys that depend on each other.
+func (c *Config) check() []error {
+	var errs []error
 	bad := func(key, val, format string, a ...any) {
 		errs = append(errs, fmt.Errorf("%s %q: %s", key, val, fmt.Sprintf(format, a...)))
 	}
-	c := &Config{
-		EventKey:       DefaultEventKey,
-		Delimiter:      DefaultDelimiter,
-		FilePerm:       DefaultFilePerm,
-		MaxOpenSockets: DefaultMaxOpenSockets,
-		IdleTimeout:    DefaultIdleTimeout,
-		ControlListen:  DefaultControlListen,
-	}
-
-	// delimiter first: other keys depend on it.
-	if v, ok := lookup(g, "delimiter"); ok {
-		d, err := parseDelimiter(v)
-		if err != nil {
-			bad("delimiter", v, "%v", err)
-		} else {
-			c.Delimiter = d
-		}
-	}
-	if v, ok := lookup(g, "escape"); ok {
-		i := indexFold(escapeNames, v)
-		if i < 0 {
-			bad("escape", v, "must be one of %s", strings.Join(escapeNames, ", "))
-		} else {
-			c.Escape = Escape(i)
-		}
-	}
-	if v, ok := lookup(g, "escape_delimiter"); ok {
-		ed, err := parseDelimiter(v)
+	if ed := c.EscapeDelimiter; ed != "" {
 		switch {
-		case err != nil:
-			bad("escape_delimiter", v, "%v", err)
 		case len(ed) != len(c.Delimiter):
 			// The words OpenSIPS uses.
 			errs = append(errs, fmt.Errorf("%q length (%d) must match %q length (%d)",
 				"escape_delimiter", len(ed), "delimiter", len(c.Delimiter)))
 		case c.Escape != EscapeOpenSIPS:
-			bad("escape_delimiter", v, "only applies with escape opensips (escape is %s)", c.Escape)
-		default:
-			c.EscapeDelimiter = ed
+			bad("escape_delimiter", ed, "only applies with escape opensips (escape is %s)", c.Escape)
 		}
 	}
 	if c.Escape == EscapeCSV && len(c.Delimiter) != 1 {
@@ -214,121 +309,133 @@ func ParseConfig(g Getter) (*Config, error) {
 	if c.Escape == EscapeBackslash && strings.HasPrefix(c.Delimiter, `\`) {
 		bad("delimiter", c.Delimiter, "escape backslash cannot use a delimiter that starts with a backslash")
 	}
-
-	if v, ok := lookup(g, "event_key"); ok {
-		c.EventKey = v
-	}
-	if v, ok := lookup(g, "params"); ok {
-		for _, p := range strings.Split(v, ",") {
-			p = strings.TrimSpace(p)
-			if p == "" {
-				bad("params", v, "must be a comma-separated list of record keys, with no empty name")
-				c.Params = nil
-				break
-			}
-			c.Params = append(c.Params, p)
-		}
-	}
-	c.SuppressEventName = parseBoolKey(g, "suppress_event_name", false, bad)
-	if v, ok := lookup(g, "time_format"); ok {
-		i := indexFold(timeFormatNames, v)
-		if i < 0 {
-			bad("time_format", v, "must be one of %s", strings.Join(timeFormatNames, ", "))
-		} else {
-			c.TimeFormat = TimeFormat(i)
-		}
-	}
-	if v, ok := lookup(g, "header"); ok {
-		if strings.ContainsAny(v, "\r\n") {
-			bad("header", v, "must be one line (no CR or LF)")
-		} else {
-			c.Header = v
-		}
-	}
-	if keySet(g, "file_permissions") {
-		v := g.Get("file_permissions")
-		m, err := parsePerm(v)
-		if err != nil {
-			bad("file_permissions", v, "%v", err)
-		} else {
-			c.FilePerm = m
-		}
-	}
-	c.Mkdir = parseBoolKey(g, "mkdir", false, bad)
-	if v, ok := lookup(g, "max_open_sockets"); ok {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 65535 {
-			bad("max_open_sockets", v, "must be an integer from 1 to 65535")
-		} else {
-			c.MaxOpenSockets = n
-		}
-	}
-	c.IdleTimeout = parseDurationKey(g, "idle_timeout", DefaultIdleTimeout, bad)
-	if v, ok := lookup(g, "sync"); ok {
-		switch strings.ToLower(v) {
-		case "none":
-		case "flush":
-			c.SyncFlush = true
-		default:
-			bad("sync", v, "must be none or flush")
-		}
-	}
-	c.ReopenCheck = parseDurationKey(g, "reopen_check", 0, bad)
-	c.RotatePeriod = parseDurationKey(g, "rotate_period", 0, bad)
-	if c.RotatePeriod > 0 && c.RotatePeriod%time.Second != 0 {
-		bad("rotate_period", g.Get("rotate_period"), "must be a whole number of seconds")
-	}
-	if v, ok := lookup(g, "rotate_count"); ok {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 0 {
-			bad("rotate_count", v, "must be a number of lines, 0 or more (0 = off)")
-		} else {
-			c.RotateCount = n
-		}
-	}
-	if v, ok := lookup(g, "rotate_size"); ok {
-		n, err := parseSize(v)
-		if err != nil {
-			bad("rotate_size", v, "%v", err)
-		} else {
-			c.RotateSize = n
-		}
-	}
-	if v, ok := lookup(g, "suffix"); ok {
-		if err := checkStrftime(v); err != nil {
-			bad("suffix", v, "%v", err)
-		} else {
-			c.Suffix = v
-		}
-	}
-	if v, ok := lookup(g, "control_listen"); ok {
-		if err := checkListen(v); err != nil {
-			bad("control_listen", v, "%v", err)
-		} else {
-			c.ControlListen = v
-		}
-	} else {
-		c.ControlListenDefault = true
-	}
-	c.ControlToken = g.Get("control_token")
-	if strings.ContainsAny(c.ControlToken, " \t\r\n") {
-		bad("control_token", "(redacted)", "must not contain white space")
-	}
 	if c.ControlToken == "" && !ListenIsLocal(c.ControlListen) {
 		bad("control_listen", c.ControlListen, "a non-loopback address needs control_token")
 	}
-
-	// path last: the template checks need the rest.
-	errs = append(errs, c.parsePath(g)...)
-
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	return c, nil
+	return errs
 }
 
-func (c *Config) parsePath(g Getter) []error {
-	v := g.Get("path")
+func setParams(c *Config, v string) error {
+	c.Params = nil
+	for _, p := range strings.Split(v, ",") {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			c.Params = nil
+			return errors.New("must be a comma-separated list of record keys, with no empty name")
+		}
+		c.Params = append(c.Params, p)
+	}
+	return nil
+}
+
+func setEscape(c *Config, v string) error {
+	var names []string
+	for _, e := range escapes() {
+		if strings.EqualFold(strings.TrimSpace(v), e.String()) {
+			c.Escape = e
+			return nil
+		}
+		names = append(names, e.String())
+	}
+	return errors.New("must be one of " + strings.Join(names, ", "))
+}
+
+func setTimeFormat(c *Config, v string) error {
+	var names []string
+	for _, t := range timeFormats() {
+		if strings.EqualFold(strings.TrimSpace(v), t.String()) {
+			c.TimeFormat = t
+			return nil
+		}
+		names = append(names, t.String())
+	}
+	return errors.New("must be one of " + strings.Join(names, ", "))
+}
+
+func setHeader(c *Config, v string) error {
+	if strings.ContainsAny(v, "\r\n") {
+		return errors.New("must be one line (no CR or LF)")
+	}
+	c.Header = v
+	return nil
+}
+
+func setMaxOpen(c *Config, v string) error {
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil || n < 1 || n > 65535 {
+		return errors.New("must be an integer from 1 to 65535")
+	}
+	c.MaxOpenSockets = n
+	return nil
+}
+
+func setSync(c *Config, v string) error {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "none":
+		c.SyncFlush = false
+	case "flush":
+		c.SyncFlush = true
+	default:
+		return errors.New("must be none or flush")
+	}
+	return nil
+}
+
+// MaxReopenCheck is the longest reopen_check: a moved file is found again
+// within it.
+const MaxReopenCheck = 10 * time.Second
+
+func setReopenCheck(c *Config, v string) error {
+	d, err := parseDuration(v)
+	if err != nil {
+		return err
+	}
+	if d > MaxReopenCheck {
+		return fmt.Errorf("must be at most %v (0 = off): lines written after a move without a rotate call go into the moved file until the check", MaxReopenCheck)
+	}
+	c.ReopenCheck = d
+	return nil
+}
+
+func setRotatePeriod(c *Config, v string) error {
+	d, err := parseDuration(v)
+	if err != nil {
+		return err
+	}
+	if d%time.Second != 0 {
+		return errors.New("must be a whole number of seconds")
+	}
+	c.RotatePeriod = d
+	return nil
+}
+
+func setRotateCount(c *Config, v string) error {
+	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+	if err != nil || n < 0 {
+		return errors.New("must be a number of lines, 0 or more (0 = off)")
+	}
+	c.RotateCount = n
+	return nil
+}
+
+// MinTokenBytes is the shortest control_token accepted.
+const MinTokenBytes = 16
+
+func setToken(c *Config, v string) error {
+	if strings.ContainsAny(v, " \t\r\n") {
+		return errors.New("must not contain white space")
+	}
+	if len(v) < MinTokenBytes {
+		return fmt.Errorf("must be at least %d bytes (it is %d): a short token can be guessed", MinTokenBytes, len(v))
+	}
+	c.ControlToken = v
+	return nil
+}
+
+// parsePath reads the path key, resolved and checked: the directory must
+// exist (or mkdir be set) and be writable, and the path must not be a
+// directory or anything but a regular file.
+func (c *Config) parsePath(v string) []error {
 	raw := strings.TrimPrefix(v, "flatstore:")
 	switch {
 	case v == "":
@@ -361,6 +468,8 @@ func (c *Config) parsePath(g Getter) []error {
 	if t.Static() {
 		if fi, err := os.Stat(abs); err == nil && fi.IsDir() {
 			return []error{fmt.Errorf("path %q: path is a directory", v)}
+		} else if err == nil && !fi.Mode().IsRegular() {
+			return []error{fmt.Errorf("path %q: is %s, not a regular file", v, fileKind(uint32(modeBits(fi.Mode()))))}
 		}
 	}
 	fi, err := os.Stat(dir)
@@ -380,93 +489,63 @@ func (c *Config) parsePath(g Getter) []error {
 	return nil
 }
 
-// errnoOf strips the path an *fs.PathError repeats, as the message
-// already quotes it.
-func errnoOf(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
+// modeBits turns an os.FileMode type into the S_IFMT bits fileKind reads.
+func modeBits(m os.FileMode) uint32 {
+	switch {
+	case m&os.ModeNamedPipe != 0:
+		return unix.S_IFIFO
+	case m&os.ModeSocket != 0:
+		return unix.S_IFSOCK
+	case m&os.ModeCharDevice != 0:
+		return unix.S_IFCHR
+	case m&os.ModeDevice != 0:
+		return unix.S_IFBLK
+	case m.IsDir():
+		return unix.S_IFDIR
 	}
-	return err
+	return unix.S_IFREG
 }
 
-// lookup returns the value of key and whether it is set (non-empty, as Fluent
-// Bit hands an empty property as absent).
-func lookup(g Getter, key string) (string, bool) {
-	v := g.Get(key)
-	return v, v != ""
-}
-
-// keySet reports whether key was given at all. Fluent Bit cannot tell an
-// empty value from an absent key; a MapGetter can, so tests may check "".
-func keySet(g Getter, key string) bool {
-	if m, ok := g.(MapGetter); ok {
-		for k := range m {
-			if strings.EqualFold(k, key) {
-				return true
-			}
-		}
-		return false
-	}
-	return g.Get(key) != ""
-}
-
-func indexFold(names []string, v string) int {
-	for i, n := range names {
-		if strings.EqualFold(n, strings.TrimSpace(v)) {
-			return i
-		}
-	}
-	return -1
-}
-
-func parseBoolKey(g Getter, key string, def bool, bad func(key, val, format string, a ...any)) bool {
-	v, ok := lookup(g, key)
-	if !ok {
-		return def
-	}
+func parseBool(v string) (bool, error) {
 	switch strings.ToLower(strings.TrimSpace(v)) {
 	case "true", "on", "yes", "1":
-		return true
+		return true, nil
 	case "false", "off", "no", "0":
-		return false
+		return false, nil
 	}
-	bad(key, v, "must be a boolean: true, false, on, off, yes, no, 1 or 0")
-	return def
+	return false, errors.New("must be a boolean: true, false, on, off, yes, no, 1 or 0")
 }
 
-// parseDurationKey accepts a Go duration ("60s", "1m30s") or whole seconds ("60").
-func parseDurationKey(g Getter, key string, def time.Duration, bad func(key, val, format string, a ...any)) time.Duration {
-	v, ok := lookup(g, key)
-	if !ok {
-		return def
-	}
+// parseDuration accepts a Go duration ("60s", "1m30s") or whole seconds ("60").
+func parseDuration(v string) (time.Duration, error) {
 	v = strings.TrimSpace(v)
 	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
 		if n < 0 || n > int64(100*365*24*3600) {
-			bad(key, v, "must be 0 or a positive number of seconds")
-			return def
+			return 0, errors.New("must be 0 or a positive number of seconds")
 		}
-		return time.Duration(n) * time.Second
+		return time.Duration(n) * time.Second, nil
 	}
 	d, err := time.ParseDuration(v)
 	if err != nil || d < 0 {
-		bad(key, v, "must be a duration such as 30s, 5m or 1h, or whole seconds (0 = off)")
-		return def
+		return 0, errors.New("must be a duration such as 30s, 5m or 1h, or whole seconds (0 = off)")
 	}
-	return d
+	return d, nil
 }
 
-var delimiterAliases = map[string]string{
-	"tab": "\t", `\t`: "\t", "space": " ", "comma": ",", "semicolon": ";", "pipe": "|",
-}
-
+// parseDelimiter reads a delimiter: an alias (Fluent Bit out_file's names
+// and the escape \t) or the text itself.
 func parseDelimiter(v string) (string, error) {
-	if a, ok := delimiterAliases[strings.ToLower(v)]; ok {
-		return a, nil
-	}
-	if v == `\t` {
+	switch strings.ToLower(v) {
+	case "tab", `\t`:
 		return "\t", nil
+	case "space":
+		return " ", nil
+	case "comma":
+		return ",", nil
+	case "semicolon":
+		return ";", nil
+	case "pipe":
+		return "|", nil
 	}
 	if strings.ContainsAny(v, "\r\n") {
 		return "", errors.New("must not contain CR or LF")
@@ -491,7 +570,7 @@ func parsePerm(v string) (os.FileMode, error) {
 }
 
 func parseSize(v string) (int64, error) {
-	const msg = "must be a number of bytes, optionally with k, m or g (×1024), 0 = off"
+	const msg = "must be a number of bytes, optionally with k, m or g (x1024), 0 = off"
 	s := strings.ToLower(strings.TrimSpace(v))
 	mult := int64(1)
 	for _, u := range []struct {
@@ -515,39 +594,46 @@ func checkListen(v string) error {
 	case strings.EqualFold(v, "off"):
 		return nil
 	case strings.HasPrefix(v, "unix:"):
-		p := strings.TrimPrefix(v, "unix:")
-		if !filepath.IsAbs(p) {
+		if !filepath.IsAbs(strings.TrimPrefix(v, "unix:")) {
 			return errors.New("a unix socket needs an absolute path: unix:/run/flatstore.sock")
 		}
 		return nil
 	}
-	host, port, ok := strings.Cut(v, ":")
-	if i := strings.LastIndex(v, ":"); i >= 0 {
-		host, port, ok = v[:i], v[i+1:], true
-	}
-	if !ok {
+	i := strings.LastIndex(v, ":")
+	if i < 0 {
 		return errors.New("must be HOST:PORT, unix:/path.sock or off")
 	}
-	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+	if n, err := strconv.Atoi(v[i+1:]); err != nil || n < 0 || n > 65535 {
 		return errors.New("must be HOST:PORT with a port from 0 to 65535, unix:/path.sock or off")
 	}
-	_ = host
 	return nil
 }
 
 // ListenIsLocal reports whether a control_listen value can only be reached
-// from this host: off, a unix socket, or a loopback address.
+// from this host: off, a unix socket, or an address whose every IP is a
+// loopback one. A name (localhost included) is resolved, with a time limit:
+// what it resolves to decides, not how it is spelled.
 func ListenIsLocal(v string) bool {
 	if strings.EqualFold(v, "off") || strings.HasPrefix(v, "unix:") {
 		return true
 	}
-	i := strings.LastIndex(v, ":")
-	if i < 0 {
+	host, _, err := net.SplitHostPort(v)
+	if err != nil || host == "" {
+		return false // ":2021" listens on every interface
+	}
+	if ip := net.ParseIP(host); ip != nil {
+		return ip.IsLoopback()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	ips, err := net.DefaultResolver.LookupIPAddr(ctx, host)
+	if err != nil || len(ips) == 0 {
 		return false
 	}
-	host := strings.Trim(v[:i], "[]")
-	if host == "localhost" {
-		return true
+	for _, ip := range ips {
+		if !ip.IP.IsLoopback() {
+			return false
+		}
 	}
-	return strings.HasPrefix(host, "127.") || host == "::1"
+	return true
 }

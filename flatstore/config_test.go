@@ -26,7 +26,6 @@ func TestConfigInvalid(t *testing.T) {
 	}{
 		{"perm 64x", flatstore.MapGetter{"file_permissions": "64x"}, []string{`file_permissions "64x": must be an octal mode such as 644 or 0640`}},
 		{"perm 999", flatstore.MapGetter{"file_permissions": "999"}, []string{`file_permissions "999": must be an octal mode`}},
-		{"perm empty", flatstore.MapGetter{"file_permissions": ""}, []string{`file_permissions "": must be an octal mode`}},
 		{"perm 1777", flatstore.MapGetter{"file_permissions": "1777"}, []string{`file_permissions "1777"`}},
 		{"perm 7", flatstore.MapGetter{"file_permissions": "7"}, []string{`file_permissions "7"`}},
 		{"perm -644", flatstore.MapGetter{"file_permissions": "-644"}, []string{`file_permissions "-644"`}},
@@ -66,6 +65,12 @@ func TestConfigInvalid(t *testing.T) {
 		{"control_listen relative unix", flatstore.MapGetter{"control_listen": "unix:x.sock"}, []string{`control_listen "unix:x.sock": a unix socket needs an absolute path`}},
 		{"control_listen public", flatstore.MapGetter{"control_listen": "0.0.0.0:2021"}, []string{`control_listen "0.0.0.0:2021": a non-loopback address needs control_token`}},
 		{"token space", flatstore.MapGetter{"control_token": "a b"}, []string{`control_token "(redacted)": must not contain white space`}},
+		{"token short", flatstore.MapGetter{"control_token": "s3cret"}, []string{`control_token "(redacted)": must be at least 16 bytes (it is 6)`}},
+		{"reopen_check too long", flatstore.MapGetter{"reopen_check": "30s"}, []string{`reopen_check "30s": must be at most 10s (0 = off)`}},
+		{"control_listen all interfaces", flatstore.MapGetter{"control_listen": ":2021"}, []string{`control_listen ":2021": a non-loopback address needs control_token`}},
+		{"control_listen 127-named host", flatstore.MapGetter{"control_listen": "127.0.0.1.nip.invalid:2021"}, []string{`a non-loopback address needs control_token`}},
+		{"template dot-dot after a substitution", flatstore.MapGetter{"path": dir + "/$TAG/../e.log", "mkdir": "true"}, []string{`".." after a substitution`}},
+		{"template empty component", flatstore.MapGetter{"path": dir + "/$TAG//e.log", "mkdir": "true"}, []string{`"" after a substitution`}},
 		{"path missing", flatstore.MapGetter{"path": ""}, []string{`path "": required`}},
 		{"path flatstore: alone", flatstore.MapGetter{"path": "flatstore:"}, []string{`path "flatstore:": no socket specified`}},
 		{"parent missing", flatstore.MapGetter{"path": dir + "/nope/e.log"}, []string{`path "` + dir + `/nope/e.log": invalid directory name: "` + dir + `/nope" does not exist (create it, or set mkdir true)`}},
@@ -117,8 +122,17 @@ func TestConfigValid(t *testing.T) {
 		{"defaults", nil, func(c *flatstore.Config) bool {
 			return c.Delimiter == "," && c.Escape == flatstore.EscapeOpenSIPS && c.EventKey == "event" &&
 				c.FilePerm == 0o644 && c.MaxOpenSockets == 100 && c.IdleTimeout == time.Minute &&
-				c.ControlListen == "127.0.0.1:2021" && c.ControlListenDefault && !c.SyncFlush && c.TimeFormat == flatstore.TimeNone
+				c.ControlListen == "127.0.0.1:2021" && c.ControlListenDefault && !c.SyncFlush && c.TimeFormat == flatstore.TimeNone &&
+				c.ReopenCheck == 5*time.Second
 		}},
+		// Through Fluent Bit an empty value arrives as no value: the default.
+		{"empty is the default", flatstore.MapGetter{"file_permissions": "", "delimiter": "", "reopen_check": ""}, func(c *flatstore.Config) bool {
+			return c.FilePerm == 0o644 && c.Delimiter == "," && c.ReopenCheck == 5*time.Second
+		}},
+		{"listen localhost", flatstore.MapGetter{"control_listen": "localhost:2021"}, func(c *flatstore.Config) bool { return c.ControlToken == "" }},
+		{"listen 127.x literal", flatstore.MapGetter{"control_listen": "127.1.2.3:2021"}, func(c *flatstore.Config) bool { return c.ControlToken == "" }},
+		{"reopen_check at the bound", flatstore.MapGetter{"reopen_check": "10s"}, func(c *flatstore.Config) bool { return c.ReopenCheck == 10*time.Second }},
+		{"reopen_check off", flatstore.MapGetter{"reopen_check": "0"}, func(c *flatstore.Config) bool { return c.ReopenCheck == 0 }},
 		{"perm 644", flatstore.MapGetter{"file_permissions": "644"}, func(c *flatstore.Config) bool { return c.FilePerm == 0o644 }},
 		{"perm 0640", flatstore.MapGetter{"file_permissions": "0640"}, func(c *flatstore.Config) bool { return c.FilePerm == 0o640 }},
 		{"perm 600", flatstore.MapGetter{"file_permissions": "600"}, func(c *flatstore.Config) bool { return c.FilePerm == 0o600 }},
@@ -137,8 +151,8 @@ func TestConfigValid(t *testing.T) {
 		{"params trimmed", flatstore.MapGetter{"params": " a , b,c "}, func(c *flatstore.Config) bool {
 			return strings.Join(c.Params, "|") == "a|b|c"
 		}},
-		{"durations", flatstore.MapGetter{"idle_timeout": "0", "reopen_check": "90", "rotate_period": "1h"}, func(c *flatstore.Config) bool {
-			return c.IdleTimeout == 0 && c.ReopenCheck == 90*time.Second && c.RotatePeriod == time.Hour
+		{"durations", flatstore.MapGetter{"idle_timeout": "0", "reopen_check": "9", "rotate_period": "1h"}, func(c *flatstore.Config) bool {
+			return c.IdleTimeout == 0 && c.ReopenCheck == 9*time.Second && c.RotatePeriod == time.Hour
 		}},
 		{"sizes", flatstore.MapGetter{"rotate_size": "10k"}, func(c *flatstore.Config) bool { return c.RotateSize == 10<<10 }},
 		{"size mb", flatstore.MapGetter{"rotate_size": "3MB"}, func(c *flatstore.Config) bool { return c.RotateSize == 3<<20 }},
@@ -147,8 +161,8 @@ func TestConfigValid(t *testing.T) {
 		{"sync flush", flatstore.MapGetter{"sync": "flush"}, func(c *flatstore.Config) bool { return c.SyncFlush }},
 		{"suffix", flatstore.MapGetter{"suffix": ".%Y%m%d-%H%M%S"}, func(c *flatstore.Config) bool { return c.Suffix == ".%Y%m%d-%H%M%S" }},
 		{"listen off", flatstore.MapGetter{"control_listen": "off"}, func(c *flatstore.Config) bool { return c.ControlListen == "off" && !c.ControlListenDefault }},
-		{"listen public with token", flatstore.MapGetter{"control_listen": "0.0.0.0:2021", "control_token": "s3cret"}, func(c *flatstore.Config) bool {
-			return c.ControlToken == "s3cret"
+		{"listen public with token", flatstore.MapGetter{"control_listen": "0.0.0.0:2021", "control_token": "s3cret-s3cret-s3cret"}, func(c *flatstore.Config) bool {
+			return c.ControlToken == "s3cret-s3cret-s3cret"
 		}},
 		{"listen unix", flatstore.MapGetter{"control_listen": "unix:/run/x.sock"}, func(c *flatstore.Config) bool { return c.ControlListen == "unix:/run/x.sock" }},
 		{"listen v6 loopback", flatstore.MapGetter{"control_listen": "[::1]:2021"}, func(c *flatstore.Config) bool { return true }},

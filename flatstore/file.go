@@ -1,11 +1,10 @@
 package flatstore
 
 import (
+	"container/list"
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,188 +12,140 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// sysOps are the system calls a File makes; tests replace them to inject
-// errors and short writes without touching the process.
-type sysOps struct {
-	open      func(path string, flags int, perm uint32) (int, error)
-	write     func(fd int, b []byte) (int, error)
-	ftruncate func(fd int, size int64) error
-	fdatasync func(fd int) error
-	close     func(fd int) error
-}
-
-var realOps = &sysOps{
-	open:      unix.Open,
-	write:     unix.Write,
-	ftruncate: unix.Ftruncate,
-	fdatasync: unix.Fdatasync,
-	close:     unix.Close,
-}
-
 // fileOptions are the settings of the instance that first uses a path.
 type fileOptions struct {
-	perm         os.FileMode
-	mkdir        bool
-	sync         bool
-	header       []byte // with its newline; nil for none
-	suffix       string
-	rotatePeriod time.Duration
-	rotateCount  int64
-	rotateSize   int64
-	reopenCheck  time.Duration
-	idleTimeout  time.Duration
-	template     string  // the template that rendered this path ("" for a static path)
-	log          *Logger // logs the rotations the maintenance goroutine makes; may be nil
+	perm        os.FileMode
+	mkdir       bool
+	sync        bool
+	header      []byte // with its newline; nil for none
+	rot         rotateOptions
+	idleTimeout time.Duration
+	// template is the template that rendered this path ("" for a
+	// configured path) and root its static directory, beneath which the
+	// rendered part is resolved.
+	template, root string
+	// format names the settings that shape the file's bytes; two outputs
+	// may share a file only when theirs are equal (instance.go).
+	format string
+	log    *Logger // logs what the maintenance goroutine does; may be nil
 }
 
-// File is one event file: opened lazily, written under its lock with one
-// write(2) per flush, cut back on error, rotated and reopened.
+// slotKeeper is how a File takes and gives back its place among the
+// process's open files (the pool, pool.go).
+type slotKeeper interface {
+	// take gives f a slot before it opens, closing the least recently
+	// used idle file when none is free; errNoSlot when every slot is held
+	// by a write in progress.
+	take(f *File, limit int) error
+	// opened and closed report a handle opened or closed (or an open that
+	// failed after take); mem is what f knows of its last file.
+	opened(f *File)
+	closed(f *File, mem memory)
+}
+
+// errNoSlot: every slot of max_open_sockets is held by a write in progress.
+var errNoSlot = errors.New("no more free sockets: every file of max_open_sockets is being written")
+
+// File is one event file path: opened lazily, written under its lock with
+// one write(2) per flush, cut back on error, rotated and reopened.
 type File struct {
-	path string
-	opt  fileOptions
-	sys  *sysOps
-	now  func() time.Time
-	pool *filePool // nil for a File used alone (tests)
+	path    string
+	opt     *fileOptions
+	sys     *sysOps
+	open    opener
+	now     func() time.Time
+	slots   slotKeeper // nil for a File used alone (tests): no limit
+	metrics *Metrics   // may be nil
 
-	mu       sync.Mutex // serialises writes, opens, closes and rotations
-	fd       int        // -1 when closed
-	name     string     // the name actually open (path + suffix)
-	size     int64      // bytes in the open file
-	lines    int64      // lines written since it was opened
-	period   int64      // rotate_period index of the open
-	dev, ino uint64
-	checked  time.Time // last reopen_check
-	base     string    // path + suffix of the open, before any .1, .2…
-	resume   bool      // closed by us (idle_timeout, exit): the next open continues name
+	// mu serialises writes, opens, closes and rotations, and guards fd, cur
+	// and rot.
+	mu  sync.Mutex
+	fd  int      // -1 when closed
+	cur fileID   // the file open now; after a close, the one that was
+	rot rotation // when to rotate and what the next file is called
+	// movedAt is when reopen_check first found the open file moved (zero:
+	// not moved): it reopens only at a check moveGrace later.
+	movedAt time.Time
 
-	// read without the lock
-	lastWrite atomic.Int64 // unix nanos
-	isOpen    atomic.Bool  // changed under pool.mu when the File has a pool
-	fresh     atomic.Bool  // closed by a built-in rotation: the next open takes a new name
+	// Read without mu.
+	lastWrite atomic.Int64 // unix nanos of the last write
+	isOpen    atomic.Bool  // changed under the pool's lock when the File has one
+	moved     atomic.Bool  // the last reopen was reopen_check's: no rotate call came
 	total     struct{ lines, bytes atomic.Uint64 }
 
+	// statMu guards the last rotation, for Status.
 	statMu     sync.Mutex
 	lastRot    time.Time
 	lastReason string
 
-	// guarded by pool.mu
-	pins int    // flushes that reserved this file
-	refs int    // instances that configured this exact path
-	slot bool   // counted in pool.slots
-	mem  memory // the last file, as it was at its close
+	// Guarded by the pool's lock (pool.go).
+	pins     int           // flushes that pinned this file
+	refs     int           // instances that configured this exact path
+	slot     bool          // counted among the open files
+	evicting bool          // chosen to be closed for another file's slot
+	elem     *list.Element // in the pool's LRU list while it holds a slot
+	mem      memory        // the last file, as it was at its close
 }
 
 // memory is what a File knows of its last file after closing it. The pool
 // keeps it for a path it forgets (a template path whose file closed), so
 // that the File it makes next for that path goes on as this one would have.
 type memory struct {
-	name, base    string
-	dev, ino      uint64
-	size, lines   int64
-	fresh, resume bool
+	cur fileID
+	rot rotation
 }
 
-// remember returns the memory of f; under f.mu.
-func (f *File) remember() memory {
-	return memory{f.name, f.base, f.dev, f.ino, f.size, f.lines, f.fresh.Load(), f.resume}
+func newFile(path string, opt *fileOptions, sys *sysOps, now func() time.Time) *File {
+	return &File{path: path, opt: opt, sys: sys, now: now, fd: -1, rot: rotation{opt: opt.rot},
+		open: opener{sys: sys, perm: uint32(opt.perm), mkdir: opt.mkdir, root: opt.root}}
 }
 
 // recall restores a memory into a File nobody else uses yet.
-func (f *File) recall(mm memory) {
-	f.name, f.base, f.dev, f.ino, f.size, f.lines, f.resume = mm.name, mm.base, mm.dev, mm.ino, mm.size, mm.lines, mm.resume
-	f.fresh.Store(mm.fresh)
-}
+func (f *File) recall(mm memory) { f.cur, f.rot = mm.cur, mm.rot }
 
-func newFile(path string, opt fileOptions, sys *sysOps, now func() time.Time) *File {
-	return &File{path: path, opt: opt, sys: sys, now: now, fd: -1}
-}
-
-// writeError is a failed open, write or sync, with its errno.
-type writeError struct {
-	op, path string
-	err      error
-}
-
-func (e *writeError) Error() string {
-	var errno unix.Errno
-	if errors.As(e.err, &errno) {
-		return fmt.Sprintf("%s %s: %v (%s)", e.op, e.path, e.err, unix.ErrnoName(errno))
-	}
-	return fmt.Sprintf("%s %s: %v", e.op, e.path, e.err)
-}
-
-func (e *writeError) Unwrap() error { return e.err }
-
-// errnoName is the name of the errno in err, for metrics.
-func errnoName(err error) string {
-	var errno unix.Errno
-	if errors.As(err, &errno) {
-		if n := unix.ErrnoName(errno); n != "" {
-			return n
-		}
-		return strconv.Itoa(int(errno))
-	}
-	return "other"
-}
+// rotated is one rotation a write made: its reason and the file it closed.
+type rotated struct{ reason, name string }
 
 // Write appends data, whose lines end at the offsets in ends (each the
 // index just past a line's '\n'), as one write(2) — or one per file when
-// rotate_count or rotate_size splits it. On error, what this call wrote to
-// the open file is cut back, and the error is returned. rotated receives
-// every built-in rotation made (reasons, in order).
-func (f *File) Write(data []byte, ends []int) (rotations []string, err error) {
+// rotate_count or rotate_size splits it. limit is the writing instance's
+// max_open_sockets. On error, what this call wrote to the file it failed on
+// is cut back and the error is returned; written counts the lines that
+// landed before it (in files a built-in rotation closed).
+func (f *File) Write(data []byte, ends []int, limit int) (written int, rots []rotated, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	now := f.now()
 	if f.fd >= 0 {
-		if r := f.checkLocked(now); r != "" {
-			rotations = append(rotations, r)
+		if r := f.checkLocked(now); r.reason != "" {
+			rots = append(rots, r)
 		}
 	}
 	start := 0
 	segBefore, segLines := int64(-1), 0 // the last write: the size before it, its lines
 	for li := 0; li < len(ends); {
 		if f.fd < 0 {
-			r, err := f.openLocked(now)
-			if r != "" {
-				rotations = append(rotations, r)
+			r, err := f.openLocked(now, limit)
+			if r.reason != "" {
+				rots = append(rots, r)
 			}
 			if err != nil {
-				return rotations, err
+				return written, rots, err
 			}
 		}
-		// How many lines go into this file: the line that reaches a limit
-		// stays in it.
-		k := len(ends) - li
-		if c := f.opt.rotateCount; c > 0 {
-			k = min(k, int(max(c-f.lines, 1)))
-		}
-		if s := f.opt.rotateSize; s > 0 {
-			j := li
-			for j < li+k-1 && f.size+int64(ends[j]-start) < s {
-				j++
-			}
-			k = j - li + 1
-		}
+		k := f.rot.take(ends, li, start, f.cur.size)
 		end := ends[li+k-1]
-		segBefore, segLines = f.size, k
+		segBefore, segLines = f.cur.size, k
 		if err := f.writeLocked(data[start:end]); err != nil {
-			return rotations, err
+			return written, rots, err
 		}
-		f.lines += int64(k)
+		written += k
 		f.total.lines.Add(uint64(k))
 		li += k
 		start = end
-		var reason string
-		switch {
-		case f.opt.rotateCount > 0 && f.lines >= f.opt.rotateCount:
-			reason = ReasonCount
-		case f.opt.rotateSize > 0 && f.size >= f.opt.rotateSize:
-			reason = ReasonSize
-		}
-		if reason != "" {
+		if reason := f.rot.wrote(k, f.cur.size); reason != "" {
+			rots = append(rots, rotated{reason, f.cur.name})
 			f.closeLocked(reason)
-			rotations = append(rotations, reason)
 		}
 	}
 	if f.opt.sync && f.fd >= 0 {
@@ -202,21 +153,23 @@ func (f *File) Write(data []byte, ends []int) (rotations []string, err error) {
 			// The lines may not be durable and the flush will be retried:
 			// cut them back so that the retry does not write them twice.
 			if segBefore >= 0 && f.sys.ftruncate(f.fd, segBefore) == nil {
-				f.total.bytes.Add(-uint64(f.size - segBefore))
+				f.total.bytes.Add(-uint64(f.cur.size - segBefore))
 				f.total.lines.Add(-uint64(segLines))
-				f.size, f.lines = segBefore, f.lines-int64(segLines)
+				f.cur.size = segBefore
+				f.rot.lines -= int64(segLines)
+				written -= segLines
 			}
-			return rotations, &writeError{"fdatasync", f.name, err}
+			return written, rots, &writeError{"fdatasync", f.cur.name, err}
 		}
 	}
 	f.lastWrite.Store(now.UnixNano())
-	return rotations, nil
+	return written, rots, nil
 }
 
 // writeLocked writes b whole, looping on short writes; on error it cuts the
 // file back to its size before the call.
 func (f *File) writeLocked(b []byte) error {
-	before := f.size
+	before := f.cur.size
 	done := 0
 	for done < len(b) {
 		n, err := f.sys.write(f.fd, b[done:])
@@ -229,7 +182,7 @@ func (f *File) writeLocked(b []byte) error {
 		if err == nil {
 			err = unix.EIO // a zero-byte write that reports no error
 		}
-		werr := &writeError{"write", f.name, err}
+		werr := &writeError{"write", f.cur.name, err}
 		if done > 0 {
 			if terr := f.sys.ftruncate(f.fd, before); terr != nil {
 				// The file now ends with a partial line. End it with a
@@ -245,170 +198,116 @@ func (f *File) writeLocked(b []byte) error {
 		}
 		return werr
 	}
-	f.size += int64(len(b))
+	f.cur.size += int64(len(b))
 	f.total.bytes.Add(uint64(len(b)))
 	return nil
 }
 
-// openLocked opens the file at path+suffix, creating it with the exact
-// mode. After a built-in rotation (f.fresh) it takes a name that does not
-// exist yet, so nothing is appended to or overwritten. An existing file that
-// is already full — rotate_size reached, or last written in an earlier
-// rotate_period — is not appended to either: that is a rotation, whose
-// reason is returned.
-func (f *File) openLocked(now time.Time) (rotated string, err error) {
-	fresh := f.fresh.Load()
-	for {
-		fd, base, name, st, created, err := f.openName(now, fresh)
-		if err != nil {
-			return rotated, err
+// openLocked takes a slot and opens the file the rotation names. An
+// existing file that is already full — rotate_size reached, or last written
+// in an earlier rotate_period — is not appended to: that is a rotation,
+// which is returned.
+func (f *File) openLocked(now time.Time, limit int) (rotated, error) {
+	if f.slots != nil {
+		if err := f.slots.take(f, limit); err != nil {
+			return rotated{}, err
 		}
-		if !created && !fresh {
-			if reason := f.fullLocked(&st, now); reason != "" {
+	}
+	var rot rotated
+	for {
+		base, name := f.rot.pickName(f.path, now, f.cur, fileExists, sameFile)
+		fd, st, created, err := f.open.open(name)
+		if err != nil {
+			f.released()
+			return rot, err
+		}
+		if !created && !f.rot.fresh {
+			if reason := f.rot.full(&st, now); reason != "" {
 				f.sys.close(fd)
 				f.countRotation(reason)
-				rotated, fresh = reason, true
+				f.rot.closed(reason)
+				rot = rotated{reason, name}
 				continue // the next name is created, so this loops once
 			}
 		}
-		if !(uint64(st.Dev) == f.dev && uint64(st.Ino) == f.ino && name == f.name && st.Size == f.size) {
-			// rotate_count counts the lines written since the open, and
-			// on across a close and reopen of the very same file.
-			f.lines = 0
-		}
-		f.fd, f.name, f.base, f.size = fd, name, base, st.Size
-		f.fresh.Store(false)
-		f.resume = false
-		f.dev, f.ino = uint64(st.Dev), uint64(st.Ino)
-		f.checked = now
-		if f.opt.rotatePeriod > 0 {
-			f.period = f.periodOf(now)
-		}
-		if f.pool != nil {
-			f.pool.opened(f)
+		continued := f.cur.sameAs(name, &st)
+		f.fd = fd
+		f.cur = fileID{name: name, dev: uint64(st.Dev), ino: uint64(st.Ino), size: st.Size}
+		f.rot.opened(base, now, continued)
+		if f.slots != nil {
+			f.slots.opened(f)
 		} else {
 			f.isOpen.Store(true)
 		}
-		if f.size == 0 && f.opt.header != nil {
+		if f.cur.size == 0 && f.opt.header != nil {
 			if err := f.writeLocked(f.opt.header); err != nil {
 				f.closeLocked("")
-				return rotated, err
+				return rot, err
 			}
 		}
-		return rotated, nil
+		return rot, nil
 	}
 }
 
-// openName opens name: base (path + suffix for now); with fresh, the
-// first of base, base.1, base.2… that does not exist; after a close of our
-// own (idle_timeout, exit), the very file that was open when its base is
-// the same and nobody moved it. It reports whether this call created it.
-func (f *File) openName(now time.Time, fresh bool) (fd int, base, name string, st unix.Stat_t, created bool, err error) {
-	base = f.path
-	if f.opt.suffix != "" {
-		base = string(appendStrftime([]byte(f.path), f.opt.suffix, now))
+// released gives back a slot taken for an open that failed.
+func (f *File) released() {
+	if f.slots != nil {
+		f.slots.closed(f, f.remember())
 	}
-	name = base
-	if f.opt.mkdir {
-		if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
-			return -1, base, name, st, false, &writeError{"mkdir", filepath.Dir(name), err}
-		}
-	}
-	switch {
-	case fresh:
-		for i := 1; fileExists(name); i++ {
-			name = base + "." + strconv.Itoa(i)
-		}
-	case f.resume && base == f.base && f.name != base:
-		var last unix.Stat_t
-		if unix.Stat(f.name, &last) == nil && uint64(last.Dev) == f.dev && uint64(last.Ino) == f.ino {
-			name = f.name
-		}
-	}
-	const flags = unix.O_WRONLY | unix.O_APPEND | unix.O_CLOEXEC
-	perm := uint32(f.opt.perm)
-	for try := 0; ; try++ {
-		fd, err = f.sys.open(name, flags|unix.O_CREAT|unix.O_EXCL, perm)
-		if err == nil {
-			created = true
-			break
-		}
-		if err != unix.EEXIST || try > 3 {
-			break
-		}
-		fd, err = f.sys.open(name, flags, 0)
-		if err != unix.ENOENT { // removed in between: create it again
-			break
-		}
-	}
-	if err != nil {
-		return -1, base, name, st, false, &writeError{"open", name, err}
-	}
-	if err := unix.Fstat(fd, &st); err != nil {
-		f.sys.close(fd)
-		return -1, base, name, st, false, &writeError{"fstat", name, err}
-	}
-	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
-		f.sys.close(fd)
-		return -1, base, name, st, false, &writeError{"open", name, unix.EISDIR}
-	}
-	if created && os.FileMode(st.Mode&0o777) != f.opt.perm {
-		// The umask cut the mode: set exactly what was asked for.
-		if err := unix.Fchmod(fd, perm); err != nil {
-			f.sys.close(fd)
-			return -1, base, name, st, false, &writeError{"fchmod", name, err}
-		}
-	}
-	return fd, base, name, st, created, nil
 }
 
-// fullLocked tells why an existing file must not be appended to: its size
-// already reached rotate_size, or it was last written in an earlier
-// rotate_period (closed by idle_timeout, a restart, or a template path
-// forgotten in between: the boundary is not skipped).
-func (f *File) fullLocked(st *unix.Stat_t, now time.Time) string {
-	if s := f.opt.rotateSize; s > 0 && st.Size >= s {
-		return ReasonSize
-	}
-	if f.opt.rotatePeriod > 0 && st.Size > 0 && f.periodOf(time.Unix(st.Mtim.Unix())) < f.periodOf(now) {
-		return ReasonPeriod
-	}
-	return ""
-}
-
-// periodOf is the rotate_period index of t: periods are aligned to the epoch.
-func (f *File) periodOf(t time.Time) int64 {
-	p := int64(f.opt.rotatePeriod / time.Second)
-	q := t.Unix() / p
-	if t.Unix() < 0 && t.Unix()%p != 0 {
-		q--
-	}
-	return q
-}
+// remember returns the memory of f; under f.mu.
+func (f *File) remember() memory { return memory{cur: f.cur, rot: f.rot} }
 
 func fileExists(name string) bool {
 	_, err := os.Lstat(name)
 	return err == nil
 }
 
+// sameFile reports whether name still holds the file id.
+func sameFile(name string, id fileID) bool {
+	var st unix.Stat_t
+	return unix.Stat(name, &st) == nil && uint64(st.Dev) == id.dev && uint64(st.Ino) == id.ino
+}
+
+// moveGrace is how long reopen_check waits, after it first sees a move,
+// before it takes it for one without a rotate call: logrotate calls rotate
+// right after its mv.
+const moveGrace = time.Second
+
 // checkLocked applies rotate_period and reopen_check to the open file; it
-// returns the reason of a rotation it made, or "".
-func (f *File) checkLocked(now time.Time) string {
-	// A period only moves forward: a clock stepped back does not rotate.
-	if f.opt.rotatePeriod > 0 && f.periodOf(now) > f.period {
+// returns the rotation it made, if any.
+func (f *File) checkLocked(now time.Time) rotated {
+	name := f.cur.name
+	if f.rot.periodEnded(now) {
 		f.closeLocked(ReasonPeriod)
-		return ReasonPeriod
+		return rotated{ReasonPeriod, name}
 	}
-	if rc := f.opt.reopenCheck; rc > 0 && now.Sub(f.checked) >= rc {
-		f.checked = now
-		var st unix.Stat_t
-		err := unix.Stat(f.name, &st)
-		if err != nil || uint64(st.Ino) != f.ino || uint64(st.Dev) != f.dev {
-			f.closeLocked(ReasonReopenCheck)
-			return ReasonReopenCheck
-		}
+	if !f.rot.reopenDue(now) {
+		return rotated{}
 	}
-	return ""
+	var st unix.Stat_t
+	if err := unix.Stat(name, &st); err == nil && uint64(st.Ino) == f.cur.ino && uint64(st.Dev) == f.cur.dev {
+		f.movedAt = time.Time{}
+		return rotated{}
+	}
+	grace := min(moveGrace, f.rot.opt.reopenCheck)
+	if f.movedAt.IsZero() {
+		// Moved: the rotate call may be on its way. Look again soon.
+		f.movedAt = now
+		f.rot.checked = now.Add(grace - f.rot.opt.reopenCheck)
+		return rotated{}
+	}
+	if now.Sub(f.movedAt) < grace {
+		return rotated{}
+	}
+	f.closeLocked(ReasonReopenCheck)
+	f.moved.Store(true)
+	if l := f.opt.log; l != nil {
+		l.LimitedWarnf("moved:"+f.path, "reopen_check: %q was moved or removed without a rotate call; "+
+			"reopened it (if logrotate moves it, its postrotate must run: flatstore-ctl rotate %q)", name, f.path)
+	}
+	return rotated{ReasonReopenCheck, name}
 }
 
 // closeLocked closes the open file (fdatasync first with sync flush). A
@@ -420,14 +319,10 @@ func (f *File) closeLocked(reason string) {
 		}
 		_ = f.sys.close(f.fd)
 		f.fd = -1
-		switch reason {
-		case ReasonPeriod, ReasonCount, ReasonSize:
-			f.fresh.Store(true)
-		case "":
-			f.resume = true
-		}
-		if f.pool != nil {
-			f.pool.closed(f, f.remember())
+		f.movedAt = time.Time{}
+		f.rot.closed(reason)
+		if f.slots != nil {
+			f.slots.closed(f, f.remember())
 		} else {
 			f.isOpen.Store(false)
 		}
@@ -437,12 +332,12 @@ func (f *File) closeLocked(reason string) {
 	}
 }
 
-// countRotation records a rotation of name for Status and the metrics.
+// countRotation records a rotation for Status and the metrics.
 func (f *File) countRotation(reason string) {
 	f.statMu.Lock()
 	f.lastRot, f.lastReason = f.now(), reason
 	f.statMu.Unlock()
-	m.rotations.WithLabelValues(reason).Inc()
+	f.metrics.rotated(reason)
 }
 
 // Rotate closes the file, waiting for a write in progress; the next write
@@ -450,6 +345,9 @@ func (f *File) countRotation(reason string) {
 func (f *File) Rotate(reason string) {
 	f.mu.Lock()
 	f.closeLocked(reason)
+	if reason == ReasonMI {
+		f.moved.Store(false)
+	}
 	f.mu.Unlock()
 }
 
@@ -473,9 +371,8 @@ func (f *File) maintain() {
 		f.closeLocked("")
 		return
 	}
-	name := f.name
-	if r := f.checkLocked(now); r != "" {
-		f.opt.log.Infof("rotated %s (%s)", name, r)
+	if r := f.checkLocked(now); r.reason != "" && r.reason != ReasonReopenCheck {
+		f.opt.log.Infof("rotated %q (%s)", r.name, r.reason)
 	}
 }
 
@@ -486,6 +383,7 @@ func (f *File) Status() FileStatus {
 	return FileStatus{
 		Path:         f.path,
 		Open:         f.isOpen.Load(),
+		Moved:        f.moved.Load(),
 		Lines:        f.total.lines.Load(),
 		Bytes:        f.total.bytes.Load(),
 		LastRotation: f.lastRot,

@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -42,36 +41,51 @@ func (c *fakeClock) Now() time.Time      { return time.Unix(0, c.ns.Load()) }
 func (c *fakeClock) Add(d time.Duration) { c.ns.Add(int64(d)) }
 func (c *fakeClock) Set(t time.Time)     { c.ns.Store(t.UnixNano()) }
 
-// usePool makes the instances created from now on in this test use a pool
-// with the clock clk and the system calls ops (realOps when nil); its
-// maintenance goroutine ticks only hourly, so the test calls p.tick(). Not
-// for parallel tests.
-func usePool(t *testing.T, clk *fakeClock, ops *sysOps) *filePool {
+// testProcs holds the Process of each running test (by name), so that
+// tests can run in parallel, each with its own files, metrics and clock.
+var testProcs sync.Map
+
+// procFor returns the Process of test t, made on first use.
+func procFor(t testing.TB) *Process {
+	t.Helper()
+	if p, ok := testProcs.Load(t.Name()); ok {
+		return p.(*Process)
+	}
+	p := newProcess(realOps(), time.Now)
+	testProcs.Store(t.Name(), p)
+	t.Cleanup(func() { testProcs.Delete(t.Name()) })
+	return p
+}
+
+// usePool makes the instances created from now on in this test use a
+// Process with the clock clk and the system calls ops (realOps when nil);
+// its maintenance goroutine ticks only hourly, so the test calls p.tick().
+func usePool(t *testing.T, clk *fakeClock, ops *sysOps) *pool {
 	t.Helper()
 	if ops == nil {
-		ops = realOps
+		ops = realOps()
 	}
-	old := pool
-	old.mu.Lock()
-	users := old.users
-	old.mu.Unlock()
-	if users != 0 {
-		t.Fatalf("the pool still has %d instances (a test left one open)", users)
+	if _, ok := testProcs.Load(t.Name()); ok {
+		t.Fatalf("usePool after the test's first instance")
 	}
-	p := newPool(ops, clk.Now)
-	p.interval = time.Hour
-	pool = p
+	proc := newProcess(ops, clk.Now)
+	proc.pool.interval = time.Hour
+	testProcs.Store(t.Name(), proc)
+	p := proc.pool
 	t.Cleanup(func() {
 		p.mu.Lock()
-		users, slots := p.users, p.slots
+		users, open := p.users, p.open
 		p.mu.Unlock()
-		pool = old
-		if users != 0 || slots != 0 {
-			t.Errorf("test pool left with %d instances and %d slots", users, slots)
+		testProcs.Delete(t.Name())
+		if users != 0 || open != 0 {
+			t.Errorf("test pool left with %d instances and %d slots", users, open)
 		}
 	})
 	return p
 }
+
+// OpenCount is openCount, for the tests' sake.
+func (p *pool) OpenCount() int { return p.openCount() }
 
 // fsInstance builds an instance from key/value pairs (control off), closed
 // when the test ends.
@@ -85,7 +99,10 @@ func fsInstance(t *testing.T, kv ...string) *Instance {
 	if err != nil {
 		t.Fatalf("ParseConfig: %v", err)
 	}
-	in := NewInstance(cfg, "", NewLogger("files-test", NewWriterSink(io.Discard, LevelDebug)))
+	in, err := NewInstance(procFor(t), cfg, "files-test", NewLogger("files-test", NewWriterSink(io.Discard, LevelDebug)))
+	if err != nil {
+		t.Fatalf("NewInstance: %v", err)
+	}
 	t.Cleanup(in.Close)
 	return in
 }
@@ -157,7 +174,7 @@ func dirFiles(t *testing.T, dir string) []string {
 func rotationsTotal(t *testing.T, reason string) float64 {
 	t.Helper()
 	var d dto.Metric
-	if err := m.rotations.WithLabelValues(reason).Write(&d); err != nil {
+	if err := procFor(t).metrics.rotations.WithLabelValues(reason).Write(&d); err != nil {
 		t.Fatal(err)
 	}
 	return d.GetCounter().GetValue()
@@ -178,12 +195,66 @@ func fdsUnder(dir string) int {
 	return n
 }
 
-// 1. $TAG with 1000 tags and max_open_sockets 100: never more than 100
-// files open, flushes over the limit get Retry and succeed once idle files
-// close, and every record is in its own tag's file.
+// fdCount wraps ops to count the event files open at once, exactly: every
+// descriptor opened for writing until it is closed.
+type fdCount struct {
+	mu        sync.Mutex
+	open      map[int]bool
+	now, peak int
+}
+
+func (c *fdCount) ops(base *sysOps) *sysOps {
+	c.open = map[int]bool{}
+	ops := *base
+	track := func(fd int, flags int, err error) (int, error) {
+		if err == nil && flags&unix.O_WRONLY != 0 {
+			c.mu.Lock()
+			c.open[fd] = true
+			c.now++
+			c.peak = max(c.peak, c.now)
+			c.mu.Unlock()
+		}
+		return fd, err
+	}
+	open, openat, openat2, closefd := ops.open, ops.openat, ops.openat2, ops.close
+	ops.open = func(p string, flags int, perm uint32) (int, error) {
+		fd, err := open(p, flags, perm)
+		return track(fd, flags, err)
+	}
+	ops.openat = func(d int, p string, flags int, perm uint32) (int, error) {
+		fd, err := openat(d, p, flags, perm)
+		return track(fd, flags, err)
+	}
+	ops.openat2 = func(d int, p string, how *unix.OpenHow) (int, error) {
+		fd, err := openat2(d, p, how)
+		return track(fd, int(how.Flags), err)
+	}
+	ops.close = func(fd int) error {
+		c.mu.Lock()
+		if c.open[fd] {
+			delete(c.open, fd)
+			c.now--
+		}
+		c.mu.Unlock()
+		return closefd(fd)
+	}
+	return &ops
+}
+
+func (c *fdCount) max() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.peak
+}
+
+// 1. $TAG with 1000 tags and max_open_sockets 100, four writers: never
+// more than 100 files open at once (counted exactly, at the system calls),
+// no flush ever asked to retry (the least recently used idle file is closed
+// for a new one), and every record is in its own tag's file.
 func TestTemplateManyTagsMaxOpenSockets(t *testing.T) {
 	clk := newFakeClock(time.Unix(1800000000, 0))
-	p := usePool(t, clk, nil)
+	var fds fdCount
+	p := usePool(t, clk, fds.ops(realOps()))
 	dir := t.TempDir()
 	in := fsInstance(t, "path", filepath.Join(dir, "$TAG.log"), "max_open_sockets", "100", "idle_timeout", "200ms")
 
@@ -199,27 +270,7 @@ func TestTemplateManyTagsMaxOpenSockets(t *testing.T) {
 		close(jobs)
 	}()
 
-	var retries atomic.Int64
-	var maxSlots, maxFDs atomic.Int64
-	done := make(chan struct{})
-	sampled := make(chan struct{})
-	go func() {
-		defer close(sampled)
-		for {
-			s, f := int64(p.OpenCount()), int64(fdsUnder(dir))
-			if s > maxSlots.Load() {
-				maxSlots.Store(s)
-			}
-			if f > maxFDs.Load() {
-				maxFDs.Store(f)
-			}
-			select {
-			case <-done:
-				return
-			case <-time.After(time.Millisecond):
-			}
-		}
-	}()
+	var retries, maxSlots atomic.Int64
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
@@ -227,37 +278,24 @@ func TestTemplateManyTagsMaxOpenSockets(t *testing.T) {
 			defer wg.Done()
 			for j := range jobs {
 				tag := fmt.Sprintf("t%04d", j.tag)
-				chunk := evRecords("E_"+tag, j.round*per, per)
-				for {
-					res := in.Flush(chunk, tag)
-					if res == OK {
-						break
-					}
-					if res != Retry {
-						t.Errorf("flush %s = %v", tag, res)
-						return
-					}
-					if n := p.OpenCount(); n > 100 {
-						t.Errorf("%d files hold a slot", n)
-					}
-					// Let time pass so that idle files close.
+				if res := in.Flush(evRecords("E_"+tag, j.round*per, per), tag); res != OK {
 					retries.Add(1)
-					clk.Add(250 * time.Millisecond)
-					p.tick()
-					runtime.Gosched()
+					t.Errorf("flush %s = %v, want OK at once", tag, res)
+				}
+				if n := int64(p.OpenCount()); n > maxSlots.Load() {
+					maxSlots.Store(n)
+				}
+				if j.tag%100 == 0 {
+					clk.Add(50 * time.Millisecond)
+					p.tick() // idle files close meanwhile, as they would
 				}
 			}
 		}()
 	}
 	wg.Wait()
-	close(done)
-	<-sampled
 
-	if ms, mf := maxSlots.Load(), maxFDs.Load(); ms > 100 || mf > 100 || ms < 50 || mf < 50 {
-		t.Errorf("at most %d slots and %d descriptors seen; want between 50 and 100", ms, mf)
-	}
-	if retries.Load() == 0 {
-		t.Error("no flush was asked to retry with 1000 tags and 100 sockets")
+	if ms, mf := maxSlots.Load(), fds.max(); ms > 100 || mf > 100 || mf < 50 {
+		t.Errorf("at most %d slots and %d files open at once; want at most 100 (and the limit reached)", ms, mf)
 	}
 	files := dirFiles(t, dir)
 	if len(files) != tags {
@@ -275,7 +313,7 @@ func TestTemplateManyTagsMaxOpenSockets(t *testing.T) {
 	if total != tags*rounds*per {
 		t.Errorf("%d lines, want %d", total, tags*rounds*per)
 	}
-	t.Logf("%d retries, at most %d slots, %d descriptors", retries.Load(), maxSlots.Load(), maxFDs.Load())
+	t.Logf("%d retries, at most %d slots, %d files open at once", retries.Load(), maxSlots.Load(), fds.max())
 }
 
 // 2. Substituted values cannot leave the configured directory.
@@ -381,7 +419,7 @@ func TestRotateCountTemplateForgotten(t *testing.T) {
 	in := fsInstance(t, "path", filepath.Join(dir, "$TAG.log"), "rotate_count", "10")
 	mustFlush(t, in, evRecords("E", 0, 15), "a") // a.log 10, a.log.1 5 (open)
 	mustFlush(t, in, evRecords("E", 15, 5), "a") // a.log.1 10: closed, forgotten
-	if f := pool.get(filepath.Join(dir, "a.log")); f != nil {
+	if f := p.get(filepath.Join(dir, "a.log")); f != nil {
 		t.Fatalf("the pool kept %s after its rotation", f.path)
 	}
 	mustFlush(t, in, evRecords("E", 20, 3), "a") // a.log.2
@@ -389,7 +427,7 @@ func TestRotateCountTemplateForgotten(t *testing.T) {
 	// its lines on.
 	clk.Add(2 * time.Minute)
 	p.tick()
-	if f := pool.get(filepath.Join(dir, "a.log")); f != nil || p.OpenCount() != 0 {
+	if f := p.get(filepath.Join(dir, "a.log")); f != nil || p.OpenCount() != 0 {
 		t.Fatal("the idle file was not closed and forgotten")
 	}
 	mustFlush(t, in, evRecords("E", 23, 8), "a") // 7 into a.log.2, 1 into a.log.3
@@ -471,7 +509,7 @@ type stallOps struct {
 
 func newStallOps() (*stallOps, *sysOps) {
 	s := &stallOps{entered: make(chan struct{}), release: make(chan struct{})}
-	ops := *realOps
+	ops := *realOps()
 	ops.write = func(fd int, b []byte) (int, error) {
 		if s.armed.CompareAndSwap(true, false) {
 			s.entered <- struct{}{}
@@ -715,13 +753,16 @@ func TestMaxOpenSocketsAcrossInstances(t *testing.T) {
 	}
 	mustFlush(t, ins[0], evRecords("A", 0, 1), "t")
 	mustFlush(t, ins[1], evRecords("B", 0, 1), "t")
-	if res := ins[2].Flush(evRecords("C", 0, 1), "t"); res != Retry {
-		t.Fatalf("third file: %v, want Retry", res)
+	// A third file takes the slot of the least recently used one, ev0.log:
+	// a limit bounds open handles, it never locks an output out.
+	mustFlush(t, ins[2], evRecords("C", 0, 1), "t")
+	if n := p.OpenCount(); n != 2 {
+		t.Errorf("OpenCount %d, want 2", n)
 	}
-	if _, err := os.Stat(paths[2]); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("the refused flush created its file: %v", err)
+	if ins[0].Status()[0].Open || !ins[1].Status()[0].Open || !ins[2].Status()[0].Open {
+		t.Errorf("not the least recently used file was closed: %+v %+v %+v", ins[0].Status(), ins[1].Status(), ins[2].Status())
 	}
-	mustFlush(t, ins[0], evRecords("A", 1, 1), "t")
+	mustFlush(t, ins[0], evRecords("A", 1, 1), "t") // reopens ev0.log (appends), closes ev1.log
 	mustFlush(t, ins[1], evRecords("B", 1, 1), "t")
 	if n := p.OpenCount(); n != 2 {
 		t.Errorf("OpenCount %d, want 2", n)
@@ -730,11 +771,40 @@ func TestMaxOpenSocketsAcrossInstances(t *testing.T) {
 	if n := p.OpenCount(); n != 1 {
 		t.Errorf("OpenCount %d after a Close, want 1", n)
 	}
-	mustFlush(t, ins[2], evRecords("C", 0, 1), "t")
+	mustFlush(t, ins[2], evRecords("C", 1, 1), "t")
 	mustFlush(t, ins[1], evRecords("B", 2, 1), "t")
-	for i, w := range []string{evLines("A", 0, 2), evLines("B", 0, 3), evLines("C", 0, 1)} {
+	for i, w := range []string{evLines("A", 0, 2), evLines("B", 0, 3), evLines("C", 0, 2)} {
 		if got := fbtest.ReadText(t, paths[i]); got != w {
 			t.Errorf("%s = %q, want %q", paths[i], got, w)
+		}
+	}
+}
+
+// RETRY only when every slot is held by a write in progress: with
+// max_open_sockets 1 and a write stalled holding the one slot, another
+// file's flush is answered Retry and writes nothing; once the write ends
+// it goes through.
+func TestMaxOpenSocketsAllBusy(t *testing.T) {
+	st, ops := newStallOps()
+	p := usePool(t, newFakeClock(time.Unix(1800000000, 0)), ops)
+	dir := t.TempDir()
+	a := fsInstance(t, "path", filepath.Join(dir, "a.log"), "max_open_sockets", "1", "idle_timeout", "0")
+	b := fsInstance(t, "path", filepath.Join(dir, "b.log"), "max_open_sockets", "1", "idle_timeout", "0")
+	release := st.stall(t, func() Result { return a.Flush(evRecords("A", 0, 3), "t") })
+	if res := b.Flush(evRecords("B", 0, 3), "t"); res != Retry {
+		t.Errorf("flush while the only slot is being written = %v, want Retry", res)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "b.log")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the refused flush created its file: %v", err)
+	}
+	release()
+	mustFlush(t, b, evRecords("B", 0, 3), "t")
+	if n := p.OpenCount(); n != 1 {
+		t.Errorf("OpenCount %d, want 1", n)
+	}
+	for name, w := range map[string]string{"a.log": evLines("A", 0, 3), "b.log": evLines("B", 0, 3)} {
+		if got := fbtest.ReadText(t, filepath.Join(dir, name)); got != w {
+			t.Errorf("%s = %q, want %q", name, got, w)
 		}
 	}
 }
@@ -834,12 +904,22 @@ func TestReopenCheck(t *testing.T) {
 	}
 	mustFlush(t, in, evRecords("A", 1, 1), "t") // within the period: the moved file
 	clk.Add(2 * time.Second)
-	mustFlush(t, in, evRecords("A", 2, 1), "t") // checked at the write: the path again
-	if got, want := fbtest.ReadText(t, path+".moved"), evLines("A", 0, 2); got != want {
+	// The check that first sees the move waits a second for the rotate
+	// call logrotate makes right after its mv.
+	mustFlush(t, in, evRecords("A", 2, 1), "t")
+	if in.Status()[0].Moved {
+		t.Error("moved reported before the grace ended")
+	}
+	clk.Add(time.Second)
+	mustFlush(t, in, evRecords("A", 3, 1), "t") // checked at the write: the path again
+	if got, want := fbtest.ReadText(t, path+".moved"), evLines("A", 0, 3); got != want {
 		t.Errorf("moved file %q, want %q", got, want)
 	}
-	if got, want := fbtest.ReadText(t, path), evLines("A", 2, 1); got != want {
+	if got, want := fbtest.ReadText(t, path), evLines("A", 3, 1); got != want {
 		t.Errorf("new file %q, want %q", got, want)
+	}
+	if !in.Status()[0].Moved {
+		t.Error("status does not report the file as moved")
 	}
 
 	// rm: the maintenance tick notices without a write.
@@ -852,6 +932,11 @@ func TestReopenCheck(t *testing.T) {
 		t.Error("closed before the check period passed")
 	}
 	clk.Add(time.Second)
+	p.tick() // sees it gone
+	if !in.Status()[0].Open {
+		t.Error("closed before the grace passed")
+	}
+	clk.Add(time.Second)
 	p.tick()
 	if s := in.Status()[0]; s.Open || s.LastReason != ReasonReopenCheck {
 		t.Errorf("after rm and a check period: %+v", s)
@@ -859,15 +944,20 @@ func TestReopenCheck(t *testing.T) {
 	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("the check created the file: %v", err)
 	}
-	mustFlush(t, in, evRecords("A", 3, 1), "t")
-	if got, want := fbtest.ReadText(t, path), evLines("A", 3, 1); got != want {
+	mustFlush(t, in, evRecords("A", 4, 1), "t")
+	if got, want := fbtest.ReadText(t, path), evLines("A", 4, 1); got != want {
 		t.Errorf("recreated file %q, want %q", got, want)
 	}
+	// A rotate call clears "moved".
+	if err := in.Rotate(path); err != nil || in.Status()[0].Moved {
+		t.Errorf("after a rotate call: %v, %+v", err, in.Status()[0])
+	}
+	mustFlush(t, in, evRecords("A", 5, 1), "t")
 	// An unchanged file is kept.
 	clk.Add(5 * time.Second)
 	p.tick()
-	mustFlush(t, in, evRecords("A", 4, 1), "t")
-	if got, want := fbtest.ReadText(t, path), evLines("A", 3, 2); got != want {
+	mustFlush(t, in, evRecords("A", 6, 1), "t")
+	if got, want := fbtest.ReadText(t, path), evLines("A", 4, 3); got != want {
 		t.Errorf("kept file %q, want %q", got, want)
 	}
 	if got := rotationsTotal(t, ReasonReopenCheck) - before; got != 2 {

@@ -44,7 +44,10 @@ func FuzzFlush(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	in := flatstore.NewInstance(cfg, "fuzz", flatstore.NewLogger("fuzz", flatstore.NewWriterSink(io.Discard, flatstore.LevelDebug)))
+	in, err := flatstore.NewInstance(flatstore.NewProcess(), cfg, "fuzz", flatstore.NewLogger("fuzz", flatstore.NewWriterSink(io.Discard, flatstore.LevelDebug)))
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Cleanup(in.Close)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if err := os.Truncate(path, 0); err != nil && !os.IsNotExist(err) {
@@ -118,7 +121,7 @@ func FuzzLineRoundTrip(f *testing.F) {
 			t.Fatal(err)
 		}
 		body := fbtest.AppendKV(nil, fbtest.KV{"event", event, "a", a, "b", b, "c", c})
-		line, rest, err := flatstore.NewEncoder(cfg).AppendLine(nil, t0, body, []byte("tag"))
+		line, rest, _, err := flatstore.NewEncoder(cfg).AppendLine(nil, t0, body, []byte("tag"))
 		if err != nil || len(rest) != 0 {
 			t.Fatalf("AppendLine: %v (%d left)", err, len(rest))
 		}
@@ -186,7 +189,7 @@ func FuzzParseConfig(f *testing.F) {
 			t.Fatalf("accepted config %+v lacks a delimiter or a path", cfg)
 		}
 		body := fbtest.AppendKV(nil, fbtest.KV{"event", "E", "a", "x,y\n", "b", 1})
-		line, _, err := flatstore.NewEncoder(cfg).AppendLine(nil, t0, body, []byte("t"))
+		line, _, _, err := flatstore.NewEncoder(cfg).AppendLine(nil, t0, body, []byte("t"))
 		if err != nil || len(line) == 0 || line[len(line)-1] != '\n' {
 			t.Fatalf("AppendLine = %q, %v", line, err)
 		}

@@ -30,7 +30,7 @@ func encode(t testing.TB, cfg *flatstore.Config, et flatstore.EventTime, body fb
 	t.Helper()
 	b := fbtest.AppendKV(nil, body)
 	enc := flatstore.NewEncoder(cfg)
-	out, rest, err := enc.AppendLine(nil, et, b, []byte("tag.x"))
+	out, rest, _, err := enc.AppendLine(nil, et, b, []byte("tag.x"))
 	if err != nil {
 		t.Fatalf("AppendLine(%v): %v", body, err)
 	}
@@ -62,7 +62,10 @@ func newInstance(t testing.TB, kv ...string) (*flatstore.Instance, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "events.log")
 	cfg := config(t, append([]string{"path", path}, kv...)...)
-	in := flatstore.NewInstance(cfg, "", flatstore.NewLogger("test", flatstore.NewWriterSink(io.Discard, flatstore.LevelDebug)))
+	in, err := flatstore.NewInstance(flatstore.NewProcess(), cfg, "test", flatstore.NewLogger("test", flatstore.NewWriterSink(io.Discard, flatstore.LevelDebug)))
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(in.Close)
 	return in, path
 }

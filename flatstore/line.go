@@ -4,15 +4,15 @@ import (
 	"bytes"
 	"encoding/hex"
 	"math"
+	"slices"
 	"strconv"
 	"time"
-	"unsafe"
 
-	jsoniter "github.com/json-iterator/go"
 	"github.com/tinylib/msgp/msgp"
 )
 
 // Limits that keep hostile records from costing unbounded time or memory.
+// Both are enforced while the line grows, never after it was built.
 const (
 	// MaxDepth is the deepest nesting of maps and arrays rendered as JSON;
 	// a deeper record is skipped (reason too_deep).
@@ -28,12 +28,11 @@ type dropError string
 
 func (e dropError) Error() string { return "record skipped: " + string(e) }
 
-var (
+const (
 	errTruncated = dropError(DropTruncated)
 	errTooDeep   = dropError(DropTooDeep)
+	errTooLarge  = dropError(DropTooLarge)
 )
-
-var jsonAPI = jsoniter.Config{EscapeHTML: false}.Froze()
 
 // Encoder turns records into event lines (SPEC §1–2). An Encoder holds
 // reusable buffers: use one per goroutine.
@@ -50,9 +49,8 @@ type Encoder struct {
 	timeFmt   TimeFormat
 	spans     [][]byte // params mode: each param's msgpack value, nil when absent
 	values    []byte   // the rendered parameters of the current line
-	tmp       []byte   // a non-string value rendered before escaping
-	stream    *jsoniter.Stream
-	lastEvent []byte // event name of the last line (raw), for $EVENT
+	tmp       []byte   // a map or array rendered as JSON, before escaping
+	key       []byte   // the text of a map or array used as a map key
 }
 
 // NewEncoder returns an encoder for cfg.
@@ -63,7 +61,6 @@ func NewEncoder(cfg *Config) *Encoder {
 		suppress: cfg.SuppressEventName,
 		eventKey: []byte(cfg.EventKey),
 		timeFmt:  cfg.TimeFormat,
-		stream:   jsonAPI.BorrowStream(nil),
 	}
 	if cfg.EscapeDelimiter != "" {
 		e.escDelim = []byte(cfg.EscapeDelimiter)
@@ -106,7 +103,7 @@ func HeaderLine(cfg *Config) []byte {
 			if i > 0 {
 				out = append(out, e.delim...)
 			}
-			out = e.appendEscaped(out, []byte(c))
+			out, _ = e.appendEscaped(out, []byte(c), math.MaxInt)
 		}
 		return out
 	}
@@ -114,27 +111,30 @@ func HeaderLine(cfg *Config) []byte {
 }
 
 // AppendLine appends the line for one record to dst. body starts with the
-// record's msgpack map; rest is what follows the map. The event name is the
-// body's event_key string value, else tag. On error dst is returned
-// unchanged and the record must be skipped (a dropError) or the walk
-// stopped (errTruncated).
-func (e *Encoder) AppendLine(dst []byte, t EventTime, body, tag []byte) (out, rest []byte, err error) {
+// record's msgpack map; rest is what follows the map; event is the event
+// name (raw): the body's event_key string value, else tag. On error dst is
+// returned unchanged and the record must be skipped (a dropError other than
+// errTruncated) or the walk stopped (errTruncated).
+func (e *Encoder) AppendLine(dst []byte, t EventTime, body, tag []byte) (out, rest, event []byte, err error) {
 	start := len(dst)
+	limit := start + MaxLineBytes
 	n, b, ok := readMapHeader(body)
 	if !ok {
-		return dst, body, errTruncated
+		return dst, body, nil, errTruncated
 	}
 	name := tag
 	if len(e.params) > 0 {
 		// One pass finds the event name and each parameter's value; the
 		// line is then written straight into dst.
 		if name, b, err = e.findParams(b, n, tag); err != nil {
-			return dst, body, err
+			return dst, body, nil, err
 		}
 		if !e.suppress {
-			dst = e.appendEscaped(dst, name)
+			if dst, err = e.appendEscaped(dst, name, limit); err != nil {
+				return dst[:start], body, nil, err
+			}
 		}
-		dst = e.appendTimeParam(dst, t, e.suppress)
+		dst, _ = e.appendTimeParam(dst, t, e.suppress, limit)
 		sep := !e.suppress || e.timeFmt != TimeNone
 		for _, v := range e.spans {
 			if sep {
@@ -144,8 +144,8 @@ func (e *Encoder) AppendLine(dst []byte, t EventTime, body, tag []byte) (out, re
 			if v == nil {
 				continue
 			}
-			if dst, _, err = e.appendValue(dst, v); err != nil {
-				return dst[:start], body, err
+			if dst, _, err = e.appendValue(dst, v, limit); err != nil {
+				return dst[:start], body, nil, err
 			}
 		}
 		return e.endLine(dst, start, name, b)
@@ -153,22 +153,24 @@ func (e *Encoder) AppendLine(dst []byte, t EventTime, body, tag []byte) (out, re
 	switch {
 	case e.suppress:
 		// No name to write first: the values go straight into dst.
-		dst = e.appendTimeParam(dst, t, true)
-		if dst, b, name, err = e.appendParams(dst, b, n, e.timeFmt == TimeNone, tag); err != nil {
-			return dst[:start], body, err
+		dst, _ = e.appendTimeParam(dst, t, true, limit)
+		if dst, b, name, err = e.appendParams(dst, b, n, e.timeFmt == TimeNone, tag, limit); err != nil {
+			return dst[:start], body, nil, err
 		}
 	default:
 		// The event key may come anywhere in the map: the values wait in
 		// a side buffer until the name is known. (Writing straight into
 		// dst when the event key comes first measured no faster: the copy
 		// is a few percent of a line's cost.)
-		vals := e.appendTimeParam(e.values[:0], t, false)
-		vals, b, name, err = e.appendParams(vals, b, n, false, tag)
+		vals, _ := e.appendTimeParam(e.values[:0], t, false, MaxLineBytes)
+		vals, b, name, err = e.appendParams(vals, b, n, false, tag, MaxLineBytes)
 		e.values = vals
 		if err != nil {
-			return dst, body, err
+			return dst, body, nil, err
 		}
-		dst = e.appendEscaped(dst, name)
+		if dst, err = e.appendEscaped(dst, name, limit-len(vals)); err != nil {
+			return dst[:start], body, nil, err
+		}
 		dst = append(dst, vals...)
 	}
 	return e.endLine(dst, start, name, b)
@@ -178,7 +180,7 @@ func (e *Encoder) AppendLine(dst []byte, t EventTime, body, tag []byte) (out, re
 // pairs at the head of b, except the event key; skipFirst leaves out the
 // first delimiter. It returns the event name found (the first event key
 // holding a string), or name when there is none.
-func (e *Encoder) appendParams(dst, b []byte, n uint32, skipFirst bool, name []byte) (out, rest, event []byte, err error) {
+func (e *Encoder) appendParams(dst, b []byte, n uint32, skipFirst bool, name []byte, limit int) (out, rest, event []byte, err error) {
 	found := false
 	for i := uint32(0); i < n; i++ {
 		k, after, isString := readStr(b)
@@ -206,7 +208,7 @@ func (e *Encoder) appendParams(dst, b []byte, n uint32, skipFirst bool, name []b
 		} else {
 			dst = e.appendDelim(dst)
 		}
-		if dst, b, err = e.appendValue(dst, after); err != nil {
+		if dst, b, err = e.appendValue(dst, after, limit); err != nil {
 			return dst, b, name, err
 		}
 	}
@@ -253,9 +255,9 @@ func (e *Encoder) findParams(b []byte, n uint32, tag []byte) (name, rest []byte,
 
 // appendTimeParam appends the record time as the first parameter, when
 // time_format asks for it; first leaves out its delimiter.
-func (e *Encoder) appendTimeParam(dst []byte, t EventTime, first bool) []byte {
+func (e *Encoder) appendTimeParam(dst []byte, t EventTime, first bool, limit int) ([]byte, error) {
 	if e.timeFmt == TimeNone {
-		return dst
+		return dst, nil
 	}
 	if !first {
 		dst = e.appendDelim(dst)
@@ -263,7 +265,7 @@ func (e *Encoder) appendTimeParam(dst []byte, t EventTime, first bool) []byte {
 	// Escaped like any value: a delimiter such as '-' or ':' occurs in the
 	// formatted time.
 	var nb [48]byte
-	return e.appendEscaped(dst, e.appendTime(nb[:0], t))
+	return e.appendEscaped(dst, e.appendTime(nb[:0], t), limit)
 }
 
 func (e *Encoder) appendDelim(dst []byte) []byte {
@@ -274,20 +276,16 @@ func (e *Encoder) appendDelim(dst []byte) []byte {
 }
 
 // endLine ends the line that starts at dst[start] and checks its length.
-func (e *Encoder) endLine(dst []byte, start int, name, rest []byte) ([]byte, []byte, error) {
-	e.lastEvent = name
-	dst = append(dst, '\n')
-	if len(dst)-start > MaxLineBytes {
-		return dst[:start], rest, dropError(DropTooLarge)
+func (e *Encoder) endLine(dst []byte, start int, name, rest []byte) ([]byte, []byte, []byte, error) {
+	if len(dst)-start+1 > MaxLineBytes {
+		return dst[:start], rest, nil, errTooLarge
 	}
-	return dst, rest, nil
+	return append(dst, '\n'), rest, name, nil
 }
 
-// Event returns the raw event name of the last line appended.
-func (e *Encoder) Event() []byte { return e.lastEvent }
-
-// appendValue renders the msgpack value at the head of b, escaped.
-func (e *Encoder) appendValue(dst, b []byte) ([]byte, []byte, error) {
+// appendValue renders the msgpack value at the head of b, escaped, unless
+// the line would pass limit bytes of dst.
+func (e *Encoder) appendValue(dst, b []byte, limit int) ([]byte, []byte, error) {
 	if len(b) == 0 {
 		return dst, b, errTruncated
 	}
@@ -298,13 +296,15 @@ func (e *Encoder) appendValue(dst, b []byte) ([]byte, []byte, error) {
 		if len(b) < 1+n {
 			return dst, b, errTruncated
 		}
-		return e.appendEscaped(dst, b[1:1+n]), b[1+n:], nil
+		out, err := e.appendEscaped(dst, b[1:1+n], limit)
+		return out, b[1+n:], err
 	case c == 0xd9 && len(b) > 1: // str8
 		n := int(b[1])
 		if len(b) < 2+n {
 			return dst, b, errTruncated
 		}
-		return e.appendEscaped(dst, b[2:2+n]), b[2+n:], nil
+		out, err := e.appendEscaped(dst, b[2:2+n], limit)
+		return out, b[2+n:], err
 	case c <= 0x7f: // positive fixint
 		if c < 10 && !e.special['0'+c] {
 			return append(dst, '0'+c), b[1:], nil
@@ -321,22 +321,25 @@ func (e *Encoder) appendValue(dst, b []byte) ([]byte, []byte, error) {
 		if !ok {
 			return dst, b, errTruncated
 		}
-		return e.appendEscaped(dst, s), rest, nil
+		out, err := e.appendEscaped(dst, s, limit)
+		return out, rest, err
 	case msgp.MapType, msgp.ArrayType:
-		e.stream.SetBuffer(e.tmp[:0])
-		rest, err := e.writeJSON(b, 0)
-		e.tmp = e.stream.Buffer()
+		// The JSON may not be longer than what is left of the line.
+		tmp, rest, err := e.appendJSON(e.tmp[:0], b, 0, false, limit-len(dst))
+		e.tmp = tmp
 		if err != nil {
 			return dst, b, err
 		}
-		return e.appendEscaped(dst, e.tmp), rest, nil
+		out, err := e.appendEscaped(dst, tmp, limit)
+		return out, rest, err
 	}
 	var nb [64]byte
 	s, rest, err := appendScalar(nb[:0], b)
 	if err != nil {
 		return dst, b, err
 	}
-	return e.appendEscaped(dst, s), rest, nil
+	out, err := e.appendEscaped(dst, s, limit)
+	return out, rest, err
 }
 
 // appendScalar renders a non-string, non-container value without escaping:
@@ -357,18 +360,12 @@ func appendScalar(dst, b []byte) ([]byte, []byte, error) {
 			return dst, b, errTruncated
 		}
 		return strconv.AppendUint(dst, u, 10), rest, nil
-	case msgp.Float64Type:
-		f, rest, err := msgp.ReadFloat64Bytes(b)
+	case msgp.Float64Type, msgp.Float32Type:
+		f, bits, rest, err := readFloat(b)
 		if err != nil {
 			return dst, b, errTruncated
 		}
-		return appendFloat(dst, f, 64), rest, nil
-	case msgp.Float32Type:
-		f, rest, err := msgp.ReadFloat32Bytes(b)
-		if err != nil {
-			return dst, b, errTruncated
-		}
-		return appendFloat(dst, float64(f), 32), rest, nil
+		return appendFloat(dst, f, bits), rest, nil
 	case msgp.BoolType:
 		v, rest, err := msgp.ReadBoolBytes(b)
 		if err != nil {
@@ -391,6 +388,16 @@ func appendScalar(dst, b []byte) ([]byte, []byte, error) {
 	}
 	// Not msgpack (a reserved byte such as 0xc1).
 	return dst, b, errTruncated
+}
+
+// readFloat reads a float32 or float64, with its width in bits.
+func readFloat(b []byte) (f float64, bits int, rest []byte, err error) {
+	if msgp.NextType(b) == msgp.Float32Type {
+		f32, rest, err := msgp.ReadFloat32Bytes(b)
+		return float64(f32), 32, rest, err
+	}
+	f, rest, err = msgp.ReadFloat64Bytes(b)
+	return f, 64, rest, err
 }
 
 // readExt reads any extension without copying: its type and payload.
@@ -503,128 +510,193 @@ func appendFloat(dst []byte, f float64, bits int) []byte {
 	return dst
 }
 
-// writeJSON renders a msgpack value as compact JSON, map keys in record order.
-func (e *Encoder) writeJSON(b []byte, depth int) ([]byte, error) {
+// appendJSON appends the msgpack value at the head of b as compact JSON,
+// map keys in record order, unless dst would grow past max bytes.
+//
+// JSON keys are strings, so a map or array used as a map key is written as
+// the string of its text. In that text (inKey) a map or array key is
+// written as its own text, unquoted: every byte of a key is escaped once,
+// however deep keys nest, so the rendering stays linear in the record's
+// size (quoting each level inside the next would double it per level).
+func (e *Encoder) appendJSON(dst, b []byte, depth int, inKey bool, max int) ([]byte, []byte, error) {
 	if depth >= MaxDepth {
-		return b, errTooDeep
+		return dst, b, errTooDeep
 	}
-	s := e.stream
+	if len(dst) > max {
+		return dst, b, errTooLarge
+	}
 	if len(b) == 0 {
-		return b, errTruncated
+		return dst, b, errTruncated
 	}
 	switch msgp.NextType(b) {
 	case msgp.MapType:
 		n, rest, ok := readMapHeader(b)
 		if !ok {
-			return b, errTruncated
+			return dst, b, errTruncated
 		}
 		b = rest
-		s.WriteObjectStart()
+		dst = append(dst, '{')
 		for i := uint32(0); i < n; i++ {
 			if i > 0 {
-				s.WriteMore()
+				dst = append(dst, ',')
 			}
-			if k, rest, ok := readStr(b); ok {
-				s.WriteString(unsafeString(k))
-				b = rest
-			} else if t := msgp.NextType(b); t == msgp.MapType || t == msgp.ArrayType {
-				// JSON keys are strings: a map or array key is written as
-				// the string of its own JSON. Rare; this may allocate.
-				inner := jsonAPI.BorrowStream(nil)
-				e.stream = inner
-				rest, err := e.writeJSON(b, depth+1)
-				e.stream = s
-				if err != nil {
-					jsonAPI.ReturnStream(inner)
-					return rest, err
-				}
-				s.WriteString(string(inner.Buffer()))
-				jsonAPI.ReturnStream(inner)
-				b = rest
-			} else {
-				var nb [64]byte
-				k, rest, err := appendScalar(nb[:0], b)
-				if err != nil {
-					return b, err
-				}
-				s.WriteString(unsafeString(k))
-				b = rest
-			}
-			s.WriteRaw(":")
 			var err error
-			if b, err = e.writeJSON(b, depth+1); err != nil {
-				return b, err
+			if dst, b, err = e.appendJSONKey(dst, b, depth, inKey, max); err != nil {
+				return dst, b, err
+			}
+			dst = append(dst, ':')
+			if dst, b, err = e.appendJSON(dst, b, depth+1, inKey, max); err != nil {
+				return dst, b, err
 			}
 		}
-		s.WriteObjectEnd()
-		return b, nil
+		return append(dst, '}'), b, nil
 	case msgp.ArrayType:
 		n, rest, ok := readArrayHeader(b)
 		if !ok {
-			return b, errTruncated
+			return dst, b, errTruncated
 		}
 		b = rest
-		s.WriteArrayStart()
+		dst = append(dst, '[')
 		for i := uint32(0); i < n; i++ {
 			if i > 0 {
-				s.WriteMore()
+				dst = append(dst, ',')
 			}
 			var err error
-			if b, err = e.writeJSON(b, depth+1); err != nil {
-				return b, err
+			if dst, b, err = e.appendJSON(dst, b, depth+1, inKey, max); err != nil {
+				return dst, b, err
 			}
 		}
-		s.WriteArrayEnd()
-		return b, nil
+		return append(dst, ']'), b, nil
 	case msgp.StrType, msgp.BinType:
 		v, rest, ok := readStr(b)
 		if !ok {
-			return b, errTruncated
+			return dst, b, errTruncated
 		}
-		s.WriteString(unsafeString(v))
-		return rest, nil
+		if len(dst)+len(v) > max {
+			return dst, b, errTooLarge
+		}
+		return appendJSONString(dst, v), rest, nil
 	case msgp.Float64Type, msgp.Float32Type:
-		var nb [64]byte
-		v, rest, err := appendScalar(nb[:0], b)
+		f, bits, rest, err := readFloat(b)
 		if err != nil {
-			return b, err
+			return dst, b, errTruncated
 		}
-		if c := v[0]; c == 'N' || c == '+' || (c == '-' && v[1] == 'I') {
-			s.WriteNil() // JSON has no NaN or infinity
-		} else {
-			s.WriteRaw(unsafeString(v))
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			return append(dst, "null"...), rest, nil // JSON has no NaN or infinity
 		}
-		return rest, nil
+		return appendFloat(dst, f, bits), rest, nil
 	case msgp.ExtensionType, msgp.TimeType, msgp.Complex64Type, msgp.Complex128Type:
-		var nb [64]byte
-		v, rest, err := appendScalar(nb[:0], b)
+		typ, data, rest, err := readExt(b)
 		if err != nil {
-			return b, err
+			return dst, b, errTruncated
 		}
-		s.WriteString(unsafeString(v))
-		return rest, nil
+		if t, ok := extTime(typ, data); ok {
+			dst = append(dst, '"')
+			return append(appendRFC3339Nano(dst, t), '"'), rest, nil
+		}
+		if len(dst)+2*len(data) > max {
+			return dst, b, errTooLarge
+		}
+		dst = append(dst, '"')
+		return append(hex.AppendEncode(dst, data), '"'), rest, nil
 	}
 	var nb [64]byte
 	v, rest, err := appendScalar(nb[:0], b)
 	if err != nil {
-		return b, err
+		return dst, b, err
 	}
-	s.WriteRaw(unsafeString(v))
-	return rest, nil
+	return append(dst, v...), rest, nil
 }
 
-func unsafeString(b []byte) string {
-	if len(b) == 0 {
-		return ""
+// appendJSONKey appends the map key at the head of b and returns what
+// follows it (its value).
+func (e *Encoder) appendJSONKey(dst, b []byte, depth int, inKey bool, max int) ([]byte, []byte, error) {
+	if k, rest, ok := readStr(b); ok {
+		if len(dst)+len(k) > max {
+			return dst, b, errTooLarge
+		}
+		return appendJSONString(dst, k), rest, nil
 	}
-	return unsafe.String(&b[0], len(b))
+	switch t := msgp.NextType(b); {
+	case t == msgp.MapType || t == msgp.ArrayType:
+		if inKey {
+			// Inside a key's text: the text of this key, unquoted.
+			return e.appendJSON(dst, b, depth+1, true, max)
+		}
+		text, rest, err := e.appendJSON(e.key[:0], b, depth+1, true, max-len(dst))
+		e.key = text
+		if err != nil {
+			return dst, b, err
+		}
+		return appendJSONString(dst, text), rest, nil
+	default:
+		var nb [64]byte
+		v, rest, err := appendScalar(nb[:0], b)
+		if err != nil {
+			return dst, b, err
+		}
+		return appendJSONString(dst, v), rest, nil
+	}
 }
 
-// appendEscaped appends a value with the configured escape applied.
-func (e *Encoder) appendEscaped(dst, s []byte) []byte {
+// appendJSONString appends s as a JSON string, escaped as OpenSIPS's cJSON
+// escapes it: the quote, the backslash, \b \f \n \r \t, other control bytes
+// as \u00XX; every other byte (UTF-8, DEL, '/') as it is.
+func appendJSONString(dst, s []byte) []byte {
+	dst = slices.Grow(dst, len(s)+2)
+	dst = append(dst, '"')
+	start := 0
+	for i, c := range s {
+		if c >= 0x20 && c != '"' && c != '\\' {
+			continue
+		}
+		dst = append(dst, s[start:i]...)
+		switch c {
+		case '"':
+			dst = append(dst, '\\', '"')
+		case '\\':
+			dst = append(dst, '\\', '\\')
+		case '\b':
+			dst = append(dst, '\\', 'b')
+		case '\f':
+			dst = append(dst, '\\', 'f')
+		case '\n':
+			dst = append(dst, '\\', 'n')
+		case '\r':
+			dst = append(dst, '\\', 'r')
+		case '\t':
+			dst = append(dst, '\\', 't')
+		default:
+			const hexDigits = "0123456789abcdef"
+			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+		}
+		start = i + 1
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+// bigValue is the size from which a value's room in the line is reserved
+// at once, so that a large value is copied once and the line buffer does
+// not grow by doubling past it.
+const bigValue = 64 << 10
+
+// appendEscaped appends a value with the configured escape applied, unless
+// the line would pass limit bytes of dst (errTooLarge, dst unchanged).
+func (e *Encoder) appendEscaped(dst, s []byte, limit int) ([]byte, error) {
+	if len(dst)+len(s) > limit {
+		return dst, errTooLarge
+	}
 	i := e.scan.cleanPrefix(&e.special, s)
 	if i == len(s) || e.escape == EscapeNone {
-		return append(dst, s...)
+		return append(dst, s...), nil
+	}
+	if len(s) >= bigValue {
+		n := e.escapedLen(s, i)
+		if len(dst)+n > limit {
+			return dst, errTooLarge
+		}
+		dst = slices.Grow(dst, n+1)
 	}
 	switch e.escape {
 	case EscapeOpenSIPS:
@@ -647,7 +719,6 @@ func (e *Encoder) appendEscaped(dst, s []byte) []byte {
 			}
 			dst = append(dst, c)
 		}
-		return dst
 	case EscapeBackslash:
 		dst = append(dst, s[:i]...)
 		for ; i < len(s); i++ {
@@ -668,7 +739,6 @@ func (e *Encoder) appendEscaped(dst, s []byte) []byte {
 				dst = append(dst, '\\', c)
 			}
 		}
-		return dst
 	case EscapeCSV:
 		dst = append(dst, '"')
 		for _, c := range s {
@@ -677,7 +747,27 @@ func (e *Encoder) appendEscaped(dst, s []byte) []byte {
 			}
 			dst = append(dst, c)
 		}
-		return append(dst, '"')
+		dst = append(dst, '"')
 	}
-	return append(dst, s...)
+	if len(dst) > limit {
+		return dst, errTooLarge // the caller cuts the line back
+	}
+	return dst, nil
+}
+
+// escapedLen is the length of s once escaped; the bytes before clean need
+// no escape.
+func (e *Encoder) escapedLen(s []byte, clean int) int {
+	n := len(s)
+	switch e.escape {
+	case EscapeBackslash:
+		for _, c := range s[clean:] {
+			if e.special[c] {
+				n++
+			}
+		}
+	case EscapeCSV:
+		n += 2 + bytes.Count(s[clean:], []byte{'"'})
+	}
+	return n
 }

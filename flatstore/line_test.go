@@ -420,12 +420,12 @@ func TestAppendLineAppends(t *testing.T) {
 	enc := flatstore.NewEncoder(cfg)
 	body := fbtest.AppendKV(nil, fbtest.KV{"event", "E", "a", "x"})
 	body = append(body, 0xc0, 0x01)
-	out, rest, err := enc.AppendLine([]byte("prev\n"), t0, body, []byte("t"))
+	out, rest, _, err := enc.AppendLine([]byte("prev\n"), t0, body, []byte("t"))
 	if err != nil || string(out) != "prev\nE,x\n" || !bytes.Equal(rest, []byte{0xc0, 0x01}) {
 		t.Fatalf("got %q, %x, %v", out, rest, err)
 	}
 	for n := 0; n < len(body)-2; n++ {
-		out, _, err := enc.AppendLine([]byte("prev\n"), t0, body[:n], []byte("t"))
+		out, _, _, err := enc.AppendLine([]byte("prev\n"), t0, body[:n], []byte("t"))
 		if err == nil || string(out) != "prev\n" {
 			t.Fatalf("truncated at %d: got %q, %v", n, out, err)
 		}

@@ -13,6 +13,11 @@ const (
 	ReasonReopenCheck = "reopen_check"
 )
 
+// RotationReasons lists every rotation reason.
+func RotationReasons() []string {
+	return []string{ReasonMI, ReasonPeriod, ReasonCount, ReasonSize, ReasonReopenCheck}
+}
+
 // Drop reasons for records that are skipped.
 const (
 	DropNotRecord = "not_record"   // not [time, body] / [[time, meta], body]
@@ -21,11 +26,35 @@ const (
 	DropTruncated = "truncated"    // the buffer ends inside a record
 	DropTooDeep   = "too_deep"     // nesting deeper than MaxDepth
 	DropTooLarge  = "too_large"    // one line longer than MaxLineBytes
+	DropBadPath   = "bad_path"     // the rendered path can never be written (see errors.go)
 )
 
-// metrics holds the process-wide Prometheus collectors. They live in their
-// own registry, served by the control endpoint's /metrics.
-type metrics struct {
+// DropReasons lists every drop reason.
+func DropReasons() []string {
+	return []string{DropNotRecord, DropBadTime, DropNotMap, DropTruncated, DropTooDeep, DropTooLarge, DropBadPath}
+}
+
+// Causes of a flush answered RETRY.
+const (
+	RetryWriteError = "write_error"      // the file system refused a write, open or sync
+	RetryNoSlot     = "max_open_sockets" // every slot was held by a write in progress
+	RetryPanic      = "panic"            // a bug, recovered
+)
+
+// RetryCauses lists every retry cause.
+func RetryCauses() []string { return []string{RetryWriteError, RetryNoSlot, RetryPanic} }
+
+// commonErrnos are the errno labels of flatstore_write_errors_total that
+// exist, at 0, from the start, so that an alert on them has a series to
+// watch before the first error.
+func commonErrnos() []string {
+	return []string{"ENOSPC", "EDQUOT", "EIO", "EROFS", "EACCES", "EPERM", "EMFILE", "ENFILE",
+		"ENAMETOOLONG", "EISDIR", "ENOTDIR", "ELOOP", "EXDEV", "ENXIO", "EINVAL", "ENOENT"}
+}
+
+// Metrics holds one process's Prometheus collectors in their own registry,
+// which the control endpoint serves on /metrics.
+type Metrics struct {
 	registry      *prometheus.Registry
 	records       *prometheus.CounterVec
 	bytes         *prometheus.CounterVec
@@ -33,15 +62,15 @@ type metrics struct {
 	writeErrors   *prometheus.CounterVec
 	rotations     *prometheus.CounterVec
 	retries       *prometheus.CounterVec
-	openFiles     prometheus.GaugeFunc
+	deleted       *prometheus.CounterVec
 	flushDuration *prometheus.HistogramVec
 }
 
-var m = newMetrics()
-
-func newMetrics() *metrics {
+// NewMetrics returns the collectors, registered; openFiles reports the
+// flatstore_open_files gauge.
+func NewMetrics(openFiles func() float64) *Metrics {
 	r := prometheus.NewRegistry()
-	mm := &metrics{
+	m := &Metrics{
 		registry: r,
 		records: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "flatstore_records_written_total", Help: "Event lines written.",
@@ -61,19 +90,83 @@ func newMetrics() *metrics {
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "flatstore_flush_retries_total", Help: "Flushes answered RETRY, by cause.",
 		}, []string{"instance", "cause"}),
-		openFiles: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "flatstore_open_files", Help: "Event files open now in this process.",
-		}, func() float64 { return float64(pool.OpenCount()) }),
+		deleted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "flatstore_files_deleted_total", Help: "Rotated files deleted by retention, by reason.",
+		}, []string{"reason"}),
 		flushDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "flatstore_flush_duration_seconds",
 			Help:    "Time spent in one flush.",
 			Buckets: []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
 		}, []string{"instance"}),
 	}
-	r.MustRegister(mm.records, mm.bytes, mm.dropped, mm.writeErrors, mm.rotations,
-		mm.retries, mm.openFiles, mm.flushDuration)
-	return mm
+	open := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "flatstore_open_files", Help: "Event files open now in this process.",
+	}, openFiles)
+	r.MustRegister(m.records, m.bytes, m.dropped, m.writeErrors, m.rotations,
+		m.retries, m.deleted, open, m.flushDuration)
+	for _, reason := range RotationReasons() {
+		m.rotations.WithLabelValues(reason)
+	}
+	for _, reason := range []string{"max_files", "max_age"} {
+		m.deleted.WithLabelValues(reason)
+	}
+	return m
 }
 
-// Gatherer returns the registry that holds every flatstore metric.
-func Gatherer() prometheus.Gatherer { return m.registry }
+// Gatherer returns the registry that holds every metric of the process.
+func (m *Metrics) Gatherer() prometheus.Gatherer { return m.registry }
+
+// rotated counts one rotation.
+func (m *Metrics) rotated(reason string) {
+	if m != nil {
+		m.rotations.WithLabelValues(reason).Inc()
+	}
+}
+
+// instanceMetrics are one instance's series, looked up once.
+type instanceMetrics struct {
+	m              *Metrics
+	name           string
+	records, bytes prometheus.Counter
+	flushTime      prometheus.Observer
+	dropped        map[string]prometheus.Counter
+	retries        map[string]prometheus.Counter
+}
+
+// forInstance creates every series of the instance called name with known
+// label values, at 0.
+func (m *Metrics) forInstance(name string) *instanceMetrics {
+	im := &instanceMetrics{
+		m:         m,
+		name:      name,
+		records:   m.records.WithLabelValues(name),
+		bytes:     m.bytes.WithLabelValues(name),
+		flushTime: m.flushDuration.WithLabelValues(name),
+		dropped:   map[string]prometheus.Counter{},
+		retries:   map[string]prometheus.Counter{},
+	}
+	for _, r := range DropReasons() {
+		im.dropped[r] = m.dropped.WithLabelValues(name, r)
+	}
+	for _, c := range RetryCauses() {
+		im.retries[c] = m.retries.WithLabelValues(name, c)
+	}
+	for _, e := range commonErrnos() {
+		m.writeErrors.WithLabelValues(name, e)
+	}
+	return im
+}
+
+func (im *instanceMetrics) drop(reason string, n int) {
+	c := im.dropped[reason]
+	if c == nil {
+		c = im.m.dropped.WithLabelValues(im.name, reason)
+	}
+	c.Add(float64(n))
+}
+
+func (im *instanceMetrics) retry(cause string) { im.retries[cause].Inc() }
+
+func (im *instanceMetrics) writeError(errno string) {
+	im.m.writeErrors.WithLabelValues(im.name, errno).Inc()
+}

@@ -1,29 +1,40 @@
 package flatstore
 
 import (
+	"container/list"
 	"sync"
 	"time"
 )
 
-// filePool is the process-wide set of event files. Several instances that
-// write one path share one File (one handle, one lock), so their lines never
-// interleave. It counts the files that hold a slot — open, or reserved by a
-// flush about to open them — against max_open_sockets, and runs one
-// maintenance goroutine (idle_timeout, rotate_period, reopen_check) while
-// any instance is alive.
-type filePool struct {
-	sys *sysOps
-	now func() time.Time
+// pool is the process's set of event files. Several instances that write
+// one path share one File (one handle, one lock), so their lines never
+// interleave.
+//
+// max_open_sockets bounds the files open at once, as a cache: a File takes
+// a slot before it opens; when none is free, the least recently used open
+// file that no flush is writing is closed (its next write reopens the same
+// file, O_APPEND), so a flush that needs more files than the limit writes
+// them in waves and one output never locks another out. Only when every
+// slot is held by a write in progress does a flush answer RETRY.
+//
+// Lock order: a File's lock, then another File's (a victim, which is open
+// and which no flush pins), then the pool's. The pool never takes a File's
+// lock while holding its own.
+type pool struct {
+	sys     *sysOps
+	now     func() time.Time
+	metrics *Metrics
 
 	mu    sync.Mutex
 	files map[string]*File
-	slots int // files holding a slot (File.slot)
-	// memo holds what forgotten Files knew of their last file (memory),
-	// for paths with a suffix or built-in rotation: the File made for that
-	// path next does not append to a full file nor go back to the first
-	// of a series. It holds at most one entry per distinct rendered path,
-	// each of which has files on disk.
-	memo map[string]memory
+	open  int        // files holding a slot: open, or about to open
+	lru   *list.List // *File holding a slot, least recently used first
+	// memo holds what forgotten Files knew of their last file, for paths
+	// with a suffix or built-in rotation: the File made for that path next
+	// does not append to a full file nor go back to the first of a series.
+	// It is bounded: the oldest entries go first.
+	memo      map[string]*list.Element
+	memoOrder *list.List // memoEntry, oldest first
 
 	users    int
 	stop     chan struct{}
@@ -31,37 +42,51 @@ type filePool struct {
 	interval time.Duration
 }
 
-var pool = newPool(realOps, time.Now)
+// maxMemo bounds the memories kept for forgotten paths.
+const maxMemo = 4096
 
-func newPool(sys *sysOps, now func() time.Time) *filePool {
-	return &filePool{sys: sys, now: now, files: map[string]*File{}, memo: map[string]memory{},
-		interval: 100 * time.Millisecond}
+type memoEntry struct {
+	path string
+	mem  memory
 }
 
-// OpenCount is the number of files holding a slot.
-func (p *filePool) OpenCount() int {
+func newPool(sys *sysOps, now func() time.Time, m *Metrics) *pool {
+	return &pool{sys: sys, now: now, metrics: m, files: map[string]*File{}, lru: list.New(),
+		memo: map[string]*list.Element{}, memoOrder: list.New(), interval: 100 * time.Millisecond}
+}
+
+// openCount is the number of files holding a slot.
+func (p *pool) openCount() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.slots
+	return p.open
+}
+
+// memoCount is the number of memories kept.
+func (p *pool) memoCount() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.memo)
 }
 
 // lookupLocked returns the File for path, creating it with opt.
-func (p *filePool) lookupLocked(path string, opt fileOptions) *File {
+func (p *pool) lookupLocked(path string, opt *fileOptions) *File {
 	f := p.files[path]
 	if f == nil {
 		f = newFile(path, opt, p.sys, p.now)
-		f.pool = p
+		f.slots, f.metrics = p, p.metrics
 		p.files[path] = f
-		if mm, ok := p.memo[path]; ok {
+		if e, ok := p.memo[path]; ok {
+			p.memoOrder.Remove(e)
 			delete(p.memo, path)
-			f.recall(mm)
+			f.recall(e.Value.(memoEntry).mem)
 		}
 	}
 	return f
 }
 
 // ref registers a configured static path for an instance.
-func (p *filePool) ref(path string, opt fileOptions) *File {
+func (p *pool) ref(path string, opt *fileOptions) *File {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	f := p.lookupLocked(path, opt)
@@ -70,7 +95,7 @@ func (p *filePool) ref(path string, opt fileOptions) *File {
 }
 
 // unref drops an instance's reference; the last one closes the file.
-func (p *filePool) unref(f *File) {
+func (p *pool) unref(f *File) {
 	p.mu.Lock()
 	f.refs--
 	last := f.refs == 0
@@ -83,99 +108,130 @@ func (p *filePool) unref(f *File) {
 	}
 }
 
-// acquire pins the files at paths for one flush. When the files not yet
-// holding a slot would take the process over limit, it pins nothing and
-// returns false: the flush writes nothing and asks for a retry.
-func (p *filePool) acquire(paths []string, opt fileOptions, limit int, out []*File) ([]*File, bool) {
+// pin returns the File for path, pinned for one write: it is not closed
+// to free a slot and not forgotten until unpin. The instance's options
+// apply when the File is new; the caller compares them otherwise.
+func (p *pool) pin(path string, opt *fileOptions) *File {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	need := 0
-	for _, path := range paths {
-		if f := p.files[path]; f == nil || !f.slot {
-			need++
+	f := p.lookupLocked(path, opt)
+	f.pins++
+	if f.elem != nil {
+		p.lru.MoveToBack(f.elem)
+	}
+	return f
+}
+
+// unpin ends a write of f.
+func (p *pool) unpin(f *File) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	f.pins--
+	p.forgetLocked(f)
+}
+
+// take implements slotKeeper: a slot for f, which is about to open.
+func (p *pool) take(f *File, limit int) error {
+	for try := 0; try < 16; try++ {
+		p.mu.Lock()
+		if f.slot {
+			p.mu.Unlock()
+			return nil
 		}
-	}
-	if p.slots+need > limit {
-		return out, false
-	}
-	for _, path := range paths {
-		f := p.lookupLocked(path, opt)
-		if !f.slot {
+		if limit <= 0 || p.open < limit {
 			f.slot = true
-			p.slots++
+			p.open++
+			f.elem = p.lru.PushBack(f)
+			p.mu.Unlock()
+			return nil
 		}
-		f.pins++
-		out = append(out, f)
+		v := p.victimLocked(f)
+		if v == nil {
+			p.mu.Unlock()
+			return errNoSlot
+		}
+		v.evicting = true
+		p.mu.Unlock()
+		v.Close() // under v's lock; gives its slot back through closed
+		p.mu.Lock()
+		v.evicting = false
+		p.forgetLocked(v)
+		p.mu.Unlock()
 	}
-	return out, true
+	return errNoSlot
 }
 
-// release unpins the files of a flush.
-func (p *filePool) release(files []*File) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, f := range files {
-		f.pins--
-		p.freeLocked(f)
+// victimLocked returns the least recently used open file that no flush
+// pins and nobody is closing already, or nil.
+func (p *pool) victimLocked(except *File) *File {
+	for e := p.lru.Front(); e != nil; e = e.Next() {
+		v := e.Value.(*File)
+		if v != except && v.pins == 0 && !v.evicting && v.isOpen.Load() {
+			return v
+		}
 	}
+	return nil
 }
 
-// opened is called by a File (under its lock) when it opened its handle.
-// isOpen changes only under p.mu, so a slot is never counted twice nor
-// freed twice when a close races with a flush that acquires the file.
-func (p *filePool) opened(f *File) {
+// opened implements slotKeeper. isOpen changes only under p.mu, so a slot
+// is never counted twice nor freed twice when a close races with a pin.
+func (p *pool) opened(f *File) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	f.isOpen.Store(true)
-	if !f.slot { // opened without acquire (tests): count it all the same
+	if !f.slot { // opened without take (cannot happen; keep the count true)
 		f.slot = true
-		p.slots++
+		p.open++
+		f.elem = p.lru.PushBack(f)
 	}
 }
 
-// closed is called by a File (under its lock) when it closed its handle.
-func (p *filePool) closed(f *File, mm memory) {
+// closed implements slotKeeper: the handle is closed (or its open failed).
+func (p *pool) closed(f *File, mm memory) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	f.mem = mm
 	f.isOpen.Store(false)
-	p.freeLocked(f)
-}
-
-// freeLocked gives back the slot of a file that is neither open nor
-// pinned, and forgets it when no instance configured it.
-func (p *filePool) freeLocked(f *File) {
-	if f.pins > 0 || f.isOpen.Load() {
-		return
-	}
 	if f.slot {
 		f.slot = false
-		p.slots--
+		p.open--
+		p.lru.Remove(f.elem)
+		f.elem = nil
 	}
 	p.forgetLocked(f)
 }
 
-// forgetLocked drops a rendered path that is neither open, pinned nor
-// configured, so that templates with many values do not grow the map.
-func (p *filePool) forgetLocked(f *File) {
-	if f.refs == 0 && f.pins == 0 && !f.isOpen.Load() && p.files[f.path] == f {
-		delete(p.files, f.path)
-		o := f.opt
-		if f.mem.name != "" && (o.suffix != "" || o.rotateCount > 0 || o.rotateSize > 0 || o.rotatePeriod > 0) {
-			p.memo[f.path] = f.mem
-		}
+// forgetLocked drops a path that is neither open, pinned, configured nor
+// being closed, so that templates with many values do not grow the map.
+func (p *pool) forgetLocked(f *File) {
+	if f.refs != 0 || f.pins != 0 || f.slot || f.evicting || p.files[f.path] != f {
+		return
 	}
+	delete(p.files, f.path)
+	o := f.opt.rot
+	if f.mem.cur.name == "" || (o.suffix == "" && !o.builtIn()) {
+		return
+	}
+	if e, ok := p.memo[f.path]; ok {
+		p.memoOrder.Remove(e)
+	}
+	for len(p.memo) >= maxMemo {
+		oldest := p.memoOrder.Front()
+		p.memoOrder.Remove(oldest)
+		delete(p.memo, oldest.Value.(memoEntry).path)
+	}
+	p.memo[f.path] = p.memoOrder.PushBack(memoEntry{f.path, f.mem})
 }
 
 // get returns the File for path, or nil.
-func (p *filePool) get(path string) *File {
+func (p *pool) get(path string) *File {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.files[path]
 }
 
-// snapshot returns the files whose path satisfies keep.
-func (p *filePool) snapshot(keep func(*File) bool) []*File {
+// snapshot returns the files that satisfy keep.
+func (p *pool) snapshot(keep func(*File) bool) []*File {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var out []*File
@@ -188,7 +244,7 @@ func (p *filePool) snapshot(keep func(*File) bool) []*File {
 }
 
 // start registers an instance; the first starts the maintenance goroutine.
-func (p *filePool) start() {
+func (p *pool) start() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.users++
@@ -200,7 +256,7 @@ func (p *filePool) start() {
 
 // done unregisters an instance; the last stops the maintenance goroutine
 // and waits for it.
-func (p *filePool) done() {
+func (p *pool) done() {
 	p.mu.Lock()
 	p.users--
 	var stop, stopped chan struct{}
@@ -215,7 +271,7 @@ func (p *filePool) done() {
 	}
 }
 
-func (p *filePool) maintain(stop, stopped chan struct{}, every time.Duration) {
+func (p *pool) maintain(stop, stopped chan struct{}, every time.Duration) {
 	defer close(stopped)
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -230,7 +286,7 @@ func (p *filePool) maintain(stop, stopped chan struct{}, every time.Duration) {
 }
 
 // tick runs one round of maintenance over the open files.
-func (p *filePool) tick() {
+func (p *pool) tick() {
 	for _, f := range p.snapshot(func(f *File) bool { return f.isOpen.Load() }) {
 		f.maintain()
 	}

@@ -56,7 +56,10 @@ func relInstance(t *testing.T, name string, kv MapGetter) (*Instance, *relLog) {
 		t.Fatalf("ParseConfig: %v", err)
 	}
 	log := &relLog{}
-	in := NewInstance(cfg, name, NewLogger(name, NewWriterSink(log, LevelDebug)))
+	in, err := NewInstance(procFor(t), cfg, name, NewLogger(name, NewWriterSink(log, LevelDebug)))
+	if err != nil {
+		t.Fatalf("NewInstance: %v", err)
+	}
 	t.Cleanup(in.Close)
 	return in, log
 }
@@ -86,7 +89,7 @@ func relLines(first, n int, pad string) string {
 // every pair in labels; 0 when absent.
 func metricValue(t *testing.T, name string, labels ...string) float64 {
 	t.Helper()
-	fams, err := Gatherer().Gather()
+	fams, err := procFor(t).Gatherer().Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +214,8 @@ type faultOps struct {
 }
 
 func (f *faultOps) ops() *sysOps {
-	return &sysOps{
+	ops := *realOps()
+	return ops.with(sysOps{
 		open: func(path string, flags int, perm uint32) (int, error) {
 			f.mu.Lock()
 			h := f.open
@@ -250,8 +254,40 @@ func (f *faultOps) ops() *sysOps {
 			}
 			return unix.Fdatasync(fd)
 		},
-		close: unix.Close,
+	})
+}
+
+// with returns o with the calls set in h in place of its own.
+func (o sysOps) with(h sysOps) *sysOps {
+	if h.open != nil {
+		o.open = h.open
 	}
+	if h.write != nil {
+		o.write = h.write
+	}
+	if h.ftruncate != nil {
+		o.ftruncate = h.ftruncate
+	}
+	if h.fdatasync != nil {
+		o.fdatasync = h.fdatasync
+	}
+	return &o
+}
+
+// useOps makes the instances of this test use the system calls ops.
+func useOps(t *testing.T, ops *sysOps) *Process {
+	t.Helper()
+	p := newProcess(ops, time.Now)
+	testProcs.Store(t.Name(), p)
+	t.Cleanup(func() { testProcs.Delete(t.Name()) })
+	return p
+}
+
+// writeLines writes the lines of s to f as one flush would.
+func writeLines(f *File, s string) error {
+	data, ends := linesOf(s)
+	_, _, err := f.Write(data, ends, 0)
+	return err
 }
 
 // linesOf returns data and the end offset of each of its lines.
@@ -314,18 +350,18 @@ func TestFileWriteFaults(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "f.log")
 			fo := &faultOps{}
-			f := newFile(path, fileOptions{perm: 0o644}, fo.ops(), time.Now)
+			f := newFile(path, &fileOptions{perm: 0o644}, fo.ops(), time.Now)
 			defer f.Close()
 			if c.open == nil {
 				// A first good write, so the file has something to cut back to.
-				if _, err := f.Write(linesOf(first)); err != nil {
+				if err := writeLines(f, first); err != nil {
 					t.Fatal(err)
 				}
 			}
 			fo.mu.Lock()
 			fo.write, fo.open, fo.writes = c.write, c.open, 0
 			fo.mu.Unlock()
-			_, err := f.Write(linesOf(chunk))
+			err := writeLines(f, chunk)
 			fo.mu.Lock()
 			fo.write, fo.open = nil, nil
 			writes, truncs := fo.writes, fo.truncs
@@ -373,7 +409,7 @@ func TestFileWriteFaults(t *testing.T) {
 				}
 			}
 			// The retry of the same lines lands whole, once.
-			if _, err := f.Write(linesOf(chunk)); err != nil {
+			if err := writeLines(f, chunk); err != nil {
 				t.Fatalf("retry: %v", err)
 			}
 			if got := fbtest.ReadText(t, path); got != before+chunk {
@@ -389,23 +425,23 @@ func TestFileWriteFaults(t *testing.T) {
 func TestFileSyncFailure(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "sync.log")
 	fo := &faultOps{}
-	f := newFile(path, fileOptions{perm: 0o644, sync: true}, fo.ops(), time.Now)
+	f := newFile(path, &fileOptions{perm: 0o644, sync: true}, fo.ops(), time.Now)
 	defer f.Close()
 	first, chunk := relLines(0, 3, "a"), relLines(3, 3, "b")
-	if _, err := f.Write(linesOf(first)); err != nil {
+	if err := writeLines(f, first); err != nil {
 		t.Fatal(err)
 	}
 	fo.mu.Lock()
 	fo.fdatasync = func(int) error { return unix.EIO }
 	fo.mu.Unlock()
-	_, err := f.Write(linesOf(chunk))
+	err := writeLines(f, chunk)
 	if err == nil || errnoName(err) != "EIO" || !strings.Contains(err.Error(), "fdatasync") {
 		t.Fatalf("Write with a failing fdatasync: %v, want an fdatasync EIO error", err)
 	}
 	fo.mu.Lock()
 	fo.fdatasync = nil
 	fo.mu.Unlock()
-	if _, err := f.Write(linesOf(chunk)); err != nil {
+	if err := writeLines(f, chunk); err != nil {
 		t.Fatal(err)
 	}
 	if got := fbtest.ReadText(t, path); got != first+chunk {
@@ -418,15 +454,9 @@ func TestFileSyncFailure(t *testing.T) {
 // retried chunk lands once.
 func TestFlushWriteErrorRetry(t *testing.T) {
 	fo := &faultOps{}
-	pool.mu.Lock()
-	saved := pool.sys
-	pool.sys = fo.ops()
-	pool.mu.Unlock()
+	useOps(t, fo.ops())
 	path := filepath.Join(t.TempDir(), "eio.log")
 	in, log := relInstance(t, "rel-eio", MapGetter{"path": path})
-	pool.mu.Lock()
-	pool.sys = saved
-	pool.mu.Unlock()
 
 	if got := in.Flush(relRecords(0, 10, "a"), "t"); got != OK {
 		t.Fatalf("first flush = %v", got)
@@ -531,34 +561,105 @@ func TestFlushPathBecomesDirectory(t *testing.T) {
 	}
 }
 
-// TestFlushAtLeastOnceAcrossFiles documents the delivery guarantee of a
-// chunk whose records go to several files: a file written before the one that
-// failed keeps its lines, so the retry writes them again there (at least
-// once), while the file that failed gets them exactly once.
-func TestFlushAtLeastOnceAcrossFiles(t *testing.T) {
+// TestFlushBadPathDropsOnlyItsRecords: a rendered path that can never be
+// written (here a directory) costs only the records bound for it: they are
+// dropped and counted as bad_path, the log quotes the path and the errno,
+// the other files get their lines, and the flush answers OK, so the engine
+// does not send the chunk again.
+func TestFlushBadPathDropsOnlyItsRecords(t *testing.T) {
 	dir := t.TempDir()
-	in, _ := relInstance(t, "rel-multi", MapGetter{"path": filepath.Join(dir, "$file.log")})
+	in, log := relInstance(t, "rel-badpath", MapGetter{"path": filepath.Join(dir, "$file.log")})
 	if err := os.Mkdir(filepath.Join(dir, "b.log"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	var chunk []byte
-	for i, file := range []string{"a", "b", "a", "b"} {
+	for i, file := range []string{"a", "b", "a", "b", "c"} {
 		chunk = fbtest.AppendRecord(chunk, fbtest.Record{Body: fbtest.KV{"event", "E", "file", file, "i", i}})
 	}
-	if got := in.Flush(chunk, "t"); got != Retry {
-		t.Fatalf("flush with b.log a directory = %v, want Retry", got)
-	}
-	if err := os.Remove(filepath.Join(dir, "b.log")); err != nil {
-		t.Fatal(err)
-	}
+	before := metricValue(t, "flatstore_records_dropped_total", "instance", "rel-badpath", "reason", DropBadPath)
 	if got := in.Flush(chunk, "t"); got != OK {
-		t.Fatalf("retry = %v", got)
+		t.Fatalf("flush with b.log a directory = %v, want OK", got)
 	}
-	if got, want := fbtest.ReadText(t, filepath.Join(dir, "a.log")), "E,a,0\nE,a,2\nE,a,0\nE,a,2\n"; got != want {
-		t.Errorf("a.log holds %q, want %q (written by both attempts)", got, want)
+	if got, want := fbtest.ReadText(t, filepath.Join(dir, "a.log")), "E,a,0\nE,a,2\n"; got != want {
+		t.Errorf("a.log holds %q, want %q", got, want)
 	}
-	if got, want := fbtest.ReadText(t, filepath.Join(dir, "b.log")), "E,b,1\nE,b,3\n"; got != want {
-		t.Errorf("b.log holds %q, want %q (once)", got, want)
+	if got, want := fbtest.ReadText(t, filepath.Join(dir, "c.log")), "E,c,4\n"; got != want {
+		t.Errorf("c.log holds %q, want %q", got, want)
+	}
+	if d := metricValue(t, "flatstore_records_dropped_total", "instance", "rel-badpath", "reason", DropBadPath) - before; d != 2 {
+		t.Errorf("dropped{reason=bad_path} grew by %v, want 2", d)
+	}
+	if want := fmt.Sprintf("dropped 2 record(s) (bad_path): open %q: is a directory (EISDIR)", filepath.Join(dir, "b.log")); !strings.Contains(log.String(), want) {
+		t.Errorf("log lacks %q:\n%s", want, log)
+	}
+}
+
+// TestFlushExactlyOnceAcrossFiles: a chunk over three files whose second
+// fails with ENOSPC is answered RETRY after the first and third took their
+// lines; the resend writes only the second's, so each file holds each of
+// its lines exactly once. A different chunk meanwhile is not mistaken for
+// the resend, and the memory is freed once the resend lands.
+func TestFlushExactlyOnceAcrossFiles(t *testing.T) {
+	fo := &faultOps{}
+	useOps(t, fo.ops())
+	dir := t.TempDir()
+	in, _ := relInstance(t, "rel-once", MapGetter{"path": filepath.Join(dir, "$file.log")})
+	chunk := func(first int) []byte {
+		var b []byte
+		for i := 0; i < 30; i++ {
+			b = fbtest.AppendRecord(b, fbtest.Record{Body: fbtest.KV{"event", "E", "file", []string{"a", "b", "c"}[i%3], "i", first + i}})
+		}
+		return b
+	}
+	lines := func(file string, first int) string {
+		var sb strings.Builder
+		for i := 0; i < 30; i++ {
+			if []string{"a", "b", "c"}[i%3] == file {
+				fmt.Fprintf(&sb, "E,%s,%d\n", file, first+i)
+			}
+		}
+		return sb.String()
+	}
+	fo.mu.Lock()
+	fo.write = func(fd int, b []byte) (int, error) {
+		if link, _ := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd)); strings.HasSuffix(link, "/b.log") {
+			return 0, unix.ENOSPC
+		}
+		return unix.Write(fd, b)
+	}
+	fo.mu.Unlock()
+	c1 := chunk(0)
+	for attempt := 0; attempt < 3; attempt++ {
+		if got := in.Flush(c1, "t"); got != Retry {
+			t.Fatalf("attempt %d with b.log on a full disk = %v, want Retry", attempt, got)
+		}
+	}
+	// Another chunk while the first waits: written whole, the first's
+	// memory untouched.
+	fo.mu.Lock()
+	fo.write = nil
+	fo.mu.Unlock()
+	c2 := chunk(100)
+	if got := in.Flush(c2, "t"); got != OK {
+		t.Fatalf("second chunk = %v", got)
+	}
+	if n := in.resends.size(); n != 1 {
+		t.Errorf("%d chunks remembered, want 1", n)
+	}
+	if got := in.Flush(c1, "t"); got != OK {
+		t.Fatalf("resend with space back = %v", got)
+	}
+	if n := in.resends.size(); n != 0 {
+		t.Errorf("%d chunks remembered after the resend landed, want 0", n)
+	}
+	for _, f := range []string{"a", "b", "c"} {
+		want := lines(f, 0) + lines(f, 100)
+		if f == "b" {
+			want = lines(f, 100) + lines(f, 0)
+		}
+		if got := fbtest.ReadText(t, filepath.Join(dir, f+".log")); got != want {
+			t.Errorf("%s.log holds\n%q\nwant\n%q", f, got, want)
+		}
 	}
 }
 
@@ -675,7 +776,10 @@ func TestCloseWhileFlushing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := NewInstance(cfg, "rel-close", NewLogger("rel-close", NewWriterSink(&relLog{}, LevelDebug)))
+	in, err := NewInstance(procFor(t), cfg, "rel-close", NewLogger("rel-close", NewWriterSink(&relLog{}, LevelDebug)))
+	if err != nil {
+		t.Fatal(err)
+	}
 	const workers, shards, per = 6, 4, 50
 	var okFlushes [workers]int
 	var wg sync.WaitGroup
@@ -756,10 +860,10 @@ func TestCloseWhileFlushing(t *testing.T) {
 func TestFileCutBackFails(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "cut.log")
 	fo := &faultOps{}
-	f := newFile(path, fileOptions{perm: 0o644}, fo.ops(), time.Now)
+	f := newFile(path, &fileOptions{perm: 0o644}, fo.ops(), time.Now)
 	defer f.Close()
 	first, chunk := relLines(0, 2, "a"), relLines(2, 4, "b")
-	if _, err := f.Write(linesOf(first)); err != nil {
+	if err := writeLines(f, first); err != nil {
 		t.Fatal(err)
 	}
 	calls := 0
@@ -776,14 +880,14 @@ func TestFileCutBackFails(t *testing.T) {
 	}
 	fo.ftruncate = func(int, int64) error { return unix.EIO }
 	fo.mu.Unlock()
-	_, err := f.Write(linesOf(chunk))
+	err := writeLines(f, chunk)
 	if err == nil || errnoName(err) != "ENOSPC" || !strings.Contains(err.Error(), "ended with a newline") {
 		t.Fatalf("Write: %v, want ENOSPC saying the partial line was ended", err)
 	}
 	fo.mu.Lock()
 	fo.write, fo.ftruncate = nil, nil
 	fo.mu.Unlock()
-	if _, err := f.Write(linesOf(chunk)); err != nil {
+	if err := writeLines(f, chunk); err != nil {
 		t.Fatal(err)
 	}
 	want := first + chunk[:5] + "\n" + chunk

@@ -1,15 +1,16 @@
 package flatstore
 
 import (
-	"fmt"
 	"strconv"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Rotation in flatstore is closing a file so that the next write opens it
-// again (SPEC §4). The mechanics live in file.go (per file) and pool.go
-// (the maintenance tick); this comment is the contract, this file holds the
-// suffix patterns.
+// again (SPEC §4). This file holds the policy — when a file rotates and what
+// the next one is called — as the state of one path, rotation, which the
+// File (file.go) consults under its lock and which does no I/O of its own.
 //
 //   - Names. Each open computes name = path + strftime(suffix, now), in UTC.
 //     A normal open (first write, after an mi rotate, after reopen_check)
@@ -17,16 +18,19 @@ import (
 //     count, size) takes the first of name, name.1, name.2… that does not
 //     exist, so nothing is overwritten or appended to, even when two
 //     rotations fall in the same second. An open after a close of our own
-//     (idle_timeout, instance exit) with the same name goes on in the file
-//     that was open (name.2, say), if nobody moved it. A template path's
-//     File that the pool forgets when its file closes hands all this on to
-//     the next File of that path (pool.memo).
+//     (idle_timeout, eviction by max_open_sockets, instance exit) with the
+//     same name goes on in the file that was open (name.2, say), if nobody
+//     moved it. A template path's File that the pool forgets when its file
+//     closes hands all this on to the next File of that path (its memory).
 //   - mi (external): logrotate moves the file and asks the control endpoint
 //     to rotate it: the handle closes at once (waiting for a write in
 //     progress) and nothing is created until the next write.
 //   - reopen_check: at a write or a maintenance tick at least reopen_check
 //     after the last check, a path that names another inode or nothing is
-//     closed and opened again (a normal open).
+//     closed and opened again (a normal open), with a warning that the
+//     rotate call is missing. A move younger than a second is left for the
+//     next check, so that logrotate's own rotate call, on its way, is not
+//     taken for missing.
 //   - rotate_count, rotate_size: the line that reaches the limit stays in
 //     the old file, which is closed then; the next file is created only
 //     when the next line comes, so no empty file is left behind. One flush
@@ -35,99 +39,184 @@ import (
 //     limit is not appended to. rotate_count counts lines written since the
 //     open (and on across a reopen of the very same, unchanged file).
 //   - rotate_period: periods are aligned to the epoch (index = unix/period).
-//     "A boundary is never skipped" means: lines written in different
-//     periods never share a file, and every period that received lines has
-//     its own file. A write checks the period under the file's lock with
-//     the clock read after taking it, so a write that waited behind a
-//     stalled one, or a maintenance tick that skipped a busy file, still
-//     rotates at its first write in the new period; the lines of a write
-//     belong to the period in which it took the lock. The maintenance tick
-//     closes a file whose period ended, so the rotation does not wait for
-//     the next line. Periods with no line create no file, and several
-//     boundaries crossed with no line in between make one rotation. An
-//     existing non-empty file last modified (mtime) in an earlier period is
-//     not appended to by a normal open either (after idle_timeout, a
-//     restart…). A clock stepped back never rotates: periods only move
-//     forward.
+//     Lines written in different periods never share a file, and every
+//     period that received lines has its own file. A write checks the
+//     period under the file's lock with the clock read after taking it, so
+//     a write that waited behind a stalled one, or a maintenance tick that
+//     skipped a busy file, still rotates at its first write in the new
+//     period; the lines of a write belong to the period in which it took the
+//     lock. The maintenance tick closes a file whose period ended, so the
+//     rotation does not wait for the next line. Periods with no line create
+//     no file, and several boundaries crossed with no line in between make
+//     one rotation. An existing non-empty file last modified (mtime) in an
+//     earlier period is not appended to by a normal open either (after
+//     idle_timeout, a restart…). A clock stepped back never rotates:
+//     periods only move forward.
 //
 // Every rotation is counted in flatstore_rotations_total{reason} and kept
 // as the file's last rotation for Status; it is logged by the instance that
 // made it (or, for the maintenance tick, the first instance of the path).
 
-// strftime conversions supported in suffix.
-const strftimeConv = "YmdHMSyjsFTbez%"
-
-func checkStrftime(p string) error {
-	for i := 0; i < len(p); i++ {
-		if p[i] == '/' {
-			return fmt.Errorf("must not contain '/': the suffix is appended to the file name")
-		}
-		if p[i] != '%' {
-			continue
-		}
-		if i+1 >= len(p) {
-			return fmt.Errorf("ends with a lone %%")
-		}
-		i++
-		ok := false
-		for j := 0; j < len(strftimeConv); j++ {
-			if p[i] == strftimeConv[j] {
-				ok = true
-			}
-		}
-		if !ok {
-			return fmt.Errorf("%%%c is not supported; use %%Y %%m %%d %%H %%M %%S %%y %%j %%s %%F %%T %%b %%e %%z or %%%%", p[i])
-		}
-	}
-	return nil
+// rotateOptions are the rotation keys of the instance that first uses a path.
+type rotateOptions struct {
+	suffix      string
+	period      time.Duration
+	count, size int64
+	reopenCheck time.Duration
 }
 
-// appendStrftime appends pattern p formatted for t (UTC) to dst.
-func appendStrftime(dst []byte, p string, t time.Time) []byte {
-	t = t.UTC()
-	two := func(dst []byte, n int) []byte { return append(dst, byte('0'+n/10), byte('0'+n%10)) }
-	for i := 0; i < len(p); i++ {
-		if p[i] != '%' || i+1 >= len(p) {
-			dst = append(dst, p[i])
-			continue
+// builtIn reports whether the options rotate by themselves.
+func (o rotateOptions) builtIn() bool { return o.period > 0 || o.count > 0 || o.size > 0 }
+
+// fileID is which file a name held when it was last open: its name, its
+// inode and its size then.
+type fileID struct {
+	name     string
+	dev, ino uint64
+	size     int64
+}
+
+// sameAs reports whether st, opened as name, is the file id describes,
+// unchanged.
+func (id fileID) sameAs(name string, st *unix.Stat_t) bool {
+	return name == id.name && uint64(st.Dev) == id.dev && uint64(st.Ino) == id.ino && st.Size == id.size
+}
+
+// rotation is the rotation state of one path. The File that holds it
+// guards it with its lock.
+type rotation struct {
+	opt rotateOptions
+
+	period  int64     // rotate_period index of the open file
+	lines   int64     // lines written since the open
+	checked time.Time // last reopen_check
+	base    string    // path + suffix at the open, before any .1, .2…
+	fresh   bool      // closed by a built-in rotation: the next open takes a new name
+	resume  bool      // closed by us: the next open goes on in the same file
+}
+
+// isBuiltIn reports whether reason is a rotation flatstore makes by itself.
+func isBuiltIn(reason string) bool {
+	return reason == ReasonPeriod || reason == ReasonCount || reason == ReasonSize
+}
+
+// baseName is path + suffix for now.
+func (r *rotation) baseName(path string, now time.Time) string {
+	if r.opt.suffix == "" {
+		return path
+	}
+	return string(appendStrftime([]byte(path), r.opt.suffix, now))
+}
+
+// pickName chooses the name the next open takes, given the file that was
+// open last (prev, with its identity) and whether names exist.
+func (r *rotation) pickName(path string, now time.Time, prev fileID, exists func(string) bool, same func(name string, id fileID) bool) (base, name string) {
+	base = r.baseName(path, now)
+	name = base
+	switch {
+	case r.fresh:
+		for i := 1; exists(name); i++ {
+			name = base + "." + strconv.Itoa(i)
 		}
-		i++
-		switch p[i] {
-		case 'Y':
-			dst = strconv.AppendInt(dst, int64(t.Year()), 10)
-		case 'm':
-			dst = two(dst, int(t.Month()))
-		case 'd':
-			dst = two(dst, t.Day())
-		case 'e':
-			if t.Day() < 10 {
-				dst = append(dst, ' ')
-			}
-			dst = strconv.AppendInt(dst, int64(t.Day()), 10)
-		case 'H':
-			dst = two(dst, t.Hour())
-		case 'M':
-			dst = two(dst, t.Minute())
-		case 'S':
-			dst = two(dst, t.Second())
-		case 'y':
-			dst = two(dst, t.Year()%100)
-		case 'j':
-			d := t.YearDay()
-			dst = append(dst, byte('0'+d/100), byte('0'+d/10%10), byte('0'+d%10))
-		case 's':
-			dst = strconv.AppendInt(dst, t.Unix(), 10)
-		case 'F':
-			dst = t.AppendFormat(dst, "2006-01-02")
-		case 'T':
-			dst = t.AppendFormat(dst, "15:04:05")
-		case 'b':
-			dst = t.AppendFormat(dst, "Jan")
-		case 'z':
-			dst = append(dst, "+0000"...)
-		default:
-			dst = append(dst, p[i])
+	case r.resume && base == r.base && prev.name != base && prev.name != "":
+		if same(prev.name, prev) {
+			name = prev.name
 		}
 	}
-	return dst
+	return base, name
+}
+
+// opened records an open of name (base + perhaps .N) at now; continued
+// says whether it is the very file that was open before, unchanged, so
+// that rotate_count goes on counting.
+func (r *rotation) opened(base string, now time.Time, continued bool) {
+	if !continued {
+		r.lines = 0
+	}
+	r.base, r.fresh, r.resume, r.checked = base, false, false, now
+	if r.opt.period > 0 {
+		r.period = r.periodOf(now)
+	}
+}
+
+// full tells why an existing file must not be appended to by a normal
+// open: its size already reached rotate_size, or it was last written in an
+// earlier rotate_period (closed by idle_timeout, a restart, or a template
+// path forgotten in between: the boundary is not skipped).
+func (r *rotation) full(st *unix.Stat_t, now time.Time) string {
+	if s := r.opt.size; s > 0 && st.Size >= s {
+		return ReasonSize
+	}
+	if r.opt.period > 0 && st.Size > 0 && r.periodOf(time.Unix(st.Mtim.Unix())) < r.periodOf(now) {
+		return ReasonPeriod
+	}
+	return ""
+}
+
+// periodEnded reports whether the open file's rotate_period is over. A
+// period only moves forward: a clock stepped back does not rotate.
+func (r *rotation) periodEnded(now time.Time) bool {
+	return r.opt.period > 0 && r.periodOf(now) > r.period
+}
+
+// reopenDue reports whether a reopen_check is due, and starts the next
+// interval when it is.
+func (r *rotation) reopenDue(now time.Time) bool {
+	rc := r.opt.reopenCheck
+	if rc <= 0 || now.Sub(r.checked) < rc {
+		return false
+	}
+	r.checked = now
+	return true
+}
+
+// take returns how many of the lines ahead (their ends, from ends[li] on,
+// the first starting at start) go into the open file of size bytes: the
+// line that reaches a limit stays in it.
+func (r *rotation) take(ends []int, li, start int, size int64) int {
+	k := len(ends) - li
+	if c := r.opt.count; c > 0 {
+		k = min(k, int(max(c-r.lines, 1)))
+	}
+	if s := r.opt.size; s > 0 {
+		j := li
+		for j < li+k-1 && size+int64(ends[j]-start) < s {
+			j++
+		}
+		k = j - li + 1
+	}
+	return k
+}
+
+// wrote counts lines written and returns the reason of the rotation they
+// make due, or "".
+func (r *rotation) wrote(lines int, size int64) string {
+	r.lines += int64(lines)
+	switch {
+	case r.opt.count > 0 && r.lines >= r.opt.count:
+		return ReasonCount
+	case r.opt.size > 0 && size >= r.opt.size:
+		return ReasonSize
+	}
+	return ""
+}
+
+// closed records a close for reason ("" for a close of our own).
+func (r *rotation) closed(reason string) {
+	switch {
+	case isBuiltIn(reason):
+		r.fresh = true
+	case reason == "":
+		r.resume = true
+	}
+}
+
+// periodOf is the rotate_period index of t: periods are aligned to the epoch.
+func (r *rotation) periodOf(t time.Time) int64 {
+	p := int64(r.opt.period / time.Second)
+	q := t.Unix() / p
+	if t.Unix() < 0 && t.Unix()%p != 0 {
+		q--
+	}
+	return q
 }

@@ -11,8 +11,11 @@ var ErrNotManaged = errors.New("File not found")
 
 // FileStatus describes one managed file, as the control endpoint reports it.
 type FileStatus struct {
-	Path         string    `json:"path"`
-	Open         bool      `json:"open"`
+	Path string `json:"path"`
+	Open bool   `json:"open"`
+	// Moved is true when reopen_check found the path moved or removed
+	// without a rotate call, until the next rotate call.
+	Moved        bool      `json:"moved,omitempty"`
 	Lines        uint64    `json:"lines"`
 	Bytes        uint64    `json:"bytes"`
 	LastRotation time.Time `json:"last_rotation,omitzero"`

@@ -16,10 +16,13 @@ import (
 // $EVENT end before a '-' ($TAG-events.log). A '$' not followed by a name is
 // a literal '$'.
 //
-// A substituted value can never leave the directory: '/' and NUL become
-// '_', ".." becomes "__", and an absent key, an empty or non-scalar value or
-// a $TAG[n] past the end render as "_". Every rendered path therefore has the
-// same number of components as the template.
+// A substituted value can never leave the directory: '/', NUL and every
+// other control character (below 0x20, and 0x7f) become '_', ".." becomes
+// "__", and an absent key, an empty or non-scalar value or a $TAG[n] past
+// the end render as "_". Every rendered path therefore has the same number
+// of components as the template, and a name never carries a newline into
+// a log line. The rendered part is then opened beneath the static
+// directory (open.go), so no symlink leads out of it either.
 type Template struct {
 	raw       string
 	segs      []segment
@@ -119,9 +122,17 @@ func ParseTemplate(path string) (*Template, error) {
 	// The directory part that holds no substitution.
 	if t.Static() {
 		t.staticDir = filepath.Dir(path)
-	} else {
-		t.staticDir = filepath.Dir(path[:first] + "x")
-		t.dynDir = strings.Contains(path[first:], "/")
+		return t, nil
+	}
+	t.staticDir = filepath.Dir(path[:first] + "x")
+	t.dynDir = strings.Contains(path[first:], "/")
+	// The rest is resolved beneath the static directory one component at
+	// a time: it cannot go up nor hold an empty component.
+	rest := strings.TrimPrefix(path, t.staticDir)
+	for _, c := range strings.Split(strings.TrimPrefix(rest, "/"), "/") {
+		if c == "" || c == "." || c == ".." {
+			return nil, fmt.Errorf("%q after a substitution: each component below %q must be a name", c, t.staticDir)
+		}
 	}
 	return t, nil
 }
@@ -219,7 +230,7 @@ func appendSafe(dst, v []byte) []byte {
 	for i := 0; i < len(v); i++ {
 		c := v[i]
 		switch {
-		case c == '/' || c == 0:
+		case c == '/' || c < 0x20 || c == 0x7f:
 			c = '_'
 		case c == '.' && i+1 < len(v) && v[i+1] == '.':
 			dst = append(dst, '_', '_')

@@ -43,7 +43,7 @@ func TestAppendLineZeroAllocs(t *testing.T) {
 			var dst []byte
 			allocs := testing.AllocsPerRun(200, func() {
 				var err error
-				dst, _, err = enc.AppendLine(dst[:0], t0, body, tag)
+				dst, _, _, err = enc.AppendLine(dst[:0], t0, body, tag)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -51,6 +51,11 @@ var (
 	mu      sync.Mutex
 	nextIdx int // names instances flatstore.0, flatstore.1… as Fluent Bit does
 	count   int
+
+	// proc is what every instance of this process shares: the files, the
+	// metrics and the maintenance goroutine. A Go library is never
+	// unloaded, so it lives as long as the process, across hot reloads.
+	proc = flatstore.NewProcess()
 )
 
 // getter reads Fluent Bit properties through the proxy's API.
@@ -85,10 +90,14 @@ func FLBPluginInit(plugin unsafe.Pointer) (ret C.int) {
 			strings.ReplaceAll(err.Error(), "\n", "\n    "))
 		return output.FLB_ERROR
 	}
-	core := flatstore.NewInstance(cfg, name, log)
+	core, err := flatstore.NewInstance(proc, cfg, name, log)
+	if err != nil {
+		log.Errorf("%v: output not started", err)
+		return output.FLB_ERROR
+	}
 	inst := &instance{core: core}
 	if !strings.EqualFold(cfg.ControlListen, "off") {
-		h, err := control.Acquire(cfg.ControlListen, cfg.ControlToken, core, log)
+		h, err := control.Acquire(cfg.ControlListen, cfg.ControlToken, core, log, proc.Gatherer())
 		switch {
 		case err == nil:
 			inst.control = h

@@ -28,6 +28,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/flatstore/flatstore/flatstore"
 )
 
@@ -55,6 +57,7 @@ type options struct {
 	writeTimeout      time.Duration
 	idleTimeout       time.Duration // keep-alive connections are closed after this
 	shutdownTimeout   time.Duration // Release waits this long for in-flight requests
+	gatherer          prometheus.Gatherer
 }
 
 func defaultOptions() options {
@@ -87,8 +90,10 @@ type Handle struct {
 // Acquire attaches b to the server for addr ("HOST:PORT" or "unix:/path.sock"), starting it if this is
 // the first user in the process. One server per address per process, shared by all instances.
 // A second Acquire of the same addr with a different token fails with a clear error.
-func Acquire(addr, token string, b Backend, log *flatstore.Logger) (*Handle, error) {
-	return acquire(addr, token, b, log, defaultOptions())
+func Acquire(addr, token string, b Backend, log *flatstore.Logger, g prometheus.Gatherer) (*Handle, error) {
+	o := defaultOptions()
+	o.gatherer = g
+	return acquire(addr, token, b, log, o)
 }
 
 func acquire(addr, token string, b Backend, lg *flatstore.Logger, o options) (*Handle, error) {

@@ -140,6 +140,7 @@ func testOptions() options {
 		writeTimeout:      5 * time.Second,
 		idleTimeout:       5 * time.Second,
 		shutdownTimeout:   2 * time.Second,
+		gatherer:          flatstore.NewProcess().Gatherer(),
 	}
 }
 

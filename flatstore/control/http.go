@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/flatstore/flatstore/flatstore"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -19,7 +20,11 @@ func (s *server) routes() http.Handler {
 	mux.HandleFunc("POST /mi", s.serveMI)
 	mux.HandleFunc("POST /rotate", s.servePlainRotate)
 	mux.HandleFunc("GET /status", s.serveStatus)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(flatstore.Gatherer(), promhttp.HandlerOpts{
+	g := s.opts.gatherer
+	if g == nil {
+		g = prometheus.NewRegistry()
+	}
+	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{
 		ErrorLog: logWriterLogger{s},
 	}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {

@@ -492,7 +492,7 @@ func TestBindError(t *testing.T) {
 	}
 	defer ln.Close()
 	addr := ln.Addr().String()
-	_, err = Acquire(addr, "", newFileBackend(t), nil)
+	_, err = Acquire(addr, "", newFileBackend(t), nil, nil)
 	want := fmt.Sprintf(`control_listen %q: listen tcp %s: bind: address already in use`, addr, addr)
 	if err == nil || err.Error() != want {
 		t.Fatalf("got %v\nwant %s", err, want)
@@ -501,11 +501,11 @@ func TestBindError(t *testing.T) {
 		t.Fatal("the bind error is not wrapped")
 	}
 	for _, bad := range []string{"off", "", "unix:", "nohostport"} {
-		if _, err := Acquire(bad, "", newFileBackend(t), nil); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("control_listen %q", bad)) {
+		if _, err := Acquire(bad, "", newFileBackend(t), nil, nil); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("control_listen %q", bad)) {
 			t.Fatalf("Acquire(%q): %v", bad, err)
 		}
 	}
-	if _, err := Acquire("127.0.0.1:0", "", nil, nil); err == nil {
+	if _, err := Acquire("127.0.0.1:0", "", nil, nil, nil); err == nil {
 		t.Fatal("a nil backend was accepted")
 	}
 }

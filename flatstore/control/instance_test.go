@@ -23,7 +23,10 @@ func TestWithCoreInstance(t *testing.T) {
 		t.Fatal(err)
 	}
 	logs := &fbtest.SyncBuffer{}
-	in := flatstore.NewInstance(cfg, "flatstore.ctl", flatstore.NewLogger("flatstore.ctl", flatstore.NewWriterSink(logs, flatstore.LevelDebug)))
+	in, err := flatstore.NewInstance(flatstore.NewProcess(), cfg, "flatstore.ctl", flatstore.NewLogger("flatstore.ctl", flatstore.NewWriterSink(logs, flatstore.LevelDebug)))
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer in.Close()
 	h, err := acquire("127.0.0.1:0", "", in, flatstore.NewLogger("flatstore.ctl", flatstore.NewWriterSink(logs, flatstore.LevelDebug)), testOptions())
 	if err != nil {

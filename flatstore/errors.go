@@ -1,0 +1,105 @@
+package flatstore
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+)
+
+// What a failed open, write or sync means, sorted by what a retry can fix
+// (SPEC §6, the README's table):
+//
+//   - The rendered name itself is impossible: it is too long, a component
+//     is not a directory, it names a directory, a FIFO or a device, it
+//     leads out of the template's directory through a link, or the file
+//     system refuses the name. Retrying the same record renders the same
+//     name, so the records bound for that path are dropped (reason
+//     bad_path) and the rest of the chunk is written.
+//   - Everything else belongs to the file system (ENOSPC, EDQUOT, EIO,
+//     EROFS, EACCES, EMFILE, ENFILE…): it may pass, so the flush answers
+//     RETRY, with what it wrote of the failing file cut back.
+//
+// A configured static path is never dropped: an error there is always a
+// RETRY, because every record of the output goes there and an operator can
+// fix the path (say, remove a directory created in its place).
+
+// badPathErrnos are the errors that belong to a rendered name.
+func isBadPathErrno(e unix.Errno) bool {
+	switch e {
+	case unix.ENAMETOOLONG, unix.EISDIR, unix.ENOTDIR, unix.ELOOP, unix.EINVAL,
+		unix.EXDEV, // RESOLVE_BENEATH: the path leads out of the directory
+		unix.ENXIO, // a FIFO without a reader, a socket, a device without its driver
+		unix.EILSEQ:
+		return true
+	}
+	return false
+}
+
+// errNotRegular is returned when a path names something other than a
+// regular file (a FIFO with a reader, a device, a socket, a directory).
+type errNotRegular struct{ kind string }
+
+func (e errNotRegular) Error() string { return "not a regular file (" + e.kind + ")" }
+
+// errOutside is returned when a rendered path would leave the template's
+// static directory.
+var errOutside = errors.New("leads out of the template's directory")
+
+// writeError is a failed open, write or sync of one file, with its errno.
+type writeError struct {
+	op, path string
+	err      error
+}
+
+func (e *writeError) Error() string {
+	var errno unix.Errno
+	if errors.As(e.err, &errno) {
+		return fmt.Sprintf("%s %q: %v (%s)", e.op, e.path, e.err, unix.ErrnoName(errno))
+	}
+	return fmt.Sprintf("%s %q: %v", e.op, e.path, e.err)
+}
+
+func (e *writeError) Unwrap() error { return e.err }
+
+// badPath reports whether err belongs to the rendered name rather than to
+// the file system.
+func badPath(err error) bool {
+	var errno unix.Errno
+	if errors.As(err, &errno) {
+		return isBadPathErrno(errno)
+	}
+	var nr errNotRegular
+	return errors.As(err, &nr) || errors.Is(err, errOutside)
+}
+
+// errnoName is the name of the errno in err, for metrics.
+func errnoName(err error) string {
+	var errno unix.Errno
+	if errors.As(err, &errno) {
+		if n := unix.ErrnoName(errno); n != "" {
+			return n
+		}
+		return strconv.Itoa(int(errno))
+	}
+	var nr errNotRegular
+	if errors.As(err, &nr) {
+		return "not_regular"
+	}
+	if errors.Is(err, errOutside) {
+		return "EXDEV"
+	}
+	return "other"
+}
+
+// errnoOf strips the path an *fs.PathError repeats, as the messages quote
+// it already.
+func errnoOf(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}

@@ -1,0 +1,292 @@
+package flatstore
+
+import (
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"time"
+)
+
+// group is the lines of one flush that go to one file.
+type group struct {
+	path string
+	buf  []byte
+	ends []int
+}
+
+// flushState is the reusable memory of one flush.
+type flushState struct {
+	enc    *Encoder
+	groups []group
+	index  map[string]int
+	line   []byte
+	pbuf   []byte
+	drops  map[string]int
+	lines  []int // per group: lines
+	done   []int // per group: lines that landed (or were dropped as bad_path)
+}
+
+func newFlushState(cfg *Config) *flushState {
+	return &flushState{enc: NewEncoder(cfg), index: map[string]int{}, drops: map[string]int{}}
+}
+
+// maxKeptBuffer is the largest buffer a flush state keeps for the next flush.
+const maxKeptBuffer = 8 << 20
+
+func (s *flushState) reset() {
+	for i := range s.groups {
+		if cap(s.groups[i].buf) > maxKeptBuffer {
+			s.groups[i].buf = nil
+		}
+		s.groups[i].buf, s.groups[i].ends = s.groups[i].buf[:0], s.groups[i].ends[:0]
+	}
+	s.groups = s.groups[:0]
+	clear(s.index)
+	clear(s.drops)
+	s.lines, s.done = s.lines[:0], s.done[:0]
+	if cap(s.line) > maxKeptBuffer {
+		s.line = nil
+	}
+	for _, b := range []*[]byte{&s.enc.tmp, &s.enc.values, &s.enc.key} {
+		if cap(*b) > maxKeptBuffer {
+			*b = nil
+		}
+	}
+}
+
+// groupFor returns the group for path, adding it when new.
+func (s *flushState) groupFor(path []byte) *group {
+	if i, ok := s.index[string(path)]; ok {
+		return &s.groups[i]
+	}
+	p := string(path)
+	s.index[p] = len(s.groups)
+	if len(s.groups) < cap(s.groups) {
+		s.groups = s.groups[:len(s.groups)+1]
+	} else {
+		s.groups = append(s.groups, group{})
+	}
+	g := &s.groups[len(s.groups)-1]
+	g.path = p
+	return g
+}
+
+// Flush writes the records of one Fluent Bit chunk. Records that cannot
+// become an event are skipped and counted, and so are the records bound for
+// a rendered path that can never be written (bad_path); the rest are
+// written. It returns Retry when a file cannot be written now — having cut
+// back what it wrote to that file and remembered what landed elsewhere, so
+// that the resend writes each line once — and Error only when nothing in
+// data is msgpack.
+func (in *Instance) Flush(data []byte, tag string) (res Result) {
+	start := time.Now()
+	defer func() {
+		if r := recover(); r != nil {
+			in.log.Errorf("panic in flush, chunk will be retried: %v\n%s", r, debug.Stack())
+			in.metrics.retry(RetryPanic)
+			res = Retry
+		}
+		in.metrics.flushTime.Observe(time.Since(start).Seconds())
+	}()
+	in.life.RLock()
+	defer in.life.RUnlock()
+	if in.closed {
+		return Retry
+	}
+	if in.panicHook != nil {
+		in.panicHook()
+	}
+
+	s := in.states.Get().(*flushState)
+	defer func() { s.reset(); in.states.Put(s) }()
+
+	objects, records := in.render(s, data, tag)
+	// A resend was counted when it first came.
+	var key resendKey
+	var prior *resendEntry
+	if records > 0 && in.resends.pending(len(data)) {
+		key = keyOf(data, tag)
+		prior = in.resends.find(key, time.Now())
+	}
+	if prior == nil {
+		in.countDrops(s.drops)
+	}
+	if objects == 0 && len(data) > 0 {
+		// A whole chunk lost is an error, never rate-limited.
+		in.log.Errorf("chunk of %d bytes (tag %q) holds no msgpack record: dropped", len(data), tag)
+		return Error
+	}
+	if records == 0 {
+		return OK
+	}
+	res = in.write(s, prior)
+	switch {
+	case res == Retry:
+		if prior == nil {
+			key = keyOf(data, tag)
+		}
+		in.resends.remember(key, s.lines, s.done, time.Now())
+	case prior != nil:
+		in.resends.forget(key)
+	}
+	return res
+}
+
+// render walks the chunk and renders each record's line into the group of
+// its file. It returns how many msgpack objects and how many good records
+// it found.
+func (in *Instance) render(s *flushState, data []byte, tag string) (objects, records int) {
+	tagb := unsafeBytes(tag)
+	dec := decoder{buf: data}
+	static := in.static != nil
+	var g0 *group
+	if static {
+		g0 = s.groupFor(unsafeBytes(in.cfg.Path))
+	}
+	for {
+		st, t, body, reason := dec.next()
+		switch st {
+		case recEnd:
+			return objects, records
+		case recFatal:
+			s.drops[DropTruncated]++
+			return objects, records
+		case recGroup:
+			objects++
+			continue
+		case recBad:
+			objects++
+			s.drops[reason]++
+			continue
+		}
+		objects++
+		var err error
+		var rest, event []byte
+		if static {
+			before := len(g0.buf)
+			g0.buf, rest, _, err = s.enc.AppendLine(g0.buf, t, body, tagb)
+			if err == nil {
+				g0.ends = append(g0.ends, len(g0.buf))
+			} else {
+				g0.buf = g0.buf[:before]
+			}
+		} else {
+			s.line, rest, event, err = s.enc.AppendLine(s.line[:0], t, body, tagb)
+			if err == nil {
+				s.pbuf = in.cfg.Template.Render(s.pbuf[:0], tagb, event, body[:len(body)-len(rest)])
+				g := s.groupFor(s.pbuf)
+				g.buf = append(g.buf, s.line...)
+				g.ends = append(g.ends, len(g.buf))
+			}
+		}
+		if err != nil {
+			de, ok := err.(dropError)
+			if !ok || de == errTruncated {
+				// The walk cannot go on past this record.
+				s.drops[DropTruncated]++
+				return objects, records
+			}
+			s.drops[string(de)]++
+			// Skip the whole body and go on with the next record.
+			if r, serr := skipValue(body); serr == nil {
+				dec.advance(r)
+				continue
+			}
+			s.drops[DropTruncated]++
+			return objects, records
+		}
+		dec.advance(rest)
+		records++
+	}
+}
+
+// write hands each group to its file, each pinned only while it is
+// written, so that a flush needing more files than max_open_sockets writes
+// them in waves. A group that fails for its file system does not stop the
+// others: the flush answers Retry at the end, and s.done tells what landed.
+func (in *Instance) write(s *flushState, prior *resendEntry) Result {
+	pool := in.proc.pool
+	res := OK
+	var lines, bytes int
+	for i := range s.groups {
+		g := &s.groups[i]
+		n := len(g.ends)
+		s.lines = append(s.lines, n)
+		s.done = append(s.done, n)
+		if n == 0 {
+			continue // a static group with no good line
+		}
+		skip := prior.skip(i, len(s.groups), n)
+		if skip >= n {
+			continue
+		}
+		buf, ends := g.buf, g.ends
+		if skip > 0 {
+			base := ends[skip-1]
+			buf, ends = buf[base:], ends[skip:]
+			for j := range ends {
+				ends[j] -= base
+			}
+		}
+		f := pool.pin(g.path, in.opt)
+		if f.opt != in.opt && f.opt.format != in.opt.format {
+			pool.unpin(f)
+			in.dropBadPath(n-skip, fmt.Errorf("%q is written by another output with other settings (%s)", g.path, f.opt.format))
+			continue
+		}
+		written, rots, err := f.Write(buf, ends, in.cfg.MaxOpenSockets)
+		pool.unpin(f)
+		for _, r := range rots {
+			in.log.Infof("rotated %q (%s)", r.name, r.reason)
+		}
+		if written > 0 {
+			lines += written
+			if skip+written == n {
+				bytes += len(buf)
+			} else {
+				bytes += ends[written-1]
+			}
+		}
+		if err == nil {
+			continue
+		}
+		s.done[i] = skip + written
+		switch {
+		case errors.Is(err, errNoSlot):
+			in.log.LimitedWarnf("max_open_sockets", "no more free sockets (max_open_sockets=%d): every open file is being written; chunk will be retried", in.cfg.MaxOpenSockets)
+			in.metrics.retry(RetryNoSlot)
+			res = Retry
+		case in.static == nil && badPath(err):
+			s.done[i] = n
+			in.metrics.writeError(errnoName(err))
+			in.dropBadPath(n-skip-written, err)
+		default:
+			in.log.Limitedf(LevelError, "write:"+g.path, "%v: chunk will be retried", err)
+			in.metrics.writeError(errnoName(err))
+			in.metrics.retry(RetryWriteError)
+			res = Retry
+		}
+	}
+	in.metrics.records.Add(float64(lines))
+	in.metrics.bytes.Add(float64(bytes))
+	return res
+}
+
+// dropBadPath counts and logs the records bound for a rendered path that
+// can never be written.
+func (in *Instance) dropBadPath(n int, err error) {
+	if n <= 0 {
+		return
+	}
+	in.dropped.Add(uint64(n))
+	in.metrics.drop(DropBadPath, n)
+	in.log.LimitedWarnf("bad_path", "dropped %d record(s) (bad_path): %v", n, err)
+}
+
+func (in *Instance) countDrops(drops map[string]int) {
+	for reason, n := range drops {
+		in.dropped.Add(uint64(n))
+		in.metrics.drop(reason, n)
+		in.log.LimitedWarnf("drop:"+reason, "skipped %d record(s): %s", n, reason)
+	}
+}

@@ -1,0 +1,197 @@
+package flatstore
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// How an event file is opened (SPEC §3):
+//
+//   - for appending, O_WRONLY|O_APPEND|O_CLOEXEC, created with O_EXCL first
+//     so that this open knows whether it made the file (a new file gets
+//     exactly file_permissions, whatever the umask; an existing one keeps
+//     its mode);
+//   - with O_NONBLOCK, so that a FIFO at the path never blocks the open,
+//     then checked with fstat: anything but a regular file is refused
+//     (errNotRegular) and the flag is cleared for the regular file;
+//   - a configured path is opened as written: its directories may be
+//     symlinks, as administrators use them;
+//   - a path rendered from a template is resolved beneath the template's
+//     static directory, one component at a time, each with openat2's
+//     RESOLVE_BENEATH, so no symlink can lead out of it; directories that
+//     mkdir creates are created beneath the same descriptors (mkdirat).
+//     Without openat2 (Linux before 5.6, or a seccomp filter refusing it)
+//     every rendered component is opened with O_NOFOLLOW: no symlink at
+//     all is followed there.
+
+const appendFlags = unix.O_WRONLY | unix.O_APPEND | unix.O_CLOEXEC | unix.O_NONBLOCK | unix.O_NOCTTY
+
+// opener opens the files of one path.
+type opener struct {
+	sys   *sysOps
+	perm  uint32
+	mkdir bool
+	// root is a template's static directory, beneath which the rendered
+	// part of every name is resolved; "" for a configured path.
+	root string
+}
+
+// open opens name for appending, creating it when it does not exist. It
+// reports whether this call created it.
+func (o *opener) open(name string) (fd int, st unix.Stat_t, created bool, err error) {
+	if o.root == "" {
+		fd, created, err = o.openPlain(name)
+	} else {
+		fd, created, err = o.openBeneath(name)
+	}
+	if err != nil {
+		return -1, st, false, &writeError{"open", name, err}
+	}
+	if err := o.sys.fstat(fd, &st); err != nil {
+		o.sys.close(fd)
+		return -1, st, false, &writeError{"fstat", name, err}
+	}
+	if kind := fileKind(st.Mode); kind != "" {
+		o.sys.close(fd)
+		return -1, st, false, &writeError{"open", name, errNotRegular{kind}}
+	}
+	if fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0); err == nil && fl&unix.O_NONBLOCK != 0 {
+		_, _ = unix.FcntlInt(uintptr(fd), unix.F_SETFL, fl&^unix.O_NONBLOCK)
+	}
+	if created && st.Mode&0o777 != o.perm {
+		// The umask cut the mode: set exactly what was asked for.
+		if err := unix.Fchmod(fd, o.perm); err != nil {
+			o.sys.close(fd)
+			return -1, st, false, &writeError{"fchmod", name, err}
+		}
+		st.Mode = st.Mode&^0o777 | o.perm
+	}
+	return fd, st, created, nil
+}
+
+// fileKind names what a mode is when it is not a regular file.
+func fileKind(mode uint32) string {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		return ""
+	case unix.S_IFDIR:
+		return "a directory"
+	case unix.S_IFIFO:
+		return "a FIFO"
+	case unix.S_IFSOCK:
+		return "a socket"
+	case unix.S_IFCHR:
+		return "a character device"
+	case unix.S_IFBLK:
+		return "a block device"
+	}
+	return "not a file"
+}
+
+// openPlain opens a configured path as written.
+func (o *opener) openPlain(name string) (int, bool, error) {
+	if o.mkdir {
+		if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+			return -1, false, errnoOf(err)
+		}
+	}
+	return createOrOpen(func(flags int, perm uint32) (int, error) { return o.sys.open(name, flags, perm) },
+		func() (uint32, error) {
+			var st unix.Stat_t
+			err := unix.Lstat(name, &st)
+			return st.Mode, err
+		}, o.perm)
+}
+
+// createOrOpen creates a file with O_EXCL, or opens the existing one; a
+// file removed in between is created again. A name that exists for O_EXCL
+// but not for an open is a dangling symbolic link (lstat tells).
+func createOrOpen(open func(flags int, perm uint32) (int, error), lstat func() (uint32, error), perm uint32) (int, bool, error) {
+	for try := 0; ; try++ {
+		fd, err := open(appendFlags|unix.O_CREAT|unix.O_EXCL, perm)
+		if err == nil {
+			return fd, true, nil
+		}
+		if err != unix.EEXIST {
+			return -1, false, err
+		}
+		fd, err = open(appendFlags, 0)
+		if err != unix.ENOENT {
+			return fd, false, err
+		}
+		if mode, lerr := lstat(); lerr == nil && mode&unix.S_IFMT == unix.S_IFLNK {
+			return -1, false, errNotRegular{"a dangling symbolic link"}
+		}
+		if try > 3 {
+			return -1, false, err
+		}
+	}
+}
+
+// openBeneath opens a rendered name beneath o.root, one component at a time.
+func (o *opener) openBeneath(name string) (int, bool, error) {
+	rel, ok := strings.CutPrefix(name, o.root+"/")
+	if !ok || rel == "" {
+		return -1, false, errOutside
+	}
+	dir, err := o.sys.open(o.root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err == unix.ENOENT && o.mkdir {
+		if err := os.MkdirAll(o.root, 0o755); err != nil {
+			return -1, false, errnoOf(err)
+		}
+		dir, err = o.sys.open(o.root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	}
+	if err != nil {
+		return -1, false, err
+	}
+	comps := strings.Split(rel, "/")
+	for _, c := range comps[:len(comps)-1] {
+		if c == "" || c == "." || c == ".." {
+			o.sys.close(dir)
+			return -1, false, errOutside
+		}
+		sub, err := o.at(dir, c, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err == unix.ENOENT && o.mkdir {
+			if err := o.sys.mkdirat(dir, c, 0o755); err != nil && err != unix.EEXIST {
+				o.sys.close(dir)
+				return -1, false, err
+			}
+			sub, err = o.at(dir, c, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		}
+		o.sys.close(dir)
+		if err != nil {
+			return -1, false, err
+		}
+		dir = sub
+	}
+	base := comps[len(comps)-1]
+	if base == "" || base == "." || base == ".." {
+		o.sys.close(dir)
+		return -1, false, errOutside
+	}
+	fd, created, err := createOrOpen(func(flags int, perm uint32) (int, error) { return o.at(dir, base, flags, perm) },
+		func() (uint32, error) {
+			var st unix.Stat_t
+			err := unix.Fstatat(dir, base, &st, unix.AT_SYMLINK_NOFOLLOW)
+			return st.Mode, err
+		}, o.perm)
+	o.sys.close(dir)
+	return fd, created, err
+}
+
+// at opens one path component beneath the directory dirfd.
+func (o *opener) at(dirfd int, comp string, flags int, perm uint32) (int, error) {
+	if o.sys.haveOpenat2 {
+		how := &unix.OpenHow{Flags: uint64(flags), Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS}
+		if flags&unix.O_CREAT != 0 {
+			how.Mode = uint64(perm)
+		}
+		return o.sys.openat2(dirfd, comp, how)
+	}
+	// No openat2 here (or a seccomp filter refuses it): never follow a
+	// link in a rendered component.
+	return o.sys.openat(dirfd, comp, flags|unix.O_NOFOLLOW, perm)
+}
