@@ -7,6 +7,7 @@ package flatstore_test
 //	go test ./flatstore/ -run '^$' -fuzz '^FuzzLineRoundTrip$' -fuzztime 60s
 //	go test ./flatstore/ -run '^$' -fuzz '^FuzzParseConfig$' -fuzztime 60s
 //	go test ./flatstore/ -run '^$' -fuzz '^FuzzTemplate$' -fuzztime 60s
+//	go test ./flatstore/ -run '^$' -fuzz '^FuzzRenderLinear$' -fuzztime 60s
 //
 // A failing input is written under testdata/fuzz/FuzzXxx/; commit it with
 // the fix so that it stays a regression test.
@@ -37,6 +38,7 @@ func FuzzFlush(f *testing.F) {
 	f.Add([]byte{0x92, 0x01, 0x81, 0xa1, 'k', 0x91, 0x91, 0x91, 0x91, 0x91, 0x91})
 	f.Add([]byte{0xc1})
 	f.Add([]byte{0x92, 0x01, 0xdf, 0xff, 0xff, 0xff, 0xff})
+	f.Add(fbtest.AppendRecord(nil, fbtest.Record{Body: fbtest.Raw(keyBomb(30))}))
 
 	dir := f.TempDir()
 	path := filepath.Join(dir, "fuzz.log")
@@ -239,6 +241,77 @@ func FuzzTemplate(f *testing.F) {
 		tp.Render(nil, []byte(tag), []byte(event), garbage)
 		if tp2, err := flatstore.ParseTemplate(a + b + c); err == nil {
 			tp2.Render(nil, []byte(tag), []byte(event), garbage)
+		}
+	})
+}
+
+// keyBomb is a record body of about 3×depth bytes whose map keys are maps,
+// nested depth deep: {"event":"E_BOMB","k":{{{…{"a":nil}…}:nil}:nil}}.
+// Rendering each level's key again inside the next doubled it per level:
+// at depth 30 it took gigabytes.
+func keyBomb(depth int) []byte {
+	inner := []byte{0x81, 0xa1, 'a', 0xc0}
+	for i := 0; i < depth; i++ {
+		inner = append(append([]byte{0x81}, inner...), 0xc0)
+	}
+	body := fbtest.AppendKV(nil, fbtest.KV{"event", "E_BOMB"})
+	body[0]++ // one more pair: "k" and the bomb
+	body = append(body, 0xa1, 'k')
+	return append(body, inner...)
+}
+
+// renderFactor bounds how many bytes a line may hold per byte of the record
+// it renders. The worst byte is a control byte in a string inside a map
+// used as a key: \u00XX in JSON (6 bytes), its backslash escaped once more
+// as part of the key's string (7), then each backslash doubled by escape
+// backslash (9). Structure costs less ("false," for one byte). A line
+// longer than renderFactor×input+renderSlack means rendering amplifies.
+const (
+	renderFactor = 12
+	renderSlack  = 128 // the tag as event name, a time parameter, the newline
+)
+
+// FuzzRenderLinear: whatever the record, its line is at most renderFactor
+// bytes per byte of the record (plus a constant), in every escape mode and
+// with a multi-byte delimiter. A rendering that grows faster than the
+// record (the key bomb doubled per level) fails here, not only a panic.
+func FuzzRenderLinear(f *testing.F) {
+	f.Add(keyBomb(30), uint8(0))
+	f.Add(keyBomb(10), uint8(1))
+	f.Add(keyBomb(200), uint8(2))
+	f.Add(fbtest.AppendKV(nil, fbtest.KV{"event", "E", "m", fbtest.KV{fbtest.KV{"\x01\"", []any{false, nil}}, 1}}), uint8(3))
+	f.Add(fbtest.AppendKV(nil, fbtest.KV{"e", []any{false, false, nil, true, 0, -1}}), uint8(5))
+	f.Add(fbtest.AppendKV(nil, fbtest.KV{"s", "\x00\x01\x02\"\\,||\r\n"}), uint8(7))
+	dir := f.TempDir()
+	var encs []*flatstore.Encoder
+	for _, esc := range []string{"opensips", "none", "backslash", "csv"} {
+		for _, d := range []string{",", "||"} {
+			if esc == "csv" && d != "," {
+				d = ";"
+			}
+			cfg, err := flatstore.ParseConfig(flatstore.MapGetter{"path": dir + "/e.log", "escape": esc,
+				"delimiter": d, "time_format": "rfc3339_nano"})
+			if err != nil {
+				f.Fatal(err)
+			}
+			encs = append(encs, flatstore.NewEncoder(cfg))
+		}
+	}
+	f.Fuzz(func(t *testing.T, body []byte, mode uint8) {
+		enc := encs[int(mode)%len(encs)]
+		line, rest, _, err := enc.AppendLine(nil, t0, body, []byte("tag"))
+		if err != nil {
+			// A small record is never too large: that would be amplification
+			// stopped by the line limit.
+			if strings.HasSuffix(err.Error(), flatstore.DropTooLarge) && renderFactor*len(body)+renderSlack < flatstore.MaxLineBytes {
+				t.Fatalf("a record of %d bytes was too large to render", len(body))
+			}
+			return // skipped records write nothing
+		}
+		used := len(body) - len(rest)
+		if max := renderFactor*used + renderSlack; len(line) > max {
+			t.Fatalf("a record of %d bytes rendered %d bytes (more than %d×%d+%d): %q",
+				used, len(line), renderFactor, used, renderSlack, line)
 		}
 	})
 }
