@@ -157,6 +157,17 @@ func (e *Encoder) AppendLine(dst []byte, t EventTime, body, tag []byte) (out, re
 		if dst, b, name, err = e.appendParams(dst, b, n, e.timeFmt == TimeNone, tag, limit); err != nil {
 			return dst[:start], body, nil, err
 		}
+	case len(body) >= bigValue:
+		// A large record is not copied twice: the name is found first, then
+		// the values go straight into dst.
+		name = e.eventName(b, n, tag)
+		if dst, err = e.appendEscaped(dst, name, limit); err != nil {
+			return dst[:start], body, nil, err
+		}
+		dst, _ = e.appendTimeParam(dst, t, false, limit)
+		if dst, b, _, err = e.appendParams(dst, b, n, false, tag, limit); err != nil {
+			return dst[:start], body, nil, err
+		}
 	default:
 		// The event key may come anywhere in the map: the values wait in
 		// a side buffer until the name is known. (Writing straight into
@@ -213,6 +224,29 @@ func (e *Encoder) appendParams(dst, b []byte, n uint32, skipFirst bool, name []b
 		}
 	}
 	return dst, b, name, nil
+}
+
+// eventName returns the first event key's string value among the n pairs
+// at the head of b, or tag.
+func (e *Encoder) eventName(b []byte, n uint32, tag []byte) []byte {
+	for i := uint32(0); i < n; i++ {
+		k, after, isString := readStr(b)
+		if !isString {
+			var err error
+			if after, err = msgp.Skip(b); err != nil {
+				return tag
+			}
+		}
+		if isString && bytes.Equal(k, e.eventKey) && len(after) > 0 && isStr(after[0]) {
+			v, _, _ := readStr(after)
+			return v
+		}
+		var err error
+		if b, err = msgp.Skip(after); err != nil {
+			return tag
+		}
+	}
+	return tag
 }
 
 // findParams walks the n pairs at the head of b once, keeping each
@@ -324,8 +358,23 @@ func (e *Encoder) appendValue(dst, b []byte, limit int) ([]byte, []byte, error) 
 		out, err := e.appendEscaped(dst, s, limit)
 		return out, rest, err
 	case msgp.MapType, msgp.ArrayType:
+		if e.escape == EscapeNone || e.escape == EscapeOpenSIPS {
+			// These escapes keep the length: the JSON is written straight
+			// into the line and escaped where it lies.
+			mark := len(dst)
+			out, rest, err := e.appendJSON(dst, b, 0, false, limit)
+			if err != nil {
+				return dst[:mark], b, err
+			}
+			e.escapeInPlace(out[mark:])
+			return out, rest, nil
+		}
+		tmp := e.tmp[:0]
+		if end, err := msgp.Skip(b); err == nil && len(b)-len(end) >= bigValue {
+			tmp = slices.Grow(tmp, len(b)-len(end)+bigSlack)
+		}
 		// The JSON may not be longer than what is left of the line.
-		tmp, rest, err := e.appendJSON(e.tmp[:0], b, 0, false, limit-len(dst))
+		tmp, rest, err := e.appendJSON(tmp, b, 0, false, limit-len(dst))
 		e.tmp = tmp
 		if err != nil {
 			return dst, b, err
@@ -681,6 +730,10 @@ func appendJSONString(dst, s []byte) []byte {
 // not grow by doubling past it.
 const bigValue = 64 << 10
 
+// bigSlack is what is reserved beyond a large value: the delimiters and
+// short values that may follow it on the line, and the newline.
+const bigSlack = 4 << 10
+
 // appendEscaped appends a value with the configured escape applied, unless
 // the line would pass limit bytes of dst (errTooLarge, dst unchanged).
 func (e *Encoder) appendEscaped(dst, s []byte, limit int) ([]byte, error) {
@@ -688,15 +741,19 @@ func (e *Encoder) appendEscaped(dst, s []byte, limit int) ([]byte, error) {
 		return dst, errTooLarge
 	}
 	i := e.scan.cleanPrefix(&e.special, s)
-	if i == len(s) || e.escape == EscapeNone {
-		return append(dst, s...), nil
-	}
 	if len(s) >= bigValue {
-		n := e.escapedLen(s, i)
+		// Room for the value and the end of the line, reserved once.
+		n := len(s)
+		if i < len(s) && e.escape != EscapeNone {
+			n = e.escapedLen(s, i)
+		}
 		if len(dst)+n > limit {
 			return dst, errTooLarge
 		}
-		dst = slices.Grow(dst, n+1)
+		dst = slices.Grow(dst, n+bigSlack)
+	}
+	if i == len(s) || e.escape == EscapeNone {
+		return append(dst, s...), nil
 	}
 	switch e.escape {
 	case EscapeOpenSIPS:
@@ -753,6 +810,31 @@ func (e *Encoder) appendEscaped(dst, s []byte, limit int) ([]byte, error) {
 		return dst, errTooLarge // the caller cuts the line back
 	}
 	return dst, nil
+}
+
+// escapeInPlace applies escape opensips to s where it lies: every
+// replacement it makes has the length of what it replaces.
+func (e *Encoder) escapeInPlace(s []byte) {
+	if e.escape != EscapeOpenSIPS {
+		return
+	}
+	for i := e.scan.cleanPrefix(&e.special, s); i < len(s); i++ {
+		c := s[i]
+		if !e.special[c] {
+			continue
+		}
+		switch {
+		case c == '\r' || c == '\n':
+			s[i] = ' '
+		case e.escDelim != nil:
+			if bytes.HasPrefix(s[i:], e.delim) {
+				copy(s[i:], e.escDelim)
+				i += len(e.delim) - 1
+			}
+		default:
+			s[i] = ' '
+		}
+	}
 }
 
 // escapedLen is the length of s once escaped; the bytes before clean need

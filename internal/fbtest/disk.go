@@ -15,10 +15,16 @@ import (
 // mount fails: a real small filesystem is how disk-full tests fill a disk.
 func MountTmpfs(t testing.TB, size string) string {
 	t.Helper()
+	return MountTmpfsAt(t, t.TempDir(), size)
+}
+
+// MountTmpfsAt mounts a tmpfs of the given size on the existing directory
+// dir, unmounted when the test ends; it skips the test as MountTmpfs does.
+func MountTmpfsAt(t testing.TB, dir, size string) string {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to mount a small tmpfs (run the tests as root, e.g. in the container)")
 	}
-	dir := t.TempDir()
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
 		t.Skipf("cannot mount a tmpfs (%v: %s): no CAP_SYS_ADMIN?", err, bytes.TrimSpace(out))
 	}

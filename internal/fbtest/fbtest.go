@@ -389,3 +389,23 @@ func SplitLines(data []byte) (lines []string, rest string) {
 		s = s[i+1:]
 	}
 }
+
+// Pid returns the host's process id, for reading /proc/PID while it runs.
+func (h *Host) Pid() int { return h.cmd.Process.Pid }
+
+// FDsUnder counts the descriptors of process pid open on files under dir
+// (from /proc/PID/fd); -1 when they cannot be read.
+func FDsUnder(pid int, dir string) int {
+	fdDir := fmt.Sprintf("/proc/%d/fd", pid)
+	ents, err := os.ReadDir(fdDir)
+	if err != nil {
+		return -1
+	}
+	n := 0
+	for _, e := range ents {
+		if l, err := os.Readlink(fdDir + "/" + e.Name()); err == nil && strings.HasPrefix(l, dir+"/") {
+			n++
+		}
+	}
+	return n
+}
