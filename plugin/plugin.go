@@ -51,6 +51,9 @@ var (
 	mu      sync.Mutex
 	nextIdx int // names instances flatstore.0, flatstore.1… as Fluent Bit does
 	count   int
+
+	// controls holds the process's control endpoints, one per address.
+	controls = control.NewRegistry()
 )
 
 // getter reads Fluent Bit properties through the proxy's API.
@@ -88,7 +91,9 @@ func FLBPluginInit(plugin unsafe.Pointer) (ret C.int) {
 	core := flatstore.NewInstance(cfg, name, log)
 	inst := &instance{core: core}
 	if !strings.EqualFold(cfg.ControlListen, "off") {
-		h, err := control.Acquire(cfg.ControlListen, cfg.ControlToken, core, log)
+		h, err := controls.Acquire(cfg.ControlListen, core, control.Options{
+			Token: cfg.ControlToken, Metrics: flatstore.Gatherer(), Log: log,
+		})
 		switch {
 		case err == nil:
 			inst.control = h

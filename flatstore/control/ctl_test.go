@@ -149,7 +149,7 @@ func TestCtlTokenAndUnix(t *testing.T) {
 	p := tempPaths(t, "a.log")[0]
 	b := newFileBackend(t, p)
 	sock := filepath.Join(t.TempDir(), "ctl.sock")
-	h, _ := startAt(t, "unix:"+sock, "tok", testOptions(), b)
+	h, _ := startAt(t, "unix:"+sock, "tok", testLimits(), b)
 
 	r := runCtl(t, nil, "-addr", h.Addr(), "rotate", p)
 	if r.code != 1 || !strings.HasPrefix(r.stderr, "flatstore-ctl: "+p+": HTTP 401 Unauthorized") || b.rotated(p) != 0 {
@@ -202,7 +202,7 @@ func TestLogrotate(t *testing.T) {
 	if err := os.WriteFile(idle, []byte("idle\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	h, _ := startAt(t, "127.0.0.2:0", "tok", testOptions(), b)
+	h, _ := startAt(t, "127.0.0.2:0", "tok", testLimits(), b)
 
 	cmd := exec.Command(lr, "--force", "--state", filepath.Join(dir, "state"), rendered)
 	cmd.Env = []string{
@@ -233,7 +233,7 @@ func TestLogrotate(t *testing.T) {
 
 	// A configured path the endpoint does not know makes the run fail.
 	b2 := newFileBackend(t)
-	h2, _ := startAt(t, "127.0.0.3:0", "", testOptions(), b2)
+	h2, _ := startAt(t, "127.0.0.3:0", "", testLimits(), b2)
 	b.Write(t, main, "third\n")
 	cmd = exec.Command(lr, "--force", "--state", filepath.Join(dir, "state"), rendered)
 	cmd.Env = []string{"PATH=" + filepath.Dir(ctl) + ":" + os.Getenv("PATH"), "FLATSTORE_ADDR=" + h2.Addr()}

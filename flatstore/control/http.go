@@ -19,9 +19,11 @@ func (s *server) routes() http.Handler {
 	mux.HandleFunc("POST /mi", s.serveMI)
 	mux.HandleFunc("POST /rotate", s.servePlainRotate)
 	mux.HandleFunc("GET /status", s.serveStatus)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(flatstore.Gatherer(), promhttp.HandlerOpts{
-		ErrorLog: logWriterLogger{s},
-	}))
+	if s.metrics != nil {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{
+			ErrorLog: logWriterLogger{s},
+		}))
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, "ok\n")
