@@ -182,7 +182,7 @@ func httpClient(addr string) (*http.Client, string) {
 			var d net.Dialer
 			return d.DialContext(ctx, "unix", sock)
 		}
-		base = "http://flatstore"
+		base = "http://localhost" // a Host the endpoint accepts
 	}
 	return &http.Client{Transport: tr, Timeout: 10 * time.Second}, base
 }

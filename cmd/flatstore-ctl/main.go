@@ -158,7 +158,7 @@ func newClient(addr, token string, timeout time.Duration) (*client, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, "unix", path)
 		}
-		url = "http://flatstore/mi"
+		url = "http://localhost/mi" // a Host the endpoint accepts
 	} else if _, _, err := net.SplitHostPort(addr); err != nil {
 		return nil, fmt.Errorf("want HOST:PORT or unix:/path.sock: %v", err)
 	}

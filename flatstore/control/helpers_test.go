@@ -199,7 +199,7 @@ func client(h *Handle) (*http.Client, string) {
 			var d net.Dialer
 			return d.DialContext(ctx, "unix", p)
 		}
-		base = "http://flatstore"
+		base = "http://localhost"
 	}
 	return &http.Client{Transport: tr, Timeout: 10 * time.Second}, base
 }

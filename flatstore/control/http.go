@@ -31,10 +31,19 @@ func (s *server) routes() http.Handler {
 	return s.guard(mux)
 }
 
-// guard checks the token before anything else happens, refuses browsers,
-// then bounds the body.
+// guard checks the Host and the token before anything else happens,
+// refuses browsers, then bounds the body.
 func (s *server) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.checkHost && !s.localHost(r.Host) {
+			// A web page whose name the attacker re-points at 127.0.0.1 (DNS
+			// rebinding) reaches this listener with its own name as Host.
+			http.Error(w, fmt.Sprintf("Misdirected Request: Host %q is not served here; this endpoint listens on "+
+				"loopback and answers only Host values that name this machine (a loopback IP such as 127.0.0.1 or [::1], "+
+				"localhost%s), against DNS rebinding",
+				r.Host, s.listenHostNote()), http.StatusMisdirectedRequest)
+			return
+		}
 		if s.token != "" && !s.authorized(r) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="flatstore"`)
 			http.Error(w, "Unauthorized: send Authorization: Bearer <control_token>", http.StatusUnauthorized)

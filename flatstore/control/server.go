@@ -8,6 +8,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -26,6 +27,12 @@ type server struct {
 	metrics prometheus.Gatherer
 	log     *flatstore.Logger // of the instance that started it, for server-level messages
 	lim     limits
+
+	// checkHost is set on loopback and unix listeners: only Host values
+	// that name this machine are served (DNS rebinding). listenHost is the
+	// host part of the configured address, also accepted.
+	checkHost  bool
+	listenHost string
 
 	ln     net.Listener
 	hs     *http.Server
@@ -64,12 +71,19 @@ func start(r *Registry, addr string, o Options, lim limits) (*server, error) {
 			return nil, fmt.Errorf("control_listen %q: %w", addr, err)
 		}
 		s.ln, s.unixPath, s.unixFile, s.bound = ln, path, fi, addr
+		s.checkHost = true
 	default:
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			return nil, fmt.Errorf("control_listen %q: %w", addr, err)
 		}
 		s.ln, s.bound = ln, ln.Addr().String()
+		if ap, err := netip.ParseAddrPort(s.bound); err == nil && ap.Addr().Unmap().IsLoopback() {
+			s.checkHost = true
+			if h, _, err := net.SplitHostPort(addr); err == nil {
+				s.listenHost = h
+			}
+		}
 	}
 	s.hs = &http.Server{
 		Handler:           s.routes(),
