@@ -11,6 +11,10 @@ import (
 	"time"
 )
 
+// maxUnixPath is the longest socket path bind(2) and connect(2) take on
+// Linux: sun_path holds 108 bytes, the last one the terminating NUL.
+const maxUnixPath = 107
+
 // listenUnix binds a unix socket at path with mode 0600, whatever the
 // process umask.
 //
@@ -23,6 +27,10 @@ import (
 func listenUnix(path string) (net.Listener, fs.FileInfo, error) {
 	if path == "" {
 		return nil, nil, errors.New("no socket path after unix:")
+	}
+	if len(path) > maxUnixPath {
+		return nil, nil, fmt.Errorf("the socket path is %d bytes long; a unix socket path has at most %d: choose a shorter one",
+			len(path), maxUnixPath)
 	}
 	if fi, err := os.Lstat(path); err == nil {
 		if fi.Mode()&fs.ModeSocket == 0 {
@@ -49,11 +57,10 @@ func listenUnix(path string) (net.Listener, fs.FileInfo, error) {
 	}
 	defer os.RemoveAll(dir)
 	tmp := filepath.Join(dir, "s")
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})
+	ln, err := bindUnix(dir, tmp)
 	if err != nil {
 		return nil, nil, err
 	}
-	ln.SetUnlinkOnClose(false) // we remove path ourselves; tmp goes with dir
 	fail := func(err error) (net.Listener, fs.FileInfo, error) {
 		_ = ln.Close()
 		return nil, nil, err
@@ -69,4 +76,31 @@ func listenUnix(path string) (net.Listener, fs.FileInfo, error) {
 		return fail(err)
 	}
 	return ln, fi, nil
+}
+
+// bindUnix binds a socket named tmp inside dir. The temporary name can be
+// longer than sun_path takes even when the final path fits (".fs123456789/s"
+// beside a name of a few bytes); then it binds through /proc/self/fd/N/s,
+// N a descriptor of dir: the same directory under a short name.
+func bindUnix(dir, tmp string) (*net.UnixListener, error) {
+	name := tmp
+	if len(tmp) > maxUnixPath {
+		d, err := os.Open(dir)
+		if err != nil {
+			return nil, err
+		}
+		defer d.Close()
+		name = fmt.Sprintf("/proc/self/fd/%d/s", d.Fd())
+	}
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: name, Net: "unix"})
+	if err != nil {
+		if name != tmp {
+			return nil, fmt.Errorf("binding %s through %s (is /proc mounted?): %w", tmp, name, err)
+		}
+		return nil, err
+	}
+	// We remove path ourselves and tmp goes with dir; the short name must
+	// never be unlinked later, when N may name another directory.
+	ln.SetUnlinkOnClose(false)
+	return ln, nil
 }
