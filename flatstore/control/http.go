@@ -128,7 +128,13 @@ func (s *server) serveStatus(w http.ResponseWriter, _ *http.Request) {
 // rotate asks every attached backend to rotate path. It succeeds if any of
 // them manages the path (a path shared by two instances is one shared file);
 // it returns ErrNotManaged when none does, and otherwise the first real
-// error. Every request is logged with its result.
+// error.
+//
+// Every request is logged with its result, rate-limited per key so that a
+// client calling in a loop cannot flood the log: a success per path (the
+// managed paths are a bounded set), "File not found" under one key whatever
+// the path (any client can send any number of paths), a failure per path.
+// A failure is a warning.
 func (s *server) rotate(path, via, from string) error {
 	var ok bool
 	var firstErr error
@@ -139,7 +145,6 @@ func (s *server) rotate(path, via, from string) error {
 			ok = true
 		case errors.Is(err, flatstore.ErrNotManaged):
 		default:
-			h.log.Errorf("control: rotate %q (%s from %s): %v", path, via, from, err)
 			if firstErr == nil {
 				firstErr = err
 			}
@@ -148,12 +153,13 @@ func (s *server) rotate(path, via, from string) error {
 	lg := s.logger()
 	switch {
 	case ok:
-		lg.Infof("control: rotate %q (%s from %s): OK", path, via, from)
+		lg.Limitedf(flatstore.LevelInfo, "control-rotate-ok:"+path, "control: rotate %q (%s from %s): OK", path, via, from)
 		return nil
 	case firstErr != nil:
+		lg.LimitedWarnf("control-rotate-failed:"+path, "control: rotate %q (%s from %s): %v", path, via, from, firstErr)
 		return firstErr
 	default:
-		lg.Infof("control: rotate %q (%s from %s): File not found", path, via, from)
+		lg.LimitedWarnf("control-rotate-not-found", "control: rotate %q (%s from %s): File not found", path, via, from)
 		return flatstore.ErrNotManaged
 	}
 }
