@@ -351,6 +351,13 @@ func TestControlTouchesOnlyManagedFiles(t *testing.T) {
 			if err != nil {
 				t.Fatalf("MI rotate %q: %v", p, err)
 			}
+			if strings.Contains(p, "\x00") {
+				// A NUL in the body is OpenSIPS's parse error.
+				if r.Error == nil || r.Error.Code != -32700 {
+					t.Errorf("MI rotate %q (%T): HTTP %d, %v; want -32700 Parse error", p, params, status, r)
+				}
+				continue
+			}
 			if r.Error == nil || r.Error.Code != 400 || r.Error.Message != "File not found" {
 				t.Errorf("MI rotate %q (%T): HTTP %d, %v; want error 400 File not found", p, params, status, r)
 			}

@@ -16,7 +16,9 @@ import (
 // a wrong method with 405 and an Allow header; mutations are POST only.
 func (s *server) routes() http.Handler {
 	mux := http.NewServeMux()
+	// mi_http serves its whole root: /mi and everything under /mi/.
 	mux.HandleFunc("POST /mi", s.serveMI)
+	mux.HandleFunc("POST /mi/", s.serveMI)
 	mux.HandleFunc("POST /rotate", s.servePlainRotate)
 	mux.HandleFunc("GET /status", s.serveStatus)
 	if s.metrics != nil {
