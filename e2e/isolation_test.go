@@ -420,8 +420,9 @@ func TestIsolationFIFO(t *testing.T) {
 		return -1
 	}
 	before := threads()
+	c := ctlClient(t, addr, "")
 	for i := 0; i < 300; i++ {
-		code, body, err := plainRotate(addr, filepath.Join(dir, "fifo.log"))
+		code, body, err := plainRotate(c, filepath.Join(dir, "fifo.log"))
 		if err != nil || code != 404 {
 			t.Fatalf("rotate %d of the FIFO's path: %d %q %v", i, code, body, err)
 		}

@@ -2,10 +2,7 @@ package e2e
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -16,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flatstore/flatstore/flatstore"
+	"github.com/flatstore/flatstore/flatstore/control"
 	"github.com/flatstore/flatstore/internal/fbtest"
 )
 
@@ -61,23 +60,6 @@ func assertFree(t *testing.T, addr string) {
 	l.Close()
 }
 
-// miCall sends one JSON-RPC request with the given method and params.
-func miCall(addr, method string, params any) (miReply, int, error) {
-	var r miReply
-	req, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "method": method, "params": params, "id": 1})
-	c, base := httpClient(addr)
-	resp, err := c.Post(base+"/mi", "application/json", bytes.NewReader(req))
-	if err != nil {
-		return r, 0, err
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if err := json.Unmarshal(body, &r); err != nil {
-		return r, resp.StatusCode, fmt.Errorf("reply %q: %v", body, err)
-	}
-	return r, resp.StatusCode, nil
-}
-
 // TestLifecycleReloadRebinds: Init → Exit → Init twice (-reload 2) with a
 // fixed control_listen: every Init binds the address again, and the
 // endpoint of the last generation answers and rotates during -hold-ms.
@@ -94,9 +76,8 @@ func TestLifecycleReloadRebinds(t *testing.T) {
 	if !healthy(addr) {
 		t.Fatalf("%s does not answer after the reloads; stderr:\n%s", addr, h.Stderr())
 	}
-	r, err := miRotate(addr, out)
-	if err != nil || !r.ok() {
-		t.Fatalf("rotate after the reloads: %v %v; stderr:\n%s", r, err, h.Stderr())
+	if err := ctlClient(t, addr, "").Rotate(out); err != nil {
+		t.Fatalf("rotate after the reloads: %v; stderr:\n%s", err, h.Stderr())
 	}
 	sum, stderr, code := h.Wait()
 	hostOK(t, sum, stderr, code, 3*lifeRecords)
@@ -139,7 +120,8 @@ func TestLifecycleSharedEndpoint(t *testing.T) {
 	waitLines(t, h, done, a, lifeRecords)
 	waitLines(t, h, done, b, lifeRecords)
 
-	files, err := getStatus(addr)
+	ctl := ctlClient(t, addr, "")
+	files, err := ctl.Status()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,16 +132,16 @@ func TestLifecycleSharedEndpoint(t *testing.T) {
 	if len(files) != 2 || !open[a] || !open[b] {
 		t.Fatalf("/status lists %+v, want %s and %s, both open", files, a, b)
 	}
-	if r, err := miRotate(addr, a); err != nil || !r.ok() {
-		t.Fatalf("MI rotate %s: %v %v", a, r, err)
+	if err := ctl.Rotate(a); err != nil {
+		t.Fatalf("MI rotate %s: %v", a, err)
 	}
-	if code, body, err := plainRotate(addr, b); err != nil || code != http.StatusOK {
+	if code, body, err := plainRotate(ctl, b); err != nil || code != http.StatusOK {
 		t.Fatalf("POST /rotate %s: %d %q %v", b, code, body, err)
 	}
-	if r, err := miRotate(addr, filepath.Join(dir, "c.log")); err != nil || r.Error == nil || r.Error.Message != "File not found" {
-		t.Fatalf("MI rotate of a path neither instance manages: %v %v", r, err)
+	if err := ctl.Rotate(filepath.Join(dir, "c.log")); !errors.Is(err, flatstore.ErrNotManaged) {
+		t.Fatalf("MI rotate of a path neither instance manages: %v", err)
 	}
-	files, err = getStatus(addr)
+	files, err = ctl.Status()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,25 +247,19 @@ func TestLifecycleNonLoopbackToken(t *testing.T) {
 	done := hostDone(h)
 	local := "127.0.0.1:" + port
 	waitLines(t, h, done, out, lifeRecords)
-	c, base := httpClient(local)
-	resp, err := c.Post(base+"/rotate?path="+out, "", nil)
+	code, _, err := plainRotate(ctlClient(t, local, ""), out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusUnauthorized {
-		t.Errorf("rotate without the token: HTTP %d, want 401", resp.StatusCode)
+	if code != http.StatusUnauthorized {
+		t.Errorf("rotate without the token: HTTP %d, want 401", code)
 	}
-	req, _ := http.NewRequest(http.MethodPost, base+"/rotate?path="+out, nil)
-	req.Header.Set("Authorization", "Bearer s3cret-s3cret-s3cret")
-	resp, err = c.Do(req)
+	code, body, err := plainRotate(ctlClient(t, local, "s3cret-s3cret-s3cret"), out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Errorf("rotate with the token: HTTP %d %q, want 200", resp.StatusCode, body)
+	if code != http.StatusOK {
+		t.Errorf("rotate with the token: HTTP %d %q, want 200", code, body)
 	}
 	sum, stderr, code := h.Wait()
 	hostOK(t, sum, stderr, code, lifeRecords)
@@ -346,17 +322,23 @@ func TestControlTouchesOnlyManagedFiles(t *testing.T) {
 		out + "\x00",
 		strings.ToUpper(out),
 	}
+	ctl := ctlClient(t, addr, "")
 	for _, p := range bad {
 		for _, params := range []any{map[string]string{"path_to_file": p}, []string{p}} {
-			r, status, err := miCall(addr, "evi_flat_rotate", params)
-			if err != nil {
-				t.Fatalf("MI rotate %q: %v", p, err)
+			_, err := ctl.Call("evi_flat_rotate", params)
+			var re *control.RPCError
+			if strings.Contains(p, "\x00") {
+				// A NUL in the body is OpenSIPS's parse error.
+				if !errors.As(err, &re) || re.Code != -32700 {
+					t.Errorf("MI rotate %q (%T): %v; want -32700 Parse error", p, params, err)
+				}
+				continue
 			}
-			if r.Error == nil || r.Error.Code != 400 || r.Error.Message != "File not found" {
-				t.Errorf("MI rotate %q (%T): HTTP %d, %v; want error 400 File not found", p, params, status, r)
+			if !errors.As(err, &re) || re.Code != 400 || re.Message != "File not found" {
+				t.Errorf("MI rotate %q (%T): %v; want error 400 File not found", p, params, err)
 			}
 		}
-		code, body, err := plainRotate(addr, p)
+		code, body, err := plainRotate(ctl, p)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -364,7 +346,7 @@ func TestControlTouchesOnlyManagedFiles(t *testing.T) {
 			t.Errorf("POST /rotate?path=%q: %d %q, want 404 File not found", p, code, body)
 		}
 	}
-	files, err := getStatus(addr)
+	files, err := ctl.Status()
 	if err != nil {
 		t.Fatal(err)
 	}

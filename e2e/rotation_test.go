@@ -3,13 +3,8 @@ package e2e
 import (
 	"bytes"
 	"compress/gzip"
-	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -172,115 +167,6 @@ func countFiles(t *testing.T, c *seqCount, dir, prefix, event string) []string {
 	return names
 }
 
-// httpClient talks to a control endpoint at addr (HOST:PORT or
-// unix:/path.sock).
-func httpClient(addr string) (*http.Client, string) {
-	tr := &http.Transport{DisableKeepAlives: true}
-	base := "http://" + addr
-	if sock, ok := strings.CutPrefix(addr, "unix:"); ok {
-		tr.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", sock)
-		}
-		base = "http://flatstore"
-	}
-	return &http.Client{Transport: tr, Timeout: 10 * time.Second}, base
-}
-
-// miReply is a JSON-RPC 2.0 reply of the MI endpoint.
-type miReply struct {
-	Result json.RawMessage `json:"result"`
-	Error  *struct {
-		Code    int    `json:"code"`
-		Message string `json:"message"`
-	} `json:"error"`
-	ID json.RawMessage `json:"id"`
-}
-
-// miRotate sends evi_flat_rotate for path and returns the reply.
-func miRotate(addr, path string) (miReply, error) {
-	var r miReply
-	req, _ := json.Marshal(map[string]any{
-		"jsonrpc": "2.0", "method": "evi_flat_rotate", "id": 7,
-		"params": map[string]string{"path_to_file": path},
-	})
-	c, base := httpClient(addr)
-	resp, err := c.Post(base+"/mi", "application/json", bytes.NewReader(req))
-	if err != nil {
-		return r, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return r, err
-	}
-	if err := json.Unmarshal(body, &r); err != nil {
-		return r, fmt.Errorf("reply %q (HTTP %d): %v", body, resp.StatusCode, err)
-	}
-	return r, nil
-}
-
-// ok reports whether the reply is {"result":"OK"}.
-func (r miReply) ok() bool { return r.Error == nil && string(r.Result) == `"OK"` }
-
-func (r miReply) String() string {
-	if r.Error != nil {
-		return fmt.Sprintf("error %d %q", r.Error.Code, r.Error.Message)
-	}
-	return "result " + string(r.Result)
-}
-
-// plainRotate sends POST /rotate?path= and returns the status and body.
-func plainRotate(addr, path string) (int, string, error) {
-	c, base := httpClient(addr)
-	resp, err := c.Post(base+"/rotate?path="+url.QueryEscape(path), "", nil)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(body), err
-}
-
-// getStatus returns GET /status, decoded.
-func getStatus(addr string) ([]struct {
-	Path  string `json:"path"`
-	Open  bool   `json:"open"`
-	Lines uint64 `json:"lines"`
-}, error) {
-	c, base := httpClient(addr)
-	resp, err := c.Get(base + "/status")
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	var s struct {
-		Files []struct {
-			Path  string `json:"path"`
-			Open  bool   `json:"open"`
-			Lines uint64 `json:"lines"`
-		} `json:"files"`
-	}
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(resp.Body)
-		return nil, fmt.Errorf("GET /status: HTTP %d %q", resp.StatusCode, b)
-	}
-	return s.Files, json.NewDecoder(resp.Body).Decode(&s)
-}
-
-// healthy reports whether GET /healthz answers "ok".
-func healthy(addr string) bool {
-	c, base := httpClient(addr)
-	c.Timeout = time.Second
-	resp, err := c.Get(base + "/healthz")
-	if err != nil {
-		return false
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode == http.StatusOK && string(b) == "ok\n"
-}
-
 // hostDone returns a channel closed when the host has exited.
 func hostDone(h *fbtest.Host) <-chan struct{} {
 	done := make(chan struct{})
@@ -361,6 +247,7 @@ func TestRotationStormMI(t *testing.T) {
 		"-hold-ms", "200", "-p", "path="+out, "-p", "control_listen="+addr)
 	done := hostDone(h)
 	waitHealthy(t, h, done, addr)
+	ctl := ctlClient(t, addr, "")
 	start := time.Now()
 
 	var renamed, rotated int
@@ -375,13 +262,8 @@ func TestRotationStormMI(t *testing.T) {
 			break
 		}
 		renamed++
-		r, err := miRotate(addr, out)
-		if err != nil {
+		if err := ctl.Rotate(out); err != nil {
 			stormErr = fmt.Errorf("rotate %d: %v", i, err)
-			break
-		}
-		if !r.ok() {
-			stormErr = fmt.Errorf("rotate %d: %v", i, r)
 			break
 		}
 		rotated++

@@ -53,9 +53,11 @@ var (
 	count   int
 
 	// proc is what every instance of this process shares: the files, the
-	// metrics and the maintenance goroutine. A Go library is never
-	// unloaded, so it lives as long as the process, across hot reloads.
-	proc = flatstore.NewProcess()
+	// metrics and the maintenance goroutine; controls holds the control
+	// endpoints, one per address. A Go library is never unloaded, so both
+	// live as long as the process, across hot reloads.
+	proc     = flatstore.NewProcess()
+	controls = control.NewRegistry()
 )
 
 // getter reads Fluent Bit properties through the proxy's API.
@@ -97,7 +99,9 @@ func FLBPluginInit(plugin unsafe.Pointer) (ret C.int) {
 	}
 	inst := &instance{core: core}
 	if !strings.EqualFold(cfg.ControlListen, "off") {
-		h, err := control.Acquire(cfg.ControlListen, cfg.ControlToken, core, log, proc.Gatherer())
+		h, err := controls.Acquire(cfg.ControlListen, core, control.Options{
+			Token: cfg.ControlToken, Metrics: proc.Gatherer(), Log: log,
+		})
 		switch {
 		case err == nil:
 			inst.control = h

@@ -6,11 +6,18 @@
 // rotate asks the plugin to reopen each PATH (OpenSIPS MI
 // event_flatstore:rotate over POST /mi), in order; it prints nothing on
 // success and stops at the first failure with the server's message, e.g.
-// "flatstore-ctl: /x: File not found". A PATH must be spelled exactly as the
-// plugin manages it (absolute, no "//"). With -missingok, "File not found" is
-// not a failure: a file rendered from a path template that the plugin has
-// closed (idle) has nothing to reopen. status prints the managed files as
-// JSON.
+// "flatstore-ctl: /x: File not found". A PATH is spelled as in the plugin's
+// path setting: absolute, no "//", with or without its "flatstore:" prefix.
+// With -missingok, "File not found" is not a failure: a file rendered from a
+// path template that the plugin has closed (idle) has nothing to reopen.
+//
+// rotate trusts an "OK" only from the plugin that writes PATH: the endpoint
+// must first answer event_flatstore:status as flatstore does, echo the
+// request ids, and list PATH among its files. Anything else holding the
+// address (another program answering "OK", an OpenSIPS) is an error, which
+// -missingok does not hide.
+//
+// status prints the managed files as JSON.
 //
 // -addr is HOST:PORT or unix:/path.sock (default $FLATSTORE_ADDR, else
 // 127.0.0.1:2021); -token defaults to $FLATSTORE_TOKEN.
@@ -19,20 +26,18 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/flatstore/flatstore/flatstore"
+	"github.com/flatstore/flatstore/flatstore/control"
 )
 
 const defaultAddr = "127.0.0.1:2021"
@@ -46,7 +51,8 @@ func usage(w io.Writer, fs *flag.FlagSet) {
        flatstore-ctl [flags] status
 
 rotate  make the plugin reopen each PATH (after logrotate moved it);
-        PATH is spelled exactly as the plugin's path setting
+        PATH is spelled as in the plugin's path setting (absolute; a
+        flatstore: prefix is allowed)
 status  print the files the plugin manages, as JSON
 
 flags:
@@ -81,11 +87,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "flatstore-ctl: -timeout must be positive")
 		return 2
 	}
-	c, err := newClient(*addr, *token, *timeout)
+	c, err := control.NewClient(*addr, *token, *timeout)
 	if err != nil {
 		fmt.Fprintf(stderr, "flatstore-ctl: -addr %q: %v\n", *addr, err)
 		return 2
 	}
+	defer c.Close()
 	switch rest[0] {
 	case "rotate":
 		if len(rest) == 1 {
@@ -93,17 +100,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			usage(stderr, fs)
 			return 2
 		}
-		for _, p := range rest[1:] {
-			if _, err := c.call("event_flatstore:rotate", map[string]string{"path_to_file": p}); err != nil {
-				var re *rpcError
-				if *missingOK && errors.As(err, &re) && re.code == codeNotFound {
-					continue
-				}
-				msg := err.Error()
-				if !filepath.IsAbs(p) {
-					msg += " (the path must be absolute, spelled as in the plugin's path setting)"
-				}
-				fmt.Fprintf(stderr, "flatstore-ctl: %s: %s\n", p, msg)
+		for _, arg := range rest[1:] {
+			if !rotate(c, arg, *missingOK, stderr) {
 				return 1
 			}
 		}
@@ -113,18 +111,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "flatstore-ctl: status takes no arguments")
 			return 2
 		}
-		res, err := c.call("event_flatstore:status", nil)
+		files, err := c.Status()
 		if err != nil {
 			fmt.Fprintf(stderr, "flatstore-ctl: status: %v\n", err)
 			return 1
 		}
-		var out bytes.Buffer
-		if err := json.Indent(&out, res, "", "  "); err != nil {
-			out.Reset()
-			out.Write(res)
-		}
-		out.WriteByte('\n')
-		_, _ = stdout.Write(out.Bytes())
+		out, _ := json.MarshalIndent(struct {
+			Files []flatstore.FileStatus `json:"files"`
+		}{append([]flatstore.FileStatus{}, files...)}, "", "  ")
+		_, _ = stdout.Write(append(out, '\n'))
 		return 0
 	default:
 		fmt.Fprintf(stderr, "flatstore-ctl: unknown command %q\n", rest[0])
@@ -133,114 +128,28 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 }
 
+// rotate rotates one PATH argument and reports a failure on stderr.
+func rotate(c *control.Client, arg string, missingOK bool, stderr io.Writer) bool {
+	p := strings.TrimPrefix(arg, "flatstore:")
+	err := c.Rotate(p)
+	if err == nil || (missingOK && errors.Is(err, flatstore.ErrNotManaged)) {
+		return true
+	}
+	msg := err.Error()
+	if errors.Is(err, flatstore.ErrNotManaged) {
+		if !filepath.IsAbs(p) {
+			msg += " (the path must be absolute, spelled as in the plugin's path setting)"
+		} else if files, serr := c.Status(); serr == nil {
+			msg += " (the endpoint at " + c.Addr() + " manages: " + control.FileList(files, 5) + ")"
+		}
+	}
+	fmt.Fprintf(stderr, "flatstore-ctl: %s: %s\n", arg, msg)
+	return false
+}
+
 func envOr(key, def string) string {
 	if v := os.Getenv(key); v != "" {
 		return v
 	}
 	return def
-}
-
-type client struct {
-	http  *http.Client
-	url   string
-	token string
-	id    int
-}
-
-func newClient(addr, token string, timeout time.Duration) (*client, error) {
-	tr := &http.Transport{Proxy: nil, DisableCompression: true}
-	url := "http://" + addr + "/mi"
-	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
-		if path == "" {
-			return nil, errors.New("no socket path after unix:")
-		}
-		tr.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", path)
-		}
-		url = "http://flatstore/mi"
-	} else if _, _, err := net.SplitHostPort(addr); err != nil {
-		return nil, fmt.Errorf("want HOST:PORT or unix:/path.sock: %v", err)
-	}
-	return &client{http: &http.Client{Transport: tr, Timeout: timeout}, url: url, token: token}, nil
-}
-
-// call sends one JSON-RPC request and returns its raw result, or an error
-// that carries the server's message.
-func (c *client) call(method string, params any) (json.RawMessage, error) {
-	c.id++
-	req := map[string]any{"jsonrpc": "2.0", "method": method, "id": c.id}
-	if params != nil {
-		req["params"] = params
-	}
-	body, err := json.Marshal(req)
-	if err != nil {
-		return nil, err
-	}
-	hr, err := http.NewRequest(http.MethodPost, c.url, bytes.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	hr.Header.Set("Content-Type", "application/json")
-	if c.token != "" {
-		hr.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := c.http.Do(hr)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return nil, fmt.Errorf("reading the reply: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("HTTP %s: %s", resp.Status, strings.TrimSpace(string(data)))
-	}
-	var rep struct {
-		Result json.RawMessage `json:"result"`
-		Error  *struct {
-			Code    int             `json:"code"`
-			Message string          `json:"message"`
-			Data    json.RawMessage `json:"data"`
-		} `json:"error"`
-	}
-	if err := json.Unmarshal(data, &rep); err != nil {
-		return nil, fmt.Errorf("not a JSON-RPC reply: %q", truncate(string(data), 200))
-	}
-	if rep.Error != nil {
-		e := &rpcError{code: rep.Error.Code, msg: rep.Error.Message}
-		var data string
-		if json.Unmarshal(rep.Error.Data, &data) == nil && data != "" {
-			e.msg += ": " + data
-		}
-		return nil, e
-	}
-	if rep.Result == nil {
-		return nil, fmt.Errorf("reply without result: %q", truncate(string(data), 200))
-	}
-	return rep.Result, nil
-}
-
-// codeNotFound is event_flatstore's error code for a path it does not manage.
-const codeNotFound = 400
-
-// rpcError is a JSON-RPC error reply.
-type rpcError struct {
-	code int
-	msg  string
-}
-
-func (e *rpcError) Error() string {
-	if e.code == codeNotFound { // event_flatstore's plain "File not found"
-		return e.msg
-	}
-	return e.msg + " (code " + strconv.Itoa(e.code) + ")"
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "..."
-	}
-	return s
 }

@@ -1,36 +1,30 @@
 // Package control is flatstore's control endpoint: the OpenSIPS MI JSON-RPC
-// interface (POST /mi, as OpenSIPS mi_http), plain HTTP beside it (POST
-// /rotate, GET /status, GET /metrics, GET /healthz) and the lifecycle of the
-// listeners.
+// interface (POST /mi and everything under /mi/, as OpenSIPS mi_http), plain
+// HTTP beside it (POST /rotate, GET /status, GET /metrics, GET /healthz), the
+// lifecycle of the listeners, and Client, the one client of all of it
+// (flatstore-ctl and the tests use it).
 //
-// One server runs per address per process, shared by every plugin instance
-// that names that address; Acquire attaches an instance, Release detaches it
-// and the last Release closes the listener, so a hot reload (Init, Exit, Init
-// in one process) can bind the same address again at once.
+// A Registry holds the servers of one process, one per address, shared by
+// every plugin instance that names that address: Acquire attaches an
+// instance, Release detaches it and the last Release closes the listener, so
+// a hot reload (Init, Exit, Init in one process) can bind the same address
+// again at once. The plugin creates one Registry per process; tests create
+// their own and run in parallel.
 //
 // The package talks to the core only through Backend and imports no cgo.
 package control
 
 import (
-	"context"
 	"crypto/sha256"
 	"crypto/subtle"
-	"errors"
 	"fmt"
-	"io/fs"
-	"log"
-	"net"
-	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/flatstore/flatstore/flatstore"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Backend is one plugin instance as the control endpoint sees it. *flatstore.Instance implements it.
@@ -43,41 +37,88 @@ type Backend interface {
 	Status() []flatstore.FileStatus
 }
 
+// Options are what one instance brings to the server it attaches to.
+type Options struct {
+	// Token is the control_token: when set, every request needs
+	// "Authorization: Bearer TOKEN". Instances sharing an address must use the
+	// same token.
+	Token string
+	// Metrics is served on GET /metrics; nil serves none (404). The server
+	// serves the Metrics of the instance that started it.
+	Metrics prometheus.Gatherer
+	// Log receives the server's messages (nil: none).
+	Log *flatstore.Logger
+}
+
 // Request limits (SPEC §5).
 const (
 	maxBodyBytes   = 64 << 10
 	maxHeaderBytes = 16 << 10
 )
 
-// options are the server's timeouts. Acquire uses defaultOptions; tests
-// shorten them through acquire.
-type options struct {
-	readHeaderTimeout time.Duration // headers must arrive within this
+// Connection limits. A connection costs a descriptor and about 10 KiB; the
+// files the plugin writes must never run short of descriptors because of the
+// endpoint, so a server holds at most maxConns connections: an eighth of the
+// soft RLIMIT_NOFILE, between minConns and maxConnsCeiling.
+const (
+	maxConnsCeiling = 128
+	minConns        = 8
+)
+
+// limits are a server's timeouts and connection cap. A Registry's zero
+// limits mean defaultLimits; tests in this package shorten them.
+type limits struct {
+	readHeaderTimeout time.Duration // a new connection must send its headers within this
 	readTimeout       time.Duration // the whole request within this
 	writeTimeout      time.Duration
 	idleTimeout       time.Duration // keep-alive connections are closed after this
 	shutdownTimeout   time.Duration // Release waits this long for in-flight requests
-	gatherer          prometheus.Gatherer
+	maxConns          int           // connections held at once; 0: from RLIMIT_NOFILE
 }
 
-func defaultOptions() options {
-	return options{
+func defaultLimits() limits {
+	return limits{
 		readHeaderTimeout: 5 * time.Second,
 		readTimeout:       10 * time.Second,
 		writeTimeout:      10 * time.Second,
-		idleTimeout:       30 * time.Second,
+		idleTimeout:       5 * time.Second,
 		shutdownTimeout:   3 * time.Second,
 	}
 }
 
-// registry holds the running servers by the address string they were
-// acquired with. regMu is held across start and stop, so an Acquire that
-// follows a Release of the same address binds only after the old listener
-// is closed.
-var (
-	regMu   sync.Mutex
-	servers = map[string]*server{}
-)
+// connsForRlimit is the connection cap for a soft RLIMIT_NOFILE of soft.
+func connsForRlimit(soft uint64) int {
+	n := soft / 8
+	switch {
+	case n > maxConnsCeiling:
+		return maxConnsCeiling
+	case n < minConns:
+		return minConns
+	}
+	return int(n)
+}
+
+// defaultMaxConns reads the soft descriptor limit now.
+func defaultMaxConns() int {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		return maxConnsCeiling
+	}
+	return connsForRlimit(rl.Cur)
+}
+
+// Registry holds the running servers of one process by the address string
+// they were acquired with. Its zero value is ready to use. mu is held across
+// start and stop, so an Acquire that follows a Release of the same address
+// binds only after the old listener is closed.
+type Registry struct {
+	mu      sync.Mutex
+	servers map[string]*server
+	limits  limits
+}
+
+// NewRegistry returns an empty registry. The plugin makes one per process.
+func NewRegistry() *Registry { return &Registry{} }
 
 // Handle is one instance's attachment to a server. Release it from Exit.
 type Handle struct {
@@ -88,33 +129,37 @@ type Handle struct {
 }
 
 // Acquire attaches b to the server for addr ("HOST:PORT" or "unix:/path.sock"), starting it if this is
-// the first user in the process. One server per address per process, shared by all instances.
+// the first user in the registry. One server per address, shared by all instances that name it.
 // A second Acquire of the same addr with a different token fails with a clear error.
-func Acquire(addr, token string, b Backend, log *flatstore.Logger, g prometheus.Gatherer) (*Handle, error) {
-	o := defaultOptions()
-	o.gatherer = g
-	return acquire(addr, token, b, log, o)
-}
-
-func acquire(addr, token string, b Backend, lg *flatstore.Logger, o options) (*Handle, error) {
+func (r *Registry) Acquire(addr string, b Backend, o Options) (*Handle, error) {
 	if b == nil {
 		return nil, fmt.Errorf("control_listen %q: no backend to attach", addr)
 	}
-	regMu.Lock()
-	defer regMu.Unlock()
-	s := servers[addr]
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.servers[addr]
 	if s == nil {
+		lim := r.limits
+		if lim == (limits{}) {
+			lim = defaultLimits()
+		}
+		if lim.maxConns <= 0 {
+			lim.maxConns = defaultMaxConns()
+		}
 		var err error
-		s, err = start(addr, token, lg, o)
+		s, err = start(r, addr, o, lim)
 		if err != nil {
 			return nil, err
 		}
-		servers[addr] = s
-	} else if !sameToken(s.token, token) {
+		if r.servers == nil {
+			r.servers = map[string]*server{}
+		}
+		r.servers[addr] = s
+	} else if !sameToken(s.token, o.Token) {
 		return nil, fmt.Errorf("control_listen %q: already served in this process with a different control_token; "+
 			"instances that share a control address must use the same token", addr)
 	}
-	h := &Handle{s: s, b: b, log: lg}
+	h := &Handle{s: s, b: b, log: o.Log}
 	s.mu.Lock()
 	s.handles = append(s.handles, h)
 	s.mu.Unlock()
@@ -129,9 +174,10 @@ func (h *Handle) Release() {
 		return
 	}
 	h.once.Do(func() {
-		regMu.Lock()
-		defer regMu.Unlock()
 		s := h.s
+		r := s.reg
+		r.mu.Lock()
+		defer r.mu.Unlock()
 		s.mu.Lock()
 		for i, x := range s.handles {
 			if x == h {
@@ -142,8 +188,8 @@ func (h *Handle) Release() {
 		last := len(s.handles) == 0
 		s.mu.Unlock()
 		if last {
-			if servers[s.addr] == s {
-				delete(servers, s.addr)
+			if r.servers[s.addr] == s {
+				delete(r.servers, s.addr)
 			}
 			s.stop()
 		}
@@ -159,146 +205,6 @@ func (h *Handle) Addr() string {
 	return h.s.bound
 }
 
-// server is one listener and its HTTP server.
-type server struct {
-	addr  string // as acquired, the registry key
-	bound string // what Addr reports
-	token string
-	log   *flatstore.Logger // of the instance that started it, for server-level messages
-	opts  options
-
-	ln     net.Listener
-	hs     *http.Server
-	served chan struct{}  // closed when Serve returns
-	conns  sync.WaitGroup // one per accepted connection until it is closed
-
-	connMu  sync.Mutex
-	waiting map[net.Conn]bool // connections that have not sent a whole request yet
-
-	unixPath string      // socket file to remove on stop
-	unixFile fs.FileInfo // the socket file we created, so we never remove another's
-
-	mu      sync.Mutex
-	handles []*Handle
-}
-
-func start(addr, token string, lg *flatstore.Logger, o options) (*server, error) {
-	s := &server{addr: addr, token: token, log: lg, opts: o, served: make(chan struct{}), waiting: map[net.Conn]bool{}}
-	switch {
-	case addr == "" || strings.EqualFold(addr, "off"):
-		return nil, fmt.Errorf("control_listen %q: nothing to listen on", addr)
-	case strings.HasPrefix(addr, "unix:"):
-		path := strings.TrimPrefix(addr, "unix:")
-		ln, fi, err := listenUnix(path)
-		if err != nil {
-			return nil, fmt.Errorf("control_listen %q: %w", addr, err)
-		}
-		s.ln, s.unixPath, s.unixFile, s.bound = ln, path, fi, addr
-	default:
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			return nil, fmt.Errorf("control_listen %q: %w", addr, err)
-		}
-		s.ln, s.bound = ln, ln.Addr().String()
-	}
-	s.hs = &http.Server{
-		Handler:           s.routes(),
-		ReadHeaderTimeout: o.readHeaderTimeout,
-		ReadTimeout:       o.readTimeout,
-		WriteTimeout:      o.writeTimeout,
-		IdleTimeout:       o.idleTimeout,
-		MaxHeaderBytes:    maxHeaderBytes,
-		ErrorLog:          log.New(logWriter{s}, "", 0),
-		ConnState:         s.connState,
-	}
-	go func() {
-		defer close(s.served)
-		if err := s.hs.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.log.Errorf("control endpoint %s stopped: %v", s.bound, err)
-		}
-	}()
-	return s, nil
-}
-
-// connState tracks the connections: the count for stop to wait on, and
-// which ones are still waiting for their first request.
-func (s *server) connState(c net.Conn, st http.ConnState) {
-	s.connMu.Lock()
-	defer s.connMu.Unlock()
-	switch st {
-	case http.StateNew:
-		s.conns.Add(1)
-		s.waiting[c] = true
-	case http.StateActive:
-		delete(s.waiting, c)
-	case http.StateClosed, http.StateHijacked:
-		delete(s.waiting, c)
-		s.conns.Done()
-	}
-}
-
-// stop closes the listener, lets requests in flight finish for up to
-// shutdownTimeout, closes every other connection and waits for the
-// goroutines.
-func (s *server) stop() {
-	ctx, cancel := context.WithTimeout(context.Background(), s.opts.shutdownTimeout)
-	defer cancel()
-	shut := make(chan error, 1)
-	go func() { shut <- s.hs.Shutdown(ctx) }()
-	<-s.served // the listener is closed: no new connection from here on
-	// Shutdown would wait up to 5 s for a connection that has not sent a
-	// whole request yet; it has nothing in flight, so close it now.
-	s.connMu.Lock()
-	for c := range s.waiting {
-		_ = c.Close()
-	}
-	s.connMu.Unlock()
-	if err := <-shut; err != nil {
-		s.log.Warnf("control endpoint %s: requests still running after %v, closing them", s.bound, s.opts.shutdownTimeout)
-	}
-	_ = s.hs.Close()
-	done := make(chan struct{})
-	go func() { s.conns.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(s.opts.shutdownTimeout):
-		s.log.Warnf("control endpoint %s: a request handler did not return within %v", s.bound, s.opts.shutdownTimeout)
-	}
-	if s.unixPath != "" {
-		if fi, err := os.Lstat(s.unixPath); err == nil && os.SameFile(fi, s.unixFile) {
-			_ = os.Remove(s.unixPath)
-		}
-	}
-}
-
-// handlesSnapshot returns the attached handles, in attach order.
-func (s *server) handlesSnapshot() []*Handle {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]*Handle(nil), s.handles...)
-}
-
-// logger returns the logger of the oldest attached instance, or the one that
-// started the server.
-func (s *server) logger() *flatstore.Logger {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, h := range s.handles {
-		if h.log != nil {
-			return h.log
-		}
-	}
-	return s.log
-}
-
-// logWriter sends net/http's own error messages to the instance logger.
-type logWriter struct{ s *server }
-
-func (w logWriter) Write(p []byte) (int, error) {
-	w.s.logger().Warnf("control endpoint %s: %s", w.s.bound, strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
 // sameToken compares two tokens in constant time (the hashes hide the
 // lengths too).
 func sameToken(a, b string) bool {
@@ -306,62 +212,5 @@ func sameToken(a, b string) bool {
 	return subtle.ConstantTimeCompare(ha[:], hb[:]) == 1
 }
 
-// listenUnix binds a unix socket at path with mode 0600, whatever the
-// process umask.
-//
-// A stale socket file (nothing accepts on it) is removed; a live one, or a
-// file that is not a socket, is an error. The socket is bound inside a fresh
-// private directory (mode 0700) beside path, chmod-ed to 0600 there, and only
-// then hard-linked to path: nobody else can reach it before its mode is
-// final, and the process umask (shared by every thread) is never touched.
-// link(2) also refuses to replace a file another process created meanwhile.
-func listenUnix(path string) (net.Listener, fs.FileInfo, error) {
-	if path == "" {
-		return nil, nil, errors.New("no socket path after unix:")
-	}
-	if fi, err := os.Lstat(path); err == nil {
-		if fi.Mode()&fs.ModeSocket == 0 {
-			return nil, nil, fmt.Errorf("%s exists and is not a socket; remove it or choose another path", path)
-		}
-		c, err := net.DialTimeout("unix", path, time.Second)
-		if err == nil {
-			_ = c.Close()
-			return nil, nil, fmt.Errorf("%s: another process listens on it: %w", path, syscall.EADDRINUSE)
-		}
-		if !errors.Is(err, syscall.ECONNREFUSED) {
-			return nil, nil, fmt.Errorf("%s exists and cannot tell whether it is stale: %w", path, err)
-		}
-		if err := os.Remove(path); err != nil {
-			return nil, nil, fmt.Errorf("removing stale socket: %w", err)
-		}
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, err
-	}
-
-	dir, err := os.MkdirTemp(filepath.Dir(path), ".fs")
-	if err != nil {
-		return nil, nil, fmt.Errorf("making a private directory for the socket: %w", err)
-	}
-	defer os.RemoveAll(dir)
-	tmp := filepath.Join(dir, "s")
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})
-	if err != nil {
-		return nil, nil, err
-	}
-	ln.SetUnlinkOnClose(false) // we remove path ourselves; tmp goes with dir
-	fail := func(err error) (net.Listener, fs.FileInfo, error) {
-		_ = ln.Close()
-		return nil, nil, err
-	}
-	if err := os.Chmod(tmp, 0o600); err != nil {
-		return fail(err)
-	}
-	if err := os.Link(tmp, path); err != nil {
-		return fail(err)
-	}
-	fi, err := os.Lstat(path)
-	if err != nil {
-		return fail(err)
-	}
-	return ln, fi, nil
-}
+// isOff reports whether addr names no listener.
+func isOff(addr string) bool { return addr == "" || strings.EqualFold(addr, "off") }

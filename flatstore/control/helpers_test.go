@@ -17,6 +17,7 @@ import (
 
 	"github.com/flatstore/flatstore/flatstore"
 	"github.com/flatstore/flatstore/internal/fbtest"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // The core's Instance is what production attaches.
@@ -132,31 +133,52 @@ func (b *fileBackend) totalRotations() int {
 	return n
 }
 
-// testOptions are short enough that no test waits long.
-func testOptions() options {
-	return options{
+// testLimits are short enough that no test waits long.
+func testLimits() limits {
+	return limits{
 		readHeaderTimeout: 300 * time.Millisecond,
 		readTimeout:       5 * time.Second,
 		writeTimeout:      5 * time.Second,
 		idleTimeout:       5 * time.Second,
 		shutdownTimeout:   2 * time.Second,
-		gatherer:          flatstore.NewProcess().Gatherer(),
+		maxConns:          maxConnsCeiling,
 	}
+}
+
+// testRegistry is a registry of the test's own, with testLimits.
+func testRegistry() *Registry { return &Registry{limits: testLimits()} }
+
+// testMetrics is a gatherer with one counter, flatstore_test_total, so a
+// test can see that /metrics serves the gatherer it was given.
+func testMetrics() prometheus.Gatherer {
+	r := prometheus.NewRegistry()
+	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "flatstore_test_total", Help: "A test counter."})
+	c.Add(3)
+	r.MustRegister(c)
+	return r
+}
+
+// testLogger logs into buf at debug level.
+func testLogger(buf *fbtest.SyncBuffer) *flatstore.Logger {
+	return flatstore.NewLogger("flatstore.test", flatstore.NewWriterSink(buf, flatstore.LevelDebug))
 }
 
 // serve attaches bs to a fresh server on a loopback port and releases it
 // when the test ends.
 func serve(t testing.TB, token string, bs ...Backend) (*Handle, *fbtest.SyncBuffer) {
 	t.Helper()
-	return startAt(t, "127.0.0.1:0", token, testOptions(), bs...)
+	return startAt(t, "127.0.0.1:0", token, testLimits(), bs...)
 }
 
-func startAt(t testing.TB, addr, token string, o options, bs ...Backend) (*Handle, *fbtest.SyncBuffer) {
+// startAt attaches bs, in order, to one server at addr in a registry of its
+// own.
+func startAt(t testing.TB, addr, token string, lim limits, bs ...Backend) (*Handle, *fbtest.SyncBuffer) {
 	t.Helper()
 	logs := &fbtest.SyncBuffer{}
+	reg := &Registry{limits: lim}
 	var first *Handle
 	for i, b := range bs {
-		h, err := acquire(addr, token, b, flatstore.NewLogger("flatstore.test", flatstore.NewWriterSink(logs, flatstore.LevelDebug)), o)
+		h, err := reg.Acquire(addr, b, Options{Token: token, Metrics: testMetrics(), Log: testLogger(logs)})
 		if err != nil {
 			t.Fatalf("acquire %d: %v", i, err)
 		}
@@ -177,7 +199,7 @@ func client(h *Handle) (*http.Client, string) {
 			var d net.Dialer
 			return d.DialContext(ctx, "unix", p)
 		}
-		base = "http://flatstore"
+		base = "http://localhost"
 	}
 	return &http.Client{Transport: tr, Timeout: 10 * time.Second}, base
 }

@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/flatstore/flatstore/flatstore"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -17,16 +16,16 @@ import (
 // a wrong method with 405 and an Allow header; mutations are POST only.
 func (s *server) routes() http.Handler {
 	mux := http.NewServeMux()
+	// mi_http serves its whole root: /mi and everything under /mi/.
 	mux.HandleFunc("POST /mi", s.serveMI)
+	mux.HandleFunc("POST /mi/", s.serveMI)
 	mux.HandleFunc("POST /rotate", s.servePlainRotate)
 	mux.HandleFunc("GET /status", s.serveStatus)
-	g := s.opts.gatherer
-	if g == nil {
-		g = prometheus.NewRegistry()
+	if s.metrics != nil {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{
+			ErrorLog: logWriterLogger{s},
+		}))
 	}
-	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{
-		ErrorLog: logWriterLogger{s},
-	}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, "ok\n")
@@ -34,10 +33,19 @@ func (s *server) routes() http.Handler {
 	return s.guard(mux)
 }
 
-// guard checks the token before anything else happens, refuses browsers,
-// then bounds the body.
+// guard checks the Host and the token before anything else happens,
+// refuses browsers, then bounds the body.
 func (s *server) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.checkHost && !s.localHost(r.Host) {
+			// A web page whose name the attacker re-points at 127.0.0.1 (DNS
+			// rebinding) reaches this listener with its own name as Host.
+			http.Error(w, fmt.Sprintf("Misdirected Request: Host %q is not served here; this endpoint listens on "+
+				"loopback and answers only Host values that name this machine (a loopback IP such as 127.0.0.1 or [::1], "+
+				"localhost%s), against DNS rebinding",
+				r.Host, s.listenHostNote()), http.StatusMisdirectedRequest)
+			return
+		}
 		if s.token != "" && !s.authorized(r) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="flatstore"`)
 			http.Error(w, "Unauthorized: send Authorization: Bearer <control_token>", http.StatusUnauthorized)
@@ -122,7 +130,13 @@ func (s *server) serveStatus(w http.ResponseWriter, _ *http.Request) {
 // rotate asks every attached backend to rotate path. It succeeds if any of
 // them manages the path (a path shared by two instances is one shared file);
 // it returns ErrNotManaged when none does, and otherwise the first real
-// error. Every request is logged with its result.
+// error.
+//
+// Every request is logged with its result, rate-limited per key so that a
+// client calling in a loop cannot flood the log: a success per path (the
+// managed paths are a bounded set), "File not found" under one key whatever
+// the path (any client can send any number of paths), a failure per path.
+// A failure is a warning.
 func (s *server) rotate(path, via, from string) error {
 	var ok bool
 	var firstErr error
@@ -133,7 +147,6 @@ func (s *server) rotate(path, via, from string) error {
 			ok = true
 		case errors.Is(err, flatstore.ErrNotManaged):
 		default:
-			h.log.Errorf("control: rotate %q (%s from %s): %v", path, via, from, err)
 			if firstErr == nil {
 				firstErr = err
 			}
@@ -142,12 +155,13 @@ func (s *server) rotate(path, via, from string) error {
 	lg := s.logger()
 	switch {
 	case ok:
-		lg.Infof("control: rotate %q (%s from %s): OK", path, via, from)
+		lg.Limitedf(flatstore.LevelInfo, "control-rotate-ok:"+path, "control: rotate %q (%s from %s): OK", path, via, from)
 		return nil
 	case firstErr != nil:
+		lg.LimitedWarnf("control-rotate-failed:"+path, "control: rotate %q (%s from %s): %v", path, via, from, firstErr)
 		return firstErr
 	default:
-		lg.Infof("control: rotate %q (%s from %s): File not found", path, via, from)
+		lg.LimitedWarnf("control-rotate-not-found", "control: rotate %q (%s from %s): File not found", path, via, from)
 		return flatstore.ErrNotManaged
 	}
 }

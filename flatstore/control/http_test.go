@@ -18,6 +18,7 @@ import (
 )
 
 func TestPlainEndpoints(t *testing.T) {
+	t.Parallel()
 	ps := tempPaths(t, "e.log", "f.log")
 	b := newFileBackend(t, ps...)
 	h, logs := serve(t, "", b)
@@ -68,14 +69,23 @@ func TestPlainEndpoints(t *testing.T) {
 
 	// An instance with no files lists [] rather than null. (Another address:
 	// the same "127.0.0.1:0" would share the server above.)
-	h2, _ := startAt(t, "127.0.0.2:0", "", testOptions(), newFileBackend(t))
+	h2, _ := startAt(t, "127.0.0.2:0", "", testLimits(), newFileBackend(t))
 	if r = do(t, h2, http.MethodGet, "/status", "", nil); r.body != "{\"files\":[]}\n" {
 		t.Fatalf("empty status: %q", r.body)
 	}
 
+	// /metrics serves the gatherer the instance passed in; without one, none.
 	r = do(t, h, http.MethodGet, "/metrics", "", nil)
-	if r.status != http.StatusOK || !strings.Contains(r.body, "# TYPE flatstore_open_files gauge") {
+	if r.status != http.StatusOK || !strings.Contains(r.body, "\nflatstore_test_total 3\n") {
 		t.Fatalf("metrics: %d\n%s", r.status, r.body)
+	}
+	bare, err := testRegistry().Acquire("127.0.0.3:0", newFileBackend(t), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bare.Release()
+	if r = do(t, bare, http.MethodGet, "/metrics", "", nil); r.status != http.StatusNotFound {
+		t.Fatalf("metrics without a gatherer: %d %q, want 404", r.status, r.body)
 	}
 	if r = do(t, h, http.MethodGet, "/healthz", "", nil); r.status != http.StatusOK || r.body != "ok\n" {
 		t.Fatalf("healthz: %d %q", r.status, r.body)
@@ -86,6 +96,7 @@ func TestPlainEndpoints(t *testing.T) {
 }
 
 func TestWrongMethod(t *testing.T) {
+	t.Parallel()
 	p := tempPaths(t, "e.log")[0]
 	b := newFileBackend(t, p)
 	h, _ := serve(t, "", b)
@@ -109,6 +120,7 @@ func TestWrongMethod(t *testing.T) {
 }
 
 func TestToken(t *testing.T) {
+	t.Parallel()
 	p := tempPaths(t, "e.log")[0]
 	b := newFileBackend(t, p)
 	const token = "s3cret-token"
@@ -168,11 +180,15 @@ func TestToken(t *testing.T) {
 	c.CloseIdleConnections()
 }
 
-// rawRequest writes req on a fresh connection and returns the status line
-// and the rest, reading until the server closes or answers.
+// rawConn is a fresh connection to h (TCP or unix), closed when the test
+// ends.
 func rawConn(t *testing.T, h *Handle) net.Conn {
 	t.Helper()
-	conn, err := net.Dial("tcp", h.Addr())
+	network, addr := "tcp", h.Addr()
+	if p, ok := strings.CutPrefix(addr, "unix:"); ok {
+		network, addr = "unix", p
+	}
+	conn, err := net.Dial(network, addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,6 +199,7 @@ func rawConn(t *testing.T, h *Handle) net.Conn {
 
 // A web page cannot drive the endpoint: a browser's request carries Origin.
 func TestBrowserRefused(t *testing.T) {
+	t.Parallel()
 	p := tempPaths(t, "e.log")[0]
 	b := newFileBackend(t, p)
 	h, _ := serve(t, "", b)
@@ -218,6 +235,7 @@ func must(r *http.Request, err error) *http.Request {
 }
 
 func TestBodyLimit(t *testing.T) {
+	t.Parallel()
 	p := tempPaths(t, "e.log")[0]
 	b := newFileBackend(t, p)
 	h, _ := serve(t, "", b)
@@ -225,7 +243,7 @@ func TestBodyLimit(t *testing.T) {
 	// Declared length over the limit: refused before the body is read.
 	for _, path := range []string{"/mi", "/rotate?path=" + url.QueryEscape(p)} {
 		conn := rawConn(t, h)
-		fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", path, 1<<20)
+		fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", path, 1<<20)
 		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 		if err != nil {
 			t.Fatal(err)
@@ -240,7 +258,7 @@ func TestBodyLimit(t *testing.T) {
 	for _, path := range []string{"/mi", "/rotate?path=" + url.QueryEscape(p)} {
 		conn := rawConn(t, h)
 		go func() {
-			fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n", path)
+			fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n", path)
 			body := `{"jsonrpc":"2.0","method":"rotate","params":[` + q(p) + `],"id":1}`
 			fmt.Fprintf(conn, "%x\r\n%s\r\n", len(body), body)
 			pad := strings.Repeat(" ", 4096)
@@ -272,16 +290,17 @@ func TestBodyLimit(t *testing.T) {
 }
 
 func TestHeaderLimits(t *testing.T) {
+	t.Parallel()
 	// Only the header timeout is short, so it alone can end the connection
 	// before the client's 20 s safety deadline.
-	o := testOptions()
+	o := testLimits()
 	o.readTimeout, o.writeTimeout, o.idleTimeout = time.Minute, time.Minute, time.Minute
 	h, _ := startAt(t, "127.0.0.1:0", "", o, newFileBackend(t))
 
 	// Headers that trickle in slower than readHeaderTimeout: the server hangs
 	// up without answering.
 	conn := rawConn(t, h)
-	if _, err := io.WriteString(conn, "GET /healthz HTTP/1.1\r\nHost: x\r\n"); err != nil {
+	if _, err := io.WriteString(conn, "GET /healthz HTTP/1.1\r\nHost: localhost\r\n"); err != nil {
 		t.Fatal(err)
 	}
 	got, err := io.ReadAll(conn)
@@ -295,7 +314,7 @@ func TestHeaderLimits(t *testing.T) {
 
 	// Headers over 16 KiB: 431.
 	conn = rawConn(t, h)
-	fmt.Fprintf(conn, "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: %s\r\n\r\n", strings.Repeat("a", 40<<10))
+	fmt.Fprintf(conn, "GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Big: %s\r\n\r\n", strings.Repeat("a", 40<<10))
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -306,6 +325,7 @@ func TestHeaderLimits(t *testing.T) {
 }
 
 func TestUnixSocket(t *testing.T) {
+	reg := testRegistry()
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "ctl.sock")
 	old := syscall.Umask(0)
@@ -313,7 +333,7 @@ func TestUnixSocket(t *testing.T) {
 
 	p := tempPaths(t, "e.log")[0]
 	b := newFileBackend(t, p)
-	h, err := acquire("unix:"+sock, "", b, nil, testOptions())
+	h, err := reg.Acquire("unix:"+sock, b, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -346,7 +366,7 @@ func TestUnixSocket(t *testing.T) {
 	}
 	stale.SetUnlinkOnClose(false)
 	stale.Close()
-	h, err = acquire("unix:"+sock, "", b, nil, testOptions())
+	h, err = reg.Acquire("unix:"+sock, b, Options{})
 	if err != nil {
 		t.Fatalf("over a stale socket: %v", err)
 	}
@@ -357,7 +377,7 @@ func TestUnixSocket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = acquire("unix:"+sock, "", b, nil, testOptions())
+	_, err = reg.Acquire("unix:"+sock, b, Options{})
 	if err == nil || !strings.Contains(err.Error(), `control_listen "unix:`+sock+`"`) || !strings.Contains(err.Error(), "address already in use") {
 		t.Fatalf("over a live socket: %v", err)
 	}
@@ -372,7 +392,7 @@ func TestUnixSocket(t *testing.T) {
 	if err := os.WriteFile(sock, []byte("keep"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err = acquire("unix:"+sock, "", b, nil, testOptions())
+	_, err = reg.Acquire("unix:"+sock, b, Options{})
 	if err == nil || !strings.Contains(err.Error(), "not a socket") {
 		t.Fatalf("over a regular file: %v", err)
 	}
@@ -397,6 +417,7 @@ func freePort(t *testing.T) string {
 }
 
 func TestLifecycle(t *testing.T) {
+	reg := testRegistry()
 	addr := freePort(t)
 	ps := tempPaths(t, "a.log", "b.log")
 	b1, b2 := newFileBackend(t, ps[0]), newFileBackend(t, ps[1])
@@ -408,7 +429,7 @@ func TestLifecycle(t *testing.T) {
 
 	// Hot reload: Init -> Exit -> Init on the same fixed port, three times.
 	for i := range 3 {
-		h, err := acquire(addr, "", b1, nil, testOptions())
+		h, err := reg.Acquire(addr, b1, Options{})
 		if err != nil {
 			t.Fatalf("round %d: %v", i, err)
 		}
@@ -422,21 +443,21 @@ func TestLifecycle(t *testing.T) {
 	}
 
 	// Two instances share one server.
-	h1, err := acquire(addr, "tok", b1, nil, testOptions())
+	h1, err := reg.Acquire(addr, b1, Options{Token: "tok"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h2, err := acquire(addr, "tok", b2, nil, testOptions())
+	h2, err := reg.Acquire(addr, b2, Options{Token: "tok"})
 	if err != nil {
 		t.Fatalf("second instance on the same address: %v", err)
 	}
 	if h1.s != h2.s || h1.Addr() != h2.Addr() {
 		t.Fatal("two Acquires of one address made two servers")
 	}
-	if _, err := acquire(addr, "other", b2, nil, testOptions()); err == nil || !strings.Contains(err.Error(), "different control_token") {
+	if _, err := reg.Acquire(addr, b2, Options{Token: "other"}); err == nil || !strings.Contains(err.Error(), "different control_token") {
 		t.Fatalf("a different token on a shared address: %v", err)
 	}
-	if _, err := acquire(addr, "", b2, nil, testOptions()); err == nil {
+	if _, err := reg.Acquire(addr, b2, Options{}); err == nil {
 		t.Fatal("no token on an address served with one was accepted")
 	}
 	c, base := client(h1)
@@ -486,13 +507,14 @@ func TestLifecycle(t *testing.T) {
 }
 
 func TestBindError(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
 	addr := ln.Addr().String()
-	_, err = Acquire(addr, "", newFileBackend(t), nil, nil)
+	_, err = NewRegistry().Acquire(addr, newFileBackend(t), Options{})
 	want := fmt.Sprintf(`control_listen %q: listen tcp %s: bind: address already in use`, addr, addr)
 	if err == nil || err.Error() != want {
 		t.Fatalf("got %v\nwant %s", err, want)
@@ -501,22 +523,23 @@ func TestBindError(t *testing.T) {
 		t.Fatal("the bind error is not wrapped")
 	}
 	for _, bad := range []string{"off", "", "unix:", "nohostport"} {
-		if _, err := Acquire(bad, "", newFileBackend(t), nil, nil); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("control_listen %q", bad)) {
+		if _, err := NewRegistry().Acquire(bad, newFileBackend(t), Options{}); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("control_listen %q", bad)) {
 			t.Fatalf("Acquire(%q): %v", bad, err)
 		}
 	}
-	if _, err := Acquire("127.0.0.1:0", "", nil, nil, nil); err == nil {
+	if _, err := NewRegistry().Acquire("127.0.0.1:0", nil, Options{}); err == nil {
 		t.Fatal("a nil backend was accepted")
 	}
 }
 
 // Release lets a request in flight finish before it returns.
 func TestReleaseWaitsForInFlight(t *testing.T) {
+	reg := testRegistry()
 	p := tempPaths(t, "e.log")[0]
 	b := newFileBackend(t, p)
 	b.block = make(chan struct{})
 	b.entered = make(chan string, 1)
-	h, err := acquire("127.0.0.1:0", "", b, nil, testOptions())
+	h, err := reg.Acquire("127.0.0.1:0", b, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

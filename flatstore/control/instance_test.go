@@ -16,6 +16,7 @@ import (
 // line written, the file moved away as logrotate does, an MI rotate, the
 // next line lands in a new file.
 func TestWithCoreInstance(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	p := filepath.Join(dir, "events.log")
 	cfg, err := flatstore.ParseConfig(flatstore.MapGetter{"path": "flatstore:" + p, "control_listen": "off"})
@@ -28,7 +29,7 @@ func TestWithCoreInstance(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer in.Close()
-	h, err := acquire("127.0.0.1:0", "", in, flatstore.NewLogger("flatstore.ctl", flatstore.NewWriterSink(logs, flatstore.LevelDebug)), testOptions())
+	h, err := testRegistry().Acquire("127.0.0.1:0", in, Options{Log: flatstore.NewLogger("flatstore.ctl", flatstore.NewWriterSink(logs, flatstore.LevelDebug))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/flatstore/flatstore/flatstore"
 	jsoniter "github.com/json-iterator/go"
@@ -24,22 +26,31 @@ import (
 //   - members of the request object are looked up ignoring ASCII case, the
 //     first one wins (cJSON_GetObjectItem); parameter names are compared
 //     exactly;
-//   - "params": {} or [] counts as no parameters.
+//   - "params": {} or [] counts as no parameters;
+//   - a string id is printed again from its value: the UTF-8 of a non-ASCII
+//     character goes out as raw bytes ("\u00e9" is echoed as "é");
+//   - a path_to_file that is a number is taken as its text (so it is "File
+//     not found", as no managed path is a number);
+//   - a NUL in the body, raw or as the escape \u0000, is a parse error (the
+//     body is a C string to OpenSIPS);
+//   - MI is served on /mi and on every path under /mi/.
 //
-// Where this differs, on purpose:
+// Where this differs, on purpose (the README's differences table says why):
 //   - a numeric id is echoed as the client wrote it (1.50 stays 1.50);
 //     OpenSIPS prints its integer part;
+//   - other escapes in a string id are echoed as sent;
 //   - an id that is not a string, number or null gets -32600 Invalid Request
 //     with "id":null; OpenSIPS fails to print a reply (HTTP 500, no body);
 //   - bytes after the JSON value are a parse error; cJSON ignores them;
-//   - a path_to_file that is not a string is -32602 "Invalid params" with
-//     data "Bad type for parameter 'path_to_file'" (OpenSIPS's words for
-//     null, bool, array and object); OpenSIPS turns a number into its decimal
-//     text, which can never be a managed (absolute) path;
+//   - a path_to_file that is null, a bool, an array or an object is -32602
+//     "Invalid params" with data "Bad type for parameter 'path_to_file'";
 //   - any request Content-Type is accepted; OpenSIPS drops the connection
 //     unless it is application/json or text/xml;
 //   - the empty-body 400 carries a -32700 Parse error reply, where OpenSIPS
-//     sends none.
+//     sends none;
+//   - GET and other methods on /mi answer 405 with an Allow header (mi_http:
+//     405 for GET, 406 for the others, no body), and an unknown path 404
+//     (OpenSIPS's httpd: 400 "Unable to parse URL!").
 
 // JSON-RPC error codes and messages, as OpenSIPS mi/mi.h.
 const (
@@ -128,7 +139,7 @@ func (s *server) handleMI(body []byte, from string) (int, []byte) {
 
 func parseMI(body []byte) miRequest {
 	var req miRequest
-	if !json.Valid(body) {
+	if !json.Valid(body) || hasNUL(body) {
 		return req
 	}
 	req.parsed = true
@@ -140,7 +151,9 @@ func parseMI(body []byte) miRequest {
 	if raw := lookup(obj, "id"); raw != nil {
 		req.hasID = true
 		switch raw[0] {
-		case '"', 'n', '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+		case '"':
+			req.id = rawUTF8(raw)
+		case 'n', '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
 			req.id = raw
 		default:
 			req.invalid = true
@@ -183,6 +196,9 @@ func (s *server) execMI(req miRequest, from string) miReply {
 			return miError(codeInvalidParams, "Invalid params", dataParamNames)
 		}
 		path, ok := stringValue(arg.raw)
+		if !ok && isNumber(arg.raw) {
+			path, ok = string(arg.raw), true // as OpenSIPS: a number is taken as its text
+		}
 		if !ok {
 			return miError(codeInvalidParams, "Invalid params", dataParamType)
 		}
@@ -314,4 +330,110 @@ func stringValue(raw []byte) (string, bool) {
 		return "", false
 	}
 	return s, true
+}
+
+// isNumber reports whether raw (valid JSON) is a number.
+func isNumber(raw []byte) bool {
+	return len(raw) > 0 && (raw[0] == '-' || ('0' <= raw[0] && raw[0] <= '9'))
+}
+
+// hasNUL reports whether body (valid JSON) holds a NUL: a raw byte, or the
+// escape \u0000 inside a string.
+func hasNUL(body []byte) bool {
+	if bytes.IndexByte(body, 0) >= 0 {
+		return true
+	}
+	in := false
+	for i := 0; i < len(body); i++ {
+		c := body[i]
+		switch {
+		case !in:
+			in = c == '"'
+		case c == '"':
+			in = false
+		case c == '\\':
+			if i+5 < len(body) && body[i+1] == 'u' && string(body[i+2:i+6]) == "0000" {
+				return true
+			}
+			i++ // the escaped byte; a \uXXXX's hex digits are never '"' or '\\'
+		}
+	}
+	return false
+}
+
+// rawUTF8 rewrites a JSON string token (valid JSON) so that every \uXXXX
+// escape of a non-ASCII character (a surrogate pair counting as one) becomes
+// that character's UTF-8 bytes, as OpenSIPS prints an id it parsed. Every
+// other byte and escape is kept as sent. raw itself is returned when there
+// is nothing to rewrite.
+func rawUTF8(raw []byte) []byte {
+	if !bytes.Contains(raw, []byte(`\u`)) {
+		return raw
+	}
+	out := make([]byte, 0, len(raw))
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		if c != '\\' || i+1 >= len(raw) {
+			out = append(out, c)
+			continue
+		}
+		if raw[i+1] != 'u' {
+			out = append(out, raw[i:i+2]...)
+			i++
+			continue
+		}
+		r, n := unicodeEscape(raw[i:])
+		if r < 0x80 || n == 0 {
+			out = append(out, raw[i:i+6]...) // ASCII, or a lone surrogate: as sent
+			i += 5
+			continue
+		}
+		out = utf8.AppendRune(out, r)
+		i += n - 1
+	}
+	return out
+}
+
+// unicodeEscape decodes the \uXXXX escape at the start of b, and the low
+// half that must follow a high surrogate. n is the bytes it spans (6 or 12),
+// or 0 for a lone surrogate.
+func unicodeEscape(b []byte) (r rune, n int) {
+	hi, ok := hex4(b[2:])
+	if !ok {
+		return 0, 0
+	}
+	switch {
+	case !utf16.IsSurrogate(hi):
+		return hi, 6
+	case hi >= 0xDC00: // a low half first
+		return hi, 0
+	}
+	if len(b) < 12 || b[6] != '\\' || b[7] != 'u' {
+		return hi, 0
+	}
+	lo, ok := hex4(b[8:])
+	if !ok || lo < 0xDC00 || lo > 0xDFFF {
+		return hi, 0
+	}
+	return utf16.DecodeRune(hi, lo), 12
+}
+
+func hex4(b []byte) (rune, bool) {
+	if len(b) < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[:4] {
+		switch {
+		case '0' <= c && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case 'a' <= c && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case 'A' <= c && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
 }

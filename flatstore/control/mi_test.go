@@ -32,6 +32,7 @@ func q(s string) string { b, _ := json.Marshal(s); return string(b) }
 // HTTP 200 and application/json, and a rotate must touch the file only when
 // the answer is OK.
 func TestMIOracle(t *testing.T) {
+	t.Parallel()
 	paths := tempPaths(t, "events.log")
 	p := paths[0]
 	dir := strings.TrimSuffix(p, "/run/events.log")
@@ -68,7 +69,12 @@ func TestMIOracle(t *testing.T) {
 		{"rotate short name", rq("rotate", "3", `{"path_to_file":`+q(p)+`}`), f(okReply, "3"), true},
 		{"positional", rq("evi_flat_rotate", "4", `[`+q(p)+`]`), f(okReply, "4"), true},
 		{"string id", rq("evi_flat_rotate", `"abc"`, `[`+q(p)+`]`), f(okReply, `"abc"`), true},
-		{"escaped string id kept as sent", rq("evi_flat_rotate", `"\u00e9\n"`, `[`+q(p)+`]`), f(okReply, `"\u00e9\n"`), true},
+		{"non-ASCII escape in a string id echoed as UTF-8", rq("evi_flat_rotate", `"\u00e9\n"`, `[`+q(p)+`]`), f(okReply, "\"\u00e9\\n\""), true},
+		{"raw UTF-8 string id", rq("evi_flat_rotate", "\"h\u00e9\u20ac\"", `[`+q(p)+`]`), f(okReply, "\"h\u00e9\u20ac\""), true},
+		{"surrogate pair in a string id", rq("evi_flat_rotate", `"\ud83d\ude00"`, `[`+q(p)+`]`), f(okReply, "\"\U0001F600\""), true},
+		{"uppercase hex escape", rq("evi_flat_rotate", `"\u00C9"`, `[`+q(p)+`]`), f(okReply, "\"\u00c9\""), true},
+		{"other escapes in a string id as sent", rq("evi_flat_rotate", `"a\"\\\/\t\u0041\u001f"`, `[`+q(p)+`]`), f(okReply, `"a\"\\\/\t\u0041\u001f"`), true},
+		{"lone surrogate in a string id as sent", rq("evi_flat_rotate", `"\ud83dx\udc00"`, `[`+q(p)+`]`), f(okReply, `"\ud83dx\udc00"`), true},
 		{"null id", rq("evi_flat_rotate", "null", `[`+q(p)+`]`), f(okReply, "null"), true},
 		{"fraction id kept as text", rq("evi_flat_rotate", "1.50", `[`+q(p)+`]`), f(okReply, "1.50"), true},
 		{"negative exponent id", rq("evi_flat_rotate", "-7e2", `[`+q(p)+`]`), f(okReply, "-7e2"), true},
@@ -83,7 +89,9 @@ func TestMIOracle(t *testing.T) {
 		{"dot segment", rq("evi_flat_rotate", "23", `{"path_to_file":`+q(dir+"/run/./events.log")+`}`), f(notFound, "23"), false},
 		{"trailing slash", rq("evi_flat_rotate", "24", `[`+q(p+"/")+`]`), f(notFound, "24"), false},
 		{"empty path", rq("evi_flat_rotate", "25", `{"path_to_file":""}`), f(notFound, "25"), false},
-		{"path with NUL", rq("evi_flat_rotate", "26", `[`+q(p+"\x00")+`]`), f(notFound, "26"), false},
+		{"escaped backslash before u0000 is no NUL", rq("evi_flat_rotate", "26", `[`+q(p+`\u0000`)+`]`), f(notFound, "26"), false},
+		{"number path, named", rq("evi_flat_rotate", "27", `{"path_to_file":5}`), f(notFound, "27"), false},
+		{"number path, positional", rq("event_flatstore:rotate", "28", `[-1.5e3]`), f(notFound, "28"), false},
 
 		{"no params", rq("evi_flat_rotate", "30", ""), f(tooFew, "30"), false},
 		{"empty object", rq("evi_flat_rotate", "31", `{}`), f(tooFew, "31"), false},
@@ -93,7 +101,7 @@ func TestMIOracle(t *testing.T) {
 		{"duplicate named", rq("evi_flat_rotate", "35", `{"path_to_file":`+q(p)+`,"path_to_file":`+q(p)+`}`), f(tooFew, "35"), false},
 		{"wrong name", rq("evi_flat_rotate", "36", `{"path":`+q(p)+`}`), f(noMatch, "36"), false},
 		{"name case matters", rq("evi_flat_rotate", "37", `{"PATH_TO_FILE":`+q(p)+`}`), f(noMatch, "37"), false},
-		{"number path", rq("evi_flat_rotate", "38", `{"path_to_file":5}`), f(badType, "38"), false},
+		{"bool path", rq("evi_flat_rotate", "38", `{"path_to_file":true}`), f(badType, "38"), false},
 		{"null path", rq("evi_flat_rotate", "39", `[null]`), f(badType, "39"), false},
 		{"array path", rq("evi_flat_rotate", "40", `[[`+q(p)+`]]`), f(badType, "40"), false},
 
@@ -105,6 +113,11 @@ func TestMIOracle(t *testing.T) {
 		{"not JSON", `rotate /x`, parseError, false},
 		{"trailing bytes", rq("rotate", "61", `[`+q(p)+`]`) + `}`, parseError, false},
 		{"bad escape", `{"jsonrpc":"2.0","method":"rot\ate","id":62}`, parseError, false},
+		{"NUL escape in the path", rq("evi_flat_rotate", "63", `[`+q(p+"\x00")+`]`), parseError, false},
+		{"NUL escape in the id", rq("evi_flat_rotate", `"a\u0000"`, `[`+q(p)+`]`), parseError, false},
+		{"NUL escape in a member name", `{"jsonrpc":"2.0","method":"rotate","params":[` + q(p) + `],"id":64,"x\u0000":1}`, parseError, false},
+		{"raw NUL inside a string", rq("evi_flat_rotate", "65", `["`+p+"\x00"+`"]`), parseError, false},
+		{"raw NUL after the request", rq("evi_flat_rotate", "66", `[`+q(p)+`]`) + "\x00", parseError, false},
 
 		{"array request", `[` + rq("rotate", "70", `[`+q(p)+`]`) + `]`, f(invalidReqFmt, "null"), false},
 		{"string request", `"rotate"`, f(invalidReqFmt, "null"), false},
@@ -173,6 +186,7 @@ func TestMIOracle(t *testing.T) {
 // A request without an id is a notification: the command runs, the answer
 // is HTTP 202 with no body (OpenSIPS mi_http).
 func TestMINotification(t *testing.T) {
+	t.Parallel()
 	p := tempPaths(t, "e.log")[0]
 	b := newFileBackend(t, p)
 	h, _ := serve(t, "", b)
@@ -190,6 +204,7 @@ func TestMINotification(t *testing.T) {
 }
 
 func TestMIEmptyBody(t *testing.T) {
+	t.Parallel()
 	h, _ := serve(t, "", newFileBackend(t))
 	for _, body := range []string{"", " \r\n"} {
 		r := mi(t, h, body)
@@ -201,6 +216,7 @@ func TestMIEmptyBody(t *testing.T) {
 }
 
 func TestMIStatus(t *testing.T) {
+	t.Parallel()
 	ps := tempPaths(t, "a.log", "b.log", "shared.log")
 	b1 := newFileBackend(t, ps[0], ps[2])
 	b2 := newFileBackend(t, ps[1], ps[2])
@@ -248,6 +264,7 @@ func TestMIStatus(t *testing.T) {
 // Rotate asks every instance: a path shared by two is OK; an error other
 // than ErrNotManaged is code 500 with its message.
 func TestMIRotateAcrossBackends(t *testing.T) {
+	t.Parallel()
 	ps := tempPaths(t, "a.log", "b.log", "shared.log", "broken.log")
 	b1 := newFileBackend(t, ps[0], ps[2], ps[3])
 	b2 := newFileBackend(t, ps[1], ps[2])
@@ -268,5 +285,40 @@ func TestMIRotateAcrossBackends(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "input/output error") {
 		t.Fatalf("backend error not logged:\n%s", logs)
+	}
+}
+
+// mi_http serves its whole root: /mi, /mi/ and anything under it.
+func TestMIPrefix(t *testing.T) {
+	t.Parallel()
+	p := tempPaths(t, "e.log")[0]
+	b := newFileBackend(t, p)
+	h, _ := serve(t, "", b)
+	rot := []byte(`{"jsonrpc":"2.0","method":"rotate","params":[` + q(p) + `],"id":1}`)
+	for _, path := range []string{"/mi", "/mi/", "/mi/x", "/mi/json/rotate", "/mi/a%20b?x=1"} {
+		b.Write(t, p, "line\n")
+		r := do(t, h, http.MethodPost, path, "", rot)
+		if r.status != http.StatusOK || r.body != `{"jsonrpc":"2.0","result":"OK","id":1}` || r.header.Get("Content-Type") != "application/json" {
+			t.Fatalf("POST %s: %d %q", path, r.status, r.body)
+		}
+	}
+	if b.rotated(p) != 5 {
+		t.Fatalf("%d rotations, want 5", b.rotated(p))
+	}
+	for _, c := range []struct {
+		method, path string
+		status       int
+	}{
+		{http.MethodGet, "/mi/x", http.StatusMethodNotAllowed},
+		{http.MethodPut, "/mi/", http.StatusMethodNotAllowed},
+		{http.MethodPost, "/mix", http.StatusNotFound},
+		{http.MethodPost, "/m", http.StatusNotFound},
+	} {
+		if r := do(t, h, c.method, c.path, "", rot); r.status != c.status {
+			t.Fatalf("%s %s: %d, want %d", c.method, c.path, r.status, c.status)
+		}
+	}
+	if b.rotated(p) != 5 {
+		t.Fatal("a request outside /mi rotated")
 	}
 }

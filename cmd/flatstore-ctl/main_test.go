@@ -1,0 +1,383 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/flatstore/flatstore/flatstore"
+	"github.com/flatstore/flatstore/flatstore/control"
+)
+
+// TestMain runs the command itself when the test binary is called as
+// flatstore-ctl (TestLogrotate puts a link of that name in logrotate's PATH),
+// so no test has to build the binary.
+func TestMain(m *testing.M) {
+	if filepath.Base(os.Args[0]) == "flatstore-ctl" {
+		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+// backend is a small Backend: it manages paths by exact spelling; Rotate
+// marks one closed and counts it, or fails as told.
+type backend struct {
+	mu        sync.Mutex
+	open      map[string]bool
+	rotations map[string]int
+	fail      map[string]error
+}
+
+func newBackend(paths ...string) *backend {
+	b := &backend{open: map[string]bool{}, rotations: map[string]int{}, fail: map[string]error{}}
+	for _, p := range paths {
+		b.open[p] = true
+	}
+	return b
+}
+
+func (b *backend) Rotate(path string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.open[path]; !ok {
+		return flatstore.ErrNotManaged
+	}
+	if err := b.fail[path]; err != nil {
+		return err
+	}
+	b.open[path] = false
+	b.rotations[path]++
+	return nil
+}
+
+func (b *backend) Status() []flatstore.FileStatus {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []flatstore.FileStatus
+	for p, o := range b.open {
+		out = append(out, flatstore.FileStatus{Path: p, Open: o})
+	}
+	return out
+}
+
+func (b *backend) rotated(path string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.rotations[path]
+}
+
+// serve runs a real control server for b at addr (port 0 or a unix socket)
+// until the test ends.
+func serve(t *testing.T, addr, token string, b control.Backend) string {
+	t.Helper()
+	h, err := control.NewRegistry().Acquire(addr, b, control.Options{Token: token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Release)
+	return h.Addr()
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// ctl runs the command in-process, with FLATSTORE_ADDR and FLATSTORE_TOKEN
+// as env sets them (unset otherwise).
+func ctl(t *testing.T, env map[string]string, args ...string) result {
+	t.Helper()
+	for _, k := range []string{"FLATSTORE_ADDR", "FLATSTORE_TOKEN"} {
+		t.Setenv(k, env[k])
+	}
+	var out, errb bytes.Buffer
+	code := run(args, &out, &errb)
+	return result{code, out.String(), errb.String()}
+}
+
+func tempPaths(t *testing.T, names ...string) []string {
+	t.Helper()
+	dir := t.TempDir()
+	var out []string
+	for _, n := range names {
+		out = append(out, filepath.Join(dir, n))
+	}
+	return out
+}
+
+func TestRotate(t *testing.T) {
+	ps := tempPaths(t, "a.log", "b.log", "broken.log")
+	b := newBackend(ps...)
+	b.fail[ps[2]] = errors.New("close: input/output error")
+	addr := serve(t, "127.0.0.1:0", "", b)
+
+	// rotate: silent on success, every PATH in order.
+	r := ctl(t, nil, "-addr", addr, "rotate", ps[0], ps[1])
+	if r.code != 0 || r.stdout != "" || r.stderr != "" {
+		t.Fatalf("rotate: %+v", r)
+	}
+	if b.rotated(ps[0]) != 1 || b.rotated(ps[1]) != 1 {
+		t.Fatalf("rotations %v", b.rotations)
+	}
+	// The plugin's path setting may carry the OpenSIPS prefix.
+	if r = ctl(t, nil, "-addr", addr, "rotate", "flatstore:"+ps[0]); r.code != 0 || r.stderr != "" || b.rotated(ps[0]) != 2 {
+		t.Fatalf("flatstore: prefix: %+v", r)
+	}
+
+	// Stops at the first failure, with the server's message and the files
+	// the endpoint does manage.
+	r = ctl(t, nil, "-addr", addr, "rotate", ps[0], "/x", ps[1])
+	if r.code != 1 || r.stdout != "" || !strings.HasPrefix(r.stderr, "flatstore-ctl: /x: File not found (the endpoint at "+addr+" manages: ") ||
+		!strings.Contains(r.stderr, ps[1]) {
+		t.Fatalf("unknown path: %+v", r)
+	}
+	if b.rotated(ps[0]) != 3 || b.rotated(ps[1]) != 1 {
+		t.Fatalf("after a failure the next paths must not be rotated: %v", b.rotations)
+	}
+	for _, rel := range []string{"run/a.log", "flatstore:run/a.log"} {
+		r = ctl(t, nil, "-addr", addr, "rotate", rel)
+		if r.code != 1 || !strings.HasPrefix(r.stderr, "flatstore-ctl: "+rel+": File not found (the path must be absolute") {
+			t.Fatalf("relative path %s: %+v", rel, r)
+		}
+	}
+	r = ctl(t, nil, "-addr", addr, "rotate", ps[2])
+	if r.code != 1 || r.stderr != "flatstore-ctl: "+ps[2]+": close: input/output error (code 500)\n" {
+		t.Fatalf("failing rotate: %+v", r)
+	}
+	// -missingok: "File not found" is fine, other failures are not.
+	r = ctl(t, nil, "-addr", addr, "-missingok", "rotate", "/x", ps[1])
+	if r.code != 0 || r.stderr != "" || b.rotated(ps[1]) != 2 {
+		t.Fatalf("-missingok: %+v", r)
+	}
+	if r = ctl(t, nil, "-addr", addr, "-missingok", "rotate", ps[2]); r.code != 1 {
+		t.Fatalf("-missingok hides a real failure: %+v", r)
+	}
+
+	// status prints the JSON; FLATSTORE_ADDR is the default address.
+	r = ctl(t, map[string]string{"FLATSTORE_ADDR": addr}, "status")
+	var st struct {
+		Files []struct {
+			Path string `json:"path"`
+			Open bool   `json:"open"`
+		} `json:"files"`
+	}
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &st) != nil || len(st.Files) != 3 {
+		t.Fatalf("status: %+v", r)
+	}
+
+	// Usage errors exit 2; -h prints the usage and exits 0.
+	for _, args := range [][]string{
+		{}, {"-addr", addr}, {"frobnicate"}, {"-addr", addr, "rotate"}, {"-addr", addr, "status", "x"},
+		{"-bogus", "status"}, {"-addr", "nohostport", "status"}, {"-addr", "unix:", "status"}, {"-timeout", "0s", "status"},
+	} {
+		if r = ctl(t, nil, args...); r.code != 2 || !strings.HasPrefix(r.stderr, "flatstore-ctl: ") {
+			t.Fatalf("%q: %+v, want exit 2", args, r)
+		}
+	}
+	if r = ctl(t, nil, "-h"); r.code != 0 || !strings.Contains(r.stdout, "usage: flatstore-ctl") || !strings.Contains(r.stdout, "flatstore: prefix") {
+		t.Fatalf("-h: %+v", r)
+	}
+
+	// Nothing listening: exit 1 and why.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close()
+	if r = ctl(t, nil, "-addr", dead, "rotate", ps[0]); r.code != 1 || !strings.Contains(r.stderr, "connection refused") {
+		t.Fatalf("no server: %+v", r)
+	}
+}
+
+func TestTokenAndUnix(t *testing.T) {
+	p := tempPaths(t, "a.log")[0]
+	b := newBackend(p)
+	addr := serve(t, "unix:"+filepath.Join(t.TempDir(), "ctl.sock"), "s3cret-token-0123", b)
+
+	r := ctl(t, nil, "-addr", addr, "rotate", p)
+	if r.code != 1 || !strings.HasPrefix(r.stderr, "flatstore-ctl: "+p+": HTTP 401 Unauthorized") || b.rotated(p) != 0 {
+		t.Fatalf("without token: %+v", r)
+	}
+	if r = ctl(t, nil, "-addr", addr, "-token", "s3cret-token-0123", "rotate", p); r.code != 0 || b.rotated(p) != 1 {
+		t.Fatalf("-token: %+v", r)
+	}
+	env := map[string]string{"FLATSTORE_ADDR": addr, "FLATSTORE_TOKEN": "s3cret-token-0123"}
+	if r = ctl(t, env, "rotate", p); r.code != 0 || b.rotated(p) != 2 {
+		t.Fatalf("FLATSTORE_TOKEN: %+v", r)
+	}
+	if r = ctl(t, env, "-token", "wrong", "rotate", p); r.code != 1 || b.rotated(p) != 2 {
+		t.Fatalf("-token overrides FLATSTORE_TOKEN: %+v", r)
+	}
+}
+
+// squatter serves handle on a free loopback port: another program holding
+// the address flatstore-ctl calls.
+func squatter(t *testing.T, handle func(w http.ResponseWriter, req map[string]any)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req map[string]any
+		_ = json.NewDecoder(r.Body).Decode(&req)
+		handle(w, req)
+	}), ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String()
+}
+
+func reply(w http.ResponseWriter, v map[string]any) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// A squatted address makes no rotate look done: whatever holds it, unless
+// it is a flatstore that lists the very file, flatstore-ctl fails, and
+// -missingok does not hide it.
+func TestSquattedAddress(t *testing.T) {
+	p := tempPaths(t, "events.log")[0]
+	other := newBackend(filepath.Join(filepath.Dir(p), "other.log"))
+	cases := []struct {
+		name string
+		addr string
+		want string
+	}{
+		{"plain OK", squatter(t, func(w http.ResponseWriter, _ map[string]any) {
+			_, _ = w.Write([]byte("OK"))
+		}), `is not a flatstore control endpoint (its reply to event_flatstore:status is not JSON-RPC 2.0: "OK")`},
+		{"canned JSON-RPC OK", squatter(t, func(w http.ResponseWriter, _ map[string]any) {
+			reply(w, map[string]any{"jsonrpc": "2.0", "result": "OK", "id": 1})
+		}), "is not a flatstore control endpoint (its reply to event_flatstore:status carries the id 1, not"},
+		{"an OpenSIPS MI", squatter(t, func(w http.ResponseWriter, req map[string]any) {
+			if req["method"] == "event_flatstore:status" {
+				reply(w, map[string]any{"jsonrpc": "2.0", "error": map[string]any{"code": -32601, "message": "Method not found"}, "id": req["id"]})
+				return
+			}
+			reply(w, map[string]any{"jsonrpc": "2.0", "result": "OK", "id": req["id"]})
+		}), "is not a flatstore control endpoint (it answers MI but has no event_flatstore:status (an OpenSIPS?))"},
+		{"OK to every method", squatter(t, func(w http.ResponseWriter, req map[string]any) {
+			reply(w, map[string]any{"jsonrpc": "2.0", "result": "OK", "id": req["id"]})
+		}), `is not a flatstore control endpoint (its event_flatstore:status result is not a list of files: "OK")`},
+		{"a look-alike that lists other files", squatter(t, func(w http.ResponseWriter, req map[string]any) {
+			if req["method"] == "event_flatstore:status" {
+				reply(w, map[string]any{"jsonrpc": "2.0", "result": map[string]any{"files": []any{map[string]any{"path": "/elsewhere.log"}}}, "id": req["id"]})
+				return
+			}
+			reply(w, map[string]any{"jsonrpc": "2.0", "result": "OK", "id": req["id"]})
+		}), "answered OK but does not list " + p + " among its files (/elsewhere.log): it is not the plugin writing this file"},
+		{"an HTTP server", squatter(t, func(w http.ResponseWriter, _ map[string]any) {
+			http.NotFound(w, nil)
+		}), "HTTP 404 Not Found"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			for _, flags := range [][]string{nil, {"-missingok"}} {
+				args := append(append([]string{"-addr", c.addr}, flags...), "rotate", p)
+				r := ctl(t, nil, args...)
+				if r.code != 1 || !strings.HasPrefix(r.stderr, "flatstore-ctl: "+p+": ") || !strings.Contains(r.stderr, c.want) {
+					t.Fatalf("%q: %+v\nwant exit 1 and %q", args, r, c.want)
+				}
+			}
+			if strings.Contains(c.name, "look-alike") {
+				return // its status is well formed
+			}
+			if r := ctl(t, nil, "-addr", c.addr, "status"); r.code != 1 || r.stdout != "" {
+				t.Fatalf("status: %+v", r)
+			}
+		})
+	}
+
+	// Another flatstore (a second Fluent Bit) holds the address: its answer
+	// is honest, "File not found", naming what it does manage.
+	addr := serve(t, "127.0.0.1:0", "", other)
+	r := ctl(t, nil, "-addr", addr, "rotate", p)
+	if r.code != 1 || !strings.Contains(r.stderr, "File not found (the endpoint at "+addr+" manages: "+filepath.Join(filepath.Dir(p), "other.log")+")") {
+		t.Fatalf("another flatstore: %+v", r)
+	}
+	if other.rotated(filepath.Join(filepath.Dir(p), "other.log")) != 0 {
+		t.Fatal("another flatstore's file was rotated")
+	}
+}
+
+// TestLogrotate renders conf/logrotate.conf for a temporary directory and
+// runs the real logrotate with this command in its PATH against a server:
+// the files are renamed, the plugin side is asked to reopen each, and a
+// path the endpoint does not manage makes the run fail.
+func TestLogrotate(t *testing.T) {
+	lr, err := exec.LookPath("logrotate")
+	if err != nil {
+		if _, err := os.Stat("/usr/sbin/logrotate"); err != nil {
+			t.Skip("logrotate is not installed (make deps installs it)")
+		}
+		lr = "/usr/sbin/logrotate"
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := t.TempDir()
+	if err := os.Symlink(self, filepath.Join(bin, "flatstore-ctl")); err != nil {
+		t.Fatal(err)
+	}
+	conf, err := os.ReadFile("../../conf/logrotate.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	if err := os.MkdirAll(filepath.Join(out, "by-event"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	rendered := filepath.Join(dir, "logrotate.conf")
+	if err := os.WriteFile(rendered, bytes.ReplaceAll(conf, []byte("/var/log/flatstore"), []byte(out)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	main := filepath.Join(out, "events.log")
+	open := filepath.Join(out, "by-event", "E_OPEN.log")
+	idle := filepath.Join(out, "by-event", "E_IDLE.log") // closed as idle: not managed now
+	for _, p := range []string{main, open, idle} {
+		if err := os.WriteFile(p, []byte("first\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := newBackend(main, open)
+	addr := serve(t, "127.0.0.2:0", "s3cret-token-0123", b)
+	logrotate := func(env ...string) ([]byte, error) {
+		cmd := exec.Command(lr, "--force", "--state", filepath.Join(dir, "state"), rendered)
+		cmd.Env = append([]string{"PATH=" + bin + ":" + os.Getenv("PATH")}, env...)
+		return cmd.CombinedOutput()
+	}
+	if outb, err := logrotate("FLATSTORE_ADDR="+addr, "FLATSTORE_TOKEN=s3cret-token-0123"); err != nil {
+		t.Fatalf("logrotate: %v\n%s", err, outb)
+	}
+	for _, p := range []string{main, open, idle} {
+		if got, _ := os.ReadFile(p + ".1"); string(got) != "first\n" {
+			t.Fatalf("%s.1 holds %q", p, got)
+		}
+	}
+	if b.rotated(main) != 1 || b.rotated(open) != 1 {
+		t.Fatalf("rotations %v, want one each for %s and %s", b.rotations, main, open)
+	}
+
+	// An endpoint that does not manage the configured path fails the run.
+	if err := os.WriteFile(main, []byte("second\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	addr2 := serve(t, "127.0.0.3:0", "", newBackend())
+	outb, err := logrotate("FLATSTORE_ADDR=" + addr2)
+	if err == nil || !strings.Contains(string(outb), "flatstore-ctl: "+main+": File not found") {
+		t.Fatalf("logrotate with an endpoint that does not manage %s: %v\n%s", main, err, outb)
+	}
+}

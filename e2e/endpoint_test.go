@@ -1,0 +1,352 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/flatstore/flatstore/flatstore/control"
+	"github.com/flatstore/flatstore/internal/fbtest"
+)
+
+// The control endpoint's hardening through the real .so in the C host
+// (SPEC §5): a flood of idle connections costs neither descriptors nor
+// memory and never locks out a rotate; Host values that do not name this
+// machine are refused (DNS rebinding); a unix socket of the longest legal
+// path binds; the MI replies follow a real OpenSIPS.
+
+// ctlClient is the control client of addr, closed when the test ends.
+func ctlClient(t testing.TB, addr, token string) *control.Client {
+	t.Helper()
+	c, err := control.NewClient(addr, token, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// plainRotate sends POST /rotate?path= and returns the status and body.
+func plainRotate(c *control.Client, path string) (int, string, error) {
+	code, body, err := c.Do(http.MethodPost, "/rotate?path="+url.QueryEscape(path), nil)
+	return code, string(body), err
+}
+
+// healthy reports whether GET /healthz answers "ok".
+func healthy(addr string) bool {
+	c, err := control.NewClient(addr, "", time.Second)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	code, body, err := c.Do(http.MethodGet, "/healthz", nil)
+	return err == nil && code == http.StatusOK && string(body) == "ok\n"
+}
+
+// hostPID finds the host process whose command line holds arg (a path
+// unique to the test).
+func hostPID(t *testing.T, arg string) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Skipf("no /proc: %v", err)
+	}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err != nil {
+			continue
+		}
+		for _, a := range bytes.Split(cmdline, []byte{0}) {
+			if string(a) == arg {
+				return pid
+			}
+		}
+	}
+	t.Fatalf("no process runs with %q", arg)
+	return 0
+}
+
+// fdCount is the number of descriptors process pid holds.
+func fdCount(pid int) int {
+	ents, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/fd")
+	if err != nil {
+		return -1
+	}
+	return len(ents)
+}
+
+// raiseNofile makes sure this process may hold n descriptors.
+func raiseNofile(t *testing.T, n uint64) {
+	t.Helper()
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		t.Fatal(err)
+	}
+	if rl.Cur >= n {
+		return
+	}
+	if rl.Max < n {
+		t.Skipf("RLIMIT_NOFILE hard limit %d < %d: cannot open the flood", rl.Max, n)
+	}
+	old := rl.Cur
+	rl.Cur = n
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rl.Cur = old; _ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl) })
+}
+
+func lineCount(p string) int {
+	data, _ := os.ReadFile(p)
+	return bytes.Count(data, []byte("\n"))
+}
+
+// TestEndpointConnectionFlood: 3 000 connections that send nothing (a few
+// half a request line) are opened and held for seconds while the host keeps
+// flushing. The host never holds more than 400 descriptors nor grows by 50
+// MB, a rotate is answered during the flood and at once after it, and every
+// record is on disk exactly once.
+func TestEndpointConnectionFlood(t *testing.T) {
+	const (
+		idle    = 3000
+		records = 40_000
+		hold    = 3 * time.Second
+		maxFDs  = 400
+		maxGrow = 50 << 10 // KiB
+	)
+	raiseNofile(t, idle+1000)
+	addr := fbtest.FreeTCPAddr(t)
+	out := filepath.Join(t.TempDir(), "flood.log")
+	in := seqInput(t, records)
+	// 400 chunks 20 ms apart: about 8 s of flushing, longer than the flood.
+	h := fbtest.StartHost(t, "-in", in, "-chunk", "100", "-chunk-delay-us", "20000", "-hold-ms", "5000",
+		"-p", "path="+out, "-p", "control_listen="+addr)
+	done := hostDone(h)
+	waitHealthy(t, h, done, addr)
+	pid := hostPID(t, "path="+out)
+	ctl := ctlClient(t, addr, "")
+	waitLines(t, h, done, out, 1)
+	baseFDs, baseRSS := fdCount(pid), procStatusKB(pid, "VmRSS")
+	linesBefore := lineCount(out)
+
+	// Sample the host while the flood lasts.
+	var mu sync.Mutex
+	peakFDs, peakRSS := baseFDs, baseRSS
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			n, rss := fdCount(pid), procStatusKB(pid, "VmRSS")
+			mu.Lock()
+			peakFDs, peakRSS = max(peakFDs, n), max(peakRSS, rss)
+			mu.Unlock()
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
+
+	conns := make([]net.Conn, 0, idle)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	var dialErr error
+	for i := range idle {
+		c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+		if err != nil {
+			dialErr = fmt.Errorf("connection %d: %v", i, err)
+			break
+		}
+		if i%10 == 5 {
+			_, _ = io.WriteString(c, "POST /mi HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-")
+		}
+		conns = append(conns, c)
+	}
+	if dialErr != nil {
+		close(stop)
+		t.Fatalf("opening the flood: %v", dialErr)
+	}
+	held := time.Now()
+
+	// A rotate while every one of them is still open.
+	t0 := time.Now()
+	errDuring := ctl.Rotate(out)
+	during := time.Since(t0)
+	time.Sleep(hold - time.Since(held))
+	linesDuring := lineCount(out)
+	for _, c := range conns {
+		c.Close()
+	}
+	conns = conns[:0]
+	t0 = time.Now()
+	errAfter := ctl.Rotate(out)
+	after := time.Since(t0)
+	close(stop)
+	<-sampled
+
+	t.Logf("host: %d descriptors and %d KiB before the flood; at most %d descriptors and %d KiB (+%d KiB) during it",
+		baseFDs, baseRSS, peakFDs, peakRSS, peakRSS-baseRSS)
+	t.Logf("rotate during the flood: %v (%v); right after it: %v (%v); %d lines written while it was held",
+		during, errDuring, after, errAfter, linesDuring-linesBefore)
+	if errDuring != nil {
+		t.Errorf("rotate during the flood: %v", errDuring)
+	}
+	if errAfter != nil {
+		t.Errorf("rotate after the flood: %v", errAfter)
+	}
+	if peakFDs >= maxFDs {
+		t.Errorf("the host held %d descriptors during the flood, want fewer than %d", peakFDs, maxFDs)
+	}
+	if peakRSS-baseRSS >= maxGrow {
+		t.Errorf("the host grew by %d KiB during the flood, want less than %d", peakRSS-baseRSS, maxGrow)
+	}
+	if linesDuring <= linesBefore {
+		t.Errorf("no line written while the flood was held (%d before, %d after)", linesBefore, linesDuring)
+	}
+
+	sum, stderr, code := h.Wait()
+	hostOK(t, sum, stderr, code, records)
+	c := newSeqCount(records)
+	c.add(out, readMaybeGzip(t, out), "")
+	c.check(t)
+	if !strings.Contains(stderr, "connections open, the most it holds") {
+		t.Errorf("the flood was not logged:\n%s", tail(stderr, 3000))
+	}
+	if n := strings.Count(stderr, "connections open, the most it holds"); n > 10 {
+		t.Errorf("the flood was logged %d times: it must be rate-limited", n)
+	}
+}
+
+// rawHostStatus sends GET /status with the given Host header on a fresh
+// connection to a TCP addr.
+func rawHostStatus(addr, host string) (int, string, error) {
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return 0, "", err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(c, "GET /status HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", host)
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), nil
+}
+
+// TestEndpointHostCheck: the .so's loopback endpoint answers 421 to every
+// Host a rebound web page would send, and serves the loopback names.
+func TestEndpointHostCheck(t *testing.T) {
+	addr := fbtest.FreeTCPAddr(t)
+	out := filepath.Join(t.TempDir(), "host.log")
+	h := fbtest.StartHost(t, "-in", seqInput(t, lifeRecords), "-hold-ms", "1500", "-p", "path="+out, "-p", "control_listen="+addr)
+	done := hostDone(h)
+	waitLines(t, h, done, out, lifeRecords)
+	_, port, _ := net.SplitHostPort(addr)
+	for _, host := range []string{
+		"evil.example", "evil.example:" + port, "127.0.0.1.nip.io:" + port, "localhost.evil.example", "0.0.0.0:" + port,
+		"10.1.2.3", "[::2]", "flatstore", "localhost.",
+	} {
+		code, body, err := rawHostStatus(addr, host)
+		if err != nil || code != http.StatusMisdirectedRequest || strings.Contains(body, out) {
+			t.Errorf("Host %q: %d %q %v, want 421 and no file named", host, code, body, err)
+		}
+	}
+	for _, host := range []string{"127.0.0.1:" + port, "localhost:" + port, "[::1]:" + port} {
+		if code, body, err := rawHostStatus(addr, host); err != nil || code != http.StatusOK || !strings.Contains(body, out) {
+			t.Errorf("Host %q: %d %q %v, want the status", host, code, body, err)
+		}
+	}
+	sum, stderr, code := h.Wait()
+	hostOK(t, sum, stderr, code, lifeRecords)
+}
+
+// TestEndpointUnixMaxPath: control_listen on a unix socket whose path has
+// the 107 bytes sun_path allows, in a long directory with a short name:
+// it binds, and flatstore-ctl's client rotates through it.
+func TestEndpointUnixMaxPath(t *testing.T) {
+	const name = "c.sock"
+	base := t.TempDir()
+	if len(base) > 100 {
+		t.Skipf("the temporary directory %s is too long for this test", base)
+	}
+	dir := filepath.Join(base, strings.Repeat("d", 107-len(name)-len(base)-2))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, name)
+	out := filepath.Join(base, "unix.log")
+	h := fbtest.StartHost(t, "-in", seqInput(t, lifeRecords), "-hold-ms", "1500", "-p", "path="+out, "-p", "control_listen=unix:"+sock)
+	done := hostDone(h)
+	waitLines(t, h, done, out, lifeRecords)
+	if err := ctlClient(t, "unix:"+sock, "").Rotate(out); err != nil {
+		t.Fatalf("rotate over the %d-byte socket path: %v; stderr:\n%s", len(sock), err, h.Stderr())
+	}
+	sum, stderr, code := h.Wait()
+	hostOK(t, sum, stderr, code, lifeRecords)
+	if _, err := os.Lstat(sock); !os.IsNotExist(err) {
+		t.Errorf("socket left after exit: %v", err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("%s holds %d entries after exit", dir, len(ents))
+	}
+}
+
+// TestEndpointMIFidelity: the MI replies of the .so where a real OpenSIPS
+// 3.6.8/4.0.1 was recorded: /mi/ and anything under it is MI, a string id
+// comes back with its UTF-8 raw, a numeric path_to_file is taken as its
+// text, and a NUL is a parse error.
+func TestEndpointMIFidelity(t *testing.T) {
+	addr := fbtest.FreeTCPAddr(t)
+	out := filepath.Join(t.TempDir(), "mi.log")
+	h := fbtest.StartHost(t, "-in", seqInput(t, lifeRecords), "-hold-ms", "1500", "-p", "path="+out, "-p", "control_listen="+addr)
+	done := hostDone(h)
+	waitLines(t, h, done, out, lifeRecords)
+	ctl := ctlClient(t, addr, "")
+	rot := func(id, params string) string {
+		return `{"jsonrpc":"2.0","method":"evi_flat_rotate","params":` + params + `,"id":` + id + `}`
+	}
+	p := strconv.Quote(out)
+	for _, c := range []struct{ path, body, want string }{
+		{"/mi", rot(`"\u00e9"`, `[`+p+`]`), `{"jsonrpc":"2.0","result":"OK","id":"é"}`},
+		{"/mi/", rot(`1`, `{"path_to_file":`+p+`}`), `{"jsonrpc":"2.0","result":"OK","id":1}`},
+		{"/mi/json/anything", rot(`"x\n"`, `[`+p+`]`), `{"jsonrpc":"2.0","result":"OK","id":"x\n"}`},
+		{"/mi", rot(`2`, `{"path_to_file":5}`), `{"jsonrpc":"2.0","error":{"code":400,"message":"File not found"},"id":2}`},
+		{"/mi", rot(`3`, `[12.5]`), `{"jsonrpc":"2.0","error":{"code":400,"message":"File not found"},"id":3}`},
+		{"/mi", rot(`4`, `[`+p[:len(p)-1]+`\u0000"]`), `{"jsonrpc":"2.0","error":{"code":-32700,"message":"Parse error"},"id":null}`},
+		{"/mi", rot(`5`, `[`+p+`]`) + "\x00", `{"jsonrpc":"2.0","error":{"code":-32700,"message":"Parse error"},"id":null}`},
+	} {
+		code, body, err := ctl.Do(http.MethodPost, c.path, []byte(c.body))
+		if err != nil || code != http.StatusOK || string(body) != c.want {
+			t.Errorf("POST %s %q:\n got %d %s %v\nwant 200 %s", c.path, c.body, code, body, err, c.want)
+		}
+	}
+	sum, stderr, code := h.Wait()
+	hostOK(t, sum, stderr, code, lifeRecords)
+	if n := strings.Count(stderr, "(mi)"); n != 3 {
+		t.Errorf("%d rotations logged, want 3:\n%s", n, tail(stderr, 3000))
+	}
+}

@@ -1,0 +1,250 @@
+package control
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/flatstore/flatstore/flatstore"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// server is one listener and its HTTP server.
+type server struct {
+	reg     *Registry
+	addr    string // as acquired, the registry key
+	bound   string // what Addr reports
+	token   string
+	metrics prometheus.Gatherer
+	log     *flatstore.Logger // of the instance that started it, for server-level messages
+	lim     limits
+
+	// checkHost is set on loopback and unix listeners: only Host values
+	// that name this machine are served (DNS rebinding). listenHost is the
+	// host part of the configured address, also accepted.
+	checkHost  bool
+	listenHost string
+
+	ln     net.Listener
+	hs     *http.Server
+	served chan struct{}  // closed when Serve returns
+	wg     sync.WaitGroup // one per admitted connection until it is closed
+
+	connMu sync.Mutex
+	conns  map[net.Conn]*connInfo // admitted and not closed yet
+	seq    uint64                 // admission order
+
+	unixPath string      // socket file to remove on stop
+	unixFile fs.FileInfo // the socket file we created, so we never remove another's
+
+	mu      sync.Mutex
+	handles []*Handle
+}
+
+// connInfo is what the server knows of one connection.
+type connInfo struct {
+	seq   uint64
+	state http.ConnState // StateNew, StateActive or StateIdle
+}
+
+func start(r *Registry, addr string, o Options, lim limits) (*server, error) {
+	s := &server{
+		reg: r, addr: addr, token: o.Token, metrics: o.Metrics, log: o.Log, lim: lim,
+		served: make(chan struct{}), conns: map[net.Conn]*connInfo{},
+	}
+	switch {
+	case isOff(addr):
+		return nil, fmt.Errorf("control_listen %q: nothing to listen on", addr)
+	case strings.HasPrefix(addr, "unix:"):
+		path := strings.TrimPrefix(addr, "unix:")
+		ln, fi, err := listenUnix(path)
+		if err != nil {
+			return nil, fmt.Errorf("control_listen %q: %w", addr, err)
+		}
+		s.ln, s.unixPath, s.unixFile, s.bound = ln, path, fi, addr
+		s.checkHost = true
+	default:
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("control_listen %q: %w", addr, err)
+		}
+		s.ln, s.bound = ln, ln.Addr().String()
+		if ap, err := netip.ParseAddrPort(s.bound); err == nil && ap.Addr().Unmap().IsLoopback() {
+			s.checkHost = true
+			if h, _, err := net.SplitHostPort(addr); err == nil {
+				s.listenHost = h
+			}
+		}
+	}
+	s.hs = &http.Server{
+		Handler:           s.routes(),
+		ReadHeaderTimeout: lim.readHeaderTimeout,
+		ReadTimeout:       lim.readTimeout,
+		WriteTimeout:      lim.writeTimeout,
+		IdleTimeout:       lim.idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          log.New(logWriter{s}, "", 0),
+		ConnState:         s.connState,
+	}
+	go func() {
+		defer close(s.served)
+		if err := s.hs.Serve(capListener{s.ln, s}); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.logger().Errorf("control endpoint %s stopped: %v", s.bound, err)
+		}
+	}()
+	return s, nil
+}
+
+// capListener admits each accepted connection through the server's cap.
+type capListener struct {
+	net.Listener
+	s *server
+}
+
+func (l capListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if l.s.admit(c) {
+			return c, nil
+		}
+	}
+}
+
+// admit counts c in, or refuses it. At the cap, the oldest connection that
+// has not sent a whole request yet (a new one, or an idle keep-alive one)
+// is closed to make room: a flood of idle connections can never lock out a
+// real rotate, nor hold more than maxConns descriptors. Only when every
+// connection has a request in flight (each bounded by the read and write
+// timeouts) is c itself closed.
+func (s *server) admit(c net.Conn) bool {
+	evicted := false
+	s.connMu.Lock()
+	if len(s.conns) >= s.lim.maxConns {
+		var victim net.Conn
+		var oldest uint64
+		for vc, ci := range s.conns {
+			if ci.state != http.StateActive && (victim == nil || ci.seq < oldest) {
+				victim, oldest = vc, ci.seq
+			}
+		}
+		if victim == nil {
+			s.connMu.Unlock()
+			_ = c.Close()
+			s.logger().LimitedWarnf("control-conns-busy", "control endpoint %s: %d requests in flight, the most it holds; "+
+				"a new connection was closed", s.bound, s.lim.maxConns)
+			return false
+		}
+		delete(s.conns, victim) // its StateClosed still comes, and ends its count in wg
+		_ = victim.Close()
+		evicted = true
+	}
+	s.seq++
+	s.conns[c] = &connInfo{seq: s.seq, state: http.StateNew}
+	s.wg.Add(1)
+	s.connMu.Unlock()
+	if evicted {
+		s.logger().LimitedWarnf("control-conns-full", "control endpoint %s: %d connections open, the most it holds; "+
+			"closed the oldest one that had not sent a request (is a client opening connections and sending nothing?)",
+			s.bound, s.lim.maxConns)
+	}
+	return true
+}
+
+// connState follows each admitted connection: whether it is in a request,
+// and its end.
+func (s *server) connState(c net.Conn, st http.ConnState) {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	switch st {
+	case http.StateActive, http.StateIdle:
+		if ci := s.conns[c]; ci != nil {
+			ci.state = st
+		}
+	case http.StateClosed, http.StateHijacked:
+		delete(s.conns, c)
+		s.wg.Done()
+	}
+}
+
+// connCount is the number of connections the server holds now.
+func (s *server) connCount() int {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	return len(s.conns)
+}
+
+// stop closes the listener, lets requests in flight finish for up to
+// shutdownTimeout, closes every other connection and waits for the
+// goroutines.
+func (s *server) stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), s.lim.shutdownTimeout)
+	defer cancel()
+	shut := make(chan error, 1)
+	go func() { shut <- s.hs.Shutdown(ctx) }()
+	<-s.served // the listener is closed: no new connection from here on
+	// Shutdown would wait up to 5 s for a connection that has not sent a
+	// whole request yet; it has nothing in flight, so close it now.
+	s.connMu.Lock()
+	for c, ci := range s.conns {
+		if ci.state == http.StateNew {
+			_ = c.Close()
+		}
+	}
+	s.connMu.Unlock()
+	if err := <-shut; err != nil {
+		s.logger().Warnf("control endpoint %s: requests still running after %v, closing them", s.bound, s.lim.shutdownTimeout)
+	}
+	_ = s.hs.Close()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(s.lim.shutdownTimeout):
+		s.logger().Warnf("control endpoint %s: a request handler did not return within %v", s.bound, s.lim.shutdownTimeout)
+	}
+	if s.unixPath != "" {
+		if fi, err := os.Lstat(s.unixPath); err == nil && os.SameFile(fi, s.unixFile) {
+			_ = os.Remove(s.unixPath)
+		}
+	}
+}
+
+// handlesSnapshot returns the attached handles, in attach order.
+func (s *server) handlesSnapshot() []*Handle {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]*Handle(nil), s.handles...)
+}
+
+// logger returns the logger of the oldest attached instance, or the one that
+// started the server.
+func (s *server) logger() *flatstore.Logger {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, h := range s.handles {
+		if h.log != nil {
+			return h.log
+		}
+	}
+	return s.log
+}
+
+// logWriter sends net/http's own error messages to the instance logger.
+type logWriter struct{ s *server }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	w.s.logger().LimitedWarnf("control-http", "control endpoint %s: %s", w.s.bound, strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
