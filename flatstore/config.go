@@ -589,13 +589,21 @@ func parseSize(v string) (int64, error) {
 	return n * mult, nil
 }
 
+// maxUnixPath is the longest unix socket path Linux binds (sun_path holds
+// 108 bytes with the terminating NUL).
+const maxUnixPath = 107
+
 func checkListen(v string) error {
 	switch {
 	case strings.EqualFold(v, "off"):
 		return nil
 	case strings.HasPrefix(v, "unix:"):
-		if !filepath.IsAbs(strings.TrimPrefix(v, "unix:")) {
+		p := strings.TrimPrefix(v, "unix:")
+		if !filepath.IsAbs(p) {
 			return errors.New("a unix socket needs an absolute path: unix:/run/flatstore.sock")
+		}
+		if len(p) > maxUnixPath {
+			return fmt.Errorf("a unix socket path holds at most %d bytes (sun_path); this one has %d", maxUnixPath, len(p))
 		}
 		return nil
 	}

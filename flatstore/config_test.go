@@ -63,6 +63,7 @@ func TestConfigInvalid(t *testing.T) {
 		{"control_listen", flatstore.MapGetter{"control_listen": "nowhere"}, []string{`control_listen "nowhere": must be HOST:PORT`}},
 		{"control_listen port", flatstore.MapGetter{"control_listen": "127.0.0.1:99999"}, []string{`control_listen "127.0.0.1:99999"`}},
 		{"control_listen relative unix", flatstore.MapGetter{"control_listen": "unix:x.sock"}, []string{`control_listen "unix:x.sock": a unix socket needs an absolute path`}},
+		{"control_listen unix too long", flatstore.MapGetter{"control_listen": "unix:/" + strings.Repeat("s", 107)}, []string{`a unix socket path holds at most 107 bytes (sun_path); this one has 108`}},
 		{"control_listen public", flatstore.MapGetter{"control_listen": "0.0.0.0:2021"}, []string{`control_listen "0.0.0.0:2021": a non-loopback address needs control_token`}},
 		{"token space", flatstore.MapGetter{"control_token": "a b"}, []string{`control_token "(redacted)": must not contain white space`}},
 		{"token short", flatstore.MapGetter{"control_token": "s3cret"}, []string{`control_token "(redacted)": must be at least 16 bytes (it is 6)`}},
