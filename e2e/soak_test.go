@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -22,13 +23,19 @@ import (
 
 // TestSoak runs the real plugin in the C host for FLATSTORE_SOAK (a Go
 // duration; the test is skipped without it; `make soak` sets 60s): four
-// workers flush concurrently into an always busy file and a rolling set of
-// shard files that go idle and are closed by idle_timeout, while the test
-// moves files away and asks the control endpoint to rotate them, as
-// logrotate does. The input is replayed through hot reloads (-reload) until
-// the time is used. At the end every record must be on disk exactly once per
-// generation, every line whole, and the host's resident memory must not have
-// grown after the first generation.
+// workers flush concurrently into an always busy file, a rolling set of
+// shard files that go idle and are closed by idle_timeout, and 1 000
+// distinct template values (more than max_open_sockets: the least recently
+// used files are closed for new ones), while the test moves files away and
+// asks the control endpoint to rotate them, as logrotate does. Hostile
+// records ride in every chunk: 300-byte names, a FIFO and a planted symlink
+// at rendered paths (dropped as bad_path), key bombs. A second output writes
+// every record to one static file in the same process. The input is
+// replayed through hot reloads (-reload) until the time is used. At the end
+// every good record must be on disk exactly once per generation in the
+// template output and the static one, every line whole, the static output
+// never asked to retry (no output waits on another), and the host's resident
+// memory must not have grown after the first generation.
 func TestSoak(t *testing.T) {
 	env := os.Getenv("FLATSTORE_SOAK")
 	if env == "" {
@@ -53,20 +60,45 @@ func TestSoak(t *testing.T) {
 	gens := max(1, int(dur/genTime))
 	records := chunks * per
 
-	dir := t.TempDir()
+	const users = 1000 // distinct template values, over max_open_sockets 100
+	dir, outside, allDir := t.TempDir(), t.TempDir(), t.TempDir()
+	secret := filepath.Join(outside, "secret")
+	if err := os.WriteFile(secret, []byte("keep\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(secret, filepath.Join(dir, "evil.log")); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(filepath.Join(dir, "fifo.log"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bomb, _ := keyBombBody(30)
+	long := strings.Repeat("L", 300)
 	pad := strings.Repeat("p", 30)
 	var frames [][]byte
+	hostile := 0 // per generation
 	for c := 0; c < chunks; c++ {
 		var b []byte
 		shard := "s" + strconv.Itoa(c/chunksShard%shards)
 		for r := 0; r < per; r++ {
 			n := c*per + r
 			file := "hot"
-			if n%2 == 1 {
+			switch {
+			case n%10 == 5:
+				file = "u" + strconv.Itoa(n/10%users)
+			case n%2 == 1:
 				file = shard
 			}
 			b = fbtest.AppendRecord(b, fbtest.Record{Time: time.Unix(1700000000+int64(n), 0), Body: fbtest.KV{
 				"event", "E_SOAK", "file", file, "n", n, "say", "a,b\nc", "pad", pad}})
+		}
+		for _, f := range []string{long, "fifo", "evil"} {
+			b = fbtest.AppendRecord(b, fbtest.Record{Body: fbtest.KV{"event", "E_BAD", "file", f}})
+			hostile++
+		}
+		if c%20 == 0 {
+			b = fbtest.AppendRecord(b, fbtest.Record{Body: fbtest.Raw(bomb)})
+			hostile++
 		}
 		frames = append(frames, b)
 	}
@@ -79,7 +111,8 @@ func TestSoak(t *testing.T) {
 		"-chunk-delay-us", strconv.Itoa(delayUS), "-reload", strconv.Itoa(gens-1),
 		"-retry-max", "1000", "-retry-wait-ms", "50",
 		"-p", "path="+filepath.Join(dir, "$file.log"), "-p", "idle_timeout=1s",
-		"-p", "control_listen="+addr)
+		"-p", "control_listen="+addr,
+		"-next", "-p", "path="+filepath.Join(allDir, "all.log"), "-p", "control_listen="+addr)
 	var stdout bytes.Buffer
 	stderrR, stderrW := io.Pipe()
 	cmd.Stdout, cmd.Stderr = &stdout, stderrW
@@ -101,7 +134,7 @@ func TestSoak(t *testing.T) {
 		for sc.Scan() {
 			l := sc.Text()
 			// Each generation ends with ExitCtx, which logs "closed".
-			if strings.Contains(l, "] closed") {
+			if strings.Contains(l, "[output:flatstore:flatstore.0] closed") {
 				gensDone.Add(1)
 				if rss := procStatusKB(pid, "VmRSS"); rss > 0 {
 					rssMu.Lock()
@@ -184,10 +217,14 @@ func TestSoak(t *testing.T) {
 		t.Errorf("host: %v", werr)
 	}
 	sum, err := fbtest.ParseSummary(stdout.Bytes())
-	if err != nil || !sum.Found || len(sum.Instances) != 1 {
+	if err != nil || !sum.Found || len(sum.Instances) != 2 {
 		t.Fatalf("summary %q: %v", stdout.String(), err)
 	}
-	s := sum.Instances[0]
+	s, all := sum.Instances[0], sum.Instances[1]
+	t.Logf("static output: %+v", all)
+	if all.Retries != 0 || all.OKChunks != int64(gens*chunks) {
+		t.Errorf("the static output was held up: %+v", all)
+	}
 	t.Logf("host: %+v wall_s=%.1f cpu_user_s=%.1f cpu_sys_s=%.1f", s, sum.WallS, sum.CPUUserS, sum.CPUSysS)
 	t.Logf("rotations: %d OK, %d not open (404), %d refused (reload window); open files: max %d over %d samples",
 		rotOK.Load(), rotMissing.Load(), rotErr.Load(), maxOpen.Load(), samples.Load())
@@ -205,14 +242,26 @@ func TestSoak(t *testing.T) {
 	}
 	stderrMu.Unlock()
 
-	if s.OKRecords != int64(gens*records) || s.Errors != 0 || s.DroppedChunks != 0 {
+	if s.OKRecords != int64(gens*(records+hostile)) || s.Errors != 0 || s.DroppedChunks != 0 {
 		t.Errorf("summary %+v: want every chunk of %d generations OK", s, gens)
+	}
+	if got := fbtest.ReadText(t, secret); got != "keep\n" {
+		t.Errorf("the file behind the planted link was written: %q", got)
+	}
+	if n := len(fbtest.ReadLines(t, filepath.Join(allDir, "all.log"))); n != gens*(records+hostile) {
+		t.Errorf("the static output holds %d lines, want %d", n, gens*(records+hostile))
 	}
 	// Count every record across the files and their rotated copies.
 	count := make([]uint16, records)
 	files, _ := filepath.Glob(filepath.Join(dir, "*.log*"))
 	lines := 0
 	for _, f := range files {
+		if fi, err := os.Lstat(f); err != nil || !fi.Mode().IsRegular() {
+			continue // the FIFO and the planted link
+		}
+		if strings.HasPrefix(filepath.Base(f), "_.log") {
+			continue // the key bombs: no "file" key
+		}
 		data, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
@@ -248,9 +297,10 @@ func TestSoak(t *testing.T) {
 	if rotOK.Load() == 0 {
 		t.Errorf("no rotation succeeded")
 	}
-	// Without idle_timeout every shard file would stay open (1 + 8).
-	if samples.Load() == 0 || maxOpen.Load() >= 1+shards {
-		t.Errorf("open files reached %d (%d samples): idle files are not being closed", maxOpen.Load(), samples.Load())
+	// 1 000 template values and max_open_sockets 100: the limit is reached
+	// and held, never passed.
+	if samples.Load() == 0 || maxOpen.Load() > 100 {
+		t.Errorf("open files reached %d (%d samples), over max_open_sockets 100", maxOpen.Load(), samples.Load())
 	}
 	rssMu.Lock()
 	defer rssMu.Unlock()
