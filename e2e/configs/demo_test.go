@@ -1,4 +1,4 @@
-package conf_test
+package configs_test
 
 import (
 	"bytes"
