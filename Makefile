@@ -1,4 +1,4 @@
-# flatstore — build, demo, tests and benchmarks.
+# flatstore — build, demo, tests, benchmarks and install (PREFIX=/usr/local, DESTDIR).
 #   make demo   the main job: a realistic event stream through the plugin into demo/out/
 #   make test   the whole test suite (vet, race tests, the core without cgo, a short fuzz run)
 # Both install what a fresh Debian machine lacks (see deps).
@@ -10,10 +10,16 @@ SO       := $(BUILD)/out_flatstore.so
 HOST     := $(BUILD)/flbhost
 CTL      := $(BUILD)/flatstore-ctl
 GOFILES  := $(shell find flatstore plugin cmd internal -name '*.go' -not -name '*_test.go' 2>/dev/null) go.mod go.sum
+HOSTSRC  := $(wildcard host/*.c)
 FUZZTIME ?= 30s
 SOAK     ?= 60s
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+# staticcheck, pinned, installed from the Go module proxy into build/tools (once; offline after)
+STATICCHECK_VERSION := v0.8.2
+STATICCHECK := $(BUILD)/tools/staticcheck
 
-.PHONY: all build deps demo test test-race test-nocgo fuzz bench soak image clean
+.PHONY: all build deps demo test test-race test-nocgo fuzz bench soak image clean install staticcheck
 
 all: build
 
@@ -23,9 +29,9 @@ $(SO): $(GOFILES)
 	@mkdir -p $(BUILD)
 	CGO_ENABLED=1 $(GO) build -trimpath -buildmode=c-shared -o $@ ./plugin
 
-$(HOST): host/flbhost.c
+$(HOST): $(HOSTSRC) $(wildcard host/*.h)
 	@mkdir -p $(BUILD)
-	$(CC) -O2 -Wall -Wextra -o $@ $< -ldl -lpthread
+	$(CC) -O2 -Wall -Wextra -o $@ $(HOSTSRC) -ldl -lpthread
 
 $(CTL): $(GOFILES)
 	@mkdir -p $(BUILD)
@@ -48,8 +54,9 @@ deps:
 demo: deps build
 	$(GO) run ./cmd/flatstore-demo -so $(SO) -host $(HOST)
 
-test: deps build
+test: deps build $(STATICCHECK)
 	$(GO) vet ./...
+	@$(MAKE) --no-print-directory staticcheck
 	CGO_ENABLED=0 $(GO) test -count=1 ./flatstore/...
 	FLATSTORE_SO=$(abspath $(SO)) FLATSTORE_HOST=$(abspath $(HOST)) $(GO) test -race -count=1 -timeout 20m ./...
 	$(MAKE) --no-print-directory fuzz FUZZTIME=3s
@@ -61,10 +68,31 @@ fuzz:
 	@for pkg in $(FUZZPKGS); do \
 	  for f in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$pkg*_test.go | sed 's/^func //'); do \
 	    echo "fuzz $$f for $(FUZZTIME)"; \
-	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg >/tmp/flatstore-fuzz.log 2>&1 || { cat /tmp/flatstore-fuzz.log; exit 1; }; \
-	    tail -n 1 /tmp/flatstore-fuzz.log; \
+	    log=$$(mktemp) || exit 1; \
+	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg >$$log 2>&1 || { cat $$log; rm -f $$log; exit 1; }; \
+	    tail -n 1 $$log; rm -f $$log; \
 	  done; \
 	done
+
+# staticcheck at a pinned version, in build/tools rather than the user's GOPATH; once
+# installed it needs no network. make staticcheck runs it alone.
+$(STATICCHECK):
+	@mkdir -p $(dir $@)
+	GOBIN=$(abspath $(dir $@)) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+# A finding fails the target, except (for now) in the core's, the plugin's and
+# flatstore-ctl's files, which are printed for their owners to fix; drop the filter
+# once they are clean.
+LINT_NOT_FATAL := ^(flatstore/|plugin/|cmd/flatstore-ctl/)
+staticcheck: $(STATICCHECK)
+	@out=$$($(STATICCHECK) ./... 2>&1); printf '%s\n' "$$out" | sed '/^$$/d'; \
+	if [ -n "$$out" ] && printf '%s\n' "$$out" | grep -qvE '$(LINT_NOT_FATAL)'; then \
+	  echo "staticcheck: findings above"; exit 1; fi
+
+# The plugin where Fluent Bit's packages keep their own (lib/fluent-bit), flatstore-ctl in bin.
+install: $(SO) $(CTL)
+	install -D -m 0755 $(SO) $(DESTDIR)$(PREFIX)/lib/fluent-bit/out_flatstore.so
+	install -D -m 0755 $(CTL) $(DESTDIR)$(PREFIX)/bin/flatstore-ctl
 
 bench: deps build
 	FLATSTORE_SO=$(abspath $(SO)) FLATSTORE_HOST=$(abspath $(HOST)) $(GO) run ./cmd/flatstore-bench

@@ -1,22 +1,32 @@
 /*
- * flbhost — a small test host that loads a Fluent Bit Go output plugin (.so)
- * and drives it the way Fluent Bit v5.1's Go proxy does (SPEC.md §7).
+ * flbhost — a small test host that loads a Fluent Bit Go output plugin (.so) and drives it
+ * the way Fluent Bit v5.1.1's Go proxy does: the same structures (flb_abi.h), the same
+ * order of calls, the engine's property handling, logger, config map checks and messages.
  *
- * Build:  cc -O2 -Wall -Wextra -o build/flbhost host/flbhost.c -ldl -lpthread
+ * Build:  cc -O2 -Wall -Wextra -o build/flbhost host/flbhost.c host/log.c host/env.c \
+ *             host/props.c host/configmap.c -ldl -lpthread   (make build does this)
  *
  * Usage:
  *   flbhost -so FILE [options] [-p key=value ...] [-next -p key=value ...] ...
  *     -so FILE            the plugin .so (required)
- *     -conf FILE          a Fluent Bit classic config: every [OUTPUT] section whose Name is
- *                         flatstore becomes an instance (before any -p instances); its keys are
- *                         the instance's properties except the keys Fluent Bit keeps for itself
- *                         (name, match, match_regex, alias, log_level, retry_limit, workers, host,
- *                         port, tls*, net.*, storage.*). `Workers N` sets the worker count.
- *                         Supports `@INCLUDE file` (relative to the including file's dir, globs
- *                         allowed), `@SET k=v` and `${VAR}` (from @SET, then the environment;
- *                         unknown variables expand to "").
- *     -p key=value        a property of the current instance (repeatable; a repeated key replaces
- *                         the earlier value); -next starts a new instance
+ *     -p key=value        a property of the current instance (repeatable); -next starts a new
+ *                         instance. As the engine's -p: key and value are trimmed, the key
+ *                         lower-cased, a repeated key is kept twice (the lookup finds the first;
+ *                         a config map refuses it), and ${VAR} / ${VAR:-default} in the value
+ *                         are expanded (from -set, then the environment; an unset one warns
+ *                         and expands to ""). A value that expands to "" is absent for the
+ *                         plugin. Keys the engine keeps for itself are handled here and never
+ *                         reach the plugin's lookup (flb_output_set_property): name, routes,
+ *                         match, match_regex, alias, log_level, log_suppress_interval, host,
+ *                         port, ipv6, retry_limit, workers, net.*, oauth2*, tls and the tls.*
+ *                         keys Fluent Bit knows, storage.total_limit_size. match_regex, alias,
+ *                         log_level, log_suppress_interval, ipv6, tls*, workers and
+ *                         storage.total_limit_size with an empty value are plain properties, as
+ *                         in the engine. alias sets the instance's alias; log_level (off, error,
+ *                         warn, info, debug, trace) its level; workers N its flush threads;
+ *                         retry_limit (N, no_limits, false, off, no_retries) its resend limit;
+ *                         an invalid log_level, or tls on, fails start-up.
+ *     -set KEY=VALUE      a variable for ${KEY}, as the classic format's @SET (repeatable)
  *     -in FILE|-          raw msgpack stream (concatenated records), split into chunks of -chunk
  *                         records; bytes that do not parse are appended to the last chunk
  *     -in-chunks FILE|-   framed chunks: repeated [u32 big-endian length][bytes]; each frame is
@@ -24,9 +34,9 @@
  *     -chunk N            records per chunk for -in (default 1000)
  *     -tag TAG            tag of every chunk (default "flatstore.test")
  *     -workers N          flush threads per instance (default 0 = serial on the main thread);
- *                         `Workers N` in -conf or `-p workers=N` overrides it per instance and is
- *                         not passed to the plugin
- *     -retry-max N        resends of a chunk answered RETRY (default 50); then it is dropped
+ *                         `-p workers=N` overrides it per instance
+ *     -retry-max N        resends of a chunk answered RETRY (default 50; `-p retry_limit`
+ *                         overrides it per instance); then it is dropped
  *     -retry-wait-ms N    wait before a resend (default 20)
  *     -chunk-delay-us N   sleep this long after each flush (to stretch a run)
  *     -exit-after-ms N    after N ms (per generation) stop: no new flush starts, the flushes in
@@ -37,9 +47,36 @@
  *     -reload N           after the run, N times: ExitCtx all, Unregister, PreRegister(1),
  *                         Register, Init every instance again, send the whole input again
  *     -hold-ms N          after all input is flushed, wait N ms before exiting
+ *     -log-level LEVEL    the service log level: off, error, warn, info (default), debug, trace
+ *     -quiet              Fluent Bit's -q: the service log level off (a later -log-level wins)
+ *     -log-file FILE      the engine's log file (service Log_File): opened at engine start; the
+ *                         engine's threads log there, other threads (the plugin's own) to stderr
+ *     -dry-run            Fluent Bit's --dry-run: after Register, check every instance's
+ *                         properties against the plugin's config map; print "configuration test
+ *                         is successful" and exit 0, or the engine's errors and exit 1
+ *     -help-plugin        print the plugin's help as `fluent-bit -o NAME -h` does and exit 0
+ *                         (nothing when the plugin registered no config map)
+ *     -daemon             Fluent Bit's `Daemon On`: fork after Register and before the
+ *                         instances' Init, where the engine forks. The child goes on (umask 0,
+ *                         new session, working directory /, as the engine; unlike the engine it
+ *                         keeps stdout and stderr); the parent waits for it and exits with its
+ *                         exit code (128+signal when a signal ended it)
  *     -q                  no summary
  *
- * Every chunk goes to every instance. Output (unless -q), one JSON line on stdout:
+ * Start-up, as the engine: Register once (the plugin's config map read from its definition),
+ * properties set on every instance; then per instance in order: its log level (the service
+ * level unless set), the property check against the config map when there is one (an unknown
+ * or repeated key: the engine's messages, no Init, start-up fails), then FLBPluginInit.
+ * Engine messages are printed as the engine prints them (see log.c): flbhost's own messages
+ * start with "flbhost:".
+ *
+ * The plugin gets o_ins = the instance, laid out as the engine's struct flb_output_instance up
+ * to alias (flb_abi.h): on x86_64 name ("flatstore.<id>", NUL padded) at offset 96 and the
+ * alias pointer at 128; id counts the instances from 0. The api table is struct flb_api with
+ * output_get_property, log_print and output_log_check set and the other slots NULL.
+ *
+ * Every chunk goes to every instance (Match is kept, not applied). Output (unless -q), one
+ * JSON line on stdout:
  *   {"instances":[{"name":"flatstore.0","chunks":N,"records":N,"ok_chunks":N,"ok_records":N,
  *     "retries":N,"errors":N,"dropped_chunks":N,"dropped_records":N,"unsent_chunks":N}],
  *    "wall_s":F,"flush_wall_s":F,"cpu_user_s":F,"cpu_sys_s":F,"max_rss_kb":N}
@@ -47,17 +84,18 @@
  * chunks = ok_chunks + errors + dropped_chunks (chunks whose first flush started); retries counts
  * RETRY answers; sums over all generations.
  *
- * Exit code: 0 every Init succeeded and every chunk ended OK; 1 start-up failed (dlopen,
- * Register or an Init); 2 some chunk ended ERROR or was dropped; 64 usage or input error.
+ * Exit code: 0 every Init succeeded and every chunk ended OK (-dry-run, -help-plugin: the
+ * check passed); 1 start-up failed (dlopen, Register, a property, the config map check or an
+ * Init); 2 some chunk ended ERROR or was dropped; 64 usage or input error.
  *
- * The strings the plugin puts into the registration (name, description) belong to the plugin
- * (fluent-bit-go frees them in FLBPluginUnregister). A Go library is never dlclose'd.
+ * The strings the plugin puts into the registration (name, description, config map) belong
+ * to the plugin (fluent-bit-go frees them in FLBPluginUnregister). A Go library is never
+ * dlclose'd.
  */
 #define _GNU_SOURCE
 #include <ctype.h>
 #include <dlfcn.h>
 #include <errno.h>
-#include <glob.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -67,47 +105,20 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#define FLB_ERROR 0
-#define FLB_OK 1
-#define FLB_RETRY 2
-#define FLB_PROXY_OUTPUT_PLUGIN 2
-#define FLB_PROXY_GOLANG 11
+#include "configmap.h"
+#include "env.h"
+#include "flb_abi.h"
+#include "log.h"
+#include "props.h"
 
 #define EXIT_INIT 1
 #define EXIT_CHUNK 2
 #define EXIT_USAGE 64
-
-/* ---- the structures Fluent Bit shares with a Go plugin ---- */
-
-struct flb_plugin_proxy_def {
-    int type;
-    int proxy;
-    int flags;
-    char *name;
-    char *description;
-    int event_type;
-    void *config_map;
-};
-
-struct flb_api {
-    char *(*output_get_property)(char *key, void *o_ins);
-    void *reserved[15]; /* other slots of Fluent Bit's table; never called here */
-};
-
-struct flb_plugin_proxy_context {
-    void *remote_context;
-    void *proxy;
-};
-
-struct flbgo_output_plugin {
-    char *name;
-    void *api;
-    void *o_ins;
-    struct flb_plugin_proxy_context *context;
-};
 
 typedef int (*fn_preregister)(int);
 typedef int (*fn_register)(void *);
@@ -281,64 +292,8 @@ static size_t count_records(const uint8_t *b, size_t len)
     return n;
 }
 
-/* ---- properties and instances ---- */
 
-struct prop {
-    char *key;
-    char *value;
-};
-
-struct props {
-    struct prop *v;
-    size_t n, cap;
-};
-
-static void props_set(struct props *ps, const char *key, const char *value)
-{
-    size_t i;
-    for (i = 0; i < ps->n; i++) {
-        if (strcasecmp(ps->v[i].key, key) == 0) {
-            free(ps->v[i].value);
-            ps->v[i].value = xstrdup(value);
-            return;
-        }
-    }
-    if (ps->n == ps->cap) {
-        ps->cap = ps->cap ? ps->cap * 2 : 8;
-        ps->v = xrealloc(ps->v, ps->cap * sizeof(*ps->v));
-    }
-    ps->v[ps->n].key = xstrdup(key);
-    ps->v[ps->n].value = xstrdup(value);
-    ps->n++;
-}
-
-static void props_free(struct props *ps)
-{
-    size_t i;
-    for (i = 0; i < ps->n; i++) {
-        free(ps->v[i].key);
-        free(ps->v[i].value);
-    }
-    free(ps->v);
-    ps->v = NULL;
-    ps->n = ps->cap = 0;
-}
-
-/* get_property is the first slot of struct flb_api: case-insensitive, exact-length key
- * match; NULL when the key is absent or its value is empty. */
-static char *get_property(char *key, void *o_ins)
-{
-    struct props *ps = o_ins;
-    size_t i;
-    if (!key || !ps) return NULL;
-    for (i = 0; i < ps->n; i++) {
-        if (strcasecmp(ps->v[i].key, key) == 0) {
-            if (ps->v[i].value[0] == '\0') return NULL;
-            return ps->v[i].value;
-        }
-    }
-    return NULL;
-}
+/* ---- instances ---- */
 
 struct stats {
     unsigned long long chunks, records, ok_chunks, ok_records, retries, errors, dropped_chunks,
@@ -353,10 +308,24 @@ struct chunk {
 
 struct host;
 
+/* A -p key=value as given, set on the instance at each start-up. */
+struct raw_prop {
+    char *key, *value;
+};
+
 struct instance {
-    char name[32];
-    struct props props;
-    int workers; /* -1: the global -workers */
+    /* What the plugin sees through o_ins: the engine's layout up to alias. Must be first. */
+    struct flb_abi_output_instance_head head;
+
+    struct raw_prop *raw; /* the -p options of this instance, in order */
+    size_t nraw;
+
+    /* set from the properties at each start-up */
+    struct props props; /* what output_get_property sees */
+    int workers;        /* -1: the global -workers */
+    long long retry_limit; /* resends allowed; -1 unlimited */
+    char *match, *match_regex;
+
     struct flb_plugin_proxy_context ctx;
     int exited;
 
@@ -377,10 +346,11 @@ struct instance {
 struct host {
     double flush_wall; /* seconds spent in run_generation, summed */
     /* options */
+    const char *program; /* argv[0], for the engine's "try the command" hint */
     const char *so_path;
-    const char *conf_path;
     const char *in_path;
     const char *in_chunks_path;
+    const char *log_file;
     long long chunk_records;
     const char *tag;
     long long workers;
@@ -390,7 +360,7 @@ struct host {
     long long exit_after_ms;
     long long reload;
     long long hold_ms;
-    int quiet;
+    int quiet, dry_run, help_plugin, daemon;
 
     /* plugin */
     void *dl;
@@ -403,6 +373,7 @@ struct host {
     fn_exit f_exit;
     fn_unregister f_unregister;
     struct flb_plugin_proxy_def *def;
+    struct cmap cmap; /* the config map of the current registration */
     struct flbgo_output_plugin plugin;
     struct flb_api api;
 
@@ -429,14 +400,30 @@ static struct instance *instance_new(struct host *h)
     pthread_cond_init(&in->done_cv, NULL);
     h->inst = xrealloc(h->inst, (h->ninst + 1) * sizeof(*h->inst));
     h->inst[h->ninst] = in;
-    snprintf(in->name, sizeof(in->name), "flatstore.%zu", h->ninst);
+    /* instance_id() and flb_output_new: ids in order from 0, name "<plugin>.<id>" */
+    in->head.id = (int)h->ninst;
     h->ninst++;
     return in;
 }
 
-static void instance_free(struct instance *in)
+static void instance_reset(struct instance *in)
 {
     props_free(&in->props);
+    free(in->head.alias);
+    free(in->match);
+    free(in->match_regex);
+    in->head.alias = in->match = in->match_regex = NULL;
+}
+
+static void instance_free(struct instance *in)
+{
+    size_t i;
+    instance_reset(in);
+    for (i = 0; i < in->nraw; i++) {
+        free(in->raw[i].key);
+        free(in->raw[i].value);
+    }
+    free(in->raw);
     pthread_mutex_destroy(&in->mu);
     pthread_cond_destroy(&in->cv);
     pthread_cond_destroy(&in->done_cv);
@@ -456,228 +443,177 @@ static int parse_int(const char *s, long long min, long long max, long long *out
     return 0;
 }
 
-/* ---- classic config ---- */
-
-struct conf_state {
-    struct props vars; /* @SET */
-    struct host *h;
-    int in_output;       /* inside an [OUTPUT] section */
-    char *sec_name;      /* its Name, or NULL */
-    struct props sec;    /* its plugin properties */
-    int sec_workers;     /* its Workers, or -1 */
-    int depth;
-};
-
-/* section_end turns a finished [OUTPUT] whose Name is flatstore into an instance. */
-static void section_end(struct conf_state *cs)
+/* The api's output_get_property: flb_output_get_property over the instance's properties. */
+static const char *get_property(const char *key, void *o_ins)
 {
-    if (cs->in_output && cs->sec_name && strcasecmp(cs->sec_name, "flatstore") == 0) {
-        struct instance *in = instance_new(cs->h);
-        in->props = cs->sec;
-        in->workers = cs->sec_workers;
-        memset(&cs->sec, 0, sizeof(cs->sec));
-    }
-    props_free(&cs->sec);
-    free(cs->sec_name);
-    cs->sec_name = NULL;
-    cs->sec_workers = -1;
-    cs->in_output = 0;
+    struct instance *in = o_ins;
+    if (!in) return NULL;
+    return props_get(&in->props, key);
 }
 
-static int is_reserved_key(const char *k)
+/* The api's output_log_check: flb_output_log_check. */
+static int output_log_check(void *o_ins, int level)
 {
-    static const char *exact[] = {"name", "match", "match_regex", "alias", "log_level",
-                                  "retry_limit", "workers", "host", "port", NULL};
+    struct instance *in = o_ins;
+    return in && in->head.log_level >= level;
+}
+
+/* flb_utils_bool */
+static int flb_bool(const char *v)
+{
+    if (strcasecmp(v, "true") == 0 || strcasecmp(v, "on") == 0 || strcasecmp(v, "yes") == 0)
+        return 1;
+    if (strcasecmp(v, "false") == 0 || strcasecmp(v, "off") == 0 || strcasecmp(v, "no") == 0)
+        return 0;
+    return -1;
+}
+
+/* flb_utils_time_to_seconds: atoi, then a d, h or m suffix multiplies. */
+static int time_to_seconds(const char *t)
+{
+    size_t len = strlen(t);
+    int v;
+    if (len == 0) return 0;
+    v = atoi(t);
+    if (t[len - 1] == 'D' || t[len - 1] == 'd') v *= 86400;
+    if (t[len - 1] == 'H' || t[len - 1] == 'h') v *= 3600;
+    else if (t[len - 1] == 'M' || t[len - 1] == 'm') v *= 60;
+    return v;
+}
+
+static int key_is(const char *key, const char *name) { return strcasecmp(key, name) == 0; }
+
+/* The tls.* keys flb_output_set_property knows (a Linux build with TLS). */
+static int known_tls_key(const char *k)
+{
+    static const char *keys[] = {"tls.verify", "tls.verify_hostname", "tls.debug", "tls.vhost",
+                                 "tls.ca_path", "tls.ca_file", "tls.crt_file", "tls.key_file",
+                                 "tls.key_passwd", "tls.min_version", "tls.max_version",
+                                 "tls.ciphers", "tls.proxy.verify", "tls.proxy.verify_hostname",
+                                 "tls.proxy.ca_path", "tls.proxy.ca_file", NULL};
     int i;
-    for (i = 0; exact[i]; i++)
-        if (strcasecmp(k, exact[i]) == 0) return 1;
-    if (strncasecmp(k, "tls", 3) == 0) return 1;
-    if (strncasecmp(k, "net.", 4) == 0) return 1;
-    if (strncasecmp(k, "storage.", 8) == 0) return 1;
+    for (i = 0; keys[i]; i++)
+        if (key_is(k, keys[i])) return 1;
     return 0;
 }
 
-/* expand_vars returns a malloc'd copy of s with ${VAR} replaced. */
-static char *expand_vars(struct conf_state *cs, const char *s)
+/*
+ * set_property is flb_output_set_property: the value's ${VAR} expanded (kept raw for a
+ * config map entry marked for dynamic expansion), "" taken as absent, the engine's own keys
+ * taken here, every other key appended to the plugin's properties. -1: a value the engine
+ * refuses (its message printed).
+ */
+static int set_property(struct host *h, struct instance *in, const char *k, const char *v)
 {
-    size_t cap = strlen(s) + 64, n = 0;
-    char *out = xmalloc(cap);
-    while (*s) {
-        const char *val = NULL;
-        size_t vlen = 0, adv = 1;
-        if (s[0] == '$' && s[1] == '{') {
-            const char *close = strchr(s + 2, '}');
-            if (close) {
-                char *name = xstrndup(s + 2, (size_t)(close - (s + 2)));
-                size_t i;
-                val = "";
-                for (i = 0; i < cs->vars.n; i++)
-                    if (strcmp(cs->vars.v[i].key, name) == 0) {
-                        val = cs->vars.v[i].value;
-                        break;
-                    }
-                if (i == cs->vars.n) {
-                    const char *e = getenv(name);
-                    if (e) val = e;
-                }
-                free(name);
-                vlen = strlen(val);
-                adv = (size_t)(close - s) + 1;
+    char *tmp = env_translate(v);
+    size_t i;
+    if (tmp[0] == '\0') {
+        free(tmp);
+        tmp = NULL;
+    }
+    if (key_is(k, "match")) {
+        free(in->match);
+        in->match = tmp;
+    } else if (key_is(k, "match_regex") && tmp) {
+        free(in->match_regex);
+        in->match_regex = tmp;
+    } else if (key_is(k, "alias") && tmp) {
+        free(in->head.alias);
+        in->head.alias = tmp;
+    } else if (key_is(k, "log_level") && tmp) {
+        int l = hostlog_parse_level(tmp);
+        free(tmp);
+        if (l < 0) return -1;
+        in->head.log_level = l;
+    } else if (key_is(k, "log_suppress_interval") && tmp) {
+        in->head.log_suppress_interval = time_to_seconds(tmp);
+        free(tmp);
+    } else if (key_is(k, "host") || key_is(k, "port") || (key_is(k, "ipv6") && tmp)) {
+        free(tmp);
+    } else if (key_is(k, "retry_limit")) {
+        if (!tmp) {
+            in->retry_limit = 1;
+        } else if (key_is(tmp, "no_limits") || key_is(tmp, "false") || key_is(tmp, "off")) {
+            in->retry_limit = -1;
+        } else if (key_is(tmp, "no_retries")) {
+            in->retry_limit = 0;
+        } else {
+            in->retry_limit = atoi(tmp);
+            if (in->retry_limit <= 0) {
+                hostlog_engine(FLB_LOG_WARN, "[config] invalid retry_limit. set default.");
+                in->retry_limit = 1;
             }
         }
-        if (!val) {
-            val = s;
-            vlen = 1;
+        free(tmp);
+    } else if ((strncasecmp(k, "net.", 4) == 0 || strncasecmp(k, "oauth2", 6) == 0) && tmp) {
+        free(tmp);
+    } else if (key_is(k, "tls") && tmp) {
+        int on = flb_bool(tmp) == 1;
+        free(tmp);
+        if (on) { /* a Go plugin registers without FLB_IO_TLS */
+            hostlog_engine(FLB_LOG_ERROR, "[config] %s does not support TLS", in->head.name);
+            return -1;
         }
-        if (n + vlen + 1 > cap) {
-            cap = (n + vlen + 1) * 2;
-            out = xrealloc(out, cap);
+    } else if (known_tls_key(k) && (tmp || (!key_is(k, "tls.verify") && !key_is(k, "tls.debug") &&
+                                            !key_is(k, "tls.verify_hostname") &&
+                                            !key_is(k, "tls.proxy.verify") &&
+                                            !key_is(k, "tls.proxy.verify_hostname")))) {
+        free(tmp);
+    } else if (key_is(k, "storage.total_limit_size") && tmp) {
+        free(tmp);
+    } else if (key_is(k, "workers") && tmp) {
+        in->workers = atoi(tmp);
+        if (in->workers < 0) in->workers = 0;
+        free(tmp);
+        if (in->workers > 256) {
+            fprintf(stderr, "flbhost: %s: workers %d: the host runs at most 256\n", in->head.name,
+                    in->workers);
+            exit(EXIT_USAGE);
         }
-        memcpy(out + n, val, vlen);
-        n += vlen;
-        s += adv;
-    }
-    out[n] = '\0';
-    return out;
-}
-
-static char *trim(char *s)
-{
-    char *e;
-    while (*s && isspace((unsigned char)*s)) s++;
-    e = s + strlen(s);
-    while (e > s && isspace((unsigned char)e[-1])) *--e = '\0';
-    return s;
-}
-
-static int conf_file(struct conf_state *cs, const char *path);
-
-static int conf_include(struct conf_state *cs, const char *from, const char *pattern)
-{
-    char *full;
-    glob_t g;
-    size_t i;
-    int rc = 0, grc;
-    if (pattern[0] == '/') {
-        full = xstrdup(pattern);
     } else {
-        const char *slash = strrchr(from, '/');
-        size_t dl = slash ? (size_t)(slash - from) + 1 : 0;
-        full = xmalloc(dl + strlen(pattern) + 1);
-        memcpy(full, from, dl);
-        strcpy(full + dl, pattern);
+        for (i = 0; i < h->cmap.n; i++) {
+            if (strcasecmp(h->cmap.v[i].name, k) == 0) {
+                if (h->cmap.v[i].flags & FLB_CONFIG_MAP_DYNAMIC_ENV) {
+                    free(tmp);
+                    tmp = xstrdup(v);
+                }
+                break;
+            }
+        }
+        props_add(&in->props, k, tmp);
     }
-    memset(&g, 0, sizeof(g));
-    grc = glob(full, 0, NULL, &g);
-    if (grc == GLOB_NOMATCH) {
-        fprintf(stderr, "flbhost: %s: @INCLUDE %s: no such file\n", from, pattern);
-        rc = -1;
-    } else if (grc != 0) {
-        fprintf(stderr, "flbhost: %s: @INCLUDE %s: glob failed\n", from, pattern);
-        rc = -1;
-    } else {
-        for (i = 0; i < g.gl_pathc && rc == 0; i++) rc = conf_file(cs, g.gl_pathv[i]);
-    }
-    globfree(&g);
-    free(full);
-    return rc;
+    return 0;
 }
 
-static int conf_line(struct conf_state *cs, const char *path, int lineno, char *raw)
+/* configure sets every instance's properties anew, as the engine does when it reads its
+ * configuration (at start and at each reload). -1 when one is refused. */
+static int configure(struct host *h)
 {
-    char *line = trim(raw), *exp, *s, *k, *v;
-    int rc = 0;
-    if (*line == '\0' || *line == '#') return 0;
-    exp = expand_vars(cs, line);
-    s = trim(exp);
-    if (*s == '[') {
-        char *close = strchr(s, ']');
-        if (!close) {
-            fprintf(stderr, "flbhost: %s:%d: bad section header\n", path, lineno);
-            rc = -1;
-        } else {
-            *close = '\0';
-            section_end(cs);
-            cs->in_output = strcasecmp(trim(s + 1), "OUTPUT") == 0;
+    size_t i, j;
+    for (i = 0; i < h->ninst; i++) {
+        struct instance *in = h->inst[i];
+        instance_reset(in);
+        snprintf(in->head.name, sizeof(in->head.name) - 1, "%s.%i", h->def->name, in->head.id);
+        in->head.event_type = h->def->event_type ? h->def->event_type : FLB_OUTPUT_LOGS;
+        in->head.log_level = -1;
+        in->head.log_suppress_interval = -1;
+        in->workers = -1;
+        in->retry_limit = h->retry_max;
+        for (j = 0; j < in->nraw; j++) {
+            const char *k = in->raw[j].key;
+            /* src/flb_config.c: a section's name picks the plugin; routes is not a property */
+            if (key_is(k, "name") || key_is(k, "routes")) continue;
+            if (set_property(h, in, k, in->raw[j].value) != 0) {
+                hostlog_engine(FLB_LOG_ERROR,
+                               "[config] could not configure property '%s' on output plugin "
+                               "with section name '%s'",
+                               k, h->def->name);
+                return -1;
+            }
         }
-        free(exp);
-        return rc;
     }
-    if (strncasecmp(s, "@SET", 4) == 0 && isspace((unsigned char)s[4])) {
-        char *kv = trim(s + 4), *eq = strchr(kv, '=');
-        if (!eq) {
-            fprintf(stderr, "flbhost: %s:%d: @SET needs key=value\n", path, lineno);
-            rc = -1;
-        } else {
-            *eq = '\0';
-            props_set(&cs->vars, trim(kv), trim(eq + 1));
-        }
-        free(exp);
-        return rc;
-    }
-    if (strncasecmp(s, "@INCLUDE", 8) == 0 && isspace((unsigned char)s[8])) {
-        if (cs->depth >= 16) {
-            fprintf(stderr, "flbhost: %s:%d: @INCLUDE nested too deep\n", path, lineno);
-            rc = -1;
-        } else {
-            rc = conf_include(cs, path, trim(s + 8));
-        }
-        free(exp);
-        return rc;
-    }
-    /* Key Value */
-    k = s;
-    v = s;
-    while (*v && !isspace((unsigned char)*v)) v++;
-    if (*v) *v++ = '\0';
-    v = trim(v);
-    if (!cs->in_output) {
-        free(exp);
-        return 0;
-    }
-    if (*v == '\0') {
-        fprintf(stderr, "flbhost: %s:%d: key %s has no value\n", path, lineno, k);
-        rc = -1;
-    } else if (strcasecmp(k, "name") == 0) {
-        free(cs->sec_name);
-        cs->sec_name = xstrdup(v);
-    } else if (strcasecmp(k, "workers") == 0) {
-        long long w;
-        if (parse_int(v, 0, 256, &w)) {
-            fprintf(stderr, "flbhost: %s:%d: Workers %s: not 0..256\n", path, lineno, v);
-            rc = -1;
-        } else {
-            cs->sec_workers = (int)w;
-        }
-    } else if (!is_reserved_key(k)) {
-        props_set(&cs->sec, k, v);
-    }
-    free(exp);
-    return rc;
+    return 0;
 }
-
-static int conf_file(struct conf_state *cs, const char *path)
-{
-    FILE *f = fopen(path, "r");
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n;
-    int lineno = 0, rc = 0;
-    if (!f) {
-        fprintf(stderr, "flbhost: %s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    cs->depth++;
-    while (rc == 0 && (n = getline(&line, &cap, f)) >= 0) {
-        lineno++;
-        rc = conf_line(cs, path, lineno, line);
-    }
-    cs->depth--;
-    free(line);
-    fclose(f);
-    return rc;
-}
-
 /* ---- input ---- */
 
 static int read_all(const char *path, uint8_t **out, size_t *outlen)
@@ -875,7 +811,7 @@ static void deliver(struct host *h, struct instance *in, const struct chunk *c)
         }
         if (rc == FLB_RETRY) {
             retries++;
-            if (attempt >= h->retry_max) {
+            if (in->retry_limit >= 0 && attempt >= in->retry_limit) {
                 result = RES_DROPPED;
                 break;
             }
@@ -906,6 +842,7 @@ static void *worker_main(void *arg)
 {
     struct instance *in = arg;
     struct host *h = in->h;
+    hostlog_engine_thread(); /* an output worker thread of the engine */
     for (;;) {
         size_t idx;
         pthread_mutex_lock(&in->mu);
@@ -1012,6 +949,7 @@ static void run_generation(struct host *h)
     h->flush_wall += now_s() - started;
 }
 
+
 static void *need_sym(struct host *h, const char *name)
 {
     void *p = dlsym(h->dl, name);
@@ -1050,21 +988,27 @@ static int load_plugin(struct host *h)
 static void unregister(struct host *h)
 {
     if (!h->def) return;
+    cmap_free(&h->cmap);
     if (h->f_unregister) h->f_unregister(h->def);
     free(h->def);
     h->def = NULL;
 }
 
-/* start_generation registers the plugin and initialises every instance. */
-static int start_generation(struct host *h, int hot_reload)
+/* register_plugin is flb_plugin_proxy_register: PreRegister, Register into a calloc'd
+ * definition, then the host keeps a copy of the config map it names. */
+static int register_plugin(struct host *h, int hot_reload)
 {
-    size_t i;
     int rc;
-    if (h->f_preregister) h->f_preregister(hot_reload);
+    if (h->f_preregister && h->f_preregister(hot_reload) == -1) {
+        fprintf(stderr, "flbhost: FLBPluginPreRegister failed\n");
+        return -1;
+    }
     h->def = xcalloc(1, sizeof(*h->def));
     rc = h->f_register(h->def);
     if (rc == -1) {
         fprintf(stderr, "flbhost: FLBPluginRegister failed\n");
+        free(h->def);
+        h->def = NULL;
         return -1;
     }
     if (h->def->type != FLB_PROXY_OUTPUT_PLUGIN || h->def->proxy != FLB_PROXY_GOLANG ||
@@ -1073,25 +1017,105 @@ static int start_generation(struct host *h, int hot_reload)
                 h->def->type, h->def->proxy, h->def->name ? h->def->name : "(null)");
         return -1;
     }
+    cmap_read(&h->cmap, h->def->config_map);
     free(h->plugin.name);
     h->plugin.name = xstrdup(h->def->name);
     h->plugin.api = &h->api;
+    return 0;
+}
+
+/* check_properties is flb_output_plugin_property_check for one instance. */
+static int check_properties(struct host *h, struct instance *in)
+{
+    if (!h->cmap.present) return 0;
+    if (cmap_check(&h->cmap, h->def->name, &in->props) == 0) return 0;
+    hostlog_engine(FLB_LOG_HELP, "try the command: %s -o %s -h\n", h->program, h->def->name);
+    return -1;
+}
+
+/* init_instances is flb_output_init_all: per instance in order its level, the property
+ * check, then FLBPluginInit with o_ins and context set on the one plugin struct. */
+static int init_instances(struct host *h)
+{
+    size_t i;
+    int rc;
     for (i = 0; i < h->ninst; i++) {
         struct instance *in = h->inst[i];
+        if (in->head.log_level == -1) in->head.log_level = hostlog_level();
+        if (check_properties(h, in)) {
+            hostlog_engine(FLB_LOG_ERROR, "[engine] output initialization failed");
+            return -1;
+        }
         memset(&in->ctx, 0, sizeof(in->ctx));
         in->exited = 0;
-        h->plugin.o_ins = &in->props;
+        h->plugin.o_ins = in;
         h->plugin.context = &in->ctx;
         rc = h->f_init(&h->plugin);
         h->plugin.o_ins = NULL;
         h->plugin.context = NULL;
         if (rc <= 0) {
             fprintf(stderr, "flbhost: FLBPluginInit failed for instance %s (returned %d)\n",
-                    in->name, rc);
+                    in->head.name, rc);
+            hostlog_engine(FLB_LOG_ERROR, "[go proxy]: plugin '%s' failed to initialize",
+                           h->plugin.name);
+            hostlog_engine(FLB_LOG_ERROR, "[output] could not initialize '%s' plugin", h->def->name);
+            hostlog_engine(FLB_LOG_ERROR, "[output] failed to initialize '%s' plugin", h->def->name);
+            hostlog_engine(FLB_LOG_ERROR, "[engine] output initialization failed");
             return -1;
         }
     }
     return 0;
+}
+
+/* dry_run is what fluent-bit --dry-run does after reading its configuration
+ * (flb_reload_property_check_all for outputs). */
+static int dry_run(struct host *h)
+{
+    size_t i;
+    for (i = 0; i < h->ninst; i++) {
+        if (check_properties(h, h->inst[i])) {
+            hostlog_engine(FLB_LOG_ERROR, "[reload] check properties for output plugins is failed");
+            return EXIT_INIT;
+        }
+    }
+    fprintf(stderr, "configuration test is successful\n");
+    return 0;
+}
+
+/*
+ * daemonize is flb_utils_set_daemon, where fluent-bit's main calls it: after the
+ * configuration is read and the plugins registered, before the engine starts (and so before
+ * any FLBPluginInit). Unlike the engine's, the parent waits and passes the child's exit code
+ * on, and the child keeps stdout and stderr, so that a test can read both.
+ */
+static void daemonize(void)
+{
+    pid_t pid;
+    int status;
+    fflush(stdout);
+    fflush(stderr);
+    pid = fork();
+    if (pid < 0) {
+        hostlog_engine(FLB_LOG_ERROR, "Failed creating to switch to daemon mode (fork failed)");
+        exit(EXIT_FAILURE);
+    }
+    if (pid > 0) {
+        while (waitpid(pid, &status, 0) < 0) {
+            if (errno != EINTR) {
+                perror("flbhost: waitpid");
+                _exit(70);
+            }
+        }
+        if (WIFSIGNALED(status)) _exit(128 + WTERMSIG(status));
+        _exit(WEXITSTATUS(status));
+    }
+    umask(0);
+    setsid();
+    if (chdir("/") < 0) {
+        hostlog_engine(FLB_LOG_ERROR, "Unable to unmount the inherited filesystem");
+        exit(EXIT_FAILURE);
+    }
+    hostlog_engine(FLB_LOG_INFO, "switching to background mode (PID=%ld)", (long)getpid());
 }
 
 static void exit_all(struct host *h)
@@ -1128,7 +1152,7 @@ static void print_summary(struct host *h, double wall)
         printf("%s{\"name\":\"%s\",\"chunks\":%llu,\"records\":%llu,\"ok_chunks\":%llu,"
                "\"ok_records\":%llu,\"retries\":%llu,\"errors\":%llu,\"dropped_chunks\":%llu,"
                "\"dropped_records\":%llu,\"unsent_chunks\":%llu}",
-               i ? "," : "", h->inst[i]->name, s->chunks, s->records, s->ok_chunks, s->ok_records,
+               i ? "," : "", h->inst[i]->head.name, s->chunks, s->records, s->ok_chunks, s->ok_records,
                s->retries, s->errors, s->dropped_chunks, s->dropped_records, s->unsent_chunks);
     }
     printf("],\"wall_s\":%.6f,\"flush_wall_s\":%.6f,\"cpu_user_s\":%.6f,\"cpu_sys_s\":%.6f,\"max_rss_kb\":%ld}\n",
@@ -1138,6 +1162,7 @@ static void print_summary(struct host *h, double wall)
     fflush(stdout);
 }
 
+
 static void host_free(struct host *h)
 {
     size_t i;
@@ -1146,7 +1171,9 @@ static void host_free(struct host *h)
     free(h->chunks);
     free(h->input);
     free(h->plugin.name);
+    cmap_free(&h->cmap);
     free(h->def);
+    env_free();
     /* the plugin is not dlclose'd: a Go runtime cannot be unloaded */
 }
 
@@ -1154,38 +1181,52 @@ static void usage(const char *msg)
 {
     if (msg) fprintf(stderr, "flbhost: %s\n", msg);
     fputs("usage: flbhost -so FILE [options] [-p key=value ...] [-next -p key=value ...] ...\n"
-          "  -so FILE  -conf FILE  -p key=value  -next  -in FILE|-  -in-chunks FILE|-\n"
+          "  -so FILE  -p key=value  -next  -set KEY=VALUE  -in FILE|-  -in-chunks FILE|-\n"
           "  -chunk N (1000)  -tag TAG (flatstore.test)  -workers N (0)  -retry-max N (50)\n"
-          "  -retry-wait-ms N (20)  -chunk-delay-us N  -exit-after-ms N  -reload N  -hold-ms N  -q\n",
+          "  -retry-wait-ms N (20)  -chunk-delay-us N  -exit-after-ms N  -reload N  -hold-ms N\n"
+          "  -log-level off|error|warn|info|debug|trace (info)  -quiet  -log-file FILE\n"
+          "  -dry-run  -help-plugin  -daemon  -q\n",
           stderr);
 }
 
-/* the command-line instances, before they are appended after the -conf ones */
-struct cli_inst {
-    struct props props;
-    int workers;
-    int used;
-};
+/* add_raw records a -p key=value as the engine's -p reads it (set_property in
+ * src/fluent-bit.c, flb_cf_section_property_add): key and value trimmed, the key lower-cased. */
+static void add_raw(struct instance *in, const char *kv, size_t klen)
+{
+    const char *v = kv + klen + 1, *ve = v + strlen(v);
+    char *k;
+    size_t i, ks = 0, ke = klen;
+    while (ks < ke && isspace((unsigned char)kv[ks])) ks++;
+    while (ke > ks && isspace((unsigned char)kv[ke - 1])) ke--;
+    while (*v && isspace((unsigned char)*v)) v++;
+    while (ve > v && isspace((unsigned char)ve[-1])) ve--;
+    k = xstrndup(kv + ks, ke - ks);
+    for (i = 0; k[i]; i++) k[i] = (char)tolower((unsigned char)k[i]);
+    in->raw = xrealloc(in->raw, (in->nraw + 1) * sizeof(*in->raw));
+    in->raw[in->nraw].key = k;
+    in->raw[in->nraw].value = xstrndup(v, (size_t)(ve - v));
+    in->nraw++;
+}
 
 int main(int argc, char **argv)
 {
     struct host h;
-    struct cli_inst *cli = NULL;
-    size_t ncli = 0, i;
-    int a, rc = 0, failed_init = 0;
+    struct instance *cur;
+    size_t i;
+    int a, rc = 0, failed_init = 0, lvl;
     double t0 = now_s();
     long long v;
 
     memset(&h, 0, sizeof(h));
+    h.program = argv[0];
     h.chunk_records = 1000;
     h.tag = "flatstore.test";
     h.retry_max = 50;
     h.retry_wait_ms = 20;
     h.api.output_get_property = get_property;
-
-    cli = xcalloc(1, sizeof(*cli));
-    cli[0].workers = -1;
-    ncli = 1;
+    h.api.log_print = hostlog_print;
+    h.api.output_log_check = output_log_check;
+    cur = instance_new(&h);
 
 #define NEED_ARG()                                                                                 \
     do {                                                                                           \
@@ -1215,43 +1256,27 @@ int main(int argc, char **argv)
         if (strcmp(o, "-so") == 0) {
             NEED_ARG();
             h.so_path = argv[++a];
-        } else if (strcmp(o, "-conf") == 0) {
-            NEED_ARG();
-            h.conf_path = argv[++a];
-        } else if (strcmp(o, "-p") == 0) {
-            char *kv, *eq;
+        } else if (strcmp(o, "-p") == 0 || strcmp(o, "-set") == 0) {
+            const char *kv, *eq;
             NEED_ARG();
             kv = argv[++a];
             eq = strchr(kv, '=');
             if (!eq || eq == kv) {
-                fprintf(stderr, "flbhost: -p %s: want key=value\n", kv);
+                fprintf(stderr, "flbhost: %s %s: want key=value\n", o, kv);
                 usage(NULL);
                 rc = EXIT_USAGE;
                 goto out;
             }
-            {
+            if (o[1] == 'p') {
+                add_raw(cur, kv, (size_t)(eq - kv));
+            } else {
+                /* meta_cmd_set: split at the first '=', nothing trimmed */
                 char *k = xstrndup(kv, (size_t)(eq - kv));
-                struct cli_inst *ci = &cli[ncli - 1];
-                ci->used = 1;
-                if (strcasecmp(k, "workers") == 0) {
-                    if (parse_int(eq + 1, 0, 256, &v)) {
-                        fprintf(stderr, "flbhost: -p %s: workers must be 0..256\n", kv);
-                        free(k);
-                        usage(NULL);
-                        rc = EXIT_USAGE;
-                        goto out;
-                    }
-                    ci->workers = (int)v;
-                } else {
-                    props_set(&ci->props, k, eq + 1);
-                }
+                env_set(k, eq + 1);
                 free(k);
             }
         } else if (strcmp(o, "-next") == 0) {
-            cli = xrealloc(cli, (ncli + 1) * sizeof(*cli));
-            memset(&cli[ncli], 0, sizeof(*cli));
-            cli[ncli].workers = -1;
-            ncli++;
+            cur = instance_new(&h);
         } else if (strcmp(o, "-in") == 0) {
             NEED_ARG();
             h.in_path = argv[++a];
@@ -1277,6 +1302,29 @@ int main(int argc, char **argv)
             NUM_ARG(h.reload, 0, 1000);
         } else if (strcmp(o, "-hold-ms") == 0) {
             NUM_ARG(h.hold_ms, 0, 86400000);
+        } else if (strcmp(o, "-log-level") == 0) {
+            NEED_ARG();
+            lvl = hostlog_parse_level(argv[a + 1]);
+            if (lvl < 0) {
+                fprintf(stderr, "flbhost: -log-level %s: want off, error, warn, info, debug or trace\n",
+                        argv[a + 1]);
+                usage(NULL);
+                rc = EXIT_USAGE;
+                goto out;
+            }
+            hostlog_set_level(lvl);
+            a++;
+        } else if (strcmp(o, "-quiet") == 0) {
+            hostlog_set_level(FLB_LOG_OFF);
+        } else if (strcmp(o, "-log-file") == 0) {
+            NEED_ARG();
+            h.log_file = argv[++a];
+        } else if (strcmp(o, "-dry-run") == 0) {
+            h.dry_run = 1;
+        } else if (strcmp(o, "-help-plugin") == 0) {
+            h.help_plugin = 1;
+        } else if (strcmp(o, "-daemon") == 0) {
+            h.daemon = 1;
         } else if (strcmp(o, "-q") == 0) {
             h.quiet = 1;
         } else {
@@ -1296,35 +1344,6 @@ int main(int argc, char **argv)
         rc = EXIT_USAGE;
         goto out;
     }
-
-    if (h.conf_path) {
-        struct conf_state cs;
-        memset(&cs, 0, sizeof(cs));
-        cs.h = &h;
-        cs.sec_workers = -1;
-        a = conf_file(&cs, h.conf_path);
-        section_end(&cs);
-        props_free(&cs.vars);
-        if (a != 0) {
-            rc = EXIT_USAGE;
-            goto out;
-        }
-    }
-    /* command-line instances follow the -conf ones; without -conf there is always one */
-    for (i = 0; i < ncli; i++) {
-        struct instance *in;
-        if (h.conf_path && !cli[i].used) continue;
-        in = instance_new(&h);
-        in->props = cli[i].props;
-        in->workers = cli[i].workers;
-        memset(&cli[i].props, 0, sizeof(cli[i].props));
-    }
-    if (h.ninst == 0) {
-        fprintf(stderr, "flbhost: no instance (no [OUTPUT] with Name flatstore in %s)\n",
-                h.conf_path);
-        rc = EXIT_USAGE;
-        goto out;
-    }
     if (load_input(&h)) {
         rc = EXIT_USAGE;
         goto out;
@@ -1334,12 +1353,44 @@ int main(int argc, char **argv)
         goto out;
     }
 
+    /* fluent-bit's main: the plugin registers as it is loaded (-e or plugins file) */
+    if (register_plugin(&h, 0)) {
+        unregister(&h);
+        rc = EXIT_INIT;
+        goto out;
+    }
+    if (h.help_plugin) {
+        if (h.cmap.present && cmap_help(&h.cmap, h.def->name, h.def->description, stdout))
+            rc = EXIT_INIT;
+        goto out; /* the engine exits from its help without unregistering */
+    }
+    /* the configuration is read: every instance's properties */
+    if (configure(&h)) {
+        unregister(&h);
+        rc = EXIT_INIT;
+        goto out;
+    }
+    if (h.daemon) daemonize();
+    if (h.dry_run) {
+        rc = dry_run(&h);
+        unregister(&h);
+        goto out;
+    }
+
+    /* the engine starts: its logger, then the outputs */
+    hostlog_start(h.log_file);
     for (v = 0; v <= h.reload; v++) {
         if (v > 0) {
             exit_all(&h);
             unregister(&h);
+            if (register_plugin(&h, 1) || configure(&h)) {
+                unregister(&h);
+                failed_init = 1;
+                rc = EXIT_INIT;
+                break;
+            }
         }
-        if (start_generation(&h, v > 0)) {
+        if (init_instances(&h)) {
             unregister(&h);
             failed_init = 1;
             rc = EXIT_INIT;
@@ -1359,8 +1410,6 @@ int main(int argc, char **argv)
     if (!h.quiet) print_summary(&h, now_s() - t0);
 
 out:
-    for (i = 0; i < ncli; i++) props_free(&cli[i].props);
-    free(cli);
     host_free(&h);
     free_flush_buf();
     return rc;

@@ -1,65 +1,49 @@
-// Command flatstore-demo shows flatstore at work on a realistic stream of
-// SIP events.
+// Command flatstore-demo writes a realistic stream of SIP events as Fluent Bit
+// records (events.msgpack) and JSON lines (events.jsonl), runs
+// conf/fluent-bit.conf on them — in Fluent Bit when FLUENT_BIT names one or
+// fluent-bit is on PATH, else in the project's test host (build/flbhost) — and
+// reports the files each flatstore output wrote, as the plugin's own template
+// parser renders their paths for the events generated.
 //
-// It generates the events (E_CALL_START, E_CALL_END, E_REGISTER,
-// E_DIALOG_STATE, E_ACC_CDR, E_PIKE_BLOCKED, with Call-IDs, SIP URIs, status
-// codes, durations, values holding the delimiter, newlines, UTF-8, a nested
-// map, an array, booleans and nulls), writes them both as raw Fluent Bit
-// records (events.msgpack) and as JSON lines (events.jsonl), then runs the
-// pipeline of conf/fluent-bit.conf on them:
-//
-//   - with a real Fluent Bit when one is on PATH or FLUENT_BIT names it (it
-//     reads events.jsonl through the tail input and stops at its end);
-//   - otherwise with the project's test host, build/flbhost, which loads
-//     build/out_flatstore.so as Fluent Bit does and feeds it events.msgpack.
-//
-// Then it reports what was written, file by file, and checks that every
-// line is whole and that every flatstore output wrote one line per record.
-// It exits non-zero when a check fails.
-//
-// Usage (from the repository root, after building the .so and the host):
-//
-//	go run ./cmd/flatstore-demo [-n 300000] [-out demo/out] [-workers N]
+//	go run ./cmd/flatstore-demo [-n 300000] [-out demo/out] [-engine auto|host|fluent-bit]
 package main
 
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"maps"
+	"math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"path"
 	"path/filepath"
-	"sort"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
+	jsoniter "github.com/json-iterator/go"
+
+	"github.com/flatstore/flatstore/flatstore"
+	"github.com/flatstore/flatstore/internal/fbconf"
+	"github.com/flatstore/flatstore/internal/fbtest"
 	"github.com/flatstore/flatstore/internal/hostout"
-
-	"github.com/flatstore/flatstore/conf"
 )
 
 // The tag of the demo's records: the tail input's Tag in conf/fluent-bit.conf.
 const demoTag = "sip.events"
 
 type options struct {
-	n       int
-	so      string
-	host    string
-	conf    string
-	out     string
-	data    string
-	workers int
-	chunk   int
-	engine  string
-	samples int
-	seed    uint64
-	verbose bool
+	n, workers, chunk                 int
+	so, host, conf, out, data, engine string
+	verbose                           bool
 }
 
 func main() {
@@ -73,278 +57,162 @@ func main() {
 	flag.IntVar(&o.workers, "workers", -1, "flush threads per output for the test host (-1: as the configuration says)")
 	flag.IntVar(&o.chunk, "chunk", 0, "records per chunk for the test host (0: its default)")
 	flag.StringVar(&o.engine, "engine", "auto", "auto | host | fluent-bit: what runs the pipeline")
-	flag.IntVar(&o.samples, "samples", 5, "sample lines to print from the first output's file")
-	flag.Uint64Var(&o.seed, "seed", 1, "seed of the event generator (same seed, same events)")
 	flag.BoolVar(&o.verbose, "v", false, "show the engine's log even when all went well")
 	flag.Parse()
-	if flag.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "flatstore-demo: unexpected argument %q\n", flag.Arg(0))
-		flag.Usage()
-		os.Exit(2)
-	}
-	if err := run(o, os.Stdout); err != nil {
+	if err := run(o, os.Stdout); err != nil || flag.NArg() > 0 {
 		fmt.Fprintln(os.Stderr, "flatstore-demo:", err)
 		os.Exit(1)
 	}
 }
 
 func run(o options, w io.Writer) error {
-	if o.n < 1 {
-		return errors.New("-n must be at least 1")
-	}
 	cwd, err := os.Getwd()
-	if err != nil {
-		return err
-	}
 	abs := func(p string) string {
 		if filepath.IsAbs(p) {
 			return filepath.Clean(p)
 		}
 		return filepath.Join(cwd, p)
 	}
-	data, out, confPath := abs(o.data), abs(o.out), abs(o.conf)
-	engine, err := pickEngine(o.engine, abs(o.host))
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(data, 0o755); err != nil {
-		return err
-	}
-
-	// 1. The events.
-	msgpackPath := filepath.Join(data, "events.msgpack")
-	jsonlPath := filepath.Join(data, "events.jsonl")
-	counts, err := writeEvents(o.n, o.seed, msgpackPath, jsonlPath)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(w, "generated %d events → %s (%s), %s (%s)\n", o.n,
-		rel(cwd, msgpackPath), human(fileSize(msgpackPath)), rel(cwd, jsonlPath), human(fileSize(jsonlPath)))
-	fmt.Fprintf(w, "  %s\n", formatCounts(counts))
-
-	// 2. The output directory, cleared.
-	if err := clearDir(out, cwd); err != nil {
-		return err
-	}
-
-	// 3. The environment the configuration reads.
-	env := map[string]string{
-		"FLATSTORE_OUT":            out,
-		"FLATSTORE_DEMO_IN":        jsonlPath,
-		"FLATSTORE_EXIT_ON_EOF":    "on",
-		"FLATSTORE_FORWARD_LISTEN": "127.0.0.1",
-	}
-	if v, ok := os.LookupEnv("FLATSTORE_CONTROL"); ok {
-		env["FLATSTORE_CONTROL"] = v
-	} else {
-		sock := filepath.Join(data, "control.sock")
-		if len(sock) >= 100 { // sun_path holds 108 bytes
-			env["FLATSTORE_CONTROL"] = "off"
-		} else {
-			env["FLATSTORE_CONTROL"] = "unix:" + sock
-			if fi, err := os.Lstat(sock); err == nil && fi.Mode()&os.ModeSocket != 0 {
-				os.Remove(sock) // left by an earlier run that was killed
-			}
+	data, out, kind, bin := abs(o.data), abs(o.out), "host", abs(o.host)
+	if fb, err := exec.LookPath(cmp.Or(os.Getenv("FLUENT_BIT"), "fluent-bit")); o.engine == "fluent-bit" || o.engine == "auto" && err == nil {
+		if err != nil {
+			return fmt.Errorf("-engine fluent-bit: no fluent-bit on PATH and FLUENT_BIT is not set: %v", err)
 		}
+		kind, bin = "fluent-bit", fb
+	} else if o.engine != "auto" && o.engine != "host" {
+		return fmt.Errorf("-engine %q: want auto, host or fluent-bit", o.engine)
 	}
-	lookup := func(k string) (string, bool) {
-		if v, ok := env[k]; ok {
-			return v, true
-		}
-		return os.LookupEnv(k)
+	if err := errors.Join(err, os.MkdirAll(data, 0o755), clearDir(out, cwd)); err != nil || o.n < 1 {
+		return cmp.Or(err, errors.New("-n must be at least 1"))
 	}
-	cfg, err := conf.LoadClassic(confPath, lookup)
-	if err != nil {
-		return err
-	}
-	if len(cfg.Unset) > 0 {
-		return fmt.Errorf("%s reads %s, which neither the demo nor the environment sets (Fluent Bit would use \"\")",
-			o.conf, strings.Join(cfg.Unset, ", "))
-	}
-	outputs := cfg.Outputs("flatstore")
-	if len(outputs) == 0 {
-		return fmt.Errorf("%s: no [OUTPUT] with Name flatstore", o.conf)
-	}
+	// What the configuration reads; the forward input, which the demo does not feed, gets a free port.
+	sock := filepath.Join(data, "control.sock")
+	os.Remove(sock) // left by an earlier run that was killed
+	env := map[string]string{"FLATSTORE_OUT": out, "FLATSTORE_DEMO_IN": filepath.Join(data, "events.jsonl"),
+		"FLATSTORE_EXIT_ON_EOF": "on", "FLATSTORE_FORWARD_LISTEN": "127.0.0.1", "FLATSTORE_FORWARD_PORT": freePort(),
+		"FLATSTORE_CONTROL": cmp.Or(os.Getenv("FLATSTORE_CONTROL"), "unix:"+sock)}
 	environ := os.Environ()
 	for k, v := range env {
 		environ = append(environ, k+"="+v)
 	}
+	cfg, err := fbconf.LoadClassic(abs(o.conf), func(k string) (string, bool) {
+		if v, ok := env[k]; ok {
+			return v, true
+		}
+		return os.LookupEnv(k)
+	})
+	if err == nil && len(cfg.Unset) > 0 {
+		err = fmt.Errorf("%s reads %s, which neither the demo nor the environment sets", o.conf, strings.Join(cfg.Unset, ", "))
+	}
+	if err != nil {
+		return err
+	}
+	// Where each output writes each event: the plugin's template, rendered.
+	outputs := cfg.Outputs("flatstore")
+	want := make([]map[string]int64, len(outputs)) // per output: file → records
+	tpls := make([]*flatstore.Template, len(outputs))
+	for i, s := range outputs {
+		p := strings.TrimPrefix(s.Value("path"), "flatstore:")
+		if !filepath.IsAbs(p) && kind == "fluent-bit" {
+			p = filepath.Join(data, p) // where it runs
+		}
+		want[i] = map[string]int64{}
+		if tpls[i], err = flatstore.ParseTemplate(abs(p)); err != nil {
+			return fmt.Errorf("output %d: path %q: %v", i, p, err)
+		}
+	}
+	msgpackPath := filepath.Join(data, "events.msgpack")
+	counts, err := writeEvents(o.n, 1, msgpackPath, env["FLATSTORE_DEMO_IN"], func(event string, body []byte) {
+		for i, s := range outputs { // the host sends every chunk to every output
+			if ok, _ := path.Match(s.Value("match"), demoTag); kind == "host" || ok {
+				want[i][string(tpls[i].Render(nil, []byte(demoTag), []byte(event), body))]++
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "generated %d events in %s: %v\n", o.n, data, counts)
 
-	// 4. The pipeline.
 	var sum *hostout.Summary
-	var wall float64
-	engineDir := cwd
-	switch engine.kind {
-	case "host":
-		sum, err = runHost(o, engine.path, abs(o.so), confPath, msgpackPath, environ, w)
-		if err != nil {
-			return err
+	start := time.Now()
+	if kind == "host" {
+		args := append(cfg.HostArgs("flatstore"), "-so", abs(o.so), "-in", msgpackPath, "-tag", demoTag)
+		if o.workers >= 0 {
+			args = append(args, "-workers", fmt.Sprint(o.workers))
 		}
-		wall = sum.WallS
-	case "fluent-bit":
-		engineDir = data
-		wall, err = runFluentBit(engine.path, abs(o.so), confPath, data, environ, o.verbose, w)
-		if err != nil {
-			return err
+		if o.chunk > 0 {
+			args = append(args, "-chunk", fmt.Sprint(o.chunk))
+		}
+		sum, err = runEngine(w, bin, cwd, environ, o.verbose, args...)
+	} else {
+		// Fluent Bit reads Plugins_File in its working directory first.
+		plugins := "# written by flatstore-demo\n[PLUGINS]\n    Path " + abs(o.so) + "\n"
+		if err = os.WriteFile(filepath.Join(data, "plugins.conf"), []byte(plugins), 0o644); err == nil {
+			_, err = runEngine(w, bin, data, environ, o.verbose, "-c", abs(o.conf))
 		}
 	}
-
-	// 5. What was written, and the checks.
-	return report(w, o, cwd, engineDir, engine.kind, outputs, sum, wall)
+	if err == nil {
+		report(w, o, outputs, want, sum, time.Since(start).Seconds())
+	}
+	return err
 }
 
-type engine struct{ kind, path string }
-
-func pickEngine(choice, host string) (engine, error) {
-	findFB := func() (string, bool) {
-		if p := os.Getenv("FLUENT_BIT"); p != "" {
-			return p, true
-		}
-		p, err := exec.LookPath("fluent-bit")
-		return p, err == nil
+func freePort() string {
+	if l, err := net.Listen("tcp", "127.0.0.1:0"); err == nil {
+		defer l.Close()
+		return fmt.Sprint(l.Addr().(*net.TCPAddr).Port)
 	}
-	switch choice {
-	case "host":
-		return engine{"host", host}, nil
-	case "fluent-bit":
-		p, ok := findFB()
-		if !ok {
-			return engine{}, errors.New("-engine fluent-bit: no fluent-bit on PATH and FLUENT_BIT is not set")
-		}
-		return engine{"fluent-bit", p}, nil
-	case "auto":
-		if p, ok := findFB(); ok {
-			return engine{"fluent-bit", p}, nil
-		}
-		return engine{"host", host}, nil
-	}
-	return engine{}, fmt.Errorf("-engine %q: want auto, host or fluent-bit", choice)
+	return "24224"
 }
 
-func runHost(o options, host, so, confPath, in string, environ []string, w io.Writer) (*hostout.Summary, error) {
-	for _, f := range []string{host, so} {
-		if _, err := os.Stat(f); err != nil {
-			return nil, fmt.Errorf("%v (build the plugin and the host first: make build, or go build -buildmode=c-shared -o build/out_flatstore.so ./plugin && cc -O2 -o build/flbhost host/flbhost.c -ldl -lpthread)", err)
-		}
-	}
-	args := []string{"-so", so, "-conf", confPath, "-in", in, "-tag", demoTag}
-	if o.workers >= 0 {
-		args = append(args, "-workers", fmt.Sprint(o.workers))
-	}
-	if o.chunk > 0 {
-		args = append(args, "-chunk", fmt.Sprint(o.chunk))
-	}
-	fmt.Fprintf(w, "running %s %s\n", host, strings.Join(args, " "))
+// runEngine runs the engine in dir and returns the host's summary, if any.
+func runEngine(w io.Writer, bin, dir string, environ []string, verbose bool, args ...string) (*hostout.Summary, error) {
+	fmt.Fprintf(w, "running %s %s\n", bin, strings.Join(args, " "))
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, host, args...)
-	cmd.Env = environ
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	runErr := cmd.Run()
-	if o.verbose || runErr != nil {
-		w.Write(stderr.Bytes())
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Dir, cmd.Env = dir, environ
+	var stdout, log bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &log
+	if err := cmd.Run(); verbose || err != nil {
+		w.Write(log.Bytes())
+		if err != nil {
+			return nil, fmt.Errorf("%s: %v (make build builds the plugin and the host)", bin, err)
+		}
 	}
 	sum, err := hostout.Parse(stdout.Bytes())
-	if err != nil || !sum.Found {
-		if runErr != nil {
-			return nil, fmt.Errorf("%s: %v", host, runErr)
-		}
-		return nil, fmt.Errorf("%s printed no summary (%v): %q", host, err, stdout.String())
-	}
-	if runErr != nil {
-		// The summary says what failed; report() shows it and fails.
-		fmt.Fprintf(w, "%s: %v\n", host, runErr)
-	}
-	return &sum, nil
-}
-
-func runFluentBit(fb, so, confPath, dir string, environ []string, verbose bool, w io.Writer) (float64, error) {
-	// Fluent Bit reads Plugins_File from the working directory first: this
-	// one names the .so just built instead of the container's path.
-	plugins := "# written by flatstore-demo\n[PLUGINS]\n    Path " + so + "\n"
-	if err := os.WriteFile(filepath.Join(dir, "plugins.conf"), []byte(plugins), 0o644); err != nil {
-		return 0, err
-	}
-	fmt.Fprintf(w, "running %s -c %s (in %s)\n", fb, confPath, dir)
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, fb, "-c", confPath)
-	cmd.Dir = dir
-	cmd.Env = environ
-	var log bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &log, &log
-	start := time.Now()
-	err := cmd.Run()
-	wall := time.Since(start).Seconds()
-	if verbose || err != nil {
-		w.Write(log.Bytes())
-	}
-	if err != nil {
-		return 0, fmt.Errorf("%s: %v", fb, err)
-	}
-	return wall, nil
-}
-
-// writeEvents writes n events to both files and returns how many of each
-// event there are.
-func writeEvents(n int, seed uint64, msgpackPath, jsonlPath string) (map[string]int, error) {
-	mf, err := os.Create(msgpackPath)
-	if err != nil {
+	if !sum.Found {
 		return nil, err
 	}
-	defer mf.Close()
-	jf, err := os.Create(jsonlPath)
-	if err != nil {
+	return &sum, err
+}
+
+// writeEvents writes n events to both files, shows each to seen, and counts them.
+func writeEvents(n int, seed uint64, msgpackPath, jsonlPath string, seen func(event string, body []byte)) (map[string]int, error) {
+	mf, err1 := os.Create(msgpackPath)
+	jf, err2 := os.Create(jsonlPath)
+	if err := errors.Join(err1, err2); err != nil {
 		return nil, err
 	}
-	defer jf.Close()
 	mw, jw := bufio.NewWriterSize(mf, 1<<20), bufio.NewWriterSize(jf, 1<<20)
 	g := newGenerator(seed)
 	counts := map[string]int{}
 	var mb, jb []byte
 	for range n {
 		ts, body := g.next()
-		counts[body[0].val.(string)]++
-		if mb, err = appendRecord(mb[:0], ts, body); err != nil {
-			return nil, err
-		}
-		if jb, err = appendJSON(jb[:0], body); err != nil {
-			return nil, err
-		}
-		jb = append(jb, '\n')
+		event := body[1].(string)
+		counts[event]++
+		mb = fbtest.AppendRecord(mb[:0], fbtest.Record{Time: ts, Body: body})
+		jb = append(appendJSON(jb[:0], body), '\n')
 		mw.Write(mb)
 		jw.Write(jb)
+		seen(event, fbtest.AppendKV(nil, body))
 	}
-	for _, f := range []struct {
-		w *bufio.Writer
-		f *os.File
-	}{{mw, mf}, {jw, jf}} {
-		if err := f.w.Flush(); err != nil {
-			return nil, err
-		}
-		if err := f.f.Close(); err != nil {
-			return nil, err
-		}
-	}
-	return counts, nil
+	return counts, errors.Join(mw.Flush(), jw.Flush(), mf.Close(), jf.Close())
 }
 
-func formatCounts(c map[string]int) string {
-	keys := make([]string, 0, len(c))
-	for k := range c {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = fmt.Sprintf("%s %d", k, c[k])
-	}
-	return strings.Join(parts, ", ")
-}
-
-// clearDir empties dir (creating it), refusing anything that holds the
-// working directory.
+// clearDir empties dir (creating it), refusing one that holds the working directory.
 func clearDir(dir, cwd string) error {
 	if dir == "/" || dir == cwd || strings.HasPrefix(cwd+"/", dir+"/") {
 		return fmt.Errorf("-out %s: refusing to clear a directory that holds the working directory", dir)
@@ -355,234 +223,177 @@ func clearDir(dir, cwd string) error {
 	return os.MkdirAll(dir, 0o755)
 }
 
-// templateGlob turns a flatstore path template into a glob: every $TAG,
-// $TAG[n], $EVENT, $key and $key['sub'] becomes '*'.
-func templateGlob(p string) string {
-	var b strings.Builder
-	for i := 0; i < len(p); {
-		if p[i] != '$' {
-			if strings.IndexByte("*?[\\", p[i]) >= 0 {
-				b.WriteByte('\\')
-			}
-			b.WriteByte(p[i])
-			i++
-			continue
-		}
-		j := i + 1
-		for j < len(p) && (p[j] == '_' || p[j] >= 'a' && p[j] <= 'z' || p[j] >= 'A' && p[j] <= 'Z' || p[j] >= '0' && p[j] <= '9') {
-			j++
-		}
-		if j == i+1 {
-			b.WriteByte('$')
-			i++
-			continue
-		}
-		for j < len(p) && p[j] == '[' {
-			end := strings.IndexByte(p[j:], ']')
-			if end < 0 {
-				break
-			}
-			j += end + 1
-		}
-		b.WriteByte('*')
-		i = j
-	}
-	return b.String()
-}
-
-// tagMatches reports whether a Fluent Bit Match pattern ('*' wildcards)
-// routes tag to the output.
-func tagMatches(pattern, tag string) bool {
-	ok, err := path.Match(pattern, tag)
-	return err == nil && ok
-}
-
-type fileStat struct {
-	path         string
-	lines, bytes int64
-	whole        bool
-}
-
-func countFile(p string) (fileStat, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return fileStat{}, err
-	}
-	defer f.Close()
-	st := fileStat{path: p, whole: true}
-	buf := make([]byte, 1<<20)
-	var last byte = '\n'
-	for {
-		n, err := f.Read(buf)
-		if n > 0 {
-			st.bytes += int64(n)
-			st.lines += int64(bytes.Count(buf[:n], []byte{'\n'}))
-			last = buf[n-1]
-		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return st, err
-		}
-	}
-	st.whole = last == '\n'
-	return st, nil
-}
-
-func report(w io.Writer, o options, cwd, engineDir, kind string, outputs []*conf.Section, sum *hostout.Summary, wall float64) error {
-	var problems []string
-	if sum != nil && len(sum.Instances) != len(outputs) {
-		problems = append(problems, fmt.Sprintf("the host ran %d instances, the configuration has %d flatstore outputs", len(sum.Instances), len(outputs)))
-	}
-	owner := map[string][]int{} // file → instances whose template it matches
-	files := make([][]fileStat, len(outputs))
-	var totalLines, totalBytes int64
+// report prints, per output, each file the events were bound for and its lines;
+// the checks of those files are the tests' (e2e/configs).
+func report(w io.Writer, o options, outputs []*fbconf.Section, want []map[string]int64, sum *hostout.Summary, wall float64) {
+	var sample []byte
 	for i, s := range outputs {
-		p := strings.TrimPrefix(s.Value("path"), "flatstore:")
-		if !filepath.IsAbs(p) {
-			p = filepath.Join(engineDir, p)
-		}
-		pattern := templateGlob(p)
-		rotating := false
-		for _, k := range []string{"suffix", "rotate_size", "rotate_count", "rotate_period"} {
-			if v := s.Value(k); v != "" && v != "0" {
-				rotating = true
+		fmt.Fprintf(w, "\nflatstore.%d  path %s  match %s\n", i, s.Value("path"), s.Value("match"))
+		var lines, records int64
+		for _, f := range slices.Sorted(maps.Keys(want[i])) {
+			data, _ := os.ReadFile(f)
+			n := int64(bytes.Count(data, []byte{'\n'}))
+			fmt.Fprintf(w, "  %-44s %10d lines %12d bytes\n", f, n, len(data))
+			lines, records = lines+n, records+want[i][f]
+			if sample == nil {
+				sample = data
 			}
 		}
-		if rotating {
-			pattern += "*"
-		}
-		matches, _ := filepath.Glob(pattern)
-		sort.Strings(matches)
-		name := fmt.Sprintf("flatstore.%d", i)
+		fmt.Fprintf(w, "  %d files, %d lines for %d records\n", len(want[i]), lines, records)
 		if sum != nil && i < len(sum.Instances) {
-			name = sum.Instances[i].Name
-		}
-		fmt.Fprintf(w, "\n%s  path %s  match %s\n", name, s.Value("path"), s.Value("match"))
-		var lines, size int64
-		for _, m := range matches {
-			fi, err := os.Stat(m)
-			if err != nil || !fi.Mode().IsRegular() {
-				continue
-			}
-			st, err := countFile(m)
-			if err != nil {
-				return err
-			}
-			owner[m] = append(owner[m], i)
-			files[i] = append(files[i], st)
-			fmt.Fprintf(w, "  %-44s %10d lines %12s\n", rel(cwd, m), st.lines, human(st.bytes))
-			if !st.whole {
-				problems = append(problems, fmt.Sprintf("%s: the last line has no newline (a line was cut)", rel(cwd, m)))
-			}
-			lines += st.lines
-			size += st.bytes
-		}
-		if s.Value("header") != "" {
-			lines -= int64(len(files[i])) // one header line per file
-		}
-		totalLines += lines
-		totalBytes += size
-		want := int64(0)
-		if kind == "host" || tagMatches(s.Value("match"), demoTag) {
-			want = int64(o.n)
-		}
-		if sum != nil && i < len(sum.Instances) {
-			in := sum.Instances[i]
-			fmt.Fprintf(w, "  host: %d chunks, %d records, ok %d, retries %d, errors %d, dropped %d\n",
-				in.Chunks, in.Records, in.OKRecords, in.Retries, in.Errors, in.DroppedRecords)
-			if in.Records != int64(o.n) || in.OKRecords != int64(o.n) || in.Errors != 0 || in.DroppedRecords != 0 {
-				problems = append(problems, fmt.Sprintf("%s: %d of %d records flushed OK (errors %d, dropped %d)",
-					name, in.OKRecords, o.n, in.Errors, in.DroppedRecords))
-			}
-		}
-		fmt.Fprintf(w, "  %d files, %d lines, %s; records in %d\n", len(files[i]), lines, human(size), want)
-		if lines != want {
-			problems = append(problems, fmt.Sprintf("%s: %d lines for %d records", name, lines, want))
+			fmt.Fprintf(w, "  host: %+v\n", sum.Instances[i])
 		}
 	}
-	for f, ins := range owner {
-		if len(ins) > 1 {
-			problems = append(problems, fmt.Sprintf("%s is written by several outputs %v: the counts above overlap", rel(cwd, f), ins))
-		}
+	fmt.Fprintf(w, "\n%d events, %.3f s, %.0f events/s\n", o.n, wall, float64(o.n)/wall)
+	for _, l := range strings.SplitN(string(sample), "\n", 4)[:min(3, strings.Count(string(sample), "\n"))] {
+		fmt.Fprintln(w, "  "+strings.ToValidUTF8(l[:min(len(l), 200)], ""))
 	}
-
-	fmt.Fprintf(w, "\ntotal: %d records in, %d outputs, %d lines, %s", o.n, len(outputs), totalLines, human(totalBytes))
-	if wall > 0 {
-		fmt.Fprintf(w, ", %.3f s, %.0f records/s (%.0f lines/s)", wall, float64(o.n)/wall, float64(totalLines)/wall)
-		if kind == "fluent-bit" {
-			fmt.Fprint(w, " (wall time includes Fluent Bit's start and stop)")
-		}
-	}
-	fmt.Fprintln(w)
-	if sum != nil {
-		fmt.Fprintf(w, "host: cpu user %.3f s, sys %.3f s, max rss %d KiB\n", sum.CPUUserS, sum.CPUSysS, sum.MaxRSSKB)
-	}
-
-	if len(files) > 0 && len(files[0]) > 0 && o.samples > 0 {
-		fmt.Fprintf(w, "\nfirst lines of %s:\n", rel(cwd, files[0][0].path))
-		if err := printHead(w, files[0][0].path, o.samples); err != nil {
-			return err
-		}
-	}
-
-	if len(problems) > 0 {
-		fmt.Fprintln(w, "\nFAILED:")
-		for _, p := range problems {
-			fmt.Fprintln(w, "  "+p)
-		}
-		return fmt.Errorf("%d check(s) failed", len(problems))
-	}
-	fmt.Fprintln(w, "\nOK: every line is whole, and every output wrote one line per record")
-	return nil
 }
 
-func printHead(w io.Writer, p string, n int) error {
-	f, err := os.Open(p)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64*1024), 1<<20)
-	for i := 0; i < n && sc.Scan(); i++ {
-		line := sc.Text()
-		if len(line) > 240 {
-			cut := 240
-			for cut > 0 && !utf8.RuneStart(line[cut]) {
-				cut--
+// appendJSON appends an event body (fbtest.KV, whose values are string,
+// int64, float64, bool, nil, fbtest.KV or []any) as JSON, keys in order;
+// jsoniter quotes strings (invalid UTF-8 becomes U+FFFD); floats always carry
+// a '.', so Fluent Bit's JSON parser reads them back as floats.
+func appendJSON(b []byte, v any) []byte {
+	st := jsoniter.ConfigCompatibleWithStandardLibrary.BorrowStream(nil)
+	defer jsoniter.ConfigCompatibleWithStandardLibrary.ReturnStream(st)
+	st.SetBuffer(b)
+	writeJSON(st, v)
+	b = st.Buffer()
+	st.SetBuffer(nil) // the pooled stream must not keep our buffer
+	return b
+}
+
+func writeJSON(st *jsoniter.Stream, v any) {
+	switch v := v.(type) {
+	case fbtest.KV:
+		st.WriteObjectStart()
+		for i := 0; i+1 < len(v); i += 2 {
+			if i > 0 {
+				st.WriteMore()
 			}
-			line = line[:cut] + "…"
+			st.WriteObjectField(v[i].(string))
+			writeJSON(st, v[i+1])
 		}
-		fmt.Fprintln(w, "  "+line)
+		st.WriteObjectEnd()
+	case []any:
+		st.WriteArrayStart()
+		for i, e := range v {
+			if i > 0 {
+				st.WriteMore()
+			}
+			writeJSON(st, e)
+		}
+		st.WriteArrayEnd()
+	case float64:
+		s := strconv.FormatFloat(v, 'f', -1, 64)
+		if !strings.ContainsRune(s, '.') {
+			s += ".0"
+		}
+		st.WriteRaw(s)
+	default: // string, int64, bool, nil
+		st.WriteVal(v)
 	}
-	return sc.Err()
 }
 
-func fileSize(p string) int64 {
-	fi, err := os.Stat(p)
-	if err != nil {
-		return 0
-	}
-	return fi.Size()
+// generator makes a reproducible stream of SIP-style events: calls that start,
+// change state, end and are rated, registrations, the odd blocked flood.
+type generator struct {
+	rnd   *rand.Rand
+	t     time.Time
+	calls []call // calls in progress
 }
 
-func human(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
+type call struct {
+	id, from, to, fromTag string
+	start                 time.Time
+	state                 int64
 }
 
-func rel(base, p string) string {
-	if r, err := filepath.Rel(base, p); err == nil && !strings.HasPrefix(r, "..") {
-		return r
+var (
+	users   = []string{"alice", "bob", "carol", "dave", "erin", "frank", "josé", "zoë", "hiro", "李雷"}
+	hosts   = []string{"atlanta.example.com", "biloxi.example.com", "paris.example.fr", "tokyo.example.jp"}
+	uas     = []string{"Linphone/5.2.5 (belle-sip/5.2.94), Desktop", "Grandstream GXP2170 1.0.11.23", "Zoiper rv2.10.20.3", "Obi200/3.2.2, \"home\" line", "MicroSIP/3.21.3"}
+	hangups = []string{"Normal call clearing", "Busy Here, try later", "Request Terminated", "Temporarily Unavailable"}
+	names   = []string{"José Müller", "Zoë Ødegaard", "日本 太郎", "Ana, Maria", "Bob \"the builder\""}
+	regions = []string{"eu-west", "us-east", "ap-northeast (東京)"}
+)
+
+func newGenerator(seed uint64) *generator {
+	return &generator{rnd: rand.New(rand.NewPCG(seed, seed^0x5eed)), t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+}
+
+func (g *generator) pick(s []string) string { return s[g.rnd.IntN(len(s))] }
+func (g *generator) uri() string            { return "sip:" + g.pick(users) + "@" + g.pick(hosts) }
+func (g *generator) n(k int) int64          { return int64(g.rnd.IntN(k)) }
+
+func (g *generator) hex(n int) string {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = "0123456789abcdef"[g.rnd.IntN(16)]
 	}
-	return p
+	return string(b)
+}
+
+// next returns the time and body of the next event; the event name is the
+// body's second element.
+func (g *generator) next() (time.Time, fbtest.KV) {
+	g.t = g.t.Add(time.Duration(500+g.rnd.IntN(4000)) * time.Microsecond)
+	switch r := g.rnd.IntN(100); {
+	case r < 25 || len(g.calls) == 0:
+		c := call{id: g.hex(16) + "@" + g.pick(hosts), from: g.uri(), fromTag: g.hex(8), start: g.t, state: 1}
+		for c.to = g.uri(); c.to == c.from; c.to = g.uri() {
+		}
+		if len(g.calls) < 64 {
+			g.calls = append(g.calls, c)
+		}
+		codecs := []any{"PCMU", "PCMA"}
+		if g.rnd.IntN(2) == 0 {
+			codecs = append(codecs, "opus")
+		}
+		return g.t, fbtest.KV{"event", "E_CALL_START", "call_id", c.id, "from_uri", c.from, "to_uri", c.to,
+			"from_tag", c.fromTag, "src_ip", fmt.Sprintf("192.0.2.%d", 1+g.n(254)), "src_port", 5060 + g.n(40),
+			"user_agent", g.pick(uas), "codecs", codecs}
+	case r < 45:
+		c := &g.calls[g.rnd.IntN(len(g.calls))]
+		old := c.state
+		c.state = min(c.state+1, 4)
+		return g.t, fbtest.KV{"event", "E_DIALOG_STATE", "call_id", c.id, "state", c.state, "old_state", old,
+			"hash_entry", g.n(4096), "hash_id", int64(g.rnd.Uint32()), "callee_display", g.pick(names), "early", c.state < 3}
+	case r < 65:
+		i := g.rnd.IntN(len(g.calls))
+		c := g.calls[i]
+		g.calls = append(g.calls[:i], g.calls[i+1:]...)
+		status := []int64{486, 487, 480, 200, 200, 200, 200, 200, 200, 200}[g.rnd.IntN(10)]
+		// a duration in seconds with a fraction, as billing systems report it
+		dur := float64(g.t.Sub(c.start).Microseconds())/1e6 + float64(g.rnd.IntN(600)) + 0.25
+		return g.t, fbtest.KV{"event", "E_CALL_END", "call_id", c.id, "from_uri", c.from, "to_uri", c.to,
+			"status", status, "duration", dur, "billed_seconds", int64(dur) + 1, "reason", g.pick(hangups),
+			"hangup_by", []string{"caller", "callee"}[g.rnd.IntN(2)]}
+	case r < 85:
+		u, h, expires := g.pick(users), g.pick(hosts), int64(3600)
+		if g.rnd.IntN(8) == 0 {
+			expires = 0 // an unregister
+		}
+		return g.t, fbtest.KV{"event", "E_REGISTER", "aor", "sip:" + u + "@" + h,
+			"contact", fmt.Sprintf("<sip:%s@198.51.100.%d:%d;transport=tcp>", u, 1+g.n(254), 5060+g.n(10)),
+			"expires", expires, "user_agent", g.pick(uas), "registered", expires > 0}
+	case r < 97:
+		c, dur, notes := g.calls[g.rnd.IntN(len(g.calls))], g.n(3600), "answered"
+		if g.rnd.IntN(4) == 0 {
+			notes = "transferred\nto voicemail"
+		}
+		var account any // a null when the caller is not a customer
+		if g.rnd.IntN(3) > 0 {
+			account = "ACC-" + g.hex(6)
+		}
+		return g.t, fbtest.KV{"event", "E_ACC_CDR", "call_id", c.id, "method", "INVITE", "from_tag", c.fromTag,
+			"to_tag", g.hex(8), "sip_code", "200", "sip_reason", "OK", "setuptime", 1 + g.n(5), "duration", dur,
+			"cost", float64(dur)*0.00037 + 0.0005, "currency", "€",
+			"extra", fbtest.KV{"carrier", "Example Telecom, Inc.", "region", g.pick(regions), "trunk", 1 + g.n(8)},
+			"notes", notes, "rated", g.rnd.IntN(5) > 0, "account", account}
+	default:
+		return g.t, fbtest.KV{"event", "E_PIKE_BLOCKED", "ip", fmt.Sprintf("203.0.113.%d", 1+g.n(254)),
+			"requests", 100 + g.n(5000), "window_s", 2.5, "reason", "too many requests; blocked, flood"}
+	}
 }

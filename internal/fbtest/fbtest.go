@@ -80,7 +80,7 @@ func buildDir() (string, error) {
 	return dir, dirErr
 }
 
-// BuildHost returns the path of the C host, compiling host/flbhost.c once per
+// BuildHost returns the path of the C host, compiling host/*.c once per
 // test binary (or FLATSTORE_HOST when set).
 func BuildHost(t testing.TB) string {
 	t.Helper()
@@ -100,10 +100,15 @@ func BuildHost(t testing.TB) string {
 			return
 		}
 		out := filepath.Join(d, "flbhost")
-		cmd := exec.Command("cc", "-O2", "-Wall", "-Wextra", "-o", out,
-			filepath.Join(root, "host", "flbhost.c"), "-ldl", "-lpthread")
+		srcs, err := filepath.Glob(filepath.Join(root, "host", "*.c"))
+		if err != nil || len(srcs) == 0 {
+			hostErr = fmt.Errorf("no host/*.c under %s (%v)", root, err)
+			return
+		}
+		args := append([]string{"-O2", "-Wall", "-Wextra", "-o", out}, srcs...)
+		cmd := exec.Command("cc", append(args, "-ldl", "-lpthread")...)
 		if msg, err := cmd.CombinedOutput(); err != nil {
-			hostErr = fmt.Errorf("cc host/flbhost.c: %v\n%s", err, msg)
+			hostErr = fmt.Errorf("cc host/*.c: %v\n%s", err, msg)
 			return
 		}
 		hostPath = out

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/flatstore/flatstore/internal/fbconf"
 )
 
 // These tests prove the host (host/flbhost.c) against a fake plugin written
@@ -216,6 +218,9 @@ func TestHostInitFailure(t *testing.T) {
 	}
 }
 
+// A classic configuration read by fbconf and run through the host: the outputs
+// become instances, the engine's own keys never reach the plugin, ${VAR} and
+// @SET are expanded by the host as the engine does.
 func TestHostConf(t *testing.T) {
 	dir := t.TempDir()
 	sub := filepath.Join(dir, "sub")
@@ -247,7 +252,7 @@ func TestHostConf(t *testing.T) {
     Retry_Limit 5
     Host        h
     Port        1
-    tls         on
+    tls         off
     tls.verify  off
     net.keepalive on
     storage.total_limit_size 1M
@@ -275,11 +280,22 @@ func TestHostConf(t *testing.T) {
 	}
 	stream, _ := testChunks(16, 1)
 	in := WriteFile(t, "in.msgpack", stream)
-	// run from another directory: @INCLUDE is relative to the config's dir
-	r := runFake(t, nil, HostConfig{Env: []string{"FBTEST_ENV_VAR=events"}, Dir: t.TempDir()},
-		"-conf", conf, "-in", in, "-chunk", "1",
+	// read from another directory: @INCLUDE is relative to the config's dir
+	t.Chdir(t.TempDir())
+	env := func(k string) (string, bool) {
+		if k == "FBTEST_ENV_VAR" {
+			return "events", true
+		}
+		return "", false
+	}
+	c, err := fbconf.LoadClassic(conf, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := append(c.HostArgs("flatstore"), "-in", in, "-chunk", "1",
 		"-workers", "1", // instance b: the global default
 		"-next", "-p", "id=c", "-p", "query=id")
+	r := runFake(t, []string{"NO_CONFIG_MAP"}, HostConfig{Env: []string{"FBTEST_ENV_VAR=events"}}, args...)
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
@@ -407,7 +423,7 @@ func TestHostReload(t *testing.T) {
 	var seq []string
 	for _, l := range r.log.lines {
 		w := strings.Fields(l)[0]
-		if w == "flush-start" || w == "flush-end" || w == "prop" {
+		if w == "flush-start" || w == "flush-end" || w == "prop" || w == "oins" {
 			continue
 		}
 		if w == "init" || w == "exitctx" {
@@ -478,7 +494,9 @@ func TestHostExitCodes(t *testing.T) {
 		{"bad number", []string{"-so", so, "-chunk", "0"}, 64, "-chunk 0"},
 		{"bad property", []string{"-so", so, "-p", "novalue"}, 64, "key=value"},
 		{"missing input", []string{"-so", so, "-in", "/nonexistent/in"}, 64, "/nonexistent/in"},
-		{"missing conf", []string{"-so", so, "-conf", "/nonexistent/conf"}, 64, "/nonexistent/conf"},
+		{"the classic format is fbconf's", []string{"-so", so, "-conf", "x.conf"}, 64, "unknown option -conf"},
+		{"bad log level", []string{"-so", so, "-log-level", "loud"}, 64, "-log-level loud"},
+		{"bad -set", []string{"-so", so, "-set", "novalue"}, 64, "key=value"},
 		{"two inputs", []string{"-so", so, "-in", "a", "-in-chunks", "b"}, 64, "exclude"},
 		{"missing so", []string{"-so", "/nonexistent/x.so"}, 1, "dlopen"},
 		{"bad register", []string{"-so", fakeSO(t, "BAD_REGISTER")}, 1, "type=1"},

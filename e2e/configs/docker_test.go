@@ -1,4 +1,4 @@
-package conf_test
+package configs_test
 
 import (
 	"bufio"
@@ -12,7 +12,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/flatstore/flatstore/conf"
+	"github.com/flatstore/flatstore/internal/fbconf"
 )
 
 // --- the Dockerfile ----------------------------------------------------------------------
@@ -260,7 +260,7 @@ func TestDockerfileCopiesWhatTheConfigsName(t *testing.T) {
 // pluginPaths returns the .so paths of plugins.conf and of the YAML file.
 func pluginPaths(t *testing.T) []string {
 	t.Helper()
-	pc, err := conf.LoadClassic("plugins.conf", noEnv)
+	pc, err := fbconf.LoadClassic("plugins.conf", noEnv)
 	if err != nil {
 		t.Fatal(err)
 	}

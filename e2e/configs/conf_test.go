@@ -1,6 +1,7 @@
-package conf_test
+package configs_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -11,12 +12,24 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/flatstore/flatstore/conf"
 	"github.com/flatstore/flatstore/flatstore"
+	"github.com/flatstore/flatstore/internal/fbconf"
 	"github.com/flatstore/flatstore/internal/fbtest"
 )
 
-func TestMain(m *testing.M) { fbtest.Main(m) }
+// TestMain runs the tests in conf/, where the configurations name each other by
+// relative paths (Parsers_File, Plugins_File) as Fluent Bit reads them.
+func TestMain(m *testing.M) {
+	root, err := fbtest.RepoRoot()
+	if err == nil {
+		err = os.Chdir(filepath.Join(root, "conf"))
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "configs:", err)
+		os.Exit(1)
+	}
+	fbtest.Main(m)
+}
 
 // The socket through which logrotate reaches the plugin in the container.
 const controlSocket = "/run/flatstore/control.sock"
@@ -35,12 +48,9 @@ func reservedKey(k string) bool {
 
 func repoRoot(t *testing.T) string {
 	t.Helper()
-	root, err := filepath.Abs("..")
+	root, err := fbtest.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
-		t.Fatalf("no go.mod in %s: %v", root, err)
 	}
 	return root
 }
@@ -78,33 +88,33 @@ func child(n *yaml.Node, key string) *yaml.Node {
 
 // scalars returns a mapping's scalar values as written (0640 stays "0640"),
 // keys lower-cased, in order.
-func scalars(t *testing.T, n *yaml.Node) []conf.Prop {
+func scalars(t *testing.T, n *yaml.Node) []fbconf.Prop {
 	t.Helper()
-	var out []conf.Prop
+	var out []fbconf.Prop
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		if v.Kind != yaml.ScalarNode {
 			t.Errorf("line %d: %s: want a scalar", k.Line, k.Value)
 			continue
 		}
-		out = append(out, conf.Prop{Key: strings.ToLower(k.Value), Value: v.Value, Line: k.Line})
+		out = append(out, fbconf.Prop{Key: strings.ToLower(k.Value), Value: v.Value, Line: k.Line})
 	}
 	return out
 }
 
 // yamlSections returns pipeline.<kind> (inputs or outputs) as sections with
 // ${VAR} expanded.
-func yamlSections(t *testing.T, root *yaml.Node, kind string, env func(string) (string, bool)) []conf.Section {
+func yamlSections(t *testing.T, root *yaml.Node, kind string, env func(string) (string, bool)) []fbconf.Section {
 	t.Helper()
 	list := child(child(root, "pipeline"), kind)
 	if list == nil || list.Kind != yaml.SequenceNode {
 		t.Fatalf("fluent-bit.yaml: pipeline.%s is not a list", kind)
 	}
-	var out []conf.Section
+	var out []fbconf.Section
 	for _, item := range list.Content {
-		s := conf.Section{Name: kind, Line: item.Line}
+		s := fbconf.Section{Name: kind, Line: item.Line}
 		for _, p := range scalars(t, item) {
-			p.Value = conf.Expand(p.Value, env)
+			p.Value = fbconf.Expand(p.Value, env)
 			s.Props = append(s.Props, p)
 		}
 		out = append(out, s)
@@ -112,8 +122,8 @@ func yamlSections(t *testing.T, root *yaml.Node, kind string, env func(string) (
 	return out
 }
 
-func flatstoreOnly(ss []conf.Section) []conf.Section {
-	var out []conf.Section
+func flatstoreOnly(ss []fbconf.Section) []fbconf.Section {
+	var out []fbconf.Section
 	for _, s := range ss {
 		if strings.EqualFold(s.Value("name"), "flatstore") {
 			out = append(out, s)
@@ -152,7 +162,7 @@ func TestEveryFileParses(t *testing.T) {
 		case f == "logrotate.conf":
 			// logrotate's format, not Fluent Bit's: see TestControlSocketAgrees.
 		case strings.HasSuffix(f, ".conf"):
-			c, err := conf.LoadClassic(f, env)
+			c, err := fbconf.LoadClassic(f, env)
 			if err != nil {
 				t.Errorf("%s: %v", f, err)
 				continue
@@ -179,12 +189,12 @@ func TestEveryFileParses(t *testing.T) {
 
 func TestOutputKeysAreKnown(t *testing.T) {
 	env := lookupIn(envFor(t.TempDir()))
-	c, err := conf.LoadClassic("fluent-bit.conf", env)
+	c, err := fbconf.LoadClassic("fluent-bit.conf", env)
 	if err != nil {
 		t.Fatal(err)
 	}
 	known := flatstore.KnownKeys()
-	check := func(where string, s conf.Section) {
+	check := func(where string, s fbconf.Section) {
 		for _, p := range s.Props {
 			if !reservedKey(p.Key) && !slices.Contains(known, strings.ToLower(p.Key)) {
 				t.Errorf("%s line %d: %s is neither a flatstore key (%s) nor one Fluent Bit keeps", where, p.Line, p.Key, strings.Join(known, ", "))
@@ -226,7 +236,7 @@ func sameValue(a, b string) bool {
 	return oka && okb && va == vb
 }
 
-func compareSections(t *testing.T, what string, classic []conf.Section, yml []conf.Section) {
+func compareSections(t *testing.T, what string, classic []fbconf.Section, yml []fbconf.Section) {
 	t.Helper()
 	if len(classic) != len(yml) {
 		t.Fatalf("%s: fluent-bit.conf has %d, fluent-bit.yaml %d", what, len(classic), len(yml))
@@ -262,13 +272,13 @@ func compareSections(t *testing.T, what string, classic []conf.Section, yml []co
 
 func TestClassicAndYAMLAreOnePipeline(t *testing.T) {
 	env := lookupIn(envFor(t.TempDir()))
-	c, err := conf.LoadClassic("fluent-bit.conf", env)
+	c, err := fbconf.LoadClassic("fluent-bit.conf", env)
 	if err != nil {
 		t.Fatal(err)
 	}
 	root := loadYAML(t, "fluent-bit.yaml")
-	deref := func(ss []*conf.Section) []conf.Section {
-		out := make([]conf.Section, len(ss))
+	deref := func(ss []*fbconf.Section) []fbconf.Section {
+		out := make([]fbconf.Section, len(ss))
 		for i, s := range ss {
 			out[i] = *s
 		}
@@ -285,25 +295,25 @@ func TestClassicAndYAMLAreOnePipeline(t *testing.T) {
 	if len(svc) != 1 {
 		t.Fatalf("fluent-bit.conf has %d [SERVICE] sections", len(svc))
 	}
-	cs := conf.Section{Name: "SERVICE"}
+	cs := fbconf.Section{Name: "SERVICE"}
 	for _, p := range svc[0].Props {
 		if !strings.EqualFold(p.Key, "plugins_file") {
 			cs.Props = append(cs.Props, p)
 		}
 	}
-	ys := conf.Section{Name: "service", Props: scalars(t, child(root, "service"))}
-	compareSections(t, "service", []conf.Section{cs}, []conf.Section{ys})
+	ys := fbconf.Section{Name: "service", Props: scalars(t, child(root, "service"))}
+	compareSections(t, "service", []fbconf.Section{cs}, []fbconf.Section{ys})
 }
 
 func TestParseConfigAcceptsEachOutput(t *testing.T) {
 	dir := t.TempDir()
 	envMap := envFor(dir)
 	env := lookupIn(envMap)
-	c, err := conf.LoadClassic("fluent-bit.conf", env)
+	c, err := fbconf.LoadClassic("fluent-bit.conf", env)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sets := map[string][]conf.Section{}
+	sets := map[string][]fbconf.Section{}
 	for _, s := range c.Outputs("flatstore") {
 		sets["fluent-bit.conf"] = append(sets["fluent-bit.conf"], *s)
 	}
@@ -356,7 +366,7 @@ func TestContainerEnvironmentIsComplete(t *testing.T) {
 	if len(env) == 0 {
 		t.Fatal("the runtime stage sets no ENV")
 	}
-	c, err := conf.LoadClassic("fluent-bit.conf", lookupIn(env))
+	c, err := fbconf.LoadClassic("fluent-bit.conf", lookupIn(env))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -397,7 +407,7 @@ func TestContainerEnvironmentIsComplete(t *testing.T) {
 }
 
 func TestParsersAndPlugins(t *testing.T) {
-	c, err := conf.LoadClassic("fluent-bit.conf", lookupIn(envFor(t.TempDir())))
+	c, err := fbconf.LoadClassic("fluent-bit.conf", lookupIn(envFor(t.TempDir())))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -412,7 +422,7 @@ func TestParsersAndPlugins(t *testing.T) {
 			t.Errorf("[SERVICE] %s: %v", k, err)
 		}
 	}
-	parsers, err := conf.LoadClassic(svc.Value("parsers_file"), noEnv)
+	parsers, err := fbconf.LoadClassic(svc.Value("parsers_file"), noEnv)
 	if err != nil {
 		t.Fatal(err)
 	}

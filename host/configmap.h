@@ -1,0 +1,45 @@
+/*
+ * configmap.h — a Go plugin's config map, read from FLBPluginRegister's definition, and what
+ * Fluent Bit v5.1.1 does with it: check an instance's properties at start-up and in
+ * --dry-run, and print it for `-o NAME -h`.
+ */
+#ifndef FLBHOST_CONFIGMAP_H
+#define FLBHOST_CONFIGMAP_H
+
+#include <stdio.h>
+
+#include "props.h"
+
+struct cmap_entry {
+    int type;
+    char *name;
+    char *def_value; /* NULL: no default */
+    int flags;
+    char *desc;      /* NULL: none */
+};
+
+struct cmap {
+    int present; /* the plugin registered a map (even an empty one) */
+    struct cmap_entry *v;
+    size_t n;
+};
+
+/* cmap_read copies the entries of a struct flb_config_map[] (NULL: no map). */
+void cmap_read(struct cmap *m, const void *config_map);
+void cmap_free(struct cmap *m);
+
+/*
+ * cmap_check is flb_config_map_properties_check for one instance of plugin: every
+ * property must name an entry (ignoring case; the whole key, or more than the name of a
+ * prefixed entry), and one without the multiple flag may be set once. It prints the
+ * engine's messages and returns 0, or -1 at the first bad property.
+ */
+int cmap_check(const struct cmap *m, const char *plugin, const struct props *ps);
+
+/* cmap_help prints to out what `fluent-bit -o NAME -h` prints on stdout (src/fluent-bit.c
+ * help_format_text over src/flb_help.c flb_help_output) for a plugin without the network
+ * or TLS flags. It returns -1 for an entry type the engine refuses ("[help] invalid config
+ * map type N" on stderr), else 0. */
+int cmap_help(const struct cmap *m, const char *name, const char *desc, FILE *out);
+
+#endif
