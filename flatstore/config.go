@@ -441,7 +441,7 @@ func (c *Config) parsePath(v string) []error {
 	case v == "":
 		return []error{errors.New(`path "": required: the file to write, as flatstore:/var/log/events.log or /var/log/events.log`)}
 	case raw == "":
-		return []error{fmt.Errorf("path %q: no socket specified: give a file after flatstore:", v)}
+		return []error{fmt.Errorf("path %q: no socket specified: give a file after the flatstore: prefix", v)}
 	case strings.ContainsRune(raw, 0):
 		return []error{fmt.Errorf("path %q: must not contain a NUL byte", v)}
 	}

@@ -1120,3 +1120,32 @@ func TestIdleTimeout(t *testing.T) {
 		}
 	})
 }
+
+// The pool's memory of forgotten paths is bounded: 5 000 distinct template
+// values with rotate_count set leave at most maxMemo memories and no file
+// open.
+func TestMemoBounded(t *testing.T) {
+	clk := newFakeClock(time.Unix(1800000000, 0))
+	p := usePool(t, clk, nil)
+	dir := t.TempDir()
+	in := fsInstance(t, "path", filepath.Join(dir, "$TAG.log"), "rotate_count", "10", "idle_timeout", "1s")
+	const tags = maxMemo + 904
+	for i := 0; i < tags; i++ {
+		mustFlush(t, in, evRecords("E", i, 1), "t"+strconv.Itoa(i))
+		if i%500 == 0 {
+			clk.Add(2 * time.Second)
+			p.tick()
+		}
+	}
+	clk.Add(2 * time.Second)
+	p.tick()
+	if n := p.memoCount(); n > maxMemo || n < maxMemo/2 {
+		t.Errorf("%d memories kept for %d paths, want at most %d", n, tags, maxMemo)
+	}
+	if n := p.OpenCount(); n != 0 {
+		t.Errorf("%d files open after idle_timeout", n)
+	}
+	if n := len(dirFiles(t, dir)); n != tags {
+		t.Errorf("%d files, want %d", n, tags)
+	}
+}

@@ -36,14 +36,3 @@ func (p *Process) Gatherer() prometheus.Gatherer { return p.metrics.Gatherer() }
 
 // OpenFiles is the number of event files open (or about to open) now.
 func (p *Process) OpenFiles() int { return p.pool.openCount() }
-
-// live returns the live instances.
-func (p *Process) live() []*Instance {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	out := make([]*Instance, 0, len(p.instances))
-	for in := range p.instances {
-		out = append(out, in)
-	}
-	return out
-}

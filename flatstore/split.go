@@ -103,10 +103,7 @@ func Split(cfg *Config, line []byte) ([][]byte, error) {
 			i++ // the delimiter
 		}
 	}
-	for _, f := range bytes.Split(line, delim) {
-		out = append(out, f)
-	}
-	return out, nil
+	return append(out, bytes.Split(line, delim)...), nil
 }
 
 func nonNil(b []byte) []byte {

@@ -43,7 +43,7 @@ func NewClient(addr, token string, timeout time.Duration) (*Client, error) {
 	base := "http://" + addr
 	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
 		if path == "" {
-			return nil, errors.New("no socket path after unix:")
+			return nil, errors.New("no socket path after the unix: prefix")
 		}
 		tr.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer

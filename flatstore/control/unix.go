@@ -26,7 +26,7 @@ const maxUnixPath = 107
 // link(2) also refuses to replace a file another process created meanwhile.
 func listenUnix(path string) (net.Listener, fs.FileInfo, error) {
 	if path == "" {
-		return nil, nil, errors.New("no socket path after unix:")
+		return nil, nil, errors.New("no socket path after the unix: prefix")
 	}
 	if len(path) > maxUnixPath {
 		return nil, nil, fmt.Errorf("the socket path is %d bytes long; a unix socket path has at most %d: choose a shorter one",
