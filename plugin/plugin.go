@@ -1,25 +1,15 @@
 // Command plugin is the flatstore Fluent Bit output plugin, built with
-// go build -buildmode=c-shared. It holds only the functions Fluent Bit's Go
-// proxy calls and their glue to the core (package flatstore) and the control
-// endpoint (package control): configuration lookup, the per-instance
-// context, return codes, and recovery from panics.
+// go build -buildmode=c-shared. It holds only the glue from Fluent Bit's Go
+// proxy to the core (package flatstore) and the control endpoint (package
+// control): the entry points (engine.c, which refuses to run Go after a
+// fork, then calls the functions below), the config map, the engine's
+// logger, configuration lookup, the per-instance context, return codes, and
+// recovery from panics.
 package main
 
 /*
 #include <stdlib.h>
-
-// The layout Fluent Bit's Go proxy hands to FLBPluginInit (proxy/go/go.h).
-struct flb_plugin_proxy_context { void *remote_context; void *proxy; };
-struct flbgo_output_plugin {
-    char *name;
-    void *api;
-    void *o_ins;
-    struct flb_plugin_proxy_context *context;
-};
-
-static void flatstore_set_context(void *plugin, void *ctx) {
-    ((struct flbgo_output_plugin *) plugin)->context->remote_context = ctx;
-}
+#include "engine.h"
 */
 import "C"
 
@@ -40,6 +30,7 @@ import (
 type instance struct {
 	core    *flatstore.Instance
 	control *control.Handle
+	sink    *engineSink
 	ctx     unsafe.Pointer // C memory whose address is the context
 }
 
@@ -49,7 +40,7 @@ var (
 	live sync.Map // uintptr → *instance
 
 	mu      sync.Mutex
-	nextIdx int // names instances flatstore.0, flatstore.1… as Fluent Bit does
+	nextIdx int // names instances flatstore.0, flatstore.1… when the engine's name cannot be read
 	count   int
 
 	// proc is what every instance of this process shares: the files, the
@@ -67,37 +58,42 @@ func (g getter) Get(key string) string { return output.FLBPluginConfigKey(g.plug
 
 func main() {}
 
-//export FLBPluginPreRegister
-func FLBPluginPreRegister(hotReload C.int) C.int { return 0 }
+//export flatstoreGoPreRegister
+func flatstoreGoPreRegister(hotReload C.int) C.int { return 0 }
 
-//export FLBPluginRegister
-func FLBPluginRegister(def unsafe.Pointer) (ret C.int) {
+//export flatstoreGoRegister
+func flatstoreGoRegister(def unsafe.Pointer) (ret C.int) {
 	defer recoverTo("register", &ret, -1)
-	return C.int(output.FLBPluginRegister(def, "flatstore",
-		"OpenSIPS event_flatstore lines in plain files"))
+	if rc := output.FLBPluginRegister(def, "flatstore", "OpenSIPS event_flatstore lines in plain files"); rc != 0 {
+		return C.int(rc)
+	}
+	C.flatstore_set_config_map(def, configMap())
+	return 0
 }
 
-//export FLBPluginInit
-func FLBPluginInit(plugin unsafe.Pointer) (ret C.int) {
+//export flatstoreGoInit
+func flatstoreGoInit(plugin unsafe.Pointer) (ret C.int) {
 	defer recoverTo("init", &ret, output.FLB_ERROR)
-	mu.Lock()
-	name := fmt.Sprintf("flatstore.%d", nextIdx)
-	nextIdx++
-	mu.Unlock()
-	log := flatstore.NewLogger(name, nil)
+	name := instanceName(plugin)
+	sink := newEngineSink(C.flatstore_plugin_api(plugin), C.flatstore_plugin_ins(plugin))
+	log := flatstore.NewLogger(name, sink)
+	fail := func() C.int {
+		sink.detach()
+		return output.FLB_ERROR
+	}
 
 	cfg, err := flatstore.ParseConfig(getter{plugin})
 	if err != nil {
 		log.Errorf("invalid configuration, output not started:\n    %s",
 			strings.ReplaceAll(err.Error(), "\n", "\n    "))
-		return output.FLB_ERROR
+		return fail()
 	}
 	core, err := flatstore.NewInstance(proc, cfg, name, log)
 	if err != nil {
 		log.Errorf("%v: output not started", err)
-		return output.FLB_ERROR
+		return fail()
 	}
-	inst := &instance{core: core}
+	inst := &instance{core: core, sink: sink}
 	if !strings.EqualFold(cfg.ControlListen, "off") {
 		h, err := controls.Acquire(cfg.ControlListen, core, control.Options{
 			Token: cfg.ControlToken, Metrics: proc.Gatherer(), Log: log,
@@ -110,7 +106,7 @@ func FLBPluginInit(plugin unsafe.Pointer) (ret C.int) {
 		default:
 			log.Errorf("%v: output not started", err)
 			core.Close()
-			return output.FLB_ERROR
+			return fail()
 		}
 	}
 	inst.ctx = C.malloc(1)
@@ -122,34 +118,53 @@ func FLBPluginInit(plugin unsafe.Pointer) (ret C.int) {
 	return output.FLB_OK
 }
 
-//export FLBPluginFlushCtx
-func FLBPluginFlushCtx(ctx, data unsafe.Pointer, length C.int, tag *C.char) (ret C.int) {
+// instanceName is the name logs and metrics give an instance, as Fluent Bit
+// does: its alias when set, else the engine's own name (flatstore.0); when
+// the engine's memory does not show them, a name counted here.
+func instanceName(plugin unsafe.Pointer) string {
+	var name, alias [256]C.char
+	found := C.flatstore_instance_name(C.flatstore_plugin_ins(plugin), &name[0], C.int(len(name)), &alias[0], C.int(len(alias)))
+	mu.Lock()
+	defer mu.Unlock()
+	switch {
+	case found != 0 && alias[0] != 0:
+		return C.GoString(&alias[0])
+	case found != 0:
+		return C.GoString(&name[0])
+	}
+	n := fmt.Sprintf("flatstore.%d", nextIdx)
+	nextIdx++
+	return n
+}
+
+//export flatstoreGoFlushCtx
+func flatstoreGoFlushCtx(ctx, data unsafe.Pointer, length C.size_t, tag *C.char) (ret C.int) {
 	defer recoverTo("flush", &ret, output.FLB_RETRY)
 	v, ok := live.Load(uintptr(ctx))
 	if !ok {
-		flatstore.NewLogger("flatstore", nil).Errorf("flush for an unknown or closed instance: chunk dropped")
+		orphanLogger().Errorf("flush for an unknown or closed instance: chunk dropped")
 		return output.FLB_ERROR
 	}
 	return flush(v.(*instance), data, length, tag)
 }
 
-// FLBPluginFlush is the entry point of Fluent Bit versions that do not
+// flatstoreGoFlush is the entry point of Fluent Bit versions that do not
 // pass a context: it serves the one instance there is.
 //
-//export FLBPluginFlush
-func FLBPluginFlush(data unsafe.Pointer, length C.int, tag *C.char) (ret C.int) {
+//export flatstoreGoFlush
+func flatstoreGoFlush(data unsafe.Pointer, length C.size_t, tag *C.char) (ret C.int) {
 	defer recoverTo("flush", &ret, output.FLB_RETRY)
 	var only *instance
 	n := 0
 	live.Range(func(_, v any) bool { only, n = v.(*instance), n+1; return n < 2 })
 	if n != 1 {
-		flatstore.NewLogger("flatstore", nil).Errorf("flush without a context and %d instances: chunk dropped", n)
+		orphanLogger().Errorf("flush without a context and %d instances: chunk dropped", n)
 		return output.FLB_ERROR
 	}
 	return flush(only, data, length, tag)
 }
 
-func flush(inst *instance, data unsafe.Pointer, length C.int, tag *C.char) C.int {
+func flush(inst *instance, data unsafe.Pointer, length C.size_t, tag *C.char) C.int {
 	var buf []byte
 	if data != nil && length > 0 {
 		buf = unsafe.Slice((*byte)(data), int(length))
@@ -163,8 +178,8 @@ func flush(inst *instance, data unsafe.Pointer, length C.int, tag *C.char) C.int
 	return output.FLB_ERROR
 }
 
-//export FLBPluginExitCtx
-func FLBPluginExitCtx(ctx unsafe.Pointer) (ret C.int) {
+//export flatstoreGoExitCtx
+func flatstoreGoExitCtx(ctx unsafe.Pointer) (ret C.int) {
 	defer recoverTo("exit", &ret, output.FLB_ERROR)
 	v, ok := live.LoadAndDelete(uintptr(ctx))
 	if !ok {
@@ -174,8 +189,8 @@ func FLBPluginExitCtx(ctx unsafe.Pointer) (ret C.int) {
 	return output.FLB_OK
 }
 
-//export FLBPluginExit
-func FLBPluginExit() (ret C.int) {
+//export flatstoreGoExit
+func flatstoreGoExit() (ret C.int) {
 	defer recoverTo("exit", &ret, output.FLB_ERROR)
 	live.Range(func(k, v any) bool {
 		if _, ok := live.LoadAndDelete(k); ok {
@@ -191,6 +206,9 @@ func closeInstance(inst *instance) {
 		inst.control.Release()
 	}
 	inst.core.Close()
+	// From here the engine may free the instance: its logger goes quiet
+	// (to stderr) rather than touch it.
+	inst.sink.detach()
 	C.free(inst.ctx)
 	mu.Lock()
 	count--
@@ -200,11 +218,11 @@ func closeInstance(inst *instance) {
 	mu.Unlock()
 }
 
-//export FLBPluginUnregister
-func FLBPluginUnregister(def unsafe.Pointer) {
+//export flatstoreGoUnregister
+func flatstoreGoUnregister(def unsafe.Pointer) {
 	defer func() {
 		if r := recover(); r != nil {
-			flatstore.NewLogger("flatstore", nil).Errorf("panic in unregister: %v\n%s", r, debug.Stack())
+			orphanLogger().Errorf("panic in unregister: %v\n%s", r, debug.Stack())
 		}
 	}()
 	output.FLBPluginUnregister(def)
@@ -214,7 +232,7 @@ func FLBPluginUnregister(def unsafe.Pointer) {
 // that a bug in the plugin never takes Fluent Bit down.
 func recoverTo(where string, ret *C.int, code int) {
 	if r := recover(); r != nil {
-		flatstore.NewLogger("flatstore", nil).Errorf("panic in %s: %v\n%s", where, r, debug.Stack())
+		orphanLogger().Errorf("panic in %s: %v\n%s", where, r, debug.Stack())
 		*ret = C.int(code)
 	}
 }

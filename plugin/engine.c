@@ -1,0 +1,235 @@
+/*
+ * engine.c — the C side of flatstore's glue to Fluent Bit.
+ *
+ * The symbols Fluent Bit's Go proxy looks up (FLBPluginRegister, FLBPluginInit,
+ * FLBPluginFlushCtx, FLBPluginExitCtx…) are defined here, not in Go: each first checks
+ * whether the process forked after the library was loaded (Daemon On) and only then
+ * enters Go. The Go runtime does not survive fork(): its threads stay in the parent, so
+ * Go code in the child can wait forever for one of them. In a forked child the entry
+ * points say so once, loudly, through the engine's logger, refuse to start, and return
+ * at once on exit.
+ *
+ * It also reads the engine's memory that fluent-bit-go does not: the logger slots of
+ * struct flb_api and the instance's name and alias.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "_cgo_export.h"
+
+/* ---- fork detection ---- */
+
+static volatile sig_atomic_t forked;
+static volatile sig_atomic_t said;
+static void *last_api; /* for messages that have no instance at hand */
+
+static void on_fork_child(void) { forked = 1; }
+
+__attribute__((constructor)) static void flatstore_loaded(void)
+{
+    pthread_atfork(NULL, NULL, on_fork_child);
+}
+
+int flatstore_forked(void) { return forked; }
+
+static void say_forked(void *api)
+{
+    static const char msg[] =
+        "[output:flatstore] the process forked after the plugin was loaded (Daemon On?): "
+        "the Go runtime does not survive fork(), so flatstore refuses to run here; "
+        "run Fluent Bit in the foreground (Daemon Off, as containers and systemd do)";
+    struct flatstore_api *a = api ? api : last_api;
+    if (said) return;
+    said = 1;
+    if (a && a->log_print) {
+        a->log_print(FLATSTORE_LOG_ERROR, NULL, 0, "%s", msg);
+    } else {
+        ssize_t r = write(2, msg, sizeof msg - 1);
+        r = write(2, "\n", 1);
+        (void)r;
+    }
+}
+
+/* ---- the entry points Fluent Bit calls ---- */
+
+int FLBPluginPreRegister(int hot_reload)
+{
+    if (forked) return 0;
+    return flatstoreGoPreRegister(hot_reload);
+}
+
+int FLBPluginRegister(void *def)
+{
+    if (forked) {
+        say_forked(NULL);
+        return -1;
+    }
+    return flatstoreGoRegister(def);
+}
+
+int FLBPluginInit(void *plugin)
+{
+    void *api = plugin ? ((struct flatstore_go_plugin *)plugin)->api : NULL;
+    if (api) last_api = api;
+    if (forked) {
+        say_forked(api);
+        return 0;
+    }
+    return flatstoreGoInit(plugin);
+}
+
+int FLBPluginFlushCtx(void *ctx, void *data, size_t size, char *tag)
+{
+    if (forked) {
+        say_forked(NULL);
+        return 0; /* FLB_ERROR */
+    }
+    return flatstoreGoFlushCtx(ctx, data, size, tag);
+}
+
+int FLBPluginFlush(void *data, size_t size, char *tag)
+{
+    if (forked) {
+        say_forked(NULL);
+        return 0;
+    }
+    return flatstoreGoFlush(data, size, tag);
+}
+
+int FLBPluginExitCtx(void *ctx)
+{
+    if (forked) return 1; /* FLB_OK: nothing a broken runtime could do */
+    return flatstoreGoExitCtx(ctx);
+}
+
+int FLBPluginExit(void)
+{
+    if (forked) return 1;
+    return flatstoreGoExit();
+}
+
+void FLBPluginUnregister(void *def)
+{
+    if (forked) return;
+    flatstoreGoUnregister(def);
+}
+
+/* ---- small accessors ---- */
+
+void flatstore_set_context(void *plugin, void *ctx)
+{
+    ((struct flatstore_go_plugin *)plugin)->context->remote_context = ctx;
+}
+
+void flatstore_set_config_map(void *def, void *map)
+{
+    ((struct flatstore_proxy_def *)def)->config_map = map;
+}
+
+void *flatstore_plugin_api(void *plugin) { return ((struct flatstore_go_plugin *)plugin)->api; }
+
+void *flatstore_plugin_ins(void *plugin) { return ((struct flatstore_go_plugin *)plugin)->o_ins; }
+
+/* ---- the engine's logger ---- */
+
+int flatstore_has_logger(void *api)
+{
+    struct flatstore_api *a = api;
+    return a && a->log_print;
+}
+
+/* log_print is variadic: Go cannot call it, so the message goes through "%s". */
+void flatstore_log(void *api, int level, const char *msg)
+{
+    struct flatstore_api *a = api;
+    if (a && a->log_print) a->log_print(level, NULL, 0, "%s", msg);
+}
+
+int flatstore_log_check(void *api, void *ins, int level)
+{
+    struct flatstore_api *a = api;
+    if (!a || !a->output_log_check || !ins) return 1;
+    return a->output_log_check(ins, level);
+}
+
+/* ---- the instance's name and alias ---- */
+
+/* readable copies n bytes at p into out when the memory is readable, without risking a
+ * fault: the kernel reads it for a write(2) into a pipe (EFAULT otherwise). */
+static int readable(const void *p, void *out, size_t n)
+{
+    int fds[2];
+    int ok = 0;
+    if (pipe(fds) != 0) return 0;
+    if (write(fds[1], p, n) == (ssize_t)n && read(fds[0], out, n) == (ssize_t)n) ok = 1;
+    close(fds[0]);
+    close(fds[1]);
+    return ok;
+}
+
+/*
+ * flatstore_instance_name finds the engine's name for this instance ("flatstore.<id>",
+ * as flb_output_new writes it into char name[32]) and the alias pointer that follows it
+ * in struct flb_output_instance. Their offset differs between Fluent Bit versions, so no
+ * offset is trusted: the first 256 bytes are searched, 4 by 4, for the name padded with
+ * NULs, and the pointer at the next pointer-aligned offset is read only through a
+ * kernel-checked copy and taken only when it holds a short printable string. Returns 1
+ * when the name was found (alias is "" when there is none), 0 otherwise.
+ */
+int flatstore_instance_name(void *ins, char *name, int name_cap, char *alias, int alias_cap)
+{
+    static const char prefix[] = "flatstore.";
+    const size_t plen = sizeof prefix - 1, span = 256, field = 32;
+    unsigned char mem[256 + 32 + sizeof(void *)];
+    size_t off;
+    name[0] = alias[0] = '\0';
+    if (!ins || !readable(ins, mem, sizeof mem)) return 0;
+    for (off = 0; off + field <= span; off += 4) {
+        size_t i = plen, a;
+        char *ptr;
+        char buf[256];
+        if (memcmp(mem + off, prefix, plen) != 0) continue;
+        while (i < field && mem[off + i] >= '0' && mem[off + i] <= '9') i++;
+        if (i == plen || i >= field) continue;
+        for (a = i; a < field && mem[off + a] == 0; a++) {
+        }
+        if (a != field || (int)i >= name_cap) continue;
+        memcpy(name, mem + off, i);
+        name[i] = '\0';
+        a = (off + field + sizeof(void *) - 1) & ~(sizeof(void *) - 1);
+        memcpy(&ptr, mem + a, sizeof ptr);
+        if (ptr) {
+            /* page by page, never reading past a readable page */
+            size_t n = 0, page = (size_t)sysconf(_SC_PAGESIZE), end = 0;
+            int found = 0;
+            while (n < sizeof buf - 1 && !found) {
+                size_t chunk = page - ((uintptr_t)(ptr + n) % page);
+                if (chunk > sizeof buf - 1 - n) chunk = sizeof buf - 1 - n;
+                if (!readable(ptr + n, buf + n, chunk)) break;
+                for (end = n; end < n + chunk; end++) {
+                    if (buf[end] == '\0') {
+                        found = 1;
+                        break;
+                    }
+                }
+                n += chunk;
+            }
+            if (found && end > 0 && (int)end < alias_cap) {
+                size_t k;
+                for (k = 0; k < end && (unsigned char)buf[k] >= 0x20 && (unsigned char)buf[k] != 0x7f; k++) {
+                }
+                if (k == end) {
+                    memcpy(alias, buf, end);
+                    alias[end] = '\0';
+                }
+            }
+        }
+        return 1;
+    }
+    return 0;
+}
