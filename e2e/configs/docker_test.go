@@ -433,7 +433,7 @@ func TestControlSocketAgrees(t *testing.T) {
 	if !bytes.Contains(data, []byte("flatstore-ctl")) {
 		t.Error("logrotate.conf should call flatstore-ctl in postrotate")
 	}
-	for _, m := range regexp.MustCompile(`unix:(/[^\s"']+)`).FindAllSubmatch(data, -1) {
+	for _, m := range regexp.MustCompile(`unix:(/[^\s"'}$]+)`).FindAllSubmatch(data, -1) {
 		if string(m[1]) != controlSocket {
 			t.Errorf("logrotate.conf names unix:%s, the plugin listens on unix:%s", m[1], controlSocket)
 		}
