@@ -47,6 +47,12 @@ const (
 	EscapeNone                    // raw bytes, as OpenSIPS ≤ 3.5
 	EscapeBackslash               // reversible backslash escapes
 	EscapeCSV                     // RFC 4180 quoting
+	// EscapeOpenSIPSExact is OpenSIPS ≥ 3.6 byte for byte: the delimiter's
+	// first byte becomes a space, CR and LF stay raw (an event may span
+	// lines), the event name is written as it is, and with
+	// suppress_event_name the delimiters of leading empty values are left
+	// out.
+	EscapeOpenSIPSExact
 )
 
 func (e Escape) String() string {
@@ -59,12 +65,16 @@ func (e Escape) String() string {
 		return "backslash"
 	case EscapeCSV:
 		return "csv"
+	case EscapeOpenSIPSExact:
+		return "opensips_exact"
 	}
 	return "escape(" + strconv.Itoa(int(e)) + ")"
 }
 
 // escapes lists the modes in the order the documentation gives them.
-func escapes() []Escape { return []Escape{EscapeOpenSIPS, EscapeNone, EscapeBackslash, EscapeCSV} }
+func escapes() []Escape {
+	return []Escape{EscapeOpenSIPS, EscapeOpenSIPSExact, EscapeNone, EscapeBackslash, EscapeCSV}
+}
 
 // TimeFormat selects how the record time is written as the first parameter.
 type TimeFormat int
@@ -112,7 +122,11 @@ type Config struct {
 	// no substitution.
 	Template *Template
 
-	EventKey          string
+	EventKey string
+	// ParamsKey, when set, names the record key whose value holds the
+	// parameters (a map's values, or an array's elements); the record's
+	// other keys are not parameters.
+	ParamsKey         string
 	Params            []string
 	Delimiter         string
 	Escape            Escape
@@ -178,6 +192,9 @@ func Keys() []Key {
 		{"event_key", "event", KeyString,
 			"record key whose string value names the event; otherwise the tag",
 			func(c *Config, v string) error { c.EventKey = v; return nil }},
+		{"params_key", "", KeyString,
+			"record key whose value holds the parameters: a map (its values, in order) or an array (its elements); other keys are ignored",
+			func(c *Config, v string) error { c.ParamsKey = v; return nil }},
 		{"params", "", KeyList,
 			"comma-separated keys written as parameters, in this order; default: every key in record order",
 			setParams},
@@ -185,7 +202,7 @@ func Keys() []Key {
 			"separator between event and parameters; aliases tab, space, comma, semicolon, pipe, \\t",
 			func(c *Config, v string) (err error) { c.Delimiter, err = parseDelimiter(v); return err }},
 		{"escape", "opensips", KeyString,
-			"opensips | none | backslash | csv: what a delimiter, CR or LF inside a value becomes",
+			"opensips | opensips_exact | none | backslash | csv: what a delimiter, CR or LF inside a value becomes",
 			setEscape},
 		{"escape_delimiter", "", KeyString,
 			"with escape opensips: replacement for the whole delimiter (same length)",

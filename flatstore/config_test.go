@@ -36,7 +36,7 @@ func TestConfigInvalid(t *testing.T) {
 		{"escape_delimiter length", flatstore.MapGetter{"escape_delimiter": "##"}, []string{`"escape_delimiter" length (2) must match "delimiter" length (1)`}},
 		{"escape_delimiter length 3", flatstore.MapGetter{"delimiter": "||", "escape_delimiter": "abc"}, []string{`"escape_delimiter" length (3) must match "delimiter" length (2)`}},
 		{"escape_delimiter not opensips", flatstore.MapGetter{"escape": "csv", "escape_delimiter": "|"}, []string{`escape_delimiter "|": only applies with escape opensips`}},
-		{"escape unknown", flatstore.MapGetter{"escape": "html"}, []string{`escape "html": must be one of opensips, none, backslash, csv`}},
+		{"escape unknown", flatstore.MapGetter{"escape": "html"}, []string{`escape "html": must be one of opensips, opensips_exact, none, backslash, csv`}},
 		{"csv multi-byte", flatstore.MapGetter{"escape": "csv", "delimiter": "||"}, []string{`delimiter "||": escape csv needs a single-byte delimiter`}},
 		{"csv quote", flatstore.MapGetter{"escape": "csv", "delimiter": `"`}, []string{`delimiter "\"": escape csv cannot use the quote`}},
 		{"backslash delimiter", flatstore.MapGetter{"escape": "backslash", "delimiter": `\|`}, []string{`delimiter "\\|": escape backslash cannot use`}},

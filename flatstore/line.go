@@ -45,6 +45,7 @@ type Encoder struct {
 	intsPlain bool      // integers need no escape (fastpath.go)
 	suppress  bool
 	eventKey  []byte
+	paramsKey []byte // nil: the record's own keys are the parameters
 	params    [][]byte
 	timeFmt   TimeFormat
 	spans     [][]byte // params mode: each param's msgpack value, nil when absent
@@ -65,6 +66,9 @@ func NewEncoder(cfg *Config) *Encoder {
 	if cfg.EscapeDelimiter != "" {
 		e.escDelim = []byte(cfg.EscapeDelimiter)
 	}
+	if cfg.ParamsKey != "" {
+		e.paramsKey = []byte(cfg.ParamsKey)
+	}
 	for _, p := range cfg.Params {
 		e.params = append(e.params, []byte(p))
 	}
@@ -76,6 +80,8 @@ func NewEncoder(cfg *Config) *Encoder {
 		e.special['\r'], e.special['\n'], e.special['\\'], e.special[e.delim[0]] = true, true, true, true
 	case EscapeCSV:
 		e.special['\r'], e.special['\n'], e.special['"'], e.special[e.delim[0]] = true, true, true, true
+	case EscapeOpenSIPSExact:
+		e.special[e.delim[0]] = true
 	}
 	e.scan = newSwarSet(&e.special)
 	e.intsPlain = digitsPlain(&e.special)
@@ -123,76 +129,108 @@ func (e *Encoder) AppendLine(dst []byte, t EventTime, body, tag []byte) (out, re
 		return dst, body, nil, errTruncated
 	}
 	name := tag
-	if len(e.params) > 0 {
-		// One pass finds the event name and each parameter's value; the
-		// line is then written straight into dst.
-		if name, b, err = e.findParams(b, n, tag); err != nil {
+	switch {
+	case e.paramsKey != nil:
+		// The parameters are the value under params_key; the record's
+		// other keys name the event or are ignored.
+		var pv []byte
+		if name, pv, b, err = e.findEnvelope(b, n, tag); err != nil {
 			return dst, body, nil, err
 		}
-		if !e.suppress {
-			if dst, err = e.appendEscaped(dst, name, limit); err != nil {
-				return dst[:start], body, nil, err
-			}
+		dst, err = e.appendHead(dst, start, name, t, limit)
+		if err == nil && pv != nil {
+			dst, err = e.appendParamsValue(dst, start, pv, limit)
 		}
-		dst, _ = e.appendTimeParam(dst, t, e.suppress, limit)
-		sep := !e.suppress || e.timeFmt != TimeNone
-		for _, v := range e.spans {
-			if sep {
-				dst = e.appendDelim(dst)
-			}
-			sep = true
-			if v == nil {
-				continue
-			}
-			if dst, _, err = e.appendValue(dst, v, limit); err != nil {
-				return dst[:start], body, nil, err
-			}
+	case len(e.params) > 0:
+		// One pass finds the event name and each parameter's value; the
+		// line is then written straight into dst.
+		if name, b, err = e.findParams(b, n, tag, true); err != nil {
+			return dst, body, nil, err
 		}
-		return e.endLine(dst, start, name, b)
-	}
-	switch {
+		dst, err = e.appendHead(dst, start, name, t, limit)
+		if err == nil {
+			dst, err = e.appendSpans(dst, start, limit)
+		}
 	case e.suppress:
 		// No name to write first: the values go straight into dst.
-		dst, _ = e.appendTimeParam(dst, t, true, limit)
-		if dst, b, name, err = e.appendParams(dst, b, n, e.timeFmt == TimeNone, tag, limit); err != nil {
-			return dst[:start], body, nil, err
-		}
+		dst, _ = e.appendTimeParam(dst, start, t, limit)
+		dst, b, name, err = e.appendPairs(dst, start, b, n, true, tag, limit)
 	case len(body) >= bigValue:
 		// A large record is not copied twice: the name is found first, then
 		// the values go straight into dst.
 		name = e.eventName(b, n, tag)
-		if dst, err = e.appendEscaped(dst, name, limit); err != nil {
-			return dst[:start], body, nil, err
-		}
-		dst, _ = e.appendTimeParam(dst, t, false, limit)
-		if dst, b, _, err = e.appendParams(dst, b, n, false, tag, limit); err != nil {
-			return dst[:start], body, nil, err
+		if dst, err = e.appendHead(dst, start, name, t, limit); err == nil {
+			dst, b, _, err = e.appendPairs(dst, start, b, n, true, tag, limit)
 		}
 	default:
 		// The event key may come anywhere in the map: the values wait in
 		// a side buffer until the name is known. (Writing straight into
 		// dst when the event key comes first measured no faster: the copy
 		// is a few percent of a line's cost.)
-		vals, _ := e.appendTimeParam(e.values[:0], t, false, MaxLineBytes)
-		vals, b, name, err = e.appendParams(vals, b, n, false, tag, MaxLineBytes)
+		vals, _ := e.appendTimeParam(e.values[:0], -1, t, MaxLineBytes)
+		vals, b, name, err = e.appendPairs(vals, -1, b, n, true, tag, MaxLineBytes)
 		e.values = vals
 		if err != nil {
 			return dst, body, nil, err
 		}
-		if dst, err = e.appendEscaped(dst, name, limit-len(vals)); err != nil {
-			return dst[:start], body, nil, err
+		if dst, err = e.appendName(dst, name, limit-len(vals)); err == nil {
+			dst = append(dst, vals...)
 		}
-		dst = append(dst, vals...)
+	}
+	if err != nil {
+		return dst[:start], body, nil, err
 	}
 	return e.endLine(dst, start, name, b)
 }
 
-// appendParams appends delimiter and value for each of the n key/value
-// pairs at the head of b, except the event key; skipFirst leaves out the
-// first delimiter. It returns the event name found (the first event key
-// holding a string), or name when there is none.
-func (e *Encoder) appendParams(dst, b []byte, n uint32, skipFirst bool, name []byte, limit int) (out, rest, event []byte, err error) {
-	found := false
+// appendHead appends the event name (unless suppress_event_name) and the
+// record time, when time_format asks for it, of the line that starts at
+// dst[start].
+func (e *Encoder) appendHead(dst []byte, start int, name []byte, t EventTime, limit int) ([]byte, error) {
+	if !e.suppress {
+		var err error
+		if dst, err = e.appendName(dst, name, limit); err != nil {
+			return dst, err
+		}
+	}
+	return e.appendTimeParam(dst, start, t, limit)
+}
+
+// appendName appends the event name, escaped as values are (raw under
+// opensips_exact, as OpenSIPS writes it).
+func (e *Encoder) appendName(dst, name []byte, limit int) ([]byte, error) {
+	if e.escape == EscapeOpenSIPSExact {
+		if len(dst)+len(name) > limit {
+			return dst, errTooLarge
+		}
+		return append(dst, name...), nil
+	}
+	return e.appendEscaped(dst, name, limit)
+}
+
+// sep appends the delimiter that goes before a parameter of the line that
+// starts at dst[start] (start < 0: a side buffer, never at a line's start).
+// There is none before the first thing of a line without an event name;
+// under opensips_exact, as in OpenSIPS, none while the line is still empty.
+func (e *Encoder) sep(dst []byte, start int, first bool) []byte {
+	if e.suppress && start >= 0 {
+		if e.escape == EscapeOpenSIPSExact {
+			if len(dst) == start {
+				return dst
+			}
+		} else if first && len(dst) == start {
+			return dst
+		}
+	}
+	return e.appendDelim(dst)
+}
+
+// appendPairs appends a parameter for each of the n key/value pairs at the
+// head of b; with skipEvent, the pairs of the event key are not parameters.
+// It returns the event name found (the first event key holding a string),
+// or name when there is none.
+func (e *Encoder) appendPairs(dst []byte, start int, b []byte, n uint32, skipEvent bool, name []byte, limit int) (out, rest, event []byte, err error) {
+	found, first := false, true
 	for i := uint32(0); i < n; i++ {
 		k, after, isString := readStr(b)
 		if !isString {
@@ -201,7 +239,7 @@ func (e *Encoder) appendParams(dst, b []byte, n uint32, skipFirst bool, name []b
 				return dst, b, name, errTruncated
 			}
 		}
-		if isString && bytes.Equal(k, e.eventKey) {
+		if skipEvent && isString && bytes.Equal(k, e.eventKey) {
 			if v, r, ok := readStr(after); ok && isStr(after[0]) {
 				if !found {
 					name, found = v, true
@@ -214,16 +252,97 @@ func (e *Encoder) appendParams(dst, b []byte, n uint32, skipFirst bool, name []b
 			}
 			continue
 		}
-		if skipFirst {
-			skipFirst = false
-		} else {
-			dst = e.appendDelim(dst)
-		}
+		dst = e.sep(dst, start, first)
+		first = false
 		if dst, b, err = e.appendValue(dst, after, limit); err != nil {
 			return dst, b, name, err
 		}
 	}
 	return dst, b, name, nil
+}
+
+// appendSpans appends the parameters findParams found, in params order; an
+// absent one is an empty field.
+func (e *Encoder) appendSpans(dst []byte, start, limit int) ([]byte, error) {
+	for i, v := range e.spans {
+		dst = e.sep(dst, start, i == 0)
+		if v == nil {
+			continue
+		}
+		var err error
+		if dst, _, err = e.appendValue(dst, v, limit); err != nil {
+			return dst, err
+		}
+	}
+	return dst, nil
+}
+
+// findEnvelope walks the n pairs of a record at the head of b for its
+// event name (the first event key holding a string, else tag) and the value
+// under params_key (nil when absent or nil), and returns what follows the
+// map.
+func (e *Encoder) findEnvelope(b []byte, n uint32, tag []byte) (name, params, rest []byte, err error) {
+	name = tag
+	found := false
+	for i := uint32(0); i < n; i++ {
+		k, after, isString := readStr(b)
+		if !isString {
+			if after, err = msgp.Skip(b); err != nil {
+				return name, nil, b, errTruncated
+			}
+		}
+		end, err := msgp.Skip(after)
+		if err != nil {
+			return name, nil, b, errTruncated
+		}
+		switch {
+		case !isString:
+		case !found && bytes.Equal(k, e.eventKey) && len(after) > 0 && isStr(after[0]):
+			name, _, _ = readStr(after)
+			found = true
+		case params == nil && bytes.Equal(k, e.paramsKey) && after[0] != 0xc0:
+			params = after[:len(after)-len(end)]
+		}
+		b = end
+	}
+	return name, params, b, nil
+}
+
+// appendParamsValue appends the parameters held by the value under
+// params_key: a map's values in order (or, with params, those it names),
+// an array's elements in order, or a single other value.
+func (e *Encoder) appendParamsValue(dst []byte, start int, v []byte, limit int) ([]byte, error) {
+	var err error
+	switch msgp.NextType(v) {
+	case msgp.MapType:
+		n, b, ok := readMapHeader(v)
+		if !ok {
+			return dst, errTruncated
+		}
+		if len(e.params) > 0 {
+			if _, _, err = e.findParams(b, n, nil, false); err != nil {
+				return dst, err
+			}
+			return e.appendSpans(dst, start, limit)
+		}
+		dst, _, _, err = e.appendPairs(dst, start, b, n, false, nil, limit)
+		return dst, err
+	case msgp.ArrayType:
+		n, b, ok := readArrayHeader(v)
+		if !ok {
+			return dst, errTruncated
+		}
+		for i := uint32(0); i < n; i++ {
+			dst = e.sep(dst, start, i == 0)
+			if dst, b, err = e.appendValue(dst, b, limit); err != nil {
+				return dst, err
+			}
+		}
+		return dst, nil
+	}
+	dst = e.sep(dst, start, true)
+	dst, _, err = e.appendValue(dst, v, limit)
+	return dst, err
 }
 
 // eventName returns the first event key's string value among the n pairs
@@ -250,11 +369,12 @@ func (e *Encoder) eventName(b []byte, n uint32, tag []byte) []byte {
 }
 
 // findParams walks the n pairs at the head of b once, keeping each
-// parameter's msgpack value in e.spans, and returns the event name (the
-// first event key holding a string, else tag) and what follows the map.
-func (e *Encoder) findParams(b []byte, n uint32, tag []byte) (name, rest []byte, err error) {
+// parameter's msgpack value in e.spans, and returns the event name (with
+// event, the first event key holding a string; else tag) and what follows
+// the map.
+func (e *Encoder) findParams(b []byte, n uint32, tag []byte, event bool) (name, rest []byte, err error) {
 	name = tag
-	found := false
+	found := !event
 	for i := range e.spans {
 		e.spans[i] = nil
 	}
@@ -287,15 +407,13 @@ func (e *Encoder) findParams(b []byte, n uint32, tag []byte) (name, rest []byte,
 	return name, b, nil
 }
 
-// appendTimeParam appends the record time as the first parameter, when
-// time_format asks for it; first leaves out its delimiter.
-func (e *Encoder) appendTimeParam(dst []byte, t EventTime, first bool, limit int) ([]byte, error) {
+// appendTimeParam appends the record time as the first parameter of the
+// line that starts at dst[start], when time_format asks for it.
+func (e *Encoder) appendTimeParam(dst []byte, start int, t EventTime, limit int) ([]byte, error) {
 	if e.timeFmt == TimeNone {
 		return dst, nil
 	}
-	if !first {
-		dst = e.appendDelim(dst)
-	}
+	dst = e.sep(dst, start, true)
 	// Escaped like any value: a delimiter such as '-' or ':' occurs in the
 	// formatted time.
 	var nb [48]byte
@@ -358,7 +476,7 @@ func (e *Encoder) appendValue(dst, b []byte, limit int) ([]byte, []byte, error) 
 		out, err := e.appendEscaped(dst, s, limit)
 		return out, rest, err
 	case msgp.MapType, msgp.ArrayType:
-		if e.escape == EscapeNone || e.escape == EscapeOpenSIPS {
+		if e.escape == EscapeNone || e.escape == EscapeOpenSIPS || e.escape == EscapeOpenSIPSExact {
 			// These escapes keep the length: the JSON is written straight
 			// into the line and escaped where it lies.
 			mark := len(dst)
@@ -756,7 +874,7 @@ func (e *Encoder) appendEscaped(dst, s []byte, limit int) ([]byte, error) {
 		return append(dst, s...), nil
 	}
 	switch e.escape {
-	case EscapeOpenSIPS:
+	case EscapeOpenSIPS, EscapeOpenSIPSExact:
 		dst = append(dst, s[:i]...)
 		for ; i < len(s); i++ {
 			c := s[i]
@@ -815,7 +933,7 @@ func (e *Encoder) appendEscaped(dst, s []byte, limit int) ([]byte, error) {
 // escapeInPlace applies escape opensips to s where it lies: every
 // replacement it makes has the length of what it replaces.
 func (e *Encoder) escapeInPlace(s []byte) {
-	if e.escape != EscapeOpenSIPS {
+	if e.escape != EscapeOpenSIPS && e.escape != EscapeOpenSIPSExact {
 		return
 	}
 	for i := e.scan.cleanPrefix(&e.special, s); i < len(s); i++ {

@@ -466,3 +466,77 @@ func TestTimeEscaped(t *testing.T) {
 		}
 	}
 }
+
+// TestParamsKey: with params_key the parameters are the value under that
+// key — a map's values in order, an array's elements, one other value, or
+// none when absent or null — and the record's other keys are ignored, even
+// when the parameters are named like the envelope (method, jsonrpc, params,
+// id). params selects from a map by name; an array is written whole.
+func TestParamsKey(t *testing.T) {
+	cfg := config(t, "event_key", "method", "params_key", "params")
+	sel := config(t, "event_key", "method", "params_key", "params", "params", "b, a, missing")
+	cases := []struct {
+		cfg  *flatstore.Config
+		body fbtest.KV
+		want string
+	}{
+		{cfg, fbtest.KV{"jsonrpc", "2.0", "method", "E_EMPTY"}, "E_EMPTY\n"},
+		{cfg, fbtest.KV{"jsonrpc", "2.0", "method", "E_TEST", "params", []any{"hello", "world"}}, "E_TEST,hello,world\n"},
+		{cfg, fbtest.KV{"jsonrpc", "2.0", "method", "E_CALL_END", "params", fbtest.KV{"method", "INVITE", "jsonrpc", "x", "params", "p", "id", 7}}, "E_CALL_END,INVITE,x,p,7\n"},
+		{cfg, fbtest.KV{"method", "E_T", "params", nil, "other", "ignored"}, "E_T\n"},
+		{cfg, fbtest.KV{"method", "E_T", "params", "one"}, "E_T,one\n"},
+		{cfg, fbtest.KV{"params", []any{1, fbtest.KV{"k", "v,w"}}, "method", "E_LATE"}, `E_LATE,1,{"k":"v w"}` + "\n"},
+		{cfg, fbtest.KV{"params", []any{}}, "tag.x\n"},
+		{sel, fbtest.KV{"method", "E_S", "params", fbtest.KV{"a", 1, "b", 2, "c", 3}}, "E_S,2,1,\n"},
+		{sel, fbtest.KV{"method", "E_S", "params", []any{"x", "y"}}, "E_S,x,y\n"},
+	}
+	for _, c := range cases {
+		if got := encode(t, c.cfg, t0, c.body); got != c.want {
+			t.Errorf("%v: got %q, want %q", c.body, got, c.want)
+		}
+	}
+}
+
+// TestOpenSIPSExact: escape opensips_exact writes OpenSIPS ≥ 3.6's bytes:
+// the delimiter's first byte becomes a space, CR and LF stay raw, the event
+// name is written as it is, and without an event name the delimiters of
+// leading empty values are left out.
+func TestOpenSIPSExact(t *testing.T) {
+	exact := config(t, "escape", "opensips_exact")
+	sup := config(t, "escape", "opensips_exact", "suppress_event_name", "true")
+	semi := config(t, "escape", "opensips_exact", "delimiter", ";")
+	cases := []struct {
+		cfg  *flatstore.Config
+		body fbtest.KV
+		want string
+	}{
+		{exact, params("E_TEST", "a,b,,c", ","), "E_TEST,a b  c, \n"},
+		{exact, params("E_TEST", "line1\nline2", "end"), "E_TEST,line1\nline2,end\n"},
+		{exact, params("E_TEST", "c\rr", "t\tt", `b\s`), "E_TEST,c\rr,t\tt,b\\s\n"},
+		{exact, params("E,X", "v"), "E,X,v\n"},
+		{exact, params("E_TEST", fbtest.KV{"k", "v", "x", 1}), `E_TEST,{"k":"v" "x":1}` + "\n"},
+		{sup, params("E", "", "b"), "b\n"},
+		{sup, params("E", "", "", "c"), "c\n"},
+		{sup, params("E", "a", "", "b"), "a,,b\n"},
+		{sup, params("E"), "\n"},
+		{semi, params("E_TEST", "a;b", "c,d", "s;;t"), "E_TEST;a b;c,d;s  t\n"},
+	}
+	for _, c := range cases {
+		if got := encode(t, c.cfg, t0, c.body); got != c.want {
+			t.Errorf("%q: got %q, want %q", c.body, got, c.want)
+		}
+	}
+	if _, err := flatstore.ParseConfig(flatstore.MapGetter{"path": t.TempDir() + "/e.log", "escape": "opensips_exact", "escape_delimiter": "|"}); err == nil {
+		t.Error("escape_delimiter was accepted with opensips_exact (OpenSIPS never applies it)")
+	}
+}
+
+// TestNestedJSONEscapes: nested JSON escapes as OpenSIPS's cJSON does:
+// \b and \f by name, other control bytes as \u00XX, UTF-8 and DEL raw.
+func TestNestedJSONEscapes(t *testing.T) {
+	cfg := config(t, "escape", "none")
+	got := encode(t, cfg, t0, fbtest.KV{"event", "E", "m", fbtest.KV{"s", "a\bb\fc\x01d\x7fé\"\\/"}})
+	if want := `E,{"s":"a\bb\fc\u0001d` + "\x7f" + `é\"\\/"}` + "\n"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
