@@ -144,6 +144,9 @@ type Config struct {
 	RotateCount       int64
 	RotateSize        int64
 	Suffix            string
+	RotateMaxFiles    int
+	RotateMaxAge      time.Duration
+	Compress          string // CompressNone, CompressGzip or CompressZstd
 
 	ControlListen string // "off", "HOST:PORT" or "unix:/path"
 	ControlToken  string
@@ -243,6 +246,15 @@ func Keys() []Key {
 		{"rotate_size", "0", KeyString,
 			"rotate after N bytes; k, m, g = x1024 (0 = off)",
 			func(c *Config, v string) (err error) { c.RotateSize, err = parseSize(v); return err }},
+		{"rotate_max_files", "0", KeyInt,
+			"keep at most N files rotated by flatstore, deleting the oldest (0 = keep all)",
+			setMaxFiles},
+		{"rotate_max_age", "0", KeyString,
+			"delete files rotated by flatstore longer ago than this, e.g. 7d or 168h (0 = never)",
+			setMaxAge},
+		{"compress", "none", KeyString,
+			"none | gzip | zstd: compress each rotated file in the background",
+			setCompress},
 		{"suffix", "", KeyString,
 			"strftime pattern appended to the path at each open, e.g. .%Y%m%d-%H%M%S (UTC)",
 			func(c *Config, v string) error { c.Suffix = v; return checkStrftime(v) }},
@@ -325,6 +337,11 @@ func (c *Config) check() []error {
 	}
 	if c.Escape == EscapeBackslash && strings.HasPrefix(c.Delimiter, `\`) {
 		bad("delimiter", c.Delimiter, "escape backslash cannot use a delimiter that starts with a backslash")
+	}
+	if (c.RotateMaxFiles > 0 || c.RotateMaxAge > 0 || c.Compress != CompressNone) &&
+		c.RotatePeriod == 0 && c.RotateCount == 0 && c.RotateSize == 0 {
+		errs = append(errs, errors.New("rotate_max_files, rotate_max_age and compress act on the files flatstore rotates: "+
+			"set rotate_period, rotate_count or rotate_size too (files moved by logrotate are logrotate's to keep)"))
 	}
 	if c.ControlToken == "" && !ListenIsLocal(c.ControlListen) {
 		bad("control_listen", c.ControlListen, "a non-loopback address needs control_token")
@@ -433,6 +450,43 @@ func setRotateCount(c *Config, v string) error {
 	}
 	c.RotateCount = n
 	return nil
+}
+
+func setMaxFiles(c *Config, v string) error {
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil || n < 0 || n > 1<<20 {
+		return errors.New("must be a number of files, 0 or more (0 = keep all)")
+	}
+	c.RotateMaxFiles = n
+	return nil
+}
+
+func setMaxAge(c *Config, v string) error {
+	s := strings.TrimSpace(v)
+	if d, ok := strings.CutSuffix(s, "d"); ok {
+		// Days, which Go's durations lack.
+		n, err := strconv.Atoi(d)
+		if err != nil || n < 0 || n > 36500 {
+			return errors.New("must be a duration such as 7d, 168h or 30m, or whole seconds (0 = never)")
+		}
+		c.RotateMaxAge = time.Duration(n) * 24 * time.Hour
+		return nil
+	}
+	d, err := parseDuration(s)
+	if err != nil {
+		return errors.New("must be a duration such as 7d, 168h or 30m, or whole seconds (0 = never)")
+	}
+	c.RotateMaxAge = d
+	return nil
+}
+
+func setCompress(c *Config, v string) error {
+	switch s := strings.ToLower(strings.TrimSpace(v)); s {
+	case CompressNone, CompressGzip, CompressZstd:
+		c.Compress = s
+		return nil
+	}
+	return errors.New("must be none, gzip or zstd")
 }
 
 // MinTokenBytes is the shortest control_token accepted.

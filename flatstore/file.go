@@ -19,6 +19,7 @@ type fileOptions struct {
 	sync        bool
 	header      []byte // with its newline; nil for none
 	rot         rotateOptions
+	archive     archiveOptions
 	idleTimeout time.Duration
 	// template is the template that rendered this path ("" for a
 	// configured path) and root its static directory, beneath which the
@@ -56,6 +57,7 @@ type File struct {
 	now     func() time.Time
 	slots   slotKeeper // nil for a File used alone (tests): no limit
 	metrics *Metrics   // may be nil
+	series  *series    // the files rotated from this path, with retention or compression; may be nil
 
 	// mu serialises writes, opens, closes and rotations, and guards fd, cur
 	// and rot.
@@ -103,8 +105,18 @@ func newFile(path string, opt *fileOptions, sys *sysOps, now func() time.Time) *
 // recall restores a memory into a File nobody else uses yet.
 func (f *File) recall(mm memory) { f.cur, f.rot = mm.cur, mm.rot }
 
-// rotated is one rotation a write made: its reason and the file it closed.
-type rotated struct{ reason, name string }
+// rotated is one rotation a write made: its reason, the file it closed,
+// the name that file has now (renamed aside when the path has no suffix)
+// and the name the next lines go to.
+type rotated struct{ reason, name, to, next string }
+
+// String says what the rotation did, for the log.
+func (r rotated) String() string {
+	if r.to != r.name {
+		return fmt.Sprintf("rotated %q (%s): now %q; the next lines go to %q", r.name, r.reason, r.to, r.next)
+	}
+	return fmt.Sprintf("rotated %q (%s): the next lines go to %q", r.name, r.reason, r.next)
+}
 
 // Write appends data, whose lines end at the offsets in ends (each the
 // index just past a line's '\n'), as one write(2) — or one per file when
@@ -144,8 +156,7 @@ func (f *File) Write(data []byte, ends []int, limit int) (written int, rots []ro
 		li += k
 		start = end
 		if reason := f.rot.wrote(k, f.cur.size); reason != "" {
-			rots = append(rots, rotated{reason, f.cur.name})
-			f.closeLocked(reason)
+			rots = append(rots, f.rotateLocked(reason, now))
 		}
 	}
 	if f.opt.sync && f.fd >= 0 {
@@ -214,19 +225,26 @@ func (f *File) openLocked(now time.Time, limit int) (rotated, error) {
 		}
 	}
 	var rot rotated
-	for {
-		base, name := f.rot.pickName(f.path, now, f.cur, fileExists, sameFile)
+	for try := 0; ; try++ {
+		base, name := f.rot.pickName(f.path, now, f.cur, f.taken, sameFile)
+		if !f.rot.fresh && f.series != nil && f.series.recorded(name) {
+			f.rot.fresh = true // rotated before: never written to again
+			continue
+		}
 		fd, st, created, err := f.open.open(name)
 		if err != nil {
 			f.released()
 			return rot, err
 		}
-		if !created && !f.rot.fresh {
+		if !created && !f.rot.fresh && try < 2 {
 			if reason := f.rot.full(&st, now); reason != "" {
+				// An existing file already full: that is a rotation.
 				f.sys.close(fd)
 				f.countRotation(reason)
 				f.rot.closed(reason)
-				rot = rotated{reason, name}
+				rot = rotated{reason: reason, name: name}
+				rot.to = f.setAsideLocked(name, reason, now)
+				rot.next = f.nextName(now)
 				continue // the next name is created, so this loops once
 			}
 		}
@@ -259,6 +277,47 @@ func (f *File) released() {
 // remember returns the memory of f; under f.mu.
 func (f *File) remember() memory { return memory{cur: f.cur, rot: f.rot} }
 
+// taken reports whether a new file must not take name: it exists, or it
+// was rotated (and maybe compressed) before.
+func (f *File) taken(name string) bool {
+	return fileExists(name) || f.series != nil && f.series.taken(name)
+}
+
+// rotateLocked makes a built-in rotation of the open file.
+func (f *File) rotateLocked(reason string, now time.Time) rotated {
+	r := rotated{reason: reason, name: f.cur.name}
+	f.closeLocked(reason)
+	r.to = f.setAsideLocked(r.name, reason, now)
+	r.next = f.nextName(now)
+	return r
+}
+
+// setAsideLocked handles a file a built-in rotation closed: renamed aside
+// when the path has no suffix (the live file keeps the path's name), and
+// recorded for retention and compression. It returns the file's name now.
+func (f *File) setAsideLocked(name, reason string, now time.Time) string {
+	kept := name
+	if f.rot.opt.suffix == "" && name == f.path {
+		to := f.rot.asideName(f.path, now, f.taken)
+		if err := renameNoReplace(name, to); err != nil {
+			// The next file takes path.1 instead (a fresh name).
+			f.opt.log.Limitedf(LevelWarn, "aside:"+f.path, "rotation: cannot rename %q to %q: %v", name, to, errnoOf(err))
+		} else {
+			kept = to
+		}
+	}
+	if f.series != nil {
+		f.series.add(kept, reason, now)
+	}
+	return kept
+}
+
+// nextName is the name the next open would take now.
+func (f *File) nextName(now time.Time) string {
+	_, name := f.rot.pickName(f.path, now, f.cur, f.taken, sameFile)
+	return name
+}
+
 func fileExists(name string) bool {
 	_, err := os.Lstat(name)
 	return err == nil
@@ -280,8 +339,7 @@ const moveGrace = time.Second
 func (f *File) checkLocked(now time.Time) rotated {
 	name := f.cur.name
 	if f.rot.periodEnded(now) {
-		f.closeLocked(ReasonPeriod)
-		return rotated{ReasonPeriod, name}
+		return f.rotateLocked(ReasonPeriod, now)
 	}
 	if !f.rot.reopenDue(now) {
 		return rotated{}
@@ -303,11 +361,12 @@ func (f *File) checkLocked(now time.Time) rotated {
 	}
 	f.closeLocked(ReasonReopenCheck)
 	f.moved.Store(true)
+	r := rotated{reason: ReasonReopenCheck, name: name, to: name, next: f.nextName(now)}
 	if l := f.opt.log; l != nil {
 		l.LimitedWarnf("moved:"+f.path, "reopen_check: %q was moved or removed without a rotate call; "+
 			"reopened it (if logrotate moves it, its postrotate must run: flatstore-ctl rotate %q)", name, f.path)
 	}
-	return rotated{ReasonReopenCheck, name}
+	return r
 }
 
 // closeLocked closes the open file (fdatasync first with sync flush). A
@@ -372,7 +431,7 @@ func (f *File) maintain() {
 		return
 	}
 	if r := f.checkLocked(now); r.reason != "" && r.reason != ReasonReopenCheck {
-		f.opt.log.Infof("rotated %q (%s)", r.name, r.reason)
+		f.opt.log.Infof("%v", r)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -45,11 +46,19 @@ func (c *fakeClock) Set(t time.Time)     { c.ns.Store(t.UnixNano()) }
 // tests can run in parallel, each with its own files, metrics and clock.
 var testProcs sync.Map
 
-// procFor returns the Process of test t, made on first use.
+// procFor returns the Process of test t (or of the test it is a subtest
+// of), made on first use.
 func procFor(t testing.TB) *Process {
 	t.Helper()
-	if p, ok := testProcs.Load(t.Name()); ok {
-		return p.(*Process)
+	for name := t.Name(); ; {
+		if p, ok := testProcs.Load(name); ok {
+			return p.(*Process)
+		}
+		i := strings.LastIndexByte(name, '/')
+		if i < 0 {
+			break
+		}
+		name = name[:i]
 	}
 	p := newProcess(realOps(), time.Now)
 	testProcs.Store(t.Name(), p)
@@ -169,6 +178,68 @@ func dirFiles(t *testing.T, dir string) []string {
 		return an < bn
 	})
 	return out
+}
+
+// asideFiles returns the files of base's series in dir in the order they
+// were written: the rotated ones (base.YYYYMMDD-HHMMSS, then _001, _002…
+// within one second), oldest first, then the live file, base itself, when
+// it exists. It fails the test on any other file of dir. Sorted by name,
+// the rotated files must already be in that order.
+func asideFiles(t *testing.T, dir, base string) []string {
+	t.Helper()
+	type aside struct {
+		name, ts string
+		n        int
+	}
+	re := regexp.MustCompile(`^` + regexp.QuoteMeta(base) + `\.(\d{8}-\d{6})(?:_(\d{3}))?(?:\.gz|\.zst)?$`)
+	var asides []aside
+	live := false
+	for _, f := range dirFiles(t, dir) {
+		if f == base {
+			live = true
+			continue
+		}
+		if f == "."+base+".flatstore" {
+			continue // the manifest
+		}
+		m := re.FindStringSubmatch(f)
+		if m == nil {
+			t.Fatalf("%s holds %s, which is not of %s's series", dir, f, base)
+		}
+		n, _ := strconv.Atoi(m[2])
+		asides = append(asides, aside{f, m[1], n})
+	}
+	sort.Slice(asides, func(i, j int) bool {
+		if asides[i].ts != asides[j].ts {
+			return asides[i].ts < asides[j].ts
+		}
+		return asides[i].n < asides[j].n
+	})
+	var out []string
+	for _, a := range asides {
+		out = append(out, a.name)
+	}
+	if !sort.StringsAreSorted(out) {
+		t.Errorf("rotated files %q do not sort by name in the order they were written", out)
+	}
+	if live {
+		out = append(out, base)
+	}
+	return out
+}
+
+// wantSeries checks that base's series in dir holds want, in order.
+func wantSeries(t *testing.T, dir, base string, want ...string) {
+	t.Helper()
+	files := asideFiles(t, dir, base)
+	if len(files) != len(want) {
+		t.Fatalf("%s's series is %q, want %d files", base, files, len(want))
+	}
+	for i, f := range files {
+		if got := fbtest.ReadText(t, filepath.Join(dir, f)); got != want[i] {
+			t.Errorf("%s (file %d of the series) = %q, want %q", f, i, got, want[i])
+		}
+	}
 }
 
 func rotationsTotal(t *testing.T, reason string) float64 {
@@ -411,36 +482,32 @@ func TestRotateCount(t *testing.T) {
 }
 
 // A template path is forgotten by the pool when its file closes; after a
-// count rotation the next file for that path must still be a new one.
+// count rotation the next file for that path must still be a new one, and
+// after an idle close the path goes on counting the lines of its file.
+// Without a suffix the live file is always the path: a rotation renames it
+// aside (path.YYYYMMDD-HHMMSS, -1, -2… within one second).
 func TestRotateCountTemplateForgotten(t *testing.T) {
 	clk := newFakeClock(time.Unix(1800000000, 0))
 	p := usePool(t, clk, nil)
 	dir := t.TempDir()
 	in := fsInstance(t, "path", filepath.Join(dir, "$TAG.log"), "rotate_count", "10")
-	mustFlush(t, in, evRecords("E", 0, 15), "a") // a.log 10, a.log.1 5 (open)
-	mustFlush(t, in, evRecords("E", 15, 5), "a") // a.log.1 10: closed, forgotten
+	mustFlush(t, in, evRecords("E", 0, 15), "a") // 10 set aside, 5 in a.log (open)
+	mustFlush(t, in, evRecords("E", 15, 5), "a") // a.log reaches 10: set aside, closed, forgotten
 	if f := p.get(filepath.Join(dir, "a.log")); f != nil {
 		t.Fatalf("the pool kept %s after its rotation", f.path)
 	}
-	mustFlush(t, in, evRecords("E", 20, 3), "a") // a.log.2
-	// Closed for idle and forgotten, the path goes on in a.log.2, counting
+	mustFlush(t, in, evRecords("E", 20, 3), "a") // a new a.log
+	// Closed for idle and forgotten, the path goes on in a.log, counting
 	// its lines on.
 	clk.Add(2 * time.Minute)
 	p.tick()
 	if f := p.get(filepath.Join(dir, "a.log")); f != nil || p.OpenCount() != 0 {
 		t.Fatal("the idle file was not closed and forgotten")
 	}
-	mustFlush(t, in, evRecords("E", 23, 8), "a") // 7 into a.log.2, 1 into a.log.3
-	want := map[string]string{"a.log": evLines("E", 0, 10), "a.log.1": evLines("E", 10, 10),
-		"a.log.2": evLines("E", 20, 10), "a.log.3": evLines("E", 30, 1)}
-	files := dirFiles(t, dir)
-	if len(files) != len(want) {
-		t.Fatalf("files %q", files)
-	}
-	for name, w := range want {
-		if got := fbtest.ReadText(t, filepath.Join(dir, name)); got != w {
-			t.Errorf("%s = %q, want %q", name, got, w)
-		}
+	mustFlush(t, in, evRecords("E", 23, 8), "a") // 7 into a.log (set aside), 1 into a new one
+	wantSeries(t, dir, "a.log", evLines("E", 0, 10), evLines("E", 10, 10), evLines("E", 20, 10), evLines("E", 30, 1))
+	if got := asideFiles(t, dir, "a.log"); got[0] != "a.log.20270115-080000" || got[1] != "a.log.20270115-080000_001" || got[2] != "a.log.20270115-080200" {
+		t.Errorf("names %q: want the UTC time of each rotation, _001 after a second in the same second", got)
 	}
 }
 
@@ -464,20 +531,9 @@ func TestRotateSizeFromExisting(t *testing.T) {
 	}
 	mustFlush(t, in, chunk, "t")
 	// 900+50+50 < 1024; the third line reaches the limit and stays.
-	want := map[string]string{
-		"ev.log":   old + strings.Join(lines[:3], ""),
-		"ev.log.1": strings.Join(lines[3:24], ""), // 21 lines: 1050 bytes
-		"ev.log.2": strings.Join(lines[24:], ""),
-	}
-	files := dirFiles(t, dir)
-	if len(files) != 3 {
-		t.Fatalf("files %q", files)
-	}
-	for name, w := range want {
-		if got := fbtest.ReadText(t, filepath.Join(dir, name)); got != w {
-			t.Errorf("%s: %d bytes, want %d", name, len(got), len(w))
-		}
-	}
+	wantSeries(t, dir, "ev.log", old+strings.Join(lines[:3], ""),
+		strings.Join(lines[3:24], ""), // 21 lines: 1050 bytes
+		strings.Join(lines[24:], ""))
 
 	// An existing file already over the limit is not appended to.
 	dir2 := t.TempDir()
@@ -489,12 +545,8 @@ func TestRotateSizeFromExisting(t *testing.T) {
 	in2 := fsInstance(t, "path", path2, "rotate_size", "1k")
 	before := rotationsTotal(t, ReasonSize)
 	mustFlush(t, in2, evRecords("E", 0, 2), "t")
-	if got := fbtest.ReadText(t, path2); got != big {
-		t.Errorf("the full file was written to: %d bytes", len(got))
-	}
-	if got := fbtest.ReadText(t, path2+".1"); got != evLines("E", 0, 2) {
-		t.Errorf("full.log.1 = %q", got)
-	}
+	// It is set aside, whole, and the path starts again.
+	wantSeries(t, dir2, "full.log", big, evLines("E", 0, 2))
 	if got := rotationsTotal(t, ReasonSize) - before; got != 1 {
 		t.Errorf("%v size rotations, want 1", got)
 	}
@@ -617,22 +669,19 @@ func TestRotatePeriodExistingFile(t *testing.T) {
 	}
 	in := fsInstance(t, "path", path, "rotate_period", "60", "idle_timeout", "1s")
 	mustFlush(t, in, evRecords("A", 0, 2), "t")
-	if got := fbtest.ReadText(t, path); got != "old\n" {
-		t.Errorf("a file of the previous period was appended to: %q", got)
-	}
-	// Idle close, then a write in the same period appends to ev.log.1.
+	// The old period's file is set aside, not appended to.
+	wantSeries(t, dir, "ev.log", "old\n", evLines("A", 0, 2))
+	// Idle close, then a write in the same period appends to the path.
 	clk.Add(2 * time.Second)
 	p.tick()
 	if p.OpenCount() != 0 {
 		t.Fatal("idle file not closed")
 	}
-	if err := os.Chtimes(path+".1", t0.Add(31*time.Second), t0.Add(31*time.Second)); err != nil {
+	if err := os.Chtimes(path, t0.Add(31*time.Second), t0.Add(31*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	mustFlush(t, in, evRecords("A", 2, 2), "t")
-	if got := fbtest.ReadText(t, path+".1"); got != evLines("A", 0, 4) {
-		t.Errorf("ev.log.1 = %q", got)
-	}
+	wantSeries(t, dir, "ev.log", "old\n", evLines("A", 0, 4))
 }
 
 // 6. header: once at the top of every new file, after every rotation too,
@@ -645,16 +694,7 @@ func TestHeader(t *testing.T) {
 		in := fsInstance(t, "path", path, "header", "auto", "params", "n", "rotate_count", "3")
 		mustFlush(t, in, evRecords("E", 0, 4), "t")
 		mustFlush(t, in, evRecords("E", 4, 4), "t")
-		want := []string{"event,n\n" + evLines("E", 0, 3), "event,n\n" + evLines("E", 3, 3), "event,n\n" + evLines("E", 6, 2)}
-		files := dirFiles(t, dir)
-		if len(files) != 3 {
-			t.Fatalf("files %q", files)
-		}
-		for i, f := range files {
-			if got := fbtest.ReadText(t, filepath.Join(dir, f)); got != want[i] {
-				t.Errorf("%s = %q, want %q", f, got, want[i])
-			}
-		}
+		wantSeries(t, dir, "ev.log", "event,n\n"+evLines("E", 0, 3), "event,n\n"+evLines("E", 3, 3), "event,n\n"+evLines("E", 6, 2))
 	})
 	t.Run("existing content", func(t *testing.T) {
 		dir := t.TempDir()

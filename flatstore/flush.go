@@ -237,7 +237,7 @@ func (in *Instance) write(s *flushState, prior *resendEntry) Result {
 		written, rots, err := f.Write(buf, ends, in.cfg.MaxOpenSockets)
 		pool.unpin(f)
 		for _, r := range rots {
-			in.log.Infof("rotated %q (%s)", r.name, r.reason)
+			in.log.Infof("%v", r)
 		}
 		if written > 0 {
 			lines += written

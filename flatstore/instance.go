@@ -65,6 +65,11 @@ func NewInstance(p *Process, cfg *Config, name string, log *Logger) (*Instance, 
 			size:        cfg.RotateSize,
 			reopenCheck: cfg.ReopenCheck,
 		},
+		archive: archiveOptions{
+			maxFiles: cfg.RotateMaxFiles,
+			maxAge:   cfg.RotateMaxAge,
+			compress: cfg.Compress,
+		},
 		idleTimeout: cfg.IdleTimeout,
 		format:      formatOf(cfg),
 		log:         log,
@@ -112,6 +117,9 @@ func formatSettings(c *Config) []string {
 		fmt.Sprintf("rotate_count %d", c.RotateCount),
 		fmt.Sprintf("rotate_size %d", c.RotateSize),
 		fmt.Sprintf("reopen_check %v", c.ReopenCheck),
+		fmt.Sprintf("rotate_max_files %d", c.RotateMaxFiles),
+		fmt.Sprintf("rotate_max_age %v", c.RotateMaxAge),
+		fmt.Sprintf("compress %s", c.Compress),
 		fmt.Sprintf("idle_timeout %v", c.IdleTimeout),
 	}
 }
@@ -201,7 +209,9 @@ func (in *Instance) Close() {
 		p.mu.Lock()
 		delete(p.instances, in)
 		p.mu.Unlock()
-		p.pool.done()
 		in.log.Infof("closed")
+		// The last instance waits for the background jobs (compression,
+		// retention) queued before it.
+		p.pool.done()
 	})
 }

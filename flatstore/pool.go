@@ -36,11 +36,33 @@ type pool struct {
 	memo      map[string]*list.Element
 	memoOrder *list.List // memoEntry, oldest first
 
+	// series holds the rotated files of each path with retention or
+	// compression, one object per path so that one writer keeps its
+	// manifest; arch runs their background jobs.
+	series     map[string]*seriesRef
+	seriesLRU  *list.List // *seriesRef no File uses, least recently used first
+	arch       *archiver
+	lastRetain time.Time
+
 	users    int
 	stop     chan struct{}
 	stopped  chan struct{}
 	interval time.Duration
 }
+
+// seriesRef is a registered series and the Files that use it.
+type seriesRef struct {
+	s    *series
+	refs int
+	elem *list.Element // in seriesLRU while refs == 0
+}
+
+// maxIdleSeries bounds the series kept for paths no File uses (for
+// rotate_max_age, which the maintenance loop applies to them too).
+const maxIdleSeries = 4096
+
+// retainEvery is how often the maintenance loop applies rotate_max_age.
+const retainEvery = 30 * time.Second
 
 // maxMemo bounds the memories kept for forgotten paths.
 const maxMemo = 4096
@@ -52,7 +74,8 @@ type memoEntry struct {
 
 func newPool(sys *sysOps, now func() time.Time, m *Metrics) *pool {
 	return &pool{sys: sys, now: now, metrics: m, files: map[string]*File{}, lru: list.New(),
-		memo: map[string]*list.Element{}, memoOrder: list.New(), interval: 100 * time.Millisecond}
+		memo: map[string]*list.Element{}, memoOrder: list.New(), interval: 100 * time.Millisecond,
+		series: map[string]*seriesRef{}, seriesLRU: list.New(), arch: newArchiver()}
 }
 
 // openCount is the number of files holding a slot.
@@ -75,6 +98,9 @@ func (p *pool) lookupLocked(path string, opt *fileOptions) *File {
 	if f == nil {
 		f = newFile(path, opt, p.sys, p.now)
 		f.slots, f.metrics = p, p.metrics
+		if opt.archive.on() {
+			f.series = p.seriesLocked(path, opt)
+		}
 		p.files[path] = f
 		if e, ok := p.memo[path]; ok {
 			p.memoOrder.Remove(e)
@@ -208,6 +234,9 @@ func (p *pool) forgetLocked(f *File) {
 		return
 	}
 	delete(p.files, f.path)
+	if f.series != nil {
+		p.unrefSeriesLocked(f.path)
+	}
 	o := f.opt.rot
 	if f.mem.cur.name == "" || (o.suffix == "" && !o.builtIn()) {
 		return
@@ -221,6 +250,60 @@ func (p *pool) forgetLocked(f *File) {
 		delete(p.memo, oldest.Value.(memoEntry).path)
 	}
 	p.memo[f.path] = p.memoOrder.PushBack(memoEntry{f.path, f.mem})
+}
+
+// seriesLocked returns the series of path, registering it for a File.
+func (p *pool) seriesLocked(path string, opt *fileOptions) *series {
+	r := p.series[path]
+	if r == nil {
+		r = &seriesRef{s: newSeries(path, opt.archive, opt.perm, p.arch, p.metrics, opt.log, p.now)}
+		p.series[path] = r
+	}
+	if r.elem != nil {
+		p.seriesLRU.Remove(r.elem)
+		r.elem = nil
+	}
+	r.refs++
+	return r.s
+}
+
+// unrefSeriesLocked drops a File's use of path's series; unused series are
+// kept, the least recently used dropped past maxIdleSeries.
+func (p *pool) unrefSeriesLocked(path string) {
+	r := p.series[path]
+	if r == nil {
+		return
+	}
+	if r.refs--; r.refs > 0 {
+		return
+	}
+	r.elem = p.seriesLRU.PushBack(r)
+	for p.seriesLRU.Len() > maxIdleSeries {
+		old := p.seriesLRU.Front().Value.(*seriesRef)
+		p.seriesLRU.Remove(old.elem)
+		// Its jobs, if any, still hold it; the next File of that path
+		// reads its manifest afresh once they are done.
+		p.arch.enqueue(func() {
+			p.mu.Lock()
+			if cur := p.series[old.s.path]; cur == old && cur.refs == 0 {
+				delete(p.series, old.s.path)
+			}
+			p.mu.Unlock()
+		})
+		old.elem = nil
+	}
+}
+
+// retainAll queues rotate_max_age for every series that has it.
+func (p *pool) retainAll(now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, r := range p.series {
+		if s := r.s; s.opt.maxAge > 0 {
+			p.arch.enqueue(func() { s.retain(now) })
+		}
+	}
+	p.lastRetain = now
 }
 
 // get returns the File for path, or nil.
@@ -268,6 +351,9 @@ func (p *pool) done() {
 	if stop != nil {
 		close(stop)
 		<-stopped
+		// The last instance is gone: the compressions and deletions queued
+		// finish now rather than in the background of a closed plugin.
+		p.arch.drain()
 	}
 }
 
@@ -285,9 +371,17 @@ func (p *pool) maintain(stop, stopped chan struct{}, every time.Duration) {
 	}
 }
 
-// tick runs one round of maintenance over the open files.
+// tick runs one round of maintenance over the open files, and applies
+// rotate_max_age every retainEvery.
 func (p *pool) tick() {
 	for _, f := range p.snapshot(func(f *File) bool { return f.isOpen.Load() }) {
 		f.maintain()
+	}
+	now := p.now()
+	p.mu.Lock()
+	due := now.Sub(p.lastRetain) >= retainEvery
+	p.mu.Unlock()
+	if due {
+		p.retainAll(now)
 	}
 }

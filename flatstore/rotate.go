@@ -1,6 +1,7 @@
 package flatstore
 
 import (
+	"fmt"
 	"strconv"
 	"time"
 
@@ -12,16 +13,26 @@ import (
 // the next one is called — as the state of one path, rotation, which the
 // File (file.go) consults under its lock and which does no I/O of its own.
 //
-//   - Names. Each open computes name = path + strftime(suffix, now), in UTC.
-//     A normal open (first write, after an mi rotate, after reopen_check)
-//     appends to that name. An open after a built-in rotation (period,
-//     count, size) takes the first of name, name.1, name.2… that does not
-//     exist, so nothing is overwritten or appended to, even when two
-//     rotations fall in the same second. An open after a close of our own
-//     (idle_timeout, eviction by max_open_sockets, instance exit) with the
-//     same name goes on in the file that was open (name.2, say), if nobody
-//     moved it. A template path's File that the pool forgets when its file
-//     closes hands all this on to the next File of that path (its memory).
+//   - Names without a suffix. The live file is always the path itself. A
+//     built-in rotation (period, count, size) closes it and renames it
+//     aside to path.YYYYMMDD-HHMMSS (UTC, the time of the rotation; _001,
+//     _002… when several fall in one second, see asideName), so `tail -f path`
+//     follows the stream and the rotated files sort as they were written.
+//     The next line creates the path again.
+//   - Names with a suffix (OpenSIPS 3.6's way). Each open computes name =
+//     path + strftime(suffix, now), in UTC, and writes under that name. A
+//     normal open (first write, after an mi rotate, after reopen_check)
+//     appends to that name. An open after a built-in rotation takes the
+//     first of name, name.1, name.2… that does not exist and was not
+//     rotated before (compressed or not), so nothing is overwritten or
+//     appended to, even when two rotations fall in the same second. An
+//     open after a close of our own (idle_timeout, eviction by
+//     max_open_sockets, instance exit) with the same name goes on in the
+//     file that was open (name.2, say), if nobody moved it. A template
+//     path's File that the pool forgets when its file closes hands this on
+//     to the next File of that path (its memory).
+//   - Every built-in rotation is logged with the old and the new name, and
+//     recorded for retention and compression (retention.go).
 //   - mi (external): logrotate moves the file and asks the control endpoint
 //     to rotate it: the handle closes at once (waiting for a write in
 //     progress) and nothing is created until the next write.
@@ -65,6 +76,30 @@ type rotateOptions struct {
 	reopenCheck time.Duration
 }
 
+// asideName is the name a rotated file takes when the path has no suffix:
+// path.YYYYMMDD-HHMMSS, the UTC time of the rotation, and _001, _002…
+// after it when that name is taken (several rotations in one second). The
+// live file keeps the path's own name. Sorted by name, the rotated files
+// come in the order they were written, compressed (.gz, .zst) or not, up
+// to 999 rotations in one second.
+//
+// The counter only goes up within a second (r remembers the last name), so
+// a name retention has since deleted is never taken again for a newer file.
+func (r *rotation) asideName(path string, now time.Time, taken func(string) bool) string {
+	base := path + "." + now.UTC().Format("20060102-150405")
+	name, i := base, 0
+	if base == r.asideBase {
+		i = r.asideSeq + 1
+		name = fmt.Sprintf("%s_%03d", base, i)
+	}
+	for taken(name) {
+		i++
+		name = fmt.Sprintf("%s_%03d", base, i)
+	}
+	r.asideBase, r.asideSeq = base, i
+	return name
+}
+
 // builtIn reports whether the options rotate by themselves.
 func (o rotateOptions) builtIn() bool { return o.period > 0 || o.count > 0 || o.size > 0 }
 
@@ -93,6 +128,10 @@ type rotation struct {
 	base    string    // path + suffix at the open, before any .1, .2…
 	fresh   bool      // closed by a built-in rotation: the next open takes a new name
 	resume  bool      // closed by us: the next open goes on in the same file
+	// The last name a rotated file was set aside to: its second, and its
+	// counter within that second.
+	asideBase string
+	asideSeq  int
 }
 
 // isBuiltIn reports whether reason is a rotation flatstore makes by itself.

@@ -399,16 +399,41 @@ func SplitLines(data []byte) (lines []string, rest string) {
 func (h *Host) Pid() int { return h.cmd.Process.Pid }
 
 // FDsUnder counts the descriptors of process pid open on files under dir
-// (from /proc/PID/fd); -1 when they cannot be read.
+// (from /proc/PID/fd); -1 when they cannot be read, or when the process
+// opened or closed descriptors while they were read. The descriptor table
+// is listed and each entry read in turn, which is no snapshot: a number
+// closed and taken again by another file in between would be counted twice.
+// So the table is read twice and a count is given only when both readings
+// agree, entry for entry.
 func FDsUnder(pid int, dir string) int {
 	fdDir := fmt.Sprintf("/proc/%d/fd", pid)
-	ents, err := os.ReadDir(fdDir)
-	if err != nil {
+	read := func() (map[string]string, bool) {
+		ents, err := os.ReadDir(fdDir)
+		if err != nil {
+			return nil, false
+		}
+		m := make(map[string]string, len(ents))
+		for _, e := range ents {
+			if l, err := os.Readlink(fdDir + "/" + e.Name()); err == nil {
+				m[e.Name()] = l
+			}
+		}
+		return m, true
+	}
+	a, ok := read()
+	if !ok {
+		return -1
+	}
+	b, ok := read()
+	if !ok || len(a) != len(b) {
 		return -1
 	}
 	n := 0
-	for _, e := range ents {
-		if l, err := os.Readlink(fdDir + "/" + e.Name()); err == nil && strings.HasPrefix(l, dir+"/") {
+	for fd, l := range a {
+		if b[fd] != l {
+			return -1
+		}
+		if strings.HasPrefix(l, dir+"/") {
 			n++
 		}
 	}

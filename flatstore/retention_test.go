@@ -1,0 +1,266 @@
+package flatstore
+
+import (
+	"bufio"
+	"compress/gzip"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/flatstore/flatstore/internal/fbtest"
+)
+
+// These tests hold the retention and compression of rotated files (SPEC §4,
+// retention.go) with bytes on disk: what is kept, what is compressed, what
+// is never touched, and what a crash leaves.
+
+// decompress returns the content of a rotated file, plain or compressed.
+func decompress(t *testing.T, path string) string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var r io.Reader = f
+	switch {
+	case strings.HasSuffix(path, ".gz"):
+		zr, err := gzip.NewReader(f) // the standard library's reader: an independent check
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		r = zr
+	case strings.HasSuffix(path, ".zst"):
+		zr, err := zstd.NewReader(f)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		defer zr.Close()
+		r = zr
+	}
+	b, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return string(b)
+}
+
+// drained waits for the process's background jobs.
+func drained(t *testing.T) { procFor(t).pool.arch.drain() }
+
+// regularFiles lists dir's regular files, the manifests left out.
+func regularFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	for _, f := range dirFiles(t, dir) {
+		if !strings.HasSuffix(f, ".flatstore") {
+			out = append(out, f)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// 10 500 records, rotate_count 1000, rotate_max_files 3, compress gzip or
+// zstd: the live file holds the last 500 records and three compressed files
+// hold exactly the 3 000 before them; nothing else is left.
+func TestRetentionCompress(t *testing.T) {
+	for _, algo := range []string{CompressGzip, CompressZstd} {
+		t.Run(algo, func(t *testing.T) {
+			clk := newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
+			usePool(t, clk, nil)
+			dir := t.TempDir()
+			path := filepath.Join(dir, "ev.log")
+			in := fsInstance(t, "path", path, "rotate_count", "1000", "rotate_max_files", "3", "compress", algo)
+			for n := 0; n < 10500; n += 700 {
+				mustFlush(t, in, evRecords("E", n, min(700, 10500-n)), "t")
+				clk.Add(time.Second)
+			}
+			drained(t)
+			files := regularFiles(t, dir)
+			if len(files) != 4 {
+				t.Fatalf("files %q, want the live file and 3 compressed ones", files)
+			}
+			if got := fbtest.ReadText(t, path); got != evLines("E", 10000, 500) {
+				t.Errorf("the live file holds %d lines, want the last 500", strings.Count(got, "\n"))
+			}
+			var rotated []string
+			for _, f := range files {
+				if f != "ev.log" {
+					if !strings.HasSuffix(f, compressedExt(algo)) {
+						t.Errorf("%s is not compressed with %s", f, algo)
+					}
+					rotated = append(rotated, f)
+				}
+			}
+			for i, f := range rotated { // the names sort as they were written
+				if got := decompress(t, filepath.Join(dir, f)); got != evLines("E", 7000+1000*i, 1000) {
+					t.Errorf("%s holds %d lines, not records %d..%d", f, strings.Count(got, "\n"), 7000+1000*i, 7999+1000*i)
+				}
+			}
+			var m manifest
+			if err := json.Unmarshal([]byte(fbtest.ReadText(t, manifestName(path))), &m); err != nil || len(m.Rotated) != 3 || m.Path != path {
+				t.Errorf("manifest %+v (%v), want the 3 files", m, err)
+			}
+			if n := metricValue(t, "flatstore_files_deleted_total", "reason", "max_files"); n != 7 {
+				t.Errorf("files_deleted_total{max_files} = %v, want 7", n)
+			}
+		})
+	}
+}
+
+// Retention deletes only the files its own path rotated: never another
+// output's in the same directory, never a file that merely looks like a
+// rotated one, never one an operator put in the place of one.
+func TestRetentionOnlyOwnFiles(t *testing.T) {
+	clk := newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
+	usePool(t, clk, nil)
+	dir := t.TempDir()
+	decoys := []string{"a.log.20200101-000000", "a.log.20200101-000000.gz", "a.log.1", "b.log.20200101-000000"}
+	for _, d := range decoys {
+		if err := os.WriteFile(filepath.Join(dir, d), []byte("decoy\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := fsInstance(t, "path", filepath.Join(dir, "a.log"), "rotate_count", "10", "rotate_max_files", "1")
+	b := fsInstance(t, "path", filepath.Join(dir, "b.log"), "rotate_count", "10", "rotate_max_files", "100", "compress", "gzip")
+	for i := 0; i < 5; i++ {
+		mustFlush(t, b, evRecords("B", i*10, 10), "t")
+		mustFlush(t, a, evRecords("A", i*10, 10), "t")
+		clk.Add(time.Second)
+	}
+	drained(t)
+	for _, d := range decoys {
+		if got := fbtest.ReadText(t, filepath.Join(dir, d)); got != "decoy\n" {
+			t.Errorf("decoy %s was touched: %q", d, got)
+		}
+	}
+	var bFiles []string
+	for _, f := range regularFiles(t, dir) {
+		if strings.HasPrefix(f, "b.log.") && strings.HasSuffix(f, ".gz") {
+			bFiles = append(bFiles, f)
+		}
+	}
+	if len(bFiles) != 5 {
+		t.Errorf("b's rotated files %q, want all 5, compressed", bFiles)
+	}
+	var aFiles []string
+	for _, f := range regularFiles(t, dir) {
+		if strings.HasPrefix(f, "a.log.2030") {
+			aFiles = append(aFiles, f)
+		}
+	}
+	if len(aFiles) != 1 || fbtest.ReadText(t, filepath.Join(dir, aFiles[0])) != evLines("A", 40, 10) {
+		t.Fatalf("a's rotated files %q, want the newest only", aFiles)
+	}
+	// An operator replaces a's one rotated file by another; the next
+	// rotation must not delete it.
+	replaced := filepath.Join(dir, aFiles[0])
+	if err := os.Remove(replaced); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(replaced, []byte("the operator's\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mustFlush(t, a, evRecords("A", 50, 10), "t")
+	drained(t)
+	if got := fbtest.ReadText(t, replaced); got != "the operator's\n" {
+		t.Errorf("a file that replaced a rotated one was deleted or changed: %q", got)
+	}
+}
+
+// rotate_max_age, applied by the maintenance loop, deletes the files
+// rotated longer ago than that, and keeps the others.
+func TestRetentionMaxAge(t *testing.T) {
+	clk := newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
+	p := usePool(t, clk, nil)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "ev.log")
+	in := fsInstance(t, "path", path, "rotate_count", "10", "rotate_max_age", "1h", "idle_timeout", "0")
+	mustFlush(t, in, evRecords("E", 0, 10), "t") // rotated at +0
+	clk.Add(40 * time.Minute)
+	mustFlush(t, in, evRecords("E", 10, 10), "t") // rotated at +40m
+	clk.Add(30 * time.Minute)                     // +70m: the first is older than 1h
+	p.tick()
+	drained(t)
+	aside := asideFiles(t, dir, "ev.log")
+	if len(aside) != 1 || fbtest.ReadText(t, filepath.Join(dir, aside[0])) != evLines("E", 10, 10) {
+		t.Errorf("after 70 minutes the series is %q, want the file rotated at +40m only", aside)
+	}
+	if n := metricValue(t, "flatstore_files_deleted_total", "reason", "max_age"); n != 1 {
+		t.Errorf("files_deleted_total{max_age} = %v, want 1", n)
+	}
+}
+
+// What a crash leaves during a compression is finished or redone at the
+// next start: a half .tmp is removed and the file compressed again; a
+// whole compressed file beside its original means the original goes. No
+// record is lost and no half file stays.
+func TestCompressCrashRecovery(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "ev.log")
+	kv := []string{"path", path, "rotate_count", "1000", "rotate_max_files", "100"}
+	// A first life without compression leaves three rotated files and a
+	// manifest that lists them uncompressed.
+	t.Run("first", func(t *testing.T) {
+		usePool(t, newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)), nil)
+		in := fsInstance(t, kv...)
+		mustFlush(t, in, evRecords("E", 0, 3500), "t")
+		in.Close()
+	})
+	rotated := asideFiles(t, dir, "ev.log")[:3]
+	// The crash states, one per rotated file:
+	//  0: the compression was cut off: a half .gz.tmp beside the original;
+	//  1: the .gz was renamed into place, the original not yet removed;
+	//  2: nothing began.
+	src0 := filepath.Join(dir, rotated[0])
+	full, err := os.ReadFile(src0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(src0+".gz.tmp", full[:len(full)/3], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	src1 := filepath.Join(dir, rotated[1])
+	if _, err := compressFile(src1, src1+".gz", CompressGzip, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The second life compresses: its first open reads the manifest.
+	t.Run("second", func(t *testing.T) {
+		usePool(t, newFakeClock(time.Date(2030, 1, 2, 4, 0, 0, 0, time.UTC)), nil)
+		in := fsInstance(t, append(kv[:len(kv):len(kv)], "compress", "gzip")...)
+		mustFlush(t, in, evRecords("E", 3500, 1), "t")
+		drained(t)
+	})
+	var all strings.Builder
+	for _, f := range regularFiles(t, dir) {
+		switch {
+		case strings.HasSuffix(f, ".tmp"):
+			t.Errorf("a half file is left: %s", f)
+		case f == "ev.log":
+		case !strings.HasSuffix(f, ".gz"):
+			t.Errorf("a rotated file is left uncompressed: %s", f)
+		}
+	}
+	for _, f := range asideFiles(t, dir, "ev.log") {
+		all.WriteString(decompress(t, filepath.Join(dir, f)))
+	}
+	if got := all.String(); got != evLines("E", 0, 3501) {
+		lines, _ := fbtest.SplitLines([]byte(got))
+		t.Errorf("the series holds %d lines, want the 3501 records once each, in order", len(lines))
+	}
+	sc := bufio.NewScanner(strings.NewReader(fbtest.ReadText(t, manifestName(path))))
+	sc.Scan()
+	if !strings.Contains(sc.Text(), `"compressed":"gzip"`) || strings.Count(sc.Text(), `"compressed":"gzip"`) != 3 {
+		t.Errorf("manifest %s: want the 3 files recorded compressed", sc.Text())
+	}
+	_ = fmt.Sprint()
+}
