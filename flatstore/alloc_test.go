@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/flatstore/flatstore/bench"
+	"github.com/flatstore/flatstore/internal/bench"
 )
 
 // TestFlushOneWrite checks that one flush of 10 000 records to one file is

@@ -12,7 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/flatstore/flatstore/bench"
+	"github.com/flatstore/flatstore/internal/bench"
 )
 
 // The benchmarks of the flush path over SIP-style events of ten fields

@@ -716,3 +716,40 @@ func ListenIsLocal(v string) bool {
 	}
 	return true
 }
+
+// formatSettings are the settings that shape a file's bytes, as key=value.
+func formatSettings(c *Config) []string {
+	return []string{
+		fmt.Sprintf("delimiter %q", c.Delimiter),
+		fmt.Sprintf("escape %s", c.Escape),
+		fmt.Sprintf("escape_delimiter %q", c.EscapeDelimiter),
+		fmt.Sprintf("suppress_event_name %v", c.SuppressEventName),
+		fmt.Sprintf("time_format %s", c.TimeFormat),
+		fmt.Sprintf("header %q", c.Header),
+		fmt.Sprintf("file_permissions %04o", c.FilePerm),
+		fmt.Sprintf("sync %v", map[bool]string{false: "none", true: "flush"}[c.SyncFlush]),
+		fmt.Sprintf("suffix %q", c.Suffix),
+		fmt.Sprintf("rotate_period %v", c.RotatePeriod),
+		fmt.Sprintf("rotate_count %d", c.RotateCount),
+		fmt.Sprintf("rotate_size %d", c.RotateSize),
+		fmt.Sprintf("reopen_check %v", c.ReopenCheck),
+		fmt.Sprintf("rotate_max_files %d", c.RotateMaxFiles),
+		fmt.Sprintf("rotate_max_age %v", c.RotateMaxAge),
+		fmt.Sprintf("compress %s", c.Compress),
+		fmt.Sprintf("idle_timeout %v", c.IdleTimeout),
+	}
+}
+
+func formatOf(c *Config) string { return strings.Join(formatSettings(c), ", ") }
+
+// formatDiff lists the settings of a that differ from b's.
+func formatDiff(a, b *Config) string {
+	sa, sb := formatSettings(a), formatSettings(b)
+	var out []string
+	for i := range sa {
+		if sa[i] != sb[i] {
+			out = append(out, sa[i])
+		}
+	}
+	return strings.Join(out, ", ")
+}

@@ -318,11 +318,6 @@ func (f *File) nextName(now time.Time) string {
 	return name
 }
 
-func fileExists(name string) bool {
-	_, err := os.Lstat(name)
-	return err == nil
-}
-
 // sameFile reports whether name still holds the file id.
 func sameFile(name string, id fileID) bool {
 	var st unix.Stat_t

@@ -97,7 +97,10 @@ func (in *Instance) Flush(data []byte, tag string) (res Result) {
 		in.panicHook()
 	}
 
-	s := in.states.Get().(*flushState)
+	s, _ := in.states.Get().(*flushState)
+	if s == nil {
+		s = newFlushState(in.cfg)
+	}
 	defer func() { s.reset(); in.states.Put(s) }()
 
 	objects, records := in.render(s, data, tag)

@@ -1,8 +1,6 @@
 package flatstore
 
 import (
-	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 )
@@ -24,6 +22,7 @@ func (r Result) String() string { return [...]string{"ERROR", "OK", "RETRY"}[r] 
 // concurrent use: Fluent Bit's workers flush from several threads at once.
 type Instance struct {
 	proc   *Process
+	reg    *output // this instance as its process knows it
 	name   string
 	cfg    *Config
 	log    *Logger
@@ -80,62 +79,19 @@ func NewInstance(p *Process, cfg *Config, name string, log *Logger) (*Instance, 
 	if !cfg.Template.Static() {
 		in.opt.template, in.opt.root = cfg.Path, cfg.Template.StaticDir()
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for o := range p.instances {
-		if o.cfg.Path == cfg.Path && o.opt.format != in.opt.format {
-			return nil, fmt.Errorf("path %q is already written by output %s with %s; this output has %s: "+
-				"outputs that share a file must write it alike", cfg.Path, o.name,
-				formatDiff(o.cfg, cfg), formatDiff(cfg, o.cfg))
-		}
+	reg, err := p.register(name, cfg)
+	if err != nil {
+		return nil, err
 	}
+	in.reg = reg
 	in.metrics = p.metrics.forInstance(name)
-	in.states.New = func() any { return newFlushState(cfg) }
 	p.pool.start()
 	if cfg.Template.Static() {
 		in.static = p.pool.ref(cfg.Path, in.opt)
 	}
-	p.instances[in] = struct{}{}
 	log.Infof("writing events to %q (delimiter %q, escape %s, max_open_sockets %d, file_permissions %04o, reopen_check %v, control %s)",
 		cfg.Path, cfg.Delimiter, cfg.Escape, cfg.MaxOpenSockets, cfg.FilePerm, cfg.ReopenCheck, cfg.ControlListen)
 	return in, nil
-}
-
-// formatSettings are the settings that shape a file's bytes, as key=value.
-func formatSettings(c *Config) []string {
-	return []string{
-		fmt.Sprintf("delimiter %q", c.Delimiter),
-		fmt.Sprintf("escape %s", c.Escape),
-		fmt.Sprintf("escape_delimiter %q", c.EscapeDelimiter),
-		fmt.Sprintf("suppress_event_name %v", c.SuppressEventName),
-		fmt.Sprintf("time_format %s", c.TimeFormat),
-		fmt.Sprintf("header %q", c.Header),
-		fmt.Sprintf("file_permissions %04o", c.FilePerm),
-		fmt.Sprintf("sync %v", map[bool]string{false: "none", true: "flush"}[c.SyncFlush]),
-		fmt.Sprintf("suffix %q", c.Suffix),
-		fmt.Sprintf("rotate_period %v", c.RotatePeriod),
-		fmt.Sprintf("rotate_count %d", c.RotateCount),
-		fmt.Sprintf("rotate_size %d", c.RotateSize),
-		fmt.Sprintf("reopen_check %v", c.ReopenCheck),
-		fmt.Sprintf("rotate_max_files %d", c.RotateMaxFiles),
-		fmt.Sprintf("rotate_max_age %v", c.RotateMaxAge),
-		fmt.Sprintf("compress %s", c.Compress),
-		fmt.Sprintf("idle_timeout %v", c.IdleTimeout),
-	}
-}
-
-func formatOf(c *Config) string { return strings.Join(formatSettings(c), ", ") }
-
-// formatDiff lists the settings of a that differ from b's.
-func formatDiff(a, b *Config) string {
-	sa, sb := formatSettings(a), formatSettings(b)
-	var out []string
-	for i := range sa {
-		if sa[i] != sb[i] {
-			out = append(out, sa[i])
-		}
-	}
-	return strings.Join(out, ", ")
 }
 
 // Name returns the instance's name.
@@ -206,9 +162,7 @@ func (in *Instance) Close() {
 				f.Close()
 			}
 		}
-		p.mu.Lock()
-		delete(p.instances, in)
-		p.mu.Unlock()
+		p.unregister(in.reg)
 		in.log.Infof("closed")
 		// The last instance waits for the background jobs (compression,
 		// retention) queued before it.

@@ -22,18 +22,6 @@ const (
 	MaxLineBytes = 64 << 20
 )
 
-// dropError is a record-level problem: the record is skipped and counted
-// under its reason, the rest of the chunk goes on.
-type dropError string
-
-func (e dropError) Error() string { return "record skipped: " + string(e) }
-
-const (
-	errTruncated = dropError(DropTruncated)
-	errTooDeep   = dropError(DropTooDeep)
-	errTooLarge  = dropError(DropTooLarge)
-)
-
 // Encoder turns records into event lines (SPEC §1–2). An Encoder holds
 // reusable buffers: use one per goroutine.
 type Encoder struct {
@@ -509,123 +497,6 @@ func (e *Encoder) appendValue(dst, b []byte, limit int) ([]byte, []byte, error) 
 	return out, rest, err
 }
 
-// appendScalar renders a non-string, non-container value without escaping:
-// integers in full 64 bits, floats as the shortest decimal that reads back,
-// true/false, null, timestamps as RFC 3339 with nanoseconds, other
-// extensions as the hex of their payload.
-func appendScalar(dst, b []byte) ([]byte, []byte, error) {
-	switch msgp.NextType(b) {
-	case msgp.IntType:
-		i, rest, err := msgp.ReadInt64Bytes(b)
-		if err != nil {
-			return dst, b, errTruncated
-		}
-		return strconv.AppendInt(dst, i, 10), rest, nil
-	case msgp.UintType:
-		u, rest, err := msgp.ReadUint64Bytes(b)
-		if err != nil {
-			return dst, b, errTruncated
-		}
-		return strconv.AppendUint(dst, u, 10), rest, nil
-	case msgp.Float64Type, msgp.Float32Type:
-		f, bits, rest, err := readFloat(b)
-		if err != nil {
-			return dst, b, errTruncated
-		}
-		return appendFloat(dst, f, bits), rest, nil
-	case msgp.BoolType:
-		v, rest, err := msgp.ReadBoolBytes(b)
-		if err != nil {
-			return dst, b, errTruncated
-		}
-		return strconv.AppendBool(dst, v), rest, nil
-	case msgp.NilType:
-		return append(dst, "null"...), b[1:], nil
-	case msgp.ExtensionType, msgp.TimeType, msgp.Complex64Type, msgp.Complex128Type:
-		// msgp names ext 3, 4 and 5 after its own Go types; to us they are
-		// extensions like any other.
-		typ, data, rest, err := readExt(b)
-		if err != nil {
-			return dst, b, errTruncated
-		}
-		if t, ok := extTime(typ, data); ok {
-			return appendRFC3339Nano(dst, t), rest, nil
-		}
-		return hex.AppendEncode(dst, data), rest, nil
-	}
-	// Not msgpack (a reserved byte such as 0xc1).
-	return dst, b, errTruncated
-}
-
-// readFloat reads a float32 or float64, with its width in bits.
-func readFloat(b []byte) (f float64, bits int, rest []byte, err error) {
-	if msgp.NextType(b) == msgp.Float32Type {
-		f32, rest, err := msgp.ReadFloat32Bytes(b)
-		return float64(f32), 32, rest, err
-	}
-	f, rest, err = msgp.ReadFloat64Bytes(b)
-	return f, 64, rest, err
-}
-
-// readExt reads any extension without copying: its type and payload.
-func readExt(b []byte) (typ int8, data, rest []byte, err error) {
-	if len(b) < 2 {
-		return 0, nil, b, msgp.ErrShortBytes
-	}
-	var n, hdr int
-	switch b[0] {
-	case 0xd4, 0xd5, 0xd6, 0xd7, 0xd8:
-		n, hdr = 1<<(b[0]-0xd4), 1
-	case 0xc7:
-		n, hdr = int(b[1]), 2
-	case 0xc8:
-		if len(b) < 3 {
-			return 0, nil, b, msgp.ErrShortBytes
-		}
-		n, hdr = int(b[1])<<8|int(b[2]), 3
-	case 0xc9:
-		if len(b) < 5 {
-			return 0, nil, b, msgp.ErrShortBytes
-		}
-		n, hdr = int(uint32(b[1])<<24|uint32(b[2])<<16|uint32(b[3])<<8|uint32(b[4])), 5
-	default:
-		return 0, nil, b, msgp.TypeError{Encoded: msgp.NextType(b), Method: msgp.ExtensionType}
-	}
-	if len(b) < hdr+1+n {
-		return 0, nil, b, msgp.ErrShortBytes
-	}
-	return int8(b[hdr]), b[hdr+1 : hdr+1+n], b[hdr+1+n:], nil
-}
-
-// extTime decodes Fluent Bit's EventTime (ext 0, 8 bytes) and the msgpack
-// timestamp (ext -1, 4, 8 or 12 bytes).
-func extTime(typ int8, d []byte) (EventTime, bool) {
-	switch {
-	case typ == 0 && len(d) == 8:
-		return eventTime(d), true
-	case typ == -1 && len(d) == 4:
-		return EventTime{Sec: int64(uint32(d[0])<<24 | uint32(d[1])<<16 | uint32(d[2])<<8 | uint32(d[3]))}, true
-	case typ == -1 && len(d) == 8:
-		v := uint64(d[0])<<56 | uint64(d[1])<<48 | uint64(d[2])<<40 | uint64(d[3])<<32 |
-			uint64(d[4])<<24 | uint64(d[5])<<16 | uint64(d[6])<<8 | uint64(d[7])
-		return EventTime{Sec: int64(v & (1<<34 - 1)), Nsec: int64(v >> 34)}, true
-	case typ == -1 && len(d) == 12:
-		ns := int64(uint32(d[0])<<24 | uint32(d[1])<<16 | uint32(d[2])<<8 | uint32(d[3]))
-		var s uint64
-		for _, c := range d[4:] {
-			s = s<<8 | uint64(c)
-		}
-		return EventTime{Sec: int64(s), Nsec: ns}, true
-	}
-	return EventTime{}, false
-}
-
-const rfc3339Nano = "2006-01-02T15:04:05.000000000Z07:00"
-
-func appendRFC3339Nano(dst []byte, t EventTime) []byte {
-	return time.Unix(t.Sec, t.Nsec).UTC().AppendFormat(dst, rfc3339Nano)
-}
-
 func (e *Encoder) appendTime(dst []byte, t EventTime) []byte {
 	// An EventTime's nanoseconds field is 32 bits: it may hold whole seconds.
 	if t.Nsec < 0 || t.Nsec >= 1e9 {
@@ -645,34 +516,6 @@ func (e *Encoder) appendTime(dst []byte, t EventTime) []byte {
 		return time.Unix(t.Sec, 0).UTC().AppendFormat(dst, time.RFC3339)
 	case TimeRFC3339Nano:
 		return appendRFC3339Nano(dst, t)
-	}
-	return dst
-}
-
-// appendFloat writes the shortest decimal that reads back to f, in plain
-// notation between 1e-6 and 1e21 and in exponent notation outside (as
-// JavaScript and encoding/json do). NaN and infinities are written as NaN,
-// +Inf and -Inf.
-func appendFloat(dst []byte, f float64, bits int) []byte {
-	switch {
-	case math.IsNaN(f):
-		return append(dst, "NaN"...)
-	case math.IsInf(f, 1):
-		return append(dst, "+Inf"...)
-	case math.IsInf(f, -1):
-		return append(dst, "-Inf"...)
-	}
-	format := byte('f')
-	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
-		format = 'e'
-	}
-	dst = strconv.AppendFloat(dst, f, format, -1, bits)
-	if format == 'e' { // e-07 → e-7
-		n := len(dst)
-		if n >= 4 && dst[n-4] == 'e' && dst[n-3] == '-' && dst[n-2] == '0' {
-			dst[n-2] = dst[n-1]
-			dst = dst[:n-1]
-		}
 	}
 	return dst
 }

@@ -21,11 +21,16 @@ const (
 	LevelDebug Level = 4
 )
 
-var levelNames = [...]string{LevelError: "error", LevelWarn: "warn", LevelInfo: "info", LevelDebug: "debug"}
-
 func (l Level) String() string {
-	if l >= LevelError && l <= LevelDebug {
-		return levelNames[l]
+	switch l {
+	case LevelError:
+		return "error"
+	case LevelWarn:
+		return "warn"
+	case LevelInfo:
+		return "info"
+	case LevelDebug:
+		return "debug"
 	}
 	return fmt.Sprintf("level(%d)", int(l))
 }

@@ -1,6 +1,7 @@
 package flatstore
 
 import (
+	"fmt"
 	"sync"
 	"time"
 
@@ -15,8 +16,14 @@ type Process struct {
 	pool    *pool
 	metrics *Metrics
 
-	mu        sync.Mutex
-	instances map[*Instance]struct{} // live, for the checks between outputs
+	mu      sync.Mutex
+	outputs map[*output]struct{} // live instances, for the checks between outputs
+}
+
+// output is a live instance as its process knows it.
+type output struct {
+	name string
+	cfg  *Config
 }
 
 // NewProcess returns the shared state of a new process.
@@ -24,7 +31,7 @@ func NewProcess() *Process { return newProcess(realOps(), time.Now) }
 
 // newProcess is NewProcess with the system calls and the clock given.
 func newProcess(sys *sysOps, now func() time.Time) *Process {
-	p := &Process{instances: map[*Instance]struct{}{}}
+	p := &Process{outputs: map[*output]struct{}{}}
 	p.metrics = NewMetrics(func() float64 { return float64(p.pool.openCount()) })
 	p.pool = newPool(sys, now, p.metrics)
 	return p
@@ -36,3 +43,27 @@ func (p *Process) Gatherer() prometheus.Gatherer { return p.metrics.Gatherer() }
 
 // OpenFiles is the number of event files open (or about to open) now.
 func (p *Process) OpenFiles() int { return p.pool.openCount() }
+
+// register records a new instance, refusing it when another live one
+// writes the same path with settings that shape the file differently.
+func (p *Process) register(name string, cfg *Config) (*output, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for o := range p.outputs {
+		if o.cfg.Path == cfg.Path && formatOf(o.cfg) != formatOf(cfg) {
+			return nil, fmt.Errorf("path %q is already written by output %s with %s; this output has %s: "+
+				"outputs that share a file must write it alike", cfg.Path, o.name,
+				formatDiff(o.cfg, cfg), formatDiff(cfg, o.cfg))
+		}
+	}
+	o := &output{name: name, cfg: cfg}
+	p.outputs[o] = struct{}{}
+	return o, nil
+}
+
+// unregister forgets a closed instance.
+func (p *Process) unregister(o *output) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.outputs, o)
+}

@@ -235,23 +235,6 @@ func mapGet(b []byte, key string) ([]byte, bool) {
 	return nil, false
 }
 
-// scalarText appends the text of a string, binary, number or bool at the
-// head of b to dst.
-func scalarText(dst, b []byte) ([]byte, bool) {
-	if len(b) == 0 {
-		return nil, false
-	}
-	if s, _, ok := readStr(b); ok {
-		return s, true
-	}
-	switch msgp.NextType(b) {
-	case msgp.IntType, msgp.UintType, msgp.Float64Type, msgp.Float32Type, msgp.BoolType:
-		out, _, err := appendScalar(dst, b)
-		return out, err == nil
-	}
-	return nil, false
-}
-
 // skipValue returns what follows the msgpack value at the head of b.
 func skipValue(b []byte) ([]byte, error) { return msgp.Skip(b) }
 

@@ -1,6 +1,8 @@
 package flatstore
 
 import (
+	"os"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -48,4 +50,10 @@ func probeOpenat2() bool {
 	}
 	unix.Close(fd)
 	return true
+}
+
+// fileExists reports whether name exists (a link counts, even dangling).
+func fileExists(name string) bool {
+	_, err := os.Lstat(name)
+	return err == nil
 }

@@ -34,7 +34,7 @@ import (
 
 	"github.com/flatstore/flatstore/internal/hostout"
 
-	"github.com/flatstore/flatstore/bench"
+	"github.com/flatstore/flatstore/internal/bench"
 	"github.com/flatstore/flatstore/internal/fbtest"
 )
 

@@ -72,10 +72,12 @@ const (
 // MI method names. OpenSIPS 4 calls it event_flatstore:rotate and keeps
 // evi_flat_rotate as an alias; "rotate" is the short form it accepts while
 // no other module exports a rotate.
-var rotateMethods = map[string]bool{
-	"event_flatstore:rotate": true,
-	"evi_flat_rotate":        true,
-	"rotate":                 true,
+func isRotateMethod(m string) bool {
+	switch m {
+	case "event_flatstore:rotate", "evi_flat_rotate", "rotate":
+		return true
+	}
+	return false
 }
 
 const statusMethod = "event_flatstore:status"
@@ -187,7 +189,7 @@ func (s *server) execMI(req miRequest, from string) miReply {
 		return miError(codeParseError, "Parse error", "")
 	case req.invalid:
 		return miError(codeInvalidRequest, "Invalid Request", "")
-	case rotateMethods[req.method]:
+	case isRotateMethod(req.method):
 		if len(req.args) != 1 {
 			return miError(codeInvalidParams, "Invalid params", dataParamCount)
 		}
@@ -251,10 +253,8 @@ func encodeReply(rep miReply, id []byte) []byte {
 	return append(b, '}')
 }
 
-var jsonStd = jsoniter.ConfigCompatibleWithStandardLibrary
-
 func appendString(b []byte, s string) []byte {
-	q, err := jsonStd.Marshal(s)
+	q, err := jsoniter.ConfigCompatibleWithStandardLibrary.Marshal(s)
 	if err != nil { // cannot happen for a string
 		return append(b, `""`...)
 	}
