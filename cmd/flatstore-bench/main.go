@@ -106,7 +106,7 @@ func runGoBenchmarks(benchtime string, count int) (goResults, error) {
 		return nil, err
 	}
 	args := []string{"test", "-run", "^$", "-bench", "^Benchmark(Flush|RawWrite|GetRecord)$", "-benchmem",
-		"-benchtime", benchtime, "-count", strconv.Itoa(count), "./flatstore/", "./bench/"}
+		"-benchtime", benchtime, "-count", strconv.Itoa(count), "./flatstore/", "./internal/bench/"}
 	logf("go %s", strings.Join(args, " "))
 	cmd := exec.Command("go", args...)
 	cmd.Dir = root
@@ -151,34 +151,19 @@ func parseBench(out []byte) goResults {
 
 // ---- end to end ----
 
-// nullPlugin is the smallest output Fluent Bit's Go proxy can load: it takes
-// every chunk and does nothing. Run through the same host over the same
-// input, it is the baseline that the end-to-end figures are measured above,
-// as Fluent Bit's own figures are measured above its null output.
-const nullPlugin = `
-#include <stdlib.h>
-struct def { int type; int proxy; int flags; char *name; char *description; int event_type; void *config_map; };
-struct ctx { void *remote_context; void *proxy; };
-struct plugin { char *name; void *api; void *o_ins; struct ctx *context; };
-static int token;
-int FLBPluginRegister(void *d) {
-    struct def *p = d;
-    p->type = 2; p->proxy = 11; p->flags = 0; p->name = "null"; p->description = "null";
-    return 0;
-}
-int FLBPluginInit(void *plugin) { ((struct plugin *) plugin)->context->remote_context = &token; return 1; }
-int FLBPluginFlushCtx(void *ctx, void *data, int size, char *tag) { (void) ctx; (void) data; (void) size; (void) tag; return 1; }
-int FLBPluginExitCtx(void *ctx) { (void) ctx; return 1; }
-void FLBPluginUnregister(void *d) { (void) d; }
-`
 
-// buildNull compiles nullPlugin into dir and returns the .so's path.
+// buildNull compiles the null output (internal/bench/testdata/null_output.c:
+// it takes every chunk and does nothing) into dir and returns the .so's
+// path. Run through the same host over the same input, it is the baseline
+// the end-to-end figures are measured above, as Fluent Bit's own figures are
+// measured above its null output.
 func buildNull(dir string) (string, error) {
-	src := filepath.Join(dir, "null.c")
-	so := filepath.Join(dir, "out_null.so")
-	if err := os.WriteFile(src, []byte(nullPlugin), 0o644); err != nil {
+	root, err := fbtest.RepoRoot()
+	if err != nil {
 		return "", err
 	}
+	src := filepath.Join(root, "internal", "bench", "testdata", "null_output.c")
+	so := filepath.Join(dir, "out_null.so")
 	cc := os.Getenv("CC")
 	if cc == "" {
 		cc = "cc"
