@@ -163,7 +163,6 @@ func parseBench(out []byte) goResults {
 
 // ---- end to end ----
 
-
 // buildNull compiles the null output (internal/bench/testdata/null_output.c:
 // it takes every chunk and does nothing) into dir and returns the .so's
 // path. Run through the same host over the same input, it is the baseline
