@@ -2,6 +2,8 @@
 //
 //	flatstore-ctl [-addr A] [-token T] [-timeout 5s] [-missingok] rotate PATH...
 //	flatstore-ctl [-addr A] [-token T] [-timeout 5s] status
+//	flatstore-ctl read [-config FILE -output NAME] [-delimiter D] [-escape E]
+//	                   [-params a,b,c] [-suppress_event_name] [-time_format F] FILE...
 //
 // rotate asks the plugin to reopen each PATH (OpenSIPS MI
 // event_flatstore:rotate over POST /mi), in order; it prints nothing on
@@ -18,6 +20,12 @@
 // -missingok does not hide.
 //
 // status prints the managed files as JSON.
+//
+// read prints the events of flatstore files (plain, gzip or zstd; - is
+// standard input) as JSON objects, one a line, every value a string; it
+// reads escape backslash and csv back exactly, with the plugin's own
+// settings from flags or from the Fluent Bit configuration (see read.go,
+// or flatstore-ctl read -h). It exits 1 when a line could not be read back.
 //
 // -addr is HOST:PORT or unix:/path.sock (default $FLATSTORE_ADDR, else
 // 127.0.0.1:2021); -token defaults to $FLATSTORE_TOKEN.
@@ -43,17 +51,21 @@ import (
 const defaultAddr = "127.0.0.1:2021"
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
 func usage(w io.Writer, fs *flag.FlagSet) {
 	fmt.Fprint(w, `usage: flatstore-ctl [flags] rotate PATH...
        flatstore-ctl [flags] status
+       flatstore-ctl read [read flags] FILE...
 
 rotate  make the plugin reopen each PATH (after logrotate moved it);
         PATH is spelled as in the plugin's path setting (absolute; a
         flatstore: prefix is allowed)
 status  print the files the plugin manages, as JSON
+read    print the events of flatstore files (plain, .gz, .zst; - is stdin)
+        as JSON lines, with the plugin's settings from flags or from its
+        Fluent Bit config (flatstore-ctl read -h for its flags)
 
 flags:
 `)
@@ -61,7 +73,7 @@ flags:
 	fs.PrintDefaults()
 }
 
-func run(args []string, stdout, stderr io.Writer) int {
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("flatstore-ctl", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	addr := fs.String("addr", envOr("FLATSTORE_ADDR", defaultAddr), "control endpoint: HOST:PORT or unix:/path.sock (env FLATSTORE_ADDR)")
@@ -82,6 +94,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "flatstore-ctl: no command")
 		usage(stderr, fs)
 		return 2
+	}
+	if rest[0] == "read" { // files, not the endpoint
+		return runRead(rest[1:], stdin, stdout, stderr)
 	}
 	if *timeout <= 0 {
 		fmt.Fprintln(stderr, "flatstore-ctl: -timeout must be positive")

@@ -16,16 +16,18 @@ import (
 
 	"github.com/flatstore/flatstore/flatstore"
 	"github.com/flatstore/flatstore/flatstore/control"
+	"github.com/flatstore/flatstore/internal/fbtest"
 )
 
 // TestMain runs the command itself when the test binary is called as
 // flatstore-ctl (TestLogrotate puts a link of that name in logrotate's PATH),
-// so no test has to build the binary.
+// so no test has to build the binary. The harness's build directory (the
+// plugin and host the read tests run) is removed at the end.
 func TestMain(m *testing.M) {
 	if filepath.Base(os.Args[0]) == "flatstore-ctl" {
-		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+		os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 	}
-	os.Exit(m.Run())
+	fbtest.Main(m)
 }
 
 // backend is a small Backend: it manages paths by exact spelling; Rotate
@@ -100,7 +102,7 @@ func ctl(t *testing.T, env map[string]string, args ...string) result {
 		t.Setenv(k, env[k])
 	}
 	var out, errb bytes.Buffer
-	code := run(args, &out, &errb)
+	code := run(args, nil, &out, &errb)
 	return result{code, out.String(), errb.String()}
 }
 
