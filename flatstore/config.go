@@ -338,6 +338,10 @@ func (c *Config) check() []error {
 	if c.Escape == EscapeBackslash && strings.HasPrefix(c.Delimiter, `\`) {
 		bad("delimiter", c.Delimiter, "escape backslash cannot use a delimiter that starts with a backslash")
 	}
+	if c.Escape == EscapeBackslash && (c.Delimiter[0] == 'n' || c.Delimiter[0] == 'r') {
+		// Its escape, \n or \r, would read back as LF or CR.
+		bad("delimiter", c.Delimiter, "escape backslash cannot use a delimiter that starts with n or r: its escape would read as \\n or \\r")
+	}
 	if (c.RotateMaxFiles > 0 || c.RotateMaxAge > 0 || c.Compress != CompressNone) &&
 		c.RotatePeriod == 0 && c.RotateCount == 0 && c.RotateSize == 0 {
 		errs = append(errs, errors.New("rotate_max_files, rotate_max_age and compress act on the files flatstore rotates: "+

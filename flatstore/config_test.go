@@ -39,6 +39,8 @@ func TestConfigInvalid(t *testing.T) {
 		{"escape unknown", flatstore.MapGetter{"escape": "html"}, []string{`escape "html": must be one of opensips, opensips_exact, none, backslash, csv`}},
 		{"csv multi-byte", flatstore.MapGetter{"escape": "csv", "delimiter": "||"}, []string{`delimiter "||": escape csv needs a single-byte delimiter`}},
 		{"csv quote", flatstore.MapGetter{"escape": "csv", "delimiter": `"`}, []string{`delimiter "\"": escape csv cannot use the quote`}},
+		{"backslash delimiter n", flatstore.MapGetter{"escape": "backslash", "delimiter": "n"}, []string{`delimiter "n": escape backslash cannot use a delimiter that starts with n or r`}},
+		{"backslash delimiter r", flatstore.MapGetter{"escape": "backslash", "delimiter": "rs"}, []string{`delimiter "rs": escape backslash cannot use a delimiter that starts with n or r`}},
 		{"backslash delimiter", flatstore.MapGetter{"escape": "backslash", "delimiter": `\|`}, []string{`delimiter "\\|": escape backslash cannot use`}},
 		{"time_format", flatstore.MapGetter{"time_format": "iso"}, []string{`time_format "iso": must be one of none, unix, unix_ms, unix_ns, rfc3339, rfc3339_nano`}},
 		{"params empty name", flatstore.MapGetter{"params": "a,,b"}, []string{`params "a,,b": must be a comma-separated list`}},
