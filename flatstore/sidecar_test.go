@@ -82,3 +82,33 @@ func TestSidecarIgnoresTheEnvelope(t *testing.T) {
 		}
 	}
 }
+
+// TestSidecarTemplates: a path template sees the notification's top-level
+// keys: $EVENT and $method are the event, $params['caller'] one named
+// parameter; $params itself, and a name of a positional event, render as _.
+func TestSidecarTemplates(t *testing.T) {
+	named := fbtest.JSONRecordBody([]byte(`{"jsonrpc":"2.0","method":"E_CALL_END","params":{"caller":"sip:alice@example.com","code":200}}`))
+	positional := fbtest.JSONRecordBody([]byte(`{"jsonrpc":"2.0","method":"E_TEST","params":["hello","world"]}`))
+	for _, c := range []struct {
+		tmpl string
+		body []byte
+		want string
+	}{
+		{"/x/$EVENT/$params['caller'].log", named, "/x/E_CALL_END/sip:alice@example.com.log"},
+		{"/x/$method-$params['code'].log", named, "/x/E_CALL_END-200.log"},
+		{"/x/$params.log", named, "/x/_.log"},
+		{"/x/$EVENT-$params['caller'].log", positional, "/x/E_TEST-_.log"},
+	} {
+		tp, err := flatstore.ParseTemplate(c.tmpl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _, event, err := flatstore.NewEncoder(sidecarConfig(t, "opensips_exact")).AppendLine(nil, t0, c.body, []byte("opensips.stream"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := string(tp.Render(nil, []byte("opensips.stream"), event, c.body)); got != c.want {
+			t.Errorf("%s: %s, want %s", c.tmpl, got, c.want)
+		}
+	}
+}
