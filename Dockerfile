@@ -78,7 +78,8 @@ FROM fluent/fluent-bit:5.1.5-20261117@sha256:25435e66b8da34975a615979e1297163f93
 COPY --from=build /out/out_flatstore.so /fluent-bit/plugins/out_flatstore.so
 COPY --from=build /out/flatstore-ctl /fluent-bit/bin/flatstore-ctl
 # Replaces the image's stock fluent-bit.conf and parsers.conf.
-COPY conf/fluent-bit.conf conf/fluent-bit.yaml conf/plugins.conf conf/parsers.conf /fluent-bit/etc/
+COPY conf/fluent-bit.conf conf/fluent-bit.yaml conf/plugins.conf conf/parsers.conf \
+     conf/opensips-sidecar.conf conf/opensips-sidecar.yaml /fluent-bit/etc/
 COPY --from=build --chown=65532:65532 /out/empty/ /var/log/flatstore/
 COPY --from=build --chown=65532:65532 /out/empty/ /run/flatstore/
 COPY --from=build --chown=65532:65532 /out/empty/ /var/lib/flatstore/spool/

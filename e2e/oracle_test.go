@@ -1,9 +1,10 @@
 package e2e
 
 import (
-	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,84 +12,67 @@ import (
 	"github.com/flatstore/flatstore/internal/fbtest"
 )
 
-// The fidelity vectors of reference/opensips-oracle.md: what a real OpenSIPS
-// (3.6.8 and 4.0.1) writes for an event, and what flatstore writes for a
-// record holding the same values in the same order. Each vector runs through
-// the real plugin .so in the C host, and the test compares the exact bytes
-// the file holds with the table's "flatstore" column.
+// The fidelity vectors of flatstore/testdata/opensips/oracle.json (read by
+// fbtest.LoadOracle): what a real OpenSIPS (3.6.8 and 4.0.1) writes for an
+// event, and what flatstore writes for a record holding the same values in
+// the same order. Each vector runs through the real plugin .so in the C
+// host, and the test compares the exact bytes the file holds with the
+// table's flatstore bytes (and, with escape opensips_exact, its OpenSIPS
+// bytes).
 
-// oracleVector is one row: the event's parameters, in order, the plugin
+// oracleVector is one row as the host runs it: the record, the plugin
 // properties, and the bytes flatstore must write.
 type oracleVector struct {
-	name   string
-	params []any
-	props  []string // key=value
-	want   string
+	name  string
+	body  fbtest.KV
+	props []string // key=value
+	want  string
 }
 
-// body builds the record: the event name under "event", then one key per
-// parameter in order (p01, p02…, never written to the line).
-func (v oracleVector) body() fbtest.KV {
-	kv := fbtest.KV{"event", "E_TEST"}
-	for i, p := range v.params {
-		kv = append(kv, fmt.Sprintf("p%02d", i+1), p)
+// settingsProps turns a row's settings into key=value properties, in a
+// fixed order.
+func settingsProps(settings map[string]string) []string {
+	var props []string
+	for _, k := range slices.Sorted(maps.Keys(settings)) {
+		props = append(props, k+"="+settings[k])
 	}
-	return kv
+	return props
 }
 
-func twentyFive() ([]any, string) {
-	var params []any
-	var line strings.Builder
-	line.WriteString("E_TEST")
-	for i := 1; i <= 25; i++ {
-		if i%2 == 1 {
-			params = append(params, fmt.Sprintf("v%d", i))
-			fmt.Fprintf(&line, ",v%d", i)
-		} else {
-			params = append(params, i)
-			fmt.Fprintf(&line, ",%d", i)
+// oracleVectors returns every row of the oracle that starts, under escape
+// opensips (the default) and, with exact, under escape opensips_exact.
+func oracleVectors(t testing.TB, exact bool) []oracleVector {
+	t.Helper()
+	o := fbtest.LoadOracle(t)
+	var out []oracleVector
+	for _, c := range append(o.Values, o.Settings...) {
+		if c.StartError != "" || exact && c.ExactRefused != "" {
+			continue
+		}
+		body, err := c.Body()
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := oracleVector{name: c.Name, body: body, props: settingsProps(c.Settings), want: c.Flatstore()}
+		if exact {
+			v.props = append(v.props, "escape=opensips_exact")
+			v.want = c.FlatstoreExact()
+		}
+		out = append(out, v)
+	}
+	// The spellings of the oracle's tab delimiter flatstore also takes.
+	for _, c := range o.Settings {
+		if c.Settings["delimiter"] == `\t` && len(c.Settings) == 1 {
+			body, _ := c.Body()
+			v := oracleVector{name: c.Name + " (as tab)", body: body, props: []string{"delimiter=tab"}, want: c.Flatstore()}
+			if exact {
+				v.props = append(v.props, "escape=opensips_exact")
+				v.want = c.FlatstoreExact()
+			}
+			out = append(out, v)
 		}
 	}
-	line.WriteString("\n")
-	return params, line.String()
-}
-
-func oracleVectors() []oracleVector {
-	p25, want25 := twentyFive()
-	return []oracleVector{
-		// values, default settings
-		{"none", nil, nil, "E_TEST\n"},
-		{"hello world", []any{"hello", "world"}, nil, "E_TEST,hello,world\n"},
-		{"mixed with empty", []any{1, "x", "", -5}, nil, "E_TEST,1,x,,-5\n"},
-		{"empty in the middle", []any{"x", "", "y"}, nil, "E_TEST,x,,y\n"},
-		{"one empty", []any{""}, nil, "E_TEST,\n"},
-		{"two empty", []any{"", ""}, nil, "E_TEST,,\n"},
-		{"integers", []any{42, -7, 0}, nil, "E_TEST,42,-7,0\n"},
-		{"64-bit integers not clamped", []any{int64(3000000000), int64(-3000000000)}, nil,
-			"E_TEST,3000000000,-3000000000\n"},
-		{"delimiter in values", []any{"a,b,,c", ","}, nil, "E_TEST,a b  c, \n"},
-		{"newline kept on one line", []any{"line1\nline2", "end"}, nil, "E_TEST,line1 line2,end\n"},
-		{"cr tab backslash", []any{"c\rr", "t\tt", `b\s`}, nil, "E_TEST,c r,t\tt,b\\s\n"},
-		{"quotes not quoted", []any{`say "hi"`, `"`}, nil, "E_TEST,say \"hi\",\"\n"},
-		{"utf-8 bytes as given", []any{"hé€"}, nil, "E_TEST,h\xc3\xa9\xe2\x82\xac\n"},
-		{"null", []any{nil}, nil, "E_TEST,null\n"},
-		{"true", []any{true}, nil, "E_TEST,true\n"},
-		{"null between", []any{"A", nil, "B"}, nil, "E_TEST,A,null,B\n"},
-		{"map as json", []any{fbtest.KV{"k", "v", "x", 1}}, nil, "E_TEST,{\"k\":\"v\" \"x\":1}\n"},
-		{"array as json", []any{[]any{1, "a,b"}}, nil, "E_TEST,[1 \"a b\"]\n"},
-		{"25 values", p25, nil, want25},
-
-		// other settings
-		{"suppress, none", nil, []string{"suppress_event_name=1"}, "\n"},
-		{"suppress, a b", []any{"a", "b"}, []string{"suppress_event_name=1"}, "a,b\n"},
-		{"suppress keeps a leading empty column", []any{"", "b"}, []string{"suppress_event_name=1"}, ",b\n"},
-		{"suppress keeps leading empty columns", []any{"", "", "c"}, []string{"suppress_event_name=1"}, ",,c\n"},
-		{"delimiter ;", []any{"a;b", "c,d", "s;;t"}, []string{"delimiter=;"}, "E_TEST;a b;c,d;s  t\n"},
-		{"delimiter \\t", []any{"a", "b"}, []string{`delimiter=\t`}, "E_TEST\ta\tb\n"},
-		{"delimiter tab", []any{"a", "b"}, []string{"delimiter=tab"}, "E_TEST\ta\tb\n"},
-		{"delimiter ||", []any{"", "", "c"}, []string{"delimiter=||"}, "E_TEST||||||c\n"},
-		{"escape_delimiter |", []any{"a;b"}, []string{"delimiter=;", "escape_delimiter=|"}, "E_TEST;a|b\n"},
-	}
+	return out
 }
 
 // runVector writes one record through the plugin and returns the file's bytes.
@@ -97,7 +81,7 @@ func runVector(t *testing.T, v oracleVector) []byte {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "events.log")
 	in := filepath.Join(dir, "in.msgpack")
-	rec := fbtest.AppendRecord(nil, fbtest.Record{Time: time.Unix(1700000000, 0), Body: v.body()})
+	rec := fbtest.AppendRecord(nil, fbtest.Record{Time: time.Unix(1700000000, 0), Body: v.body})
 	if err := os.WriteFile(in, rec, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -121,13 +105,15 @@ func runVector(t *testing.T, v oracleVector) []byte {
 
 func TestOracleVectors(t *testing.T) {
 	fbtest.Build(t)
-	for _, v := range oracleVectors() {
-		t.Run(v.name, func(t *testing.T) {
-			got := runVector(t, v)
-			if string(got) != v.want {
-				t.Errorf("wrote %q\n want %q", got, v.want)
-			}
-		})
+	for _, exact := range []bool{false, true} {
+		for _, v := range oracleVectors(t, exact) {
+			t.Run(strings.Join(append([]string{v.name}, v.props...), " "), func(t *testing.T) {
+				got := runVector(t, v)
+				if string(got) != v.want {
+					t.Errorf("wrote %q\n want %q", got, v.want)
+				}
+			})
+		}
 	}
 }
 
@@ -139,11 +125,11 @@ func TestOracleVectorsInOneChunk(t *testing.T) {
 	out := filepath.Join(dir, "events.log")
 	var buf []byte
 	var want strings.Builder
-	for _, v := range oracleVectors() {
+	for _, v := range oracleVectors(t, false) {
 		if v.props != nil {
 			continue
 		}
-		buf = fbtest.AppendRecord(buf, fbtest.Record{Time: time.Unix(1700000000, 0), Body: v.body()})
+		buf = fbtest.AppendRecord(buf, fbtest.Record{Time: time.Unix(1700000000, 0), Body: v.body})
 		want.WriteString(v.want)
 	}
 	in := filepath.Join(dir, "in.msgpack")
@@ -173,7 +159,8 @@ func TestOracleVectorsInOneChunk(t *testing.T) {
 }
 
 // OpenSIPS refuses to start with an escape_delimiter whose length differs
-// from the delimiter's; flatstore's Init fails with the same words.
+// from the delimiter's; flatstore's Init fails with the same words (the
+// oracle's start_error rows).
 func TestOracleEscapeDelimiterLength(t *testing.T) {
 	fbtest.Build(t)
 	dir := t.TempDir()
@@ -183,14 +170,27 @@ func TestOracleEscapeDelimiterLength(t *testing.T) {
 	if err := os.WriteFile(in, rec, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, stderr, code := fbtest.RunHost(t, "-in", in, "-p", "path="+out, "-p", "control_listen=off",
-		"-p", "delimiter=,", "-p", "escape_delimiter=##")
-	if code != 1 {
-		t.Fatalf("host exit %d, want 1 (Init fails); stderr:\n%s", code, stderr)
+	var rows []fbtest.OracleCase
+	for _, c := range fbtest.LoadOracle(t).Settings {
+		if c.StartError != "" {
+			rows = append(rows, c)
+		}
 	}
-	const msg = `"escape_delimiter" length (2) must match "delimiter" length (1)`
-	if !strings.Contains(stderr, msg) {
-		t.Errorf("stderr lacks %q:\n%s", msg, stderr)
+	if len(rows) == 0 {
+		t.Fatal("the oracle has no start-up failure")
+	}
+	for _, c := range rows {
+		args := []string{"-in", in, "-p", "path=" + out, "-p", "control_listen=off"}
+		for _, p := range settingsProps(c.Settings) {
+			args = append(args, "-p", p)
+		}
+		_, stderr, code := fbtest.RunHost(t, args...)
+		if code != 1 {
+			t.Fatalf("%s: host exit %d, want 1 (Init fails); stderr:\n%s", c.Name, code, stderr)
+		}
+		if !strings.Contains(stderr, c.StartError) {
+			t.Errorf("%s: stderr lacks %q:\n%s", c.Name, c.StartError, stderr)
+		}
 	}
 	if _, err := os.Stat(out); !os.IsNotExist(err) {
 		t.Errorf("a file was created although Init failed: %v", err)

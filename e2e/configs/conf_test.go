@@ -108,7 +108,7 @@ func yamlSections(t *testing.T, root *yaml.Node, kind string, env func(string) (
 	t.Helper()
 	list := child(child(root, "pipeline"), kind)
 	if list == nil || list.Kind != yaml.SequenceNode {
-		t.Fatalf("fluent-bit.yaml: pipeline.%s is not a list", kind)
+		t.Fatalf("pipeline.%s is not a list", kind)
 	}
 	var out []fbconf.Section
 	for _, item := range list.Content {
@@ -133,6 +133,13 @@ func flatstoreOnly(ss []fbconf.Section) []fbconf.Section {
 }
 
 // --- the configurations ------------------------------------------------------------------
+
+// twins are the classic configurations and their YAML twins: each pair must
+// describe one pipeline.
+var twins = []struct{ classic, yaml string }{
+	{"fluent-bit.conf", "fluent-bit.yaml"},
+	{"opensips-sidecar.conf", "opensips-sidecar.yaml"},
+}
 
 // envFor returns the variables the configurations read, as the demo sets
 // them, under dir.
@@ -189,10 +196,6 @@ func TestEveryFileParses(t *testing.T) {
 
 func TestOutputKeysAreKnown(t *testing.T) {
 	env := lookupIn(envFor(t.TempDir()))
-	c, err := fbconf.LoadClassic("fluent-bit.conf", env)
-	if err != nil {
-		t.Fatal(err)
-	}
 	known := flatstore.KnownKeys()
 	check := func(where string, s fbconf.Section) {
 		for _, p := range s.Props {
@@ -204,15 +207,25 @@ func TestOutputKeysAreKnown(t *testing.T) {
 			}
 		}
 	}
-	outs := c.Outputs("flatstore")
-	if len(outs) == 0 {
-		t.Fatal("fluent-bit.conf has no flatstore output")
-	}
-	for _, s := range outs {
-		check("fluent-bit.conf", *s)
-	}
-	for _, s := range flatstoreOnly(yamlSections(t, loadYAML(t, "fluent-bit.yaml"), "outputs", env)) {
-		check("fluent-bit.yaml", s)
+	for _, tw := range twins {
+		c, err := fbconf.LoadClassic(tw.classic, env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		outs := c.Outputs("flatstore")
+		if len(outs) == 0 {
+			t.Fatalf("%s has no flatstore output", tw.classic)
+		}
+		for _, s := range outs {
+			check(tw.classic, *s)
+		}
+		yo := flatstoreOnly(yamlSections(t, loadYAML(t, tw.yaml), "outputs", env))
+		if len(yo) == 0 {
+			t.Fatalf("%s has no flatstore output", tw.yaml)
+		}
+		for _, s := range yo {
+			check(tw.yaml, s)
+		}
 	}
 }
 
@@ -236,10 +249,10 @@ func sameValue(a, b string) bool {
 	return oka && okb && va == vb
 }
 
-func compareSections(t *testing.T, what string, classic []fbconf.Section, yml []fbconf.Section) {
+func compareSections(t *testing.T, what, cname, yname string, classic []fbconf.Section, yml []fbconf.Section) {
 	t.Helper()
 	if len(classic) != len(yml) {
-		t.Fatalf("%s: fluent-bit.conf has %d, fluent-bit.yaml %d", what, len(classic), len(yml))
+		t.Fatalf("%s: %s has %d, %s %d", what, cname, len(classic), yname, len(yml))
 	}
 	for i := range classic {
 		cm, ym := classic[i].Map(), yml[i].Map()
@@ -260,11 +273,11 @@ func compareSections(t *testing.T, what string, classic []fbconf.Section, yml []
 			yv, yok := ym[k]
 			switch {
 			case !cok:
-				t.Errorf("%s %d: %s is set only in fluent-bit.yaml (%q)", what, i, k, yv)
+				t.Errorf("%s %d: %s is set only in %s (%q)", what, i, k, yname, yv)
 			case !yok:
-				t.Errorf("%s %d: %s is set only in fluent-bit.conf (%q)", what, i, k, cv)
+				t.Errorf("%s %d: %s is set only in %s (%q)", what, i, k, cname, cv)
 			case !sameValue(cv, yv):
-				t.Errorf("%s %d: %s is %q in fluent-bit.conf, %q in fluent-bit.yaml", what, i, k, cv, yv)
+				t.Errorf("%s %d: %s is %q in %s, %q in %s", what, i, k, cv, cname, yv, yname)
 			}
 		}
 	}
@@ -272,37 +285,42 @@ func compareSections(t *testing.T, what string, classic []fbconf.Section, yml []
 
 func TestClassicAndYAMLAreOnePipeline(t *testing.T) {
 	env := lookupIn(envFor(t.TempDir()))
-	c, err := fbconf.LoadClassic("fluent-bit.conf", env)
-	if err != nil {
-		t.Fatal(err)
-	}
-	root := loadYAML(t, "fluent-bit.yaml")
-	deref := func(ss []*fbconf.Section) []fbconf.Section {
-		out := make([]fbconf.Section, len(ss))
-		for i, s := range ss {
-			out[i] = *s
+	for _, tw := range twins {
+		c, err := fbconf.LoadClassic(tw.classic, env)
+		if err != nil {
+			t.Fatal(err)
 		}
-		return out
-	}
-	compareSections(t, "flatstore output", deref(c.Outputs("flatstore")),
-		flatstoreOnly(yamlSections(t, root, "outputs", env)))
-	compareSections(t, "output", deref(c.Find("OUTPUT")), yamlSections(t, root, "outputs", env))
-	compareSections(t, "input", deref(c.Find("INPUT")), yamlSections(t, root, "inputs", env))
+		root := loadYAML(t, tw.yaml)
+		deref := func(ss []*fbconf.Section) []fbconf.Section {
+			out := make([]fbconf.Section, len(ss))
+			for i, s := range ss {
+				out[i] = *s
+			}
+			return out
+		}
+		cmp := func(what string, classic, yml []fbconf.Section) {
+			t.Helper()
+			compareSections(t, what, tw.classic, tw.yaml, classic, yml)
+		}
+		cmp("flatstore output", deref(c.Outputs("flatstore")), flatstoreOnly(yamlSections(t, root, "outputs", env)))
+		cmp("output", deref(c.Find("OUTPUT")), yamlSections(t, root, "outputs", env))
+		cmp("input", deref(c.Find("INPUT")), yamlSections(t, root, "inputs", env))
 
-	// [SERVICE] against service:, but for Plugins_File, which the YAML file
-	// replaces with its plugins: list.
-	svc := c.Find("SERVICE")
-	if len(svc) != 1 {
-		t.Fatalf("fluent-bit.conf has %d [SERVICE] sections", len(svc))
-	}
-	cs := fbconf.Section{Name: "SERVICE"}
-	for _, p := range svc[0].Props {
-		if !strings.EqualFold(p.Key, "plugins_file") {
-			cs.Props = append(cs.Props, p)
+		// [SERVICE] against service:, but for Plugins_File, which the YAML file
+		// replaces with its plugins: list.
+		svc := c.Find("SERVICE")
+		if len(svc) != 1 {
+			t.Fatalf("%s has %d [SERVICE] sections", tw.classic, len(svc))
 		}
+		cs := fbconf.Section{Name: "SERVICE"}
+		for _, p := range svc[0].Props {
+			if !strings.EqualFold(p.Key, "plugins_file") {
+				cs.Props = append(cs.Props, p)
+			}
+		}
+		ys := fbconf.Section{Name: "service", Props: scalars(t, child(root, "service"))}
+		cmp("service", []fbconf.Section{cs}, []fbconf.Section{ys})
 	}
-	ys := fbconf.Section{Name: "service", Props: scalars(t, child(root, "service"))}
-	compareSections(t, "service", []fbconf.Section{cs}, []fbconf.Section{ys})
 }
 
 func TestParseConfigAcceptsEachOutput(t *testing.T) {
@@ -366,20 +384,25 @@ func TestContainerEnvironmentIsComplete(t *testing.T) {
 	if len(env) == 0 {
 		t.Fatal("the runtime stage sets no ENV")
 	}
-	c, err := fbconf.LoadClassic("fluent-bit.conf", lookupIn(env))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(c.Unset) > 0 {
-		t.Errorf("fluent-bit.conf reads %v, which the runtime image does not set", c.Unset)
-	}
-	data, err := os.ReadFile("fluent-bit.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range regexp.MustCompile(`\$\{([A-Za-z0-9_]+)\}`).FindAllStringSubmatch(string(data), -1) {
-		if _, ok := env[m[1]]; !ok {
-			t.Errorf("fluent-bit.yaml reads ${%s}, which the runtime image does not set", m[1])
+	var outs []*fbconf.Section
+	for _, tw := range twins {
+		c, err := fbconf.LoadClassic(tw.classic, lookupIn(env))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(c.Unset) > 0 {
+			t.Errorf("%s reads %v, which the runtime image does not set", tw.classic, c.Unset)
+		}
+		outs = append(outs, c.Outputs("flatstore")...)
+		data, err := os.ReadFile(tw.yaml)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A variable with a default (${VAR:-x}) need not be set.
+		for _, m := range regexp.MustCompile(`\$\{([A-Za-z0-9_]+)\}`).FindAllStringSubmatch(string(data), -1) {
+			if _, ok := env[m[1]]; !ok {
+				t.Errorf("%s reads ${%s}, which the runtime image does not set", tw.yaml, m[1])
+			}
 		}
 	}
 	if env["FLATSTORE_CONTROL"] != "unix:"+controlSocket {
@@ -391,7 +414,7 @@ func TestContainerEnvironmentIsComplete(t *testing.T) {
 	if strings.EqualFold(env["FLATSTORE_EXIT_ON_EOF"], "on") || strings.EqualFold(env["FLATSTORE_EXIT_ON_EOF"], "true") {
 		t.Error("the container must not stop at the end of its spool files: FLATSTORE_EXIT_ON_EOF off")
 	}
-	for _, s := range c.Outputs("flatstore") {
+	for _, s := range outs {
 		g := flatstore.MapGetter{}
 		for k, v := range s.Map() {
 			if !reservedKey(k) {
@@ -443,7 +466,7 @@ func TestParsersAndPlugins(t *testing.T) {
 	paths := pluginPaths(t)
 	for _, p := range paths[1:] {
 		if p != paths[0] {
-			t.Errorf("plugins.conf loads %s, fluent-bit.yaml %s", paths[0], p)
+			t.Errorf("plugins.conf loads %s, a YAML file %s", paths[0], p)
 		}
 	}
 	if strings.Contains(paths[0], "${") {

@@ -26,11 +26,11 @@ func jsonEqual(t *testing.T, got, want string) {
 
 func q(s string) string { b, _ := json.Marshal(s); return string(b) }
 
-// TestMIOracle replays the request/reply pairs recorded on OpenSIPS 3.6.8
-// and 4.0.1 (reference/opensips-oracle.md) and the JSON-RPC error cases of
-// OpenSIPS's mi.c. Each reply must equal the oracle byte for byte, come with
-// HTTP 200 and application/json, and a rotate must touch the file only when
-// the answer is OK.
+// TestMIOracle replays the request/reply pairs recorded on a real OpenSIPS
+// 3.6.8 and 4.0.1 and the JSON-RPC error cases of OpenSIPS's mi.c. Each
+// reply must equal the oracle byte for byte, come with HTTP 200 and
+// application/json, and a rotate must touch the file only when the answer
+// is OK.
 func TestMIOracle(t *testing.T) {
 	t.Parallel()
 	paths := tempPaths(t, "events.log")

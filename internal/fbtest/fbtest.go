@@ -439,3 +439,15 @@ func FDsUnder(pid int, dir string) int {
 	}
 	return n
 }
+
+// FreeUDPAddr returns a 127.0.0.1:PORT free for UDP a moment ago.
+func FreeUDPAddr(t testing.TB) string {
+	t.Helper()
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("fbtest: listen udp: %v", err)
+	}
+	addr := c.LocalAddr().String()
+	c.Close()
+	return addr
+}
