@@ -143,26 +143,28 @@ func (e *Encoder) AppendLine(dst []byte, t EventTime, body, tag []byte) (out, re
 		// No name to write first: the values go straight into dst.
 		dst, _ = e.appendTimeParam(dst, start, t, limit)
 		dst, b, name, err = e.appendPairs(dst, start, b, n, true, tag, limit)
-	case len(body) >= bigValue:
-		// A large record is not copied twice: the name is found first, then
+	default:
+		// The event key may come anywhere in the map: the values wait in
+		// a side buffer until the name is known. A record whose values
+		// pass bigValue is not copied twice: its name is found first, then
 		// the values go straight into dst.
+		vals, _ := e.appendTimeParam(e.values[:0], -1, t, bigValue)
+		var r []byte
+		vals, r, name, err = e.appendPairs(vals, -1, b, n, true, tag, bigValue)
+		e.values = vals
+		if err == nil {
+			if dst, err = e.appendName(dst, name, limit-len(vals)); err == nil {
+				dst = append(dst, vals...)
+			}
+			b = r
+			break
+		}
+		if err != errTooLarge {
+			return dst, body, nil, err
+		}
 		name = e.eventName(b, n, tag)
 		if dst, err = e.appendHead(dst, start, name, t, limit); err == nil {
 			dst, b, _, err = e.appendPairs(dst, start, b, n, true, tag, limit)
-		}
-	default:
-		// The event key may come anywhere in the map: the values wait in
-		// a side buffer until the name is known. (Writing straight into
-		// dst when the event key comes first measured no faster: the copy
-		// is a few percent of a line's cost.)
-		vals, _ := e.appendTimeParam(e.values[:0], -1, t, MaxLineBytes)
-		vals, b, name, err = e.appendPairs(vals, -1, b, n, true, tag, MaxLineBytes)
-		e.values = vals
-		if err != nil {
-			return dst, body, nil, err
-		}
-		if dst, err = e.appendName(dst, name, limit-len(vals)); err == nil {
-			dst = append(dst, vals...)
 		}
 	}
 	if err != nil {
@@ -220,7 +222,17 @@ func (e *Encoder) sep(dst []byte, start int, first bool) []byte {
 func (e *Encoder) appendPairs(dst []byte, start int, b []byte, n uint32, skipEvent bool, name []byte, limit int) (out, rest, event []byte, err error) {
 	found, first := false, true
 	for i := uint32(0); i < n; i++ {
-		k, after, isString := readStr(b)
+		var k, after []byte
+		isString := true
+		if len(b) > 0 && b[0]&0xe0 == 0xa0 { // a fixstr key, the commonest, read here
+			kn := 1 + int(b[0]&0x1f)
+			if len(b) < kn {
+				return dst, b, name, errTruncated
+			}
+			k, after = b[1:kn], b[kn:]
+		} else {
+			k, after, isString = readStr(b)
+		}
 		if !isString {
 			// A non-string key is no event key: skip the key, keep its value.
 			if after, err = msgp.Skip(b); err != nil {
@@ -242,6 +254,17 @@ func (e *Encoder) appendPairs(dst []byte, start int, b []byte, n uint32, skipEve
 		}
 		dst = e.sep(dst, start, first)
 		first = false
+		if len(after) > 0 && after[0]&0xe0 == 0xa0 { // a fixstr value, the commonest, read here
+			vn := 1 + int(after[0]&0x1f)
+			if len(after) < vn {
+				return dst, b, name, errTruncated
+			}
+			if dst, err = e.appendEscaped(dst, after[1:vn], limit); err != nil {
+				return dst, b, name, err
+			}
+			b = after[vn:]
+			continue
+		}
 		if dst, b, err = e.appendValue(dst, after, limit); err != nil {
 			return dst, b, name, err
 		}

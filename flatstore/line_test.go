@@ -581,3 +581,30 @@ func TestNestedJSONEscapes(t *testing.T) {
 		t.Errorf("got %q, want %q", got, want)
 	}
 }
+
+// TestEventNameLargeRecord: a record whose values pass the side buffer
+// (64 KiB) is written name first after a second look for the event key;
+// the line is the same as for a small record, wherever the key is.
+func TestEventNameLargeRecord(t *testing.T) {
+	big := strings.Repeat("v", 70<<10) + ",\n" + strings.Repeat("w", 10)
+	esc := strings.Repeat("v", 70<<10) + "  " + strings.Repeat("w", 10)
+	cases := []struct {
+		name string
+		body fbtest.KV
+		want string
+	}{
+		{"event first", fbtest.KV{"event", "E", "a", big, "b", 2}, "E," + esc + ",2\n"},
+		{"event last", fbtest.KV{"a", big, "b", 2, "event", "E"}, "E," + esc + ",2\n"},
+		{"event absent", fbtest.KV{"a", 1, "b", big}, "tag.x,1," + esc + "\n"},
+		{"first string event wins", fbtest.KV{"event", 5, "a", big, "event", "E1", "event", "E2"}, "E1," + esc + "\n"},
+		{"two big values", fbtest.KV{"a", big, "b", big, "event", "E"}, "E," + esc + "," + esc + "\n"},
+	}
+	cfg := config(t)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := encode(t, cfg, t0, c.body); got != c.want {
+				t.Errorf("got %d bytes %.40q…, want %d bytes %.40q…", len(got), got, len(c.want), c.want)
+			}
+		})
+	}
+}

@@ -2,6 +2,7 @@ package flatstore
 
 import (
 	"math/rand/v2"
+	"strconv"
 	"testing"
 
 	"github.com/tinylib/msgp/msgp"
@@ -178,5 +179,33 @@ func TestAppendInt(t *testing.T) {
 		if err != nil || string(got) != string(want) || len(grest) != len(wrest) {
 			t.Errorf("appendInt(% x) = %q, %d left; appendScalar = %q, %d left, %v", b, got, len(grest), want, len(wrest), err)
 		}
+	}
+}
+
+// TestAppendUint checks the two-digits-a-step formatter against strconv at
+// every power of ten and its neighbours, and over a spread of values.
+func TestAppendUint(t *testing.T) {
+	check := func(u uint64) {
+		if got, want := string(appendUint([]byte("x"), u)), "x"+strconv.FormatUint(u, 10); got != want {
+			t.Errorf("appendUint(%d) = %q, want %q", u, got, want)
+		}
+		v := int64(u)
+		if got, want := string(appendInt64([]byte("x"), v)), "x"+strconv.FormatInt(v, 10); got != want {
+			t.Errorf("appendInt64(%d) = %q, want %q", v, got, want)
+		}
+	}
+	for p := uint64(1); ; p *= 10 {
+		check(p - 1)
+		check(p)
+		check(p + 1)
+		if p > (1<<64-1)/10 {
+			break
+		}
+	}
+	check(1<<64 - 1)
+	check(1 << 63)
+	for u := uint64(1); u < 1<<62; u = u*3 + 7 {
+		check(u)
+		check(-u)
 	}
 }
