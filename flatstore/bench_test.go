@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/flatstore/flatstore/internal/bench"
+	"github.com/flatstore/flatstore/internal/fbtest"
 )
 
 // The benchmarks of the flush path over SIP-style events of ten fields
@@ -225,4 +228,285 @@ func BenchmarkAppendLine(b *testing.B) {
 	}
 	b.StopTimer()
 	m.stop(b, n, -1)
+}
+
+// ---- How cost grows with the work ----
+
+// scaleCase is one row of BenchmarkScale: a chunk and its record count.
+type scaleCase struct {
+	name    string
+	chunk   []byte
+	records int
+}
+
+// shapedChunk returns n records made by body(i), each with the event key.
+func shapedChunk(n int, body func(i int) fbtest.KV) []byte {
+	var chunk []byte
+	for i := 0; i < n; i++ {
+		chunk = fbtest.AppendRecord(chunk, fbtest.Record{Time: time.Unix(1_700_000_000, int64(i)*1e6), Body: body(i)})
+	}
+	return chunk
+}
+
+func scaleCases() []scaleCase {
+	var cases []scaleCase
+	for _, n := range []int{1, 10, 100, 1000, 10_000} {
+		cases = append(cases, scaleCase{fmt.Sprintf("records=%d", n), bench.Chunk(n, false), n})
+	}
+	// Fields: the event key and f-1 parameters, short strings and
+	// integers in turn.
+	for _, f := range []int{1, 10, 100} {
+		chunk := shapedChunk(1000, func(i int) fbtest.KV {
+			kv := fbtest.KV{"event", "E_FIELDS"}
+			for j := 1; j < f; j++ {
+				if j%2 == 1 {
+					kv = append(kv, fmt.Sprintf("k%02d", j), fmt.Sprintf("value-%d-%d", i, j))
+				} else {
+					kv = append(kv, fmt.Sprintf("k%02d", j), i*j)
+				}
+			}
+			return kv
+		})
+		cases = append(cases, scaleCase{fmt.Sprintf("fields=%d", f), chunk, 1000})
+	}
+	// Value length: one parameter of v bytes, a comma every 64 (the
+	// escape's work grows with it); chunks of about 1 MiB.
+	for _, v := range []int{8, 256, 4 << 10, 64 << 10} {
+		val := []byte(strings.Repeat("abcdefghijklmnopqrstuvwxyz0123456789", v/36+1)[:v])
+		for i := 63; i < v; i += 64 {
+			val[i] = ','
+		}
+		n := max(16, (1<<20)/v)
+		chunk := shapedChunk(n, func(int) fbtest.KV { return fbtest.KV{"event", "E_VALUE", "v", string(val)} })
+		cases = append(cases, scaleCase{fmt.Sprintf("value=%s", sizeName(v)), chunk, n})
+	}
+	// Where the event key is: first (the SIP events), last, or absent
+	// (the tag names the event).
+	for _, where := range []string{"first", "last", "absent"} {
+		chunk := shapedChunk(1000, func(i int) fbtest.KV {
+			kv := bench.Event(i, false).Body.(fbtest.KV)
+			switch where {
+			case "last":
+				kv = append(append(fbtest.KV{}, kv[2:]...), kv[0], kv[1])
+			case "absent":
+				kv = kv[2:]
+			}
+			return kv
+		})
+		cases = append(cases, scaleCase{"event=" + where, chunk, 1000})
+	}
+	return cases
+}
+
+func sizeName(n int) string {
+	if n >= 1<<10 {
+		return fmt.Sprintf("%dKiB", n>>10)
+	}
+	return fmt.Sprintf("%dB", n)
+}
+
+// BenchmarkScale shows how the cost of a flush grows with records per
+// chunk, fields per record, value length and where the event key is. Each
+// row reports, besides the usual figures, x-raw: the flush's time over
+// write(2) of the very bytes it wrote, timed in the same run right after.
+func BenchmarkScale(b *testing.B) {
+	for _, c := range scaleCases() {
+		b.Run(c.name, func(b *testing.B) {
+			out := formatted(b, c.chunk)
+			dir := b.TempDir()
+			in, _ := benchInstance(b, dir, "events.log")
+			path := filepath.Join(dir, "events.log")
+			b.SetBytes(int64(len(out)))
+			var m meter
+			m.start()
+			written := 0
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if r := in.Flush(c.chunk, "sip"); r != OK {
+					b.Fatalf("Flush = %v", r)
+				}
+				if written += len(out); written > truncateEvery {
+					b.StopTimer()
+					if err := os.Truncate(path, 0); err != nil {
+						b.Fatal(err)
+					}
+					written = 0
+					b.StartTimer()
+				}
+			}
+			b.StopTimer()
+			m.stop(b, c.records, -1)
+			flush := b.Elapsed()
+			raw := rawWrite(b, filepath.Join(dir, "raw.log"), out, b.N)
+			b.ReportMetric(float64(flush)/float64(raw), "x-raw")
+		})
+	}
+}
+
+// rawWrite times n write(2) calls of out to a new file at path (emptied,
+// untimed, every truncateEvery bytes).
+func rawWrite(tb testing.TB, path string, out []byte, n int) time.Duration {
+	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_APPEND|unix.O_CREAT|unix.O_CLOEXEC, 0o644)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer unix.Close(fd)
+	var took time.Duration
+	written := 0
+	for i := 0; i < n; {
+		t0 := time.Now()
+		for ; i < n && written <= truncateEvery; i++ {
+			if _, err := unix.Write(fd, out); err != nil {
+				tb.Fatal(err)
+			}
+			written += len(out)
+		}
+		took += time.Since(t0)
+		if err := unix.Ftruncate(fd, 0); err != nil {
+			tb.Fatal(err)
+		}
+		written = 0
+	}
+	return max(took, 1)
+}
+
+// BenchmarkWorkers flushes chunks of 1000 SIP events from 1 or 2
+// goroutines at once, as Fluent Bit's flush workers do: through one output
+// into its file (the file's lock serializes the writes; the renders run in
+// parallel) or through an output and a file each. ns/record is wall time over all the records, so
+// perfect scaling halves it from workers=1 to workers=2.
+func BenchmarkWorkers(b *testing.B) {
+	chunk := bench.Chunk(1000, false)
+	for _, files := range []string{"shared", "own"} {
+		for _, w := range []int{1, 2} {
+			b.Run(fmt.Sprintf("file=%s/workers=%d", files, w), func(b *testing.B) {
+				dir := b.TempDir()
+				// Shared: one output, its flushes on both workers (as Fluent
+				// Bit's workers call one instance). Own: an output each.
+				ins := make([]*Instance, w)
+				for i := range ins {
+					if files == "shared" && i > 0 {
+						ins[i] = ins[0]
+						continue
+					}
+					ins[i], _ = benchInstance(b, dir, fmt.Sprintf("events-%d.log", i))
+				}
+				b.SetBytes(int64(len(formatted(b, chunk))))
+				var m meter
+				m.start()
+				b.ResetTimer()
+				var wg sync.WaitGroup
+				var failed atomic.Bool
+				for i := range w {
+					n := b.N / w
+					if i < b.N%w {
+						n++
+					}
+					wg.Go(func() {
+						for range n {
+							if ins[i].Flush(chunk, "sip") != OK {
+								failed.Store(true)
+								return
+							}
+						}
+					})
+				}
+				wg.Wait()
+				b.StopTimer()
+				if failed.Load() {
+					b.Fatal("a flush failed")
+				}
+				m.stop(b, 1000, -1)
+			})
+		}
+	}
+}
+
+// BenchmarkCompress compresses 16 MiB of event lines as the archiver does
+// after a rotation (compressFile: tmp file, fsync, rename); MB/s is input.
+func BenchmarkCompress(b *testing.B) {
+	dir := b.TempDir()
+	src := filepath.Join(dir, "events.log")
+	one := formatted(b, bench.Chunk(10_000, false))
+	var data []byte
+	for len(data) < 16<<20 {
+		data = append(data, one...)
+	}
+	if err := os.WriteFile(src, data, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	for _, algo := range []string{CompressGzip, CompressZstd} {
+		b.Run("algo="+algo, func(b *testing.B) {
+			b.SetBytes(int64(len(data)))
+			var st unix.Stat_t
+			for i := 0; i < b.N; i++ {
+				dst := filepath.Join(dir, fmt.Sprintf("events.%d%s", i, compressedExt(algo)))
+				var err error
+				if st, err = compressFile(src, dst, algo, 0o644); err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				os.Remove(dst)
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(len(data))/float64(st.Size), "ratio")
+		})
+	}
+}
+
+// BenchmarkFlushWhileCompressing is Flush of 10 000 SIP events while the
+// archiver compresses (gzip, at its low priority) without pause beside it:
+// against BenchmarkFlush, what compress costs the flushes.
+func BenchmarkFlushWhileCompressing(b *testing.B) {
+	dir := b.TempDir()
+	chunk := bench.Chunk(10_000, false)
+	out := formatted(b, chunk)
+	src := filepath.Join(dir, "rotated.log")
+	var data []byte
+	for len(data) < 16<<20 {
+		data = append(data, out...)
+	}
+	if err := os.WriteFile(src, data, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	arch := newArchiver()
+	stop := make(chan struct{})
+	var loop func()
+	loop = func() {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		dst := filepath.Join(dir, "rotated.log.gz")
+		if _, err := compressFile(src, dst, CompressGzip, 0o644); err == nil {
+			os.Remove(dst)
+		}
+		arch.enqueue(loop)
+	}
+	arch.enqueue(loop)
+	defer func() { close(stop); arch.drain() }()
+
+	in, _ := benchInstance(b, dir, "events.log")
+	path := filepath.Join(dir, "events.log")
+	b.SetBytes(int64(len(out)))
+	var m meter
+	m.start()
+	written := 0
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if r := in.Flush(chunk, "sip"); r != OK {
+			b.Fatalf("Flush = %v", r)
+		}
+		if written += len(out); written > truncateEvery {
+			b.StopTimer()
+			if err := os.Truncate(path, 0); err != nil {
+				b.Fatal(err)
+			}
+			written = 0
+			b.StartTimer()
+		}
+	}
+	b.StopTimer()
+	m.stop(b, 10_000, -1)
 }

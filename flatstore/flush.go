@@ -59,15 +59,18 @@ func (s *flushState) groupFor(path []byte) *group {
 	if i, ok := s.index[string(path)]; ok {
 		return &s.groups[i]
 	}
-	p := string(path)
-	s.index[p] = len(s.groups)
 	if len(s.groups) < cap(s.groups) {
 		s.groups = s.groups[:len(s.groups)+1]
 	} else {
 		s.groups = append(s.groups, group{})
 	}
 	g := &s.groups[len(s.groups)-1]
-	g.path = p
+	// The slot's last path is kept: a flush to the files of the flush
+	// before it (the static path always) allocates no path string.
+	if g.path != string(path) {
+		g.path = string(path)
+	}
+	s.index[g.path] = len(s.groups) - 1
 	return g
 }
 

@@ -315,3 +315,63 @@ func FuzzRenderLinear(f *testing.F) {
 		}
 	})
 }
+
+// opensipsRef is escape opensips written the plainest way, a byte at a
+// time: CR and LF become a space; with escDelim, each whole delimiter
+// becomes escDelim and a lone first byte of it stays; without, every first
+// byte of the delimiter becomes a space.
+func opensipsRef(v, delim, escDelim string) string {
+	var out []byte
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; {
+		case c == '\r' || c == '\n':
+			out = append(out, ' ')
+		case c != delim[0]:
+			out = append(out, c)
+		case escDelim == "":
+			out = append(out, ' ')
+		case strings.HasPrefix(v[i:], delim):
+			out = append(out, escDelim...)
+			i += len(delim) - 1
+		default:
+			out = append(out, c)
+		}
+	}
+	return string(out)
+}
+
+// FuzzEscapeOpenSIPS: the encoder's escape opensips (clean runs found
+// eight bytes at a time and copied whole) writes what the plain reference
+// does, for every delimiter and escape_delimiter.
+func FuzzEscapeOpenSIPS(f *testing.F) {
+	f.Add("a,b,,c", uint8(0), false)
+	f.Add("line1\nline2\r\n,", uint8(0), true)
+	f.Add("x||y|z|", uint8(4), true)
+	f.Add(strings.Repeat("abcdefg,", 9)+"\n", uint8(1), false)
+	f.Add("::a:", uint8(3), true)
+	delims := []struct{ d, esc string }{{",", ";"}, {"|", "/"}, {"\t", " "}, {"::", "__"}, {"||", "!!"}, {"ab", "xy"}}
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, v string, which uint8, withEsc bool) {
+		d := delims[int(which)%len(delims)]
+		esc := ""
+		if withEsc {
+			esc = d.esc
+		}
+		cfg, err := flatstore.ParseConfig(flatstore.MapGetter{
+			"path": dir + "/e.log", "delimiter": d.d, "escape_delimiter": esc, "suppress_event_name": "true",
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		line, _, _, err := flatstore.NewEncoder(cfg).AppendLine(nil, t0, fbtest.AppendKV(nil, fbtest.KV{"v", v}), []byte("tag"))
+		if err != nil {
+			if len(v) > flatstore.MaxLineBytes-1 {
+				return
+			}
+			t.Fatalf("AppendLine(%q): %v", v, err)
+		}
+		if got, want := string(line), opensipsRef(v, d.d, esc)+"\n"; got != want {
+			t.Fatalf("delimiter %q escape_delimiter %q: value %q\n got %q\nwant %q", d.d, esc, v, got, want)
+		}
+	})
+}

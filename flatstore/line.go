@@ -740,38 +740,43 @@ func (e *Encoder) appendEscaped(dst, s []byte, limit int) ([]byte, error) {
 		return append(dst, s...), nil
 	}
 	switch e.escape {
+	// Each clean run is copied whole; the byte after it is rewritten, and
+	// the next run found from there.
 	case EscapeOpenSIPS, EscapeOpenSIPSExact:
-		dst = append(dst, s[:i]...)
-		for ; i < len(s); i++ {
-			c := s[i]
-			if e.special[c] {
-				switch {
-				case c == '\r' || c == '\n':
-					c = ' '
-				case e.escDelim != nil:
-					if bytes.HasPrefix(s[i:], e.delim) {
-						dst = append(dst, e.escDelim...)
-						i += len(e.delim) - 1
-						continue
-					}
-				default:
-					c = ' '
-				}
+		for {
+			dst = append(dst, s[:i]...)
+			if i == len(s) {
+				break
 			}
-			dst = append(dst, c)
+			c := s[i]
+			s = s[i+1:]
+			switch {
+			case c == '\r' || c == '\n':
+				dst = append(dst, ' ')
+			case e.escDelim == nil:
+				dst = append(dst, ' ')
+			case bytes.HasPrefix(s, e.delim[1:]): // a whole delimiter
+				dst = append(dst, e.escDelim...)
+				s = s[len(e.delim)-1:]
+			default: // its first byte alone stays
+				dst = append(dst, c)
+			}
+			i = e.scan.cleanPrefix(&e.special, s)
 		}
 	case EscapeBackslash:
-		dst = append(dst, s[:i]...)
-		for ; i < len(s); i++ {
+		for {
+			dst = append(dst, s[:i]...)
+			if i == len(s) {
+				break
+			}
 			c := s[i]
-			switch {
-			case !e.special[c]:
-				dst = append(dst, c)
-			case c == '\\':
+			s = s[i+1:]
+			switch c {
+			case '\\':
 				dst = append(dst, '\\', '\\')
-			case c == '\n':
+			case '\n':
 				dst = append(dst, '\\', 'n')
-			case c == '\r':
+			case '\r':
 				dst = append(dst, '\\', 'r')
 			default: // the delimiter's first byte
 				// Escaping each such byte, not only whole delimiters, keeps
@@ -779,6 +784,7 @@ func (e *Encoder) appendEscaped(dst, s []byte, limit int) ([]byte, error) {
 				// followed by the delimiter "||" would read as "||" + "|".
 				dst = append(dst, '\\', c)
 			}
+			i = e.scan.cleanPrefix(&e.special, s)
 		}
 	case EscapeCSV:
 		dst = append(dst, '"')

@@ -114,3 +114,37 @@ func TestFlushAllocsIndependentOfRecords(t *testing.T) {
 		}
 	}
 }
+
+// TestFlushSteadyZeroAllocs: once warm, a flush to the files of the flush
+// before it allocates nothing at all, however few records it holds — the
+// one-record chunks of a quiet pipeline included.
+func TestFlushSteadyZeroAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("sync.Pool drops items at random under -race")
+	}
+	for _, template := range []bool{false, true} {
+		for _, n := range []int{1, 100} {
+			kv := []string{}
+			if template {
+				kv = []string{"path", t.TempDir() + "/$TAG[1]-$EVENT.log", "params", "method,status,call-id"}
+			}
+			in, _ := newInstance(t, kv...)
+			var rs []fbtest.Record
+			for i := 0; i < n; i++ {
+				rs = append(rs, fbtest.Record{Time: recTime, Body: sipEvent})
+			}
+			chunk := fbtest.Records(rs...)
+			for i := 0; i < 3; i++ { // warm: the pool, the file, the buffers
+				in.Flush(chunk, "sip.proxy")
+			}
+			allocs := testing.AllocsPerRun(200, func() {
+				if r := in.Flush(chunk, "sip.proxy"); r != flatstore.OK {
+					t.Fatalf("Flush = %v", r)
+				}
+			})
+			if allocs != 0 {
+				t.Errorf("template=%v records=%d: a warm flush allocates %v times, want 0", template, n, allocs)
+			}
+		}
+	}
+}

@@ -1,14 +1,18 @@
 // Command flatstore-bench measures the flush path and prints one table:
 // the Go benchmarks of flatstore's Flush against write(2) of the same bytes
 // (the physical limit) and against fluent-bit-go's GetRecord over the same
-// chunks, then the built plugin end to end in the project's C host with 0,
-// 1, 2 and 4 flush workers, and the host's peak memory for ten times as many
-// records.
+// chunks; how the cost grows with records per chunk, fields, value length,
+// the event key's place and flush workers; compression; then the built
+// plugin end to end in the project's C host with 0, 1, 2 and 4 flush
+// workers against the host's null output (medians of -e2e-runs runs), the
+// host's peak memory for ten times as many records, and, given a real
+// Fluent Bit (-fluent-bit or FLUENT_BIT), flatstore inside it beside the
+// engine's own out_file.
 //
 // make bench runs it with FLATSTORE_SO and FLATSTORE_HOST set to the built
 // plugin and host. Usage:
 //
-//	flatstore-bench [-quick] [-count N] [-benchtime D] [-records N] [-dir DIR]
+//	flatstore-bench [-quick] [-count N] [-benchtime D] [-records N] [-e2e-runs N] [-dir DIR] [-fluent-bit PATH]
 //
 // -quick runs short benchmarks and 100 000 / 1 000 000 records instead of
 // 1 000 000 / 10 000 000. The plugin writes into a temporary directory under
@@ -44,6 +48,7 @@ func main() {
 	benchtime := flag.String("benchtime", "", "go test -benchtime (default 1s, 0.2s with -quick)")
 	records := flag.Int("records", 0, "records end to end (default 1000000, 100000 with -quick); the memory run uses 10 times as many")
 	chunk := flag.Int("chunk", 1000, "records per chunk end to end")
+	e2eRuns := flag.Int("e2e-runs", 0, "end-to-end runs of each output and worker count, the median shown (default 3, 1 with -quick)")
 	dir := flag.String("dir", "", "where the plugin writes (a temporary directory is made in it)")
 	so := flag.String("so", os.Getenv("FLATSTORE_SO"), "the plugin .so (env FLATSTORE_SO)")
 	host := flag.String("host", os.Getenv("FLATSTORE_HOST"), "the host program (env FLATSTORE_HOST)")
@@ -57,6 +62,12 @@ func main() {
 		*benchtime = "1s"
 		if *quick {
 			*benchtime = "0.2s"
+		}
+	}
+	if *e2eRuns <= 0 {
+		*e2eRuns = 3
+		if *quick {
+			*e2eRuns = 1
 		}
 	}
 	if *records == 0 {
@@ -80,7 +91,7 @@ func main() {
 	var mem [2]e2eRun
 	if !*skipE2E {
 		var err error
-		if e2e, mem, err = runE2E(*so, *host, *dir, *records, *chunk); err != nil {
+		if e2e, mem, err = runE2E(*so, *host, *dir, *records, *chunk, *e2eRuns); err != nil {
 			fatalf("%v", err)
 		}
 	}
@@ -117,7 +128,7 @@ func runGoBenchmarks(benchtime string, count int) (goResults, error) {
 	if err != nil {
 		return nil, err
 	}
-	args := []string{"test", "-run", "^$", "-bench", "^Benchmark(Flush|RawWrite|GetRecord)$", "-benchmem",
+	args := []string{"test", "-run", "^$", "-bench", "^Benchmark(Flush|RawWrite|GetRecord|Scale|Workers|Compress|FlushWhileCompressing)$", "-benchmem",
 		"-benchtime", benchtime, "-count", strconv.Itoa(count), "./flatstore/", "./internal/bench/"}
 	logf("go %s", strings.Join(args, " "))
 	cmd := exec.Command("go", args...)
@@ -190,11 +201,19 @@ type e2eRun struct {
 	inputBytes       int64
 	wall, cpu        float64 // seconds
 	flushWall        float64 // seconds spent flushing (without loading the input)
+	flushCPU         float64 // the process's CPU seconds while flushing
 	rssKB            int64
 	nullCPU          float64 // seconds: the same run with the null output
+	nullFlushCPU     float64 // seconds: flushCPU of the same run with the null output
 }
 
-func runE2E(so, host, dir string, records, chunk int) ([]e2eRun, [2]e2eRun, error) {
+// median returns the run whose flushCPU is the median of runs.
+func median(runs []e2eRun) e2eRun {
+	sort.Slice(runs, func(i, j int) bool { return runs[i].flushCPU < runs[j].flushCPU })
+	return runs[len(runs)/2]
+}
+
+func runE2E(so, host, dir string, records, chunk, count int) ([]e2eRun, [2]e2eRun, error) {
 	var mem [2]e2eRun
 	tmp, err := os.MkdirTemp(dir, "flatstore-bench-")
 	if err != nil {
@@ -228,15 +247,23 @@ func runE2E(so, host, dir string, records, chunk int) ([]e2eRun, [2]e2eRun, erro
 	var runs []e2eRun
 	var outSize int64
 	for _, w := range []int{0, 1, 2, 4} {
-		r, size, err := runHost(so, host, tmp, feed(1), records, chunk, w)
-		if err != nil {
-			return nil, mem, err
+		// The plugin and the null output in turn, count times each: the
+		// medians are compared.
+		var rs, nrs []e2eRun
+		var size int64
+		for range count {
+			r, sz, err := runHost(so, host, tmp, feed(1), records, chunk, w)
+			if err != nil {
+				return nil, mem, err
+			}
+			nr, _, err := runHost(null, host, tmp, feed(1), records, chunk, w)
+			if err != nil {
+				return nil, mem, err
+			}
+			rs, nrs, size = append(rs, r), append(nrs, nr), sz
 		}
-		nr, _, err := runHost(null, host, tmp, feed(1), records, chunk, w)
-		if err != nil {
-			return nil, mem, err
-		}
-		r.nullCPU = nr.cpu
+		r, nr := median(rs), median(nrs)
+		r.nullCPU, r.nullFlushCPU = nr.cpu, nr.flushCPU
 		if outSize != 0 && size != outSize {
 			return nil, mem, fmt.Errorf("workers=%d wrote %d bytes, workers=0 wrote %d", w, size, outSize)
 		}
@@ -296,7 +323,7 @@ func runHost(so, host, dir string, feed func(io.Writer) error, records, chunk, w
 		return e2eRun{}, 0, fmt.Errorf("host wrote %d records, want %d", got, records)
 	}
 	if filepath.Base(so) == "out_null.so" {
-		return e2eRun{workers: workers, records: records, wall: s.WallS, flushWall: s.FlushWallS, cpu: s.CPUUserS + s.CPUSysS, rssKB: s.MaxRSSKB}, 0, nil
+		return e2eRun{workers: workers, records: records, wall: s.WallS, flushWall: s.FlushWallS, flushCPU: s.FlushCPUS, cpu: s.CPUUserS + s.CPUSysS, rssKB: s.MaxRSSKB}, 0, nil
 	}
 	lines, size, err := countLines(out)
 	if err != nil {
@@ -307,7 +334,7 @@ func runHost(so, host, dir string, feed func(io.Writer) error, records, chunk, w
 	}
 	os.Remove(out)
 	logf("  %d records in %.2fs (wall %s)", records, s.WallS, time.Since(start).Round(time.Millisecond))
-	return e2eRun{workers: workers, records: records, wall: s.WallS, flushWall: s.FlushWallS, cpu: s.CPUUserS + s.CPUSysS, rssKB: s.MaxRSSKB}, size, nil
+	return e2eRun{workers: workers, records: records, wall: s.WallS, flushWall: s.FlushWallS, flushCPU: s.FlushCPUS, cpu: s.CPUUserS + s.CPUSysS, rssKB: s.MaxRSSKB}, size, nil
 }
 
 func countLines(path string) (lines, size int64, err error) {
@@ -379,6 +406,7 @@ func printTable(w io.Writer, res goResults, e2e []e2eRun, mem [2]e2eRun, benchti
 		metric("fluent-bit-go GetRecord only, wall ns/record", "GetRecord", "ns/record", "%.0f")
 		metric("GetRecord allocs/record", "GetRecord", "allocs/record", "%.1f")
 		ratio("GetRecord / flatstore (CPU)", "GetRecord", "Flush", "cpu-ns/record")
+		printScale(row, res)
 	}
 	if len(e2e) > 0 {
 		row(fmt.Sprintf("end to end: host + .so, %d records, chunks of %d records", e2e[0].records, chunk), "workers=0", "workers=1", "workers=2", "workers=4")
@@ -396,6 +424,11 @@ func printTable(w io.Writer, res goResults, e2e []e2eRun, mem [2]e2eRun, benchti
 		e2eRow("CPU µs/record above the null output", func(r e2eRun) string {
 			return fmt.Sprintf("%.3f", (r.cpu-r.nullCPU)/float64(r.records)*1e6)
 		})
+		e2eRow("CPU µs/record while flushing (median run)", func(r e2eRun) string { return fmt.Sprintf("%.3f", r.flushCPU/float64(r.records)*1e6) })
+		e2eRow("  the same with the null output", func(r e2eRun) string { return fmt.Sprintf("%.3f", r.nullFlushCPU/float64(r.records)*1e6) })
+		e2eRow("  flatstore's CPU µs/record above the null output", func(r e2eRun) string {
+			return fmt.Sprintf("%.3f", (r.flushCPU-r.nullFlushCPU)/float64(r.records)*1e6)
+		})
 		e2eRow("peak RSS, MB", func(r e2eRun) string { return fmt.Sprintf("%.0f", float64(r.rssKB)/1024) })
 		row("memory (workers=1; the host holds its whole input, streamed to it)", fmtCount(mem[0].records), fmtCount(mem[1].records))
 		row("peak RSS, MB", fmt.Sprintf("%.0f", float64(mem[0].rssKB)/1024), fmt.Sprintf("%.0f", float64(mem[1].rssKB)/1024))
@@ -405,6 +438,60 @@ func printTable(w io.Writer, res goResults, e2e []e2eRun, mem [2]e2eRun, benchti
 		row("CPU µs/record", fmt.Sprintf("%.3f", mem[0].cpu/float64(mem[0].records)*1e6), fmt.Sprintf("%.3f", mem[1].cpu/float64(mem[1].records)*1e6))
 	}
 	tw.Flush()
+}
+
+// scaleRows are BenchmarkScale's cases, in the order shown.
+var scaleRows = []string{
+	"records=1", "records=10", "records=100", "records=1000", "records=10000",
+	"fields=1", "fields=10", "fields=100",
+	"value=8B", "value=256B", "value=4KiB", "value=64KiB",
+	"event=first", "event=last", "event=absent",
+}
+
+// printScale prints how the cost grows with the work (BenchmarkScale),
+// with the flush workers (BenchmarkWorkers) and what compression costs
+// (BenchmarkCompress, BenchmarkFlushWhileCompressing).
+func printScale(row func(...string), res goResults) {
+	if _, ok := res["Scale/records=1"]; ok {
+		row("how the cost grows (one flush per chunk; ×raw: over write(2) of the same bytes, same run)",
+			"records/s", "MB/s", "ns/record", "allocs/record", "×raw")
+		for _, c := range scaleRows {
+			r, ok := res["Scale/"+c]
+			if !ok {
+				continue
+			}
+			row("  "+c, fmt.Sprintf("%.0f", 1e9/r["ns/record"]), fmt.Sprintf("%.0f", r["MB/s"]),
+				fmt.Sprintf("%.0f", r["ns/record"]), fmt.Sprintf("%.4f", r["allocs/record"]), fmt.Sprintf("%.2f×", r["x-raw"]))
+		}
+	}
+	if w1, ok := res["Workers/file=shared/workers=1"]; ok {
+		row("flush workers (chunks of 1000 SIP events)", "records/s", "wall ns/record", "CPU ns/record", "speed-up over 1")
+		for _, f := range []string{"shared", "own"} {
+			base := w1
+			if f == "own" {
+				base = res["Workers/file=own/workers=1"]
+			}
+			for _, w := range []string{"1", "2"} {
+				r := res["Workers/file="+f+"/workers="+w]
+				row(fmt.Sprintf("  %s file, workers=%s", f, w), fmt.Sprintf("%.0f", 1e9/r["ns/record"]),
+					fmt.Sprintf("%.0f", r["ns/record"]), fmt.Sprintf("%.0f", r["cpu-ns/record"]),
+					fmt.Sprintf("%.2f×", base["ns/record"]/r["ns/record"]))
+			}
+		}
+	}
+	if _, ok := res["Compress/algo=gzip"]; ok {
+		row("compression after rotation (16 MiB of lines)", "input MB/s", "ratio")
+		for _, a := range []string{"gzip", "zstd"} {
+			r := res["Compress/algo="+a]
+			row("  "+a, fmt.Sprintf("%.0f", r["MB/s"]), fmt.Sprintf("%.1f", r["ratio"]))
+		}
+	}
+	if c, ok := res["FlushWhileCompressing"]; ok {
+		f := res["Flush/form=meta/records=10000"]
+		row("flush of 10 000 records while gzip runs beside it", "wall ns/record", "CPU ns/record", "wall vs alone")
+		row("  flatstore Flush", fmt.Sprintf("%.0f", c["ns/record"]), fmt.Sprintf("%.0f", c["cpu-ns/record"]),
+			fmt.Sprintf("%.2f×", c["ns/record"]/f["ns/record"]))
+	}
 }
 
 func cell(res goResults, name, unit, format string) string {

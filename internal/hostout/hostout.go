@@ -30,6 +30,7 @@ type Summary struct {
 	WallS     float64           `json:"wall_s"`
 	// FlushWallS is the time spent flushing, without loading the input.
 	FlushWallS float64 `json:"flush_wall_s"`
+	FlushCPUS  float64 `json:"flush_cpu_s"` // the process's CPU over the flush spans
 	CPUUserS   float64 `json:"cpu_user_s"`
 	CPUSysS    float64 `json:"cpu_sys_s"`
 	MaxRSSKB   int64   `json:"max_rss_kb"`
