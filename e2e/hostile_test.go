@@ -19,7 +19,7 @@ import (
 	"github.com/flatstore/flatstore/internal/fbtest"
 )
 
-// Hostile chunks through the real plugin .so in the C host (SPEC §6): a
+// Hostile chunks through the real plugin .so in the C host (README: Delivery guarantees and failures): a
 // record that is not an event is skipped, the good records around it are
 // written byte for byte, a chunk with nothing decodable is answered ERROR,
 // and nothing crashes the host or costs unbounded memory.

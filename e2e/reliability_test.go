@@ -12,7 +12,7 @@ import (
 	"github.com/flatstore/flatstore/internal/fbtest"
 )
 
-// Write failures through the real plugin .so in the C host (SPEC §6): the
+// Write failures through the real plugin .so in the C host (README: Delivery guarantees and failures): the
 // flush that cannot write answers RETRY having kept nothing, the host resends
 // it, and once the cause is gone the chunk lands exactly once.
 

@@ -31,7 +31,7 @@ func TestFlushOneWrite(t *testing.T) {
 		if len(lines) != n {
 			t.Fatalf("form=%s: %d lines, want %d", form.name, len(lines), n)
 		}
-		// The first and last lines, as SPEC §1 writes them: the comma
+		// The first and last lines, as the README's What it writes shows them: the comma
 		// inside the reason became a space (escape opensips).
 		if want := "E_SIP_INVITE,INVITE,0-a84b4c76e667@pc33.example.com,sip:alice0@atlanta.example.com," +
 			"sip:bob@biloxi.example.org,192.0.2.1,5060,100,Trying  please wait,0"; string(lines[0]) != want {

@@ -41,7 +41,7 @@ func (m MapGetter) Get(key string) string {
 // Escape selects what happens to a delimiter, CR or LF inside a value.
 type Escape int
 
-// The escape modes (SPEC §2).
+// The escape modes (README: Escape modes).
 const (
 	EscapeOpenSIPS  Escape = iota // delimiter's first byte, CR and LF become a space
 	EscapeNone                    // raw bytes, as OpenSIPS ≤ 3.5
@@ -79,7 +79,7 @@ func escapes() []Escape {
 // TimeFormat selects how the record time is written as the first parameter.
 type TimeFormat int
 
-// The time formats (SPEC §1).
+// The time formats (README: What it writes).
 const (
 	TimeNone TimeFormat = iota
 	TimeUnix

@@ -10,7 +10,7 @@ import (
 )
 
 // What a failed open, write or sync means, sorted by what a retry can fix
-// (SPEC §6, the README's table):
+// (the README's table under Delivery guarantees and failures):
 //
 //   - The rendered name itself is impossible: it is too long, a component
 //     is not a directory, it names a directory, a FIFO or a device, it

@@ -24,7 +24,7 @@ import (
 	"github.com/flatstore/flatstore/internal/fbtest"
 )
 
-// These tests hold SPEC §2 (header), §3 (files) and §4 (rotation) with
+// These tests hold the README's header, file and rotation rules with
 // bytes on disk. Those that need time to pass swap the process-wide pool
 // for one with an injected clock (usePool) and run its maintenance by hand
 // (pool.tick), so nothing sleeps.

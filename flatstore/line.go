@@ -22,7 +22,7 @@ const (
 	MaxLineBytes = 64 << 20
 )
 
-// Encoder turns records into event lines (SPEC §1–2). An Encoder holds
+// Encoder turns records into event lines (README: What it writes, Escape modes). An Encoder holds
 // reusable buffers: use one per goroutine.
 type Encoder struct {
 	delim     []byte

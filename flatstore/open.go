@@ -8,7 +8,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// How an event file is opened (SPEC §3):
+// How an event file is opened (README: Files):
 //
 //   - for appending, O_WRONLY|O_APPEND|O_CLOEXEC, created with O_EXCL first
 //     so that this open knows whether it made the file (a new file gets

@@ -13,7 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Retention and compression of the files flatstore rotates (SPEC §4):
+// Retention and compression of the files flatstore rotates (README: Rotation):
 // rotate_max_files keeps at most N rotated files of a path, rotate_max_age
 // deletes those rotated longer ago than that, and compress gzips or zstds
 // each rotated file in the background (compress.go).

@@ -18,7 +18,7 @@ import (
 	"github.com/flatstore/flatstore/internal/fbtest"
 )
 
-// These tests hold the retention and compression of rotated files (SPEC §4,
+// These tests hold the retention and compression of rotated files (README: Rotation,
 // retention.go) with bytes on disk: what is kept, what is compressed, what
 // is never touched, and what a crash leaves.
 

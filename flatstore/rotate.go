@@ -9,7 +9,7 @@ import (
 )
 
 // Rotation in flatstore is closing a file so that the next write opens it
-// again (SPEC §4). This file holds the policy — when a file rotates and what
+// again (README: Rotation). This file holds the policy — when a file rotates and what
 // the next one is called — as the state of one path, rotation, which the
 // File (file.go) consults under its lock and which does no I/O of its own.
 //

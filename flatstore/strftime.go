@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// The suffix key's strftime patterns, in UTC (SPEC §4).
+// The suffix key's strftime patterns, in UTC (README: Rotation).
 
 // strftime conversions supported in suffix.
 const strftimeConv = "YmdHMSyjsFTbez%"

@@ -9,7 +9,7 @@ import (
 	"github.com/tinylib/msgp/msgp"
 )
 
-// A msgpack value that is not a string nor a container, as text (SPEC §1):
+// A msgpack value that is not a string nor a container, as text (README: What it writes):
 // integers in full 64 bits, floats as the shortest decimal that reads back,
 // true/false, null, timestamps as RFC 3339 with nanoseconds, other
 // extensions as the hex of their payload. The line encoder (line.go) and

@@ -251,10 +251,8 @@ func (r *lineReader) warnIrreversible() {
 	case flatstore.EscapeNone:
 		why = "a delimiter inside a value was written raw (more fields), and CR or LF too (one event over several lines)"
 	case flatstore.EscapeBackslash:
-		if d := r.cfg.Delimiter[0]; d == 'n' || d == 'r' {
-			fmt.Fprintf(r.stderr, "flatstore-ctl: warning: escape backslash with a delimiter that starts with %q is ambiguous: \\%c is that letter and also what a %s becomes; such values do not read back exactly\n",
-				d, d, map[byte]string{'n': "LF", 'r': "CR"}[d])
-		}
+		// Reversible (a delimiter that starts with n or r, which would not
+		// be, is refused by ParseConfig).
 		return
 	default:
 		return

@@ -28,7 +28,7 @@ var fuzzModes = [][]string{
 	{"-escape", "csv", "-suppress_event_name", "-time_format", "rfc3339"},
 	{},
 	{"-escape", "none", "-suppress_event_name"},
-	{"-escape", "backslash", "-delimiter", "n"},
+	{"-escape", "backslash", "-delimiter", "x"},
 	{"-escape", "opensips_exact", "-delimiter", "tab", "-header", "event"},
 }
 

@@ -35,7 +35,7 @@ func TestMain(m *testing.M) {
 const controlSocket = "/run/flatstore/control.sock"
 
 // reservedKey reports whether Fluent Bit keeps key for itself: such keys
-// never reach a plugin (SPEC §6).
+// never reach a plugin (README: Delivery guarantees and failures).
 func reservedKey(k string) bool {
 	k = strings.ToLower(k)
 	switch k {

@@ -50,7 +50,7 @@ type Options struct {
 	Log *flatstore.Logger
 }
 
-// Request limits (SPEC §5).
+// Request limits (README: The control endpoint).
 const (
 	maxBodyBytes   = 64 << 10
 	maxHeaderBytes = 16 << 10
