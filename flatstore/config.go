@@ -342,10 +342,17 @@ func (c *Config) check() []error {
 		// Its escape, \n or \r, would read back as LF or CR.
 		bad("delimiter", c.Delimiter, "escape backslash cannot use a delimiter that starts with n or r: its escape would read as \\n or \\r")
 	}
-	if (c.RotateMaxFiles > 0 || c.RotateMaxAge > 0 || c.Compress != CompressNone) &&
-		c.RotatePeriod == 0 && c.RotateCount == 0 && c.RotateSize == 0 {
-		errs = append(errs, errors.New("rotate_max_files, rotate_max_age and compress act on the files flatstore rotates: "+
-			"set rotate_period, rotate_count or rotate_size too (files moved by logrotate are logrotate's to keep)"))
+	if c.RotatePeriod == 0 && c.RotateCount == 0 && c.RotateSize == 0 {
+		const why = "acts only on the files flatstore rotates: set rotate_period, rotate_count or rotate_size too (files moved by logrotate are logrotate's to keep)"
+		if c.RotateMaxFiles > 0 {
+			bad("rotate_max_files", strconv.Itoa(c.RotateMaxFiles), why)
+		}
+		if c.RotateMaxAge > 0 {
+			bad("rotate_max_age", c.RotateMaxAge.String(), why)
+		}
+		if c.Compress != CompressNone {
+			bad("compress", c.Compress, why)
+		}
 	}
 	if c.ControlToken == "" && !ListenIsLocal(c.ControlListen) {
 		bad("control_listen", c.ControlListen, "a non-loopback address needs control_token")
