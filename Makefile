@@ -19,7 +19,7 @@ DESTDIR  ?=
 STATICCHECK_VERSION := v0.8.2
 STATICCHECK := $(BUILD)/tools/staticcheck
 
-.PHONY: all build deps demo test test-race test-nocgo fuzz bench soak image clean install staticcheck
+.PHONY: all build deps demo test test-race test-nocgo fuzz bench bench-against soak image clean install staticcheck
 
 all: build
 
@@ -91,6 +91,11 @@ install: $(SO) $(CTL)
 
 bench: deps build
 	FLATSTORE_SO=$(abspath $(SO)) FLATSTORE_HOST=$(abspath $(HOST)) $(GO) run ./cmd/flatstore-bench
+
+# The core's benchmarks against an earlier commit, alternated: make bench-against REF=HEAD~1
+REF ?= HEAD
+bench-against:
+	$(GO) run ./cmd/flatstore-bench -against $(REF)
 
 soak: deps build
 	FLATSTORE_SO=$(abspath $(SO)) FLATSTORE_HOST=$(abspath $(HOST)) FLATSTORE_SOAK=$(SOAK) \

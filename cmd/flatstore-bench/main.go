@@ -13,6 +13,10 @@
 // plugin and host. Usage:
 //
 //	flatstore-bench [-quick] [-count N] [-benchtime D] [-records N] [-e2e-runs N] [-dir DIR] [-fluent-bit PATH]
+//	flatstore-bench -against REF [-count N] [-benchtime D] [-against-bench REGEXP]
+//
+// -against REF compares the core's benchmarks of the working tree with those
+// of the commit REF (make bench-against REF=…), in alternated runs.
 //
 // -quick runs short benchmarks and 100 000 / 1 000 000 records instead of
 // 1 000 000 / 10 000 000. The plugin writes into a temporary directory under
@@ -57,7 +61,23 @@ func main() {
 	fluentBit := flag.String("fluent-bit", os.Getenv("FLUENT_BIT"), "a real Fluent Bit to measure inside (env FLUENT_BIT); none: skipped")
 	engineRecords := flag.Int("engine-records", 600_000, "records through the real Fluent Bit")
 	engineRuns := flag.Int("engine-runs", 5, "runs of each output in the real Fluent Bit (the median is shown)")
+	against := flag.String("against", "", "a git commit: compare the core's benchmarks with it instead (alternated runs, -count each, default 5)")
+	againstRe := flag.String("against-bench", againstBench, "the benchmarks -against runs")
 	flag.Parse()
+	if *against != "" {
+		n := *count
+		if n == 1 {
+			n = 5
+		}
+		bt := *benchtime
+		if bt == "" {
+			bt = "1s"
+		}
+		if err := runAgainst(os.Stdout, *against, *againstRe, bt, n); err != nil {
+			fatalf("%v", err)
+		}
+		return
+	}
 	if *benchtime == "" {
 		*benchtime = "1s"
 		if *quick {
