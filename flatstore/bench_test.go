@@ -122,6 +122,26 @@ func (m *meter) stop(b *testing.B, records int, writes int64) {
 	}
 }
 
+// flushN flushes chunk b.N times into in, whose file is path; out is what
+// one flush writes. Past truncateEvery bytes the file is emptied with the
+// timer stopped.
+func flushN(b *testing.B, in *Instance, chunk, out []byte, path string) {
+	written := 0
+	for i := 0; i < b.N; i++ {
+		if r := in.Flush(chunk, "sip"); r != OK {
+			b.Fatalf("Flush = %v", r)
+		}
+		if written += len(out); written > truncateEvery {
+			b.StopTimer()
+			if err := os.Truncate(path, 0); err != nil {
+				b.Fatal(err)
+			}
+			written = 0
+			b.StartTimer()
+		}
+	}
+}
+
 func BenchmarkFlush(b *testing.B) {
 	for _, form := range benchForms {
 		for _, n := range benchSizes {
@@ -134,21 +154,9 @@ func BenchmarkFlush(b *testing.B) {
 				b.SetBytes(int64(len(out)))
 				var m meter
 				m.start()
-				w0, written := writes.Load(), 0
+				w0 := writes.Load()
 				b.ResetTimer()
-				for i := 0; i < b.N; i++ {
-					if r := in.Flush(chunk, "sip"); r != OK {
-						b.Fatalf("Flush = %v", r)
-					}
-					if written += len(out); written > truncateEvery {
-						b.StopTimer()
-						if err := os.Truncate(path, 0); err != nil {
-							b.Fatal(err)
-						}
-						written = 0
-						b.StartTimer()
-					}
-				}
+				flushN(b, in, chunk, out, path)
 				b.StopTimer()
 				m.stop(b, n, writes.Load()-w0)
 			})
@@ -319,21 +327,8 @@ func BenchmarkScale(b *testing.B) {
 			b.SetBytes(int64(len(out)))
 			var m meter
 			m.start()
-			written := 0
 			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				if r := in.Flush(c.chunk, "sip"); r != OK {
-					b.Fatalf("Flush = %v", r)
-				}
-				if written += len(out); written > truncateEvery {
-					b.StopTimer()
-					if err := os.Truncate(path, 0); err != nil {
-						b.Fatal(err)
-					}
-					written = 0
-					b.StartTimer()
-				}
-			}
+			flushN(b, in, c.chunk, out, path)
 			b.StopTimer()
 			m.stop(b, c.records, -1)
 			flush := b.Elapsed()
@@ -492,21 +487,8 @@ func BenchmarkFlushWhileCompressing(b *testing.B) {
 	b.SetBytes(int64(len(out)))
 	var m meter
 	m.start()
-	written := 0
 	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if r := in.Flush(chunk, "sip"); r != OK {
-			b.Fatalf("Flush = %v", r)
-		}
-		if written += len(out); written > truncateEvery {
-			b.StopTimer()
-			if err := os.Truncate(path, 0); err != nil {
-				b.Fatal(err)
-			}
-			written = 0
-			b.StartTimer()
-		}
-	}
+	flushN(b, in, chunk, out, path)
 	b.StopTimer()
 	m.stop(b, 10_000, -1)
 }

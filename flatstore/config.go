@@ -373,28 +373,28 @@ func setParams(c *Config, v string) error {
 	return nil
 }
 
-func setEscape(c *Config, v string) error {
-	var names []string
-	for _, e := range escapes() {
-		if strings.EqualFold(strings.TrimSpace(v), e.String()) {
-			c.Escape = e
-			return nil
-		}
-		names = append(names, e.String())
-	}
-	return errors.New("must be one of " + strings.Join(names, ", "))
+func setEscape(c *Config, v string) (err error) {
+	c.Escape, err = oneOf(v, escapes())
+	return err
 }
 
-func setTimeFormat(c *Config, v string) error {
+func setTimeFormat(c *Config, v string) (err error) {
+	c.TimeFormat, err = oneOf(v, timeFormats())
+	return err
+}
+
+// oneOf returns the member of all named v (ignoring case and surrounding
+// spaces), or an error that lists the names.
+func oneOf[T fmt.Stringer](v string, all []T) (T, error) {
 	var names []string
-	for _, t := range timeFormats() {
-		if strings.EqualFold(strings.TrimSpace(v), t.String()) {
-			c.TimeFormat = t
-			return nil
+	for _, x := range all {
+		if strings.EqualFold(strings.TrimSpace(v), x.String()) {
+			return x, nil
 		}
-		names = append(names, t.String())
+		names = append(names, x.String())
 	}
-	return errors.New("must be one of " + strings.Join(names, ", "))
+	var none T
+	return none, errors.New("must be one of " + strings.Join(names, ", "))
 }
 
 func setHeader(c *Config, v string) error {

@@ -202,6 +202,10 @@ func (s *series) saveLocked() {
 func (s *series) recorded(name string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.recordedLocked(name)
+}
+
+func (s *series) recordedLocked(name string) bool {
 	s.loadLocked()
 	base := filepath.Base(name)
 	for _, r := range s.rotated {
@@ -217,12 +221,8 @@ func (s *series) recorded(name string) bool {
 func (s *series) taken(name string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.loadLocked()
-	base := filepath.Base(name)
-	for _, r := range s.rotated {
-		if r.Name == base || strings.TrimSuffix(r.Name, compressedExt(r.Compressed)) == base {
-			return true
-		}
+	if s.recordedLocked(name) {
+		return true
 	}
 	for _, algo := range []string{CompressGzip, CompressZstd} {
 		if fileExists(name + compressedExt(algo)) {
