@@ -129,10 +129,9 @@ func (l capListener) Accept() (net.Conn, error) {
 // connection has a request in flight (each bounded by the read and write
 // timeouts) is c itself closed.
 func (s *server) admit(c net.Conn) bool {
-	evicted := false
+	var victim net.Conn
 	s.connMu.Lock()
 	if len(s.conns) >= s.lim.maxConns {
-		var victim net.Conn
 		var oldest uint64
 		for vc, ci := range s.conns {
 			if ci.state != http.StateActive && (victim == nil || ci.seq < oldest) {
@@ -141,23 +140,24 @@ func (s *server) admit(c net.Conn) bool {
 		}
 		if victim == nil {
 			s.connMu.Unlock()
-			_ = c.Close()
+			// Logged before the close, so that whoever sees the close can
+			// find the reason in the log.
 			s.logger().LimitedWarnf("control-conns-busy", "control endpoint %s: %d requests in flight, the most it holds; "+
 				"a new connection was closed", s.bound, s.lim.maxConns)
+			_ = c.Close()
 			return false
 		}
 		delete(s.conns, victim) // its StateClosed still comes, and ends its count in wg
-		_ = victim.Close()
-		evicted = true
 	}
 	s.seq++
 	s.conns[c] = &connInfo{seq: s.seq, state: http.StateNew}
 	s.wg.Add(1)
 	s.connMu.Unlock()
-	if evicted {
+	if victim != nil {
 		s.logger().LimitedWarnf("control-conns-full", "control endpoint %s: %d connections open, the most it holds; "+
 			"closed the oldest one that had not sent a request (is a client opening connections and sending nothing?)",
 			s.bound, s.lim.maxConns)
+		_ = victim.Close()
 	}
 	return true
 }
