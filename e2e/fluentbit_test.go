@@ -335,13 +335,7 @@ func TestFluentBitForwardWorkers(t *testing.T) {
     path %s
     control_listen off
 `, port, out))
-	waitFor(t, func() bool {
-		c, err := net.Dial("tcp", "127.0.0.1:"+port)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
+	waitAccepting(t, "127.0.0.1:"+port)
 	const n = 20000
 	forwardSend(t, "127.0.0.1:"+port, "fwd.test", 0, n)
 	waitLinesIn(t, r, out, n)
@@ -444,13 +438,7 @@ func TestFluentBitRetries(t *testing.T) {
     path %s
     control_listen off
 `, port, out))
-	waitFor(t, func() bool {
-		c, err := net.Dial("tcp", "127.0.0.1:"+port)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
+	waitAccepting(t, "127.0.0.1:"+port)
 	const n = 5000
 	forwardSend(t, "127.0.0.1:"+port, "full.test", 0, n)
 	waitFor(t, func() bool { return strings.Contains(r.logText(), "(ENOSPC)") })
@@ -484,5 +472,18 @@ func TestFluentBitDaemon(t *testing.T) {
 	waitFor(t, func() bool {
 		out, _ := exec.Command("pgrep", "-f", fb+" -e "+so+" -d -l "+logf).Output()
 		return len(strings.TrimSpace(string(out))) == 0
+	})
+}
+
+// waitAccepting waits until addr accepts TCP connections (the engine's
+// input is up).
+func waitAccepting(t *testing.T, addr string) {
+	t.Helper()
+	waitFor(t, func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
 	})
 }

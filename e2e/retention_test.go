@@ -1,9 +1,7 @@
 package e2e
 
 import (
-	"compress/gzip"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -13,46 +11,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/klauspost/compress/zstd"
-
 	"github.com/flatstore/flatstore/internal/fbtest"
 )
 
 // Built-in rotation with retention and compression, through the .so in the
 // host: what is kept, compressed and deleted, and what a crash in the middle
 // of a compression leaves.
-
-// readRotated returns a file's content, decompressing .gz (with the
-// standard library's reader, an independent check) and .zst.
-func readRotated(t *testing.T, path string) string {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var r io.Reader = f
-	switch {
-	case strings.HasSuffix(path, ".gz"):
-		zr, err := gzip.NewReader(f)
-		if err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-		r = zr
-	case strings.HasSuffix(path, ".zst"):
-		zr, err := zstd.NewReader(f)
-		if err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-		defer zr.Close()
-		r = zr
-	}
-	b, err := io.ReadAll(r)
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	return string(b)
-}
 
 // seriesFiles lists the series of base in dir: rotated files sorted by name
 // (they sort as written), then the live file.
@@ -115,7 +79,7 @@ func TestRetentionThroughPlugin(t *testing.T) {
 				if !strings.HasSuffix(f, c.ext) {
 					t.Errorf("%s is not compressed with %s", f, c.algo)
 				}
-				if got := readRotated(t, filepath.Join(dir, f)); got != lines(7000+1000*i, 1000) {
+				if got := fbtest.ReadDecompressed(t, filepath.Join(dir, f)); got != lines(7000+1000*i, 1000) {
 					t.Errorf("%s: %d lines, not records %d..%d", f, strings.Count(got, "\n"), 7000+1000*i, 7999+1000*i)
 				}
 			}
@@ -218,7 +182,7 @@ func TestRetentionKillDuringCompression(t *testing.T) {
 		if !strings.HasSuffix(f, ".gz") {
 			t.Errorf("%s was left uncompressed", f)
 		}
-		count(f, readRotated(t, filepath.Join(dir, f)))
+		count(f, fbtest.ReadDecompressed(t, filepath.Join(dir, f)))
 	}
 	count("big.log", fbtest.ReadText(t, out))
 	bad := 0

@@ -2,10 +2,8 @@ package flatstore
 
 import (
 	"bufio"
-	"compress/gzip"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -13,45 +11,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/klauspost/compress/zstd"
-
 	"github.com/flatstore/flatstore/internal/fbtest"
 )
 
 // These tests hold the retention and compression of rotated files (README: Rotation,
 // retention.go) with bytes on disk: what is kept, what is compressed, what
 // is never touched, and what a crash leaves.
-
-// decompress returns the content of a rotated file, plain or compressed.
-func decompress(t *testing.T, path string) string {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var r io.Reader = f
-	switch {
-	case strings.HasSuffix(path, ".gz"):
-		zr, err := gzip.NewReader(f) // the standard library's reader: an independent check
-		if err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-		r = zr
-	case strings.HasSuffix(path, ".zst"):
-		zr, err := zstd.NewReader(f)
-		if err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-		defer zr.Close()
-		r = zr
-	}
-	b, err := io.ReadAll(r)
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	return string(b)
-}
 
 // drained waits for the process's background jobs.
 func drained(t *testing.T) { procFor(t).pool.arch.drain() }
@@ -102,7 +67,7 @@ func TestRetentionCompress(t *testing.T) {
 				}
 			}
 			for i, f := range rotated { // the names sort as they were written
-				if got := decompress(t, filepath.Join(dir, f)); got != evLines("E", 7000+1000*i, 1000) {
+				if got := fbtest.ReadDecompressed(t, filepath.Join(dir, f)); got != evLines("E", 7000+1000*i, 1000) {
 					t.Errorf("%s holds %d lines, not records %d..%d", f, strings.Count(got, "\n"), 7000+1000*i, 7999+1000*i)
 				}
 			}
@@ -251,7 +216,7 @@ func TestCompressCrashRecovery(t *testing.T) {
 		}
 	}
 	for _, f := range asideFiles(t, dir, "ev.log") {
-		all.WriteString(decompress(t, filepath.Join(dir, f)))
+		all.WriteString(fbtest.ReadDecompressed(t, filepath.Join(dir, f)))
 	}
 	if got := all.String(); got != evLines("E", 0, 3501) {
 		lines, _ := fbtest.SplitLines([]byte(got))

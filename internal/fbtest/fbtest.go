@@ -11,9 +11,11 @@ package fbtest
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -23,6 +25,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/flatstore/flatstore/internal/hostout"
 )
@@ -450,4 +454,38 @@ func FreeUDPAddr(t testing.TB) string {
 	addr := c.LocalAddr().String()
 	c.Close()
 	return addr
+}
+
+// ReadDecompressed reads a file, plain or compressed by its name: .gz with
+// the standard library's reader (an independent check of what the plugin
+// wrote with another library), .zst. A missing or broken file fails the
+// test.
+func ReadDecompressed(t testing.TB, path string) string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var r io.Reader = f
+	switch {
+	case strings.HasSuffix(path, ".gz"):
+		zr, err := gzip.NewReader(f)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		r = zr
+	case strings.HasSuffix(path, ".zst"):
+		zr, err := zstd.NewReader(f)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		defer zr.Close()
+		r = zr
+	}
+	b, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return string(b)
 }
