@@ -83,9 +83,8 @@ type File struct {
 	// Guarded by the pool's lock (pool.go).
 	pins     int           // flushes that pinned this file
 	refs     int           // instances that configured this exact path
-	slot     bool          // counted among the open files
 	evicting bool          // chosen to be closed for another file's slot
-	elem     *list.Element // in the pool's LRU list while it holds a slot
+	elem     *list.Element // in the pool's LRU list while it holds a slot (nil: none)
 	mem      memory        // the last file, as it was at its close
 }
 

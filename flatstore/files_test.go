@@ -83,7 +83,7 @@ func usePool(t *testing.T, clk *fakeClock, ops *sysOps) *pool {
 	p := proc.pool
 	t.Cleanup(func() {
 		p.mu.Lock()
-		users, open := p.users, p.open
+		users, open := p.users, p.lru.Len()
 		p.mu.Unlock()
 		testProcs.Delete(t.Name())
 		if users != 0 || open != 0 {

@@ -22,8 +22,16 @@ type flushState struct {
 	line   []byte
 	pbuf   []byte
 	drops  map[string]int
-	lines  []int // per group: lines
 	done   []int // per group: lines that landed (or were dropped as bad_path)
+}
+
+// lines returns how many lines each group holds.
+func (s *flushState) lines() []int {
+	n := make([]int, len(s.groups))
+	for i := range s.groups {
+		n[i] = len(s.groups[i].ends)
+	}
+	return n
 }
 
 func newFlushState(cfg *Config) *flushState {
@@ -43,7 +51,7 @@ func (s *flushState) reset() {
 	s.groups = s.groups[:0]
 	clear(s.index)
 	clear(s.drops)
-	s.lines, s.done = s.lines[:0], s.done[:0]
+	s.done = s.done[:0]
 	if cap(s.line) > maxKeptBuffer {
 		s.line = nil
 	}
@@ -128,10 +136,10 @@ func (in *Instance) Flush(data []byte, tag string) (res Result) {
 	res = in.write(s, prior)
 	switch {
 	case res == Retry:
-		if prior == nil {
+		if key.n == 0 { // not hashed above
 			key = keyOf(data, tag)
 		}
-		in.resends.remember(key, s.lines, s.done, time.Now())
+		in.resends.remember(key, s.lines(), s.done, time.Now())
 	case prior != nil:
 		in.resends.forget(key)
 	}
@@ -144,10 +152,15 @@ func (in *Instance) Flush(data []byte, tag string) (res Result) {
 func (in *Instance) render(s *flushState, data []byte, tag string) (objects, records int) {
 	tagb := unsafeBytes(tag)
 	dec := decoder{buf: data}
-	static := in.static != nil
+	// One group for the whole chunk when the path cannot change from record
+	// to record: a static path, or a template of the tag alone.
 	var g0 *group
-	if static {
+	switch {
+	case in.static != nil:
 		g0 = s.groupFor(unsafeBytes(in.cfg.Path))
+	case !in.cfg.Template.PerRecord():
+		s.pbuf = in.cfg.Template.Render(s.pbuf[:0], tagb, nil, nil)
+		g0 = s.groupFor(s.pbuf)
 	}
 	for {
 		st, t, body, reason := dec.next()
@@ -168,7 +181,7 @@ func (in *Instance) render(s *flushState, data []byte, tag string) (objects, rec
 		objects++
 		var err error
 		var rest, event []byte
-		if static {
+		if g0 != nil {
 			before := len(g0.buf)
 			g0.buf, rest, _, err = s.enc.AppendLine(g0.buf, t, body, tagb)
 			if err == nil {
@@ -217,10 +230,9 @@ func (in *Instance) write(s *flushState, prior *resendEntry) Result {
 	for i := range s.groups {
 		g := &s.groups[i]
 		n := len(g.ends)
-		s.lines = append(s.lines, n)
 		s.done = append(s.done, n)
 		if n == 0 {
-			continue // a static group with no good line
+			continue // the chunk's one group, with no good line
 		}
 		skip := prior.skip(i, len(s.groups), n)
 		if skip >= n {
@@ -247,11 +259,7 @@ func (in *Instance) write(s *flushState, prior *resendEntry) Result {
 		}
 		if written > 0 {
 			lines += written
-			if skip+written == n {
-				bytes += len(buf)
-			} else {
-				bytes += ends[written-1]
-			}
+			bytes += ends[written-1]
 		}
 		if err == nil {
 			continue

@@ -27,8 +27,7 @@ type pool struct {
 
 	mu    sync.Mutex
 	files map[string]*File
-	open  int        // files holding a slot: open, or about to open
-	lru   *list.List // *File holding a slot, least recently used first
+	lru   *list.List // *File holding a slot (open, or about to open), least recently used first
 	// memo holds what forgotten Files knew of their last file, for paths
 	// with a suffix or built-in rotation: the File made for that path next
 	// does not append to a full file nor go back to the first of a series.
@@ -82,7 +81,7 @@ func newPool(sys *sysOps, now func() time.Time, m *Metrics) *pool {
 func (p *pool) openCount() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.open
+	return p.lru.Len()
 }
 
 // memoCount is the number of memories kept.
@@ -160,13 +159,11 @@ func (p *pool) unpin(f *File) {
 func (p *pool) take(f *File, limit int) error {
 	for try := 0; try < 16; try++ {
 		p.mu.Lock()
-		if f.slot {
+		if f.elem != nil {
 			p.mu.Unlock()
 			return nil
 		}
-		if limit <= 0 || p.open < limit {
-			f.slot = true
-			p.open++
+		if limit <= 0 || p.lru.Len() < limit {
 			f.elem = p.lru.PushBack(f)
 			p.mu.Unlock()
 			return nil
@@ -199,17 +196,13 @@ func (p *pool) victimLocked(except *File) *File {
 	return nil
 }
 
-// opened implements slotKeeper. isOpen changes only under p.mu, so a slot
-// is never counted twice nor freed twice when a close races with a pin.
+// opened implements slotKeeper: f, which took its slot, is open. isOpen
+// changes only under p.mu, so that a victim is chosen among files truly
+// open when a close races with a pin.
 func (p *pool) opened(f *File) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	f.isOpen.Store(true)
-	if !f.slot { // opened without take (cannot happen; keep the count true)
-		f.slot = true
-		p.open++
-		f.elem = p.lru.PushBack(f)
-	}
 }
 
 // closed implements slotKeeper: the handle is closed (or its open failed).
@@ -218,9 +211,7 @@ func (p *pool) closed(f *File, mm memory) {
 	defer p.mu.Unlock()
 	f.mem = mm
 	f.isOpen.Store(false)
-	if f.slot {
-		f.slot = false
-		p.open--
+	if f.elem != nil {
 		p.lru.Remove(f.elem)
 		f.elem = nil
 	}
@@ -230,7 +221,7 @@ func (p *pool) closed(f *File, mm memory) {
 // forgetLocked drops a path that is neither open, pinned, configured nor
 // being closed, so that templates with many values do not grow the map.
 func (p *pool) forgetLocked(f *File) {
-	if f.refs != 0 || f.pins != 0 || f.slot || f.evicting || p.files[f.path] != f {
+	if f.refs != 0 || f.pins != 0 || f.elem != nil || f.evicting || p.files[f.path] != f {
 		return
 	}
 	delete(p.files, f.path)

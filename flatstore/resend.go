@@ -25,8 +25,9 @@ import (
 //   - When the engine gives up on a chunk its entry is never asked for
 //     again: entries expire after resendTTL, and at most maxResends are
 //     kept (the oldest go first).
-//   - A group whose lines count differs from the remembered one (it cannot,
-//     as rendering is deterministic) voids the entry: everything is written.
+//   - A chunk whose groups differ in number from the remembered ones, or a
+//     group whose line count differs (neither can happen, as rendering is
+//     deterministic), is written whole there: never less than was sent.
 //   - Not covered: a restart between the attempts (the memory is in the
 //     process). Fluent Bit's filesystem storage resends such a chunk whole.
 type resends struct {

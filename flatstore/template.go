@@ -177,10 +177,12 @@ func (t *Template) DynamicDir() bool { return t.dynDir }
 // String returns the template as written.
 func (t *Template) String() string { return t.raw }
 
-// NeedsEvent reports whether rendering uses $EVENT.
-func (t *Template) NeedsEvent() bool {
+// PerRecord reports whether the rendered path depends on the record ($EVENT
+// or a $key), not only on the tag: otherwise every record of a chunk goes
+// to one path.
+func (t *Template) PerRecord() bool {
 	for _, s := range t.segs {
-		if s.kind == segEvent {
+		if s.kind == segEvent || s.kind == segKey {
 			return true
 		}
 	}

@@ -65,28 +65,29 @@ func TestTemplateRender(t *testing.T) {
 
 func TestTemplateStatic(t *testing.T) {
 	cases := []struct {
-		tmpl    string
-		static  bool
-		dir     string
-		dynDir  bool
-		noEvent bool
+		tmpl      string
+		static    bool
+		dir       string
+		dynDir    bool
+		perRecord bool
 	}{
-		{"/var/log/e.log", true, "/var/log", false, true},
-		{"/var/log/cost$.log", true, "/var/log", false, true},
-		{"/var/log/$TAG.log", false, "/var/log", false, true},
-		{"/var/log/ev-$TAG.log", false, "/var/log", false, true},
-		{"/var/log/$TAG/e.log", false, "/var/log", true, true},
-		{"/var/log/x$TAG/$EVENT.log", false, "/var/log", true, false},
-		{"/var/log/$/x/$TAG.log", false, "/var/log/$/x", false, true},
+		{"/var/log/e.log", true, "/var/log", false, false},
+		{"/var/log/cost$.log", true, "/var/log", false, false},
+		{"/var/log/$TAG.log", false, "/var/log", false, false},
+		{"/var/log/ev-$TAG.log", false, "/var/log", false, false},
+		{"/var/log/$TAG/e.log", false, "/var/log", true, false},
+		{"/var/log/x$TAG/$EVENT.log", false, "/var/log", true, true},
+		{"/var/log/$/x/$TAG.log", false, "/var/log/$/x", false, false},
+		{"/var/log/$TAG[1]-$user.log", false, "/var/log", false, true},
 	}
 	for _, c := range cases {
 		tp, err := flatstore.ParseTemplate(c.tmpl)
 		if err != nil {
 			t.Fatalf("ParseTemplate(%q): %v", c.tmpl, err)
 		}
-		if tp.Static() != c.static || tp.StaticDir() != c.dir || tp.DynamicDir() != c.dynDir || tp.NeedsEvent() == c.noEvent || tp.String() != c.tmpl {
-			t.Errorf("%q: Static %v StaticDir %q DynamicDir %v NeedsEvent %v; want %v %q %v %v",
-				c.tmpl, tp.Static(), tp.StaticDir(), tp.DynamicDir(), tp.NeedsEvent(), c.static, c.dir, c.dynDir, !c.noEvent)
+		if tp.Static() != c.static || tp.StaticDir() != c.dir || tp.DynamicDir() != c.dynDir || tp.PerRecord() != c.perRecord || tp.String() != c.tmpl {
+			t.Errorf("%q: Static %v StaticDir %q DynamicDir %v PerRecord %v; want %v %q %v %v",
+				c.tmpl, tp.Static(), tp.StaticDir(), tp.DynamicDir(), tp.PerRecord(), c.static, c.dir, c.dynDir, c.perRecord)
 		}
 	}
 }
