@@ -101,8 +101,13 @@ func newFile(path string, opt *fileOptions, sys *sysOps, now func() time.Time) *
 		open: opener{sys: sys, perm: uint32(opt.perm), mkdir: opt.mkdir, root: opt.root}}
 }
 
-// recall restores a memory into a File nobody else uses yet.
-func (f *File) recall(mm memory) { f.cur, f.rot = mm.cur, mm.rot }
+// recall restores a memory into a File nobody else uses yet: where the last
+// file is and how far its rotation got, under this File's options (those of
+// the output that uses the path now).
+func (f *File) recall(mm memory) {
+	mm.rot.opt = f.rot.opt
+	f.cur, f.rot = mm.cur, mm.rot
+}
 
 // rotated is one rotation a write made: its reason, the file it closed,
 // the name that file has now (renamed aside when the path has no suffix)

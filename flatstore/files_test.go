@@ -1189,3 +1189,55 @@ func TestMemoBounded(t *testing.T) {
 		t.Errorf("%d files, want %d", n, tags)
 	}
 }
+
+// TestRotationOptionsOfNewOutput: when an output on a template path goes
+// (a reload) and a new one with other rotation settings writes that path,
+// the path's memory carries on (the file it was writing) but the new
+// output's settings rule: rotate_count 1 rotates at every line, whatever
+// rotate_size the old output had.
+func TestRotationOptionsOfNewOutput(t *testing.T) {
+	dir := t.TempDir()
+	tmpl := filepath.Join(dir, "$TAG.log")
+	proc := NewProcess()
+	logger := NewLogger("test", NewWriterSink(io.Discard, LevelDebug))
+	start := func(key, value string) *Instance {
+		cfg, err := ParseConfig(MapGetter{"path": tmpl, "control_listen": "off", key: value})
+		if err != nil {
+			t.Fatal(err)
+		}
+		in, err := NewInstance(proc, cfg, "test", logger)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return in
+	}
+	chunk := fbtest.Records(fbtest.Record{Time: time.Unix(1700000000, 0), Body: fbtest.KV{"event", "E", "v", "x"}})
+	old := start("rotate_size", "1m")
+	if r := old.Flush(chunk, "a"); r != OK {
+		t.Fatalf("Flush = %v", r)
+	}
+	old.Close()
+	in := start("rotate_count", "1")
+	defer in.Close()
+	for i := 0; i < 3; i++ {
+		if r := in.Flush(chunk, "a"); r != OK {
+			t.Fatalf("Flush = %v", r)
+		}
+	}
+	names, err := filepath.Glob(filepath.Join(dir, "a.log*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(names)
+	// The old output's line and the new one's first share the file the
+	// old one was writing; each later line has a file of its own; the next
+	// file is made by the next line.
+	var got []string
+	for _, n := range names {
+		data, _ := os.ReadFile(n)
+		got = append(got, string(data))
+	}
+	if want := []string{"E,x\nE,x\n", "E,x\n", "E,x\n"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("files %q hold %q, want %q (rotate_count 1)", names, got, want)
+	}
+}
