@@ -38,7 +38,7 @@ const (
 	errTooLarge  = dropError(DropTooLarge)
 )
 
-// badPathErrnos are the errors that belong to a rendered name.
+// isBadPathErrno reports whether e belongs to a rendered name.
 func isBadPathErrno(e unix.Errno) bool {
 	switch e {
 	case unix.ENAMETOOLONG, unix.EISDIR, unix.ENOTDIR, unix.ELOOP, unix.EINVAL,

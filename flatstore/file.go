@@ -229,18 +229,23 @@ func (f *File) openLocked(now time.Time, limit int) (rotated, error) {
 		}
 	}
 	var rot rotated
-	for try := 0; ; try++ {
+	// Both continues below set rot.fresh, which they test first: this
+	// loops at most twice.
+	for {
 		base, name := f.rot.pickName(f.path, now, f.cur, f.taken, sameFile)
 		if !f.rot.fresh && f.series != nil && f.series.recorded(name) {
 			f.rot.fresh = true // rotated before: never written to again
 			continue
+		}
+		if rot.reason != "" {
+			rot.next = name // after a rotation of a full file: where the lines go
 		}
 		fd, st, created, err := f.open.open(name)
 		if err != nil {
 			f.released()
 			return rot, err
 		}
-		if !created && !f.rot.fresh && try < 2 {
+		if !created && !f.rot.fresh {
 			if reason := f.rot.full(&st, now); reason != "" {
 				// An existing file already full: that is a rotation.
 				f.sys.close(fd)
@@ -248,8 +253,7 @@ func (f *File) openLocked(now time.Time, limit int) (rotated, error) {
 				f.rot.closed(reason)
 				rot = rotated{reason: reason, name: name}
 				rot.to = f.setAsideLocked(name, reason, now)
-				rot.next = f.nextName(now)
-				continue // the next name is created, so this loops once
+				continue // the next name is a fresh one
 			}
 		}
 		continued := f.cur.sameAs(name, &st)
@@ -305,7 +309,7 @@ func (f *File) setAsideLocked(name, reason string, now time.Time) string {
 		to := f.rot.asideName(f.path, now, f.taken)
 		if err := renameNoReplace(name, to); err != nil {
 			// The next file takes path.1 instead (a fresh name).
-			f.opt.log.Limitedf(LevelWarn, "aside:"+f.path, "rotation: cannot rename %q to %q: %v", name, to, errnoOf(err))
+			f.opt.log.LimitedWarnf("aside:"+f.path, "rotation: cannot rename %q to %q: %v", name, to, errnoOf(err))
 		} else {
 			kept = to
 		}
@@ -343,8 +347,7 @@ func (f *File) checkLocked(now time.Time) rotated {
 	if !f.rot.reopenDue(now) {
 		return rotated{}
 	}
-	var st unix.Stat_t
-	if err := unix.Stat(name, &st); err == nil && uint64(st.Ino) == f.cur.ino && uint64(st.Dev) == f.cur.dev {
+	if sameFile(name, f.cur) {
 		f.movedAt = time.Time{}
 		return rotated{}
 	}
@@ -361,10 +364,8 @@ func (f *File) checkLocked(now time.Time) rotated {
 	f.closeLocked(ReasonReopenCheck)
 	f.moved.Store(true)
 	r := rotated{reason: ReasonReopenCheck, name: name, to: name, next: f.nextName(now)}
-	if l := f.opt.log; l != nil {
-		l.LimitedWarnf("moved:"+f.path, "reopen_check: %q was moved or removed without a rotate call; "+
-			"reopened it (if logrotate moves it, its postrotate must run: flatstore-ctl rotate %q)", name, f.path)
-	}
+	f.opt.log.LimitedWarnf("moved:"+f.path, "reopen_check: %q was moved or removed without a rotate call; "+
+		"reopened it (if logrotate moves it, its postrotate must run: flatstore-ctl rotate %q)", name, f.path)
 	return r
 }
 

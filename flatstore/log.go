@@ -53,7 +53,6 @@ type WriterSink struct {
 	mu  sync.Mutex
 	w   io.Writer
 	min Level
-	now func() time.Time
 }
 
 // NewWriterSink returns a sink that prints the messages at min or more
@@ -62,7 +61,7 @@ func NewWriterSink(w io.Writer, min Level) *WriterSink {
 	if w == nil {
 		w = os.Stderr
 	}
-	return &WriterSink{w: w, min: min, now: time.Now}
+	return &WriterSink{w: w, min: min}
 }
 
 // Enabled reports whether level is at least as severe as the sink's minimum.
@@ -72,7 +71,7 @@ func (s *WriterSink) Enabled(level Level) bool { return level <= s.min }
 // loggers never interleave.
 func (s *WriterSink) Print(level Level, msg string) {
 	b := make([]byte, 0, 48+len(msg))
-	b = s.now().AppendFormat(b, "[2006/01/02 15:04:05.000] ")
+	b = time.Now().AppendFormat(b, "[2006/01/02 15:04:05.000] ")
 	b = fmt.Appendf(b, "[%5s] ", level)
 	b = append(b, msg...)
 	b = append(b, '\n')
@@ -88,7 +87,6 @@ const LimitEvery = 5 * time.Second
 // [output:flatstore:NAME], as Fluent Bit's own plugins' messages are. Its
 // methods are safe for concurrent use and a nil *Logger logs nothing.
 type Logger struct {
-	name   string
 	prefix string
 	sink   Sink
 
@@ -108,15 +106,7 @@ func NewLogger(name string, sink Sink) *Logger {
 	if sink == nil {
 		sink = NewWriterSink(os.Stderr, LevelInfo)
 	}
-	return &Logger{name: name, prefix: "[output:flatstore:" + name + "] ", sink: sink, limits: map[string]*limit{}}
-}
-
-// Name returns the instance name the logger prefixes its messages with.
-func (l *Logger) Name() string {
-	if l == nil {
-		return ""
-	}
-	return l.name
+	return &Logger{prefix: "[output:flatstore:" + name + "] ", sink: sink, limits: map[string]*limit{}}
 }
 
 // Enabled reports whether a message at level would be printed.

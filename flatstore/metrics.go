@@ -116,6 +116,13 @@ func NewMetrics(openFiles func() float64) *Metrics {
 // Gatherer returns the registry that holds every metric of the process.
 func (m *Metrics) Gatherer() prometheus.Gatherer { return m.registry }
 
+// deletedFile counts one rotated file deleted by retention.
+func (m *Metrics) deletedFile(reason string) {
+	if m != nil {
+		m.deleted.WithLabelValues(reason).Inc()
+	}
+}
+
 // rotated counts one rotation.
 func (m *Metrics) rotated(reason string) {
 	if m != nil {

@@ -58,9 +58,9 @@ func (o *opener) open(name string) (fd int, st unix.Stat_t, created bool, err er
 		o.sys.close(fd)
 		return -1, st, false, &writeError{"open", name, errNotRegular{kind}}
 	}
-	if fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0); err == nil && fl&unix.O_NONBLOCK != 0 {
-		_, _ = unix.FcntlInt(uintptr(fd), unix.F_SETFL, fl&^unix.O_NONBLOCK)
-	}
+	// A regular file: its writes need no O_NONBLOCK (the open set it, and
+	// O_APPEND, the one other status flag it set).
+	_, _ = unix.FcntlInt(uintptr(fd), unix.F_SETFL, unix.O_APPEND)
 	if created && st.Mode&0o777 != o.perm {
 		// The umask cut the mode: set exactly what was asked for.
 		if err := unix.Fchmod(fd, o.perm); err != nil {
@@ -92,18 +92,25 @@ func fileKind(mode uint32) string {
 }
 
 // openPlain opens a configured path as written.
+// With mkdir, missing directories are created when the open finds them
+// missing, as openBeneath does.
 func (o *opener) openPlain(name string) (int, bool, error) {
-	if o.mkdir {
+	open := func() (int, bool, error) {
+		return createOrOpen(func(flags int, perm uint32) (int, error) { return o.sys.open(name, flags, perm) },
+			func() (uint32, error) {
+				var st unix.Stat_t
+				err := unix.Lstat(name, &st)
+				return st.Mode, err
+			}, o.perm)
+	}
+	fd, created, err := open()
+	if err == unix.ENOENT && o.mkdir {
 		if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
 			return -1, false, errnoOf(err)
 		}
+		fd, created, err = open()
 	}
-	return createOrOpen(func(flags int, perm uint32) (int, error) { return o.sys.open(name, flags, perm) },
-		func() (uint32, error) {
-			var st unix.Stat_t
-			err := unix.Lstat(name, &st)
-			return st.Mode, err
-		}, o.perm)
+	return fd, created, err
 }
 
 // createOrOpen creates a file with O_EXCL, or opens the existing one; a

@@ -44,7 +44,7 @@ type archiveOptions struct {
 
 // on reports whether the path keeps a manifest.
 func (a archiveOptions) on() bool {
-	return a.maxFiles > 0 || a.maxAge > 0 || (a.compress != "" && a.compress != CompressNone)
+	return a.maxFiles > 0 || a.maxAge > 0 || a.compresses()
 }
 
 func (a archiveOptions) compresses() bool {
@@ -306,42 +306,58 @@ func (s *series) indexLocked(name string) int {
 // first) and those rotated longer ago than rotate_max_age (a job of the
 // archiver).
 func (s *series) retain(now time.Time) {
+	// The files to delete are chosen under the lock, deleted without it
+	// (this runs at idle priority, and the path's opens and rotations take
+	// the lock), and the manifest updated under it again. Retention and
+	// compression both run on the archiver, one job at a time, so only
+	// add (a new rotated file) can come in between.
+	type victim struct {
+		r      rotatedFile
+		reason string
+	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.loadLocked()
 	sort.SliceStable(s.rotated, func(i, j int) bool { return s.rotated[i].At < s.rotated[j].At })
-	var keep []rotatedFile
-	changed := false
+	var victims []victim
 	for i, r := range s.rotated {
-		reason := ""
 		switch {
 		case s.opt.maxFiles > 0 && len(s.rotated)-i > s.opt.maxFiles:
-			reason = "max_files"
+			victims = append(victims, victim{r, "max_files"})
 		case s.opt.maxAge > 0 && now.Sub(time.Unix(0, r.At)) > s.opt.maxAge:
-			reason = "max_age"
+			victims = append(victims, victim{r, "max_age"})
 		}
-		if reason == "" {
-			keep = append(keep, r)
+	}
+	s.mu.Unlock()
+	if len(victims) == 0 {
+		return
+	}
+	gone := map[rotatedFile]bool{}
+	for _, v := range victims {
+		name := filepath.Join(s.dir, v.r.Name)
+		if !sameID(name, v.r) {
+			gone[v.r] = true // not the file we rotated: forget it, touch nothing
 			continue
-		}
-		changed = true
-		name := filepath.Join(s.dir, r.Name)
-		if !sameID(name, r) {
-			continue // not the file we rotated: forget it, touch nothing
 		}
 		if err := os.Remove(name); err != nil {
 			s.log.Limitedf(LevelWarn, "retain:"+s.path, "retention: cannot delete %q: %v", name, errnoOf(err))
-			keep = append(keep, r)
 			continue
 		}
-		if s.metrics != nil {
-			s.metrics.deleted.WithLabelValues(reason).Inc()
+		gone[v.r] = true
+		s.metrics.deletedFile(v.reason)
+		s.log.Infof("deleted %q (rotate_%s)", name, v.reason)
+	}
+	if len(gone) == 0 {
+		return
+	}
+	s.mu.Lock()
+	keep := s.rotated[:0]
+	for _, r := range s.rotated {
+		if !gone[r] {
+			keep = append(keep, r)
 		}
-		s.log.Infof("deleted %q (rotate_%s)", name, reason)
 	}
-	if changed {
-		s.rotated = keep
-		s.saveLocked()
-		_ = syncDir(s.dir)
-	}
+	s.rotated = keep
+	s.saveLocked()
+	s.mu.Unlock()
+	_ = syncDir(s.dir)
 }
