@@ -498,12 +498,17 @@ func (e *Encoder) appendValue(dst, b []byte, limit int) ([]byte, []byte, error) 
 			e.escapeInPlace(out[mark:])
 			return out, rest, nil
 		}
-		tmp := e.tmp[:0]
-		if end, err := msgp.Skip(b); err == nil && len(b)-len(end) >= bigValue {
-			tmp = slices.Grow(tmp, len(b)-len(end)+bigSlack)
+		// The JSON may not be longer than what is left of the line. It is
+		// rendered aside up to bigValue; a larger one is rendered again
+		// into room reserved once, so that it is not copied while it grows.
+		room := limit - len(dst)
+		tmp, rest, err := e.appendJSON(e.tmp[:0], b, 0, false, min(room, bigValue))
+		if err == errTooLarge && room > bigValue {
+			if end, serr := msgp.Skip(b); serr == nil {
+				tmp = slices.Grow(tmp[:0], len(b)-len(end)+bigSlack)
+			}
+			tmp, rest, err = e.appendJSON(tmp[:0], b, 0, false, room)
 		}
-		// The JSON may not be longer than what is left of the line.
-		tmp, rest, err := e.appendJSON(tmp, b, 0, false, limit-len(dst))
 		e.tmp = tmp
 		if err != nil {
 			return dst, b, err
@@ -740,29 +745,13 @@ func (e *Encoder) appendEscaped(dst, s []byte, limit int) ([]byte, error) {
 		return append(dst, s...), nil
 	}
 	switch e.escape {
+	case EscapeOpenSIPS, EscapeOpenSIPSExact:
+		// Its replacements keep the length: copied whole, escaped there.
+		mark := len(dst)
+		dst = append(dst, s...)
+		e.escapeInPlaceFrom(dst[mark:], i)
 	// Each clean run is copied whole; the byte after it is rewritten, and
 	// the next run found from there.
-	case EscapeOpenSIPS, EscapeOpenSIPSExact:
-		for {
-			dst = append(dst, s[:i]...)
-			if i == len(s) {
-				break
-			}
-			c := s[i]
-			s = s[i+1:]
-			switch {
-			case c == '\r' || c == '\n':
-				dst = append(dst, ' ')
-			case e.escDelim == nil:
-				dst = append(dst, ' ')
-			case bytes.HasPrefix(s, e.delim[1:]): // a whole delimiter
-				dst = append(dst, e.escDelim...)
-				s = s[len(e.delim)-1:]
-			default: // its first byte alone stays
-				dst = append(dst, c)
-			}
-			i = e.scan.cleanPrefix(&e.special, s)
-		}
 	case EscapeBackslash:
 		for {
 			dst = append(dst, s[:i]...)
@@ -787,13 +776,18 @@ func (e *Encoder) appendEscaped(dst, s []byte, limit int) ([]byte, error) {
 			i = e.scan.cleanPrefix(&e.special, s)
 		}
 	case EscapeCSV:
+		// Quoted, each quote doubled: the runs between quotes copied whole.
 		dst = append(dst, '"')
-		for _, c := range s {
-			if c == '"' {
-				dst = append(dst, '"')
+		for {
+			j := bytes.IndexByte(s, '"')
+			if j < 0 {
+				break
 			}
-			dst = append(dst, c)
+			dst = append(dst, s[:j+1]...)
+			dst = append(dst, '"')
+			s = s[j+1:]
 		}
+		dst = append(dst, s...)
 		dst = append(dst, '"')
 	}
 	if len(dst) > limit {
@@ -805,25 +799,28 @@ func (e *Encoder) appendEscaped(dst, s []byte, limit int) ([]byte, error) {
 // escapeInPlace applies escape opensips to s where it lies: every
 // replacement it makes has the length of what it replaces.
 func (e *Encoder) escapeInPlace(s []byte) {
-	if e.escape != EscapeOpenSIPS && e.escape != EscapeOpenSIPSExact {
-		return
+	if e.escape == EscapeOpenSIPS || e.escape == EscapeOpenSIPSExact {
+		e.escapeInPlaceFrom(s, e.scan.cleanPrefix(&e.special, s))
 	}
-	for i := e.scan.cleanPrefix(&e.special, s); i < len(s); i++ {
-		c := s[i]
-		if !e.special[c] {
-			continue
-		}
-		switch {
-		case c == '\r' || c == '\n':
+}
+
+// escapeInPlaceFrom is escapeInPlace knowing that s[:i] needs no escape:
+// CR and LF become a space; the delimiter's first byte a space, or, with
+// escape_delimiter, a whole delimiter becomes it and a lone first byte
+// stays. From each rewritten byte the next one is found by cleanPrefix.
+func (e *Encoder) escapeInPlaceFrom(s []byte, i int) {
+	for i < len(s) {
+		switch c := s[i]; {
+		case c == '\r' || c == '\n' || e.escDelim == nil:
 			s[i] = ' '
-		case e.escDelim != nil:
-			if bytes.HasPrefix(s[i:], e.delim) {
-				copy(s[i:], e.escDelim)
-				i += len(e.delim) - 1
-			}
+			i++
+		case bytes.HasPrefix(s[i:], e.delim):
+			copy(s[i:], e.escDelim)
+			i += len(e.delim)
 		default:
-			s[i] = ' '
+			i++
 		}
+		i += e.scan.cleanPrefix(&e.special, s[i:])
 	}
 }
 

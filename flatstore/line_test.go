@@ -608,3 +608,19 @@ func TestEventNameLargeRecord(t *testing.T) {
 		})
 	}
 }
+
+// TestNestedLargeAside: under the escapes that change lengths the JSON of a
+// map is rendered aside first; one past 64 KiB is rendered again into room
+// reserved once. Either way the line is the same.
+func TestNestedLargeAside(t *testing.T) {
+	for _, n := range []int{10, 70 << 10} {
+		v := strings.Repeat("a", n)
+		body := fbtest.KV{"event", "E", "m", fbtest.KV{"k", v + ",x"}}
+		if got, want := encode(t, config(t, "escape", "backslash"), t0, body), `E,{"k":"`+v+`\,x"}`+"\n"; got != want {
+			t.Errorf("backslash, %d bytes: got %d bytes %.60q…, want %d", n, len(got), got, len(want))
+		}
+		if got, want := encode(t, config(t, "escape", "csv"), t0, body), `E,"{""k"":""`+v+`,x""}"`+"\n"; got != want {
+			t.Errorf("csv, %d bytes: got %d bytes %.60q…, want %d", n, len(got), got, len(want))
+		}
+	}
+}
