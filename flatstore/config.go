@@ -544,7 +544,7 @@ func (c *Config) parsePath(v string) []error {
 		return []error{fmt.Errorf("path %q: is a directory", v)}
 	}
 	dir := t.StaticDir()
-	if !t.Static() && t.DynamicDir() && !c.Mkdir {
+	if t.DynamicDir() && !c.Mkdir {
 		return []error{fmt.Errorf("path %q: a template in a directory component needs mkdir true", v)}
 	}
 	if t.Static() {

@@ -2,7 +2,6 @@ package flatstore
 
 import (
 	"bytes"
-	"encoding/hex"
 	"math"
 	"slices"
 	"strconv"
@@ -76,6 +75,20 @@ func NewEncoder(cfg *Config) *Encoder {
 	return e
 }
 
+// Columns names the fields of a line that cfg writes: "event" (unless
+// suppress_event_name), "time" (with a time_format), then the params, if
+// named.
+func Columns(cfg *Config) []string {
+	var cols []string
+	if !cfg.SuppressEventName {
+		cols = append(cols, "event")
+	}
+	if cfg.TimeFormat != TimeNone {
+		cols = append(cols, "time")
+	}
+	return append(cols, cfg.Params...)
+}
+
 // HeaderLine returns the header for cfg (without its newline): the literal
 // text, or for "auto" the column names joined by the delimiter.
 func HeaderLine(cfg *Config) []byte {
@@ -84,16 +97,8 @@ func HeaderLine(cfg *Config) []byte {
 		return nil
 	case "auto":
 		e := NewEncoder(cfg)
-		var cols []string
-		if !cfg.SuppressEventName {
-			cols = append(cols, "event")
-		}
-		if cfg.TimeFormat != TimeNone {
-			cols = append(cols, "time")
-		}
-		cols = append(cols, cfg.Params...)
 		var out []byte
-		for i, c := range cols {
+		for i, c := range Columns(cfg) {
 			if i > 0 {
 				out = append(out, e.delim...)
 			}
@@ -624,26 +629,18 @@ func (e *Encoder) appendJSON(dst, b []byte, depth int, inKey bool, max int) ([]b
 		}
 		return appendFloat(dst, f, bits), rest, nil
 	case msgp.ExtensionType, msgp.TimeType, msgp.Complex64Type, msgp.Complex128Type:
-		typ, data, rest, err := readExt(b)
-		if err != nil {
-			return dst, b, errTruncated
-		}
-		if t, ok := extTime(typ, data); ok {
-			dst = append(dst, '"')
-			return append(appendRFC3339Nano(dst, t), '"'), rest, nil
-		}
-		if len(dst)+2*len(data) > max {
+		// A JSON string of appendScalar's text (a time, or hex: nothing
+		// to escape); the hex of a large payload must fit first.
+		if _, data, _, err := readExt(b); err == nil && len(dst)+2*len(data) > max {
 			return dst, b, errTooLarge
 		}
-		dst = append(dst, '"')
-		return append(hex.AppendEncode(dst, data), '"'), rest, nil
+		out, rest, err := appendScalar(append(dst, '"'), b)
+		if err != nil {
+			return dst, b, err
+		}
+		return append(out, '"'), rest, nil
 	}
-	var nb [64]byte
-	v, rest, err := appendScalar(nb[:0], b)
-	if err != nil {
-		return dst, b, err
-	}
-	return append(dst, v...), rest, nil
+	return appendScalar(dst, b)
 }
 
 // appendJSONKey appends the map key at the head of b and returns what
@@ -668,12 +665,12 @@ func (e *Encoder) appendJSONKey(dst, b []byte, depth int, inKey bool, max int) (
 		}
 		return appendJSONString(dst, text), rest, nil
 	default:
-		var nb [64]byte
-		v, rest, err := appendScalar(nb[:0], b)
+		// appendScalar's text holds nothing JSON escapes: quoted as it is.
+		out, rest, err := appendScalar(append(dst, '"'), b)
 		if err != nil {
 			return dst, b, err
 		}
-		return appendJSONString(dst, v), rest, nil
+		return append(out, '"'), rest, nil
 	}
 }
 
@@ -724,7 +721,9 @@ const bigValue = 64 << 10
 const bigSlack = 4 << 10
 
 // appendEscaped appends a value with the configured escape applied, unless
-// the line would pass limit bytes of dst (errTooLarge, dst unchanged).
+// the line would pass limit bytes of dst: then errTooLarge, with dst
+// unchanged or, when only the escape made it too long, holding the escaped
+// value (the caller cuts the line back).
 func (e *Encoder) appendEscaped(dst, s []byte, limit int) ([]byte, error) {
 	if len(dst)+len(s) > limit {
 		return dst, errTooLarge

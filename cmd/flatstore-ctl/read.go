@@ -218,12 +218,7 @@ type lineReader struct {
 
 func newLineReader(cfg *flatstore.Config, stdout, stderr io.Writer) (*lineReader, error) {
 	r := &lineReader{cfg: cfg, out: bufio.NewWriterSize(stdout, 64<<10), stderr: stderr}
-	if !cfg.SuppressEventName {
-		r.head++
-	}
-	if cfg.TimeFormat != flatstore.TimeNone {
-		r.head++
-	}
+	r.head = len(flatstore.Columns(cfg)) - len(cfg.Params)
 	for _, p := range cfg.Params {
 		switch {
 		case p == "event" && !cfg.SuppressEventName:
@@ -433,19 +428,7 @@ func (r *lineReader) record(file string, rec record, cut bool) {
 }
 
 // columns names the fields a line must have.
-func (r *lineReader) columns() string {
-	var c []string
-	if !r.cfg.SuppressEventName {
-		c = append(c, "event")
-	}
-	if r.cfg.TimeFormat != flatstore.TimeNone {
-		c = append(c, "time")
-	}
-	if r.cfg.Params != nil {
-		c = append(c, r.cfg.Params...)
-	}
-	return strings.Join(c, ", ")
-}
+func (r *lineReader) columns() string { return strings.Join(flatstore.Columns(r.cfg), ", ") }
 
 // finish flushes the output and returns the exit status.
 func (r *lineReader) finish() int {
