@@ -301,25 +301,18 @@ func (e *Encoder) findEnvelope(b []byte, n uint32, tag []byte) (name, params, re
 	name = tag
 	found := false
 	for i := uint32(0); i < n; i++ {
-		k, after, isString := readStr(b)
-		if !isString {
-			if after, err = msgp.Skip(b); err != nil {
-				return name, nil, b, errTruncated
-			}
-		}
-		end, err := msgp.Skip(after)
-		if err != nil {
+		k, isString, v, r, ok := readPair(b)
+		if !ok {
 			return name, nil, b, errTruncated
 		}
 		switch {
-		case !isString:
-		case !found && bytes.Equal(k, e.eventKey) && len(after) > 0 && isStr(after[0]):
-			name, _, _ = readStr(after)
+		case !found && e.isEvent(k, isString, v):
+			name, _, _ = readStr(v)
 			found = true
-		case params == nil && bytes.Equal(k, e.paramsKey) && after[0] != 0xc0:
-			params = after[:len(after)-len(end)]
+		case isString && params == nil && bytes.Equal(k, e.paramsKey) && v[0] != 0xc0:
+			params = v
 		}
-		b = end
+		b = r
 	}
 	return name, params, b, nil
 }
@@ -365,23 +358,23 @@ func (e *Encoder) appendParamsValue(dst []byte, start int, v []byte, limit int) 
 // at the head of b, or tag.
 func (e *Encoder) eventName(b []byte, n uint32, tag []byte) []byte {
 	for i := uint32(0); i < n; i++ {
-		k, after, isString := readStr(b)
-		if !isString {
-			var err error
-			if after, err = msgp.Skip(b); err != nil {
-				return tag
-			}
-		}
-		if isString && bytes.Equal(k, e.eventKey) && len(after) > 0 && isStr(after[0]) {
-			v, _, _ := readStr(after)
-			return v
-		}
-		var err error
-		if b, err = msgp.Skip(after); err != nil {
+		k, isString, v, r, ok := readPair(b)
+		if !ok {
 			return tag
 		}
+		if e.isEvent(k, isString, v) {
+			name, _, _ := readStr(v)
+			return name
+		}
+		b = r
 	}
 	return tag
+}
+
+// isEvent reports whether a pair names the event: the event key, holding
+// a string.
+func (e *Encoder) isEvent(k []byte, isString bool, v []byte) bool {
+	return isString && bytes.Equal(k, e.eventKey) && len(v) > 0 && isStr(v[0])
 }
 
 // findParams walks the n pairs at the head of b once, keeping each
@@ -395,18 +388,12 @@ func (e *Encoder) findParams(b []byte, n uint32, tag []byte, event bool) (name, 
 		e.spans[i] = nil
 	}
 	for i := uint32(0); i < n; i++ {
-		k, after, isString := readStr(b)
-		if !isString {
-			if after, err = msgp.Skip(b); err != nil {
-				return name, b, errTruncated
-			}
-		}
-		end, err := msgp.Skip(after)
-		if err != nil {
+		k, isString, v, r, ok := readPair(b)
+		if !ok {
 			return name, b, errTruncated
 		}
-		if isString && !found && bytes.Equal(k, e.eventKey) && len(after) > 0 && isStr(after[0]) {
-			name, _, _ = readStr(after)
+		if !found && e.isEvent(k, isString, v) {
+			name, _, _ = readStr(v)
 			found = true
 		}
 		if isString {
@@ -414,11 +401,11 @@ func (e *Encoder) findParams(b []byte, n uint32, tag []byte, event bool) (name, 
 				// The first occurrence of a key wins; a key listed twice
 				// in params is written twice.
 				if e.spans[j] == nil && bytes.Equal(k, p) {
-					e.spans[j] = after[:len(after)-len(end)]
+					e.spans[j] = v
 				}
 			}
 		}
-		b = end
+		b = r
 	}
 	return name, b, nil
 }

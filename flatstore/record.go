@@ -217,22 +217,34 @@ func mapGet(b []byte, key string) ([]byte, bool) {
 		return nil, false
 	}
 	for i := uint32(0); i < n; i++ {
-		k, rest, ok := readStr(b)
+		k, isString, v, rest, ok := readPair(b)
 		if !ok {
-			var err error
-			if rest, err = msgp.Skip(b); err != nil {
-				return nil, false
-			}
-		}
-		if ok && string(k) == key {
-			return rest, true
-		}
-		var err error
-		if b, err = msgp.Skip(rest); err != nil {
 			return nil, false
 		}
+		if isString && string(k) == key {
+			return v, true
+		}
+		b = rest
 	}
 	return nil, false
+}
+
+// readPair reads the key/value pair of a map at the head of b: the key's
+// bytes when it is a string (isString), the value's msgpack bytes, and what
+// follows the pair. ok is false when b does not hold a whole pair.
+func readPair(b []byte) (k []byte, isString bool, v, rest []byte, ok bool) {
+	k, after, isString := readStr(b)
+	if !isString {
+		var err error
+		if after, err = msgp.Skip(b); err != nil {
+			return nil, false, nil, b, false
+		}
+	}
+	end, err := msgp.Skip(after)
+	if err != nil {
+		return nil, false, nil, b, false
+	}
+	return k, isString, after[:len(after)-len(end)], end, true
 }
 
 // skipValue returns what follows the msgpack value at the head of b.
