@@ -9,7 +9,8 @@ BUILD    := build
 SO       := $(BUILD)/out_flatstore.so
 HOST     := $(BUILD)/flbhost
 CTL      := $(BUILD)/flatstore-ctl
-GOFILES  := $(shell find flatstore plugin cmd internal -name '*.go' -not -name '*_test.go' 2>/dev/null) go.mod go.sum
+GOFILES  := $(shell find flatstore plugin cmd internal -name '*.go' -not -name '*_test.go' 2>/dev/null) \
+            $(wildcard plugin/*.c plugin/*.h) go.mod go.sum
 HOSTSRC  := $(wildcard host/*.c)
 FUZZTIME ?= 30s
 SOAK     ?= 60s

@@ -124,8 +124,9 @@
 typedef int (*fn_preregister)(int);
 typedef int (*fn_register)(void *);
 typedef int (*fn_init)(void *);
-typedef int (*fn_flush)(void *, int, char *);
-typedef int (*fn_flush_ctx)(void *, void *, int, char *);
+/* As the engine's Go proxy calls them (src/proxy/go/go.h: cb_flush, cb_flush_ctx). */
+typedef int (*fn_flush)(const void *, size_t, const char *);
+typedef int (*fn_flush_ctx)(void *, const void *, size_t, char *);
 typedef int (*fn_exit_ctx)(void *);
 typedef int (*fn_exit)(void);
 typedef void (*fn_unregister)(void *);
@@ -703,12 +704,6 @@ static int load_input(struct host *h)
             off += (size_t)n;
         }
     }
-    for (size_t i = 0; i < h->nchunks; i++) {
-        if (h->chunks[i].len > INT_MAX) {
-            fprintf(stderr, "flbhost: %s: chunk %zu is larger than 2 GiB\n", path, i);
-            return -1;
-        }
-    }
     return 0;
 }
 
@@ -792,8 +787,8 @@ static int flush_once(struct host *h, struct instance *in, const struct chunk *c
         flush_buf = xmalloc(flush_cap);
     }
     memcpy(flush_buf, c->data, c->len);
-    if (h->f_flush_ctx) rc = h->f_flush_ctx(in->ctx.remote_context, flush_buf, (int)c->len, tag);
-    else rc = h->f_flush(flush_buf, (int)c->len, tag);
+    if (h->f_flush_ctx) rc = h->f_flush_ctx(in->ctx.remote_context, flush_buf, c->len, tag);
+    else rc = h->f_flush(flush_buf, c->len, tag);
     free(tag);
     return rc;
 }

@@ -35,8 +35,6 @@ __attribute__((constructor)) static void flatstore_loaded(void)
     pthread_atfork(NULL, NULL, on_fork_child);
 }
 
-int flatstore_forked(void) { return forked; }
-
 static void say_forked(void *api)
 {
     static const char msg[] =

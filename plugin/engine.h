@@ -60,6 +60,10 @@ struct flatstore_config_map {
     unsigned char head[16];  /* struct mk_list */
 };
 
+/* The layouts the engine reads, checked where they are declared (LP64). */
+_Static_assert(sizeof(struct flatstore_config_map) == 104, "config map entries are 104 bytes");
+_Static_assert(sizeof(struct flatstore_api) == 9 * sizeof(void *), "flb_api has nine slots");
+
 /* Config map types (flb_config_map.h). */
 #define FLATSTORE_MAP_STR 0
 #define FLATSTORE_MAP_INT 2
@@ -77,6 +81,5 @@ int flatstore_has_logger(void *api);
 void flatstore_log(void *api, int level, const char *msg);
 int flatstore_log_check(void *api, void *ins, int level);
 int flatstore_instance_name(void *ins, char *name, int name_cap, char *alias, int alias_cap);
-int flatstore_forked(void);
 
 #endif

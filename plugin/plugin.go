@@ -9,6 +9,7 @@ package main
 
 /*
 #include <stdlib.h>
+#include <string.h>
 #include "engine.h"
 */
 import "C"
@@ -18,6 +19,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/fluent/fluent-bit-go/output"
@@ -32,6 +34,24 @@ type instance struct {
 	control *control.Handle
 	sink    *engineSink
 	ctx     unsafe.Pointer // C memory whose address is the context
+	lastTag atomic.Pointer[string]
+}
+
+// tagOf returns the chunk's tag as a Go string of its own (the core may
+// keep it, to know a resend), reusing the last one the instance saw when
+// the bytes are the same: the engine flushes one tag over and over, and a
+// flush then allocates nothing for it.
+func (inst *instance) tagOf(tag *C.char) string {
+	if tag == nil {
+		return ""
+	}
+	b := unsafe.Slice((*byte)(unsafe.Pointer(tag)), int(C.strlen(tag)))
+	if last := inst.lastTag.Load(); last != nil && *last == string(b) {
+		return *last
+	}
+	s := string(b)
+	inst.lastTag.Store(&s)
+	return s
 }
 
 var (
@@ -169,7 +189,7 @@ func flush(inst *instance, data unsafe.Pointer, length C.size_t, tag *C.char) C.
 	if data != nil && length > 0 {
 		buf = unsafe.Slice((*byte)(data), int(length))
 	}
-	switch inst.core.Flush(buf, C.GoString(tag)) {
+	switch inst.core.Flush(buf, inst.tagOf(tag)) {
 	case flatstore.OK:
 		return output.FLB_OK
 	case flatstore.Retry:

@@ -186,7 +186,7 @@ func LoadClassic(path string, env func(string) (string, bool)) (*Classic, error)
 	if err != nil {
 		return nil, err
 	}
-	r := &reader{c: &Classic{}, root: filepath.Dir(real), included: map[string]bool{}}
+	r := &reader{c: &Classic{}, root: filepath.Dir(real)}
 	if err := r.file(path); err != nil {
 		return nil, err
 	}
@@ -195,11 +195,10 @@ func LoadClassic(path string, env func(string) (string, bool)) (*Classic, error)
 }
 
 type reader struct {
-	c        *Classic
-	root     string
-	included map[string]bool
-	seen     []os.FileInfo
-	service  int // index of the [SERVICE] section + 1, 0: none yet
+	c       *Classic
+	root    string
+	seen    []os.FileInfo // every file read: one read twice (an include loop) is an error
+	service int           // index of the [SERVICE] section + 1, 0: none yet
 }
 
 func (r *reader) file(path string) error {
@@ -220,9 +219,6 @@ func (r *reader) file(path string) error {
 		}
 	}
 	r.seen = append(r.seen, st)
-	if r.included[path] {
-		return fmt.Errorf("[config] file already included %s", path)
-	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("[config] I cannot open %s file", path)
@@ -350,7 +346,6 @@ func (r *reader) file(path string) error {
 		}
 		nKeys++
 	}
-	r.included[path] = true
 	return nil
 }
 
