@@ -594,23 +594,10 @@ func writeJSONLines(path string, records int) (int64, error) {
 		return 0, err
 	}
 	w := bufio.NewWriterSize(f, 1<<20)
+	var line []byte
 	for i := 0; i < records; i++ {
-		kv := bench.Event(i, false).Body.(fbtest.KV)
-		w.WriteByte('{')
-		for j := 0; j+1 < len(kv); j += 2 {
-			if j > 0 {
-				w.WriteByte(',')
-			}
-			w.WriteString(strconv.Quote(kv[j].(string)))
-			w.WriteByte(':')
-			switch v := kv[j+1].(type) {
-			case string:
-				w.WriteString(strconv.Quote(v)) // ASCII values: Go's quoting is JSON's
-			case int:
-				w.WriteString(strconv.Itoa(v))
-			}
-		}
-		w.WriteString("}\n")
+		line = append(fbtest.AppendJSON(line[:0], bench.Event(i, false).Body), '\n')
+		w.Write(line)
 	}
 	if err := w.Flush(); err != nil {
 		f.Close()

@@ -25,11 +25,8 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
-
-	jsoniter "github.com/json-iterator/go"
 
 	"github.com/flatstore/flatstore/flatstore"
 	"github.com/flatstore/flatstore/internal/fbconf"
@@ -204,7 +201,7 @@ func writeEvents(n int, seed uint64, msgpackPath, jsonlPath string, seen func(ev
 		event := body[1].(string)
 		counts[event]++
 		mb = fbtest.AppendRecord(mb[:0], fbtest.Record{Time: ts, Body: body})
-		jb = append(appendJSON(jb[:0], body), '\n')
+		jb = append(fbtest.AppendJSON(jb[:0], body), '\n')
 		mw.Write(mb)
 		jw.Write(jb)
 		seen(event, fbtest.AppendKV(nil, body))
@@ -247,52 +244,6 @@ func report(w io.Writer, o options, outputs []*fbconf.Section, want []map[string
 	fmt.Fprintf(w, "\n%d events, %.3f s, %.0f events/s\n", o.n, wall, float64(o.n)/wall)
 	for _, l := range strings.SplitN(string(sample), "\n", 4)[:min(3, strings.Count(string(sample), "\n"))] {
 		fmt.Fprintln(w, "  "+strings.ToValidUTF8(l[:min(len(l), 200)], ""))
-	}
-}
-
-// appendJSON appends an event body (fbtest.KV, whose values are string,
-// int64, float64, bool, nil, fbtest.KV or []any) as JSON, keys in order;
-// jsoniter quotes strings (invalid UTF-8 becomes U+FFFD); floats always carry
-// a '.', so Fluent Bit's JSON parser reads them back as floats.
-func appendJSON(b []byte, v any) []byte {
-	st := jsoniter.ConfigCompatibleWithStandardLibrary.BorrowStream(nil)
-	defer jsoniter.ConfigCompatibleWithStandardLibrary.ReturnStream(st)
-	st.SetBuffer(b)
-	writeJSON(st, v)
-	b = st.Buffer()
-	st.SetBuffer(nil) // the pooled stream must not keep our buffer
-	return b
-}
-
-func writeJSON(st *jsoniter.Stream, v any) {
-	switch v := v.(type) {
-	case fbtest.KV:
-		st.WriteObjectStart()
-		for i := 0; i+1 < len(v); i += 2 {
-			if i > 0 {
-				st.WriteMore()
-			}
-			st.WriteObjectField(v[i].(string))
-			writeJSON(st, v[i+1])
-		}
-		st.WriteObjectEnd()
-	case []any:
-		st.WriteArrayStart()
-		for i, e := range v {
-			if i > 0 {
-				st.WriteMore()
-			}
-			writeJSON(st, e)
-		}
-		st.WriteArrayEnd()
-	case float64:
-		s := strconv.FormatFloat(v, 'f', -1, 64)
-		if !strings.ContainsRune(s, '.') {
-			s += ".0"
-		}
-		st.WriteRaw(s)
-	default: // string, int64, bool, nil
-		st.WriteVal(v)
 	}
 }
 

@@ -255,21 +255,6 @@ func TestSameSeedSameEvents(t *testing.T) {
 	}
 }
 
-func TestAppendJSONStrings(t *testing.T) {
-	for _, s := range []string{"", "plain", `say "hi"`, `back\slash`, "a\nb\rc\td", "\x00\x1f", "é€日本", "bad \xff byte"} {
-		b := appendJSON(nil, s)
-		var got string
-		if err := json.Unmarshal(b, &got); err != nil {
-			t.Errorf("%q → %s: %v", s, b, err)
-			continue
-		}
-		want := strings.ToValidUTF8(s, "\ufffd")
-		if got != want {
-			t.Errorf("%q → %s → %q", s, b, got)
-		}
-	}
-}
-
 func TestClearDirRefusesTheWorkingDirectory(t *testing.T) {
 	cwd := t.TempDir()
 	for _, d := range []string{"/", cwd, filepath.Dir(cwd)} {

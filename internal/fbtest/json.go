@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	jsoniter "github.com/json-iterator/go"
 	"github.com/tinylib/msgp/msgp"
 )
 
@@ -133,4 +134,50 @@ func appendJSONNumber(dst []byte, s string) []byte {
 		return float()
 	}
 	return msgp.AppendUint64(dst, u) // msgpack-c packs a non-negative int64 unsigned
+}
+
+// AppendJSON appends an event body (KV, whose values are string,
+// int, int64, float64, bool, nil, fbtest.KV or []any) as JSON, keys in order;
+// jsoniter quotes strings (invalid UTF-8 becomes U+FFFD); floats always carry
+// a '.', so Fluent Bit's JSON parser reads them back as floats.
+func AppendJSON(b []byte, v any) []byte {
+	st := jsoniter.ConfigCompatibleWithStandardLibrary.BorrowStream(nil)
+	defer jsoniter.ConfigCompatibleWithStandardLibrary.ReturnStream(st)
+	st.SetBuffer(b)
+	writeJSON(st, v)
+	b = st.Buffer()
+	st.SetBuffer(nil) // the pooled stream must not keep our buffer
+	return b
+}
+
+func writeJSON(st *jsoniter.Stream, v any) {
+	switch v := v.(type) {
+	case KV:
+		st.WriteObjectStart()
+		for i := 0; i+1 < len(v); i += 2 {
+			if i > 0 {
+				st.WriteMore()
+			}
+			st.WriteObjectField(v[i].(string))
+			writeJSON(st, v[i+1])
+		}
+		st.WriteObjectEnd()
+	case []any:
+		st.WriteArrayStart()
+		for i, e := range v {
+			if i > 0 {
+				st.WriteMore()
+			}
+			writeJSON(st, e)
+		}
+		st.WriteArrayEnd()
+	case float64:
+		s := strconv.FormatFloat(v, 'f', -1, 64)
+		if !strings.ContainsRune(s, '.') {
+			s += ".0"
+		}
+		st.WriteRaw(s)
+	default: // string, int64, bool, nil
+		st.WriteVal(v)
+	}
 }

@@ -166,3 +166,20 @@ func TestOracleRows(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendJSONStrings: what AppendJSON quotes reads back as the string, with
+// invalid UTF-8 as U+FFFD.
+func TestAppendJSONStrings(t *testing.T) {
+	for _, s := range []string{"", "plain", `say "hi"`, `back\slash`, "a\nb\rc\td", "\x00\x1f", "é€日本", "bad \xff byte"} {
+		b := AppendJSON(nil, s)
+		var got string
+		if err := json.Unmarshal(b, &got); err != nil {
+			t.Errorf("%q → %s: %v", s, b, err)
+			continue
+		}
+		want := strings.ToValidUTF8(s, "\ufffd")
+		if got != want {
+			t.Errorf("%q → %s → %q", s, b, got)
+		}
+	}
+}
