@@ -514,11 +514,16 @@ func setToken(c *Config, v string) error {
 	return nil
 }
 
+// TrimPathPrefix returns a path setting without the "flatstore:" of
+// OpenSIPS's socket syntax (flatstore:/var/log/events.log), which it may
+// carry.
+func TrimPathPrefix(v string) string { return strings.TrimPrefix(v, "flatstore:") }
+
 // parsePath reads the path key, resolved and checked: the directory must
 // exist (or mkdir be set) and be writable, and the path must not be a
 // directory or anything but a regular file.
 func (c *Config) parsePath(v string) []error {
-	raw := strings.TrimPrefix(v, "flatstore:")
+	raw := TrimPathPrefix(v)
 	switch {
 	case v == "":
 		return []error{errors.New(`path "": required: the file to write, as flatstore:/var/log/events.log or /var/log/events.log`)}
@@ -671,9 +676,9 @@ func parseSize(v string) (int64, error) {
 	return n * mult, nil
 }
 
-// maxUnixPath is the longest unix socket path Linux binds (sun_path holds
-// 108 bytes with the terminating NUL).
-const maxUnixPath = 107
+// MaxUnixPath is the longest unix socket path bind(2) and connect(2) take
+// on Linux: sun_path holds 108 bytes, the last one the terminating NUL.
+const MaxUnixPath = 107
 
 func checkListen(v string) error {
 	switch {
@@ -684,8 +689,8 @@ func checkListen(v string) error {
 		if !filepath.IsAbs(p) {
 			return errors.New("a unix socket needs an absolute path: unix:/run/flatstore.sock")
 		}
-		if len(p) > maxUnixPath {
-			return fmt.Errorf("a unix socket path holds at most %d bytes (sun_path); this one has %d", maxUnixPath, len(p))
+		if len(p) > MaxUnixPath {
+			return fmt.Errorf("a unix socket path holds at most %d bytes (sun_path); this one has %d", MaxUnixPath, len(p))
 		}
 		return nil
 	}

@@ -41,7 +41,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/flatstore/flatstore/flatstore"
@@ -145,7 +144,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 // rotate rotates one PATH argument and reports a failure on stderr.
 func rotate(c *control.Client, arg string, missingOK bool, stderr io.Writer) bool {
-	p := strings.TrimPrefix(arg, "flatstore:")
+	p := flatstore.TrimPathPrefix(arg)
 	err := c.Rotate(p)
 	if err == nil || (missingOK && errors.Is(err, flatstore.ErrNotManaged)) {
 		return true

@@ -109,7 +109,7 @@ func run(o options, w io.Writer) error {
 	want := make([]map[string]int64, len(outputs)) // per output: file → records
 	tpls := make([]*flatstore.Template, len(outputs))
 	for i, s := range outputs {
-		p := strings.TrimPrefix(s.Value("path"), "flatstore:")
+		p := flatstore.TrimPathPrefix(s.Value("path"))
 		if !filepath.IsAbs(p) && kind == "fluent-bit" {
 			p = filepath.Join(data, p) // where it runs
 		}

@@ -9,11 +9,9 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
-)
 
-// maxUnixPath is the longest socket path bind(2) and connect(2) take on
-// Linux: sun_path holds 108 bytes, the last one the terminating NUL.
-const maxUnixPath = 107
+	"github.com/flatstore/flatstore/flatstore"
+)
 
 // listenUnix binds a unix socket at path with mode 0600, whatever the
 // process umask.
@@ -28,9 +26,9 @@ func listenUnix(path string) (net.Listener, fs.FileInfo, error) {
 	if path == "" {
 		return nil, nil, errors.New("no socket path after the unix: prefix")
 	}
-	if len(path) > maxUnixPath {
+	if len(path) > flatstore.MaxUnixPath {
 		return nil, nil, fmt.Errorf("the socket path is %d bytes long; a unix socket path has at most %d: choose a shorter one",
-			len(path), maxUnixPath)
+			len(path), flatstore.MaxUnixPath)
 	}
 	if fi, err := os.Lstat(path); err == nil {
 		if fi.Mode()&fs.ModeSocket == 0 {
@@ -84,7 +82,7 @@ func listenUnix(path string) (net.Listener, fs.FileInfo, error) {
 // N a descriptor of dir: the same directory under a short name.
 func bindUnix(dir, tmp string) (*net.UnixListener, error) {
 	name := tmp
-	if len(tmp) > maxUnixPath {
+	if len(tmp) > flatstore.MaxUnixPath {
 		d, err := os.Open(dir)
 		if err != nil {
 			return nil, err

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/flatstore/flatstore/flatstore"
 )
 
 // A socket path of the longest length sun_path takes, in a long directory
@@ -15,15 +17,15 @@ func TestUnixSocketMaxLength(t *testing.T) {
 	t.Parallel()
 	const name = "c.sock"
 	base := t.TempDir()
-	if len(base) > maxUnixPath-len(name)-3 {
+	if len(base) > flatstore.MaxUnixPath-len(name)-3 {
 		t.Skipf("the temporary directory %s is too long for this test", base)
 	}
-	dir := filepath.Join(base, strings.Repeat("d", maxUnixPath-len(name)-len(base)-2))
+	dir := filepath.Join(base, strings.Repeat("d", flatstore.MaxUnixPath-len(name)-len(base)-2))
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	sock := filepath.Join(dir, name)
-	if len(sock) != maxUnixPath {
+	if len(sock) != flatstore.MaxUnixPath {
 		t.Fatalf("built a path of %d bytes", len(sock))
 	}
 	p := tempPaths(t, "e.log")[0]
@@ -63,7 +65,7 @@ func TestUnixSocketMaxLength(t *testing.T) {
 func TestBindUnixThroughProc(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	sub := filepath.Join(dir, strings.Repeat("d", maxUnixPath))
+	sub := filepath.Join(dir, strings.Repeat("d", flatstore.MaxUnixPath))
 	if err := os.Mkdir(sub, 0o700); err != nil {
 		t.Fatal(err)
 	}

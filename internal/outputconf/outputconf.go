@@ -28,6 +28,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/flatstore/flatstore/flatstore"
 	"github.com/flatstore/flatstore/internal/fbconf"
 	"go.yaml.in/yaml/v3"
 )
@@ -172,7 +173,7 @@ func matches(o *Output, name string) bool {
 		return false
 	}
 	strip := func(p string) string {
-		return filepath.Clean(strings.TrimPrefix(p, "flatstore:")) // the socket syntax
+		return filepath.Clean(flatstore.TrimPathPrefix(p))
 	}
 	return name == o.Path || strip(name) == strip(o.Path)
 }
