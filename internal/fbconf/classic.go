@@ -35,6 +35,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -61,6 +62,9 @@ type Section struct {
 	Line   int
 	Props  []Prop
 	Groups []Group
+	// Unset names the variables its values use that are set nowhere (no
+	// @SET, not in the environment, no default), sorted.
+	Unset []string
 }
 
 // Get returns the value of key (case-insensitive) and whether the section
@@ -409,17 +413,14 @@ func (r *reader) expandAll(env func(string) (string, bool)) {
 				return r.c.Vars[i].Value, true
 			}
 		}
-		v, ok := env(name)
-		if !ok || v == "" {
-			return "", false
-		}
-		return v, true
-	}
-	expand := func(s string) string {
-		return expand(s, lookup, func(name string) { unset[name] = true })
+		return Getenv(env, name)
 	}
 	for i := range r.c.Sections {
 		s := &r.c.Sections[i]
+		var mine Unset
+		expand := func(v string) string {
+			return ExpandReport(v, lookup, func(name string) { mine.Add(name); unset[name] = true })
+		}
 		for j := range s.Props {
 			s.Props[j].Value = expand(s.Props[j].Raw)
 		}
@@ -428,11 +429,38 @@ func (r *reader) expandAll(env func(string) (string, bool)) {
 				s.Groups[g].Props[j].Value = expand(s.Groups[g].Props[j].Raw)
 			}
 		}
+		s.Unset = mine.Names()
 	}
 	for v := range unset {
 		r.c.Unset = append(r.c.Unset, v)
 	}
 	sort.Strings(r.c.Unset)
+}
+
+// Getenv looks name up in env as the engine reads the environment: an
+// empty variable is an unset one.
+func Getenv(env func(string) (string, bool), name string) (string, bool) {
+	v, ok := env(name)
+	if !ok || v == "" {
+		return "", false
+	}
+	return v, true
+}
+
+// Unset gathers the names of variables found unset, each once.
+type Unset struct{ names []string }
+
+// Add records name.
+func (u *Unset) Add(name string) {
+	if !slices.Contains(u.names, name) {
+		u.names = append(u.names, name)
+	}
+}
+
+// Names returns the names recorded, sorted (nil for none).
+func (u *Unset) Names() []string {
+	sort.Strings(u.names)
+	return u.names
 }
 
 // Expand replaces every ${VAR} and ${VAR:-default} in s as the engine's
@@ -442,7 +470,13 @@ func (r *reader) expandAll(env func(string) (string, bool)) {
 // after the position reached; text between variables is kept only when a
 // variable follows it; a "${" without '}' drops the rest of the value.
 func Expand(s string, lookup func(string) (string, bool)) string {
-	return expand(s, lookup, func(string) {})
+	return ExpandReport(s, lookup, func(string) {})
+}
+
+// ExpandReport is Expand, calling unset with the name of every variable
+// lookup did not find and no default stood in for.
+func ExpandReport(s string, lookup func(string) (string, bool), unset func(string)) string {
+	return expand(s, lookup, unset)
 }
 
 func expand(value string, lookup func(string) (string, bool), unset func(string)) string {

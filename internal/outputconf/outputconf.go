@@ -23,7 +23,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -104,7 +103,7 @@ func Load(path, plugin string, env func(string) (string, bool)) ([]Output, error
 		for _, p := range s.Props {
 			o.Props = append(o.Props, Prop{Key: p.Key, Value: p.Value, Raw: p.Raw, Scalar: true, Line: p.Line})
 		}
-		o.Unset = usedUnset(o.Props, c.Unset)
+		o.Unset = s.Unset
 		outs = append(outs, o.named(plugin, i))
 	}
 	return outs, nil
@@ -116,20 +115,6 @@ func (o Output) named(plugin string, i int) Output {
 	o.Alias, _ = o.Get("alias")
 	o.Path, _ = o.Get("path")
 	return o
-}
-
-// usedUnset returns the names of unset that props use.
-func usedUnset(props []Prop, unset []string) []string {
-	var out []string
-	for _, name := range unset {
-		for _, p := range props {
-			if strings.Contains(p.Raw, "${"+name+"}") {
-				out = append(out, name)
-				break
-			}
-		}
-	}
-	return out
 }
 
 // Select returns the one output that name designates: its alias, its
@@ -200,32 +185,25 @@ func loadYAML(path, plugin string, env func(string) (string, bool)) ([]Output, e
 	if err := r.file(path); err != nil {
 		return nil, err
 	}
-	var notFound []string
 	lookup := func(name string) (string, bool) {
 		if v, ok := r.vars[name]; ok {
 			return v, true
 		}
-		v, ok := env(name)
-		if !ok || v == "" { // an empty variable is unset, as in the engine
-			notFound = append(notFound, name)
-			return "", false
-		}
-		return v, true
+		return fbconf.Getenv(env, name)
 	}
 	var outs []Output
 	for _, o := range r.outs {
-		notFound = notFound[:0]
+		var unset fbconf.Unset
 		for j := range o.Props {
 			if o.Props[j].Scalar {
-				o.Props[j].Value = fbconf.Expand(o.Props[j].Raw, lookup)
+				o.Props[j].Value = fbconf.ExpandReport(o.Props[j].Raw, lookup, unset.Add)
 			}
 		}
 		// The name is expanded like any value before it picks the plugin.
 		if name, _ := o.Get("name"); !strings.EqualFold(name, plugin) {
 			continue
 		}
-		sort.Strings(notFound)
-		o.Unset = usedUnset(o.Props, slices.Compact(notFound))
+		o.Unset = unset.Names()
 		outs = append(outs, o.named(plugin, len(outs)))
 	}
 	return outs, nil
