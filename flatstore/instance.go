@@ -79,7 +79,7 @@ func NewInstance(p *Process, cfg *Config, name string, log *Logger) (*Instance, 
 	if !cfg.Template.Static() {
 		in.opt.template, in.opt.root = cfg.Path, cfg.Template.StaticDir()
 	}
-	reg, err := p.register(name, cfg)
+	reg, err := p.register(name, cfg, in.opt.format)
 	if err != nil {
 		return nil, err
 	}
@@ -106,26 +106,32 @@ func (in *Instance) Dropped() uint64 { return in.dropped.Load() }
 // Manages reports whether path is, byte for byte, this instance's
 // configured path (absolute, or as written after "flatstore:") or a path
 // rendered from its template that is open now.
-func (in *Instance) Manages(path string) bool {
+func (in *Instance) Manages(path string) bool { return in.managed(path) != nil }
+
+// managed returns the File of path when this instance manages it, or nil.
+func (in *Instance) managed(path string) *File {
 	if in.static != nil {
-		return path == in.cfg.Path || path == in.cfg.RawPath
+		if path == in.cfg.Path || path == in.cfg.RawPath {
+			return in.static
+		}
+		return nil
 	}
-	f := in.proc.pool.get(path)
-	return f != nil && f.opt.template == in.cfg.Path && f.isOpen.Load()
+	if f := in.proc.pool.get(path); f != nil && in.owns(f) && f.isOpen.Load() {
+		return f
+	}
+	return nil
 }
+
+// owns reports whether f is a file rendered from this instance's template.
+func (in *Instance) owns(f *File) bool { return f.opt.template == in.cfg.Path }
 
 // Rotate closes the managed file at path, waiting for a write in progress;
 // the next write opens it again. It creates nothing. A path this instance
 // does not manage gives ErrNotManaged and touches nothing.
 func (in *Instance) Rotate(path string) error {
-	if !in.Manages(path) {
-		return ErrNotManaged
-	}
-	f := in.static
+	f := in.managed(path)
 	if f == nil {
-		if f = in.proc.pool.get(path); f == nil {
-			return nil
-		}
+		return ErrNotManaged
 	}
 	f.Rotate(ReasonMI)
 	// The control endpoint logs the request, rate-limited; this line is
@@ -140,7 +146,7 @@ func (in *Instance) Status() []FileStatus {
 		return []FileStatus{in.static.Status()}
 	}
 	var out []FileStatus
-	for _, f := range in.proc.pool.snapshot(func(f *File) bool { return f.opt.template == in.cfg.Path }) {
+	for _, f := range in.proc.pool.snapshot(in.owns) {
 		out = append(out, f.Status())
 	}
 	return out
@@ -158,7 +164,7 @@ func (in *Instance) Close() {
 		if in.static != nil {
 			p.pool.unref(in.static)
 		} else {
-			for _, f := range p.pool.snapshot(func(f *File) bool { return f.opt.template == in.cfg.Path }) {
+			for _, f := range p.pool.snapshot(in.owns) {
 				f.Close()
 			}
 		}

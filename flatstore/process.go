@@ -22,8 +22,9 @@ type Process struct {
 
 // output is a live instance as its process knows it.
 type output struct {
-	name string
-	cfg  *Config
+	name   string
+	cfg    *Config
+	format string // formatOf(cfg)
 }
 
 // NewProcess returns the shared state of a new process.
@@ -46,17 +47,17 @@ func (p *Process) OpenFiles() int { return p.pool.openCount() }
 
 // register records a new instance, refusing it when another live one
 // writes the same path with settings that shape the file differently.
-func (p *Process) register(name string, cfg *Config) (*output, error) {
+func (p *Process) register(name string, cfg *Config, format string) (*output, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for o := range p.outputs {
-		if o.cfg.Path == cfg.Path && formatOf(o.cfg) != formatOf(cfg) {
+		if o.cfg.Path == cfg.Path && o.format != format {
 			return nil, fmt.Errorf("path %q is already written by output %s with %s; this output has %s: "+
 				"outputs that share a file must write it alike", cfg.Path, o.name,
 				formatDiff(o.cfg, cfg), formatDiff(cfg, o.cfg))
 		}
 	}
-	o := &output{name: name, cfg: cfg}
+	o := &output{name: name, cfg: cfg, format: format}
 	p.outputs[o] = struct{}{}
 	return o, nil
 }
