@@ -342,8 +342,9 @@ func runHost(so, host, dir string, feed func(io.Writer) error, records, chunk, w
 	if got := s.Instances[0].OKRecords; got != int64(records) {
 		return e2eRun{}, 0, fmt.Errorf("host wrote %d records, want %d", got, records)
 	}
+	run := e2eRun{workers: workers, records: records, wall: s.WallS, flushWall: s.FlushWallS, flushCPU: s.FlushCPUS, cpu: s.CPUUserS + s.CPUSysS, rssKB: s.MaxRSSKB}
 	if filepath.Base(so) == "out_null.so" {
-		return e2eRun{workers: workers, records: records, wall: s.WallS, flushWall: s.FlushWallS, flushCPU: s.FlushCPUS, cpu: s.CPUUserS + s.CPUSysS, rssKB: s.MaxRSSKB}, 0, nil
+		return run, 0, nil
 	}
 	lines, size, err := countLines(out)
 	if err != nil {
@@ -354,7 +355,7 @@ func runHost(so, host, dir string, feed func(io.Writer) error, records, chunk, w
 	}
 	os.Remove(out)
 	logf("  %d records in %.2fs (wall %s)", records, s.WallS, time.Since(start).Round(time.Millisecond))
-	return e2eRun{workers: workers, records: records, wall: s.WallS, flushWall: s.FlushWallS, flushCPU: s.FlushCPUS, cpu: s.CPUUserS + s.CPUSysS, rssKB: s.MaxRSSKB}, size, nil
+	return run, size, nil
 }
 
 func countLines(path string) (lines, size int64, err error) {
