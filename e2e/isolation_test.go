@@ -125,7 +125,7 @@ func TestIsolationBadPaths(t *testing.T) {
 	cases := []struct{ d, f, errno string }{
 		{"ok", long, "ENAMETOOLONG"},
 		{"ok", "isdir", "EISDIR"},
-		{"ok", "dangling", "a dangling symbolic link"},
+		{"ok", "dangling", "a symbolic link"},
 		{"plain", "x", "ENOTDIR"},
 		{"loop", "x", "ELOOP"},
 		{"ok", "fifo", "ENXIO"},

@@ -137,6 +137,7 @@ type Config struct {
 	FilePerm          os.FileMode
 	Mkdir             bool
 	MaxOpenSockets    int
+	MaxDynamicFiles   int // 0: no bound
 	IdleTimeout       time.Duration
 	SyncFlush         bool
 	ReopenCheck       time.Duration
@@ -226,8 +227,11 @@ func Keys() []Key {
 			"create missing parent directories (0755)",
 			func(c *Config, v string) (err error) { c.Mkdir, err = parseBool(v); return err }},
 		{"max_open_sockets", "100", KeyInt,
-			"most files open at once in the process (1..65535); the least recently used idle one is closed for a new one",
+			"most files this output keeps open at once (1..65535); its least recently used idle one is closed for a new one",
 			setMaxOpen},
+		{"max_dynamic_files", "1024", KeyInt,
+			"most distinct files a template path may write while the output runs; records for more are dropped (0 = no bound)",
+			setMaxDynamic},
 		{"idle_timeout", "60s", KeyString,
 			"close files not written for this long (0 = never)",
 			func(c *Config, v string) (err error) { c.IdleTimeout, err = parseDuration(v); return err }},
@@ -411,6 +415,15 @@ func setMaxOpen(c *Config, v string) error {
 		return errors.New("must be an integer from 1 to 65535")
 	}
 	c.MaxOpenSockets = n
+	return nil
+}
+
+func setMaxDynamic(c *Config, v string) error {
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil || n < 0 || n > 1<<24 {
+		return errors.New("must be a number of files from 0 to 16777216 (0 = no bound)")
+	}
+	c.MaxDynamicFiles = n
 	return nil
 }
 

@@ -60,6 +60,15 @@ func (e errNotRegular) Error() string { return "not a regular file (" + e.kind +
 // static directory.
 var errOutside = errors.New("leads out of the template's directory")
 
+// errOtherOutput is returned when a rendered path names, or resolves to, a
+// file that belongs to another output: its configured file (or a name of its
+// rotations) or a file it has open. A record never writes there.
+type errOtherOutput struct{ path string }
+
+func (e errOtherOutput) Error() string {
+	return fmt.Sprintf("is another output's file (%q)", e.path)
+}
+
 // writeError is a failed open, write or sync of one file, with its errno.
 type writeError struct {
 	op, path string
@@ -84,7 +93,8 @@ func badPath(err error) bool {
 		return isBadPathErrno(errno)
 	}
 	var nr errNotRegular
-	return errors.As(err, &nr) || errors.Is(err, errOutside)
+	var oo errOtherOutput
+	return errors.As(err, &nr) || errors.Is(err, errOutside) || errors.As(err, &oo)
 }
 
 // errnoName is the name of the errno in err, for metrics.
@@ -102,6 +112,10 @@ func errnoName(err error) string {
 	}
 	if errors.Is(err, errOutside) {
 		return "EXDEV"
+	}
+	var oo errOtherOutput
+	if errors.As(err, &oo) {
+		return "other_output"
 	}
 	return "other"
 }

@@ -34,17 +34,33 @@ type fileOptions struct {
 // slotKeeper is how a File takes and gives back its place among the
 // process's open files (the pool, pool.go).
 type slotKeeper interface {
-	// take gives f a slot before it opens, closing the least recently
-	// used idle file when none is free; errNoSlot when every slot is held
-	// by a write in progress.
-	take(f *File, limit int) error
-	// opened and closed report a handle opened or closed (or an open that
-	// failed after take); mem is what f knows of its last file.
-	opened(f *File)
+	// take gives f a slot of set (the writing output's) before it opens,
+	// closing that output's least recently used idle file when none is
+	// free; errNoSlot when every slot of set is held by a write in
+	// progress.
+	take(f *File, set *slotSet) error
+	// opened reports a handle opened on the file id; an error refuses it
+	// (the file is another output's). closed reports a handle closed (or
+	// an open that failed after take); mem is what f knows of its last
+	// file.
+	opened(f *File, id devIno) error
 	closed(f *File, mem memory)
 }
 
-// errNoSlot: every slot of max_open_sockets is held by a write in progress.
+// slotSet is one output's share of descriptors: max_open_sockets bounds it
+// alone. Its fields are guarded by the slotKeeper's lock.
+type slotSet struct {
+	limit int        // 0: no limit
+	lru   *list.List // *File holding a slot of this output, least recently used first
+}
+
+func newSlotSet(limit int) *slotSet { return &slotSet{limit: limit, lru: list.New()} }
+
+// devIno is a file's identity.
+type devIno struct{ dev, ino uint64 }
+
+// errNoSlot: every slot of the output's max_open_sockets is held by a write
+// in progress.
 var errNoSlot = errors.New("no more free sockets: every file of max_open_sockets is being written")
 
 // File is one event file path: opened lazily, written under its lock with
@@ -84,7 +100,9 @@ type File struct {
 	pins     int           // flushes that pinned this file
 	refs     int           // instances that configured this exact path
 	evicting bool          // chosen to be closed for another file's slot
-	elem     *list.Element // in the pool's LRU list while it holds a slot (nil: none)
+	set      *slotSet      // the output whose slot this File holds (nil: none)
+	elem     *list.Element // in set's LRU list while it holds a slot (nil: none)
+	id       devIno        // the open file's identity, in the pool's byID
 	mem      memory        // the last file, as it was at its close
 }
 
@@ -124,11 +142,11 @@ func (r rotated) String() string {
 
 // Write appends data, whose lines end at the offsets in ends (each the
 // index just past a line's '\n'), as one write(2) — or one per file when
-// rotate_count or rotate_size splits it. limit is the writing instance's
-// max_open_sockets. On error, what this call wrote to the file it failed on
+// rotate_count or rotate_size splits it. set is the writing output's slots
+// (max_open_sockets). On error, what this call wrote to the file it failed on
 // is cut back and the error is returned; written counts the lines that
 // landed before it (in files a built-in rotation closed).
-func (f *File) Write(data []byte, ends []int, limit int) (written int, rots []rotated, err error) {
+func (f *File) Write(data []byte, ends []int, set *slotSet) (written int, rots []rotated, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	now := f.now()
@@ -141,7 +159,7 @@ func (f *File) Write(data []byte, ends []int, limit int) (written int, rots []ro
 	segBefore, segLines := int64(-1), 0 // the last write: the size before it, its lines
 	for li := 0; li < len(ends); {
 		if f.fd < 0 {
-			r, err := f.openLocked(now, limit)
+			r, err := f.openLocked(now, set)
 			if r.reason != "" {
 				rots = append(rots, r)
 			}
@@ -222,9 +240,9 @@ func (f *File) writeLocked(b []byte) error {
 // existing file that is already full — rotate_size reached, or last written
 // in an earlier rotate_period — is not appended to: that is a rotation,
 // which is returned.
-func (f *File) openLocked(now time.Time, limit int) (rotated, error) {
+func (f *File) openLocked(now time.Time, set *slotSet) (rotated, error) {
 	if f.slots != nil {
-		if err := f.slots.take(f, limit); err != nil {
+		if err := f.slots.take(f, set); err != nil {
 			return rotated{}, err
 		}
 	}
@@ -256,13 +274,18 @@ func (f *File) openLocked(now time.Time, limit int) (rotated, error) {
 				continue // the next name is a fresh one
 			}
 		}
+		if f.slots != nil {
+			if err := f.slots.opened(f, devIno{uint64(st.Dev), uint64(st.Ino)}); err != nil {
+				f.sys.close(fd)
+				f.released()
+				return rot, &writeError{"open", name, err}
+			}
+		}
 		continued := f.cur.sameAs(name, &st)
 		f.fd = fd
 		f.cur = fileID{name: name, dev: uint64(st.Dev), ino: uint64(st.Ino), size: st.Size}
 		f.rot.opened(base, now, continued)
-		if f.slots != nil {
-			f.slots.opened(f)
-		} else {
+		if f.slots == nil {
 			f.isOpen.Store(true)
 		}
 		if f.cur.size == 0 && f.opt.header != nil {
@@ -309,7 +332,7 @@ func (f *File) setAsideLocked(name, reason string, now time.Time) string {
 		to := f.rot.asideName(f.path, now, f.taken)
 		if err := renameNoReplace(name, to); err != nil {
 			// The next file takes path.1 instead (a fresh name).
-			f.opt.log.LimitedWarnf("aside:"+f.path, "rotation: cannot rename %q to %q: %v", name, to, errnoOf(err))
+			f.opt.log.LimitedWarnf("aside", "rotation: cannot rename %q to %q: %v", name, to, errnoOf(err))
 		} else {
 			kept = to
 		}
@@ -364,7 +387,7 @@ func (f *File) checkLocked(now time.Time) rotated {
 	f.closeLocked(ReasonReopenCheck)
 	f.moved.Store(true)
 	r := rotated{reason: ReasonReopenCheck, name: name, to: name, next: f.nextName(now)}
-	f.opt.log.LimitedWarnf("moved:"+f.path, "reopen_check: %q was moved or removed without a rotate call; "+
+	f.opt.log.LimitedWarnf("moved", "reopen_check: %q was moved or removed without a rotate call; "+
 		"reopened it (if logrotate moves it, its postrotate must run: flatstore-ctl rotate %q)", name, f.path)
 	return r
 }

@@ -83,7 +83,7 @@ func usePool(t *testing.T, clk *fakeClock, ops *sysOps) *pool {
 	p := proc.pool
 	t.Cleanup(func() {
 		p.mu.Lock()
-		users, open := p.users, p.lru.Len()
+		users, open := p.users, p.slotsHeld
 		p.mu.Unlock()
 		testProcs.Delete(t.Name())
 		if users != 0 || open != 0 {
@@ -780,69 +780,84 @@ func TestFilePermissions(t *testing.T) {
 	})
 }
 
-// 8. max_open_sockets across instances: the flush that needs a third file
-// writes nothing and asks for a retry until a slot frees.
-func TestMaxOpenSocketsAcrossInstances(t *testing.T) {
+// 8. max_open_sockets is each output's own: three static outputs with a
+// limit of 1 each keep their three files open, and a template output with
+// a limit of 2 writing five files closes only its own least recently used
+// files, never another output's.
+func TestMaxOpenSocketsPerOutput(t *testing.T) {
 	p := usePool(t, newFakeClock(time.Unix(1800000000, 0)), nil)
 	dir := t.TempDir()
 	var ins [3]*Instance
 	var paths [3]string
 	for i := range ins {
 		paths[i] = filepath.Join(dir, fmt.Sprintf("ev%d.log", i))
-		ins[i] = fsInstance(t, "path", paths[i], "max_open_sockets", "2", "idle_timeout", "0")
+		ins[i] = fsInstance(t, "path", paths[i], "max_open_sockets", "1", "idle_timeout", "0")
+		mustFlush(t, ins[i], evRecords("S", i, 1), "t")
 	}
-	mustFlush(t, ins[0], evRecords("A", 0, 1), "t")
-	mustFlush(t, ins[1], evRecords("B", 0, 1), "t")
-	// A third file takes the slot of the least recently used one, ev0.log:
-	// a limit bounds open handles, it never locks an output out.
-	mustFlush(t, ins[2], evRecords("C", 0, 1), "t")
-	if n := p.OpenCount(); n != 2 {
-		t.Errorf("OpenCount %d, want 2", n)
+	if n := p.OpenCount(); n != 3 {
+		t.Errorf("OpenCount %d, want 3: one output's file does not count against another's", n)
 	}
-	if ins[0].Status()[0].Open || !ins[1].Status()[0].Open || !ins[2].Status()[0].Open {
-		t.Errorf("not the least recently used file was closed: %+v %+v %+v", ins[0].Status(), ins[1].Status(), ins[2].Status())
+	tmpl := fsInstance(t, "path", filepath.Join(dir, "t-$TAG.log"), "max_open_sockets", "2", "idle_timeout", "0")
+	for round := 0; round < 2; round++ {
+		for i := 0; i < 5; i++ {
+			mustFlush(t, tmpl, evRecords("T", round, 1), fmt.Sprintf("x%d", i))
+		}
 	}
-	mustFlush(t, ins[0], evRecords("A", 1, 1), "t") // reopens ev0.log (appends), closes ev1.log
-	mustFlush(t, ins[1], evRecords("B", 1, 1), "t")
-	if n := p.OpenCount(); n != 2 {
-		t.Errorf("OpenCount %d, want 2", n)
+	if n := p.OpenCount(); n != 5 {
+		t.Errorf("OpenCount %d, want 5 (3 static files, 2 of the template's)", n)
 	}
-	ins[0].Close()
-	if n := p.OpenCount(); n != 1 {
-		t.Errorf("OpenCount %d after a Close, want 1", n)
+	for i := range ins {
+		if st := ins[i].Status()[0]; !st.Open {
+			t.Errorf("%s was closed for another output's file", st.Path)
+		}
+		mustFlush(t, ins[i], evRecords("S", i+10, 1), "t")
 	}
-	mustFlush(t, ins[2], evRecords("C", 1, 1), "t")
-	mustFlush(t, ins[1], evRecords("B", 2, 1), "t")
-	for i, w := range []string{evLines("A", 0, 2), evLines("B", 0, 3), evLines("C", 0, 2)} {
-		if got := fbtest.ReadText(t, paths[i]); got != w {
+	open := 0
+	for _, st := range tmpl.Status() {
+		if st.Open {
+			open++
+		}
+	}
+	if open != 2 {
+		t.Errorf("the template output has %d files open, want its limit 2", open)
+	}
+	for i := range ins {
+		if got, w := fbtest.ReadText(t, paths[i]), evLines("S", i, 1)+evLines("S", i+10, 1); got != w {
 			t.Errorf("%s = %q, want %q", paths[i], got, w)
+		}
+	}
+	for i := 0; i < 5; i++ {
+		if got, w := fbtest.ReadText(t, filepath.Join(dir, fmt.Sprintf("t-x%d.log", i))), evLines("T", 0, 2); got != w {
+			t.Errorf("t-x%d.log = %q, want %q", i, got, w)
 		}
 	}
 }
 
-// RETRY only when every slot is held by a write in progress: with
-// max_open_sockets 1 and a write stalled holding the one slot, another
-// file's flush is answered Retry and writes nothing; once the write ends
-// it goes through.
+// RETRY only when every slot of the output is held by a write in progress:
+// with max_open_sockets 1 and a write stalled holding its one slot, another
+// file of the same output is answered Retry and writes nothing, while
+// another output with the same limit writes at once; once the write ends
+// the retry goes through.
 func TestMaxOpenSocketsAllBusy(t *testing.T) {
 	st, ops := newStallOps()
 	p := usePool(t, newFakeClock(time.Unix(1800000000, 0)), ops)
 	dir := t.TempDir()
-	a := fsInstance(t, "path", filepath.Join(dir, "a.log"), "max_open_sockets", "1", "idle_timeout", "0")
-	b := fsInstance(t, "path", filepath.Join(dir, "b.log"), "max_open_sockets", "1", "idle_timeout", "0")
-	release := st.stall(t, func() Result { return a.Flush(evRecords("A", 0, 3), "t") })
-	if res := b.Flush(evRecords("B", 0, 3), "t"); res != Retry {
-		t.Errorf("flush while the only slot is being written = %v, want Retry", res)
+	a := fsInstance(t, "path", filepath.Join(dir, "$TAG.log"), "max_open_sockets", "1", "idle_timeout", "0")
+	other := fsInstance(t, "path", filepath.Join(dir, "other.log"), "max_open_sockets", "1", "idle_timeout", "0")
+	release := st.stall(t, func() Result { return a.Flush(evRecords("A", 0, 3), "a") })
+	if res := a.Flush(evRecords("B", 0, 3), "b"); res != Retry {
+		t.Errorf("flush while the output's only slot is being written = %v, want Retry", res)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "b.log")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("the refused flush created its file: %v", err)
 	}
+	mustFlush(t, other, evRecords("O", 0, 3), "t") // another output is never refused
 	release()
-	mustFlush(t, b, evRecords("B", 0, 3), "t")
-	if n := p.OpenCount(); n != 1 {
-		t.Errorf("OpenCount %d, want 1", n)
+	mustFlush(t, a, evRecords("B", 0, 3), "b")
+	if n := p.OpenCount(); n != 2 {
+		t.Errorf("OpenCount %d, want 2", n)
 	}
-	for name, w := range map[string]string{"a.log": evLines("A", 0, 3), "b.log": evLines("B", 0, 3)} {
+	for name, w := range map[string]string{"a.log": evLines("A", 0, 3), "b.log": evLines("B", 0, 3), "other.log": evLines("O", 0, 3)} {
 		if got := fbtest.ReadText(t, filepath.Join(dir, name)); got != w {
 			t.Errorf("%s = %q, want %q", name, got, w)
 		}
@@ -1168,7 +1183,7 @@ func TestMemoBounded(t *testing.T) {
 	clk := newFakeClock(time.Unix(1800000000, 0))
 	p := usePool(t, clk, nil)
 	dir := t.TempDir()
-	in := fsInstance(t, "path", filepath.Join(dir, "$TAG.log"), "rotate_count", "10", "idle_timeout", "1s")
+	in := fsInstance(t, "path", filepath.Join(dir, "$TAG.log"), "rotate_count", "10", "idle_timeout", "1s", "max_dynamic_files", "0")
 	const tags = maxMemo + 904
 	for i := 0; i < tags; i++ {
 		mustFlush(t, in, evRecords("E", i, 1), "t"+strconv.Itoa(i))

@@ -2,7 +2,6 @@ package flatstore
 
 import (
 	"errors"
-	"fmt"
 	"runtime/debug"
 	"time"
 )
@@ -226,7 +225,7 @@ func (in *Instance) render(s *flushState, data []byte, tag string) (objects, rec
 func (in *Instance) write(s *flushState, prior *resendEntry) Result {
 	pool := in.proc.pool
 	res := OK
-	var lines, bytes int
+	var lines, bytes, overMax int
 	for i := range s.groups {
 		g := &s.groups[i]
 		n := len(g.ends)
@@ -246,13 +245,26 @@ func (in *Instance) write(s *flushState, prior *resendEntry) Result {
 				ends[j] -= base
 			}
 		}
+		if in.static == nil {
+			// A rendered path: never another output's file, and never one
+			// file more than max_dynamic_files.
+			if o := in.proc.staticOwner(g.path); o != nil {
+				in.dropBadPath(n-skip, &writeError{"open", g.path, errOtherOutput{o.cfg.Path}})
+				continue
+			}
+			if !in.dynamic.admit(g.path) {
+				overMax += n - skip
+				continue
+			}
+		}
 		f := pool.pin(g.path, in.opt)
-		if f.opt != in.opt && f.opt.format != in.opt.format {
+		if f.opt != in.opt && (f.opt.format != in.opt.format ||
+			in.static == nil && (f.refs > 0 || f.opt.template != in.opt.template)) {
 			pool.unpin(f)
-			in.dropBadPath(n-skip, fmt.Errorf("%q is written by another output with other settings (%s)", g.path, f.opt.format))
+			in.dropBadPath(n-skip, &writeError{"open", g.path, errOtherOutput{f.path}})
 			continue
 		}
-		written, rots, err := f.Write(buf, ends, in.cfg.MaxOpenSockets)
+		written, rots, err := f.Write(buf, ends, in.slots)
 		pool.unpin(f)
 		for _, r := range rots {
 			in.log.Infof("%v", r)
@@ -274,13 +286,19 @@ func (in *Instance) write(s *flushState, prior *resendEntry) Result {
 			s.done[i] = n
 			in.metrics.writeError(errnoName(err))
 			in.dropBadPath(n-skip-written, err)
+			if written == 0 && skip == 0 {
+				in.dynamic.release(g.path)
+			}
 		default:
-			in.log.Limitedf(LevelError, "write:"+g.path, "%v: chunk will be retried", err)
+			// Rate-limited by errno, not by path: a template's many
+			// files on one full disk make one message every few seconds.
+			in.log.Limitedf(LevelError, "write:"+errnoName(err), "%v: chunk will be retried", err)
 			in.metrics.writeError(errnoName(err))
 			in.metrics.retry(RetryWriteError)
 			res = Retry
 		}
 	}
+	in.dropMaxFiles(overMax)
 	in.metrics.records.Add(float64(lines))
 	in.metrics.bytes.Add(float64(bytes))
 	return res
@@ -295,6 +313,17 @@ func (in *Instance) dropBadPath(n int, err error) {
 	in.dropped.Add(uint64(n))
 	in.metrics.drop(DropBadPath, n)
 	in.log.LimitedWarnf("bad_path", "dropped %d record(s) (bad_path): %v", n, err)
+}
+
+// dropMaxFiles counts and logs the records bound for a new rendered path
+// past max_dynamic_files.
+func (in *Instance) dropMaxFiles(n int) {
+	if n <= 0 {
+		return
+	}
+	in.dropped.Add(uint64(n))
+	in.metrics.drop(DropMaxFiles, n)
+	in.log.LimitedWarnf("max_dynamic_files", "dropped %d record(s) (max_dynamic_files): the template %q has written %d distinct files, its max_dynamic_files", n, in.cfg.Path, in.cfg.MaxDynamicFiles)
 }
 
 func (in *Instance) countDrops(drops map[string]int) {

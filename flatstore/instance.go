@@ -31,6 +31,8 @@ type Instance struct {
 
 	states  sync.Pool // *flushState
 	resends *resends
+	slots   *slotSet // max_open_sockets: this output's open files
+	dynamic dynamicFiles
 
 	life      sync.RWMutex // flushes hold it shared; Close exclusively
 	closed    bool
@@ -52,7 +54,8 @@ func NewInstance(p *Process, cfg *Config, name string, log *Logger) (*Instance, 
 	if log == nil {
 		log = NewLogger(name, nil)
 	}
-	in := &Instance{proc: p, name: name, cfg: cfg, log: log, resends: newResends()}
+	in := &Instance{proc: p, name: name, cfg: cfg, log: log, resends: newResends(),
+		slots: newSlotSet(cfg.MaxOpenSockets), dynamic: dynamicFiles{limit: cfg.MaxDynamicFiles}}
 	in.opt = &fileOptions{
 		perm:  cfg.FilePerm,
 		mkdir: cfg.Mkdir,
@@ -92,6 +95,48 @@ func NewInstance(p *Process, cfg *Config, name string, log *Logger) (*Instance, 
 	log.Infof("writing events to %q (delimiter %q, escape %s, max_open_sockets %d, file_permissions %04o, reopen_check %v, control %s)",
 		cfg.Path, cfg.Delimiter, cfg.Escape, cfg.MaxOpenSockets, cfg.FilePerm, cfg.ReopenCheck, cfg.ControlListen)
 	return in, nil
+}
+
+// dynamicFiles bounds the distinct files a template output writes while it
+// runs (max_dynamic_files): each rendered path is admitted once, and past
+// the bound the records of a new path are dropped, so no stream of record
+// values can create files — inodes, disk, directory entries — without end.
+type dynamicFiles struct {
+	limit int // 0: no bound
+	mu    sync.Mutex
+	seen  map[string]struct{}
+}
+
+// admit reports whether path may be written: it was written before, or the
+// bound leaves room for one more file.
+func (d *dynamicFiles) admit(path string) bool {
+	if d.limit <= 0 {
+		return true
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.seen[path]; ok {
+		return true
+	}
+	if len(d.seen) >= d.limit {
+		return false
+	}
+	if d.seen == nil {
+		d.seen = map[string]struct{}{}
+	}
+	d.seen[path] = struct{}{}
+	return true
+}
+
+// release gives back the place of a path that was never written (its
+// records were dropped as bad_path).
+func (d *dynamicFiles) release(path string) {
+	if d.limit <= 0 {
+		return
+	}
+	d.mu.Lock()
+	delete(d.seen, path)
+	d.mu.Unlock()
 }
 
 // Name returns the instance's name.

@@ -20,18 +20,19 @@ func RotationReasons() []string {
 
 // Drop reasons for records that are skipped.
 const (
-	DropNotRecord = "not_record"   // not [time, body] / [[time, meta], body]
-	DropBadTime   = "bad_time"     // time is not ext 0, an integer or a float
-	DropNotMap    = "body_not_map" // body is not a map
-	DropTruncated = "truncated"    // the buffer ends inside a record
-	DropTooDeep   = "too_deep"     // nesting deeper than MaxDepth
-	DropTooLarge  = "too_large"    // one line longer than MaxLineBytes
-	DropBadPath   = "bad_path"     // the rendered path can never be written (see errors.go)
+	DropNotRecord = "not_record"        // not [time, body] / [[time, meta], body]
+	DropBadTime   = "bad_time"          // time is not ext 0, an integer or a float
+	DropNotMap    = "body_not_map"      // body is not a map
+	DropTruncated = "truncated"         // the buffer ends inside a record
+	DropTooDeep   = "too_deep"          // nesting deeper than MaxDepth
+	DropTooLarge  = "too_large"         // one line longer than MaxLineBytes
+	DropBadPath   = "bad_path"          // the rendered path can never be written (see errors.go)
+	DropMaxFiles  = "max_dynamic_files" // a template path past the output's max_dynamic_files
 )
 
 // DropReasons lists every drop reason.
 func DropReasons() []string {
-	return []string{DropNotRecord, DropBadTime, DropNotMap, DropTruncated, DropTooDeep, DropTooLarge, DropBadPath}
+	return []string{DropNotRecord, DropBadTime, DropNotMap, DropTruncated, DropTooDeep, DropTooLarge, DropBadPath, DropMaxFiles}
 }
 
 // Causes of a flush answered RETRY.

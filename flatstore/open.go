@@ -23,6 +23,9 @@ import (
 //     static directory, one component at a time, each with openat2's
 //     RESOLVE_BENEATH, so no symlink can lead out of it; directories that
 //     mkdir creates are created beneath the same descriptors (mkdirat).
+//     The file itself is opened with O_NOFOLLOW, and one with more than
+//     one hard link is refused: a link planted at a rendered name never
+//     steers lines into another file, another output's included.
 //     Without openat2 (Linux before 5.6, or a seccomp filter refusing it)
 //     every rendered component is opened with O_NOFOLLOW: no symlink at
 //     all is followed there.
@@ -57,6 +60,13 @@ func (o *opener) open(name string) (fd int, st unix.Stat_t, created bool, err er
 	if kind := fileKind(st.Mode); kind != "" {
 		o.sys.close(fd)
 		return -1, st, false, &writeError{"open", name, errNotRegular{kind}}
+	}
+	if o.root != "" && st.Nlink > 1 {
+		// A rendered name with another link to its file: flatstore never
+		// makes one, so someone linked it there — perhaps to another
+		// output's file or to one outside flatstore's.
+		o.sys.close(fd)
+		return -1, st, false, &writeError{"open", name, errNotRegular{"a file with other hard links"}}
 	}
 	// A regular file: its writes need no O_NONBLOCK (the open set it, and
 	// O_APPEND, the one other status flag it set).
@@ -126,6 +136,12 @@ func createOrOpen(open func(flags int, perm uint32) (int, error), lstat func() (
 			return -1, false, err
 		}
 		fd, err = open(appendFlags, 0)
+		if err == unix.ELOOP {
+			// O_NOFOLLOW (a rendered name) met a link.
+			if mode, lerr := lstat(); lerr == nil && mode&unix.S_IFMT == unix.S_IFLNK {
+				return -1, false, errNotRegular{"a symbolic link"}
+			}
+		}
 		if err != unix.ENOENT {
 			return fd, false, err
 		}
@@ -179,7 +195,10 @@ func (o *opener) openBeneath(name string) (int, bool, error) {
 		o.sys.close(dir)
 		return -1, false, errOutside
 	}
-	fd, created, err := createOrOpen(func(flags int, perm uint32) (int, error) { return o.at(dir, base, flags, perm) },
+	// The file itself is never reached through a symbolic link: one
+	// planted at a rendered name would steer the lines into another file
+	// of the directory (another output's).
+	fd, created, err := createOrOpen(func(flags int, perm uint32) (int, error) { return o.at(dir, base, flags|unix.O_NOFOLLOW, perm) },
 		func() (uint32, error) {
 			var st unix.Stat_t
 			err := unix.Fstatat(dir, base, &st, unix.AT_SYMLINK_NOFOLLOW)

@@ -10,12 +10,15 @@ import (
 // one path share one File (one handle, one lock), so their lines never
 // interleave.
 //
-// max_open_sockets bounds the files open at once, as a cache: a File takes
-// a slot before it opens; when none is free, the least recently used open
-// file that no flush is writing is closed (its next write reopens the same
-// file, O_APPEND), so a flush that needs more files than the limit writes
-// them in waves and one output never locks another out. Only when every
-// slot is held by a write in progress does a flush answer RETRY.
+// max_open_sockets bounds the files one output keeps open at once, as a
+// cache: each output has its own slots (slotSet), and one output's files
+// never count against another's. A File takes a slot of the output that
+// writes it before it opens; when that output has none free, its own least
+// recently used open file that no flush is writing is closed (its next
+// write reopens the same file, O_APPEND), so a flush that needs more files
+// than the limit writes them in waves. Only when every slot of that output
+// is held by a write in progress does its flush answer RETRY; another
+// output is never refused, nor has its files closed, because of it.
 //
 // Lock order: a File's lock, then another File's (a victim, which is open
 // and which no flush pins), then the pool's. The pool never takes a File's
@@ -25,9 +28,14 @@ type pool struct {
 	now     func() time.Time
 	metrics *Metrics
 
-	mu    sync.Mutex
-	files map[string]*File
-	lru   *list.List // *File holding a slot (open, or about to open), least recently used first
+	mu        sync.Mutex
+	files     map[string]*File
+	slotsHeld int      // Files holding a slot (open, or about to open), every output's
+	unbounded *slotSet // the slots of Files written with no limit (tests)
+	// byID is the open Files by their file's identity: a rendered path
+	// that resolves to a file another output has open (a link planted in
+	// the directory) is refused (opened).
+	byID map[devIno]*File
 	// memo holds what forgotten Files knew of their last file, for paths
 	// with a suffix or built-in rotation: the File made for that path next
 	// does not append to a full file nor go back to the first of a series.
@@ -72,7 +80,7 @@ type memoEntry struct {
 }
 
 func newPool(sys *sysOps, now func() time.Time, m *Metrics) *pool {
-	return &pool{sys: sys, now: now, metrics: m, files: map[string]*File{}, lru: list.New(),
+	return &pool{sys: sys, now: now, metrics: m, files: map[string]*File{}, unbounded: newSlotSet(0), byID: map[devIno]*File{},
 		memo: map[string]*list.Element{}, memoOrder: list.New(), interval: 100 * time.Millisecond,
 		series: map[string]*seriesRef{}, seriesLRU: list.New(), arch: newArchiver()}
 }
@@ -81,7 +89,7 @@ func newPool(sys *sysOps, now func() time.Time, m *Metrics) *pool {
 func (p *pool) openCount() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.lru.Len()
+	return p.slotsHeld
 }
 
 // memoCount is the number of memories kept.
@@ -142,7 +150,7 @@ func (p *pool) pin(path string, opt *fileOptions) *File {
 	f := p.lookupLocked(path, opt)
 	f.pins++
 	if f.elem != nil {
-		p.lru.MoveToBack(f.elem)
+		f.set.lru.MoveToBack(f.elem)
 	}
 	return f
 }
@@ -155,20 +163,26 @@ func (p *pool) unpin(f *File) {
 	p.forgetLocked(f)
 }
 
-// take implements slotKeeper: a slot for f, which is about to open.
-func (p *pool) take(f *File, limit int) error {
+// take implements slotKeeper: a slot of set (the writing output's) for f,
+// which is about to open. When set is full, set's own least recently used
+// idle file is closed; other outputs' files are never touched.
+func (p *pool) take(f *File, set *slotSet) error {
+	if set == nil {
+		set = p.unbounded
+	}
 	for try := 0; try < 16; try++ {
 		p.mu.Lock()
 		if f.elem != nil {
 			p.mu.Unlock()
 			return nil
 		}
-		if limit <= 0 || p.lru.Len() < limit {
-			f.elem = p.lru.PushBack(f)
+		if set.limit <= 0 || set.lru.Len() < set.limit {
+			f.set, f.elem = set, set.lru.PushBack(f)
+			p.slotsHeld++
 			p.mu.Unlock()
 			return nil
 		}
-		v := p.victimLocked(f)
+		v := victimLocked(set, f)
 		if v == nil {
 			p.mu.Unlock()
 			return errNoSlot
@@ -184,10 +198,10 @@ func (p *pool) take(f *File, limit int) error {
 	return errNoSlot
 }
 
-// victimLocked returns the least recently used open file that no flush
+// victimLocked returns set's least recently used open file that no flush
 // pins and nobody is closing already, or nil.
-func (p *pool) victimLocked(except *File) *File {
-	for e := p.lru.Front(); e != nil; e = e.Next() {
+func victimLocked(set *slotSet, except *File) *File {
+	for e := set.lru.Front(); e != nil; e = e.Next() {
 		v := e.Value.(*File)
 		if v != except && v.pins == 0 && !v.evicting && v.isOpen.Load() {
 			return v
@@ -196,13 +210,24 @@ func (p *pool) victimLocked(except *File) *File {
 	return nil
 }
 
-// opened implements slotKeeper: f, which took its slot, is open. isOpen
-// changes only under p.mu, so that a victim is chosen among files truly
-// open when a close races with a pin.
-func (p *pool) opened(f *File) {
+// opened implements slotKeeper: f, which took its slot, is open on the
+// file id. A path rendered from a template that resolves to a file another
+// output has open — the same device and inode under another name, through
+// a link someone planted in the directory — is refused: a record never
+// writes into another output's file. isOpen changes only under p.mu, so
+// that a victim is chosen among files truly open when a close races with a
+// pin.
+func (p *pool) opened(f *File, id devIno) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if g := p.byID[id]; g != nil && g != f && g.isOpen.Load() && f.opt.template != "" &&
+		(g.refs > 0 || g.opt.template != f.opt.template) {
+		return errOtherOutput{g.path}
+	}
 	f.isOpen.Store(true)
+	f.id = id
+	p.byID[id] = f
+	return nil
 }
 
 // closed implements slotKeeper: the handle is closed (or its open failed).
@@ -211,9 +236,13 @@ func (p *pool) closed(f *File, mm memory) {
 	defer p.mu.Unlock()
 	f.mem = mm
 	f.isOpen.Store(false)
+	if p.byID[f.id] == f {
+		delete(p.byID, f.id)
+	}
 	if f.elem != nil {
-		p.lru.Remove(f.elem)
-		f.elem = nil
+		f.set.lru.Remove(f.elem)
+		f.set, f.elem = nil, nil
+		p.slotsHeld--
 	}
 	p.forgetLocked(f)
 }

@@ -2,7 +2,9 @@ package flatstore
 
 import (
 	"fmt"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,6 +20,9 @@ type Process struct {
 
 	mu      sync.Mutex
 	outputs map[*output]struct{} // live instances, for the checks between outputs
+	// statics is the configured paths of the live outputs, rebuilt when
+	// one comes or goes, read without a lock by every flush of a template.
+	statics atomic.Pointer[[]*output]
 }
 
 // output is a live instance as its process knows it.
@@ -59,6 +64,7 @@ func (p *Process) register(name string, cfg *Config, format string) (*output, er
 	}
 	o := &output{name: name, cfg: cfg, format: format}
 	p.outputs[o] = struct{}{}
+	p.rebuildStaticsLocked()
 	return o, nil
 }
 
@@ -67,4 +73,34 @@ func (p *Process) unregister(o *output) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	delete(p.outputs, o)
+	p.rebuildStaticsLocked()
+}
+
+func (p *Process) rebuildStaticsLocked() {
+	var s []*output
+	for o := range p.outputs {
+		if o.cfg.Template.Static() {
+			s = append(s, o)
+		}
+	}
+	p.statics.Store(&s)
+}
+
+// staticOwner returns the live output whose configured file a rendered
+// path would write, or nil. Reserved for an output with the configured
+// path P are P itself, P followed by '.' (the names of its rotations and
+// compressed files), and, when it has a suffix, every name that starts with
+// P (the strftime suffix can be anything).
+func (p *Process) staticOwner(path string) *output {
+	s := p.statics.Load()
+	if s == nil {
+		return nil
+	}
+	for _, o := range *s {
+		rest, ok := strings.CutPrefix(path, o.cfg.Path)
+		if ok && (rest == "" || rest[0] == '.' || o.cfg.Suffix != "") {
+			return o
+		}
+	}
+	return nil
 }

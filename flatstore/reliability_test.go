@@ -286,7 +286,7 @@ func useOps(t *testing.T, ops *sysOps) *Process {
 // writeLines writes the lines of s to f as one flush would.
 func writeLines(f *File, s string) error {
 	data, ends := linesOf(s)
-	_, _, err := f.Write(data, ends, 0)
+	_, _, err := f.Write(data, ends, nil)
 	return err
 }
 
@@ -908,5 +908,28 @@ func relWriteThenRotate(t *testing.T, in *Instance, path string) {
 	}
 	if err := in.Rotate(path); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestWriteErrorsLimitedPerReason: a template output whose 1 000 files all
+// fail with ENOSPC logs a couple of lines, not one per path: warnings are
+// rate-limited per output and reason. Every flush still answers Retry.
+func TestWriteErrorsLimitedPerReason(t *testing.T) {
+	ops := realOps()
+	ops.write = func(fd int, b []byte) (int, error) { return 0, unix.ENOSPC }
+	usePool(t, newFakeClock(time.Unix(1800000000, 0)), ops)
+	dir := t.TempDir()
+	in, log := relInstance(t, "rel-limited", MapGetter{"path": filepath.Join(dir, "$u.log")})
+	var chunk []byte
+	for u := 0; u < 1000; u++ {
+		chunk = fbtest.AppendRecord(chunk, fbtest.Record{Time: time.Unix(1700000000, 0), Body: fbtest.KV{"event", "E", "u", "u" + strconv.Itoa(u)}})
+	}
+	for i := 0; i < 5; i++ {
+		if res := in.Flush(chunk, "t"); res != Retry {
+			t.Fatalf("flush %d on a full disk = %v, want Retry", i, res)
+		}
+	}
+	if n := strings.Count(log.String(), "(ENOSPC)"); n < 1 || n > 2 {
+		t.Errorf("%d ENOSPC lines for 5 flushes of 1 000 paths, want 1 or 2 (rate-limited per reason):\n%.2000s", n, log.String())
 	}
 }
