@@ -375,3 +375,56 @@ func FuzzEscapeOpenSIPS(f *testing.F) {
 		}
 	})
 }
+
+// FuzzOwnership: whatever tag and values a record carries, a template
+// output never writes into the configured file of the output beside it in
+// the same directory, nor into its rotated names, nor anywhere outside its
+// directory: audit.log keeps exactly its bytes, and the sibling directory
+// stays empty.
+func FuzzOwnership(f *testing.F) {
+	for _, s := range []string{"audit.log", "audit.log.1", "audit.log.20261206-000000", "audit.log.gz", ".flatstore",
+		".audit.log.flatstore", "../outside/x", "..", ".", "/etc/passwd", "audit.log/..", "ok"} {
+		f.Add(s, s)
+	}
+	root := f.TempDir()
+	dir, outside := filepath.Join(root, "logs"), filepath.Join(root, "outside")
+	for _, d := range []string{dir, outside} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			f.Fatal(err)
+		}
+	}
+	audit := filepath.Join(dir, "audit.log")
+	if err := os.WriteFile(audit, []byte("PRE\n"), 0o644); err != nil {
+		f.Fatal(err)
+	}
+	proc := flatstore.NewProcess()
+	log := flatstore.NewLogger("fuzz", flatstore.NewWriterSink(io.Discard, flatstore.LevelDebug))
+	newOut := func(kv ...string) *flatstore.Instance {
+		g := flatstore.MapGetter{"control_listen": "off", "idle_timeout": "0", "rotate_max_files": "2", "rotate_count": "1000000"}
+		for i := 0; i+1 < len(kv); i += 2 {
+			g[kv[i]] = kv[i+1]
+		}
+		cfg, err := flatstore.ParseConfig(g)
+		if err != nil {
+			f.Fatal(err)
+		}
+		in, err := flatstore.NewInstance(proc, cfg, "fuzz", log)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Cleanup(in.Close)
+		return in
+	}
+	newOut("path", audit)
+	tmpl := newOut("path", filepath.Join(dir, "$TAG"), "max_dynamic_files", "0")
+	f.Fuzz(func(t *testing.T, tag, value string) {
+		data := fbtest.Records(fbtest.Record{Body: fbtest.KV{"event", "FORGED", "v", value, "n", `{"path":"x","rotated":[{"name":"../outside/x"}]}`}})
+		tmpl.Flush(data, tag)
+		if got, err := os.ReadFile(audit); err != nil || string(got) != "PRE\n" {
+			t.Fatalf("tag %q: audit.log holds %q (%v), want its own bytes", tag, got, err)
+		}
+		if ents, err := os.ReadDir(outside); err != nil || len(ents) != 0 {
+			t.Fatalf("tag %q: %d files appeared outside the directory (%v)", tag, len(ents), err)
+		}
+	})
+}
