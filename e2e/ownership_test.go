@@ -2,11 +2,13 @@ package e2e
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/flatstore/flatstore/internal/fbtest"
 )
@@ -207,4 +209,84 @@ func dirFilesIn(t *testing.T, dir string) []string {
 		out = append(out, e.Name())
 	}
 	return out
+}
+
+// TestFluentBitOwnership: the same rules in a real engine. Two workers of
+// a template output ($TAG, max_dynamic_files 20, max_open_sockets 5) share
+// a directory with a static output (audit.log, max_open_sockets 1) that
+// takes only the tag "audit". Records tagged audit.log and audit.log.1 go
+// to the template alone and are dropped; 40 other tags make exactly 20
+// files (the first 20 paths the output wrote), each holding all of its
+// records; audit.log holds exactly the static output's records.
+func TestFluentBitOwnership(t *testing.T) {
+	dir := t.TempDir()
+	port := fbtest.FreeTCPAddr(t)[len("127.0.0.1:"):]
+	audit := filepath.Join(dir, "audit.log")
+	r := startFluentBit(t, fmt.Sprintf(`
+[SERVICE]
+    Flush 1
+    Grace 2
+[INPUT]
+    Name forward
+    Listen 127.0.0.1
+    Port %s
+[OUTPUT]
+    Name flatstore
+    Match audit
+    path %s
+    max_open_sockets 1
+    control_listen off
+[OUTPUT]
+    Name flatstore
+    Match *
+    Workers 2
+    path %s
+    max_dynamic_files 20
+    max_open_sockets 5
+    control_listen off
+`, port, audit, filepath.Join(dir, "$TAG")))
+	waitAccepting(t, "127.0.0.1:"+port)
+	addr := "127.0.0.1:" + port
+	forwardSend(t, addr, "audit", 0, 100)
+	forwardSend(t, addr, "audit.log", 1000, 50)
+	forwardSend(t, addr, "audit.log.1", 2000, 50)
+	for i := 0; i < 40; i++ {
+		forwardSend(t, addr, "t"+strconv.Itoa(i), 10*i, 10)
+	}
+	waitLinesIn(t, r, audit, 100)
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(r.logText(), "(max_dynamic_files)") && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(2 * time.Second) // the last flush
+	r.stop(t)
+	seqLines(t, audit, "E_FWD", 0, 100)
+	files := 0
+	for _, name := range dirFilesIn(t, dir) {
+		switch {
+		case name == "audit.log":
+		case name == "audit":
+			seqLines(t, filepath.Join(dir, name), "E_FWD", 0, 100)
+			files++
+		case strings.HasPrefix(name, "t"):
+			i, err := strconv.Atoi(name[1:])
+			if err != nil {
+				t.Errorf("unexpected file %q", name)
+				continue
+			}
+			seqLines(t, filepath.Join(dir, name), "E_FWD", 10*i, 10)
+			files++
+		default:
+			t.Errorf("unexpected file %q", name)
+		}
+	}
+	if files != 20 {
+		t.Errorf("the template output wrote %d files, want its max_dynamic_files 20", files)
+	}
+	log := r.logText()
+	for _, want := range []string{"(max_dynamic_files)", "another output's file"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("the engine's log lacks %q:\n%s", want, tail(log, 3000))
+		}
+	}
 }
