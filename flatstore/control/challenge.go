@@ -39,10 +39,11 @@ import (
 // plugin's user can hold that socket anyway.
 //
 // An endpoint without a token answers {"token":false}: it proves nothing,
-// and the client sends its requests without the token (that endpoint needs
-// none), so a squatter that claims it learns nothing. An endpoint that does
-// not answer the challenge (not flatstore, or a flatstore from before it)
-// never receives the token.
+// and a client that holds a token sends it nothing (the plugin it means has
+// that token). An endpoint that does not answer the challenge (not
+// flatstore, or a flatstore from before it) never receives the token. A
+// client without a token skips the challenge: it has nothing to give away,
+// and Client.Rotate's checks (status lists the path, ids echoed) apply.
 const challengePath = "/challenge"
 
 // proofContext separates this HMAC from any other use of the token.

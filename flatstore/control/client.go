@@ -35,8 +35,7 @@ type Client struct {
 	seq   atomic.Uint64
 
 	proveMu   sync.Mutex
-	proven    bool // the challenge has been answered (challenge.go)
-	sendToken bool // and the endpoint proved it holds the token: send it
+	proven  bool // the endpoint proved it holds the token (challenge.go): send it
 }
 
 // NewClient returns a client of the endpoint at addr ("HOST:PORT" or
@@ -45,9 +44,8 @@ type Client struct {
 // token, when set, is sent as "Authorization: Bearer", but only to an
 // endpoint that has proved it holds the same token: before its first
 // request the client sends a fresh nonce without the token (GET /challenge)
-// and checks the answer (challenge.go). An endpoint that fails the proof
-// gets no request at all (*NotFlatstoreError); one that says it has no
-// token gets the requests without it.
+// and checks the answer (challenge.go). An endpoint that fails the proof,
+// or says it has no token, gets no request at all (*NotFlatstoreError).
 func NewClient(addr, token string, timeout time.Duration) (*Client, error) {
 	if timeout <= 0 {
 		timeout = 5 * time.Second
@@ -196,6 +194,8 @@ func (c *Client) Status() ([]flatstore.FileStatus, error) {
 // Rotate asks the endpoint to reopen path (MI event_flatstore:rotate) and
 // returns nil only when that is sure to have happened:
 //
+//   - with a token, the endpoint must first prove that it holds it (see
+//     NewClient); nothing is sent to one that does not;
 //   - first the endpoint must prove to be flatstore's: it answers
 //     event_flatstore:status, in JSON-RPC 2.0, with the id sent;
 //   - then the rotate must answer "OK" with its own id;
@@ -285,7 +285,7 @@ func (c *Client) prove() (bool, error) {
 	c.proveMu.Lock()
 	defer c.proveMu.Unlock()
 	if c.proven {
-		return c.sendToken, nil
+		return true, nil
 	}
 	var n [32]byte
 	if _, err := rand.Read(n[:]); err != nil {
@@ -307,9 +307,11 @@ func (c *Client) prove() (bool, error) {
 			truncate(string(data), 200), notSent)}
 	}
 	if !rep.Token {
-		// It needs no token: send none (a squatter that says so learns nothing).
-		c.proven, c.sendToken = true, false
-		return false, nil
+		// The plugin whose token we hold has that token; an endpoint without
+		// one is another (or a squatter claiming so to be trusted without a
+		// proof). It gets nothing.
+		return false, &NotFlatstoreError{c.addr, "it has no control_token, but a token was given: it is not the plugin " +
+			"whose token you hold (if the plugin really has no control_token, give none)" + notSent}
 	}
 	want := proof(c.token, nonce, c.bind)
 	if !hmac.Equal([]byte(rep.Proof), []byte(want)) {
@@ -320,7 +322,7 @@ func (c *Client) prove() (bool, error) {
 		}
 		return false, &NotFlatstoreError{c.addr, why + notSent}
 	}
-	c.proven, c.sendToken = true, true
+	c.proven = true
 	return true, nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/flatstore/flatstore/flatstore"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -111,15 +112,20 @@ func (s *server) guard(next http.Handler) http.Handler {
 // everywhere, so a health check with a stale token fails loudly.
 func openPath(path string) bool { return path == "/healthz" || path == challengePath }
 
-// refuse answers with code and msg and closes the connection right after:
-// "Connection: close", and whatever remains of the body is not read (net/http
-// skips its drain of the body when the reply closes the connection).
+// refuse answers with code and msg and closes the connection right after,
+// without reading what remains of the body. "Connection: close" keeps
+// net/http from draining the body before it writes the reply; but once the
+// reply is out it still closes the body, which reads up to 256 KiB looking
+// for its end, until the request's deadline. A read deadline in the past
+// ends that read at once, so the connection is closed as soon as the reply
+// is written.
 func (s *server) refuse(w http.ResponseWriter, c net.Conn, code int, msg string) {
 	if c != nil {
 		s.refused(c)
 	}
 	w.Header().Set("Connection", "close")
 	http.Error(w, msg, code)
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now())
 }
 
 // peer names the client of r for the log: its address, or "unix" on a unix
