@@ -34,7 +34,7 @@ type Client struct {
 	nonce string // makes every request id of this client unique to it
 	seq   atomic.Uint64
 
-	proveMu   sync.Mutex
+	proveMu sync.Mutex
 	proven  bool // the endpoint proved it holds the token (challenge.go): send it
 }
 
