@@ -1,6 +1,7 @@
 // Package control is flatstore's control endpoint: the OpenSIPS MI JSON-RPC
 // interface (POST /mi and everything under /mi/, as OpenSIPS mi_http), plain
-// HTTP beside it (POST /rotate, GET /status, GET /metrics, GET /healthz), the
+// HTTP beside it (POST /rotate, GET /status, GET /metrics, GET /healthz, and
+// GET /challenge, through which the endpoint proves it holds the token), the
 // lifecycle of the listeners, and Client, the one client of all of it
 // (flatstore-ctl and the tests use it).
 //
