@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -370,4 +371,124 @@ func TestEndpointMIFidelity(t *testing.T) {
 	}
 	sum, stderr, code := h.Wait()
 	hostOK(t, sum, stderr, code, lifeRecords)
+}
+
+// trickle keeps n connections to the TCP addr that each send whole headers
+// (head) declaring a 4 KiB body and then trickle it, a byte every 20 ms; a
+// connection the server closes is opened again 10 ms later. started counts
+// the headers sent; stop ends them and waits.
+func trickle(addr, head string, n int) (stop func(), started *atomic.Int64) {
+	done := make(chan struct{})
+	started = &atomic.Int64{}
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+				if err == nil {
+					_, err = io.WriteString(c, head+"Content-Type: application/json\r\nContent-Length: 4096\r\n\r\n")
+					started.Add(1)
+					for err == nil {
+						select {
+						case <-done:
+							c.Close()
+							return
+						case <-time.After(20 * time.Millisecond):
+						}
+						_, err = c.Write([]byte{' '})
+					}
+					c.Close()
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		}()
+	}
+	var once sync.Once
+	return func() { once.Do(func() { close(done); wg.Wait() }) }, started
+}
+
+// TestEndpointTricklers: more connections than the endpoint's cap send
+// whole headers and then trickle a body, reopening as soon as they are
+// closed; with the host holding every connection it takes, 8 of 8 rotates
+// by flatstore-ctl's client still succeed, without a token (the tricklers
+// as local as the rotates) and with one (the tricklers on /healthz, served
+// without it). With the token, a request without it is answered 401 before
+// its body is sent and its connection closed; every record lands once.
+func TestEndpointTricklers(t *testing.T) {
+	for _, c := range []struct{ name, token, head string }{
+		{"no token", "", "POST /mi HTTP/1.1\r\nHost: 127.0.0.1\r\n"},
+		{"token", "s3cret-s3cret-s3cret", "POST /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			const tricklers = 160 // above the cap of 128
+			raiseNofile(t, 4096)
+			addr := fbtest.FreeTCPAddr(t)
+			out := filepath.Join(t.TempDir(), "trickle.log")
+			args := []string{"-in", seqInput(t, lifeRecords), "-hold-ms", "6000", "-p", "path=" + out, "-p", "control_listen=" + addr}
+			if c.token != "" {
+				args = append(args, "-p", "control_token="+c.token)
+			}
+			h := fbtest.StartHost(t, args...)
+			done := hostDone(h)
+			waitHealthy(t, h, done, addr)
+			waitLines(t, h, done, out, lifeRecords)
+			pid := hostPID(t, "path="+out)
+			base := fdCount(pid)
+			stop, started := trickle(addr, c.head, tricklers)
+			defer stop()
+			// Every trickler has sent its headers, and the host holds as many
+			// connections as it takes.
+			for i := 0; started.Load() < tricklers || fdCount(pid) < base+100; i++ {
+				if i == 4000 {
+					t.Fatalf("%d tricklers started, the host holds %d descriptors (%d before)", started.Load(), fdCount(pid), base)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			held := fdCount(pid) - base
+			ok := 0
+			for i := range 8 {
+				ctl := ctlClient(t, addr, c.token)
+				if err := ctl.Rotate(out); err != nil {
+					t.Errorf("rotate %d during the trickle: %v", i+1, err)
+				} else {
+					ok++
+				}
+				ctl.Close()
+			}
+			if c.token != "" {
+				conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+				if err != nil {
+					t.Fatal(err)
+				}
+				_ = conn.SetDeadline(time.Now().Add(20 * time.Second)) // a safety net only
+				io.WriteString(conn, "POST /mi HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\n\r\n")
+				br := bufio.NewReader(conn)
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil || resp.StatusCode != http.StatusUnauthorized || !resp.Close {
+					t.Errorf("a request without the token, body not sent: %v %v, want 401 and Connection: close", resp, err)
+				} else if _, err := io.ReadAll(br); err != nil {
+					t.Errorf("the 401 connection was not closed: %v", err)
+				}
+				conn.Close()
+			}
+			stop()
+			n := miRotations(t, ctlClient(t, addr, c.token))
+			t.Logf("%d of 8 rotates with %d trickling connections (%d held by the host); %d mi rotations counted", ok, tricklers, held, n)
+			if ok != 8 || n != 8 {
+				t.Errorf("%d of 8 rotates succeeded, %d counted", ok, n)
+			}
+			sum, stderr, code := h.Wait()
+			hostOK(t, sum, stderr, code, lifeRecords)
+			if c.token != "" && !strings.Contains(stderr, "no valid control_token (401; the connection is closed)") {
+				t.Errorf("the 401 was not logged:\n%s", tail(stderr, 3000))
+			}
+		})
+	}
 }

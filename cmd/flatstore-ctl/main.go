@@ -19,6 +19,14 @@
 // address (another program answering "OK", an OpenSIPS) is an error, which
 // -missingok does not hide.
 //
+// With a token (-token or $FLATSTORE_TOKEN), flatstore-ctl first makes the
+// endpoint prove that it holds the same control_token (GET /challenge: a
+// fresh nonce, answered with an HMAC keyed by the token and bound to the
+// port dialed) and sends the token only then; an endpoint that cannot prove
+// it, or says it has no token, receives nothing more and the command fails
+// ("... is not a flatstore control endpoint (...); the control_token was
+// not sent").
+//
 // status prints the managed files as JSON.
 //
 // read prints the events of flatstore files (plain, gzip or zstd; - is
@@ -76,7 +84,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("flatstore-ctl", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	addr := fs.String("addr", envOr("FLATSTORE_ADDR", defaultAddr), "control endpoint: HOST:PORT or unix:/path.sock (env FLATSTORE_ADDR)")
-	token := fs.String("token", os.Getenv("FLATSTORE_TOKEN"), "control_token, sent as Authorization: Bearer (env FLATSTORE_TOKEN)")
+	token := fs.String("token", os.Getenv("FLATSTORE_TOKEN"), "control_token, sent as Authorization: Bearer once the endpoint proves it holds it (env FLATSTORE_TOKEN)")
 	timeout := fs.Duration("timeout", 5*time.Second, "time limit for each request")
 	missingOK := fs.Bool("missingok", false, "rotate: a PATH the plugin does not manage now is not an error")
 	if err := fs.Parse(args); err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -381,5 +382,78 @@ func TestLogrotate(t *testing.T) {
 	outb, err := logrotate("FLATSTORE_ADDR=" + addr2)
 	if err == nil || !strings.Contains(string(outb), "flatstore-ctl: "+main+": File not found") {
 		t.Fatalf("logrotate with an endpoint that does not manage %s: %v\n%s", main, err, outb)
+	}
+}
+
+// With a token, flatstore-ctl sends it only to an endpoint that has proved
+// it holds it: a squatter that answers every request as a perfect
+// look-alike (ids echoed, the path listed, "OK") never receives it, and
+// rotate and status fail, -missingok or not. The real plugin's endpoint,
+// over TCP and the unix socket, still rotates with the token.
+func TestSquatterNeverGetsToken(t *testing.T) {
+	const token = "s3cret-token-0123"
+	p := tempPaths(t, "events.log")[0]
+	var mu sync.Mutex
+	var seen []string
+	addr := squatter(t, func(w http.ResponseWriter, req map[string]any) {
+		if req["method"] == "event_flatstore:status" {
+			reply(w, map[string]any{"jsonrpc": "2.0", "result": map[string]any{"files": []any{map[string]any{"path": p}}}, "id": req["id"]})
+			return
+		}
+		reply(w, map[string]any{"jsonrpc": "2.0", "result": "OK", "id": req["id"]})
+	})
+	// Wrap the squatter's listener address in a recording proxy.
+	rec := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.Method+" "+r.URL.Path+" Authorization="+r.Header.Get("Authorization"))
+		mu.Unlock()
+		resp, err := http.Post("http://"+addr+r.URL.Path, "application/json", r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		w.WriteHeader(resp.StatusCode)
+		_, _ = io.Copy(w, resp.Body)
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go rec.Serve(ln)
+	t.Cleanup(func() { rec.Close() })
+	sq := ln.Addr().String()
+	for _, args := range [][]string{
+		{"-addr", sq, "-token", token, "rotate", p},
+		{"-addr", sq, "-token", token, "-missingok", "rotate", p},
+		{"-addr", sq, "-token", token, "status"},
+	} {
+		r := ctl(t, nil, args...)
+		if r.code != 1 || !strings.Contains(r.stderr, "is not a flatstore control endpoint") || !strings.Contains(r.stderr, "the control_token was not sent") {
+			t.Fatalf("%q: %+v", args, r)
+		}
+	}
+	if r := ctl(t, map[string]string{"FLATSTORE_ADDR": sq, "FLATSTORE_TOKEN": token}, "rotate", p); r.code != 1 {
+		t.Fatalf("FLATSTORE_TOKEN to a squatter: %+v", r)
+	}
+	mu.Lock()
+	for _, s := range seen {
+		if strings.Contains(s, token) || !strings.HasPrefix(s, "GET /challenge ") {
+			t.Errorf("the squatter received %q", s)
+		}
+	}
+	if len(seen) != 4 {
+		t.Errorf("the squatter saw %d requests, want the 4 challenges: %q", len(seen), seen)
+	}
+	mu.Unlock()
+
+	b := newBackend(p)
+	for _, a := range []string{serve(t, "127.0.0.1:0", token, b), serve(t, "unix:"+filepath.Join(t.TempDir(), "c.sock"), token, b)} {
+		if r := ctl(t, nil, "-addr", a, "-token", token, "rotate", p); r.code != 0 || r.stderr != "" {
+			t.Fatalf("%s: %+v", a, r)
+		}
+	}
+	if b.rotated(p) != 2 {
+		t.Fatalf("%d rotations, want 2", b.rotated(p))
 	}
 }

@@ -3,6 +3,7 @@ package control
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -14,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -26,21 +28,30 @@ import (
 type Client struct {
 	addr  string
 	base  string // "http://HOST:PORT", or "http://localhost" over a unix socket
+	bind  string // the listener as the token challenge names it: "tcp:PORT" or "unix"
 	token string
 	http  *http.Client
 	nonce string // makes every request id of this client unique to it
 	seq   atomic.Uint64
+
+	proveMu sync.Mutex
+	proven  bool // the endpoint proved it holds the token (challenge.go): send it
 }
 
 // NewClient returns a client of the endpoint at addr ("HOST:PORT" or
-// "unix:/path.sock"); token, when set, is sent as "Authorization: Bearer";
-// timeout bounds each request (0: 5 s).
+// "unix:/path.sock"); timeout bounds each request (0: 5 s).
+//
+// token, when set, is sent as "Authorization: Bearer", but only to an
+// endpoint that has proved it holds the same token: before its first
+// request the client sends a fresh nonce without the token (GET /challenge)
+// and checks the answer (challenge.go). An endpoint that fails the proof,
+// or says it has no token, gets no request at all (*NotFlatstoreError).
 func NewClient(addr, token string, timeout time.Duration) (*Client, error) {
 	if timeout <= 0 {
 		timeout = 5 * time.Second
 	}
 	tr := &http.Transport{Proxy: nil, DisableCompression: true, MaxIdleConnsPerHost: 2, IdleConnTimeout: 2 * time.Second}
-	base := "http://" + addr
+	base, bind := "http://"+addr, "unix"
 	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
 		if path == "" {
 			return nil, errors.New("no socket path after the unix: prefix")
@@ -50,13 +61,19 @@ func NewClient(addr, token string, timeout time.Duration) (*Client, error) {
 			return d.DialContext(ctx, "unix", path)
 		}
 		base = "http://localhost" // a Host the endpoint's DNS-rebinding check accepts
-	} else if _, _, err := net.SplitHostPort(addr); err != nil {
+	} else if _, port, err := net.SplitHostPort(addr); err != nil {
 		return nil, fmt.Errorf("want HOST:PORT or unix:/path.sock: %v", err)
+	} else {
+		n, err := net.LookupPort("tcp", port)
+		if err != nil {
+			return nil, fmt.Errorf("want HOST:PORT or unix:/path.sock: %v", err)
+		}
+		bind = tcpBind(n)
 	}
 	var n [6]byte
 	_, _ = rand.Read(n[:])
 	return &Client{
-		addr: addr, base: base, token: token,
+		addr: addr, base: base, bind: bind, token: token,
 		http:  &http.Client{Transport: tr, Timeout: timeout},
 		nonce: hex.EncodeToString(n[:]),
 	}, nil
@@ -177,6 +194,8 @@ func (c *Client) Status() ([]flatstore.FileStatus, error) {
 // Rotate asks the endpoint to reopen path (MI event_flatstore:rotate) and
 // returns nil only when that is sure to have happened:
 //
+//   - with a token, the endpoint must first prove that it holds it (see
+//     NewClient); nothing is sent to one that does not;
 //   - first the endpoint must prove to be flatstore's: it answers
 //     event_flatstore:status, in JSON-RPC 2.0, with the id sent;
 //   - then the rotate must answer "OK" with its own id;
@@ -245,9 +264,70 @@ func FileList(files []flatstore.FileStatus, max int) string {
 }
 
 // Do sends one plain HTTP request (method, path with its query, body or
-// nil) with the client's token and returns the status and the body (at most
-// 16 MiB). Use it for POST /rotate?path=, GET /status, /metrics, /healthz.
+// nil) and returns the status and the body (at most 16 MiB). Use it for
+// POST /rotate?path=, GET /status, /metrics, /healthz. The client's token
+// goes with it once the endpoint has proved it holds the token (prove).
 func (c *Client) Do(method, path string, body []byte) (int, []byte, error) {
+	auth := false
+	if c.token != "" {
+		var err error
+		if auth, err = c.prove(); err != nil {
+			return 0, nil, err
+		}
+	}
+	return c.send(method, path, body, auth)
+}
+
+// prove runs the token challenge once per client (challenge.go) and reports
+// whether the token may be sent. It fails, and the token is never sent,
+// when the endpoint answers without proving that it holds the token.
+func (c *Client) prove() (bool, error) {
+	c.proveMu.Lock()
+	defer c.proveMu.Unlock()
+	if c.proven {
+		return true, nil
+	}
+	var n [32]byte
+	if _, err := rand.Read(n[:]); err != nil {
+		return false, err
+	}
+	nonce := hex.EncodeToString(n[:])
+	status, data, err := c.send(http.MethodGet, challengePath+"?nonce="+nonce, nil, false)
+	if err != nil {
+		return false, err
+	}
+	const notSent = "; the control_token was not sent"
+	if status != http.StatusOK {
+		return false, &NotFlatstoreError{c.addr, fmt.Sprintf("it does not answer flatstore's token challenge (HTTP %d %s to GET %s)%s",
+			status, http.StatusText(status), challengePath, notSent)}
+	}
+	var rep challengeReply
+	if err := json.Unmarshal(data, &rep); err != nil {
+		return false, &NotFlatstoreError{c.addr, fmt.Sprintf("its answer to the token challenge is not flatstore's: %q%s",
+			truncate(string(data), 200), notSent)}
+	}
+	if !rep.Token {
+		// The plugin whose token we hold has that token; an endpoint without
+		// one is another (or a squatter claiming so to be trusted without a
+		// proof). It gets nothing.
+		return false, &NotFlatstoreError{c.addr, "it has no control_token, but a token was given: it is not the plugin " +
+			"whose token you hold (if the plugin really has no control_token, give none)" + notSent}
+	}
+	want := proof(c.token, nonce, c.bind)
+	if !hmac.Equal([]byte(rep.Proof), []byte(want)) {
+		why := "it does not hold this control_token: the token differs from the plugin's control_token, or the address is held by another program"
+		if rep.Bind != c.bind && hmac.Equal([]byte(rep.Proof), []byte(proof(c.token, nonce, rep.Bind))) {
+			why = fmt.Sprintf("it holds this control_token but answers for %s, not %s as dialed: a relay to the plugin's endpoint, "+
+				"or a port mapped to another number (dial the plugin's own port, or use its unix socket)", rep.Bind, c.bind)
+		}
+		return false, &NotFlatstoreError{c.addr, why + notSent}
+	}
+	c.proven = true
+	return true, nil
+}
+
+// send sends one request, with the token when auth is set.
+func (c *Client) send(method, path string, body []byte, auth bool) (int, []byte, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -259,7 +339,7 @@ func (c *Client) Do(method, path string, body []byte) (int, []byte, error) {
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if c.token != "" {
+	if auth {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	resp, err := c.http.Do(req)

@@ -1,6 +1,7 @@
 // Package control is flatstore's control endpoint: the OpenSIPS MI JSON-RPC
 // interface (POST /mi and everything under /mi/, as OpenSIPS mi_http), plain
-// HTTP beside it (POST /rotate, GET /status, GET /metrics, GET /healthz), the
+// HTTP beside it (POST /rotate, GET /status, GET /metrics, GET /healthz, and
+// GET /challenge, through which the endpoint proves it holds the token), the
 // lifecycle of the listeners, and Client, the one client of all of it
 // (flatstore-ctl and the tests use it).
 //
@@ -51,6 +52,13 @@ type Options struct {
 }
 
 // Request limits (README: The control endpoint).
+//
+// maxBodyBytes is enforced while the body is read (a larger body is 413 and
+// the connection is closed at once). An MI request names one path: a
+// PATH_MAX (4096-byte) path with every byte escaped as \u00XX is 24 KiB of
+// JSON, so 64 KiB takes any request a real client sends, padded or
+// pretty-printed, while the cap on connections bounds the bodies held at once
+// to 8 MiB.
 const (
 	maxBodyBytes   = 64 << 10
 	maxHeaderBytes = 16 << 10
@@ -65,11 +73,16 @@ const (
 	minConns        = 8
 )
 
+// reservedConns is how many of maxConns connections only trusted requests
+// can hold while the server works on them (server.go, admit): an eighth,
+// at least one.
+func reservedConns(maxConns int) int { return max(1, maxConns/8) }
+
 // limits are a server's timeouts and connection cap. A Registry's zero
 // limits mean defaultLimits; tests in this package shorten them.
 type limits struct {
 	readHeaderTimeout time.Duration // a new connection must send its headers within this
-	readTimeout       time.Duration // the whole request within this
+	readTimeout       time.Duration // the whole request, headers and body, within this from its start
 	writeTimeout      time.Duration
 	idleTimeout       time.Duration // keep-alive connections are closed after this
 	shutdownTimeout   time.Duration // Release waits this long for in-flight requests
@@ -79,7 +92,7 @@ type limits struct {
 func defaultLimits() limits {
 	return limits{
 		readHeaderTimeout: 5 * time.Second,
-		readTimeout:       10 * time.Second,
+		readTimeout:       5 * time.Second,
 		writeTimeout:      10 * time.Second,
 		idleTimeout:       5 * time.Second,
 		shutdownTimeout:   3 * time.Second,

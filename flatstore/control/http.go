@@ -1,12 +1,16 @@
 package control
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/flatstore/flatstore/flatstore"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -26,6 +30,7 @@ func (s *server) routes() http.Handler {
 			ErrorLog: logWriterLogger{s},
 		}))
 	}
+	mux.HandleFunc("GET "+challengePath, s.serveChallenge)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, "ok\n")
@@ -34,37 +39,112 @@ func (s *server) routes() http.Handler {
 }
 
 // guard checks the Host and the token before anything else happens,
-// refuses browsers, then bounds the body.
+// refuses browsers, then reads the whole body (bounded in size, and in time
+// by the server's ReadTimeout on the whole request) before the route runs,
+// and takes the request's slot (server.go: "How the connection slots are
+// shared"). Every refusal closes the connection at once (refuse).
 func (s *server) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c := connOf(r)
 		if s.checkHost && !s.localHost(r.Host) {
 			// A web page whose name the attacker re-points at 127.0.0.1 (DNS
 			// rebinding) reaches this listener with its own name as Host.
-			http.Error(w, fmt.Sprintf("Misdirected Request: Host %q is not served here; this endpoint listens on "+
+			s.refuse(w, c, http.StatusMisdirectedRequest, fmt.Sprintf("Misdirected Request: Host %q is not served here; this endpoint listens on "+
 				"loopback and answers only Host values that name this machine (a loopback IP such as 127.0.0.1 or [::1], "+
 				"localhost%s), against DNS rebinding",
-				r.Host, s.listenHostNote()), http.StatusMisdirectedRequest)
+				r.Host, s.listenHostNote()))
 			return
 		}
-		if s.token != "" && !s.authorized(r) {
+		authed := s.token != "" && s.authorized(r)
+		if s.token != "" && !authed && !(openPath(r.URL.Path) && r.Header.Get("Authorization") == "") {
+			s.logger().LimitedWarnf("control-unauthorized", "control endpoint %s: refused %s %q from %s: no valid control_token "+
+				"(401; the connection is closed)", s.bound, r.Method, truncate(r.URL.Path, 100), s.peer(r))
 			w.Header().Set("WWW-Authenticate", `Bearer realm="flatstore"`)
-			http.Error(w, "Unauthorized: send Authorization: Bearer <control_token>", http.StatusUnauthorized)
+			s.refuse(w, c, http.StatusUnauthorized, "Unauthorized: send Authorization: Bearer <control_token>")
 			return
 		}
 		if r.Header.Get("Origin") != "" {
 			// Browsers send Origin with every POST; no client of this endpoint is
 			// a browser. Refusing them keeps a web page from rotating files
 			// (cross-site form POST) or reading /status after a DNS rebind.
-			http.Error(w, "Forbidden: requests from web pages are not accepted", http.StatusForbidden)
+			s.refuse(w, c, http.StatusForbidden, "Forbidden: requests from web pages are not accepted")
+			return
+		}
+		trusted := authed || (s.token == "" && s.localPeer(r))
+		if c != nil && !s.reading(c, trusted) {
+			s.refuse(w, c, http.StatusServiceUnavailable, "Service Unavailable: the connection was closed to make room")
 			return
 		}
 		if r.ContentLength > maxBodyBytes {
-			tooLarge(w)
+			s.refuse(w, c, http.StatusRequestEntityTooLarge, tooLargeMsg)
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+		if err != nil {
+			var mbe *http.MaxBytesError
+			var ne net.Error
+			switch {
+			case errors.As(err, &mbe):
+				s.refuse(w, c, http.StatusRequestEntityTooLarge, tooLargeMsg)
+			case errors.As(err, &ne) && ne.Timeout():
+				s.refuse(w, c, http.StatusRequestTimeout, fmt.Sprintf("Request Timeout: the whole request must arrive within %v", s.lim.readTimeout))
+			default:
+				s.refuse(w, c, http.StatusBadRequest, "Bad Request: "+err.Error())
+			}
+			return
+		}
+		if c != nil && !s.serving(c, trusted) {
+			s.logger().LimitedWarnf("control-conns-reserved", "control endpoint %s: %d requests without the control_token in flight, "+
+				"the most it serves (%d connections are kept for rotates with the token); refused one (503)",
+				s.bound, s.lim.maxConns-reservedConns(s.lim.maxConns), reservedConns(s.lim.maxConns))
+			s.refuse(w, c, http.StatusServiceUnavailable, "Service Unavailable: too many requests in flight; try again")
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
 		next.ServeHTTP(w, r)
 	})
+}
+
+// openPath reports whether path is served without the token: the liveness
+// check, and the challenge through which the endpoint proves it holds the
+// token before a client sends it (challenge.go). A request that does carry
+// an Authorization header is checked even there: a wrong token is 401
+// everywhere, so a health check with a stale token fails loudly.
+func openPath(path string) bool { return path == "/healthz" || path == challengePath }
+
+// refuse answers with code and msg and closes the connection right after,
+// without reading what remains of the body. "Connection: close" keeps
+// net/http from draining the body before it writes the reply; but once the
+// reply is out it still closes the body, which reads up to 256 KiB looking
+// for its end, until the request's deadline. A read deadline in the past
+// ends that read at once, so the connection is closed as soon as the reply
+// is written.
+func (s *server) refuse(w http.ResponseWriter, c net.Conn, code int, msg string) {
+	if c != nil {
+		s.refused(c)
+	}
+	w.Header().Set("Connection", "close")
+	http.Error(w, msg, code)
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now())
+}
+
+// peer names the client of r for the log: its address, or "unix" on a unix
+// socket (whose peers have no name).
+func (s *server) peer(r *http.Request) string {
+	if s.unixPath != "" {
+		return "unix"
+	}
+	return r.RemoteAddr
+}
+
+// localPeer reports whether r came over the unix socket or from a loopback
+// address.
+func (s *server) localPeer(r *http.Request) bool {
+	if s.unixPath != "" {
+		return true
+	}
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	return err == nil && ap.Addr().Unmap().IsLoopback()
 }
 
 func (s *server) authorized(r *http.Request) bool {
@@ -76,20 +156,13 @@ func (s *server) authorized(r *http.Request) bool {
 	return sameToken(strings.TrimSpace(v[len(scheme):]), s.token)
 }
 
-func tooLarge(w http.ResponseWriter) {
-	http.Error(w, "Request Entity Too Large: the body limit is 64 KiB", http.StatusRequestEntityTooLarge)
-}
+const tooLargeMsg = "Request Entity Too Large: the body limit is 64 KiB"
 
-// readBody reads the (bounded) body; ok is false when it answered already.
+// readBody returns the body, which guard has read already.
 func readBody(w http.ResponseWriter, r *http.Request) (body []byte, ok bool) {
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			tooLarge(w)
-		} else {
-			http.Error(w, "Bad Request: "+err.Error(), http.StatusBadRequest)
-		}
+		http.Error(w, "Bad Request: "+err.Error(), http.StatusBadRequest)
 		return nil, false
 	}
 	return body, true
@@ -105,7 +178,7 @@ func (s *server) servePlainRotate(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "Bad Request: give exactly one ?path=", http.StatusBadRequest)
 		return
 	}
-	err := s.rotate(paths[0], "http", r.RemoteAddr)
+	err := s.rotate(paths[0], "http", s.peer(r))
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	switch {

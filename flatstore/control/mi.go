@@ -120,7 +120,7 @@ func (s *server) serveMI(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	status, out := s.handleMI(body, r.RemoteAddr)
+	status, out := s.handleMI(body, s.peer(r))
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = w.Write(out)

@@ -50,10 +50,66 @@ type server struct {
 	handles []*Handle
 }
 
+// How the connection slots are shared.
+//
+// A server holds at most lim.maxConns connections (one descriptor each). A
+// connection holds its slot firmly only while the server works on a request
+// it has read whole, headers and body (phaseServing): the handler runs, the
+// reply is written (bounded by writeTimeout). Every other connection — one
+// whose headers or body are still coming, an idle keep-alive one, one being
+// closed after a refusal — only borrows its slot: when a new connection
+// arrives at the cap, the oldest of those is closed to make room (admit).
+// So a client that sends headers and then trickles its body, or sends
+// nothing at all, never keeps a newer client out; to push a real request out
+// before it is read, a flood would have to cycle through every borrowed slot
+// in the time that request takes to arrive, which for a few hundred bytes
+// sent at once is far below one accept per slot. Every request must also be
+// read whole within readTimeout from its first byte, whatever its pace.
+//
+// Of the firm slots, reservedConns(maxConns) are kept for trusted requests
+// (trusted): a request that carries the valid control_token, or, when no
+// token is set, one over the unix socket or from a loopback address. A
+// request that is not trusted (with a token set, only /healthz and
+// /challenge are served without it) may enter phaseServing only while fewer
+// than maxConns-reserved untrusted requests are there; otherwise it is
+// refused with 503 and its connection closed. Trust is decided only once the
+// headers are complete (guard), so a connection whose headers are
+// incomplete is never trusted and never in a reserved slot: it borrows a
+// slot like any other and is the first to go at the cap, oldest first.
+// Between them, a rotate that carries the token (or, without a token, comes
+// over the local listener) always finds a slot: either one is free, or one
+// is borrowed and is taken from its borrower, or trusted requests fill the
+// reserve and the cap is reached only by requests the server is already
+// answering.
+//
+// A refusal (401, 403, 408, 413, 421, 503) goes out with "Connection:
+// close" and the connection is closed without reading what remains of the
+// body (refuse).
+
+// phase is where a connection is in its current request.
+type phase uint8
+
+const (
+	phaseWaiting phase = iota // accepted or idle: the headers of its next request are not all in
+	phaseReading              // headers in and checked, the body being read
+	phaseServing              // the request is read; it is being answered (holds its slot)
+	phaseRefused              // a refusal is being sent; it closes next
+)
+
 // connInfo is what the server knows of one connection.
 type connInfo struct {
-	seq   uint64
-	state http.ConnState // StateNew, StateActive or StateIdle
+	seq     uint64
+	phase   phase
+	trusted bool // of the request in phaseReading or phaseServing
+}
+
+// connKey is the request context key of the connection a request came on.
+type connKey struct{}
+
+// connOf returns the connection r came on (nil if unknown).
+func connOf(r *http.Request) net.Conn {
+	c, _ := r.Context().Value(connKey{}).(net.Conn)
+	return c
 }
 
 func start(r *Registry, addr string, o Options, lim limits) (*server, error) {
@@ -94,6 +150,9 @@ func start(r *Registry, addr string, o Options, lim limits) (*server, error) {
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          log.New(logWriter{s}, "", 0),
 		ConnState:         s.connState,
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return context.WithValue(ctx, connKey{}, c)
+		},
 	}
 	go func() {
 		defer close(s.served)
@@ -123,18 +182,19 @@ func (l capListener) Accept() (net.Conn, error) {
 }
 
 // admit counts c in, or refuses it. At the cap, the oldest connection that
-// has not sent a whole request yet (a new one, or an idle keep-alive one)
-// is closed to make room: a flood of idle connections can never lock out a
-// real rotate, nor hold more than maxConns descriptors. Only when every
-// connection has a request in flight (each bounded by the read and write
-// timeouts) is c itself closed.
+// only borrows its slot (any but phaseServing: see "How the connection slots
+// are shared" above) is closed to make room: a flood of connections that send
+// nothing, or send their requests slowly, can never lock out a real rotate,
+// nor hold more than maxConns descriptors. Only when every connection has a
+// request read and being answered (each bounded by the write timeout) is c
+// itself closed.
 func (s *server) admit(c net.Conn) bool {
 	var victim net.Conn
 	s.connMu.Lock()
 	if len(s.conns) >= s.lim.maxConns {
 		var oldest uint64
 		for vc, ci := range s.conns {
-			if ci.state != http.StateActive && (victim == nil || ci.seq < oldest) {
+			if ci.phase != phaseServing && (victim == nil || ci.seq < oldest) {
 				victim, oldest = vc, ci.seq
 			}
 		}
@@ -150,31 +210,80 @@ func (s *server) admit(c net.Conn) bool {
 		delete(s.conns, victim) // its StateClosed still comes, and ends its count in wg
 	}
 	s.seq++
-	s.conns[c] = &connInfo{seq: s.seq, state: http.StateNew}
+	s.conns[c] = &connInfo{seq: s.seq}
 	s.wg.Add(1)
 	s.connMu.Unlock()
 	if victim != nil {
 		s.logger().LimitedWarnf("control-conns-full", "control endpoint %s: %d connections open, the most it holds; "+
-			"closed the oldest one that had not sent a request (is a client opening connections and sending nothing?)",
+			"closed the oldest one that had not sent a whole request (is a client opening connections and sending nothing, "+
+			"or sending slowly?)",
 			s.bound, s.lim.maxConns)
 		_ = victim.Close()
 	}
 	return true
 }
 
-// connState follows each admitted connection: whether it is in a request,
-// and its end.
+// connState follows each admitted connection: back to phaseWaiting when it
+// waits for its next request, and its end.
 func (s *server) connState(c net.Conn, st http.ConnState) {
 	s.connMu.Lock()
 	defer s.connMu.Unlock()
 	switch st {
-	case http.StateActive, http.StateIdle:
+	case http.StateIdle:
 		if ci := s.conns[c]; ci != nil {
-			ci.state = st
+			ci.phase, ci.trusted = phaseWaiting, false
 		}
 	case http.StateClosed, http.StateHijacked:
 		delete(s.conns, c)
 		s.wg.Done()
+	}
+}
+
+// reading marks c's request as checked (trusted or not), its body being
+// read. It reports false when c is no longer counted (it was closed to make
+// room).
+func (s *server) reading(c net.Conn, trusted bool) bool {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	ci := s.conns[c]
+	if ci == nil {
+		return false
+	}
+	ci.phase, ci.trusted = phaseReading, trusted
+	return true
+}
+
+// serving moves c's request, read whole, into phaseServing, where it holds
+// its slot. An untrusted request gets there only while fewer than
+// maxConns-reservedConns(maxConns) untrusted ones are; false: refuse it.
+func (s *server) serving(c net.Conn, trusted bool) bool {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	ci := s.conns[c]
+	if ci == nil {
+		return false
+	}
+	if !trusted {
+		n := 0
+		for _, o := range s.conns {
+			if o.phase == phaseServing && !o.trusted {
+				n++
+			}
+		}
+		if n >= s.lim.maxConns-reservedConns(s.lim.maxConns) {
+			return false
+		}
+	}
+	ci.phase, ci.trusted = phaseServing, trusted
+	return true
+}
+
+// refused marks c as closing after a refusal: it no longer holds a slot.
+func (s *server) refused(c net.Conn) {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	if ci := s.conns[c]; ci != nil {
+		ci.phase = phaseRefused
 	}
 }
 
@@ -195,10 +304,11 @@ func (s *server) stop() {
 	go func() { shut <- s.hs.Shutdown(ctx) }()
 	<-s.served // the listener is closed: no new connection from here on
 	// Shutdown would wait up to 5 s for a connection that has not sent a
-	// whole request yet; it has nothing in flight, so close it now.
+	// whole request yet (or trickles its body); it has nothing being
+	// answered, so close it now.
 	s.connMu.Lock()
 	for c, ci := range s.conns {
-		if ci.state == http.StateNew {
+		if ci.phase != phaseServing {
 			_ = c.Close()
 		}
 	}
