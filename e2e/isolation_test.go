@@ -79,6 +79,114 @@ func TestIsolationKeyBomb(t *testing.T) {
 	}
 }
 
+// escapeKeyRec is {"event": ev, "m": {{"k": n control bytes}: 1}}: control
+// bytes inside a map used as a key. Each is \u0001 in the key's JSON text
+// (6 bytes), its backslash escaped again when that text becomes a string
+// (7), and each backslash doubled by escape backslash (9): the line is nine
+// times the record. line is that line.
+func escapeKeyRec(ev string, n int) (rec []byte, line string) {
+	rec = isoRec(ev, "m", fbtest.KV{fbtest.KV{"k", strings.Repeat("\x01", n)}, 1})
+	key := `{"k":"` + strings.Repeat(`\u0001`, n) + `"}`
+	value := `{"` + strings.ReplaceAll(strings.ReplaceAll(key, `\`, `\\`), `"`, `\"`) + `":1}`
+	return rec, ev + "," + strings.ReplaceAll(value, `\`, `\\`) + "\n"
+}
+
+// TestIsolationFlushBudget: four workers flush at once chunks whose records
+// render nine times their size (control bytes inside a map used as a key,
+// escape backslash). A record of 7 MiB made a 63 MB line at 310 MB of peak
+// RSS for one flush and 1.02 GB for four; now each flush keeps at most
+// twice its chunk plus 8 MiB of lines, and the record is skipped as
+// too_large before its room is taken: the four flushes stay under 200 MiB,
+// the host's own two copies of every chunk included, and the good records
+// around it land exactly once. Then 200 records of 8 KiB (72 KiB lines)
+// each chunk: they land until the budget is spent, the rest are skipped,
+// and the good record after them lands.
+func TestIsolationFlushBudget(t *testing.T) {
+	const workers, small, many, big = 4, 8 << 10, 200, 7 << 20
+	bomb, _ := escapeKeyRec("E_BIG", big)
+	hRec, hLine := escapeKeyRec("E_H", small)
+	run := func(name string, middle []byte) (got, stderr string, rssKB int64, input int) {
+		var chunks [][]byte
+		for i := 0; i < workers; i++ {
+			c := isoRec("E_OK", "i", i, "n", 0)
+			c = append(c, middle...)
+			c = append(c, isoRec("E_OK", "i", i, "n", 1)...)
+			chunks = append(chunks, c)
+			input += len(c)
+		}
+		out := filepath.Join(t.TempDir(), name+".log")
+		in := fbtest.WriteFile(t, name+".chunks", fbtest.Frames(chunks...))
+		sum, stderr, code := runHostFresh(t, "-in-chunks", in, "-workers", strconv.Itoa(workers),
+			"-p", "path="+out, "-p", "escape=backslash", "-p", "control_listen=off")
+		if code != 0 || len(sum.Instances) != 1 || sum.Instances[0].OKChunks != workers || sum.Instances[0].Retries != 0 {
+			t.Fatalf("%s: exit code %d, summary %+v; stderr:\n%s", name, code, sum, stderr)
+		}
+		if !strings.Contains(stderr, "too_large") {
+			t.Errorf("%s: stderr does not count records as too_large:\n%s", name, stderr)
+		}
+		return fbtest.ReadText(t, out), stderr, sum.MaxRSSKB, input
+	}
+	// Each chunk is one write: the file is the chunks' blocks in some order.
+	blocks := func(name, got string, block func(i int) string) {
+		t.Helper()
+		left := make([]string, workers)
+		for i := range left {
+			left[i] = block(i)
+		}
+		rest := got
+		for len(rest) > 0 {
+			n := len(rest)
+			for i, b := range left {
+				if b != "" && strings.HasPrefix(rest, b) {
+					rest, left[i] = rest[len(b):], ""
+					break
+				}
+			}
+			if len(rest) == n {
+				t.Fatalf("%s: the file does not split into the chunks' blocks at byte %d: %.300q", name, len(got)-len(rest), rest)
+			}
+		}
+		for i, b := range left {
+			if b != "" {
+				t.Errorf("%s: chunk %d: its lines are not in the file", name, i)
+			}
+		}
+	}
+
+	got, _, rss, _ := run("big", bomb)
+	blocks("big", got, func(i int) string { return fmt.Sprintf("E_OK,%d,0\nE_OK,%d,1\n", i, i) })
+	t.Logf("7 MiB records: host max_rss_kb=%d", rss)
+	if rss <= 0 || rss > 200<<10 {
+		t.Errorf("7 MiB records: host peak RSS %d KiB, want under 200 MiB", rss)
+	}
+
+	got, _, rss, input := run("small", bytes.Repeat(hRec, many))
+	kept := 0
+	if i := strings.Index(got, "E_OK,0,0\n"); i >= 0 {
+		for rest := got[i+len("E_OK,0,0\n"):]; strings.HasPrefix(rest, hLine); rest = rest[len(hLine):] {
+			kept++
+		}
+	}
+	blocks("small", got, func(i int) string {
+		return fmt.Sprintf("E_OK,%d,0\n", i) + strings.Repeat(hLine, kept) + fmt.Sprintf("E_OK,%d,1\n", i)
+	})
+	// Each record earns twice its 8 KiB and takes 72 KiB: 8 MiB of slack
+	// lets about 130 to 160 of them land.
+	if kept < 100 || kept >= many {
+		t.Errorf("%d of %d E_H records kept in each chunk, want about 8 MiB / 64 KiB of them", kept, many)
+	}
+	// The host's two copies of the chunks; per flush its budget of lines,
+	// which a buffer growing by append leaves behind in copies that the
+	// collector reclaims at its own pace (GOGC 100: the heap reaches twice
+	// what is live, and the copies come on top): four times it; and the
+	// runtime.
+	bound := (2*input+workers*4*(2*input/workers+8<<20))>>10 + 32<<10
+	t.Logf("8 KiB records: %d of %d kept per chunk; host max_rss_kb=%d (bound %d)", kept, many, rss, bound)
+	if rss <= 0 || rss > int64(bound) {
+		t.Errorf("8 KiB records: host peak RSS %d KiB, want under %d KiB", rss, bound)
+	}
+}
+
 // TestIsolationLargeValue: a 40 MiB value (under the 64 MiB line limit) is
 // written whole, and rendering it costs at most twice its size plus a
 // fixed buffer on top of the host's own copies.

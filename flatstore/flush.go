@@ -22,6 +22,7 @@ type flushState struct {
 	pbuf   []byte
 	drops  map[string]int
 	done   []int // per group: lines that landed (or were dropped as bad_path)
+	budget budget
 }
 
 // lines returns how many lines each group holds.
@@ -54,10 +55,8 @@ func (s *flushState) reset() {
 	if cap(s.line) > maxKeptBuffer {
 		s.line = nil
 	}
-	for _, b := range []*[]byte{&s.enc.tmp, &s.enc.values, &s.enc.key} {
-		if cap(*b) > maxKeptBuffer {
-			*b = nil
-		}
+	if cap(s.enc.values) > maxKeptBuffer {
+		s.enc.values = nil
 	}
 }
 
@@ -151,6 +150,7 @@ func (in *Instance) Flush(data []byte, tag string) (res Result) {
 func (in *Instance) render(s *flushState, data []byte, tag string) (objects, records int) {
 	tagb := unsafeBytes(tag)
 	dec := decoder{buf: data}
+	s.budget = budget{chunk: len(data)}
 	// One group for the whole chunk when the path cannot change from record
 	// to record: a static path, or a template of the tag alone.
 	var g0 *group
@@ -182,14 +182,20 @@ func (in *Instance) render(s *flushState, data []byte, tag string) (objects, rec
 		var rest, event []byte
 		if g0 != nil {
 			before := len(g0.buf)
-			g0.buf, rest, _, err = s.enc.AppendLine(g0.buf, t, body, tagb)
+			g0.buf, rest, _, err = s.enc.appendLine(g0.buf, t, body, tagb, s.budget.room(false))
+			if err == nil && !s.budget.keep(len(g0.buf)-before, len(data)-len(rest)) {
+				err = errTooLarge
+			}
 			if err == nil {
 				g0.ends = append(g0.ends, len(g0.buf))
 			} else {
 				g0.buf = g0.buf[:before]
 			}
 		} else {
-			s.line, rest, event, err = s.enc.AppendLine(s.line[:0], t, body, tagb)
+			s.line, rest, event, err = s.enc.appendLine(s.line[:0], t, body, tagb, s.budget.room(true))
+			if err == nil && !s.budget.keep(len(s.line), len(data)-len(rest)) {
+				err = errTooLarge
+			}
 			if err == nil {
 				s.pbuf = in.cfg.Template.Render(s.pbuf[:0], tagb, event, body[:len(body)-len(rest)])
 				g := s.groupFor(s.pbuf)

@@ -39,6 +39,7 @@ func FuzzFlush(f *testing.F) {
 	f.Add([]byte{0xc1})
 	f.Add([]byte{0x92, 0x01, 0xdf, 0xff, 0xff, 0xff, 0xff})
 	f.Add(fbtest.AppendRecord(nil, fbtest.Record{Body: fbtest.Raw(keyBomb(30))}))
+	f.Add(fbtest.AppendRecord(nil, fbtest.Record{Body: fbtest.KV{"event", "E", "m", fbtest.KV{fbtest.KV{"k", strings.Repeat("\x01", 64<<10)}, 1}}}))
 
 	dir := f.TempDir()
 	path := filepath.Join(dir, "fuzz.log")
@@ -282,6 +283,13 @@ func FuzzRenderLinear(f *testing.F) {
 	f.Add(fbtest.AppendKV(nil, fbtest.KV{"event", "E", "m", fbtest.KV{fbtest.KV{"\x01\"", []any{false, nil}}, 1}}), uint8(3))
 	f.Add(fbtest.AppendKV(nil, fbtest.KV{"e", []any{false, false, nil, true, 0, -1}}), uint8(5))
 	f.Add(fbtest.AppendKV(nil, fbtest.KV{"s", "\x00\x01\x02\"\\,||\r\n"}), uint8(7))
+	// Control bytes inside a map used as a key: nine bytes a byte under
+	// escape backslash (mode 4), the JSON made a string and escaped where
+	// it lies; csv (mode 6) quotes it there.
+	escKey := fbtest.AppendKV(nil, fbtest.KV{"event", "E", "m", fbtest.KV{fbtest.KV{"k", strings.Repeat("\x01", 4096) + "\",\n"}, []any{false, "\""}}})
+	f.Add(escKey, uint8(4))
+	f.Add(escKey, uint8(5))
+	f.Add(escKey, uint8(6))
 	dir := f.TempDir()
 	var encs []*flatstore.Encoder
 	for _, esc := range []string{"opensips", "none", "backslash", "csv"} {

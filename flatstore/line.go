@@ -37,8 +37,6 @@ type Encoder struct {
 	timeFmt   TimeFormat
 	spans     [][]byte // params mode: each param's msgpack value, nil when absent
 	values    []byte   // the rendered parameters of the current line
-	tmp       []byte   // a map or array rendered as JSON, before escaping
-	key       []byte   // the text of a map or array used as a map key
 }
 
 // NewEncoder returns an encoder for cfg.
@@ -115,8 +113,16 @@ func HeaderLine(cfg *Config) []byte {
 // returned unchanged and the record must be skipped (a dropError other than
 // errTruncated) or the walk stopped (errTruncated).
 func (e *Encoder) AppendLine(dst []byte, t EventTime, body, tag []byte) (out, rest, event []byte, err error) {
+	return e.appendLine(dst, t, body, tag, MaxLineBytes)
+}
+
+// appendLine is AppendLine with the line bounded to max bytes (at most
+// MaxLineBytes; errTooLarge beyond). The encoder renders every part of a
+// line where it lies in dst, so the line is all the memory it takes, bar
+// the values' side buffer (about bigValue) and a bigSlack of room.
+func (e *Encoder) appendLine(dst []byte, t EventTime, body, tag []byte, max int) (out, rest, event []byte, err error) {
 	start := len(dst)
-	limit := start + MaxLineBytes
+	limit := start + min(max, MaxLineBytes)
 	n, b, ok := readMapHeader(body)
 	if !ok {
 		return dst, body, nil, errTruncated
@@ -175,7 +181,7 @@ func (e *Encoder) AppendLine(dst []byte, t EventTime, body, tag []byte) (out, re
 	if err != nil {
 		return dst[:start], body, nil, err
 	}
-	return e.endLine(dst, start, name, b)
+	return e.endLine(dst, start, name, b, limit)
 }
 
 // appendHead appends the event name (unless suppress_event_name) and the
@@ -431,8 +437,8 @@ func (e *Encoder) appendDelim(dst []byte) []byte {
 }
 
 // endLine ends the line that starts at dst[start] and checks its length.
-func (e *Encoder) endLine(dst []byte, start int, name, rest []byte) ([]byte, []byte, []byte, error) {
-	if len(dst)-start+1 > MaxLineBytes {
+func (e *Encoder) endLine(dst []byte, start int, name, rest []byte, limit int) ([]byte, []byte, []byte, error) {
+	if len(dst)+1 > limit {
 		return dst[:start], rest, nil, errTooLarge
 	}
 	return append(dst, '\n'), rest, name, nil
@@ -479,34 +485,19 @@ func (e *Encoder) appendValue(dst, b []byte, limit int) ([]byte, []byte, error) 
 		out, err := e.appendEscaped(dst, s, limit)
 		return out, rest, err
 	case msgp.MapType, msgp.ArrayType:
-		if e.escape == EscapeNone || e.escape == EscapeOpenSIPS || e.escape == EscapeOpenSIPSExact {
-			// These escapes keep the length: the JSON is written straight
-			// into the line and escaped where it lies.
-			mark := len(dst)
-			out, rest, err := e.appendJSON(dst, b, 0, false, limit)
-			if err != nil {
-				return dst[:mark], b, err
-			}
-			e.escapeInPlace(out[mark:])
-			return out, rest, nil
+		// The JSON is written straight into the line and escaped where it
+		// lies: no copy of it is ever made, and no room is taken for it
+		// before each part is known to fit (a large string takes its room
+		// at once in appendJSONString).
+		mark := len(dst)
+		out, rest, err := e.appendJSON(dst, b, 0, false, limit)
+		if err == nil {
+			out, err = e.escapeJSON(out, mark, limit)
 		}
-		// The JSON may not be longer than what is left of the line. It is
-		// rendered aside up to bigValue; a larger one is rendered again
-		// into room reserved once, so that it is not copied while it grows.
-		room := limit - len(dst)
-		tmp, rest, err := e.appendJSON(e.tmp[:0], b, 0, false, min(room, bigValue))
-		if err == errTooLarge && room > bigValue {
-			if end, serr := msgp.Skip(b); serr == nil {
-				tmp = slices.Grow(tmp[:0], len(b)-len(end)+bigSlack)
-			}
-			tmp, rest, err = e.appendJSON(tmp[:0], b, 0, false, room)
-		}
-		e.tmp = tmp
 		if err != nil {
-			return dst, b, err
+			return out[:mark], b, err
 		}
-		out, err := e.appendEscaped(dst, tmp, limit)
-		return out, rest, err
+		return out, rest, nil
 	}
 	var nb [64]byte
 	s, rest, err := appendScalar(nb[:0], b)
@@ -602,7 +593,7 @@ func (e *Encoder) appendJSON(dst, b []byte, depth int, inKey bool, max int) ([]b
 		if !ok {
 			return dst, b, errTruncated
 		}
-		if len(dst)+len(v) > max {
+		if !jsonStringFits(dst, v, max) {
 			return dst, b, errTooLarge
 		}
 		return appendJSONString(dst, v), rest, nil
@@ -634,7 +625,7 @@ func (e *Encoder) appendJSON(dst, b []byte, depth int, inKey bool, max int) ([]b
 // follows it (its value).
 func (e *Encoder) appendJSONKey(dst, b []byte, depth int, inKey bool, max int) ([]byte, []byte, error) {
 	if k, rest, ok := readStr(b); ok {
-		if len(dst)+len(k) > max {
+		if !jsonStringFits(dst, k, max) {
 			return dst, b, errTooLarge
 		}
 		return appendJSONString(dst, k), rest, nil
@@ -645,12 +636,17 @@ func (e *Encoder) appendJSONKey(dst, b []byte, depth int, inKey bool, max int) (
 			// Inside a key's text: the text of this key, unquoted.
 			return e.appendJSON(dst, b, depth+1, true, max)
 		}
-		text, rest, err := e.appendJSON(e.key[:0], b, depth+1, true, max-len(dst))
-		e.key = text
-		if err != nil {
-			return dst, b, err
+		// The key's text is written where it lies, then made a JSON
+		// string there, within max.
+		mark := len(dst)
+		out, rest, err := e.appendJSON(dst, b, depth+1, true, max)
+		if err == nil {
+			out, err = quoteJSONInPlace(out, mark, max)
 		}
-		return appendJSONString(dst, text), rest, nil
+		if err != nil {
+			return out[:mark], b, err
+		}
+		return out, rest, nil
 	default:
 		// appendScalar's text holds nothing JSON escapes: quoted as it is.
 		out, rest, err := appendScalar(append(dst, '"'), b)
@@ -696,6 +692,79 @@ func appendJSONString(dst, s []byte) []byte {
 	}
 	dst = append(dst, s[start:]...)
 	return append(dst, '"')
+}
+
+// jsonStringFits reports whether s, written as a JSON string, leaves dst
+// within max bytes. Its escapes are counted only when the worst case (six
+// bytes for a control byte) might not fit.
+func jsonStringFits(dst, s []byte, max int) bool {
+	room := max - len(dst) - 2
+	if len(s) > room {
+		return false
+	}
+	return len(s) <= room/6 || len(dst)+jsonStringLen(s) <= max
+}
+
+// jsonStringLen is the length of s written by appendJSONString.
+func jsonStringLen(s []byte) int {
+	n := len(s) + 2
+	for _, c := range s {
+		switch {
+		case c >= 0x20 && c != '"' && c != '\\':
+		case c == '"' || c == '\\' || c == '\b' || c == '\f' || c == '\n' || c == '\r' || c == '\t':
+			n++
+		default:
+			n += 5
+		}
+	}
+	return n
+}
+
+// quoteJSONInPlace makes the text at dst[mark:] the JSON string that
+// appendJSONString writes for it, where it lies, unless dst would pass max
+// bytes (then errTooLarge, before any room is taken): the room is taken
+// once and the text moved to its end from its last byte to its first.
+func quoteJSONInPlace(dst []byte, mark, max int) ([]byte, error) {
+	n := jsonStringLen(dst[mark:])
+	if mark+n > max {
+		return dst, errTooLarge
+	}
+	end := len(dst)
+	dst = slices.Grow(dst, n-(end-mark))[:mark+n]
+	w := len(dst) - 1
+	dst[w] = '"'
+	for r := end - 1; r >= mark; r-- {
+		c := dst[r]
+		if c >= 0x20 && c != '"' && c != '\\' {
+			w--
+			dst[w] = c
+			continue
+		}
+		var x byte
+		switch c {
+		case '"', '\\':
+			x = c
+		case '\b':
+			x = 'b'
+		case '\f':
+			x = 'f'
+		case '\n':
+			x = 'n'
+		case '\r':
+			x = 'r'
+		case '\t':
+			x = 't'
+		default:
+			const hexDigits = "0123456789abcdef"
+			w -= 6
+			dst[w], dst[w+1], dst[w+2], dst[w+3], dst[w+4], dst[w+5] = '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf]
+			continue
+		}
+		w -= 2
+		dst[w], dst[w+1] = '\\', x
+	}
+	dst[mark] = '"'
+	return dst, nil
 }
 
 // bigValue is the size from which a value's room in the line is reserved
@@ -782,12 +851,68 @@ func (e *Encoder) appendEscaped(dst, s []byte, limit int) ([]byte, error) {
 	return dst, nil
 }
 
-// escapeInPlace applies escape opensips to s where it lies: every
-// replacement it makes has the length of what it replaces.
-func (e *Encoder) escapeInPlace(s []byte) {
-	if e.escape == EscapeOpenSIPS || e.escape == EscapeOpenSIPSExact {
-		e.escapeInPlaceFrom(s, e.scan.cleanPrefix(&e.special, s))
+// escapeJSON applies the configured escape to the JSON at dst[mark:]
+// where it lies, unless the line would pass limit bytes of dst (then
+// errTooLarge, before any room is taken). Escape opensips replaces bytes
+// by bytes of the same length; backslash and csv make the value longer:
+// its escaped length is counted first, the room taken once, and the value
+// moved back to the end of it from its last byte to its first, each byte
+// escaped on the way, so that no copy of the JSON is ever needed.
+func (e *Encoder) escapeJSON(dst []byte, mark, limit int) ([]byte, error) {
+	s := dst[mark:]
+	i := e.scan.cleanPrefix(&e.special, s)
+	if i == len(s) || e.escape == EscapeNone {
+		return dst, nil
 	}
+	switch e.escape {
+	case EscapeOpenSIPS, EscapeOpenSIPSExact:
+		e.escapeInPlaceFrom(s, i)
+		return dst, nil
+	}
+	n := e.escapedLen(s, i)
+	if mark+n > limit {
+		return dst, errTooLarge
+	}
+	end := len(dst)
+	dst = slices.Grow(dst, n-len(s))[:mark+n]
+	w := len(dst)
+	if e.escape == EscapeBackslash {
+		// Each special byte becomes two; once no special byte is left
+		// before r, the rest is in place already (w == r+1).
+		for r := end - 1; w > r+1; r-- {
+			c := dst[r]
+			if !e.special[c] {
+				w--
+				dst[w] = c
+				continue
+			}
+			switch c {
+			case '\n':
+				c = 'n'
+			case '\r':
+				c = 'r'
+			}
+			w -= 2
+			dst[w], dst[w+1] = '\\', c
+		}
+		return dst, nil
+	}
+	// csv: quoted, each quote doubled; the runs between quotes moved whole.
+	w--
+	dst[w] = '"'
+	for r := end; ; {
+		j := mark + bytes.LastIndexByte(dst[mark:r], '"')
+		w -= r - (j + 1)
+		copy(dst[w:], dst[j+1:r])
+		if j < mark {
+			break
+		}
+		w -= 2
+		dst[w], dst[w+1] = '"', '"'
+		r = j
+	}
+	dst[mark] = '"'
+	return dst, nil
 }
 
 // escapeInPlaceFrom is escapeInPlace knowing that s[:i] needs no escape:

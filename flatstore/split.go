@@ -18,18 +18,35 @@ var ErrBadLine = errors.New("flatstore: malformed line")
 // \n and \r, and every byte equal to the delimiter's first byte as a
 // backslash and that byte (for a one-byte delimiter: backslash, delimiter).
 func Split(cfg *Config, line []byte) ([][]byte, error) {
+	var out [][]byte
+	err := SplitFunc(cfg, line, func(f []byte) bool {
+		out = append(out, append([]byte{}, f...))
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// SplitFunc calls fn with each field of line, in order, as Split returns
+// them, and stops when fn returns false; it holds no field but the one it
+// hands over, so that a line of millions of fields costs no more memory
+// than its longest field. A field is valid only during the call. For a
+// line that its escape mode could not have written it returns ErrBadLine,
+// possibly after fn has seen the fields before the fault.
+func SplitFunc(cfg *Config, line []byte, fn func(field []byte) bool) error {
 	line = bytes.TrimSuffix(line, []byte{'\n'})
 	delim := []byte(cfg.Delimiter)
-	var out [][]byte
+	var cur []byte
 	switch cfg.Escape {
 	case EscapeBackslash:
-		var cur []byte
 		for i := 0; i < len(line); i++ {
 			c := line[i]
 			switch {
 			case c == '\\':
 				if i+1 >= len(line) {
-					return nil, ErrBadLine
+					return ErrBadLine
 				}
 				switch n := line[i+1]; {
 				case n == '\\':
@@ -45,32 +62,35 @@ func Split(cfg *Config, line []byte) ([][]byte, error) {
 					cur = append(cur, n)
 					i++
 				default:
-					return nil, ErrBadLine
+					return ErrBadLine
 				}
 			case c == '\n' || c == '\r':
-				return nil, ErrBadLine
+				return ErrBadLine
 			case bytes.HasPrefix(line[i:], delim):
-				out = append(out, nonNil(cur))
-				cur = nil
+				if !fn(cur) {
+					return nil
+				}
+				cur = cur[:0]
 				i += len(delim) - 1
 			case c == delim[0]:
 				// Never written unescaped inside a value.
-				return nil, ErrBadLine
+				return ErrBadLine
 			default:
 				cur = append(cur, c)
 			}
 		}
-		return append(out, nonNil(cur)), nil
+		fn(cur)
+		return nil
 	case EscapeCSV:
 		d := delim[0]
 		i := 0
 		for {
-			var cur []byte
+			cur = cur[:0]
 			if i < len(line) && line[i] == '"' {
 				i++
 				for {
 					if i >= len(line) {
-						return nil, ErrBadLine
+						return ErrBadLine
 					}
 					if line[i] == '"' {
 						if i+1 < len(line) && line[i+1] == '"' {
@@ -85,30 +105,32 @@ func Split(cfg *Config, line []byte) ([][]byte, error) {
 					i++
 				}
 				if i < len(line) && line[i] != d {
-					return nil, ErrBadLine
+					return ErrBadLine
 				}
 			} else {
 				for i < len(line) && line[i] != d {
 					if line[i] == '"' || line[i] == '\n' || line[i] == '\r' {
-						return nil, ErrBadLine
+						return ErrBadLine
 					}
 					cur = append(cur, line[i])
 					i++
 				}
 			}
-			out = append(out, nonNil(cur))
-			if i >= len(line) {
-				return out, nil
+			if !fn(cur) || i >= len(line) {
+				return nil
 			}
 			i++ // the delimiter
 		}
 	}
-	return append(out, bytes.Split(line, delim)...), nil
-}
-
-func nonNil(b []byte) []byte {
-	if b == nil {
-		return []byte{}
+	for {
+		j := bytes.Index(line, delim)
+		if j < 0 {
+			fn(line)
+			return nil
+		}
+		if !fn(line[:j]) {
+			return nil
+		}
+		line = line[j+len(delim):]
 	}
-	return b
 }

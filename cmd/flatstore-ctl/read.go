@@ -278,7 +278,8 @@ func (r *lineReader) readFile(name string, stdin io.Reader) bool {
 		}
 		src = f
 	}
-	in, closeIn, err := decompress(bufio.NewReaderSize(src, 64<<10))
+	cr := &countReader{r: src}
+	in, closeIn, err := decompress(bufio.NewReaderSize(cr, 64<<10), cr)
 	if err != nil {
 		fmt.Fprintf(r.stderr, "flatstore-ctl: %s: %v\n", display, err)
 		r.failed++
@@ -306,9 +307,11 @@ func (r *lineReader) readFile(name string, stdin io.Reader) bool {
 	}
 }
 
-// decompress returns the content of br: gunzipped or zstd-decoded when it
-// starts with their magic bytes, as it is otherwise.
-func decompress(br *bufio.Reader) (io.Reader, func(), error) {
+// decompress returns the content of br, which reads cr: gunzipped or
+// zstd-decoded when it starts with their magic bytes (stopped with
+// errBomb past bombRatio bytes for each byte read from cr plus bombFree),
+// as it is otherwise.
+func decompress(br *bufio.Reader, cr *countReader) (io.Reader, func(), error) {
 	magic, _ := br.Peek(4)
 	switch {
 	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
@@ -316,7 +319,7 @@ func decompress(br *bufio.Reader) (io.Reader, func(), error) {
 		if err != nil {
 			return nil, nil, fmt.Errorf("gzip: %v", err)
 		}
-		return bufio.NewReaderSize(zr, 64<<10), func() { zr.Close() }, nil
+		return bufio.NewReaderSize(&bombGuard{r: zr, in: cr}, 64<<10), func() { zr.Close() }, nil
 	case bytes.Equal(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
 		// Synchronous (no decoding goroutines), and at most zstd's own
 		// default window for decompression (128 MiB), so a hostile frame
@@ -325,9 +328,51 @@ func decompress(br *bufio.Reader) (io.Reader, func(), error) {
 		if err != nil {
 			return nil, nil, fmt.Errorf("zstd: %v", err)
 		}
-		return bufio.NewReaderSize(zr, 64<<10), zr.Close, nil
+		return bufio.NewReaderSize(&bombGuard{r: zr, in: cr}, 64<<10), zr.Close, nil
 	}
 	return br, func() {}, nil
+}
+
+// The decompressed size of a file is bounded by its own: a file of 61 KB
+// that inflates to gigabytes would cost the reader's time and the output
+// out of all proportion to it. Deflate cannot pass about 1032:1; zstd can
+// go far beyond. A file refused here reads whole through a decompressor
+// the operator trusts: zcat FILE | flatstore-ctl read -.
+const (
+	bombRatio = 1024    // decompressed bytes for each compressed byte
+	bombFree  = 1 << 30 // decompressed bytes allowed whatever the ratio
+)
+
+// errBomb stops a decompression past the bound.
+var errBomb = fmt.Errorf("decompresses to more than %d bytes for each byte of the file (and %d GiB): stopped; if you trust it, read it as zcat FILE | flatstore-ctl read -", bombRatio, bombFree>>30)
+
+// countReader counts the bytes read through it.
+type countReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// bombGuard ends r with errBomb once it has given more than bombRatio
+// bytes for each byte read from in, plus bombFree.
+type bombGuard struct {
+	r   io.Reader
+	in  *countReader
+	out int64
+}
+
+func (g *bombGuard) Read(p []byte) (int, error) {
+	if g.out > bombRatio*g.in.n+bombFree {
+		return 0, errBomb
+	}
+	n, err := g.r.Read(p)
+	g.out += int64(n)
+	return n, err
 }
 
 // record prints one record or says why it cannot.
@@ -361,70 +406,133 @@ func (r *lineReader) record(file string, rec record, cut bool) {
 		bad("a quoted value is not closed before the end of the input: %s", excerpt(text))
 		return
 	}
-	fields, err := flatstore.Split(r.cfg, rec.text)
-	if err != nil {
+	// A first walk counts the fields and the JSON they make, holding none
+	// of them: a line of millions of empty fields is refused here, before
+	// anything is printed or kept.
+	fields, size := 0, len(`{"params":[]}`)
+	for _, n := range r.names {
+		size += len(n) + 2 // "name": and a comma
+	}
+	err := flatstore.SplitFunc(r.cfg, rec.text, func(f []byte) bool {
+		fields++
+		size += jsonLen(f) + 1
+		return size <= maxJSONLine
+	})
+	switch {
+	case err != nil:
 		bad("not a line that escape %s writes: %s", r.cfg.Escape, excerpt(text))
 		return
-	}
-	switch {
-	case r.names != nil && len(fields) != r.head+len(r.names):
-		bad("%d fields, want %d (%s): %s", len(fields), r.head+len(r.names), r.columns(), excerpt(text))
+	case size > maxJSONLine:
+		bad("its JSON would pass the reader's limit of %d MiB a line (%d fields or more): skipped", maxJSONLine>>20, fields)
 		return
-	case len(fields) < r.head:
-		bad("%d field, want at least %d (%s): %s", len(fields), r.head, r.columns(), excerpt(text))
+	case r.names != nil && fields != r.head+len(r.names):
+		bad("%d fields, want %d (%s): %s", fields, r.head+len(r.names), r.columns(), excerpt(text))
+		return
+	case fields < r.head:
+		bad("%d field, want at least %d (%s): %s", fields, r.head, r.columns(), excerpt(text))
 		return
 	}
 	if rec.noEOL {
 		fmt.Fprintf(r.stderr, "flatstore-ctl: warning: %s: the last line has no newline: it may be incomplete (a write in progress, or a cut file)\n", where)
 	}
+	// The second walk prints the object as it goes, a buffer at a time.
 	b := append(r.buf[:0], '{')
 	valid := true
-	member := func(quotedName []byte, v []byte) {
-		if len(b) > 1 {
-			b = append(b, ',')
-		}
-		b = append(b, quotedName...)
-		b = append(b, ':')
-		var ok bool
-		b, ok = appendJSONString(b, v)
-		valid = valid && ok
-	}
 	i := 0
-	if !r.cfg.SuppressEventName {
-		member([]byte(`"event"`), fields[i])
-		i++
-	}
-	if r.cfg.TimeFormat != flatstore.TimeNone {
-		member([]byte(`"time"`), fields[i])
-		i++
-	}
-	if r.names != nil {
-		for j, n := range r.names {
-			member(n, fields[i+j])
-		}
-	} else {
-		if len(b) > 1 {
-			b = append(b, ',')
-		}
-		b = append(b, `"params":[`...)
-		for j, v := range fields[i:] {
-			if j > 0 {
+	_ = flatstore.SplitFunc(r.cfg, rec.text, func(f []byte) bool {
+		switch {
+		case i == 0 && !r.cfg.SuppressEventName:
+			b = append(b, `"event":`...)
+		case i < r.head: // the time
+			if i > 0 {
 				b = append(b, ',')
 			}
-			var ok bool
-			b, ok = appendJSONString(b, v)
-			valid = valid && ok
+			b = append(b, `"time":`...)
+		case r.names != nil:
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, r.names[i-r.head]...)
+			b = append(b, ':')
+		case i == r.head:
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `"params":[`...)
+		default:
+			b = append(b, ',')
+		}
+		var ok bool
+		b, ok = appendJSONString(b, f)
+		valid = valid && ok
+		i++
+		if len(b) >= 64<<10 {
+			r.write(b)
+			b = b[:0]
+		}
+		return true
+	})
+	if r.names == nil {
+		if i == r.head {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `"params":[`...)
 		}
 		b = append(b, ']')
 	}
 	b = append(b, '}', '\n')
-	r.buf = b
-	if _, err := r.out.Write(b); err != nil {
-		r.outErr = err
-	}
+	r.write(b)
+	r.buf = b[:0]
 	if !valid {
 		bad("a value is not UTF-8, which a JSON string cannot hold: printed with U+FFFD for the bad bytes")
 	}
+}
+
+// maxJSONLine bounds the JSON the reader prints for one line: twice the
+// plugin's line limit. A line of text reads back to about its own length
+// (its quotes and backslashes doubled at most); only a line of very many
+// empty fields (three bytes of JSON each) or of control bytes (six) would
+// fan out past it, and is reported instead.
+const maxJSONLine = 2 * flatstore.MaxLineBytes
+
+// write prints b, keeping the first error.
+func (r *lineReader) write(b []byte) {
+	if r.outErr != nil {
+		return
+	}
+	if _, err := r.out.Write(b); err != nil {
+		r.outErr = err
+	}
+}
+
+// jsonLen is the length of appendJSONString's JSON string for s.
+func jsonLen(s []byte) int {
+	n := len(s) + 2
+	valid := utf8.Valid(s)
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t':
+				n++
+			case c < 0x20:
+				n += 5
+			}
+			i++
+			continue
+		}
+		if valid {
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRune(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			n += 5 // \ufffd for one byte
+		}
+		i += size
+	}
+	return n
 }
 
 // columns names the fields a line must have.
@@ -541,6 +649,12 @@ func (s *scanner) next() (rec record, err error) {
 			if len(s.buf)+len(chunk) > flatstore.MaxLineBytes {
 				rec.long, s.buf = true, s.buf[:0]
 			} else {
+				if cap(s.buf)-len(s.buf) < len(chunk) {
+					// Doubling, up to the line limit: a long line leaves
+					// copies that sum to its length, not four times it as
+					// append's quarter steps would.
+					s.buf = slices.Grow(s.buf, max(len(chunk), min(len(s.buf), flatstore.MaxLineBytes-len(s.buf))))
+				}
 				s.buf = append(s.buf, chunk...)
 				if s.csv {
 					rec.csv.feed(chunk, s.delim)

@@ -1,17 +1,20 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -590,5 +593,143 @@ func TestReadUsage(t *testing.T) {
 	r = ctl(t, nil, "-h")
 	if !strings.Contains(r.stdout, "read    print the events") {
 		t.Errorf("flatstore-ctl -h does not list read:\n%s", r.stdout)
+	}
+}
+
+// commaBomb is a gzip file of "E,a\n", one line of n commas, and "E,b\n":
+// about 61 KB for 60 MiB, written without holding the line.
+func commaBomb(t testing.TB, n int) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	w, err := gzip.NewWriterLevel(&b, gzip.BestCompression)
+	if err != nil {
+		t.Fatal(err)
+	}
+	commas := bytes.Repeat([]byte{','}, 1<<20)
+	w.Write([]byte("E,a\n"))
+	for n > 0 {
+		k := min(n, len(commas))
+		w.Write(commas[:k])
+		n -= k
+	}
+	w.Write([]byte("\nE,b\n"))
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// TestReadCommaBomb: a .gz of 61 KB holding one line of 60 MiB of commas
+// took 4 GB and 14.6 s (sixty million fields held at once, then their
+// JSON). The command reads it in bounded memory: the line is reported
+// (its JSON would pass 128 MiB) and skipped, the lines before and after it
+// are printed exactly, the exit status is 1, and the process's peak RSS
+// (VmHWM, read while it waits on standard input after the file) stays
+// under 256 MiB.
+func TestReadCommaBomb(t *testing.T) {
+	gz := commaBomb(t, 60<<20)
+	t.Logf("the .gz is %d bytes", len(gz))
+	dir := t.TempDir()
+	file := filepath.Join(dir, "bomb.log.gz")
+	if err := os.WriteFile(file, gz, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctl := filepath.Join(dir, "flatstore-ctl")
+	if err := os.Symlink(self, ctl); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(ctl, "read", file, "-")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
+	stderrPipe, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	// The report of line 2 comes once the line has been walked; the
+	// process then waits on standard input until it is closed.
+	var stderr strings.Builder
+	sc := bufio.NewScanner(stderrPipe)
+	hwm := int64(-1)
+	for sc.Scan() {
+		stderr.WriteString(sc.Text() + "\n")
+		if strings.HasPrefix(sc.Text(), file+":2: ") && hwm < 0 {
+			hwm = vmHWM(t, cmd.Process.Pid)
+			stdin.Close()
+		}
+	}
+	err = cmd.Wait()
+	code := cmd.ProcessState.ExitCode()
+	if code != 1 {
+		t.Errorf("exit %d (%v), want 1; stderr:\n%s", code, err, stderr.String())
+	}
+	if want := "{\"event\":\"E\",\"params\":[\"a\"]}\n{\"event\":\"E\",\"params\":[\"b\"]}\n"; stdout.String() != want {
+		t.Errorf("stdout %.300q, want %q", stdout.String(), want)
+	}
+	for _, want := range []string{
+		file + ":2: its JSON would pass the reader's limit of 128 MiB a line",
+		"flatstore-ctl: read: 1 of 3 lines not read back",
+	} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("stderr does not say %q:\n%s", want, stderr.String())
+		}
+	}
+	t.Logf("VmHWM %d KiB while waiting on stdin; rusage maxrss %d KiB (may hold the parent's, from vfork)",
+		hwm, cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss)
+	if hwm <= 0 || (hwm > 256<<10 && !raceEnabled) {
+		t.Errorf("peak RSS %d KiB, want under 256 MiB", hwm)
+	}
+}
+
+// vmHWM is a live process's peak resident memory in KiB.
+func vmHWM(t *testing.T, pid int) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			n, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+	t.Fatalf("no VmHWM in /proc/%d/status", pid)
+	return 0
+}
+
+// zeros is an endless stream of zero bytes.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+// TestReadBombBound: a decompressed stream ends with errBomb once it has
+// given bombRatio bytes for each byte of the file plus bombFree, and not
+// before.
+func TestReadBombBound(t *testing.T) {
+	cr := &countReader{r: bytes.NewReader(make([]byte, 1000))}
+	if _, err := io.Copy(io.Discard, cr); err != nil {
+		t.Fatal(err)
+	}
+	n, err := io.Copy(io.Discard, &bombGuard{r: zeros{}, in: cr})
+	if err != errBomb {
+		t.Fatalf("err %v, want errBomb", err)
+	}
+	if limit := int64(bombRatio*1000 + bombFree); n <= limit || n > limit+64<<10 {
+		t.Errorf("stopped after %d bytes, want just past %d", n, limit)
 	}
 }
