@@ -1,15 +1,16 @@
 package flatstore
 
 import (
-	"bufio"
-	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/flatstore/flatstore/internal/fbtest"
 )
@@ -21,17 +22,31 @@ import (
 // drained waits for the process's background jobs.
 func drained(t *testing.T) { procFor(t).pool.arch.drain() }
 
-// regularFiles lists dir's regular files, the manifests left out.
+// regularFiles lists dir's regular files, flatstore's state left out.
 func regularFiles(t *testing.T, dir string) []string {
 	t.Helper()
-	var out []string
-	for _, f := range dirFiles(t, dir) {
-		if !strings.HasSuffix(f, ".flatstore") {
-			out = append(out, f)
-		}
-	}
+	out := dirFiles(t, dir) // skips the state directory
 	sort.Strings(out)
 	return out
+}
+
+// readManifest reads and verifies path's manifest as the plugin does.
+func readManifest(t *testing.T, path string) manifest {
+	t.Helper()
+	sd := filepath.Join(filepath.Dir(path), stateDirName)
+	key, err := os.ReadFile(filepath.Join(sd, keyName))
+	if err != nil {
+		t.Fatalf("the state directory has no key: %v", err)
+	}
+	data, err := os.ReadFile(filepath.Join(sd, manifestName(path)))
+	if err != nil {
+		t.Fatalf("no manifest: %v", err)
+	}
+	m, err := decodeManifest(key, data, path)
+	if err != nil {
+		t.Fatalf("the manifest %s does not verify: %v", data, err)
+	}
+	return m
 }
 
 // 10 500 records, rotate_count 1000, rotate_max_files 3, compress gzip or
@@ -71,9 +86,8 @@ func TestRetentionCompress(t *testing.T) {
 					t.Errorf("%s holds %d lines, not records %d..%d", f, strings.Count(got, "\n"), 7000+1000*i, 7999+1000*i)
 				}
 			}
-			var m manifest
-			if err := json.Unmarshal([]byte(fbtest.ReadText(t, manifestName(path))), &m); err != nil || len(m.Rotated) != 3 || m.Path != path {
-				t.Errorf("manifest %+v (%v), want the 3 files", m, err)
+			if m := readManifest(t, path); len(m.Rotated) != 3 {
+				t.Errorf("manifest %+v, want the 3 files", m)
 			}
 			if n := metricValue(t, "flatstore_files_deleted_total", "reason", "max_files"); n != 7 {
 				t.Errorf("files_deleted_total{max_files} = %v, want 7", n)
@@ -165,10 +179,78 @@ func TestRetentionMaxAge(t *testing.T) {
 	}
 }
 
+// killAfter returns system calls that die, as a SIGKILL would, right after
+// the first rename whose target match accepts: from then on every rename
+// and unlink fails (EIO), so the disk keeps the manifest and the files as
+// they were at that instant. killed reports whether it happened.
+func killAfter(match func(newpath string) bool) (ops *sysOps, killed *atomic.Bool) {
+	ops, killed = realOps(), new(atomic.Bool)
+	rename := ops.renameat2
+	ops.renameat2 = func(od int, op string, nd int, np string, flags uint) error {
+		if killed.Load() {
+			return unix.EIO
+		}
+		err := rename(od, op, nd, np, flags)
+		if err == nil && match(np) {
+			killed.Store(true)
+		}
+		return err
+	}
+	unlink := ops.unlinkat
+	ops.unlinkat = func(d int, p string, flags int) error {
+		if killed.Load() {
+			return unix.EIO
+		}
+		return unlink(d, p, flags)
+	}
+	return ops, killed
+}
+
+// A kill between a rotation's rename aside and the manifest's confirmation
+// leaves the rotated file and an intent: the next start confirms it,
+// compresses it and keeps it under retention. (Without the intent the
+// file was outside the manifest for ever, never compressed nor deleted.)
+func TestRotateKillBetweenRenameAndConfirm(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "ev.log")
+	kv := []string{"path", path, "rotate_count", "10", "rotate_max_files", "100"}
+	t.Run("killed", func(t *testing.T) {
+		ops, killed := killAfter(func(np string) bool { return strings.HasPrefix(np, path+".") })
+		usePool(t, newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)), ops)
+		in := fsInstance(t, kv...)
+		mustFlush(t, in, evRecords("E", 0, 10), "t") // the 10th line rotates
+		if !killed.Load() {
+			t.Fatal("no rotation was made")
+		}
+	})
+	aside := asideFiles(t, dir, "ev.log")
+	if len(aside) != 1 || fbtest.ReadText(t, filepath.Join(dir, aside[0])) != evLines("E", 0, 10) {
+		t.Fatalf("after the kill the files are %q, want the rotated one", aside)
+	}
+	if m := readManifest(t, path); len(m.Rotated) != 1 || !m.Rotated[0].Pending || m.Rotated[0].Name != aside[0] {
+		t.Fatalf("after the kill the manifest is %+v, want the intent alone", m)
+	}
+	t.Run("restarted", func(t *testing.T) {
+		usePool(t, newFakeClock(time.Date(2030, 1, 2, 4, 0, 0, 0, time.UTC)), nil)
+		in := fsInstance(t, append(kv[:len(kv):len(kv)], "compress", "gzip")...)
+		mustFlush(t, in, evRecords("E", 10, 1), "t")
+		drained(t)
+	})
+	aside = asideFiles(t, dir, "ev.log")
+	if len(aside) != 2 || aside[0] != filepath.Base(aside[0]) || !strings.HasSuffix(aside[0], ".gz") ||
+		fbtest.ReadDecompressed(t, filepath.Join(dir, aside[0])) != evLines("E", 0, 10) {
+		t.Fatalf("after the restart the files are %q, want the rotated one compressed and the live one", aside)
+	}
+	if m := readManifest(t, path); len(m.Rotated) != 1 || m.Rotated[0].Pending || m.Rotated[0].Name != aside[0] {
+		t.Errorf("after the restart the manifest is %+v, want the compressed file confirmed", m)
+	}
+}
+
 // What a crash leaves during a compression is finished or redone at the
-// next start: a half .tmp is removed and the file compressed again; a
-// whole compressed file beside its original means the original goes. No
-// record is lost and no half file stays.
+// next start: a compressed file renamed into place (its identity recorded
+// before the rename) means the original goes; a half compressed file in
+// the state directory is removed and the file compressed again. No record
+// is lost and no half file stays.
 func TestCompressCrashRecovery(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "ev.log")
@@ -179,53 +261,67 @@ func TestCompressCrashRecovery(t *testing.T) {
 		usePool(t, newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)), nil)
 		in := fsInstance(t, kv...)
 		mustFlush(t, in, evRecords("E", 0, 3500), "t")
-		in.Close()
 	})
 	rotated := asideFiles(t, dir, "ev.log")[:3]
-	// The crash states, one per rotated file:
-	//  0: the compression was cut off: a half .gz.tmp beside the original;
-	//  1: the .gz was renamed into place, the original not yet removed;
-	//  2: nothing began.
-	src0 := filepath.Join(dir, rotated[0])
-	full, err := os.ReadFile(src0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(src0+".gz.tmp", full[:len(full)/3], 0o600); err != nil {
-		t.Fatal(err)
-	}
-	src1 := filepath.Join(dir, rotated[1])
-	if _, err := compressFile(src1, src1+".gz", CompressGzip, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	// The second life compresses: its first open reads the manifest.
-	t.Run("second", func(t *testing.T) {
-		usePool(t, newFakeClock(time.Date(2030, 1, 2, 4, 0, 0, 0, time.UTC)), nil)
+	// A second life compresses, and is killed right after the first
+	// compressed file is renamed into place, before the manifest says so
+	// and before the original is removed.
+	t.Run("killed", func(t *testing.T) {
+		ops, killed := killAfter(func(np string) bool { return strings.HasSuffix(np, ".gz") })
+		usePool(t, newFakeClock(time.Date(2030, 1, 2, 3, 30, 0, 0, time.UTC)), ops)
 		in := fsInstance(t, append(kv[:len(kv):len(kv)], "compress", "gzip")...)
 		mustFlush(t, in, evRecords("E", 3500, 1), "t")
+		drained(t)
+		if !killed.Load() {
+			t.Fatal("no compression was made")
+		}
+	})
+	src0 := filepath.Join(dir, rotated[0])
+	if !fileExists(src0) || !fileExists(src0+".gz") {
+		t.Fatalf("the kill left %q, want the first file and its .gz", regularFiles(t, dir))
+	}
+	// And the second file's compression was cut off half way: a half file
+	// in the state directory.
+	var st unix.Stat_t
+	if err := unix.Stat(filepath.Join(dir, rotated[1]), &st); err != nil {
+		t.Fatal(err)
+	}
+	half := filepath.Join(dir, stateDirName, strings.TrimSuffix(manifestName(path), ".json")+"."+strconv.FormatUint(st.Ino, 10)+".ztmp")
+	if err := os.WriteFile(half, []byte("\x1f\x8b half"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("restarted", func(t *testing.T) {
+		usePool(t, newFakeClock(time.Date(2030, 1, 2, 4, 0, 0, 0, time.UTC)), nil)
+		in := fsInstance(t, append(kv[:len(kv):len(kv)], "compress", "gzip")...)
+		mustFlush(t, in, evRecords("E", 3501, 1), "t")
 		drained(t)
 	})
 	var all strings.Builder
 	for _, f := range regularFiles(t, dir) {
 		switch {
-		case strings.HasSuffix(f, ".tmp"):
-			t.Errorf("a half file is left: %s", f)
 		case f == "ev.log":
 		case !strings.HasSuffix(f, ".gz"):
 			t.Errorf("a rotated file is left uncompressed: %s", f)
 		}
 	}
+	if fileExists(half) {
+		t.Errorf("the half compressed file is left in the state directory")
+	}
 	for _, f := range asideFiles(t, dir, "ev.log") {
 		all.WriteString(fbtest.ReadDecompressed(t, filepath.Join(dir, f)))
 	}
-	if got := all.String(); got != evLines("E", 0, 3501) {
+	if got := all.String(); got != evLines("E", 0, 3502) {
 		lines, _ := fbtest.SplitLines([]byte(got))
-		t.Errorf("the series holds %d lines, want the 3501 records once each, in order", len(lines))
+		t.Errorf("the series holds %d lines, want the 3502 records once each, in order", len(lines))
 	}
-	sc := bufio.NewScanner(strings.NewReader(fbtest.ReadText(t, manifestName(path))))
-	sc.Scan()
-	if !strings.Contains(sc.Text(), `"compressed":"gzip"`) || strings.Count(sc.Text(), `"compressed":"gzip"`) != 3 {
-		t.Errorf("manifest %s: want the 3 files recorded compressed", sc.Text())
+	m := readManifest(t, path)
+	n := 0
+	for _, r := range m.Rotated {
+		if r.Compressed == CompressGzip && r.Zip == nil && !r.Pending {
+			n++
+		}
 	}
-	_ = fmt.Sprint()
+	if n != 3 || len(m.Rotated) != 3 {
+		t.Errorf("manifest %+v: want the 3 files recorded compressed", m)
+	}
 }
