@@ -1,6 +1,9 @@
 package flatstore
 
 import (
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -323,5 +326,369 @@ func TestCompressCrashRecovery(t *testing.T) {
 	}
 	if n != 3 || len(m.Rotated) != 3 {
 		t.Errorf("manifest %+v: want the 3 files recorded compressed", m)
+	}
+}
+
+// treeSum describes every file under the roots — name, type, mode, size,
+// a hash of its bytes, a link's target — so that a test can show that
+// nothing there changed.
+func treeSum(t *testing.T, roots ...string) string {
+	t.Helper()
+	var sb strings.Builder
+	for _, root := range roots {
+		err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			fi, err := os.Lstat(p)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(&sb, "%s %v %d", p, fi.Mode(), fi.Size())
+			switch {
+			case fi.Mode()&os.ModeSymlink != 0:
+				target, _ := os.Readlink(p)
+				fmt.Fprintf(&sb, " -> %s", target)
+			case fi.Mode().IsRegular():
+				b, err := os.ReadFile(p)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(&sb, " %x", sha256.Sum256(b))
+			}
+			sb.WriteByte('\n')
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return sb.String()
+}
+
+// identOfFile is the identity of a file, as a manifest records it.
+func identOfFile(t *testing.T, name string) fileIdent {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Lstat(name, &st); err != nil {
+		t.Fatal(err)
+	}
+	return identOf(&st)
+}
+
+// writeManifest writes path's manifest with the entries given, signed with
+// the state directory's key when sign is set (what only flatstore, or a
+// bug of it, could do), else with a MAC of zeros.
+func writeManifest(t *testing.T, path string, sign bool, entries []rotatedFile) {
+	t.Helper()
+	sd := filepath.Join(filepath.Dir(path), stateDirName)
+	key := make([]byte, keySize)
+	if sign {
+		var err error
+		if key, err = os.ReadFile(filepath.Join(sd, keyName)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data, err := encodeManifest(key, manifest{Path: path, Rotated: entries})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(sd, manifestName(path)), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// forgeryEnv is the scene of a forgery: a log directory with a path that
+// rotated once (so its state directory, key and manifest exist), decoy
+// files beside it that flatstore did not rotate, and a victim tree outside.
+type forgeryEnv struct {
+	dir, path, victims string
+	rotated            string // the one file flatstore rotated, full name
+	entry              rotatedFile
+}
+
+func (e *forgeryEnv) victim(name string) string { return filepath.Join(e.victims, name) }
+
+// ancient is a rotation time that rotate_max_age deletes at once, and the
+// identity of name with it.
+func ancient(t *testing.T, name, recorded string) rotatedFile {
+	return rotatedFile{Name: recorded, fileIdent: identOfFile(t, name), At: 1, Reason: "count"}
+}
+
+// The forgeries of issue 19 and variants, each against retention
+// (rotate_max_files 1, rotate_max_age 1h) and compression: whatever the
+// manifest says, every file outside the set flatstore rotated — the victim
+// tree outside the directory, and the decoys, links and other files in it
+// — is left byte for byte, mode for mode, as it was.
+func TestRetentionForgeries(t *testing.T) {
+	cases := []struct {
+		name     string
+		plant    func(t *testing.T, e *forgeryEnv)
+		ops      func(e *forgeryEnv) *sysOps
+		compress bool
+	}{
+		{name: "traversal names, signed", compress: true, plant: func(t *testing.T, e *forgeryEnv) {
+			writeManifest(t, e.path, true, []rotatedFile{
+				ancient(t, e.victim("important.gz"), "../victim/important.gz"),
+				ancient(t, e.victim("secret"), "ev.log.x/../../victim/secret"),
+				ancient(t, e.dir, ".."), ancient(t, e.dir, "."),
+				e.entry})
+		}},
+		{name: "absolute names, signed", compress: true, plant: func(t *testing.T, e *forgeryEnv) {
+			writeManifest(t, e.path, true, []rotatedFile{
+				ancient(t, e.victim("important.gz"), e.victim("important.gz")),
+				ancient(t, e.victim("secret"), e.victim("secret")),
+				e.entry})
+		}},
+		{name: "a local user's manifest without the MAC", compress: true, plant: func(t *testing.T, e *forgeryEnv) {
+			writeManifest(t, e.path, false, []rotatedFile{ancient(t, filepath.Join(e.dir, "ev.log.decoy"), "ev.log.decoy"), e.entry})
+		}},
+		{name: "a local user's plain JSON", compress: true, plant: func(t *testing.T, e *forgeryEnv) {
+			b, _ := json.Marshal(manifest{Path: e.path, Rotated: []rotatedFile{ancient(t, filepath.Join(e.dir, "ev.log.decoy"), "ev.log.decoy")}})
+			if err := os.WriteFile(filepath.Join(e.dir, stateDirName, manifestName(e.path)), b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{name: "a line appended to a signed manifest", compress: true, plant: func(t *testing.T, e *forgeryEnv) {
+			writeManifest(t, e.path, true, []rotatedFile{e.entry})
+			b, _ := json.Marshal(manifest{Path: e.path, Rotated: []rotatedFile{ancient(t, filepath.Join(e.dir, "ev.log.decoy"), "ev.log.decoy")}})
+			f, err := os.OpenFile(filepath.Join(e.dir, stateDirName, manifestName(e.path)), os.O_WRONLY|os.O_APPEND, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.Write(append(b, '\n'))
+			f.Close()
+		}},
+		{name: "the old manifest name", compress: true, plant: func(t *testing.T, e *forgeryEnv) {
+			b, _ := json.Marshal(manifest{Path: e.path, Rotated: []rotatedFile{
+				ancient(t, e.victim("important.gz"), "../victim/important.gz"),
+				ancient(t, filepath.Join(e.dir, "ev.log.decoy"), "ev.log.decoy")}})
+			if err := os.WriteFile(filepath.Join(e.dir, ".ev.log.flatstore"), append(b, '\n'), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{name: "a hard link to a victim at a recorded name", compress: true, plant: func(t *testing.T, e *forgeryEnv) {
+			// Even a signed entry with the victim's very identity: the
+			// name has two links, so it is not a file flatstore rotated.
+			if err := os.Link(e.victim("secret"), filepath.Join(e.dir, "ev.log.hardlink")); err != nil {
+				t.Fatal(err)
+			}
+			writeManifest(t, e.path, true, []rotatedFile{ancient(t, e.victim("secret"), "ev.log.hardlink"), e.entry})
+		}},
+		{name: "the rotated file replaced by a hard link to a victim", compress: true, plant: func(t *testing.T, e *forgeryEnv) {
+			os.Remove(e.rotated)
+			if err := os.Link(e.victim("secret"), e.rotated); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{name: "the rotated file replaced by a symlink to a victim", compress: true, plant: func(t *testing.T, e *forgeryEnv) {
+			os.Remove(e.rotated)
+			if err := os.Symlink(e.victim("secret"), e.rotated); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{name: "a symlink swapped in between the check and the unlink", ops: func(e *forgeryEnv) *sysOps {
+			ops := realOps()
+			unlink := ops.unlinkat
+			ops.unlinkat = func(d int, p string, flags int) error {
+				if filepath.Join(e.dir, p) == e.rotated {
+					tmp := filepath.Join(e.dir, "swap")
+					if err := os.Symlink(e.victim("secret"), tmp); err == nil {
+						os.Rename(tmp, e.rotated)
+					}
+				}
+				return unlink(d, p, flags)
+			}
+			return ops
+		}},
+		{name: "a symlink swapped in before compression unlinks the source", compress: true, ops: func(e *forgeryEnv) *sysOps {
+			ops := realOps()
+			unlink := ops.unlinkat
+			ops.unlinkat = func(d int, p string, flags int) error {
+				if strings.HasPrefix(p, "ev.log.") && !strings.HasSuffix(p, ".gz") {
+					tmp := filepath.Join(e.dir, "swap")
+					if err := os.Symlink(e.victim("secret"), tmp); err == nil {
+						os.Rename(tmp, filepath.Join(e.dir, p))
+					}
+				}
+				return unlink(d, p, flags)
+			}
+			return ops
+		}},
+		{name: "symlinks at the manifest's temporary names", compress: true, plant: func(t *testing.T, e *forgeryEnv) {
+			for _, l := range []string{filepath.Join(e.dir, ".ev.log.flatstore.tmp"),
+				filepath.Join(e.dir, stateDirName, manifestName(e.path)+".tmp")} {
+				if err := os.Symlink(e.victim("secret"), l); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}},
+		{name: "symlinks at the compressed file's names", compress: true, plant: func(t *testing.T, e *forgeryEnv) {
+			for _, l := range []string{e.rotated + ".gz.tmp",
+				filepath.Join(e.dir, stateDirName, strings.TrimSuffix(manifestName(e.path), ".json")+"."+strconv.FormatUint(e.entry.Ino, 10)+".ztmp")} {
+				if err := os.Symlink(e.victim("secret"), l); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			root := t.TempDir()
+			e := &forgeryEnv{dir: filepath.Join(root, "log"), victims: filepath.Join(root, "victim")}
+			e.path = filepath.Join(e.dir, "ev.log")
+			for _, d := range []string{e.dir, e.victims} {
+				if err := os.Mkdir(d, 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, v := range []string{e.victim("important.gz"), e.victim("secret"), filepath.Join(e.dir, "ev.log.decoy")} {
+				if err := os.WriteFile(v, []byte("keep me: "+v+"\n"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			kv := []string{"path", e.path, "rotate_count", "10", "rotate_max_files", "1", "rotate_max_age", "1h"}
+			t.Run("first", func(t *testing.T) {
+				usePool(t, newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)), nil)
+				mustFlush(t, fsInstance(t, kv...), evRecords("E", 0, 10), "t")
+			})
+			m := readManifest(t, e.path)
+			if len(m.Rotated) != 1 {
+				t.Fatalf("manifest %+v, want one file", m)
+			}
+			e.entry = m.Rotated[0]
+			e.rotated = filepath.Join(e.dir, e.entry.Name)
+			if c.plant != nil {
+				c.plant(t, e)
+			}
+			// Everything but the path's own files and the state.
+			outside := func() string {
+				sum := treeSum(t, e.victims)
+				ents, _ := os.ReadDir(e.dir)
+				for _, d := range ents {
+					if n := d.Name(); n != "ev.log" && n != stateDirName && filepath.Join(e.dir, n) != e.rotated &&
+						!strings.HasPrefix(n, "ev.log.2030") {
+						sum += treeSum(t, filepath.Join(e.dir, n))
+					}
+				}
+				return sum
+			}
+			before := outside()
+			var ops *sysOps
+			if c.ops != nil {
+				ops = c.ops(e)
+			}
+			kv2 := kv
+			if c.compress {
+				kv2 = append(kv[:len(kv):len(kv)], "compress", "gzip")
+			}
+			t.Run("second", func(t *testing.T) {
+				clk := newFakeClock(time.Date(2030, 1, 2, 5, 4, 5, 0, time.UTC))
+				p := usePool(t, clk, ops)
+				in := fsInstance(t, kv2...)
+				mustFlush(t, in, evRecords("E", 10, 20), "t") // two rotations: retention wants the first gone
+				drained(t)
+				if after := outside(); after != before {
+					t.Errorf("rotate_max_files: files outside the rotated set changed:\nbefore:\n%s\nafter:\n%s", before, after)
+				}
+				// The path's own series still works: its newest rotated
+				// file is there, whole.
+				var newest string
+				for _, f := range regularFiles(t, e.dir) {
+					if strings.HasPrefix(f, "ev.log.2030") {
+						newest = f
+					}
+				}
+				if newest == "" || fbtest.ReadDecompressed(t, filepath.Join(e.dir, newest)) != evLines("E", 20, 10) {
+					t.Errorf("the path's newest rotated file is %q, want records 20..29", newest)
+				}
+				clk.Add(2 * time.Hour) // rotate_max_age: everything recorded is old now
+				p.tick()
+				drained(t)
+			})
+			if after := outside(); after != before {
+				t.Errorf("rotate_max_age: files outside the rotated set changed:\nbefore:\n%s\nafter:\n%s", before, after)
+			}
+		})
+	}
+}
+
+// Compression keeps the source's mode: a file rotated with
+// file_permissions 0600 (or 0640) stays 0600 (0640) compressed.
+func TestCompressKeepsMode(t *testing.T) {
+	for _, perm := range []os.FileMode{0o600, 0o640} {
+		t.Run(perm.String(), func(t *testing.T) {
+			usePool(t, newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)), nil)
+			dir := t.TempDir()
+			path := filepath.Join(dir, "ev.log")
+			in := fsInstance(t, "path", path, "rotate_count", "10", "compress", "zstd", "file_permissions", fmt.Sprintf("%04o", perm))
+			mustFlush(t, in, evRecords("E", 0, 10), "t")
+			drained(t)
+			aside := asideFiles(t, dir, "ev.log")
+			if len(aside) != 1 || !strings.HasSuffix(aside[0], ".zst") {
+				t.Fatalf("files %q, want one compressed", aside)
+			}
+			fi, err := os.Stat(filepath.Join(dir, aside[0]))
+			if err != nil || fi.Mode().Perm() != perm {
+				t.Errorf("%s has mode %v (%v), want %v", aside[0], fi.Mode().Perm(), err, perm)
+			}
+		})
+	}
+}
+
+// A state directory that is not the running user's private one — a
+// symlink to another, group- or world-accessible, a file — is never used:
+// nothing is written into it or where it points, and no rotated file is
+// compressed or deleted (a warning says why).
+func TestRetentionRefusesStateDir(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		plant func(t *testing.T, dir, elsewhere string)
+	}{
+		{"symlink", func(t *testing.T, dir, elsewhere string) {
+			if err := os.Symlink(elsewhere, filepath.Join(dir, stateDirName)); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"mode 0777", func(t *testing.T, dir, elsewhere string) {
+			if err := os.Mkdir(filepath.Join(dir, stateDirName), 0o777); err != nil {
+				t.Fatal(err)
+			}
+			os.Chmod(filepath.Join(dir, stateDirName), 0o777)
+		}},
+		{"a file", func(t *testing.T, dir, elsewhere string) {
+			if err := os.WriteFile(filepath.Join(dir, stateDirName), []byte("x"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			usePool(t, newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)), nil)
+			dir, elsewhere := t.TempDir(), t.TempDir()
+			c.plant(t, dir, elsewhere)
+			before := treeSum(t, elsewhere, filepath.Join(dir, stateDirName))
+			in, log := relInstance(t, "refuse", MapGetter{"path": filepath.Join(dir, "ev.log"), "rotate_count": "10",
+				"rotate_max_files": "1", "compress": "gzip"})
+			mustFlush(t, in, evRecords("E", 0, 30), "t")
+			drained(t)
+			if after := treeSum(t, elsewhere, filepath.Join(dir, stateDirName)); after != before {
+				t.Errorf("the refused state directory changed:\n%s\n%s", before, after)
+			}
+			var rotated []string
+			for _, f := range regularFiles(t, dir) {
+				if strings.HasPrefix(f, "ev.log.2030") {
+					rotated = append(rotated, f)
+					if fbtest.ReadText(t, filepath.Join(dir, f)) != evLines("E", 10*len(rotated)-10, 10) {
+						t.Errorf("%s was changed", f)
+					}
+				}
+			}
+			if len(rotated) != 3 {
+				t.Errorf("rotated files %q, want the three untouched (neither compressed nor deleted)", rotated)
+			}
+			if !strings.Contains(log.String(), "the files rotated there are neither compressed nor deleted") {
+				t.Errorf("no warning:\n%s", log.String())
+			}
+		})
 	}
 }
