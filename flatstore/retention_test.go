@@ -692,3 +692,111 @@ func TestRetentionRefusesStateDir(t *testing.T) {
 		})
 	}
 }
+
+// rotate_max_age trusts the monotonic clock, not the wall clock: a step of
+// the wall clock 8 days ahead deletes nothing under rotate_max_age 7d —
+// neither at once nor after a restart in the same boot — and the files go
+// when 7 days have really passed since their rotation.
+func TestRetentionMaxAgeClockStep(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "ev.log")
+	kv := []string{"path", path, "rotate_count", "10", "rotate_max_age", "7d", "idle_timeout", "0"}
+	clk := newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
+	rotated := func() int { return len(asideFiles(t, dir, "ev.log")) }
+	t.Run("first", func(t *testing.T) {
+		p := usePool(t, clk, nil)
+		in := fsInstance(t, kv...)
+		mustFlush(t, in, evRecords("E", 0, 10), "t") // rotated at day 0
+		clk.Add(2 * 24 * time.Hour)
+		mustFlush(t, in, evRecords("E", 10, 10), "t") // rotated at day 2
+		clk.Step(8 * 24 * time.Hour)                  // the wall clock jumps 8 days
+		p.tick()
+		drained(t)
+		if n := rotated(); n != 2 {
+			t.Fatalf("a wall-clock step of 8 days left %d of the 2 rotated files", n)
+		}
+	})
+	t.Run("restarted in the same boot", func(t *testing.T) {
+		p := usePool(t, clk, nil)
+		in := fsInstance(t, kv...)
+		mustFlush(t, in, evRecords("E", 20, 1), "t") // loads the manifest
+		p.tick()
+		drained(t)
+		if n := rotated(); n != 2+1 {
+			t.Fatalf("after a restart, the step deleted files: %d rotated left, want 2", n-1)
+		}
+		clk.Add(5*24*time.Hour + time.Minute) // day 7 of the first file really passed
+		p.tick()
+		drained(t)
+		aside := asideFiles(t, dir, "ev.log")
+		if len(aside) != 2 || fbtest.ReadText(t, filepath.Join(dir, aside[0])) != evLines("E", 10, 10) {
+			t.Fatalf("after 7 real days the files are %q, want the second rotated file and the live one", aside)
+		}
+		clk.Add(2 * 24 * time.Hour)
+		p.tick()
+		drained(t)
+		if n := rotated(); n != 1 {
+			t.Fatalf("after 9 real days %d files are left, want the live one", n)
+		}
+	})
+}
+
+// rotate_period with the clock stepped a year ahead and back: the step
+// ahead rotates once; the step back re-arms the period, so the next
+// boundary the clock really crosses rotates again (not one a year later).
+func TestRotatePeriodClockBack(t *testing.T) {
+	clk := newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
+	usePool(t, clk, nil)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "ev.log")
+	in := fsInstance(t, "path", path, "rotate_period", "1h", "idle_timeout", "0")
+	mustFlush(t, in, evRecords("E", 0, 1), "t")
+	clk.Step(365 * 24 * time.Hour)
+	mustFlush(t, in, evRecords("E", 1, 1), "t") // a new period: rotates
+	clk.Step(-365 * 24 * time.Hour)
+	mustFlush(t, in, evRecords("E", 2, 1), "t") // back: the same file
+	if n := len(asideFiles(t, dir, "ev.log")); n != 2 {
+		t.Fatalf("%d files after the step ahead and back, want 1 rotated and the live one", n)
+	}
+	clk.Add(time.Hour) // the next boundary
+	mustFlush(t, in, evRecords("E", 3, 1), "t")
+	aside := asideFiles(t, dir, "ev.log")
+	// The names are the wall clock's: the file rotated after the step back
+	// sorts first.
+	if len(aside) != 3 || fbtest.ReadText(t, filepath.Join(dir, aside[0])) != evLines("E", 1, 2) ||
+		fbtest.ReadText(t, filepath.Join(dir, aside[1])) != evLines("E", 0, 1) || fbtest.ReadText(t, path) != evLines("E", 3, 1) {
+		t.Fatalf("after the next boundary the files are %q, want two rotated (E 0; E 1-2) and the live one with E 3", aside)
+	}
+}
+
+// No rendered path reaches flatstore's state: a record whose value makes a
+// component named .flatstore (in any case) is dropped as bad_path, in the
+// last component or a directory, and the state directory is as it was.
+func TestTemplateReservedStateName(t *testing.T) {
+	dir := t.TempDir()
+	// The state directory of dir exists: a path there rotated once.
+	usePool(t, newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)), nil)
+	mustFlush(t, fsInstance(t, "path", filepath.Join(dir, "a.log"), "rotate_count", "1", "rotate_max_files", "5"), evRecords("E", 0, 1), "t")
+	drained(t)
+	state := treeSum(t, filepath.Join(dir, stateDirName))
+	for k, tmpl := range []string{"$user", "$user/x.log", "$user.d/$user"} {
+		in, _ := relInstance(t, "reserved-"+tmpl, MapGetter{"path": filepath.Join(dir, tmpl), "mkdir": "true"})
+		var chunk []byte
+		users := []string{".flatstore", ".FlatStore", "ok" + strconv.Itoa(k)}
+		for i, u := range users {
+			chunk = fbtest.AppendRecord(chunk, fbtest.Record{Body: fbtest.KV{"event", "E", "user", u, "i", i}})
+		}
+		if res := in.Flush(chunk, "t"); res != OK {
+			t.Fatalf("%s: flush = %v, want OK", tmpl, res)
+		}
+		if d := metricValue(t, "flatstore_records_dropped_total", "instance", "reserved-"+tmpl, "reason", DropBadPath); d != 2 {
+			t.Errorf("%s: dropped{bad_path} = %v, want 2", tmpl, d)
+		}
+	}
+	if got := treeSum(t, filepath.Join(dir, stateDirName)); got != state {
+		t.Errorf("the state directory changed:\n%s\n%s", state, got)
+	}
+	if fbtest.ReadText(t, filepath.Join(dir, "ok0")) != "E,ok0,2\n" {
+		t.Errorf("the good record did not land")
+	}
+}
