@@ -334,3 +334,103 @@ func TestRetentionForgeryThroughPlugin(t *testing.T) {
 	}
 	t.Logf("victims and planted names unchanged; alice kept %q", rotated)
 }
+
+// TestRetentionKillDuringRotations kills the host (SIGKILL) again and again
+// while it rotates every 20 lines under load with compress gzip, each life
+// on the same path, then starts it once more: every rotated file is known
+// (in the manifest) and compressed, no half file is left in the state
+// directory, and nothing outside the path's files changed.
+func TestRetentionKillDuringRotations(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "log")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "victim"), []byte("keep me\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "decoy.log"), []byte("keep me too\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before := treeSum(t, filepath.Join(root, "victim"), filepath.Join(dir, "decoy.log"))
+	out := filepath.Join(dir, "ev.log")
+	var frames [][]byte
+	for n := 0; n < 40000; n += 200 {
+		var b []byte
+		for i := n; i < n+200; i++ {
+			b = append(b, isoRec("E_K", "n", i, "pad", strings.Repeat("x", 200))...)
+		}
+		frames = append(frames, b)
+	}
+	in := fbtest.WriteFile(t, "k.chunks", fbtest.Frames(frames...))
+	args := []string{"-p", "path=" + out, "-p", "rotate_count=20", "-p", "rotate_max_files=1000000",
+		"-p", "compress=gzip", "-p", "control_listen=off"}
+	pending := 0
+	for life, after := range []int{3, 17, 40, 71, 120, 5} {
+		h := fbtest.StartHost(t, append([]string{"-in-chunks", in}, args...)...)
+		done := hostDone(h)
+		deadline := time.Now().Add(60 * time.Second)
+		for strings.Count(h.Stderr(), "(count): now") < after {
+			if time.Now().After(deadline) {
+				t.Fatalf("life %d: fewer than %d rotations in 60 s", life, after)
+			}
+			select {
+			case <-done:
+				t.Fatalf("life %d: the host ended first; stderr:\n%s", life, tail(h.Stderr(), 2000))
+			case <-time.After(100 * time.Microsecond):
+			}
+		}
+		if err := syscall.Kill(h.Pid(), syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		<-done
+		ents, _ := os.ReadDir(filepath.Join(dir, ".flatstore"))
+		for _, e := range ents {
+			if strings.HasSuffix(e.Name(), ".json") {
+				b, _ := os.ReadFile(filepath.Join(dir, ".flatstore", e.Name()))
+				pending += strings.Count(string(b), `"pending":true`)
+			}
+		}
+	}
+	one := fbtest.WriteFile(t, "one.chunks", fbtest.Frames(isoRec("E_K", "n", -1)))
+	sum, stderr, code := fbtest.RunHost(t, append([]string{"-in-chunks", one}, args...)...)
+	if code != 0 {
+		t.Fatalf("restart: exit %d, summary %+v; stderr:\n%s", code, sum, stderr)
+	}
+	rotated, _, other := seriesFiles(t, dir, "ev.log")
+	if fmt.Sprint(other) != "[decoy.log]" {
+		t.Errorf("other files %q, want the decoy alone", other)
+	}
+	var m struct {
+		Rotated []struct{ Name, Compressed string } `json:"rotated"`
+	}
+	ents, _ := os.ReadDir(filepath.Join(dir, ".flatstore"))
+	if len(ents) != 2 {
+		t.Errorf("the state directory holds %d files, want the key and the manifest", len(ents))
+	}
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), ".json") {
+			b, _ := os.ReadFile(filepath.Join(dir, ".flatstore", e.Name()))
+			if err := json.Unmarshal(b[:strings.IndexByte(string(b), '\n')], &m); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	known := map[string]bool{}
+	for _, r := range m.Rotated {
+		known[r.Name] = r.Compressed == "gzip"
+	}
+	for _, f := range rotated {
+		if !strings.HasSuffix(f, ".gz") || !known[f] {
+			t.Errorf("%s: compressed %v, in the manifest %v", f, strings.HasSuffix(f, ".gz"), known[f])
+		}
+		fbtest.ReadDecompressed(t, filepath.Join(dir, f)) // a valid gzip
+	}
+	if len(known) != len(rotated) {
+		t.Errorf("the manifest lists %d files, the directory holds %d", len(known), len(rotated))
+	}
+	if after := treeSum(t, filepath.Join(root, "victim"), filepath.Join(dir, "decoy.log")); after != before {
+		t.Errorf("files outside changed:\n%s\n%s", before, after)
+	}
+	t.Logf("6 kills; %d left a rename intent pending; %d rotated files, all in the manifest and compressed", pending, len(rotated))
+}
