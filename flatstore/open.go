@@ -165,7 +165,7 @@ func (o *opener) openBeneath(name string) (int, bool, error) {
 			// Never a way into flatstore's own state, whatever the
 			// template: not the directory, not a file in it.
 			o.sys.close(dir)
-			return -1, false, errReserved
+			return -1, false, errReserved{}
 		}
 	}
 	for _, c := range comps[:len(comps)-1] {
@@ -218,15 +218,13 @@ func (o *opener) at(dirfd int, comp string, flags int, perm uint32) (int, error)
 
 // errReserved is returned for a rendered path that names flatstore's state
 // directory; it is a bad path, as errOutside is.
-var errReserved error = reservedError{}
+type errReserved struct{}
 
-type reservedError struct{}
-
-func (reservedError) Error() string {
+func (errReserved) Error() string {
 	return "names " + stateDirName + ", flatstore's own state directory (reserved)"
 }
 
-func (reservedError) Is(target error) bool { return target == errOutside }
+func (errReserved) Is(target error) bool { return target == errOutside }
 
 // isStateDirName reports whether a path component names the state
 // directory, ignoring case.

@@ -724,6 +724,119 @@ func (s *series) dropLocked(name string, ino uint64) {
 	}
 }
 
+// compress compresses the rotated file name (a job of the archiver). The
+// source is opened without following a link and checked on its descriptor
+// (regular, the recorded identity, one link, ours), and read from that
+// descriptor. The compressed file is written in the state directory, where
+// no record and no other user reaches (created O_EXCL|O_NOFOLLOW, with the
+// source's mode set by fchmod), fsync'd, recorded in the manifest, renamed
+// into place without replacing anything, and recorded again; the source is
+// then unlinked once checked again. A crash at any step is finished or
+// undone at the next load (retention.go).
+func (s *series) compress(name string) {
+	s.mu.Lock()
+	i := s.indexLocked(name)
+	if i < 0 || s.rotated[i].Compressed != "" || s.rotated[i].Pending || s.rotated[i].Zip != nil {
+		s.mu.Unlock()
+		return
+	}
+	r := s.rotated[i]
+	s.mu.Unlock()
+	algo := s.opt.compress
+	src := filepath.Join(s.dir, name)
+	fail := func(what string, err error) {
+		s.log.Limitedf(LevelWarn, "compress:"+s.path, "compress %q: %s: %v: it stays as it is", src, what, errnoOf(err))
+	}
+	dfd, err := s.openDir()
+	if err != nil {
+		fail("open its directory", err)
+		return
+	}
+	defer unix.Close(dfd)
+	sfd, err := s.openState(dfd, false)
+	if err != nil {
+		s.warnState(err)
+		return
+	}
+	defer unix.Close(sfd)
+	in, err := unix.Openat(dfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		s.forget(r, src, err)
+		return
+	}
+	defer unix.Close(in)
+	var st unix.Stat_t
+	if err := unix.Fstat(in, &st); err != nil || !ours(&st, r.fileIdent, true) {
+		s.forget(r, src, err)
+		return
+	}
+	tmp := s.zipTmp(r.Ino)
+	zst, err := compressAt(in, sfd, tmp, algo, st.Mode&0o777)
+	if err != nil {
+		fail("write", err)
+		return
+	}
+	dst := name + compressedExt(algo)
+	// Recorded before it is renamed into place: a crash after the rename
+	// leaves a compressed file the next load knows for ours.
+	s.mu.Lock()
+	if i = s.indexLocked(name); i < 0 || s.rotated[i].Ino != r.Ino {
+		s.mu.Unlock()
+		unix.Unlinkat(sfd, tmp, 0)
+		return
+	}
+	s.rotated[i].Zip = &zipIntent{Algo: algo, Name: dst, fileIdent: identOf(&zst)}
+	serr := s.saveLocked()
+	s.mu.Unlock()
+	if serr == nil {
+		serr = renameNoReplace(s.sys.renameat2, sfd, tmp, dfd, dst)
+	}
+	if serr != nil {
+		unix.Unlinkat(sfd, tmp, 0)
+		s.mu.Lock()
+		if i = s.indexLocked(name); i >= 0 {
+			s.rotated[i].Zip = nil
+			s.saveLocked()
+		}
+		s.mu.Unlock()
+		fail("rename "+filepath.Join(s.dir, dst), serr)
+		return
+	}
+	_ = unix.Fsync(dfd)
+	s.mu.Lock()
+	if i = s.indexLocked(name); i >= 0 {
+		e := &s.rotated[i]
+		orig := e.fileIdent
+		e.Orig, e.Name, e.Compressed, e.fileIdent, e.Zip = &orig, dst, algo, identOf(&zst), nil
+		s.saveLocked()
+	}
+	s.mu.Unlock()
+	// The source goes only if its name still holds the file compressed;
+	// unlinkat removes a name, never what a link there points to.
+	if st2, ok := statAt(dfd, name); ok && ours(&st2, r.fileIdent, true) {
+		if err := s.sys.unlinkat(dfd, name, 0); err != nil {
+			s.log.Limitedf(LevelWarn, "compress:"+s.path, "compressed %q but cannot remove it: %v", src, errnoOf(err))
+		}
+	}
+	_ = unix.Fsync(dfd)
+	s.log.Debugf("compressed %q to %q", src, filepath.Join(s.dir, dst))
+}
+
+// forget drops an entry whose file is no longer the one rotated: it is
+// left as it is.
+func (s *series) forget(r rotatedFile, src string, err error) {
+	if err == nil || err == unix.ENOENT || err == unix.ELOOP {
+		s.log.Limitedf(LevelWarn, "compress:"+s.path, "compress %q: it is not the file flatstore rotated any more "+
+			"(moved, replaced, linked or changed): it is left alone and forgotten", src)
+		s.mu.Lock()
+		s.dropLocked(r.Name, r.Ino)
+		s.saveLocked()
+		s.mu.Unlock()
+		return
+	}
+	s.log.Limitedf(LevelWarn, "compress:"+s.path, "compress %q: %v: it stays as it is", src, errnoOf(err))
+}
+
 // retain deletes the rotated files beyond rotate_max_files (the first
 // rotated first) and those older than rotate_max_age by the boottime clock
 // (a job of the archiver). The wall time it is given is not used: a step
