@@ -432,5 +432,5 @@ func TestRetentionKillDuringRotations(t *testing.T) {
 	if after := treeSum(t, filepath.Join(root, "victim"), filepath.Join(dir, "decoy.log")); after != before {
 		t.Errorf("files outside changed:\n%s\n%s", before, after)
 	}
-	t.Logf("6 kills; %d left a rename intent pending; %d rotated files, all in the manifest and compressed", pending, len(rotated))
+	t.Logf("6 kills; the manifests held %d rename intents at the kills (resolved at the restarts); %d rotated files, all in the manifest and compressed", pending, len(rotated))
 }

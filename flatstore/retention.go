@@ -622,7 +622,10 @@ func (s *series) intend(name string, dev, ino uint64, reason string) bool {
 
 // confirm ends an intent: renamed, the file's identity is recorded and its
 // compression and the path's retention queued; not renamed (or not the
-// file intended), the entry is dropped.
+// file intended), the entry is dropped. Both only in memory: the manifest
+// on disk keeps the intent until the next save (the compression's, the
+// retention's, the next rotation's), and a load resolves an intent just as
+// this does, so a second write on the flush path would buy nothing.
 func (s *series) confirm(name string, renamed bool) {
 	base := filepath.Base(name)
 	s.mu.Lock()
@@ -638,7 +641,6 @@ func (s *series) confirm(name string, renamed bool) {
 		s.rotated = append(s.rotated[:i], s.rotated[i+1:]...)
 		renamed = false
 	}
-	s.saveLocked()
 	s.mu.Unlock()
 	if renamed {
 		s.queue(base)
