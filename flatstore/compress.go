@@ -212,13 +212,3 @@ func renameNoReplace(renameat2 func(int, string, int, string, uint) error, fromD
 	}
 	return err
 }
-
-// syncDir fsyncs a directory, so that a rename or unlink in it is durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
