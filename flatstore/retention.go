@@ -584,7 +584,11 @@ func (s *series) writeLocked() error {
 	if err := writePrivate(sfd, tmp, data); err != nil {
 		return err
 	}
-	if err := s.sys.renameat2(sfd, tmp, sfd, s.mfile, 0); err != nil {
+	err = s.sys.renameat2(sfd, tmp, sfd, s.mfile, 0)
+	if err == unix.ENOSYS { // a kernel before renameat2 (3.15)
+		err = unix.Renameat(sfd, tmp, sfd, s.mfile)
+	}
+	if err != nil {
 		unix.Unlinkat(sfd, tmp, 0)
 		return err
 	}
