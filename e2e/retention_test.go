@@ -1,7 +1,11 @@
 package e2e
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -30,7 +34,7 @@ func seriesFiles(t *testing.T, dir, base string) (rotated []string, live bool, o
 		switch n := e.Name(); {
 		case n == base:
 			live = true
-		case n == "."+base+".flatstore":
+		case n == ".flatstore": // flatstore's state directory
 		case strings.HasPrefix(n, base+".") && !strings.HasSuffix(n, ".tmp"):
 			rotated = append(rotated, n)
 		default:
@@ -139,10 +143,10 @@ func TestRetentionKillDuringCompression(t *testing.T) {
 		case <-time.After(time.Millisecond):
 		}
 		tmp = ""
-		ents, _ := os.ReadDir(dir)
+		ents, _ := os.ReadDir(filepath.Join(dir, ".flatstore"))
 		for _, e := range ents {
-			if strings.HasSuffix(e.Name(), ".gz.tmp") {
-				tmp = e.Name()
+			if strings.HasSuffix(e.Name(), ".ztmp") { // written in the state directory
+				tmp = filepath.Join(".flatstore", e.Name())
 			}
 		}
 	}
@@ -162,6 +166,9 @@ func TestRetentionKillDuringCompression(t *testing.T) {
 	rotated, live, other := seriesFiles(t, dir, "big.log")
 	if len(other) != 0 || !live {
 		t.Errorf("after the restart: other files %q (a half file?), live %v", other, live)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(dir, ".flatstore")); len(ents) != 2 {
+		t.Errorf("after the restart the state directory holds %d files, want the key and the manifest (a half file?)", len(ents))
 	}
 	seen := make([]int, records+1)
 	count := func(name, text string) {
@@ -194,4 +201,236 @@ func TestRetentionKillDuringCompression(t *testing.T) {
 		}
 	}
 	t.Logf("%d rotated files, all compressed; %d records each once", len(rotated), records+1)
+}
+
+// treeSum describes every file under the roots (name, mode, size, a hash
+// of the bytes, a link's target), so that a test shows nothing changed.
+func treeSum(t *testing.T, roots ...string) string {
+	t.Helper()
+	var sb strings.Builder
+	for _, root := range roots {
+		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if os.IsNotExist(err) {
+				fmt.Fprintf(&sb, "%s missing\n", p)
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			fi, err := os.Lstat(p)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(&sb, "%s %v %d", p, fi.Mode(), fi.Size())
+			if fi.Mode()&os.ModeSymlink != 0 {
+				target, _ := os.Readlink(p)
+				fmt.Fprintf(&sb, " -> %s", target)
+			} else if fi.Mode().IsRegular() {
+				b, err := os.ReadFile(p)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(&sb, " %x", sha256.Sum256(b))
+			}
+			sb.WriteByte('\n')
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return sb.String()
+}
+
+// TestRetentionForgeryThroughPlugin is issue 19's attack through the .so:
+// with path DIR/$TAG, rotate_max_files and compress, a first record's tag
+// names the manifest (the old .NAME.flatstore, or the new one's name) and
+// its line is a valid manifest listing files outside the directory with
+// their real identity; a symlink waits at the old temporary name; then
+// records of the path rotate, load and retain. Every file outside the
+// path's own rotated set — the victim tree, the planted names — is left as
+// it was, the tag .flatstore is refused, and the path's own series works.
+func TestRetentionForgeryThroughPlugin(t *testing.T) {
+	root := t.TempDir()
+	dir, victims := filepath.Join(root, "log"), filepath.Join(root, "victim")
+	for _, d := range []string{dir, victims} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, v := range []string{"important.gz", "secret", "linked"} {
+		if err := os.WriteFile(filepath.Join(victims, v), []byte("keep me: "+v+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	entry := func(name, file, compressed string) map[string]any {
+		var st syscall.Stat_t
+		if err := syscall.Stat(file, &st); err != nil {
+			t.Fatal(err)
+		}
+		e := map[string]any{"name": name, "dev": st.Dev, "ino": st.Ino, "size": st.Size,
+			"mtime": st.Mtim.Nano(), "at": 0, "reason": "count"}
+		if compressed != "" {
+			e["compressed"] = compressed
+		}
+		return e
+	}
+	alice := filepath.Join(dir, "alice")
+	forged, err := json.Marshal(map[string]any{"path": alice, "rotated": []any{
+		entry("../victim/important.gz", filepath.Join(victims, "important.gz"), "gzip"),
+		entry("../victim/secret", filepath.Join(victims, "secret"), ""),
+		entry(filepath.Join(victims, "secret"), filepath.Join(victims, "secret"), ""),
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte(alice))
+	newName := hex.EncodeToString(sum[:16]) + ".json"
+	args := func(tag string) []string {
+		return []string{"-tag", tag, "-p", "path=" + filepath.Join(dir, "$TAG"), "-p", "rotate_count=10",
+			"-p", "rotate_max_files=1", "-p", "compress=gzip", "-p", "escape=none", "-p", "control_listen=off"}
+	}
+	// The first records: the forged manifest under the old name and the
+	// new one's, and one aimed at the state directory itself.
+	for _, tag := range []string{".alice.flatstore", newName, ".flatstore"} {
+		in := fbtest.WriteFile(t, "forge.chunks", fbtest.Frames(isoRec(string(forged))))
+		if _, stderr, code := fbtest.RunHost(t, append([]string{"-in-chunks", in}, args(tag)...)...); code != 0 {
+			t.Fatalf("tag %s: exit %d; stderr:\n%s", tag, code, stderr)
+		}
+	}
+	if got := fbtest.ReadText(t, filepath.Join(dir, ".alice.flatstore")); got != string(forged)+"\n" {
+		t.Fatalf("the forgery did not land as a manifest: %q", got)
+	}
+	if fi, err := os.Lstat(filepath.Join(dir, ".flatstore")); err == nil {
+		t.Errorf("the tag .flatstore made %v", fi.Mode())
+	}
+	if err := os.Symlink(filepath.Join(victims, "linked"), filepath.Join(dir, ".alice.flatstore.tmp")); err != nil {
+		t.Fatal(err)
+	}
+	before := treeSum(t, victims, filepath.Join(dir, ".alice.flatstore"), filepath.Join(dir, newName), filepath.Join(dir, ".alice.flatstore.tmp"))
+	// The second: records of alice rotate three times, load the manifest,
+	// compress and retain.
+	var recs []byte
+	for i := 0; i < 30; i++ {
+		recs = append(recs, isoRec("E_A", "n", i)...)
+	}
+	in := fbtest.WriteFile(t, "alice.chunks", fbtest.Frames(recs))
+	_, stderr, code := fbtest.RunHost(t, append([]string{"-in-chunks", in}, args("alice")...)...)
+	if code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, stderr)
+	}
+	if after := treeSum(t, victims, filepath.Join(dir, ".alice.flatstore"), filepath.Join(dir, newName), filepath.Join(dir, ".alice.flatstore.tmp")); after != before {
+		t.Errorf("files outside alice's rotated set changed:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+	rotated, _, other := seriesFiles(t, dir, "alice")
+	if len(rotated) != 1 || !strings.HasSuffix(rotated[0], ".gz") || fbtest.ReadDecompressed(t, filepath.Join(dir, rotated[0])) != "E_A,20\nE_A,21\nE_A,22\nE_A,23\nE_A,24\nE_A,25\nE_A,26\nE_A,27\nE_A,28\nE_A,29\n" {
+		t.Errorf("alice's rotated files %q, want the newest, compressed, whole", rotated)
+	}
+	if want := []string{".alice.flatstore", ".alice.flatstore.tmp", newName}; fmt.Sprint(other) != fmt.Sprint(want) {
+		t.Errorf("other files: %q, want the planted ones %q", other, want)
+	}
+	if !strings.Contains(stderr, "is the manifest of an earlier version: it is ignored") {
+		t.Errorf("no warning about the old manifest:\n%s", tail(stderr, 2000))
+	}
+	t.Logf("victims and planted names unchanged; alice kept %q", rotated)
+}
+
+// TestRetentionKillDuringRotations kills the host (SIGKILL) again and again
+// while it rotates every 20 lines under load with compress gzip, each life
+// on the same path, then starts it once more: every rotated file is known
+// (in the manifest) and compressed, no half file is left in the state
+// directory, and nothing outside the path's files changed.
+func TestRetentionKillDuringRotations(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "log")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "victim"), []byte("keep me\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "decoy.log"), []byte("keep me too\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before := treeSum(t, filepath.Join(root, "victim"), filepath.Join(dir, "decoy.log"))
+	out := filepath.Join(dir, "ev.log")
+	var frames [][]byte
+	for n := 0; n < 40000; n += 200 {
+		var b []byte
+		for i := n; i < n+200; i++ {
+			b = append(b, isoRec("E_K", "n", i, "pad", strings.Repeat("x", 200))...)
+		}
+		frames = append(frames, b)
+	}
+	in := fbtest.WriteFile(t, "k.chunks", fbtest.Frames(frames...))
+	args := []string{"-p", "path=" + out, "-p", "rotate_count=20", "-p", "rotate_max_files=1000000",
+		"-p", "compress=gzip", "-p", "control_listen=off"}
+	pending := 0
+	for life, after := range []int{3, 17, 40, 71, 120, 5} {
+		h := fbtest.StartHost(t, append([]string{"-in-chunks", in}, args...)...)
+		done := hostDone(h)
+		deadline := time.Now().Add(60 * time.Second)
+		for strings.Count(h.Stderr(), "(count): now") < after {
+			if time.Now().After(deadline) {
+				t.Fatalf("life %d: fewer than %d rotations in 60 s", life, after)
+			}
+			select {
+			case <-done:
+				t.Fatalf("life %d: the host ended first; stderr:\n%s", life, tail(h.Stderr(), 2000))
+			case <-time.After(100 * time.Microsecond):
+			}
+		}
+		if err := syscall.Kill(h.Pid(), syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		<-done
+		ents, _ := os.ReadDir(filepath.Join(dir, ".flatstore"))
+		for _, e := range ents {
+			if strings.HasSuffix(e.Name(), ".json") {
+				b, _ := os.ReadFile(filepath.Join(dir, ".flatstore", e.Name()))
+				pending += strings.Count(string(b), `"pending":true`)
+			}
+		}
+	}
+	one := fbtest.WriteFile(t, "one.chunks", fbtest.Frames(isoRec("E_K", "n", -1)))
+	sum, stderr, code := fbtest.RunHost(t, append([]string{"-in-chunks", one}, args...)...)
+	if code != 0 {
+		t.Fatalf("restart: exit %d, summary %+v; stderr:\n%s", code, sum, stderr)
+	}
+	rotated, _, other := seriesFiles(t, dir, "ev.log")
+	if fmt.Sprint(other) != "[decoy.log]" {
+		t.Errorf("other files %q, want the decoy alone", other)
+	}
+	var m struct {
+		Rotated []struct{ Name, Compressed string } `json:"rotated"`
+	}
+	ents, _ := os.ReadDir(filepath.Join(dir, ".flatstore"))
+	if len(ents) != 2 {
+		t.Errorf("the state directory holds %d files, want the key and the manifest", len(ents))
+	}
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), ".json") {
+			b, _ := os.ReadFile(filepath.Join(dir, ".flatstore", e.Name()))
+			if err := json.Unmarshal(b[:strings.IndexByte(string(b), '\n')], &m); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	known := map[string]bool{}
+	for _, r := range m.Rotated {
+		known[r.Name] = r.Compressed == "gzip"
+	}
+	for _, f := range rotated {
+		if !strings.HasSuffix(f, ".gz") || !known[f] {
+			t.Errorf("%s: compressed %v, in the manifest %v", f, strings.HasSuffix(f, ".gz"), known[f])
+		}
+		fbtest.ReadDecompressed(t, filepath.Join(dir, f)) // a valid gzip
+	}
+	if len(known) != len(rotated) {
+		t.Errorf("the manifest lists %d files, the directory holds %d", len(known), len(rotated))
+	}
+	if after := treeSum(t, filepath.Join(root, "victim"), filepath.Join(dir, "decoy.log")); after != before {
+		t.Errorf("files outside changed:\n%s\n%s", before, after)
+	}
+	t.Logf("6 kills; the manifests held %d rename intents at the kills (resolved at the restarts); %d rotated files, all in the manifest and compressed", pending, len(rotated))
 }

@@ -270,7 +270,7 @@ func (f *File) openLocked(now time.Time, set *slotSet) (rotated, error) {
 				f.countRotation(reason)
 				f.rot.closed(reason)
 				rot = rotated{reason: reason, name: name}
-				rot.to = f.setAsideLocked(name, reason, now)
+				rot.to = f.setAsideLocked(name, reason, now, fileID{dev: uint64(st.Dev), ino: uint64(st.Ino)})
 				continue // the next name is a fresh one
 			}
 		}
@@ -318,29 +318,37 @@ func (f *File) taken(name string) bool {
 func (f *File) rotateLocked(reason string, now time.Time) rotated {
 	r := rotated{reason: reason, name: f.cur.name}
 	f.closeLocked(reason)
-	r.to = f.setAsideLocked(r.name, reason, now)
+	r.to = f.setAsideLocked(r.name, reason, now, f.cur)
 	r.next = f.nextName(now)
 	return r
 }
 
-// setAsideLocked handles a file a built-in rotation closed: renamed aside
-// when the path has no suffix (the live file keeps the path's name), and
-// recorded for retention and compression. It returns the file's name now.
-func (f *File) setAsideLocked(name, reason string, now time.Time) string {
-	kept := name
+// setAsideLocked handles a file a built-in rotation closed (id: its device
+// and inode, from its descriptor): renamed aside when the path has no
+// suffix (the live file keeps the path's name), and recorded for retention
+// and compression. The rename is recorded in the manifest before it is
+// made and confirmed after (retention.go), so a crash in between leaves
+// nothing unknown. It returns the file's name now.
+func (f *File) setAsideLocked(name, reason string, now time.Time, id fileID) string {
 	if f.rot.opt.suffix == "" && name == f.path {
 		to := f.rot.asideName(f.path, now, f.taken)
-		if err := renameNoReplace(name, to); err != nil {
-			// The next file takes path.1 instead (a fresh name).
-			f.opt.log.LimitedWarnf("aside", "rotation: cannot rename %q to %q: %v", name, to, errnoOf(err))
-		} else {
-			kept = to
+		intended := f.series != nil && f.series.intend(to, id.dev, id.ino, reason)
+		err := renameNoReplace(f.sys.renameat2, unix.AT_FDCWD, name, unix.AT_FDCWD, to)
+		if intended {
+			f.series.confirm(to, err == nil)
 		}
+		if err != nil {
+			// The next file takes path.1 instead (a fresh name); this one,
+			// under the live file's name, is not retention's to delete.
+			f.opt.log.LimitedWarnf("aside", "rotation: cannot rename %q to %q: %v", name, to, errnoOf(err))
+			return name
+		}
+		return to
 	}
 	if f.series != nil {
-		f.series.add(kept, reason, now)
+		f.series.add(name, reason)
 	}
-	return kept
+	return name
 }
 
 // nextName is the name the next open would take now.

@@ -8,6 +8,7 @@ package flatstore_test
 //	go test ./flatstore/ -run '^$' -fuzz '^FuzzParseConfig$' -fuzztime 60s
 //	go test ./flatstore/ -run '^$' -fuzz '^FuzzTemplate$' -fuzztime 60s
 //	go test ./flatstore/ -run '^$' -fuzz '^FuzzRenderLinear$' -fuzztime 60s
+//	go test ./flatstore/ -run '^$' -fuzz '^FuzzManifest$' -fuzztime 60s  (retention_test.go)
 //
 // A failing input is written under testdata/fuzz/FuzzXxx/; commit it with
 // the fix so that it stays a regression test.

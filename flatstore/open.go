@@ -29,6 +29,11 @@ import (
 //     Without openat2 (Linux before 5.6, or a seccomp filter refusing it)
 //     every rendered component is opened with O_NOFOLLOW: no symlink at
 //     all is followed there.
+//   - a rendered part with a component named .flatstore (in any case: a
+//     case-folding directory would find the state directory under
+//     .FlatStore) is refused (errReserved, a bad path): that is where
+//     flatstore keeps its own state (retention.go), and no record may name
+//     it.
 
 const appendFlags = unix.O_WRONLY | unix.O_APPEND | unix.O_CLOEXEC | unix.O_NONBLOCK | unix.O_NOCTTY
 
@@ -171,6 +176,14 @@ func (o *opener) openBeneath(name string) (int, bool, error) {
 		return -1, false, err
 	}
 	comps := strings.Split(rel, "/")
+	for _, c := range comps {
+		if isStateDirName(c) {
+			// Never a way into flatstore's own state, whatever the
+			// template: not the directory, not a file in it.
+			o.sys.close(dir)
+			return -1, false, errReserved{}
+		}
+	}
 	for _, c := range comps[:len(comps)-1] {
 		if c == "" || c == "." || c == ".." {
 			o.sys.close(dir)
@@ -221,3 +234,17 @@ func (o *opener) at(dirfd int, comp string, flags int, perm uint32) (int, error)
 	// link in a rendered component.
 	return o.sys.openat(dirfd, comp, flags|unix.O_NOFOLLOW, perm)
 }
+
+// errReserved is returned for a rendered path that names flatstore's state
+// directory; it is a bad path, as errOutside is.
+type errReserved struct{}
+
+func (errReserved) Error() string {
+	return "names " + stateDirName + ", flatstore's own state directory (reserved)"
+}
+
+func (errReserved) Is(target error) bool { return target == errOutside }
+
+// isStateDirName reports whether a path component names the state
+// directory, ignoring case.
+func isStateDirName(c string) bool { return strings.EqualFold(c, stateDirName) }

@@ -276,7 +276,7 @@ func (p *pool) forgetLocked(f *File) {
 func (p *pool) seriesLocked(path string, opt *fileOptions) *series {
 	r := p.series[path]
 	if r == nil {
-		r = &seriesRef{s: newSeries(path, opt.archive, opt.perm, p.arch, p.metrics, opt.log, p.now)}
+		r = &seriesRef{s: newSeries(path, opt.archive, p.sys, p.arch, p.metrics, opt.log, p.now)}
 		p.series[path] = r
 	}
 	if r.elem != nil {
@@ -399,7 +399,7 @@ func (p *pool) tick() {
 	}
 	now := p.now()
 	p.mu.Lock()
-	due := now.Sub(p.lastRetain) >= retainEvery
+	due := now.Sub(p.lastRetain) >= retainEvery || now.Before(p.lastRetain) // a clock stepped back re-arms
 	p.mu.Unlock()
 	if due {
 		p.retainAll(now)

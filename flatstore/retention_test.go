@@ -1,15 +1,22 @@
 package flatstore
 
 import (
-	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/flatstore/flatstore/internal/fbtest"
 )
@@ -21,17 +28,31 @@ import (
 // drained waits for the process's background jobs.
 func drained(t *testing.T) { procFor(t).pool.arch.drain() }
 
-// regularFiles lists dir's regular files, the manifests left out.
+// regularFiles lists dir's regular files, flatstore's state left out.
 func regularFiles(t *testing.T, dir string) []string {
 	t.Helper()
-	var out []string
-	for _, f := range dirFiles(t, dir) {
-		if !strings.HasSuffix(f, ".flatstore") {
-			out = append(out, f)
-		}
-	}
+	out := dirFiles(t, dir) // skips the state directory
 	sort.Strings(out)
 	return out
+}
+
+// readManifest reads and verifies path's manifest as the plugin does.
+func readManifest(t *testing.T, path string) manifest {
+	t.Helper()
+	sd := filepath.Join(filepath.Dir(path), stateDirName)
+	key, err := os.ReadFile(filepath.Join(sd, keyName))
+	if err != nil {
+		t.Fatalf("the state directory has no key: %v", err)
+	}
+	data, err := os.ReadFile(filepath.Join(sd, manifestName(path)))
+	if err != nil {
+		t.Fatalf("no manifest: %v", err)
+	}
+	m, err := decodeManifest(key, data, path)
+	if err != nil {
+		t.Fatalf("the manifest %s does not verify: %v", data, err)
+	}
+	return m
 }
 
 // 10 500 records, rotate_count 1000, rotate_max_files 3, compress gzip or
@@ -71,9 +92,8 @@ func TestRetentionCompress(t *testing.T) {
 					t.Errorf("%s holds %d lines, not records %d..%d", f, strings.Count(got, "\n"), 7000+1000*i, 7999+1000*i)
 				}
 			}
-			var m manifest
-			if err := json.Unmarshal([]byte(fbtest.ReadText(t, manifestName(path))), &m); err != nil || len(m.Rotated) != 3 || m.Path != path {
-				t.Errorf("manifest %+v (%v), want the 3 files", m, err)
+			if m := readManifest(t, path); len(m.Rotated) != 3 {
+				t.Errorf("manifest %+v, want the 3 files", m)
 			}
 			if n := metricValue(t, "flatstore_files_deleted_total", "reason", "max_files"); n != 7 {
 				t.Errorf("files_deleted_total{max_files} = %v, want 7", n)
@@ -165,10 +185,78 @@ func TestRetentionMaxAge(t *testing.T) {
 	}
 }
 
+// killAfter returns system calls that die, as a SIGKILL would, right after
+// the first rename whose target match accepts: from then on every rename
+// and unlink fails (EIO), so the disk keeps the manifest and the files as
+// they were at that instant. killed reports whether it happened.
+func killAfter(match func(newpath string) bool) (ops *sysOps, killed *atomic.Bool) {
+	ops, killed = realOps(), new(atomic.Bool)
+	rename := ops.renameat2
+	ops.renameat2 = func(od int, op string, nd int, np string, flags uint) error {
+		if killed.Load() {
+			return unix.EIO
+		}
+		err := rename(od, op, nd, np, flags)
+		if err == nil && match(np) {
+			killed.Store(true)
+		}
+		return err
+	}
+	unlink := ops.unlinkat
+	ops.unlinkat = func(d int, p string, flags int) error {
+		if killed.Load() {
+			return unix.EIO
+		}
+		return unlink(d, p, flags)
+	}
+	return ops, killed
+}
+
+// A kill between a rotation's rename aside and the manifest's confirmation
+// leaves the rotated file and an intent: the next start confirms it,
+// compresses it and keeps it under retention. (Without the intent the
+// file was outside the manifest for ever, never compressed nor deleted.)
+func TestRotateKillBetweenRenameAndConfirm(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "ev.log")
+	kv := []string{"path", path, "rotate_count", "10", "rotate_max_files", "100"}
+	t.Run("killed", func(t *testing.T) {
+		ops, killed := killAfter(func(np string) bool { return strings.HasPrefix(np, path+".") })
+		usePool(t, newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)), ops)
+		in := fsInstance(t, kv...)
+		mustFlush(t, in, evRecords("E", 0, 10), "t") // the 10th line rotates
+		if !killed.Load() {
+			t.Fatal("no rotation was made")
+		}
+	})
+	aside := asideFiles(t, dir, "ev.log")
+	if len(aside) != 1 || fbtest.ReadText(t, filepath.Join(dir, aside[0])) != evLines("E", 0, 10) {
+		t.Fatalf("after the kill the files are %q, want the rotated one", aside)
+	}
+	if m := readManifest(t, path); len(m.Rotated) != 1 || !m.Rotated[0].Pending || m.Rotated[0].Name != aside[0] {
+		t.Fatalf("after the kill the manifest is %+v, want the intent alone", m)
+	}
+	t.Run("restarted", func(t *testing.T) {
+		usePool(t, newFakeClock(time.Date(2030, 1, 2, 4, 0, 0, 0, time.UTC)), nil)
+		in := fsInstance(t, append(kv[:len(kv):len(kv)], "compress", "gzip")...)
+		mustFlush(t, in, evRecords("E", 10, 1), "t")
+		drained(t)
+	})
+	aside = asideFiles(t, dir, "ev.log")
+	if len(aside) != 2 || aside[0] != filepath.Base(aside[0]) || !strings.HasSuffix(aside[0], ".gz") ||
+		fbtest.ReadDecompressed(t, filepath.Join(dir, aside[0])) != evLines("E", 0, 10) {
+		t.Fatalf("after the restart the files are %q, want the rotated one compressed and the live one", aside)
+	}
+	if m := readManifest(t, path); len(m.Rotated) != 1 || m.Rotated[0].Pending || m.Rotated[0].Name != aside[0] {
+		t.Errorf("after the restart the manifest is %+v, want the compressed file confirmed", m)
+	}
+}
+
 // What a crash leaves during a compression is finished or redone at the
-// next start: a half .tmp is removed and the file compressed again; a
-// whole compressed file beside its original means the original goes. No
-// record is lost and no half file stays.
+// next start: a compressed file renamed into place (its identity recorded
+// before the rename) means the original goes; a half compressed file in
+// the state directory is removed and the file compressed again. No record
+// is lost and no half file stays.
 func TestCompressCrashRecovery(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "ev.log")
@@ -179,53 +267,613 @@ func TestCompressCrashRecovery(t *testing.T) {
 		usePool(t, newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)), nil)
 		in := fsInstance(t, kv...)
 		mustFlush(t, in, evRecords("E", 0, 3500), "t")
-		in.Close()
 	})
 	rotated := asideFiles(t, dir, "ev.log")[:3]
-	// The crash states, one per rotated file:
-	//  0: the compression was cut off: a half .gz.tmp beside the original;
-	//  1: the .gz was renamed into place, the original not yet removed;
-	//  2: nothing began.
-	src0 := filepath.Join(dir, rotated[0])
-	full, err := os.ReadFile(src0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(src0+".gz.tmp", full[:len(full)/3], 0o600); err != nil {
-		t.Fatal(err)
-	}
-	src1 := filepath.Join(dir, rotated[1])
-	if _, err := compressFile(src1, src1+".gz", CompressGzip, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	// The second life compresses: its first open reads the manifest.
-	t.Run("second", func(t *testing.T) {
-		usePool(t, newFakeClock(time.Date(2030, 1, 2, 4, 0, 0, 0, time.UTC)), nil)
+	// A second life compresses, and is killed right after the first
+	// compressed file is renamed into place, before the manifest says so
+	// and before the original is removed.
+	t.Run("killed", func(t *testing.T) {
+		ops, killed := killAfter(func(np string) bool { return strings.HasSuffix(np, ".gz") })
+		usePool(t, newFakeClock(time.Date(2030, 1, 2, 3, 30, 0, 0, time.UTC)), ops)
 		in := fsInstance(t, append(kv[:len(kv):len(kv)], "compress", "gzip")...)
 		mustFlush(t, in, evRecords("E", 3500, 1), "t")
+		drained(t)
+		if !killed.Load() {
+			t.Fatal("no compression was made")
+		}
+	})
+	src0 := filepath.Join(dir, rotated[0])
+	if !fileExists(src0) || !fileExists(src0+".gz") {
+		t.Fatalf("the kill left %q, want the first file and its .gz", regularFiles(t, dir))
+	}
+	// And the second file's compression was cut off half way: a half file
+	// in the state directory.
+	var st unix.Stat_t
+	if err := unix.Stat(filepath.Join(dir, rotated[1]), &st); err != nil {
+		t.Fatal(err)
+	}
+	half := filepath.Join(dir, stateDirName, strings.TrimSuffix(manifestName(path), ".json")+"."+strconv.FormatUint(st.Ino, 10)+".ztmp")
+	if err := os.WriteFile(half, []byte("\x1f\x8b half"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("restarted", func(t *testing.T) {
+		usePool(t, newFakeClock(time.Date(2030, 1, 2, 4, 0, 0, 0, time.UTC)), nil)
+		in := fsInstance(t, append(kv[:len(kv):len(kv)], "compress", "gzip")...)
+		mustFlush(t, in, evRecords("E", 3501, 1), "t")
 		drained(t)
 	})
 	var all strings.Builder
 	for _, f := range regularFiles(t, dir) {
 		switch {
-		case strings.HasSuffix(f, ".tmp"):
-			t.Errorf("a half file is left: %s", f)
 		case f == "ev.log":
 		case !strings.HasSuffix(f, ".gz"):
 			t.Errorf("a rotated file is left uncompressed: %s", f)
 		}
 	}
+	if fileExists(half) {
+		t.Errorf("the half compressed file is left in the state directory")
+	}
 	for _, f := range asideFiles(t, dir, "ev.log") {
 		all.WriteString(fbtest.ReadDecompressed(t, filepath.Join(dir, f)))
 	}
-	if got := all.String(); got != evLines("E", 0, 3501) {
+	if got := all.String(); got != evLines("E", 0, 3502) {
 		lines, _ := fbtest.SplitLines([]byte(got))
-		t.Errorf("the series holds %d lines, want the 3501 records once each, in order", len(lines))
+		t.Errorf("the series holds %d lines, want the 3502 records once each, in order", len(lines))
 	}
-	sc := bufio.NewScanner(strings.NewReader(fbtest.ReadText(t, manifestName(path))))
-	sc.Scan()
-	if !strings.Contains(sc.Text(), `"compressed":"gzip"`) || strings.Count(sc.Text(), `"compressed":"gzip"`) != 3 {
-		t.Errorf("manifest %s: want the 3 files recorded compressed", sc.Text())
+	m := readManifest(t, path)
+	n := 0
+	for _, r := range m.Rotated {
+		if r.Compressed == CompressGzip && r.Zip == nil && !r.Pending {
+			n++
+		}
 	}
-	_ = fmt.Sprint()
+	if n != 3 || len(m.Rotated) != 3 {
+		t.Errorf("manifest %+v: want the 3 files recorded compressed", m)
+	}
+}
+
+// treeSum describes every file under the roots — name, type, mode, size,
+// a hash of its bytes, a link's target — so that a test can show that
+// nothing there changed.
+func treeSum(t *testing.T, roots ...string) string {
+	t.Helper()
+	var sb strings.Builder
+	for _, root := range roots {
+		err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			fi, err := os.Lstat(p)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(&sb, "%s %v %d", p, fi.Mode(), fi.Size())
+			switch {
+			case fi.Mode()&os.ModeSymlink != 0:
+				target, _ := os.Readlink(p)
+				fmt.Fprintf(&sb, " -> %s", target)
+			case fi.Mode().IsRegular():
+				b, err := os.ReadFile(p)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(&sb, " %x", sha256.Sum256(b))
+			}
+			sb.WriteByte('\n')
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return sb.String()
+}
+
+// identOfFile is the identity of a file, as a manifest records it.
+func identOfFile(t *testing.T, name string) fileIdent {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Lstat(name, &st); err != nil {
+		t.Fatal(err)
+	}
+	return identOf(&st)
+}
+
+// writeManifest writes path's manifest with the entries given, signed with
+// the state directory's key when sign is set (what only flatstore, or a
+// bug of it, could do), else with a MAC of zeros.
+func writeManifest(t *testing.T, path string, sign bool, entries []rotatedFile) {
+	t.Helper()
+	sd := filepath.Join(filepath.Dir(path), stateDirName)
+	key := make([]byte, keySize)
+	if sign {
+		var err error
+		if key, err = os.ReadFile(filepath.Join(sd, keyName)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data, err := encodeManifest(key, manifest{Path: path, Rotated: entries})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(sd, manifestName(path)), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// forgeryEnv is the scene of a forgery: a log directory with a path that
+// rotated once (so its state directory, key and manifest exist), decoy
+// files beside it that flatstore did not rotate, and a victim tree outside.
+type forgeryEnv struct {
+	dir, path, victims string
+	rotated            string // the one file flatstore rotated, full name
+	entry              rotatedFile
+}
+
+func (e *forgeryEnv) victim(name string) string { return filepath.Join(e.victims, name) }
+
+// ancient is a rotation time that rotate_max_age deletes at once, and the
+// identity of name with it.
+func ancient(t *testing.T, name, recorded string) rotatedFile {
+	return rotatedFile{Name: recorded, fileIdent: identOfFile(t, name), At: 1, Reason: "count"}
+}
+
+// The forgeries of issue 19 and variants, each against retention
+// (rotate_max_files 1, rotate_max_age 1h) and compression: whatever the
+// manifest says, every file outside the set flatstore rotated — the victim
+// tree outside the directory, and the decoys, links and other files in it
+// — is left byte for byte, mode for mode, as it was.
+func TestRetentionForgeries(t *testing.T) {
+	cases := []struct {
+		name     string
+		plant    func(t *testing.T, e *forgeryEnv)
+		ops      func(e *forgeryEnv) *sysOps
+		compress bool
+	}{
+		{name: "traversal names, signed", compress: true, plant: func(t *testing.T, e *forgeryEnv) {
+			writeManifest(t, e.path, true, []rotatedFile{
+				ancient(t, e.victim("important.gz"), "../victim/important.gz"),
+				ancient(t, e.victim("secret"), "ev.log.x/../../victim/secret"),
+				ancient(t, e.dir, ".."), ancient(t, e.dir, "."),
+				e.entry})
+		}},
+		{name: "absolute names, signed", compress: true, plant: func(t *testing.T, e *forgeryEnv) {
+			writeManifest(t, e.path, true, []rotatedFile{
+				ancient(t, e.victim("important.gz"), e.victim("important.gz")),
+				ancient(t, e.victim("secret"), e.victim("secret")),
+				e.entry})
+		}},
+		{name: "a local user's manifest without the MAC", compress: true, plant: func(t *testing.T, e *forgeryEnv) {
+			writeManifest(t, e.path, false, []rotatedFile{ancient(t, filepath.Join(e.dir, "ev.log.decoy"), "ev.log.decoy"), e.entry})
+		}},
+		{name: "a local user's plain JSON", compress: true, plant: func(t *testing.T, e *forgeryEnv) {
+			b, _ := json.Marshal(manifest{Path: e.path, Rotated: []rotatedFile{ancient(t, filepath.Join(e.dir, "ev.log.decoy"), "ev.log.decoy")}})
+			if err := os.WriteFile(filepath.Join(e.dir, stateDirName, manifestName(e.path)), b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{name: "a line appended to a signed manifest", compress: true, plant: func(t *testing.T, e *forgeryEnv) {
+			writeManifest(t, e.path, true, []rotatedFile{e.entry})
+			b, _ := json.Marshal(manifest{Path: e.path, Rotated: []rotatedFile{ancient(t, filepath.Join(e.dir, "ev.log.decoy"), "ev.log.decoy")}})
+			f, err := os.OpenFile(filepath.Join(e.dir, stateDirName, manifestName(e.path)), os.O_WRONLY|os.O_APPEND, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.Write(append(b, '\n'))
+			f.Close()
+		}},
+		{name: "the old manifest name", compress: true, plant: func(t *testing.T, e *forgeryEnv) {
+			b, _ := json.Marshal(manifest{Path: e.path, Rotated: []rotatedFile{
+				ancient(t, e.victim("important.gz"), "../victim/important.gz"),
+				ancient(t, filepath.Join(e.dir, "ev.log.decoy"), "ev.log.decoy")}})
+			if err := os.WriteFile(filepath.Join(e.dir, ".ev.log.flatstore"), append(b, '\n'), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{name: "a hard link to a victim at a recorded name", compress: true, plant: func(t *testing.T, e *forgeryEnv) {
+			// Even a signed entry with the victim's very identity: the
+			// name has two links, so it is not a file flatstore rotated.
+			if err := os.Link(e.victim("secret"), filepath.Join(e.dir, "ev.log.hardlink")); err != nil {
+				t.Fatal(err)
+			}
+			writeManifest(t, e.path, true, []rotatedFile{ancient(t, e.victim("secret"), "ev.log.hardlink"), e.entry})
+		}},
+		{name: "the rotated file replaced by a hard link to a victim", compress: true, plant: func(t *testing.T, e *forgeryEnv) {
+			os.Remove(e.rotated)
+			if err := os.Link(e.victim("secret"), e.rotated); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{name: "the rotated file replaced by a symlink to a victim", compress: true, plant: func(t *testing.T, e *forgeryEnv) {
+			os.Remove(e.rotated)
+			if err := os.Symlink(e.victim("secret"), e.rotated); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{name: "a symlink swapped in between the check and the unlink", ops: func(e *forgeryEnv) *sysOps {
+			ops := realOps()
+			unlink := ops.unlinkat
+			ops.unlinkat = func(d int, p string, flags int) error {
+				if filepath.Join(e.dir, p) == e.rotated {
+					tmp := filepath.Join(e.dir, "swap")
+					if err := os.Symlink(e.victim("secret"), tmp); err == nil {
+						os.Rename(tmp, e.rotated)
+					}
+				}
+				return unlink(d, p, flags)
+			}
+			return ops
+		}},
+		{name: "a symlink swapped in before compression unlinks the source", compress: true, ops: func(e *forgeryEnv) *sysOps {
+			ops := realOps()
+			unlink := ops.unlinkat
+			ops.unlinkat = func(d int, p string, flags int) error {
+				if strings.HasPrefix(p, "ev.log.") && !strings.HasSuffix(p, ".gz") {
+					tmp := filepath.Join(e.dir, "swap")
+					if err := os.Symlink(e.victim("secret"), tmp); err == nil {
+						os.Rename(tmp, filepath.Join(e.dir, p))
+					}
+				}
+				return unlink(d, p, flags)
+			}
+			return ops
+		}},
+		{name: "symlinks at the manifest's temporary names", compress: true, plant: func(t *testing.T, e *forgeryEnv) {
+			for _, l := range []string{filepath.Join(e.dir, ".ev.log.flatstore.tmp"),
+				filepath.Join(e.dir, stateDirName, manifestName(e.path)+".tmp")} {
+				if err := os.Symlink(e.victim("secret"), l); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}},
+		{name: "symlinks at the compressed file's names", compress: true, plant: func(t *testing.T, e *forgeryEnv) {
+			for _, l := range []string{e.rotated + ".gz.tmp",
+				filepath.Join(e.dir, stateDirName, strings.TrimSuffix(manifestName(e.path), ".json")+"."+strconv.FormatUint(e.entry.Ino, 10)+".ztmp")} {
+				if err := os.Symlink(e.victim("secret"), l); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			root := t.TempDir()
+			e := &forgeryEnv{dir: filepath.Join(root, "log"), victims: filepath.Join(root, "victim")}
+			e.path = filepath.Join(e.dir, "ev.log")
+			for _, d := range []string{e.dir, e.victims} {
+				if err := os.Mkdir(d, 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, v := range []string{e.victim("important.gz"), e.victim("secret"), filepath.Join(e.dir, "ev.log.decoy")} {
+				if err := os.WriteFile(v, []byte("keep me: "+v+"\n"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			kv := []string{"path", e.path, "rotate_count", "10", "rotate_max_files", "1", "rotate_max_age", "1h"}
+			t.Run("first", func(t *testing.T) {
+				usePool(t, newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)), nil)
+				mustFlush(t, fsInstance(t, kv...), evRecords("E", 0, 10), "t")
+			})
+			m := readManifest(t, e.path)
+			if len(m.Rotated) != 1 {
+				t.Fatalf("manifest %+v, want one file", m)
+			}
+			e.entry = m.Rotated[0]
+			e.rotated = filepath.Join(e.dir, e.entry.Name)
+			if c.plant != nil {
+				c.plant(t, e)
+			}
+			// Everything but the path's own files and the state.
+			outside := func() string {
+				sum := treeSum(t, e.victims)
+				ents, _ := os.ReadDir(e.dir)
+				for _, d := range ents {
+					if n := d.Name(); n != "ev.log" && n != stateDirName && filepath.Join(e.dir, n) != e.rotated &&
+						!strings.HasPrefix(n, "ev.log.2030") {
+						sum += treeSum(t, filepath.Join(e.dir, n))
+					}
+				}
+				return sum
+			}
+			before := outside()
+			var ops *sysOps
+			if c.ops != nil {
+				ops = c.ops(e)
+			}
+			kv2 := kv
+			if c.compress {
+				kv2 = append(kv[:len(kv):len(kv)], "compress", "gzip")
+			}
+			t.Run("second", func(t *testing.T) {
+				clk := newFakeClock(time.Date(2030, 1, 2, 5, 4, 5, 0, time.UTC))
+				p := usePool(t, clk, ops)
+				in := fsInstance(t, kv2...)
+				mustFlush(t, in, evRecords("E", 10, 20), "t") // two rotations: retention wants the first gone
+				drained(t)
+				if after := outside(); after != before {
+					t.Errorf("rotate_max_files: files outside the rotated set changed:\nbefore:\n%s\nafter:\n%s", before, after)
+				}
+				// The path's own series still works: its newest rotated
+				// file is there, whole.
+				var newest string
+				for _, f := range regularFiles(t, e.dir) {
+					if strings.HasPrefix(f, "ev.log.2030") {
+						newest = f
+					}
+				}
+				if newest == "" || fbtest.ReadDecompressed(t, filepath.Join(e.dir, newest)) != evLines("E", 20, 10) {
+					t.Errorf("the path's newest rotated file is %q, want records 20..29", newest)
+				}
+				clk.Add(2 * time.Hour) // rotate_max_age: everything recorded is old now
+				p.tick()
+				drained(t)
+			})
+			if after := outside(); after != before {
+				t.Errorf("rotate_max_age: files outside the rotated set changed:\nbefore:\n%s\nafter:\n%s", before, after)
+			}
+		})
+	}
+}
+
+// Compression keeps the source's mode: a file rotated with
+// file_permissions 0600 (or 0640) stays 0600 (0640) compressed.
+func TestCompressKeepsMode(t *testing.T) {
+	for _, perm := range []os.FileMode{0o600, 0o640} {
+		t.Run(perm.String(), func(t *testing.T) {
+			usePool(t, newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)), nil)
+			dir := t.TempDir()
+			path := filepath.Join(dir, "ev.log")
+			in := fsInstance(t, "path", path, "rotate_count", "10", "compress", "zstd", "file_permissions", fmt.Sprintf("%04o", perm))
+			mustFlush(t, in, evRecords("E", 0, 10), "t")
+			drained(t)
+			aside := asideFiles(t, dir, "ev.log")
+			if len(aside) != 1 || !strings.HasSuffix(aside[0], ".zst") {
+				t.Fatalf("files %q, want one compressed", aside)
+			}
+			fi, err := os.Stat(filepath.Join(dir, aside[0]))
+			if err != nil || fi.Mode().Perm() != perm {
+				t.Errorf("%s has mode %v (%v), want %v", aside[0], fi.Mode().Perm(), err, perm)
+			}
+		})
+	}
+}
+
+// A state directory that is not the running user's private one — a
+// symlink to another, group- or world-accessible, a file — is never used:
+// nothing is written into it or where it points, and no rotated file is
+// compressed or deleted (a warning says why).
+func TestRetentionRefusesStateDir(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		plant func(t *testing.T, dir, elsewhere string)
+	}{
+		{"symlink", func(t *testing.T, dir, elsewhere string) {
+			if err := os.Symlink(elsewhere, filepath.Join(dir, stateDirName)); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"mode 0777", func(t *testing.T, dir, elsewhere string) {
+			if err := os.Mkdir(filepath.Join(dir, stateDirName), 0o777); err != nil {
+				t.Fatal(err)
+			}
+			os.Chmod(filepath.Join(dir, stateDirName), 0o777)
+		}},
+		{"a file", func(t *testing.T, dir, elsewhere string) {
+			if err := os.WriteFile(filepath.Join(dir, stateDirName), []byte("x"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			usePool(t, newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)), nil)
+			dir, elsewhere := t.TempDir(), t.TempDir()
+			c.plant(t, dir, elsewhere)
+			before := treeSum(t, elsewhere, filepath.Join(dir, stateDirName))
+			in, log := relInstance(t, "refuse", MapGetter{"path": filepath.Join(dir, "ev.log"), "rotate_count": "10",
+				"rotate_max_files": "1", "compress": "gzip"})
+			mustFlush(t, in, evRecords("E", 0, 30), "t")
+			drained(t)
+			if after := treeSum(t, elsewhere, filepath.Join(dir, stateDirName)); after != before {
+				t.Errorf("the refused state directory changed:\n%s\n%s", before, after)
+			}
+			var rotated []string
+			for _, f := range regularFiles(t, dir) {
+				if strings.HasPrefix(f, "ev.log.2030") {
+					rotated = append(rotated, f)
+					if fbtest.ReadText(t, filepath.Join(dir, f)) != evLines("E", 10*len(rotated)-10, 10) {
+						t.Errorf("%s was changed", f)
+					}
+				}
+			}
+			if len(rotated) != 3 {
+				t.Errorf("rotated files %q, want the three untouched (neither compressed nor deleted)", rotated)
+			}
+			if !strings.Contains(log.String(), "the files rotated there are neither compressed nor deleted") {
+				t.Errorf("no warning:\n%s", log.String())
+			}
+		})
+	}
+}
+
+// rotate_max_age trusts the monotonic clock, not the wall clock: a step of
+// the wall clock 8 days ahead deletes nothing under rotate_max_age 7d —
+// neither at once nor after a restart in the same boot — and the files go
+// when 7 days have really passed since their rotation.
+func TestRetentionMaxAgeClockStep(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "ev.log")
+	kv := []string{"path", path, "rotate_count", "10", "rotate_max_age", "7d", "idle_timeout", "0"}
+	clk := newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
+	rotated := func() int { return len(asideFiles(t, dir, "ev.log")) }
+	t.Run("first", func(t *testing.T) {
+		p := usePool(t, clk, nil)
+		in := fsInstance(t, kv...)
+		mustFlush(t, in, evRecords("E", 0, 10), "t") // rotated at day 0
+		clk.Add(2 * 24 * time.Hour)
+		mustFlush(t, in, evRecords("E", 10, 10), "t") // rotated at day 2
+		clk.Step(8 * 24 * time.Hour)                  // the wall clock jumps 8 days
+		p.tick()
+		drained(t)
+		if n := rotated(); n != 2 {
+			t.Fatalf("a wall-clock step of 8 days left %d of the 2 rotated files", n)
+		}
+	})
+	t.Run("restarted in the same boot", func(t *testing.T) {
+		p := usePool(t, clk, nil)
+		in := fsInstance(t, kv...)
+		mustFlush(t, in, evRecords("E", 20, 1), "t") // loads the manifest
+		p.tick()
+		drained(t)
+		if n := rotated(); n != 2+1 {
+			t.Fatalf("after a restart, the step deleted files: %d rotated left, want 2", n-1)
+		}
+		clk.Add(5*24*time.Hour + time.Minute) // day 7 of the first file really passed
+		p.tick()
+		drained(t)
+		aside := asideFiles(t, dir, "ev.log")
+		if len(aside) != 2 || fbtest.ReadText(t, filepath.Join(dir, aside[0])) != evLines("E", 10, 10) {
+			t.Fatalf("after 7 real days the files are %q, want the second rotated file and the live one", aside)
+		}
+		clk.Add(2 * 24 * time.Hour)
+		p.tick()
+		drained(t)
+		if n := rotated(); n != 1 {
+			t.Fatalf("after 9 real days %d files are left, want the live one", n)
+		}
+	})
+}
+
+// rotate_period with the clock stepped a year ahead and back: the step
+// ahead rotates once; the step back re-arms the period, so the next
+// boundary the clock really crosses rotates again (not one a year later).
+func TestRotatePeriodClockBack(t *testing.T) {
+	clk := newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
+	usePool(t, clk, nil)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "ev.log")
+	in := fsInstance(t, "path", path, "rotate_period", "1h", "idle_timeout", "0")
+	mustFlush(t, in, evRecords("E", 0, 1), "t")
+	clk.Step(365 * 24 * time.Hour)
+	mustFlush(t, in, evRecords("E", 1, 1), "t") // a new period: rotates
+	clk.Step(-365 * 24 * time.Hour)
+	mustFlush(t, in, evRecords("E", 2, 1), "t") // back: the same file
+	if n := len(asideFiles(t, dir, "ev.log")); n != 2 {
+		t.Fatalf("%d files after the step ahead and back, want 1 rotated and the live one", n)
+	}
+	clk.Add(time.Hour) // the next boundary
+	mustFlush(t, in, evRecords("E", 3, 1), "t")
+	aside := asideFiles(t, dir, "ev.log")
+	// The names are the wall clock's: the file rotated after the step back
+	// sorts first.
+	if len(aside) != 3 || fbtest.ReadText(t, filepath.Join(dir, aside[0])) != evLines("E", 1, 2) ||
+		fbtest.ReadText(t, filepath.Join(dir, aside[1])) != evLines("E", 0, 1) || fbtest.ReadText(t, path) != evLines("E", 3, 1) {
+		t.Fatalf("after the next boundary the files are %q, want two rotated (E 0; E 1-2) and the live one with E 3", aside)
+	}
+}
+
+// No rendered path reaches flatstore's state: a record whose value makes a
+// component named .flatstore (in any case) is dropped as bad_path, in the
+// last component or a directory, and the state directory is as it was.
+func TestTemplateReservedStateName(t *testing.T) {
+	dir := t.TempDir()
+	// The state directory of dir exists: a path there rotated once.
+	usePool(t, newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)), nil)
+	mustFlush(t, fsInstance(t, "path", filepath.Join(dir, "a.log"), "rotate_count", "1", "rotate_max_files", "5"), evRecords("E", 0, 1), "t")
+	drained(t)
+	state := treeSum(t, filepath.Join(dir, stateDirName))
+	for k, tmpl := range []string{"$user", "$user/x.log", "$user.d/$user"} {
+		in, _ := relInstance(t, "reserved-"+tmpl, MapGetter{"path": filepath.Join(dir, tmpl), "mkdir": "true"})
+		var chunk []byte
+		users := []string{".flatstore", ".FlatStore", "ok" + strconv.Itoa(k)}
+		for i, u := range users {
+			chunk = fbtest.AppendRecord(chunk, fbtest.Record{Body: fbtest.KV{"event", "E", "user", u, "i", i}})
+		}
+		if res := in.Flush(chunk, "t"); res != OK {
+			t.Fatalf("%s: flush = %v, want OK", tmpl, res)
+		}
+		if d := metricValue(t, "flatstore_records_dropped_total", "instance", "reserved-"+tmpl, "reason", DropBadPath); d != 2 {
+			t.Errorf("%s: dropped{bad_path} = %v, want 2", tmpl, d)
+		}
+	}
+	if got := treeSum(t, filepath.Join(dir, stateDirName)); got != state {
+		t.Errorf("the state directory changed:\n%s\n%s", state, got)
+	}
+	if fbtest.ReadText(t, filepath.Join(dir, "ok0")) != "E,ok0,2\n" {
+		t.Errorf("the good record did not land")
+	}
+}
+
+// FuzzManifest: whatever bytes are in a manifest — raw (a local user's
+// forgery), or taken as its JSON and signed with the real key (as if
+// flatstore itself had written them; @INO@, @DEV@, @SIZE@, @MTIME@ become
+// a victim's identity, so that entries can name it exactly) — loading,
+// retention and compression never change a file outside the set flatstore
+// rotated: the victim outside the directory, a hard link and a symlink to
+// it inside, a decoy that only looks rotated.
+func FuzzManifest(f *testing.F) {
+	for _, seed := range []struct {
+		sign bool
+		data string
+	}{
+		{false, ""},
+		{false, `{"path":"@PATH@","rotated":[{"name":"../victim","dev":@DEV@,"ino":@INO@,"size":@SIZE@,"mtime":@MTIME@,"at":0,"reason":"count"}]}`},
+		{true, `{"path":"@PATH@","rotated":[{"name":"../victim","dev":@DEV@,"ino":@INO@,"size":@SIZE@,"mtime":@MTIME@,"at":0,"reason":"count"}]}`},
+		{true, `{"path":"@PATH@","rotated":[{"name":"@VICTIM@","dev":@DEV@,"ino":@INO@,"size":@SIZE@,"mtime":@MTIME@,"at":0,"reason":"count"}]}`},
+		{true, `{"path":"@PATH@","rotated":[{"name":"ev.log.hardlink","dev":@DEV@,"ino":@INO@,"size":@SIZE@,"mtime":@MTIME@,"at":0,"reason":"count"}]}`},
+		{true, `{"path":"@PATH@","rotated":[{"name":"ev.log.symlink","dev":@DEV@,"ino":@INO@,"size":@SIZE@,"mtime":@MTIME@,"at":0,"reason":"count"}]}`},
+		{true, `{"path":"@PATH@","rotated":[{"name":"ev.log.x","dev":1,"ino":2,"size":0,"mtime":0,"at":0,"reason":"count","pending":true,"zip":{"algo":"gzip","name":"ev.log.x.gz","dev":@DEV@,"ino":@INO@,"size":@SIZE@,"mtime":@MTIME@}}]}`},
+		{true, `{"path":"@PATH@","rotated":[{"name":"ev.log.symlink.gz","dev":1,"ino":2,"size":0,"mtime":0,"at":0,"reason":"count","compressed":"gzip","orig":{"dev":@DEV@,"ino":@INO@,"size":@SIZE@,"mtime":@MTIME@}}]}`},
+		{true, `{"path":"@PATH@","rotated":[{"name":"ev.log.decoy","dev":@DEV@,"ino":@INO@,"size":@SIZE@,"mtime":@MTIME@,"at":0,"reason":"count"}]}` + "\n{}"},
+	} {
+		f.Add(seed.sign, []byte(seed.data))
+	}
+	f.Fuzz(func(t *testing.T, sign bool, data []byte) {
+		root := t.TempDir()
+		dir, victim := filepath.Join(root, "log"), filepath.Join(root, "victim")
+		path := filepath.Join(dir, "ev.log")
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range []string{victim, filepath.Join(dir, "ev.log.decoy")} {
+			if err := os.WriteFile(v, []byte("keep me\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.Link(victim, filepath.Join(dir, "ev.log.hardlink")); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(victim, filepath.Join(dir, "ev.log.symlink")); err != nil {
+			t.Fatal(err)
+		}
+		id := identOfFile(t, victim)
+		data = []byte(strings.NewReplacer("@PATH@", path, "@VICTIM@", victim, "@DEV@", strconv.FormatUint(id.Dev, 10),
+			"@INO@", strconv.FormatUint(id.Ino, 10), "@SIZE@", strconv.FormatInt(id.Size, 10),
+			"@MTIME@", strconv.FormatInt(id.Mtime, 10)).Replace(string(data)))
+		sd := filepath.Join(dir, stateDirName)
+		if err := os.Mkdir(sd, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		key := bytes.Repeat([]byte{7}, keySize)
+		if err := os.WriteFile(filepath.Join(sd, keyName), key, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if sign {
+			data = append(append(data, '\n'), hex.EncodeToString(manifestMAC(key, data))+"\n"...)
+		}
+		if err := os.WriteFile(filepath.Join(sd, manifestName(path)), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		before := treeSum(t, victim, filepath.Join(dir, "ev.log.decoy"), filepath.Join(dir, "ev.log.hardlink"), filepath.Join(dir, "ev.log.symlink"))
+		arch := newArchiver()
+		s := newSeries(path, archiveOptions{maxFiles: 1, maxAge: time.Nanosecond, compress: CompressGzip}, realOps(), arch, nil,
+			NewLogger("fuzz", NewWriterSink(io.Discard, LevelDebug)), time.Now)
+		s.recorded(path) // loads
+		arch.drain()
+		s.retain(time.Now())
+		arch.drain()
+		if after := treeSum(t, victim, filepath.Join(dir, "ev.log.decoy"), filepath.Join(dir, "ev.log.hardlink"), filepath.Join(dir, "ev.log.symlink")); after != before {
+			t.Fatalf("a manifest changed files outside the rotated set:\n%s\n%s", before, after)
+		}
+	})
 }

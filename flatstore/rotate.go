@@ -61,8 +61,10 @@ import (
 //     no file, and several boundaries crossed with no line in between make
 //     one rotation. An existing non-empty file last modified (mtime) in an
 //     earlier period is not appended to by a normal open either (after
-//     idle_timeout, a restart…). A clock stepped back never rotates:
-//     periods only move forward.
+//     idle_timeout, a restart…). A clock stepped back never rotates; it
+//     re-arms the period, so rotation resumes at the next boundary the
+//     clock crosses (a step of a year ahead and back costs one rotation,
+//     not a year of them).
 //
 // Every rotation is counted in flatstore_rotations_total{reason} and kept
 // as the file's last rotation for Status; it is logged by the instance that
@@ -193,18 +195,29 @@ func (r *rotation) full(st *unix.Stat_t, now time.Time) string {
 }
 
 // periodEnded reports whether the open file's rotate_period is over. A
-// period only moves forward: a clock stepped back does not rotate.
+// clock stepped back does not rotate, and re-arms the period: the open
+// file takes the period of now, so the next boundary the clock really
+// crosses rotates it (not the one the clock had reached before its step,
+// a year later perhaps).
 func (r *rotation) periodEnded(now time.Time) bool {
-	return r.opt.period > 0 && r.periodOf(now) > r.period
+	if r.opt.period <= 0 {
+		return false
+	}
+	p := r.periodOf(now)
+	if p < r.period {
+		r.period = p
+	}
+	return p > r.period
 }
 
 // reopenDue reports whether a reopen_check is due, and starts the next
 // interval when it is.
 func (r *rotation) reopenDue(now time.Time) bool {
 	rc := r.opt.reopenCheck
-	if rc <= 0 || now.Sub(r.checked) < rc {
+	if rc <= 0 || now.Sub(r.checked) < rc && !now.Before(r.checked) {
 		return false
 	}
+	// Due, or the clock went back: a check now re-arms the interval.
 	r.checked = now
 	return true
 }

@@ -1,7 +1,9 @@
 package flatstore
 
 import (
+	"bytes"
 	"os"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -18,6 +20,17 @@ type sysOps struct {
 	fdatasync func(fd int) error
 	fstat     func(fd int, st *unix.Stat_t) error
 	close     func(fd int) error
+	// renameat2 and unlinkat are how rotated files are renamed aside,
+	// compressed into place and deleted (rotate.go, retention.go); tests
+	// wrap them to stop or race a rotation between two steps.
+	renameat2 func(olddirfd int, oldpath string, newdirfd int, newpath string, flags uint) error
+	unlinkat  func(dirfd int, path string, flags int) error
+	// boottime is the time since boot, counting suspend (CLOCK_BOOTTIME):
+	// the clock rotate_max_age trusts, which a step of the wall clock does
+	// not move. bootID tells one boot from the next: a boottime recorded
+	// in another boot means nothing (retention.go: ages).
+	boottime func() time.Duration
+	bootID   string
 	// haveOpenat2 says whether the kernel offers openat2 (Linux 5.6) and
 	// no seccomp filter refuses it: rendered paths are then resolved with
 	// RESOLVE_BENEATH, else without following any link (open.go).
@@ -36,6 +49,10 @@ func realOps() *sysOps {
 		fdatasync: unix.Fdatasync,
 		fstat:     unix.Fstat,
 		close:     unix.Close,
+		renameat2: unix.Renameat2,
+		unlinkat:  unix.Unlinkat,
+		boottime:  boottime,
+		bootID:    readBootID(),
 
 		haveOpenat2: probeOpenat2(),
 	}
@@ -56,4 +73,23 @@ func probeOpenat2() bool {
 func fileExists(name string) bool {
 	_, err := os.Lstat(name)
 	return err == nil
+}
+
+// boottime reads CLOCK_BOOTTIME: monotonic, and counting the time the
+// machine was suspended, so it is the real time that passed.
+func boottime() time.Duration {
+	var ts unix.Timespec
+	if unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts) != nil {
+		return 0
+	}
+	return time.Duration(ts.Nano())
+}
+
+// readBootID returns the kernel's id of this boot ("" when unknown).
+func readBootID() string {
+	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return ""
+	}
+	return string(bytes.TrimSpace(b))
 }
