@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -203,44 +202,6 @@ func TestRetentionKillDuringCompression(t *testing.T) {
 	t.Logf("%d rotated files, all compressed; %d records each once", len(rotated), records+1)
 }
 
-// treeSum describes every file under the roots (name, mode, size, a hash
-// of the bytes, a link's target), so that a test shows nothing changed.
-func treeSum(t *testing.T, roots ...string) string {
-	t.Helper()
-	var sb strings.Builder
-	for _, root := range roots {
-		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-			if os.IsNotExist(err) {
-				fmt.Fprintf(&sb, "%s missing\n", p)
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			fi, err := os.Lstat(p)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(&sb, "%s %v %d", p, fi.Mode(), fi.Size())
-			if fi.Mode()&os.ModeSymlink != 0 {
-				target, _ := os.Readlink(p)
-				fmt.Fprintf(&sb, " -> %s", target)
-			} else if fi.Mode().IsRegular() {
-				b, err := os.ReadFile(p)
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(&sb, " %x", sha256.Sum256(b))
-			}
-			sb.WriteByte('\n')
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	return sb.String()
-}
 
 // TestRetentionForgeryThroughPlugin is issue 19's attack through the .so:
 // with path DIR/$TAG, rotate_max_files and compress, a first record's tag
@@ -307,7 +268,7 @@ func TestRetentionForgeryThroughPlugin(t *testing.T) {
 	if err := os.Symlink(filepath.Join(victims, "linked"), filepath.Join(dir, ".alice.flatstore.tmp")); err != nil {
 		t.Fatal(err)
 	}
-	before := treeSum(t, victims, filepath.Join(dir, ".alice.flatstore"), filepath.Join(dir, newName), filepath.Join(dir, ".alice.flatstore.tmp"))
+	before := fbtest.TreeSum(t, victims, filepath.Join(dir, ".alice.flatstore"), filepath.Join(dir, newName), filepath.Join(dir, ".alice.flatstore.tmp"))
 	// The second: records of alice rotate three times, load the manifest,
 	// compress and retain.
 	var recs []byte
@@ -319,7 +280,7 @@ func TestRetentionForgeryThroughPlugin(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d; stderr:\n%s", code, stderr)
 	}
-	if after := treeSum(t, victims, filepath.Join(dir, ".alice.flatstore"), filepath.Join(dir, newName), filepath.Join(dir, ".alice.flatstore.tmp")); after != before {
+	if after := fbtest.TreeSum(t, victims, filepath.Join(dir, ".alice.flatstore"), filepath.Join(dir, newName), filepath.Join(dir, ".alice.flatstore.tmp")); after != before {
 		t.Errorf("files outside alice's rotated set changed:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
 	rotated, _, other := seriesFiles(t, dir, "alice")
@@ -352,7 +313,7 @@ func TestRetentionKillDuringRotations(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "decoy.log"), []byte("keep me too\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	before := treeSum(t, filepath.Join(root, "victim"), filepath.Join(dir, "decoy.log"))
+	before := fbtest.TreeSum(t, filepath.Join(root, "victim"), filepath.Join(dir, "decoy.log"))
 	out := filepath.Join(dir, "ev.log")
 	var frames [][]byte
 	for n := 0; n < 40000; n += 200 {
@@ -429,7 +390,7 @@ func TestRetentionKillDuringRotations(t *testing.T) {
 	if len(known) != len(rotated) {
 		t.Errorf("the manifest lists %d files, the directory holds %d", len(known), len(rotated))
 	}
-	if after := treeSum(t, filepath.Join(root, "victim"), filepath.Join(dir, "decoy.log")); after != before {
+	if after := fbtest.TreeSum(t, filepath.Join(root, "victim"), filepath.Join(dir, "decoy.log")); after != before {
 		t.Errorf("files outside changed:\n%s\n%s", before, after)
 	}
 	t.Logf("6 kills; the manifests held %d rename intents at the kills (resolved at the restarts); %d rotated files, all in the manifest and compressed", pending, len(rotated))

@@ -29,13 +29,21 @@ import (
 // used files are closed for new ones), while the test moves files away and
 // asks the control endpoint to rotate them, as logrotate does. Hostile
 // records ride in every chunk: 300-byte names, a FIFO and a planted symlink
-// at rendered paths (dropped as bad_path), key bombs. A second output writes
-// every record to one static file in the same process. The input is
+// at rendered paths (dropped as bad_path), key bombs, and the forgeries a
+// record is data, never a command, must survive: names of another output's
+// file (audit.log, a static output in the same directory), of flatstore's
+// state directory (.flatstore) with a line shaped as a manifest listing
+// files outside, a hard link planted to a file outside. A second output
+// writes every record to one static file in the same process, a third to
+// audit.log beside the template's files, and a fourth renders $file with
+// rotate_count, rotate_max_files and compress gzip, so that retention and
+// compression run under the forgeries. The input is
 // replayed through hot reloads (-reload) until the time is used. At the end
 // every good record must be on disk exactly once per generation in the
 // template output and the static one, every line whole, the static output
-// never asked to retry (no output waits on another), and the host's resident
-// memory must not have grown after the first generation.
+// never asked to retry (no output waits on another), nothing outside the
+// outputs' own files changed (a checksum of a planted victim tree), and the
+// host's resident memory must not have grown after the first generation.
 func TestSoak(t *testing.T) {
 	env := os.Getenv("FLATSTORE_SOAK")
 	if env == "" {
@@ -61,14 +69,23 @@ func TestSoak(t *testing.T) {
 	records := chunks * per
 
 	const users = 1000 // distinct template values, over max_open_sockets 100
-	dir, outside, allDir := t.TempDir(), t.TempDir(), t.TempDir()
+	dir, outside, allDir, rdir := t.TempDir(), t.TempDir(), t.TempDir(), t.TempDir()
 	secret := filepath.Join(outside, "secret")
-	if err := os.WriteFile(secret, []byte("keep\n"), 0o600); err != nil {
-		t.Fatal(err)
+	for name, body := range map[string]string{"secret": "keep\n", "important.gz": "gzip\n", "linked": "hard\n"} {
+		if err := os.WriteFile(filepath.Join(outside, name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := os.Symlink(secret, filepath.Join(dir, "evil.log")); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.Link(filepath.Join(outside, "linked"), filepath.Join(dir, "hard.log")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(outside, "important.gz"), filepath.Join(rdir, "evil")); err != nil {
+		t.Fatal(err)
+	}
+	victims := fbtest.TreeSum(t, outside)
 	if err := syscall.Mkfifo(filepath.Join(dir, "fifo.log"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -92,8 +109,8 @@ func TestSoak(t *testing.T) {
 			b = fbtest.AppendRecord(b, fbtest.Record{Time: time.Unix(1700000000+int64(n), 0), Body: fbtest.KV{
 				"event", "E_SOAK", "file", file, "n", n, "say", "a,b\nc", "pad", pad}})
 		}
-		for _, f := range []string{long, "fifo", "evil"} {
-			b = fbtest.AppendRecord(b, fbtest.Record{Body: fbtest.KV{"event", "E_BAD", "file", f}})
+		for _, f := range []string{long, "fifo", "evil", "hard", "audit", ".flatstore", ".FlatStore", "../" + filepath.Base(outside) + "/secret"} {
+			b = fbtest.AppendRecord(b, fbtest.Record{Body: fbtest.KV{"event", forgedManifest, "file", f}})
 			hostile++
 		}
 		if c%20 == 0 {
@@ -112,7 +129,10 @@ func TestSoak(t *testing.T) {
 		"-retry-max", "1000", "-retry-wait-ms", "50",
 		"-p", "path="+filepath.Join(dir, "$file.log"), "-p", "idle_timeout=1s",
 		"-p", "control_listen="+addr,
-		"-next", "-p", "path="+filepath.Join(allDir, "all.log"), "-p", "control_listen="+addr)
+		"-next", "-p", "path="+filepath.Join(allDir, "all.log"), "-p", "control_listen="+addr,
+		"-next", "-p", "path="+filepath.Join(dir, "audit.log"), "-p", "control_listen="+addr,
+		"-next", "-p", "path="+filepath.Join(rdir, "$file"), "-p", "rotate_count=20000", "-p", "rotate_max_files=2",
+		"-p", "compress=gzip", "-p", "control_listen="+addr)
 	var stdout bytes.Buffer
 	stderrR, stderrW := io.Pipe()
 	cmd.Stdout, cmd.Stderr = &stdout, stderrW
@@ -217,13 +237,18 @@ func TestSoak(t *testing.T) {
 		t.Errorf("host: %v", werr)
 	}
 	sum, err := fbtest.ParseSummary(stdout.Bytes())
-	if err != nil || !sum.Found || len(sum.Instances) != 2 {
+	if err != nil || !sum.Found || len(sum.Instances) != 4 {
 		t.Fatalf("summary %q: %v", stdout.String(), err)
 	}
 	s, all := sum.Instances[0], sum.Instances[1]
 	t.Logf("static output: %+v", all)
-	if all.Retries != 0 || all.OKChunks != int64(gens*chunks) {
-		t.Errorf("the static output was held up: %+v", all)
+	for _, o := range sum.Instances[1:3] {
+		if o.Retries != 0 || o.OKChunks != int64(gens*chunks) {
+			t.Errorf("a static output was held up: %+v", o)
+		}
+	}
+	if r := sum.Instances[3]; r.OKChunks != int64(gens*chunks) {
+		t.Errorf("the output with retention: %+v, want every chunk OK", r)
 	}
 	t.Logf("host: %+v wall_s=%.1f cpu_user_s=%.1f cpu_sys_s=%.1f", s, sum.WallS, sum.CPUUserS, sum.CPUSysS)
 	t.Logf("rotations: %d OK, %d not open (404), %d refused (reload window); open files: max %d over %d samples",
@@ -245,11 +270,19 @@ func TestSoak(t *testing.T) {
 	if s.OKRecords != int64(gens*(records+hostile)) || s.Errors != 0 || s.DroppedChunks != 0 {
 		t.Errorf("summary %+v: want every chunk of %d generations OK", s, gens)
 	}
-	if got := fbtest.ReadText(t, secret); got != "keep\n" {
-		t.Errorf("the file behind the planted link was written: %q", got)
+	if got := fbtest.TreeSum(t, outside); got != victims {
+		t.Errorf("files outside the outputs changed:\nbefore %s\nafter  %s", victims, got)
 	}
-	if n := len(fbtest.ReadLines(t, filepath.Join(allDir, "all.log"))); n != gens*(records+hostile) {
-		t.Errorf("the static output holds %d lines, want %d", n, gens*(records+hostile))
+	for _, f := range []string{filepath.Join(allDir, "all.log"), filepath.Join(dir, "audit.log")} {
+		if n := len(fbtest.ReadLines(t, f)); n != gens*(records+hostile) {
+			t.Errorf("the static output %s holds %d lines, want %d (its own records, none of the template's)", f, n, gens*(records+hostile))
+		}
+	}
+	if fi, err := os.Lstat(filepath.Join(rdir, ".flatstore")); err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o700 {
+		t.Errorf("the state directory: %v %v", fi, err)
+	}
+	if gz, _ := filepath.Glob(filepath.Join(rdir, "hot.*.gz")); len(gz) == 0 || len(gz) > 2 {
+		t.Errorf("%d compressed rotations of hot kept, want 1 or 2 (rotate_max_files 2)", len(gz))
 	}
 	// Count every record across the files and their rotated copies.
 	count := make([]uint16, records)
@@ -259,8 +292,12 @@ func TestSoak(t *testing.T) {
 		if fi, err := os.Lstat(f); err != nil || !fi.Mode().IsRegular() {
 			continue // the FIFO and the planted link
 		}
-		if strings.HasPrefix(filepath.Base(f), "_.log") {
-			continue // the key bombs: no "file" key
+		if b := filepath.Base(f); b[0] == '_' || b[0] == '.' || strings.HasPrefix(b, "audit.log") || b == "hard.log" {
+			// The key bombs (no "file" key: _.log), the hostile names that
+			// are honest files of the directory (.flatstore.log, ../x made
+			// __…), the static output beside the template, and the hard
+			// link planted to a file outside (refused, so never written).
+			continue
 		}
 		data, err := os.ReadFile(f)
 		if err != nil {
@@ -297,10 +334,11 @@ func TestSoak(t *testing.T) {
 	if rotOK.Load() == 0 {
 		t.Errorf("no rotation succeeded")
 	}
-	// 1 000 template values and max_open_sockets 100: the limit is reached
-	// and held, never passed.
-	if samples.Load() == 0 || maxOpen.Load() > 100 {
-		t.Errorf("open files reached %d (%d samples), over max_open_sockets 100", maxOpen.Load(), samples.Load())
+	// 1 000 template values and max_open_sockets 100 in each of the two
+	// template outputs, beside two static files: each output's limit is
+	// reached and held, never passed (the gauge counts the process's).
+	if samples.Load() == 0 || maxOpen.Load() > 2*100+2 {
+		t.Errorf("open files reached %d (%d samples), over the outputs' max_open_sockets 2×100 + 2", maxOpen.Load(), samples.Load())
 	}
 	rssMu.Lock()
 	defer rssMu.Unlock()
@@ -311,6 +349,10 @@ func TestSoak(t *testing.T) {
 		}
 	}
 }
+
+// forgedManifest is an event name whose line reads as a manifest listing
+// files outside the output's directory.
+const forgedManifest = `{"path":"x","rotated":[{"name":"../../outside/important.gz","dev":1,"ino":1}]}`
 
 // procStatusKB reads a "Key:   N kB" field of /proc/PID/status; 0 when absent.
 func procStatusKB(pid int, key string) int64 {

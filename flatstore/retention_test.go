@@ -2,7 +2,6 @@ package flatstore
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -332,42 +331,6 @@ func TestCompressCrashRecovery(t *testing.T) {
 	}
 }
 
-// treeSum describes every file under the roots — name, type, mode, size,
-// a hash of its bytes, a link's target — so that a test can show that
-// nothing there changed.
-func treeSum(t *testing.T, roots ...string) string {
-	t.Helper()
-	var sb strings.Builder
-	for _, root := range roots {
-		err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			fi, err := os.Lstat(p)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(&sb, "%s %v %d", p, fi.Mode(), fi.Size())
-			switch {
-			case fi.Mode()&os.ModeSymlink != 0:
-				target, _ := os.Readlink(p)
-				fmt.Fprintf(&sb, " -> %s", target)
-			case fi.Mode().IsRegular():
-				b, err := os.ReadFile(p)
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(&sb, " %x", sha256.Sum256(b))
-			}
-			sb.WriteByte('\n')
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	return sb.String()
-}
 
 // identOfFile is the identity of a file, as a manifest records it.
 func identOfFile(t *testing.T, name string) fileIdent {
@@ -566,12 +529,12 @@ func TestRetentionForgeries(t *testing.T) {
 			}
 			// Everything but the path's own files and the state.
 			outside := func() string {
-				sum := treeSum(t, e.victims)
+				sum := fbtest.TreeSum(t, e.victims)
 				ents, _ := os.ReadDir(e.dir)
 				for _, d := range ents {
 					if n := d.Name(); n != "ev.log" && n != stateDirName && filepath.Join(e.dir, n) != e.rotated &&
 						!strings.HasPrefix(n, "ev.log.2030") {
-						sum += treeSum(t, filepath.Join(e.dir, n))
+						sum += fbtest.TreeSum(t, filepath.Join(e.dir, n))
 					}
 				}
 				return sum
@@ -669,12 +632,12 @@ func TestRetentionRefusesStateDir(t *testing.T) {
 			usePool(t, newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)), nil)
 			dir, elsewhere := t.TempDir(), t.TempDir()
 			c.plant(t, dir, elsewhere)
-			before := treeSum(t, elsewhere, filepath.Join(dir, stateDirName))
+			before := fbtest.TreeSum(t, elsewhere, filepath.Join(dir, stateDirName))
 			in, log := relInstance(t, "refuse", MapGetter{"path": filepath.Join(dir, "ev.log"), "rotate_count": "10",
 				"rotate_max_files": "1", "compress": "gzip"})
 			mustFlush(t, in, evRecords("E", 0, 30), "t")
 			drained(t)
-			if after := treeSum(t, elsewhere, filepath.Join(dir, stateDirName)); after != before {
+			if after := fbtest.TreeSum(t, elsewhere, filepath.Join(dir, stateDirName)); after != before {
 				t.Errorf("the refused state directory changed:\n%s\n%s", before, after)
 			}
 			var rotated []string
@@ -781,7 +744,7 @@ func TestTemplateReservedStateName(t *testing.T) {
 	usePool(t, newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)), nil)
 	mustFlush(t, fsInstance(t, "path", filepath.Join(dir, "a.log"), "rotate_count", "1", "rotate_max_files", "5"), evRecords("E", 0, 1), "t")
 	drained(t)
-	state := treeSum(t, filepath.Join(dir, stateDirName))
+	state := fbtest.TreeSum(t, filepath.Join(dir, stateDirName))
 	for k, tmpl := range []string{"$user", "$user/x.log", "$user.d/$user"} {
 		in, _ := relInstance(t, "reserved-"+tmpl, MapGetter{"path": filepath.Join(dir, tmpl), "mkdir": "true"})
 		var chunk []byte
@@ -796,7 +759,7 @@ func TestTemplateReservedStateName(t *testing.T) {
 			t.Errorf("%s: dropped{bad_path} = %v, want 2", tmpl, d)
 		}
 	}
-	if got := treeSum(t, filepath.Join(dir, stateDirName)); got != state {
+	if got := fbtest.TreeSum(t, filepath.Join(dir, stateDirName)); got != state {
 		t.Errorf("the state directory changed:\n%s\n%s", state, got)
 	}
 	if fbtest.ReadText(t, filepath.Join(dir, "ok0")) != "E,ok0,2\n" {
@@ -864,7 +827,7 @@ func FuzzManifest(f *testing.F) {
 		if err := os.WriteFile(filepath.Join(sd, manifestName(path)), data, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		before := treeSum(t, victim, filepath.Join(dir, "ev.log.decoy"), filepath.Join(dir, "ev.log.hardlink"), filepath.Join(dir, "ev.log.symlink"))
+		before := fbtest.TreeSum(t, victim, filepath.Join(dir, "ev.log.decoy"), filepath.Join(dir, "ev.log.hardlink"), filepath.Join(dir, "ev.log.symlink"))
 		arch := newArchiver()
 		s := newSeries(path, archiveOptions{maxFiles: 1, maxAge: time.Nanosecond, compress: CompressGzip}, realOps(), arch, nil,
 			NewLogger("fuzz", NewWriterSink(io.Discard, LevelDebug)), time.Now)
@@ -872,7 +835,7 @@ func FuzzManifest(f *testing.F) {
 		arch.drain()
 		s.retain(time.Now())
 		arch.drain()
-		if after := treeSum(t, victim, filepath.Join(dir, "ev.log.decoy"), filepath.Join(dir, "ev.log.hardlink"), filepath.Join(dir, "ev.log.symlink")); after != before {
+		if after := fbtest.TreeSum(t, victim, filepath.Join(dir, "ev.log.decoy"), filepath.Join(dir, "ev.log.hardlink"), filepath.Join(dir, "ev.log.symlink")); after != before {
 			t.Fatalf("a manifest changed files outside the rotated set:\n%s\n%s", before, after)
 		}
 	})

@@ -2,10 +2,14 @@ package fbtest
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
+	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -63,4 +67,45 @@ func FillDisk(t testing.TB, dir string, keep int64) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TreeSum describes every file under the roots — name, type, mode, size, a
+// hash of its bytes, a link's target; "missing" for a root that does not
+// exist — so that a test shows that nothing there changed.
+func TreeSum(t testing.TB, roots ...string) string {
+	t.Helper()
+	var sb strings.Builder
+	for _, root := range roots {
+		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if os.IsNotExist(err) {
+				fmt.Fprintf(&sb, "%s missing\n", p)
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			fi, err := os.Lstat(p)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(&sb, "%s %v %d", p, fi.Mode(), fi.Size())
+			switch {
+			case fi.Mode()&os.ModeSymlink != 0:
+				target, _ := os.Readlink(p)
+				fmt.Fprintf(&sb, " -> %s", target)
+			case fi.Mode().IsRegular():
+				b, err := os.ReadFile(p)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(&sb, " %x", sha256.Sum256(b))
+			}
+			sb.WriteByte('\n')
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return sb.String()
 }
