@@ -202,7 +202,6 @@ func TestRetentionKillDuringCompression(t *testing.T) {
 	t.Logf("%d rotated files, all compressed; %d records each once", len(rotated), records+1)
 }
 
-
 // TestRetentionForgeryThroughPlugin is issue 19's attack through the .so:
 // with path DIR/$TAG, rotate_max_files and compress, a first record's tag
 // names the manifest (the old .NAME.flatstore, or the new one's name) and

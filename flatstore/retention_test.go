@@ -331,7 +331,6 @@ func TestCompressCrashRecovery(t *testing.T) {
 	}
 }
 
-
 // identOfFile is the identity of a file, as a manifest records it.
 func identOfFile(t *testing.T, name string) fileIdent {
 	t.Helper()
