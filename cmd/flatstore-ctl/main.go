@@ -1,9 +1,13 @@
 // Command flatstore-ctl talks to the flatstore control endpoint.
 //
-//	flatstore-ctl [-addr A] [-token T] [-timeout 5s] [-missingok] rotate PATH...
-//	flatstore-ctl [-addr A] [-token T] [-timeout 5s] status
+//	flatstore-ctl rotate [-addr A] [-token T] [-timeout 5s] [-missingok] PATH...
+//	flatstore-ctl status [-addr A] [-token T] [-timeout 5s]
 //	flatstore-ctl read [-config FILE -output NAME] [-delimiter D] [-escape E]
 //	                   [-params a,b,c] [-suppress_event_name] [-time_format F] FILE...
+//
+// Flags may come before or after the command and its arguments ("--" ends
+// them); flatstore-ctl COMMAND -h describes one command without touching
+// the network.
 //
 // rotate asks the plugin to reopen each PATH (OpenSIPS MI
 // event_flatstore:rotate over POST /mi), in order; it prints nothing on
@@ -61,9 +65,26 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
-func usage(w io.Writer, fs *flag.FlagSet) {
-	fmt.Fprint(w, `usage: flatstore-ctl [flags] rotate PATH...
-       flatstore-ctl [flags] status
+// commandHelp is each endpoint command's usage line and what it does.
+var commandHelp = map[string]string{
+	"rotate": `usage: flatstore-ctl rotate [flags] PATH...
+
+Make the plugin reopen each PATH (after logrotate moved it), in order;
+silent on success, stops at the first failure. PATH is spelled as in the
+plugin's path setting (absolute; a flatstore: prefix is allowed).
+`,
+	"status": `usage: flatstore-ctl status [flags]
+
+Print the files the plugin manages, as JSON.
+`,
+}
+
+func usage(w io.Writer, cmd string, fs *flag.FlagSet) {
+	if h, ok := commandHelp[cmd]; ok {
+		fmt.Fprint(w, h)
+	} else {
+		fmt.Fprint(w, `usage: flatstore-ctl rotate [flags] PATH...
+       flatstore-ctl status [flags]
        flatstore-ctl read [read flags] FILE...
 
 rotate  make the plugin reopen each PATH (after logrotate moved it);
@@ -74,36 +95,56 @@ read    print the events of flatstore files (plain, .gz, .zst; - is stdin)
         as JSON lines, with the plugin's settings from flags or from its
         Fluent Bit config (flatstore-ctl read -h for its flags)
 
-flags:
+Flags may come before or after the command and its arguments;
+flatstore-ctl COMMAND -h describes one command.
 `)
+	}
+	fmt.Fprint(w, "\nflags:\n")
 	fs.SetOutput(w)
 	fs.PrintDefaults()
 }
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	cmd, rest := commandOf(args, map[string]bool{"addr": true, "token": true, "timeout": true})
+	if cmd == "read" { // files, not the endpoint
+		return runRead(rest, stdin, stdout, stderr)
+	}
 	fs := flag.NewFlagSet("flatstore-ctl", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	addr := fs.String("addr", envOr("FLATSTORE_ADDR", defaultAddr), "control endpoint: HOST:PORT or unix:/path.sock (env FLATSTORE_ADDR)")
 	token := fs.String("token", os.Getenv("FLATSTORE_TOKEN"), "control_token, sent as Authorization: Bearer once the endpoint proves it holds it (env FLATSTORE_TOKEN)")
 	timeout := fs.Duration("timeout", 5*time.Second, "time limit for each request")
 	missingOK := fs.Bool("missingok", false, "rotate: a PATH the plugin does not manage now is not an error")
-	if err := fs.Parse(args); err != nil {
+	pos, err := parseInterleaved(fs, rest)
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			usage(stdout, fs)
+			usage(stdout, cmd, fs) // nothing is sent anywhere
 			return 0
 		}
 		fmt.Fprintf(stderr, "flatstore-ctl: %v\n", err)
-		usage(stderr, fs)
+		usage(stderr, cmd, fs)
 		return 2
 	}
-	rest := fs.Args()
-	if len(rest) == 0 {
+	switch cmd {
+	case "":
 		fmt.Fprintln(stderr, "flatstore-ctl: no command")
-		usage(stderr, fs)
+		usage(stderr, cmd, fs)
 		return 2
-	}
-	if rest[0] == "read" { // files, not the endpoint
-		return runRead(rest[1:], stdin, stdout, stderr)
+	case "rotate":
+		if len(pos) == 0 {
+			fmt.Fprintln(stderr, "flatstore-ctl: rotate needs at least one PATH")
+			usage(stderr, cmd, fs)
+			return 2
+		}
+	case "status":
+		if len(pos) != 0 {
+			fmt.Fprintf(stderr, "flatstore-ctl: status takes no arguments (got %q)\n", pos)
+			return 2
+		}
+	default:
+		fmt.Fprintf(stderr, "flatstore-ctl: unknown command %q\n", cmd)
+		usage(stderr, "", fs)
+		return 2
 	}
 	if *timeout <= 0 {
 		fmt.Fprintln(stderr, "flatstore-ctl: -timeout must be positive")
@@ -115,49 +156,34 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 2
 	}
 	defer c.Close()
-	switch rest[0] {
-	case "rotate":
-		if len(rest) == 1 {
-			fmt.Fprintln(stderr, "flatstore-ctl: rotate needs at least one PATH")
-			usage(stderr, fs)
-			return 2
-		}
-		for _, arg := range rest[1:] {
-			if !rotate(c, arg, *missingOK, stderr) {
+	if cmd == "rotate" {
+		for _, arg := range pos {
+			if !rotate(c, arg, *missingOK, *timeout, stderr) {
 				return 1
 			}
 		}
 		return 0
-	case "status":
-		if len(rest) != 1 {
-			fmt.Fprintln(stderr, "flatstore-ctl: status takes no arguments")
-			return 2
-		}
-		files, err := c.Status()
-		if err != nil {
-			fmt.Fprintf(stderr, "flatstore-ctl: status: %v\n", err)
-			return 1
-		}
-		out, _ := json.MarshalIndent(struct {
-			Files []flatstore.FileStatus `json:"files"`
-		}{append([]flatstore.FileStatus{}, files...)}, "", "  ")
-		_, _ = stdout.Write(append(out, '\n'))
-		return 0
-	default:
-		fmt.Fprintf(stderr, "flatstore-ctl: unknown command %q\n", rest[0])
-		usage(stderr, fs)
-		return 2
 	}
+	files, err := c.Status()
+	if err != nil {
+		fmt.Fprintf(stderr, "flatstore-ctl: status: %s\n", explain(c.Addr(), *timeout, err))
+		return 1
+	}
+	out, _ := json.MarshalIndent(struct {
+		Files []flatstore.FileStatus `json:"files"`
+	}{append([]flatstore.FileStatus{}, files...)}, "", "  ")
+	_, _ = stdout.Write(append(out, '\n'))
+	return 0
 }
 
 // rotate rotates one PATH argument and reports a failure on stderr.
-func rotate(c *control.Client, arg string, missingOK bool, stderr io.Writer) bool {
+func rotate(c *control.Client, arg string, missingOK bool, timeout time.Duration, stderr io.Writer) bool {
 	p := flatstore.TrimPathPrefix(arg)
 	err := c.Rotate(p)
 	if err == nil || (missingOK && errors.Is(err, flatstore.ErrNotManaged)) {
 		return true
 	}
-	msg := err.Error()
+	msg := explain(c.Addr(), timeout, err)
 	if errors.Is(err, flatstore.ErrNotManaged) {
 		if !filepath.IsAbs(p) {
 			msg += " (the path must be absolute, spelled as in the plugin's path setting)"

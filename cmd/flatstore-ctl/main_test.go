@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -455,5 +456,93 @@ func TestSquatterNeverGetsToken(t *testing.T) {
 	}
 	if b.rotated(p) != 2 {
 		t.Fatalf("%d rotations, want 2", b.rotated(p))
+	}
+}
+
+// TestFlagsAnywhere: flags work after the command and its arguments, as in
+// the tools around flatstore-ctl; COMMAND -h prints that command's usage
+// without touching the network; errors say what to check instead of Go's
+// raw dial and deadline errors; read's note on an irreversible escape
+// comes once, and not for a file that does not exist.
+func TestFlagsAnywhere(t *testing.T) {
+	ps := tempPaths(t, "a.log")
+	b := newBackend(ps...)
+	addr := serve(t, "127.0.0.1:0", "", b)
+	if r := ctl(t, nil, "rotate", "-addr", addr, ps[0]); r.code != 0 || r.stderr != "" || b.rotated(ps[0]) != 1 {
+		t.Fatalf("rotate -addr A PATH: %+v", r)
+	}
+	if r := ctl(t, nil, "rotate", ps[0], "-addr", addr, "-missingok"); r.code != 0 || b.rotated(ps[0]) != 2 {
+		t.Fatalf("rotate PATH -addr A: %+v", r)
+	}
+	if r := ctl(t, nil, "status", "-addr", addr); r.code != 0 || !strings.Contains(r.stdout, ps[0]) {
+		t.Fatalf("status -addr A: %+v", r)
+	}
+	if r := ctl(t, nil, "-addr", addr, "rotate", "--", ps[0]); r.code != 0 || b.rotated(ps[0]) != 3 {
+		t.Fatalf("rotate -- PATH: %+v", r)
+	}
+
+	// -h per command, and nothing sent: a listener that counts connections.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var accepted atomic.Int64
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			defer c.Close() // held open, never answered
+		}
+	}()
+	for cmd, want := range map[string]string{"rotate": "usage: flatstore-ctl rotate", "status": "usage: flatstore-ctl status"} {
+		r := ctl(t, nil, cmd, "-addr", ln.Addr().String(), "-h")
+		if r.code != 0 || !strings.HasPrefix(r.stdout, want) || !strings.Contains(r.stdout, "-addr") {
+			t.Errorf("%s -h: %+v", cmd, r)
+		}
+	}
+	if r := ctl(t, nil, "read", "-h"); r.code != 0 || !strings.Contains(r.stdout, "-params") {
+		t.Errorf("read -h: %+v", r)
+	}
+	if n := accepted.Load(); n != 0 {
+		t.Errorf("-h made %d connection(s)", n)
+	}
+
+	// A port held by something that never answers: a sentence, not
+	// "context deadline exceeded".
+	r := ctl(t, nil, "status", "-addr", ln.Addr().String(), "-timeout", "300ms")
+	if r.code != 1 || !strings.Contains(r.stderr, "did not answer as a flatstore control endpoint within 300ms") ||
+		strings.Contains(r.stderr, "deadline exceeded") {
+		t.Errorf("silent port: %+v", r)
+	}
+	// A unix socket that does not exist: what to check, not "dial unix".
+	sock := "unix:" + filepath.Join(t.TempDir(), "none.sock")
+	r = ctl(t, nil, "rotate", ps[0], "-addr", sock)
+	if r.code != 1 || !strings.Contains(r.stderr, "the socket does not exist (is Fluent Bit running with the flatstore output's control_listen "+sock) ||
+		strings.Contains(r.stderr, "dial unix") {
+		t.Errorf("missing socket: %+v", r)
+	}
+
+	// read: flags after the files; the note once, none for a missing file.
+	dir := t.TempDir()
+	f1, f2 := filepath.Join(dir, "1.log"), filepath.Join(dir, "2.log")
+	for _, f := range []string{f1, f2} {
+		if err := os.WriteFile(f, []byte("E,x,y\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r = ctl(t, nil, "read", f1, f2, "-params", "a,b")
+	if r.code != 0 || r.stdout != `{"event":"E","a":"x","b":"y"}`+"\n"+`{"event":"E","a":"x","b":"y"}`+"\n" {
+		t.Errorf("read FILE... -params: %+v", r)
+	}
+	if n := strings.Count(r.stderr, "not reversible"); n != 1 {
+		t.Errorf("read printed the note %d times, want once: %q", n, r.stderr)
+	}
+	r = ctl(t, nil, "read", filepath.Join(dir, "missing.log"))
+	if r.code != 1 || strings.Contains(r.stderr, "not reversible") || !strings.Contains(r.stderr, "no such file") {
+		t.Errorf("read of a missing file: %+v", r)
 	}
 }

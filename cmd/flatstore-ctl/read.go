@@ -88,7 +88,8 @@ func runRead(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fs.SetOutput(w)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	files, err := parseInterleaved(fs, args)
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			usage(stdout)
 			return 0
@@ -97,7 +98,6 @@ func runRead(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		usage(stderr)
 		return 2
 	}
-	files := fs.Args()
 	if len(files) == 0 {
 		fmt.Fprintln(stderr, "flatstore-ctl: read: no FILE (give - for standard input)")
 		return 2
@@ -148,7 +148,6 @@ func runRead(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if written != nil && cfg.Header != "" {
 		r.headers = append(r.headers, written)
 	}
-	r.warnIrreversible()
 	for _, name := range files {
 		if !r.readFile(name, stdin) {
 			break // stdout is gone
@@ -214,6 +213,7 @@ type lineReader struct {
 	bad     int // lines not read back
 	failed  int // files that could not be read to their end
 	outErr  error
+	warned  bool // the note on an irreversible escape was printed
 }
 
 func newLineReader(cfg *flatstore.Config, stdout, stderr io.Writer) (*lineReader, error) {
@@ -237,6 +237,10 @@ func newLineReader(cfg *flatstore.Config, stdout, stderr io.Writer) (*lineReader
 
 // warnIrreversible says once why a mode cannot be read back exactly.
 func (r *lineReader) warnIrreversible() {
+	if r.warned {
+		return
+	}
+	r.warned = true
 	var why string
 	switch r.cfg.Escape {
 	case flatstore.EscapeOpenSIPS:
@@ -278,6 +282,7 @@ func (r *lineReader) readFile(name string, stdin io.Reader) bool {
 		}
 		src = f
 	}
+	r.warnIrreversible() // once, before the first file that opens
 	cr := &countReader{r: src}
 	in, closeIn, err := decompress(bufio.NewReaderSize(cr, 64<<10), cr)
 	if err != nil {
