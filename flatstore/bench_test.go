@@ -2,6 +2,7 @@ package flatstore
 
 import (
 	"fmt"
+	"github.com/flatstore/flatstore/flatstore/logger"
 	"io"
 	"os"
 	"path/filepath"
@@ -61,7 +62,7 @@ func benchInstance(tb testing.TB, dir, name string) (*Instance, *atomic.Int64) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	in, err := NewInstance(NewProcess(), cfg, "bench", NewLogger("bench", NewWriterSink(io.Discard, LevelDebug)))
+	in, err := NewInstance(NewProcess(), cfg, "bench", logger.New("bench", logger.NewWriterSink(io.Discard, logger.LevelDebug)))
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"container/list"
 	"errors"
 	"fmt"
+	"github.com/flatstore/flatstore/flatstore/logger"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -28,7 +29,7 @@ type fileOptions struct {
 	// format names the settings that shape the file's bytes; two outputs
 	// may share a file only when theirs are equal (instance.go).
 	format string
-	log    *Logger // logs what the maintenance goroutine does; may be nil
+	log    *logger.Logger // logs what the maintenance goroutine does; may be nil
 }
 
 // slotKeeper is how a File takes and gives back its place among the

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"github.com/flatstore/flatstore/flatstore/logger"
 	"io"
 	"io/fs"
 	"os"
@@ -116,7 +117,7 @@ func fsInstance(t *testing.T, kv ...string) *Instance {
 	if err != nil {
 		t.Fatalf("ParseConfig: %v", err)
 	}
-	in, err := NewInstance(procFor(t), cfg, "files-test", NewLogger("files-test", NewWriterSink(io.Discard, LevelDebug)))
+	in, err := NewInstance(procFor(t), cfg, "files-test", logger.New("files-test", logger.NewWriterSink(io.Discard, logger.LevelDebug)))
 	if err != nil {
 		t.Fatalf("NewInstance: %v", err)
 	}
@@ -1225,13 +1226,13 @@ func TestRotationOptionsOfNewOutput(t *testing.T) {
 	dir := t.TempDir()
 	tmpl := filepath.Join(dir, "$TAG.log")
 	proc := NewProcess()
-	logger := NewLogger("test", NewWriterSink(io.Discard, LevelDebug))
+	lg := logger.New("test", logger.NewWriterSink(io.Discard, logger.LevelDebug))
 	start := func(key, value string) *Instance {
 		cfg, err := ParseConfig(MapGetter{"path": tmpl, "control_listen": "off", key: value})
 		if err != nil {
 			t.Fatal(err)
 		}
-		in, err := NewInstance(proc, cfg, "test", logger)
+		in, err := NewInstance(proc, cfg, "test", lg)
 		if err != nil {
 			t.Fatal(err)
 		}

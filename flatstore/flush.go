@@ -2,6 +2,7 @@ package flatstore
 
 import (
 	"errors"
+	"github.com/flatstore/flatstore/flatstore/logger"
 	"runtime/debug"
 	"time"
 )
@@ -298,7 +299,7 @@ func (in *Instance) write(s *flushState, prior *resendEntry) Result {
 		default:
 			// Rate-limited by errno, not by path: a template's many
 			// files on one full disk make one message every few seconds.
-			in.log.Limitedf(LevelError, "write:"+errnoName(err), "%v: chunk will be retried", err)
+			in.log.Limitedf(logger.LevelError, "write:"+errnoName(err), "%v: chunk will be retried", err)
 			in.metrics.writeError(errnoName(err))
 			in.metrics.retry(RetryWriteError)
 			res = Retry

@@ -15,6 +15,7 @@ package flatstore_test
 
 import (
 	"bytes"
+	"github.com/flatstore/flatstore/flatstore/logger"
 	"io"
 	"os"
 	"path/filepath"
@@ -48,7 +49,7 @@ func FuzzFlush(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	in, err := flatstore.NewInstance(flatstore.NewProcess(), cfg, "fuzz", flatstore.NewLogger("fuzz", flatstore.NewWriterSink(io.Discard, flatstore.LevelDebug)))
+	in, err := flatstore.NewInstance(flatstore.NewProcess(), cfg, "fuzz", logger.New("fuzz", logger.NewWriterSink(io.Discard, logger.LevelDebug)))
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -407,7 +408,7 @@ func FuzzOwnership(f *testing.F) {
 		f.Fatal(err)
 	}
 	proc := flatstore.NewProcess()
-	log := flatstore.NewLogger("fuzz", flatstore.NewWriterSink(io.Discard, flatstore.LevelDebug))
+	log := logger.New("fuzz", logger.NewWriterSink(io.Discard, logger.LevelDebug))
 	newOut := func(kv ...string) *flatstore.Instance {
 		g := flatstore.MapGetter{"control_listen": "off", "idle_timeout": "0", "rotate_max_files": "2", "rotate_count": "1000000"}
 		for i := 0; i+1 < len(kv); i += 2 {

@@ -1,6 +1,7 @@
 package flatstore_test
 
 import (
+	"github.com/flatstore/flatstore/flatstore/logger"
 	"io"
 	"os"
 	"path/filepath"
@@ -62,7 +63,7 @@ func newInstance(t testing.TB, kv ...string) (*flatstore.Instance, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "events.log")
 	cfg := config(t, append([]string{"path", path}, kv...)...)
-	in, err := flatstore.NewInstance(flatstore.NewProcess(), cfg, "test", flatstore.NewLogger("test", flatstore.NewWriterSink(io.Discard, flatstore.LevelDebug)))
+	in, err := flatstore.NewInstance(flatstore.NewProcess(), cfg, "test", logger.New("test", logger.NewWriterSink(io.Discard, logger.LevelDebug)))
 	if err != nil {
 		t.Fatal(err)
 	}

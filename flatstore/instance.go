@@ -1,6 +1,7 @@
 package flatstore
 
 import (
+	"github.com/flatstore/flatstore/flatstore/logger"
 	"sync"
 	"sync/atomic"
 )
@@ -25,7 +26,7 @@ type Instance struct {
 	reg    *output // this instance as its process knows it
 	name   string
 	cfg    *Config
-	log    *Logger
+	log    *logger.Logger
 	opt    *fileOptions
 	static *File // the configured file, when the path has no template
 
@@ -50,9 +51,9 @@ type Instance struct {
 // name such as flatstore.0); log may be nil for stderr. It fails when
 // another live output writes the same path with settings that shape the
 // file differently.
-func NewInstance(p *Process, cfg *Config, name string, log *Logger) (*Instance, error) {
+func NewInstance(p *Process, cfg *Config, name string, log *logger.Logger) (*Instance, error) {
 	if log == nil {
-		log = NewLogger(name, nil)
+		log = logger.New(name, nil)
 	}
 	in := &Instance{proc: p, name: name, cfg: cfg, log: log, resends: newResends(),
 		slots: newSlotSet(cfg.MaxOpenSockets), dynamic: dynamicFiles{limit: cfg.MaxDynamicFiles}}

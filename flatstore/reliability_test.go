@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/flatstore/flatstore/flatstore/logger"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -56,7 +57,7 @@ func relInstance(t *testing.T, name string, kv MapGetter) (*Instance, *relLog) {
 		t.Fatalf("ParseConfig: %v", err)
 	}
 	log := &relLog{}
-	in, err := NewInstance(procFor(t), cfg, name, NewLogger(name, NewWriterSink(log, LevelDebug)))
+	in, err := NewInstance(procFor(t), cfg, name, logger.New(name, logger.NewWriterSink(log, logger.LevelDebug)))
 	if err != nil {
 		t.Fatalf("NewInstance: %v", err)
 	}
@@ -776,7 +777,7 @@ func TestCloseWhileFlushing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in, err := NewInstance(procFor(t), cfg, "rel-close", NewLogger("rel-close", NewWriterSink(&relLog{}, LevelDebug)))
+	in, err := NewInstance(procFor(t), cfg, "rel-close", logger.New("rel-close", logger.NewWriterSink(&relLog{}, logger.LevelDebug)))
 	if err != nil {
 		t.Fatal(err)
 	}

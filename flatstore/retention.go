@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/flatstore/flatstore/flatstore/logger"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -164,7 +165,7 @@ type series struct {
 	sys             *sysOps
 	arch            *archiver
 	metrics         *Metrics
-	log             *Logger
+	log             *logger.Logger
 	now             func() time.Time
 
 	mu      sync.Mutex
@@ -179,7 +180,7 @@ func manifestName(path string) string {
 	return hex.EncodeToString(sum[:16]) + ".json"
 }
 
-func newSeries(path string, opt archiveOptions, sys *sysOps, arch *archiver, m *Metrics, log *Logger, now func() time.Time) *series {
+func newSeries(path string, opt archiveOptions, sys *sysOps, arch *archiver, m *Metrics, log *logger.Logger, now func() time.Time) *series {
 	return &series{path: path, dir: filepath.Dir(path), base: filepath.Base(path), mfile: manifestName(path),
 		opt: opt, sys: sys, arch: arch, metrics: m, log: log, now: now}
 }
@@ -429,7 +430,7 @@ func (s *series) zipTmp(ino uint64) string {
 
 // warnState warns, rate-limited, that the state of the series is not used.
 func (s *series) warnState(err error) {
-	s.log.Limitedf(LevelWarn, "state", "retention: %s: %v: the files rotated there are neither compressed nor deleted",
+	s.log.Limitedf(logger.LevelWarn, "state", "retention: %s: %v: the files rotated there are neither compressed nor deleted",
 		filepath.Join(s.dir, stateDirName), errnoOf(err))
 }
 
@@ -450,7 +451,7 @@ func (s *series) loadLocked() {
 	}
 	s.loaded = true
 	if _, ok := statAt(unix.AT_FDCWD, filepath.Join(s.dir, "."+s.base+".flatstore")); ok {
-		s.log.Limitedf(LevelWarn, "oldmanifest", "retention: %q is the manifest of an earlier version: it is ignored "+
+		s.log.Limitedf(logger.LevelWarn, "oldmanifest", "retention: %q is the manifest of an earlier version: it is ignored "+
 			"and the files it lists are left alone (delete them by hand, then it)", filepath.Join(s.dir, "."+s.base+".flatstore"))
 	}
 	dfd, err := s.openDir()
@@ -477,7 +478,7 @@ func (s *series) loadLocked() {
 		}
 	}
 	if err != nil {
-		s.log.Limitedf(LevelWarn, "manifest-read", "retention: the manifest %s/%s of %q %v: the files it lists are left alone",
+		s.log.Limitedf(logger.LevelWarn, "manifest-read", "retention: the manifest %s/%s of %q %v: the files it lists are left alone",
 			stateDirName, s.mfile, s.path, errnoOf(err))
 		return
 	}
@@ -548,7 +549,7 @@ func (s *series) saveLocked() error {
 		if _, ok := err.(errState); ok {
 			s.warnState(err)
 		} else {
-			s.log.Limitedf(LevelWarn, "manifest-write", "retention: cannot write the manifest %s/%s of %q: %v",
+			s.log.Limitedf(logger.LevelWarn, "manifest-write", "retention: cannot write the manifest %s/%s of %q: %v",
 				stateDirName, s.mfile, s.path, errnoOf(err))
 		}
 	}
@@ -751,7 +752,7 @@ func (s *series) compress(name string) {
 	algo := s.opt.compress
 	src := filepath.Join(s.dir, name)
 	fail := func(what string, err error) {
-		s.log.Limitedf(LevelWarn, "compress", "compress %q: %s: %v: it stays as it is", src, what, errnoOf(err))
+		s.log.Limitedf(logger.LevelWarn, "compress", "compress %q: %s: %v: it stays as it is", src, what, errnoOf(err))
 	}
 	dfd, err := s.openDir()
 	if err != nil {
@@ -821,7 +822,7 @@ func (s *series) compress(name string) {
 	// unlinkat removes a name, never what a link there points to.
 	if st2, ok := statAt(dfd, name); ok && ours(&st2, r.fileIdent, true) {
 		if err := s.sys.unlinkat(dfd, name, 0); err != nil {
-			s.log.Limitedf(LevelWarn, "compress", "compressed %q but cannot remove it: %v", src, errnoOf(err))
+			s.log.Limitedf(logger.LevelWarn, "compress", "compressed %q but cannot remove it: %v", src, errnoOf(err))
 		}
 	}
 	_ = unix.Fsync(dfd)
@@ -832,7 +833,7 @@ func (s *series) compress(name string) {
 // left as it is.
 func (s *series) forget(r rotatedFile, src string, err error) {
 	if err == nil || err == unix.ENOENT || err == unix.ELOOP {
-		s.log.Limitedf(LevelWarn, "compress", "compress %q: it is not the file flatstore rotated any more "+
+		s.log.Limitedf(logger.LevelWarn, "compress", "compress %q: it is not the file flatstore rotated any more "+
 			"(moved, replaced, linked or changed): it is left alone and forgotten", src)
 		s.mu.Lock()
 		s.dropLocked(r.Name, r.Ino)
@@ -840,7 +841,7 @@ func (s *series) forget(r rotatedFile, src string, err error) {
 		s.mu.Unlock()
 		return
 	}
-	s.log.Limitedf(LevelWarn, "compress", "compress %q: %v: it stays as it is", src, errnoOf(err))
+	s.log.Limitedf(logger.LevelWarn, "compress", "compress %q: %v: it stays as it is", src, errnoOf(err))
 }
 
 // retain deletes the rotated files beyond rotate_max_files (the first
@@ -889,7 +890,7 @@ func (s *series) retain(time.Time) {
 		// unlinkat removes the name: a link swapped in since the check
 		// goes, never what it points to.
 		if err := s.sys.unlinkat(dfd, v.r.Name, 0); err != nil {
-			s.log.Limitedf(LevelWarn, "retain", "retention: cannot delete %q: %v", name, errnoOf(err))
+			s.log.Limitedf(logger.LevelWarn, "retain", "retention: cannot delete %q: %v", name, errnoOf(err))
 			continue
 		}
 		gone = append(gone, v.r)

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/flatstore/flatstore/flatstore/logger"
 	"io"
 	"os"
 	"path/filepath"
@@ -829,7 +830,7 @@ func FuzzManifest(f *testing.F) {
 		before := fbtest.TreeSum(t, victim, filepath.Join(dir, "ev.log.decoy"), filepath.Join(dir, "ev.log.hardlink"), filepath.Join(dir, "ev.log.symlink"))
 		arch := newArchiver()
 		s := newSeries(path, archiveOptions{maxFiles: 1, maxAge: time.Nanosecond, compress: CompressGzip}, realOps(), arch, nil,
-			NewLogger("fuzz", NewWriterSink(io.Discard, LevelDebug)), time.Now)
+			logger.New("fuzz", logger.NewWriterSink(io.Discard, logger.LevelDebug)), time.Now)
 		s.recorded(path) // loads
 		arch.drain()
 		s.retain(time.Now())

@@ -7,6 +7,7 @@ package main
 import "C"
 
 import (
+	"github.com/flatstore/flatstore/flatstore/logger"
 	"sync"
 	"unsafe"
 
@@ -59,18 +60,18 @@ type engineSink struct {
 	mu       sync.RWMutex
 	api, ins unsafe.Pointer
 	detached bool
-	fallback *flatstore.WriterSink
+	fallback *logger.WriterSink
 }
 
 func newEngineSink(api, ins unsafe.Pointer) *engineSink {
-	s := &engineSink{api: api, ins: ins, fallback: flatstore.NewWriterSink(nil, flatstore.LevelInfo)}
+	s := &engineSink{api: api, ins: ins, fallback: logger.NewWriterSink(nil, logger.LevelInfo)}
 	if C.flatstore_has_logger(api) == 0 {
 		s.detached = true
 	}
 	return s
 }
 
-func (s *engineSink) Enabled(level flatstore.Level) bool {
+func (s *engineSink) Enabled(level logger.Level) bool {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.detached {
@@ -79,7 +80,7 @@ func (s *engineSink) Enabled(level flatstore.Level) bool {
 	return C.flatstore_log_check(s.api, s.ins, C.int(level)) != 0
 }
 
-func (s *engineSink) Print(level flatstore.Level, msg string) {
+func (s *engineSink) Print(level logger.Level, msg string) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.detached {
@@ -101,4 +102,4 @@ func (s *engineSink) detach() {
 
 // orphanLogger logs what belongs to no instance (a flush for an unknown
 // context, a panic outside an instance), to stderr.
-func orphanLogger() *flatstore.Logger { return flatstore.NewLogger("flatstore", nil) }
+func orphanLogger() *logger.Logger { return logger.New("flatstore", nil) }

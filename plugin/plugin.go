@@ -16,6 +16,7 @@ import "C"
 
 import (
 	"fmt"
+	"github.com/flatstore/flatstore/flatstore/logger"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -96,7 +97,7 @@ func flatstoreGoInit(plugin unsafe.Pointer) (ret C.int) {
 	defer recoverTo("init", &ret, output.FLB_ERROR)
 	name := instanceName(plugin)
 	sink := newEngineSink(C.flatstore_plugin_api(plugin), C.flatstore_plugin_ins(plugin))
-	log := flatstore.NewLogger(name, sink)
+	log := logger.New(name, sink)
 	fail := func() C.int {
 		sink.detach()
 		return output.FLB_ERROR

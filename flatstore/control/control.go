@@ -19,6 +19,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"fmt"
+	"github.com/flatstore/flatstore/flatstore/logger"
 	"strings"
 	"sync"
 	"syscall"
@@ -48,7 +49,7 @@ type Options struct {
 	// serves the Metrics of the instance that started it.
 	Metrics prometheus.Gatherer
 	// Log receives the server's messages (nil: none).
-	Log *flatstore.Logger
+	Log *logger.Logger
 }
 
 // Request limits (README: The control endpoint).
@@ -137,7 +138,7 @@ func NewRegistry() *Registry { return &Registry{} }
 type Handle struct {
 	s    *server
 	b    Backend
-	log  *flatstore.Logger
+	log  *logger.Logger
 	once sync.Once
 }
 

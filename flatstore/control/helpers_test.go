@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/flatstore/flatstore/flatstore/logger"
 	"io"
 	"net"
 	"net/http"
@@ -159,8 +160,8 @@ func testMetrics() prometheus.Gatherer {
 }
 
 // testLogger logs into buf at debug level.
-func testLogger(buf *fbtest.SyncBuffer) *flatstore.Logger {
-	return flatstore.NewLogger("flatstore.test", flatstore.NewWriterSink(buf, flatstore.LevelDebug))
+func testLogger(buf *fbtest.SyncBuffer) *logger.Logger {
+	return logger.New("flatstore.test", logger.NewWriterSink(buf, logger.LevelDebug))
 }
 
 // serve attaches bs to a fresh server on a loopback port and releases it

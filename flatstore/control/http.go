@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/flatstore/flatstore/flatstore/logger"
 	"io"
 	"net"
 	"net/http"
@@ -228,7 +229,7 @@ func (s *server) rotate(path, via, from string) error {
 	lg := s.logger()
 	switch {
 	case ok:
-		lg.Limitedf(flatstore.LevelInfo, "control-rotate-ok:"+path, "control: rotate %q (%s from %s): OK", path, via, from)
+		lg.Limitedf(logger.LevelInfo, "control-rotate-ok:"+path, "control: rotate %q (%s from %s): OK", path, via, from)
 		return nil
 	case firstErr != nil:
 		lg.LimitedWarnf("control-rotate-failed:"+path, "control: rotate %q (%s from %s): %v", path, via, from, firstErr)

@@ -2,6 +2,7 @@ package control
 
 import (
 	"errors"
+	"github.com/flatstore/flatstore/flatstore/logger"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,12 +25,12 @@ func TestWithCoreInstance(t *testing.T) {
 		t.Fatal(err)
 	}
 	logs := &fbtest.SyncBuffer{}
-	in, err := flatstore.NewInstance(flatstore.NewProcess(), cfg, "flatstore.ctl", flatstore.NewLogger("flatstore.ctl", flatstore.NewWriterSink(logs, flatstore.LevelDebug)))
+	in, err := flatstore.NewInstance(flatstore.NewProcess(), cfg, "flatstore.ctl", logger.New("flatstore.ctl", logger.NewWriterSink(logs, logger.LevelDebug)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer in.Close()
-	h, err := testRegistry().Acquire("127.0.0.1:0", in, Options{Log: flatstore.NewLogger("flatstore.ctl", flatstore.NewWriterSink(logs, flatstore.LevelDebug))})
+	h, err := testRegistry().Acquire("127.0.0.1:0", in, Options{Log: logger.New("flatstore.ctl", logger.NewWriterSink(logs, logger.LevelDebug))})
 	if err != nil {
 		t.Fatal(err)
 	}

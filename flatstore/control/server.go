@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/flatstore/flatstore/flatstore/logger"
 	"io/fs"
 	"log"
 	"net"
@@ -14,7 +15,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/flatstore/flatstore/flatstore"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -25,7 +25,7 @@ type server struct {
 	bound   string // what Addr reports
 	token   string
 	metrics prometheus.Gatherer
-	log     *flatstore.Logger // of the instance that started it, for server-level messages
+	log     *logger.Logger // of the instance that started it, for server-level messages
 	lim     limits
 
 	// checkHost is set on loopback and unix listeners: only Host values
@@ -340,7 +340,7 @@ func (s *server) handlesSnapshot() []*Handle {
 
 // logger returns the logger of the oldest attached instance, or the one that
 // started the server.
-func (s *server) logger() *flatstore.Logger {
+func (s *server) logger() *logger.Logger {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, h := range s.handles {

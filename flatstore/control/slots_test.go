@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"github.com/flatstore/flatstore/flatstore/logger"
 	"io"
 	"net"
 	"net/http"
@@ -224,7 +225,7 @@ func TestRefusalClosesAtOnce(t *testing.T) {
 	if b.totalRotations() != 0 {
 		t.Fatal("a refused request rotated")
 	}
-	most := 1 + int(time.Since(start)/flatstore.LimitEvery)
+	most := 1 + int(time.Since(start)/logger.LimitEvery)
 	if k := strings.Count(logs.String(), "no valid control_token (401; the connection is closed)"); k < 1 || k > most {
 		t.Fatalf("%d log lines for %d 401s, want 1 to %d:\n%s", k, 3*n, most, logs)
 	}

@@ -1,4 +1,4 @@
-package flatstore
+package logger
 
 import (
 	"fmt"
@@ -102,7 +102,7 @@ type limit struct {
 
 // NewLogger returns the logger of the instance called name, printing to sink
 // (a WriterSink on stderr at info level when nil).
-func NewLogger(name string, sink Sink) *Logger {
+func New(name string, sink Sink) *Logger {
 	if sink == nil {
 		sink = NewWriterSink(os.Stderr, LevelInfo)
 	}
