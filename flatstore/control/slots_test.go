@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flatstore/flatstore/flatstore"
 )
 
 // tricklers keeps n connections to addr (TCP or unix:) that each send
