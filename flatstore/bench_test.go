@@ -2,6 +2,7 @@ package flatstore
 
 import (
 	"fmt"
+	"github.com/flatstore/flatstore/flatstore/event"
 	"github.com/flatstore/flatstore/flatstore/logger"
 	"io"
 	"os"
@@ -210,7 +211,7 @@ func BenchmarkAppendLine(b *testing.B) {
 	}
 	const n = 10_000
 	chunk := bench.Chunk(n, false)
-	enc := NewEncoder(cfg)
+	enc := event.NewEncoder(cfg.Options)
 	var dst []byte
 	tag := []byte("sip")
 	b.SetBytes(int64(len(formatted(b, chunk))))
@@ -218,21 +219,21 @@ func BenchmarkAppendLine(b *testing.B) {
 	m.start()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		dec := decoder{buf: chunk}
+		dec := event.NewDecoder(chunk)
 		dst = dst[:0]
 		for {
-			st, t, body, _ := dec.next()
-			if st == recEnd {
+			st, t, body, _ := dec.Next()
+			if st == event.StatusEnd {
 				break
 			}
-			if st != recOK {
+			if st != event.StatusRecord {
 				b.Fatalf("record status %d", st)
 			}
 			var rest []byte
 			if dst, rest, _, err = enc.AppendLine(dst, t, body, tag); err != nil {
 				b.Fatal(err)
 			}
-			dec.advance(rest)
+			dec.Advance(rest)
 		}
 	}
 	b.StopTimer()

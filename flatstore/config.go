@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/flatstore/flatstore/flatstore/event"
 	"net"
 	"os"
 	"path/filepath"
@@ -38,79 +39,6 @@ func (m MapGetter) Get(key string) string {
 	return ""
 }
 
-// Escape selects what happens to a delimiter, CR or LF inside a value.
-type Escape int
-
-// The escape modes (README: Escape modes).
-const (
-	EscapeOpenSIPS  Escape = iota // delimiter's first byte, CR and LF become a space
-	EscapeNone                    // raw bytes, as OpenSIPS ≤ 3.5
-	EscapeBackslash               // reversible backslash escapes
-	EscapeCSV                     // RFC 4180 quoting
-	// EscapeOpenSIPSExact is OpenSIPS ≥ 3.6 byte for byte: the delimiter's
-	// first byte becomes a space, CR and LF stay raw (an event may span
-	// lines), the event name is written as it is, and with
-	// suppress_event_name the delimiters of leading empty values are left
-	// out.
-	EscapeOpenSIPSExact
-)
-
-func (e Escape) String() string {
-	switch e {
-	case EscapeOpenSIPS:
-		return "opensips"
-	case EscapeNone:
-		return "none"
-	case EscapeBackslash:
-		return "backslash"
-	case EscapeCSV:
-		return "csv"
-	case EscapeOpenSIPSExact:
-		return "opensips_exact"
-	}
-	return "escape(" + strconv.Itoa(int(e)) + ")"
-}
-
-// escapes lists the modes in the order the documentation gives them.
-func escapes() []Escape {
-	return []Escape{EscapeOpenSIPS, EscapeOpenSIPSExact, EscapeNone, EscapeBackslash, EscapeCSV}
-}
-
-// TimeFormat selects how the record time is written as the first parameter.
-type TimeFormat int
-
-// The time formats (README: What it writes).
-const (
-	TimeNone TimeFormat = iota
-	TimeUnix
-	TimeUnixMs
-	TimeUnixNs
-	TimeRFC3339
-	TimeRFC3339Nano
-)
-
-func (t TimeFormat) String() string {
-	switch t {
-	case TimeNone:
-		return "none"
-	case TimeUnix:
-		return "unix"
-	case TimeUnixMs:
-		return "unix_ms"
-	case TimeUnixNs:
-		return "unix_ns"
-	case TimeRFC3339:
-		return "rfc3339"
-	case TimeRFC3339Nano:
-		return "rfc3339_nano"
-	}
-	return "time_format(" + strconv.Itoa(int(t)) + ")"
-}
-
-func timeFormats() []TimeFormat {
-	return []TimeFormat{TimeNone, TimeUnix, TimeUnixMs, TimeUnixNs, TimeRFC3339, TimeRFC3339Nano}
-}
-
 // Config is a validated flatstore output configuration.
 type Config struct {
 	// Path is the absolute path, or path template, of the event file.
@@ -120,34 +48,26 @@ type Config struct {
 	RawPath string
 	// Template is the parsed Path; Template.Static() reports whether it has
 	// no substitution.
-	Template *Template
+	Template *event.Template
 
-	EventKey string
-	// ParamsKey, when set, names the record key whose value holds the
-	// parameters (a map's values, or an array's elements); the record's
-	// other keys are not parameters.
-	ParamsKey         string
-	Params            []string
-	Delimiter         string
-	Escape            Escape
-	EscapeDelimiter   string
-	SuppressEventName bool
-	TimeFormat        TimeFormat
-	Header            string // "" none, "auto", or literal text
-	FilePerm          os.FileMode
-	Mkdir             bool
-	MaxOpenSockets    int
-	MaxDynamicFiles   int // 0: no bound
-	IdleTimeout       time.Duration
-	SyncFlush         bool
-	ReopenCheck       time.Duration
-	RotatePeriod      time.Duration
-	RotateCount       int64
-	RotateSize        int64
-	Suffix            string
-	RotateMaxFiles    int
-	RotateMaxAge      time.Duration
-	Compress          string // CompressNone, CompressGzip or CompressZstd
+	// Options are the keys that shape a line (package event): event_key,
+	// params_key, params, delimiter, escape, escape_delimiter,
+	// suppress_event_name, time_format and header.
+	event.Options
+	FilePerm        os.FileMode
+	Mkdir           bool
+	MaxOpenSockets  int
+	MaxDynamicFiles int // 0: no bound
+	IdleTimeout     time.Duration
+	SyncFlush       bool
+	ReopenCheck     time.Duration
+	RotatePeriod    time.Duration
+	RotateCount     int64
+	RotateSize      int64
+	Suffix          string
+	RotateMaxFiles  int
+	RotateMaxAge    time.Duration
+	Compress        string // CompressNone, CompressGzip or CompressZstd
 
 	ControlListen string // "off", "HOST:PORT" or "unix:/path"
 	ControlToken  string
@@ -323,29 +243,7 @@ func (c *Config) check() []error {
 	bad := func(key, val, format string, a ...any) {
 		errs = append(errs, fmt.Errorf("%s %q: %s", key, val, fmt.Sprintf(format, a...)))
 	}
-	if ed := c.EscapeDelimiter; ed != "" {
-		switch {
-		case len(ed) != len(c.Delimiter):
-			// The words OpenSIPS uses.
-			errs = append(errs, fmt.Errorf("%q length (%d) must match %q length (%d)",
-				"escape_delimiter", len(ed), "delimiter", len(c.Delimiter)))
-		case c.Escape != EscapeOpenSIPS:
-			bad("escape_delimiter", ed, "only applies with escape opensips (escape is %s)", c.Escape)
-		}
-	}
-	if c.Escape == EscapeCSV && len(c.Delimiter) != 1 {
-		bad("delimiter", c.Delimiter, "escape csv needs a single-byte delimiter")
-	}
-	if c.Escape == EscapeCSV && c.Delimiter == `"` {
-		bad("delimiter", c.Delimiter, "escape csv cannot use the quote character as delimiter")
-	}
-	if c.Escape == EscapeBackslash && strings.HasPrefix(c.Delimiter, `\`) {
-		bad("delimiter", c.Delimiter, "escape backslash cannot use a delimiter that starts with a backslash")
-	}
-	if c.Escape == EscapeBackslash && (c.Delimiter[0] == 'n' || c.Delimiter[0] == 'r') {
-		// Its escape, \n or \r, would read back as LF or CR.
-		bad("delimiter", c.Delimiter, "escape backslash cannot use a delimiter that starts with n or r: its escape would read as \\n or \\r")
-	}
+	errs = append(errs, c.Options.Check()...)
 	if c.RotatePeriod == 0 && c.RotateCount == 0 && c.RotateSize == 0 {
 		const why = "acts only on the files flatstore rotates: set rotate_period, rotate_count or rotate_size too (files moved by logrotate are logrotate's to keep)"
 		if c.RotateMaxFiles > 0 {
@@ -378,12 +276,12 @@ func setParams(c *Config, v string) error {
 }
 
 func setEscape(c *Config, v string) (err error) {
-	c.Escape, err = oneOf(v, escapes())
+	c.Escape, err = oneOf(v, event.Escapes())
 	return err
 }
 
 func setTimeFormat(c *Config, v string) (err error) {
-	c.TimeFormat, err = oneOf(v, timeFormats())
+	c.TimeFormat, err = oneOf(v, event.TimeFormats())
 	return err
 }
 
@@ -553,7 +451,7 @@ func (c *Config) parsePath(v string) []error {
 		}
 		abs = filepath.Join(wd, abs)
 	}
-	t, err := ParseTemplate(abs)
+	t, err := event.ParseTemplate(abs)
 	if err != nil {
 		return []error{fmt.Errorf("path %q: %v", v, err)}
 	}

@@ -1,6 +1,7 @@
 package flatstore_test
 
 import (
+	"github.com/flatstore/flatstore/flatstore/event"
 	"os"
 	"path/filepath"
 	"strings"
@@ -123,9 +124,9 @@ func TestConfigValid(t *testing.T) {
 		check func(*flatstore.Config) bool
 	}{
 		{"defaults", nil, func(c *flatstore.Config) bool {
-			return c.Delimiter == "," && c.Escape == flatstore.EscapeOpenSIPS && c.EventKey == "event" &&
+			return c.Delimiter == "," && c.Escape == event.EscapeOpenSIPS && c.EventKey == "event" &&
 				c.FilePerm == 0o644 && c.MaxOpenSockets == 100 && c.IdleTimeout == time.Minute &&
-				c.ControlListen == "127.0.0.1:2021" && c.ControlListenDefault && !c.SyncFlush && c.TimeFormat == flatstore.TimeNone &&
+				c.ControlListen == "127.0.0.1:2021" && c.ControlListenDefault && !c.SyncFlush && c.TimeFormat == event.TimeNone &&
 				c.ReopenCheck == 5*time.Second
 		}},
 		// Through Fluent Bit an empty value arrives as no value: the default.
@@ -150,7 +151,7 @@ func TestConfigValid(t *testing.T) {
 		{"delimiter semicolon", flatstore.MapGetter{"delimiter": "semicolon"}, func(c *flatstore.Config) bool { return c.Delimiter == ";" }},
 		{"delimiter pipe", flatstore.MapGetter{"delimiter": "pipe"}, func(c *flatstore.Config) bool { return c.Delimiter == "|" }},
 		{"delimiter ||", flatstore.MapGetter{"delimiter": "||"}, func(c *flatstore.Config) bool { return c.Delimiter == "||" }},
-		{"escape upper case", flatstore.MapGetter{"escape": "CSV"}, func(c *flatstore.Config) bool { return c.Escape == flatstore.EscapeCSV }},
+		{"escape upper case", flatstore.MapGetter{"escape": "CSV"}, func(c *flatstore.Config) bool { return c.Escape == event.EscapeCSV }},
 		{"params trimmed", flatstore.MapGetter{"params": " a , b,c "}, func(c *flatstore.Config) bool {
 			return strings.Join(c.Params, "|") == "a|b|c"
 		}},

@@ -26,18 +26,6 @@ import (
 // RETRY, because every record of the output goes there and an operator can
 // fix the path (say, remove a directory created in its place).
 
-// dropError is a record-level problem: the record is skipped and counted
-// under its reason, the rest of the chunk goes on.
-type dropError string
-
-func (e dropError) Error() string { return "record skipped: " + string(e) }
-
-const (
-	errTruncated = dropError(DropTruncated)
-	errTooDeep   = dropError(DropTooDeep)
-	errTooLarge  = dropError(DropTooLarge)
-)
-
 // isBadPathErrno reports whether e belongs to a rendered name.
 func isBadPathErrno(e unix.Errno) bool {
 	switch e {

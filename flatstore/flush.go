@@ -2,9 +2,11 @@ package flatstore
 
 import (
 	"errors"
+	"github.com/flatstore/flatstore/flatstore/event"
 	"github.com/flatstore/flatstore/flatstore/logger"
 	"runtime/debug"
 	"time"
+	"unsafe"
 )
 
 // group is the lines of one flush that go to one file.
@@ -16,14 +18,14 @@ type group struct {
 
 // flushState is the reusable memory of one flush.
 type flushState struct {
-	enc    *Encoder
+	enc    *event.Encoder
 	groups []group
 	index  map[string]int
 	line   []byte
 	pbuf   []byte
 	drops  map[string]int
 	done   []int // per group: lines that landed (or were dropped as bad_path)
-	budget budget
+	budget event.Budget
 }
 
 // lines returns how many lines each group holds.
@@ -36,7 +38,7 @@ func (s *flushState) lines() []int {
 }
 
 func newFlushState(cfg *Config) *flushState {
-	return &flushState{enc: NewEncoder(cfg), index: map[string]int{}, drops: map[string]int{}}
+	return &flushState{enc: event.NewEncoder(cfg.Options), index: map[string]int{}, drops: map[string]int{}}
 }
 
 // maxKeptBuffer is the largest buffer a flush state keeps for the next flush.
@@ -56,9 +58,7 @@ func (s *flushState) reset() {
 	if cap(s.line) > maxKeptBuffer {
 		s.line = nil
 	}
-	if cap(s.enc.values) > maxKeptBuffer {
-		s.enc.values = nil
-	}
+	s.enc.Shrink(maxKeptBuffer)
 }
 
 // groupFor returns the group for path, adding it when new.
@@ -150,8 +150,8 @@ func (in *Instance) Flush(data []byte, tag string) (res Result) {
 // it found.
 func (in *Instance) render(s *flushState, data []byte, tag string) (objects, records int) {
 	tagb := unsafeBytes(tag)
-	dec := decoder{buf: data}
-	s.budget = budget{chunk: len(data)}
+	dec := event.NewDecoder(data)
+	s.budget = event.NewBudget(len(data))
 	// One group for the whole chunk when the path cannot change from record
 	// to record: a static path, or a template of the tag alone.
 	var g0 *group
@@ -163,29 +163,29 @@ func (in *Instance) render(s *flushState, data []byte, tag string) (objects, rec
 		g0 = s.groupFor(s.pbuf)
 	}
 	for {
-		st, t, body, reason := dec.next()
+		st, t, body, reason := dec.Next()
 		switch st {
-		case recEnd:
+		case event.StatusEnd:
 			return objects, records
-		case recFatal:
-			s.drops[DropTruncated]++
+		case event.StatusFatal:
+			s.drops[event.DropTruncated]++
 			return objects, records
-		case recGroup:
+		case event.StatusGroup:
 			objects++
 			continue
-		case recBad:
+		case event.StatusBad:
 			objects++
 			s.drops[reason]++
 			continue
 		}
 		objects++
 		var err error
-		var rest, event []byte
+		var rest, evName []byte
 		if g0 != nil {
 			before := len(g0.buf)
-			g0.buf, rest, _, err = s.enc.appendLine(g0.buf, t, body, tagb, s.budget.room(false))
-			if err == nil && !s.budget.keep(len(g0.buf)-before, len(data)-len(rest)) {
-				err = errTooLarge
+			g0.buf, rest, _, err = s.enc.AppendLineMax(g0.buf, t, body, tagb, s.budget.Room(false))
+			if err == nil && !s.budget.Keep(len(g0.buf)-before, len(data)-len(rest)) {
+				err = event.ErrTooLarge
 			}
 			if err == nil {
 				g0.ends = append(g0.ends, len(g0.buf))
@@ -193,34 +193,34 @@ func (in *Instance) render(s *flushState, data []byte, tag string) (objects, rec
 				g0.buf = g0.buf[:before]
 			}
 		} else {
-			s.line, rest, event, err = s.enc.appendLine(s.line[:0], t, body, tagb, s.budget.room(true))
-			if err == nil && !s.budget.keep(len(s.line), len(data)-len(rest)) {
-				err = errTooLarge
+			s.line, rest, evName, err = s.enc.AppendLineMax(s.line[:0], t, body, tagb, s.budget.Room(true))
+			if err == nil && !s.budget.Keep(len(s.line), len(data)-len(rest)) {
+				err = event.ErrTooLarge
 			}
 			if err == nil {
-				s.pbuf = in.cfg.Template.Render(s.pbuf[:0], tagb, event, body[:len(body)-len(rest)])
+				s.pbuf = in.cfg.Template.Render(s.pbuf[:0], tagb, evName, body[:len(body)-len(rest)])
 				g := s.groupFor(s.pbuf)
 				g.buf = append(g.buf, s.line...)
 				g.ends = append(g.ends, len(g.buf))
 			}
 		}
 		if err != nil {
-			de, ok := err.(dropError)
-			if !ok || de == errTruncated {
+			de, ok := err.(event.DropError)
+			if !ok || de == event.ErrTruncated {
 				// The walk cannot go on past this record.
-				s.drops[DropTruncated]++
+				s.drops[event.DropTruncated]++
 				return objects, records
 			}
 			s.drops[string(de)]++
 			// Skip the whole body and go on with the next record.
-			if r, serr := skipValue(body); serr == nil {
-				dec.advance(r)
+			if r, serr := event.SkipValue(body); serr == nil {
+				dec.Advance(r)
 				continue
 			}
-			s.drops[DropTruncated]++
+			s.drops[event.DropTruncated]++
 			return objects, records
 		}
-		dec.advance(rest)
+		dec.Advance(rest)
 		records++
 	}
 }
@@ -339,4 +339,13 @@ func (in *Instance) countDrops(drops map[string]int) {
 		in.metrics.drop(reason, n)
 		in.log.LimitedWarnf("drop:"+reason, "skipped %d record(s): %s", n, reason)
 	}
+}
+
+// unsafeBytes views s as bytes without copying; the bytes must not be
+// modified.
+func unsafeBytes(s string) []byte {
+	if s == "" {
+		return nil
+	}
+	return unsafe.Slice(unsafe.StringData(s), len(s))
 }

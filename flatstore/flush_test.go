@@ -1,6 +1,7 @@
 package flatstore_test
 
 import (
+	"github.com/flatstore/flatstore/flatstore/event"
 	"strings"
 	"testing"
 	"time"
@@ -112,7 +113,7 @@ func TestFlushBadRecords(t *testing.T) {
 	good := func(ev string) []byte {
 		return fbtest.AppendRecord(nil, fbtest.Record{Time: recTime, Body: fbtest.KV{"event", ev}})
 	}
-	deep := fbtest.Raw(strings.Repeat("\x91", flatstore.MaxDepth+10) + "\x01")
+	deep := fbtest.Raw(strings.Repeat("\x91", event.MaxDepth+10) + "\x01")
 	cases := []struct {
 		name    string
 		bad     []byte

@@ -1,6 +1,7 @@
 package flatstore_test
 
 import (
+	"github.com/flatstore/flatstore/flatstore/event"
 	"github.com/flatstore/flatstore/flatstore/logger"
 	"io"
 	"os"
@@ -27,10 +28,10 @@ func config(t testing.TB, kv ...string) *flatstore.Config {
 }
 
 // encode returns the line the encoder writes for body with tag "tag.x".
-func encode(t testing.TB, cfg *flatstore.Config, et flatstore.EventTime, body fbtest.KV) string {
+func encode(t testing.TB, cfg *flatstore.Config, et event.Time, body fbtest.KV) string {
 	t.Helper()
 	b := fbtest.AppendKV(nil, body)
-	enc := flatstore.NewEncoder(cfg)
+	enc := event.NewEncoder(cfg.Options)
 	out, rest, _, err := enc.AppendLine(nil, et, b, []byte("tag.x"))
 	if err != nil {
 		t.Fatalf("AppendLine(%v): %v", body, err)
@@ -79,3 +80,6 @@ func readFile(t testing.TB, path string) string {
 	}
 	return string(b)
 }
+
+// t0 is the record time of the tests' records.
+var t0 = event.Time{Sec: 1700000000, Nsec: 123456789}

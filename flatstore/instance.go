@@ -1,6 +1,7 @@
 package flatstore
 
 import (
+	"github.com/flatstore/flatstore/flatstore/event"
 	"github.com/flatstore/flatstore/flatstore/logger"
 	"sync"
 	"sync/atomic"
@@ -77,7 +78,7 @@ func NewInstance(p *Process, cfg *Config, name string, log *logger.Logger) (*Ins
 		format:      formatOf(cfg),
 		log:         log,
 	}
-	if h := HeaderLine(cfg); h != nil {
+	if h := event.HeaderLine(cfg.Options); h != nil {
 		in.opt.header = append(h, '\n')
 	}
 	if !cfg.Template.Static() {

@@ -1,6 +1,7 @@
 package flatstore
 
 import (
+	"github.com/flatstore/flatstore/flatstore/event"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -18,21 +19,15 @@ func RotationReasons() []string {
 	return []string{ReasonMI, ReasonPeriod, ReasonCount, ReasonSize, ReasonReopenCheck}
 }
 
-// Drop reasons for records that are skipped.
+// Drop reasons of the flush itself; a record's own are event.DropReasons.
 const (
-	DropNotRecord = "not_record"        // not [time, body] / [[time, meta], body]
-	DropBadTime   = "bad_time"          // time is not ext 0, an integer or a float
-	DropNotMap    = "body_not_map"      // body is not a map
-	DropTruncated = "truncated"         // the buffer ends inside a record
-	DropTooDeep   = "too_deep"          // nesting deeper than MaxDepth
-	DropTooLarge  = "too_large"         // one line longer than MaxLineBytes
-	DropBadPath   = "bad_path"          // the rendered path can never be written (see errors.go)
-	DropMaxFiles  = "max_dynamic_files" // a template path past the output's max_dynamic_files
+	DropBadPath  = "bad_path"          // the rendered path can never be written (filestore.IsBadPath)
+	DropMaxFiles = "max_dynamic_files" // a template path past the output's max_dynamic_files
 )
 
-// DropReasons lists every drop reason.
+// DropReasons lists every drop reason: a record's own, then the flush's.
 func DropReasons() []string {
-	return []string{DropNotRecord, DropBadTime, DropNotMap, DropTruncated, DropTooDeep, DropTooLarge, DropBadPath, DropMaxFiles}
+	return append(event.DropReasons(), DropBadPath, DropMaxFiles)
 }
 
 // Causes of a flush answered RETRY.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/flatstore/flatstore/flatstore/event"
 	"github.com/flatstore/flatstore/flatstore/logger"
 	"os"
 	"os/exec"
@@ -156,25 +157,25 @@ func TestHostileRecordsCountedByReason(t *testing.T) {
 		reason map[string]int // drops it adds
 	}{
 		{"truncated record", cat(good(1), good(2)[:len(good(2))-3]), OK,
-			relLines(1, 1, "ok"), map[string]int{DropTruncated: 1}},
+			relLines(1, 1, "ok"), map[string]int{event.DropTruncated: 1}},
 		{"map claims 2^32 entries", cat(good(3), hostileRecord([]byte{0xdf, 0xff, 0xff, 0xff, 0xff, 0xa1, 'k', 0x01})), OK,
-			relLines(3, 1, "ok"), map[string]int{DropTruncated: 1}},
+			relLines(3, 1, "ok"), map[string]int{event.DropTruncated: 1}},
 		{"string claims 4 GiB", cat(good(4), hostileRecord(append([]byte{0x81, 0xa1, 'v'}, str32...))), OK,
-			relLines(4, 1, "ok"), map[string]int{DropTruncated: 1}},
+			relLines(4, 1, "ok"), map[string]int{event.DropTruncated: 1}},
 		{"10000 levels deep", cat(good(5), hostileRecord(append([]byte{0x81, 0xa1, 'v'}, nested(10000)...)), good(6)), OK,
-			relLines(5, 2, "ok"), map[string]int{DropTooDeep: 1}},
+			relLines(5, 2, "ok"), map[string]int{event.DropTooDeep: 1}},
 		{"body is a string", cat(hostileRecord([]byte{0xa3, 'a', 'b', 'c'}), good(7)), OK,
-			relLines(7, 1, "ok"), map[string]int{DropNotMap: 1}},
+			relLines(7, 1, "ok"), map[string]int{event.DropNotMap: 1}},
 		{"array of 3", cat(good(8), []byte{0x93, 0x01, 0x02, 0x03}, good(9)), OK,
-			relLines(8, 2, "ok"), map[string]int{DropNotRecord: 1}},
+			relLines(8, 2, "ok"), map[string]int{event.DropNotRecord: 1}},
 		{"time is a string", cat([]byte{0x92, 0xa1, 'x', 0x80}, good(10)), OK,
-			relLines(10, 1, "ok"), map[string]int{DropBadTime: 1}},
+			relLines(10, 1, "ok"), map[string]int{event.DropBadTime: 1}},
 		{"truncated after two good records", cat(good(11), good(12), good(13)[:5]), OK,
-			relLines(11, 2, "ok"), map[string]int{DropTruncated: 1}},
-		{"nothing decodable", []byte{0xc1, 0xc1, 0xc1, 0xc1}, Error, "", map[string]int{DropTruncated: 1}},
-		{"only a truncated record", good(14)[:7], Error, "", map[string]int{DropTruncated: 1}},
+			relLines(11, 2, "ok"), map[string]int{event.DropTruncated: 1}},
+		{"nothing decodable", []byte{0xc1, 0xc1, 0xc1, 0xc1}, Error, "", map[string]int{event.DropTruncated: 1}},
+		{"only a truncated record", good(14)[:7], Error, "", map[string]int{event.DropTruncated: 1}},
 	}
-	reasons := []string{DropNotRecord, DropBadTime, DropNotMap, DropTruncated, DropTooDeep, DropTooLarge}
+	reasons := []string{event.DropNotRecord, event.DropBadTime, event.DropNotMap, event.DropTruncated, event.DropTooDeep, event.DropTooLarge}
 	want := ""
 	for _, c := range cases {
 		before := map[string]float64{}

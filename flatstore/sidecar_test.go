@@ -1,6 +1,7 @@
 package flatstore_test
 
 import (
+	"github.com/flatstore/flatstore/flatstore/event"
 	"strings"
 	"testing"
 
@@ -30,7 +31,7 @@ func TestSidecarVectors(t *testing.T) {
 		{"opensips", fbtest.WireCase.Flatstore},
 	} {
 		cfg := sidecarConfig(t, m.escape)
-		enc := flatstore.NewEncoder(cfg)
+		enc := event.NewEncoder(cfg.Options)
 		var all, want []byte
 		for _, c := range cases {
 			body := fbtest.JSONRecordBody(c.Wire)
@@ -76,7 +77,7 @@ func TestSidecarIgnoresTheEnvelope(t *testing.T) {
 		{`{"jsonrpc":"2.0","method":"E_TEST","params":{"m":{"k":"v,w"},"l":[1,"a"]}}`, nil, `E_TEST,{"k":"v w"},[1 "a"]` + "\n"},
 	} {
 		cfg := sidecarConfig(t, "opensips_exact", c.kv...)
-		out, _, _, err := flatstore.NewEncoder(cfg).AppendLine(nil, t0, fbtest.JSONRecordBody([]byte(c.json)), []byte("opensips.stream"))
+		out, _, _, err := event.NewEncoder(cfg.Options).AppendLine(nil, t0, fbtest.JSONRecordBody([]byte(c.json)), []byte("opensips.stream"))
 		if err != nil || string(out) != c.want {
 			t.Errorf("%s %q: got %q, %v; want %q", c.json, c.kv, out, err, c.want)
 		}
@@ -99,11 +100,11 @@ func TestSidecarTemplates(t *testing.T) {
 		{"/x/$params.log", named, "/x/_.log"},
 		{"/x/$EVENT-$params['caller'].log", positional, "/x/E_TEST-_.log"},
 	} {
-		tp, err := flatstore.ParseTemplate(c.tmpl)
+		tp, err := event.ParseTemplate(c.tmpl)
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, _, event, err := flatstore.NewEncoder(sidecarConfig(t, "opensips_exact")).AppendLine(nil, t0, c.body, []byte("opensips.stream"))
+		_, _, event, err := event.NewEncoder(sidecarConfig(t, "opensips_exact").Options).AppendLine(nil, t0, c.body, []byte("opensips.stream"))
 		if err != nil {
 			t.Fatal(err)
 		}

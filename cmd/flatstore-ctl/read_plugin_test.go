@@ -12,7 +12,7 @@ import (
 
 // pluginChunks frames evs as Fluent Bit hands them to the plugin: records
 // [[time, meta], body], 400 to a chunk.
-func pluginChunks(keys []string, evs []event) []byte {
+func pluginChunks(keys []string, evs []wantEvent) []byte {
 	var chunks [][]byte
 	var chunk []byte
 	for i, ev := range evs {

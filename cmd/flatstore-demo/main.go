@@ -16,6 +16,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/flatstore/flatstore/flatstore/event"
 	"io"
 	"maps"
 	"math/rand/v2"
@@ -107,14 +108,14 @@ func run(o options, w io.Writer) error {
 	// Where each output writes each event: the plugin's template, rendered.
 	outputs := cfg.Outputs("flatstore")
 	want := make([]map[string]int64, len(outputs)) // per output: file → records
-	tpls := make([]*flatstore.Template, len(outputs))
+	tpls := make([]*event.Template, len(outputs))
 	for i, s := range outputs {
 		p := flatstore.TrimPathPrefix(s.Value("path"))
 		if !filepath.IsAbs(p) && kind == "fluent-bit" {
 			p = filepath.Join(data, p) // where it runs
 		}
 		want[i] = map[string]int64{}
-		if tpls[i], err = flatstore.ParseTemplate(abs(p)); err != nil {
+		if tpls[i], err = event.ParseTemplate(abs(p)); err != nil {
 			return fmt.Errorf("output %d: path %q: %v", i, p, err)
 		}
 	}

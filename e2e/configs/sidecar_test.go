@@ -1,6 +1,7 @@
 package configs_test
 
 import (
+	"github.com/flatstore/flatstore/flatstore/event"
 	"maps"
 	"os"
 	"path/filepath"
@@ -138,7 +139,7 @@ func TestSidecarConfig(t *testing.T) {
 			if cfg.EventKey != "method" || cfg.ParamsKey != "params" {
 				t.Errorf("%s: event_key %q, params_key %q: OpenSIPS's notifications name the event in method, the parameters in params", p.file, cfg.EventKey, cfg.ParamsKey)
 			}
-			if cfg.Escape != flatstore.EscapeOpenSIPSExact {
+			if cfg.Escape != event.EscapeOpenSIPSExact {
 				t.Errorf("%s: escape %s, want opensips_exact (the bytes event_flatstore wrote)", p.file, cfg.Escape)
 			}
 			if !strings.HasPrefix(cfg.Path, env["FLATSTORE_OUT"]+"/") || !cfg.Mkdir {

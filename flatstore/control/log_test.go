@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
 )
 
 // Rotate requests are logged rate-limited per key, so a client calling in a

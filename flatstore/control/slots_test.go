@@ -14,7 +14,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
 )
 
 // tricklers keeps n connections to addr (TCP or unix:) that each send

@@ -267,3 +267,13 @@ func CountRecords(b []byte) (int, error) {
 	}
 	return n, nil
 }
+
+// SIPEvent is a typical SIP event of ten fields, the record the
+// allocation tests and benchmarks of the encoder and the flush use.
+func SIPEvent() KV {
+	return KV{
+		"event", "E_SIP_REPLY", "method", "INVITE", "from", "sip:alice@a.example;tag=1928301774",
+		"to", "sip:bob@b.example", "call-id", "a84b4c76e66710@pc33.a.example", "cseq", 314159,
+		"status", 200, "reason", "OK", "duration", 12.5, "answered", true,
+	}
+}

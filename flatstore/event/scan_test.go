@@ -1,4 +1,4 @@
-package flatstore
+package event
 
 import (
 	"math/rand/v2"
@@ -21,11 +21,11 @@ func swarTables() map[string]*[256]bool {
 	tables := map[string]*[256]bool{}
 	for _, esc := range []string{"opensips", "none", "backslash", "csv"} {
 		for _, d := range []string{",", "|", "\t", "\"", "\\", "::", "\x00", "\xff"} {
-			cfg, err := ParseConfig(MapGetter{"path": "/tmp/x.log", "delimiter": d, "escape": esc})
-			if err != nil {
+			opt := Options{Delimiter: d, Escape: escapeNamed(esc)}
+			if len(opt.Check()) > 0 {
 				continue
 			}
-			tables[esc+" "+d] = &NewEncoder(cfg).special
+			tables[esc+" "+d] = &NewEncoder(opt).special
 		}
 	}
 	var five [256]bool
@@ -99,11 +99,8 @@ func FuzzCleanPrefix(f *testing.F) {
 // opensips, delimiter ","), and a long value such as a User-Agent or a
 // rendered JSON object.
 func BenchmarkCleanPrefix(b *testing.B) {
-	cfg, err := ParseConfig(MapGetter{"path": "/tmp/x.log"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	e := NewEncoder(cfg)
+	// The defaults: escape opensips, delimiter ",".
+	e := NewEncoder(Options{Delimiter: ",", EventKey: "event"})
 	sets := []struct {
 		name string
 		vals [][]byte
@@ -208,4 +205,14 @@ func TestAppendUint(t *testing.T) {
 		check(u)
 		check(-u)
 	}
+}
+
+// escapeNamed is the escape mode a config names.
+func escapeNamed(name string) Escape {
+	for _, e := range Escapes() {
+		if e.String() == name {
+			return e
+		}
+	}
+	panic("no escape " + name)
 }

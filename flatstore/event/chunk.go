@@ -1,4 +1,4 @@
-package flatstore
+package event
 
 import (
 	"encoding/binary"
@@ -8,38 +8,42 @@ import (
 	"github.com/tinylib/msgp/msgp"
 )
 
-// EventTime is a record's time: seconds and nanoseconds since the epoch.
-type EventTime struct {
+// Time is a record's time: seconds and nanoseconds since the epoch.
+type Time struct {
 	Sec  int64
 	Nsec int64
 }
 
-// recordStatus says what the decoder found at the head of the buffer.
-type recordStatus uint8
+// Status says what a Decoder found at the head of the buffer.
+type Status uint8
 
 const (
-	recOK    recordStatus = iota // a record: time and body are set
-	recGroup                     // a group start/end marker: no event
-	recBad                       // a whole msgpack object that is not a record; reason is set
-	recFatal                     // the buffer cannot be walked further (truncated or not msgpack)
-	recEnd                       // no more bytes
+	StatusRecord Status = iota // a record: time and body are set
+	StatusGroup                // a group start/end marker: no event
+	StatusBad                  // a whole msgpack object that is not a record; reason is set
+	StatusFatal                // the buffer cannot be walked further (truncated or not msgpack)
+	StatusEnd                  // no more bytes
 )
 
-// decoder walks a flush buffer in place. It never copies and never
-// allocates: it hands out sub-slices of the buffer.
-type decoder struct {
+// Decoder walks a flush buffer (a Fluent Bit chunk: msgpack records one
+// after the other) in place. It never copies and never allocates: it hands
+// out sub-slices of the buffer.
+type Decoder struct {
 	buf []byte
 	off int
 }
 
-// next reads the head of the next record. On recOK, body is the rest of the
+// NewDecoder returns a Decoder at the start of buf.
+func NewDecoder(buf []byte) Decoder { return Decoder{buf: buf} }
+
+// Next reads the head of the next record. On StatusRecord, body is the rest of the
 // buffer starting at the record's body (a map): the caller walks the body
-// and calls advance with the bytes that remain after it. On recGroup and
-// recBad the decoder has already moved past the object.
-func (d *decoder) next() (st recordStatus, t EventTime, body []byte, reason string) {
+// and calls Advance with the bytes that remain after it. On StatusGroup and
+// StatusBad the Decoder has already moved past the object.
+func (d *Decoder) Next() (st Status, t Time, body []byte, reason string) {
 	b := d.buf[d.off:]
 	if len(b) == 0 {
-		return recEnd, t, nil, ""
+		return StatusEnd, t, nil, ""
 	}
 	start := b
 	n, b, ok := readArrayHeader(b)
@@ -79,33 +83,33 @@ func (d *decoder) next() (st recordStatus, t EventTime, body []byte, reason stri
 	if !isMap(b[0]) {
 		return d.skipBad(start, DropNotMap)
 	}
-	return recOK, t, b, ""
+	return StatusRecord, t, b, ""
 }
 
 // advance moves past a record whose body was walked; rest is what follows it.
-func (d *decoder) advance(rest []byte) { d.off = len(d.buf) - len(rest) }
+func (d *Decoder) Advance(rest []byte) { d.off = len(d.buf) - len(rest) }
 
-func (d *decoder) skipBad(start []byte, reason string) (recordStatus, EventTime, []byte, string) {
+func (d *Decoder) skipBad(start []byte, reason string) (Status, Time, []byte, string) {
 	rest, err := msgp.Skip(start)
 	if err != nil {
 		return d.fatal()
 	}
-	d.advance(rest)
-	return recBad, EventTime{}, nil, reason
+	d.Advance(rest)
+	return StatusBad, Time{}, nil, reason
 }
 
-func (d *decoder) skipGroup(start []byte) (recordStatus, EventTime, []byte, string) {
+func (d *Decoder) skipGroup(start []byte) (Status, Time, []byte, string) {
 	rest, err := msgp.Skip(start)
 	if err != nil {
 		return d.fatal()
 	}
-	d.advance(rest)
-	return recGroup, EventTime{}, nil, ""
+	d.Advance(rest)
+	return StatusGroup, Time{}, nil, ""
 }
 
-func (d *decoder) fatal() (recordStatus, EventTime, []byte, string) {
+func (d *Decoder) fatal() (Status, Time, []byte, string) {
 	d.off = len(d.buf)
-	return recFatal, EventTime{}, nil, DropTruncated
+	return StatusFatal, Time{}, nil, DropTruncated
 }
 
 func isMap(c byte) bool { return c&0xf0 == 0x80 || c == 0xde || c == 0xdf }
@@ -159,9 +163,9 @@ func isStr(c byte) bool {
 	return c&0xe0 == 0xa0 || c == 0xd9 || c == 0xda || c == 0xdb
 }
 
-// readTime reads a record time: ext 0 (EventTime), an integer or a float.
+// readTime reads a record time: ext 0 (Time), an integer or a float.
 // grp is true for Fluent Bit's group start/end markers.
-func readTime(b []byte) (t EventTime, grp bool, rest []byte, ok bool) {
+func readTime(b []byte) (t Time, grp bool, rest []byte, ok bool) {
 	if len(b) == 0 {
 		return t, false, b, false
 	}
@@ -171,18 +175,18 @@ func readTime(b []byte) (t EventTime, grp bool, rest []byte, ok bool) {
 	case c == 0xc7 && len(b) >= 11 && b[1] == 8 && b[2] == 0: // ext8, len 8, type 0
 		return eventTime(b[3:11]), isGroupMarker(b[3:7]), b[11:], true
 	case c <= 0x7f:
-		return EventTime{Sec: int64(c)}, false, b[1:], true
+		return Time{Sec: int64(c)}, false, b[1:], true
 	}
 	switch msgp.NextType(b) {
 	case msgp.IntType:
 		i, rest, err := msgp.ReadInt64Bytes(b)
-		return EventTime{Sec: i}, false, rest, err == nil
+		return Time{Sec: i}, false, rest, err == nil
 	case msgp.UintType:
 		u, rest, err := msgp.ReadUint64Bytes(b)
 		if u > math.MaxInt64 {
 			return t, false, b, false
 		}
-		return EventTime{Sec: int64(u)}, false, rest, err == nil
+		return Time{Sec: int64(u)}, false, rest, err == nil
 	case msgp.Float64Type, msgp.Float32Type:
 		f, rest, err := msgp.ReadFloat64Bytes(b)
 		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || math.Abs(f) > 1e15 {
@@ -193,13 +197,13 @@ func readTime(b []byte) (t EventTime, grp bool, rest []byte, ok bool) {
 		if ns < 0 {
 			sec, ns = sec-1, ns+1e9
 		}
-		return EventTime{Sec: int64(sec), Nsec: ns}, false, rest, true
+		return Time{Sec: int64(sec), Nsec: ns}, false, rest, true
 	}
 	return t, false, b, false
 }
 
-func eventTime(b []byte) EventTime {
-	return EventTime{
+func eventTime(b []byte) Time {
+	return Time{
 		Sec:  int64(binary.BigEndian.Uint32(b[0:4])),
 		Nsec: int64(binary.BigEndian.Uint32(b[4:8])),
 	}
@@ -247,8 +251,8 @@ func readPair(b []byte) (k []byte, isString bool, v, rest []byte, ok bool) {
 	return k, isString, after[:len(after)-len(end)], end, true
 }
 
-// skipValue returns what follows the msgpack value at the head of b.
-func skipValue(b []byte) ([]byte, error) { return msgp.Skip(b) }
+// SkipValue returns what follows the msgpack value at the head of b.
+func SkipValue(b []byte) ([]byte, error) { return msgp.Skip(b) }
 
 // unsafeBytes views s as bytes without copying; the bytes must not be
 // modified.

@@ -1,4 +1,4 @@
-package flatstore
+package event
 
 import (
 	"encoding/hex"
@@ -24,25 +24,25 @@ func appendScalar(dst, b []byte) ([]byte, []byte, error) {
 	case msgp.IntType:
 		i, rest, err := msgp.ReadInt64Bytes(b)
 		if err != nil {
-			return dst, b, errTruncated
+			return dst, b, ErrTruncated
 		}
 		return strconv.AppendInt(dst, i, 10), rest, nil
 	case msgp.UintType:
 		u, rest, err := msgp.ReadUint64Bytes(b)
 		if err != nil {
-			return dst, b, errTruncated
+			return dst, b, ErrTruncated
 		}
 		return strconv.AppendUint(dst, u, 10), rest, nil
 	case msgp.Float64Type, msgp.Float32Type:
 		f, bits, rest, err := readFloat(b)
 		if err != nil {
-			return dst, b, errTruncated
+			return dst, b, ErrTruncated
 		}
 		return appendFloat(dst, f, bits), rest, nil
 	case msgp.BoolType:
 		v, rest, err := msgp.ReadBoolBytes(b)
 		if err != nil {
-			return dst, b, errTruncated
+			return dst, b, ErrTruncated
 		}
 		return strconv.AppendBool(dst, v), rest, nil
 	case msgp.NilType:
@@ -52,7 +52,7 @@ func appendScalar(dst, b []byte) ([]byte, []byte, error) {
 		// extensions like any other.
 		typ, data, rest, err := readExt(b)
 		if err != nil {
-			return dst, b, errTruncated
+			return dst, b, ErrTruncated
 		}
 		if t, ok := extTime(typ, data); ok {
 			return appendRFC3339Nano(dst, t), rest, nil
@@ -60,7 +60,7 @@ func appendScalar(dst, b []byte) ([]byte, []byte, error) {
 		return hex.AppendEncode(dst, data), rest, nil
 	}
 	// Not msgpack (a reserved byte such as 0xc1).
-	return dst, b, errTruncated
+	return dst, b, ErrTruncated
 }
 
 // readFloat reads a float32 or float64, with its width in bits.
@@ -103,32 +103,32 @@ func readExt(b []byte) (typ int8, data, rest []byte, err error) {
 	return int8(b[hdr]), b[hdr+1 : hdr+1+n], b[hdr+1+n:], nil
 }
 
-// extTime decodes Fluent Bit's EventTime (ext 0, 8 bytes) and the msgpack
+// extTime decodes Fluent Bit's Time (ext 0, 8 bytes) and the msgpack
 // timestamp (ext -1, 4, 8 or 12 bytes).
-func extTime(typ int8, d []byte) (EventTime, bool) {
+func extTime(typ int8, d []byte) (Time, bool) {
 	switch {
 	case typ == 0 && len(d) == 8:
 		return eventTime(d), true
 	case typ == -1 && len(d) == 4:
-		return EventTime{Sec: int64(uint32(d[0])<<24 | uint32(d[1])<<16 | uint32(d[2])<<8 | uint32(d[3]))}, true
+		return Time{Sec: int64(uint32(d[0])<<24 | uint32(d[1])<<16 | uint32(d[2])<<8 | uint32(d[3]))}, true
 	case typ == -1 && len(d) == 8:
 		v := uint64(d[0])<<56 | uint64(d[1])<<48 | uint64(d[2])<<40 | uint64(d[3])<<32 |
 			uint64(d[4])<<24 | uint64(d[5])<<16 | uint64(d[6])<<8 | uint64(d[7])
-		return EventTime{Sec: int64(v & (1<<34 - 1)), Nsec: int64(v >> 34)}, true
+		return Time{Sec: int64(v & (1<<34 - 1)), Nsec: int64(v >> 34)}, true
 	case typ == -1 && len(d) == 12:
 		ns := int64(uint32(d[0])<<24 | uint32(d[1])<<16 | uint32(d[2])<<8 | uint32(d[3]))
 		var s uint64
 		for _, c := range d[4:] {
 			s = s<<8 | uint64(c)
 		}
-		return EventTime{Sec: int64(s), Nsec: ns}, true
+		return Time{Sec: int64(s), Nsec: ns}, true
 	}
-	return EventTime{}, false
+	return Time{}, false
 }
 
 const rfc3339Nano = "2006-01-02T15:04:05.000000000Z07:00"
 
-func appendRFC3339Nano(dst []byte, t EventTime) []byte {
+func appendRFC3339Nano(dst []byte, t Time) []byte {
 	return time.Unix(t.Sec, t.Nsec).UTC().AppendFormat(dst, rfc3339Nano)
 }
 

@@ -1,4 +1,4 @@
-package flatstore
+package event
 
 import (
 	"encoding/binary"

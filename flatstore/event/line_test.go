@@ -1,10 +1,12 @@
-package flatstore_test
+package event_test
 
 import (
 	"bytes"
+	"github.com/flatstore/flatstore/flatstore/event"
 	"maps"
 	"math"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -13,7 +15,7 @@ import (
 	"github.com/flatstore/flatstore/internal/fbtest"
 )
 
-var t0 = flatstore.EventTime{Sec: 1700000000, Nsec: 123456789}
+var t0 = event.Time{Sec: 1700000000, Nsec: 123456789}
 
 // The OpenSIPS vectors (flatstore/testdata/opensips/oracle.json, read by
 // fbtest.LoadOracle): a record holding an event's parameters in order gives
@@ -171,8 +173,8 @@ func TestKeyOrder(t *testing.T) {
 		if i == 25 {
 			body = append(body, "event", 12345) // not a string: the tag names the event
 		}
-		body = append(body, "k"+itoa(k), k)
-		want += "," + itoa(k)
+		body = append(body, "k"+strconv.Itoa(k), k)
+		want += "," + strconv.Itoa(k)
 	}
 	want += "\n"
 	for i := 0; i < 20; i++ {
@@ -318,7 +320,7 @@ func TestNestedUnderOpenSIPS(t *testing.T) {
 func TestTimeFormat(t *testing.T) {
 	cases := []struct {
 		format string
-		et     flatstore.EventTime
+		et     event.Time
 		want   string
 	}{
 		{"none", t0, "E,a\n"},
@@ -327,11 +329,11 @@ func TestTimeFormat(t *testing.T) {
 		{"unix_ns", t0, "E,1700000000123456789,a\n"},
 		{"rfc3339", t0, "E,2023-11-14T22:13:20Z,a\n"},
 		{"rfc3339_nano", t0, "E,2023-11-14T22:13:20.123456789Z,a\n"},
-		{"RFC3339_NANO", flatstore.EventTime{Sec: 0}, "E,1970-01-01T00:00:00.000000000Z,a\n"},
+		{"RFC3339_NANO", event.Time{Sec: 0}, "E,1970-01-01T00:00:00.000000000Z,a\n"},
 		// An EventTime whose nanoseconds field holds a whole second or more.
-		{"rfc3339", flatstore.EventTime{Sec: 1700000000, Nsec: 1_500_000_000}, "E,2023-11-14T22:13:21Z,a\n"},
-		{"unix", flatstore.EventTime{Sec: 1700000000, Nsec: 1_500_000_000}, "E,1700000001,a\n"},
-		{"unix_ms", flatstore.EventTime{Sec: 1700000000, Nsec: 1_500_000_000}, "E,1700000001500,a\n"},
+		{"rfc3339", event.Time{Sec: 1700000000, Nsec: 1_500_000_000}, "E,2023-11-14T22:13:21Z,a\n"},
+		{"unix", event.Time{Sec: 1700000000, Nsec: 1_500_000_000}, "E,1700000001,a\n"},
+		{"unix_ms", event.Time{Sec: 1700000000, Nsec: 1_500_000_000}, "E,1700000001500,a\n"},
 	}
 	for _, c := range cases {
 		t.Run(c.format, func(t *testing.T) {
@@ -393,13 +395,13 @@ func TestEscapeModes(t *testing.T) {
 				if got != c.want {
 					t.Fatalf("got %q, want %q", got, c.want)
 				}
-				if cfg.Escape == flatstore.EscapeOpenSIPS || cfg.Escape == flatstore.EscapeBackslash {
+				if cfg.Escape == event.EscapeOpenSIPS || cfg.Escape == event.EscapeBackslash {
 					if strings.Count(got, "\n") != 1 || strings.Contains(got, "\r") {
 						t.Errorf("%q: not exactly one line", got)
 					}
 				}
-				if cfg.Escape == flatstore.EscapeBackslash || cfg.Escape == flatstore.EscapeCSV {
-					fields, err := flatstore.Split(cfg, []byte(got))
+				if cfg.Escape == event.EscapeBackslash || cfg.Escape == event.EscapeCSV {
+					fields, err := event.Split(cfg.Options, []byte(got))
 					if err != nil {
 						t.Fatalf("Split(%q): %v", got, err)
 					}
@@ -436,7 +438,7 @@ func TestSplitMalformed(t *testing.T) {
 		{csv, `E,a"b`},
 		{csv, "E,a\rb"},
 	} {
-		if f, err := flatstore.Split(c.cfg, []byte(c.line)); err == nil {
+		if f, err := event.Split(c.cfg.Options, []byte(c.line)); err == nil {
 			t.Errorf("Split(%s, %q) = %q, want an error", c.cfg.Escape, c.line, f)
 		}
 	}
@@ -455,7 +457,7 @@ func TestHeaderLine(t *testing.T) {
 		{[]string{"header", "auto", "params", "a,b", "escape", "csv", "delimiter", ";"}, "event;a;b"},
 	}
 	for _, c := range cases {
-		if got := string(flatstore.HeaderLine(config(t, c.kv...))); got != c.want {
+		if got := string(event.HeaderLine(config(t, c.kv...).Options)); got != c.want {
 			t.Errorf("HeaderLine(%q) = %q, want %q", c.kv, got, c.want)
 		}
 	}
@@ -465,7 +467,7 @@ func TestHeaderLine(t *testing.T) {
 // the map in rest; a truncated body leaves dst as it was.
 func TestAppendLineAppends(t *testing.T) {
 	cfg := config(t)
-	enc := flatstore.NewEncoder(cfg)
+	enc := event.NewEncoder(cfg.Options)
 	body := fbtest.AppendKV(nil, fbtest.KV{"event", "E", "a", "x"})
 	body = append(body, 0xc0, 0x01)
 	out, rest, _, err := enc.AppendLine([]byte("prev\n"), t0, body, []byte("t"))
@@ -507,8 +509,8 @@ func TestTimeEscaped(t *testing.T) {
 			t.Errorf("%q: got %q, want %q", c.kv, got, c.want)
 			continue
 		}
-		if cfg.Escape == flatstore.EscapeCSV || cfg.Escape == flatstore.EscapeBackslash {
-			if f, err := flatstore.Split(cfg, []byte(got)); err != nil || len(f) != 3 || string(f[2]) != "a" {
+		if cfg.Escape == event.EscapeCSV || cfg.Escape == event.EscapeBackslash {
+			if f, err := event.Split(cfg.Options, []byte(got)); err != nil || len(f) != 3 || string(f[2]) != "a" {
 				t.Errorf("%q: Split(%q) = %q, %v", c.kv, got, f, err)
 			}
 		}
@@ -621,6 +623,49 @@ func TestNestedLargeAside(t *testing.T) {
 		}
 		if got, want := encode(t, config(t, "escape", "csv"), t0, body), `E,"{""k"":""`+v+`,x""}"`+"\n"; got != want {
 			t.Errorf("csv, %d bytes: got %d bytes %.60q…, want %d", n, len(got), got, len(want))
+		}
+	}
+}
+
+// TestJSONEscapedInPlace: a map or array is escaped where it lies in the
+// line (escape backslash and csv make it longer, from its last byte to its
+// first), and a map used as a key is made a string there: the line is the
+// JSON that escape none writes, escaped as a string value would be.
+func TestJSONEscapedInPlace(t *testing.T) {
+	values := []any{
+		fbtest.KV{"a", "x,y", "b", []any{1, "q\"", nil, false}},
+		fbtest.KV{fbtest.KV{"k\x01\\", "v\n\r,"}, []any{"|", "||"}},
+		[]any{strings.Repeat("a,\"\\\n", 20000), fbtest.KV{fbtest.KV{"k", strings.Repeat("\x02\"", 9000)}, 1}},
+		fbtest.KV{fbtest.KV{fbtest.KV{"deep", "\t"}, 1}, fbtest.KV{"in", "\b\f"}},
+		[]any{},
+	}
+	backslash := func(s, d string) string {
+		r := strings.NewReplacer(`\`, `\\`, "\n", `\n`, "\r", `\r`, d[:1], `\`+d[:1])
+		return r.Replace(s)
+	}
+	csv := func(s string) string {
+		if !strings.ContainsAny(s, ",\"\r\n") {
+			return s
+		}
+		return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
+	}
+	for i, v := range values {
+		for _, d := range []string{",", "||"} {
+			body := params("E", v)
+			raw := encode(t, config(t, "escape", "none", "delimiter", d), t0, body)
+			json := strings.TrimSuffix(strings.TrimPrefix(raw, "E"+d), "\n")
+			if want := `{"{\"k\\u0001\\\\\":\"v\\n\\r,\"}":["|","||"]}`; i == 1 && json != want {
+				t.Errorf("a map used as a key: %q, want %q", json, want)
+			}
+			if got, want := encode(t, config(t, "escape", "backslash", "delimiter", d), t0, body), "E"+d+backslash(json, d)+"\n"; got != want {
+				t.Errorf("value %d, delimiter %q, backslash:\n got %.300q\nwant %.300q", i, d, got, want)
+			}
+			if d != "," {
+				continue
+			}
+			if got, want := encode(t, config(t, "escape", "csv"), t0, body), "E,"+csv(json)+"\n"; got != want {
+				t.Errorf("value %d, csv:\n got %.300q\nwant %.300q", i, got, want)
+			}
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package flatstore
+package event
 
 // The memory of one flush is bounded by the chunk it renders, whatever its
 // records hold. MaxLineBytes bounds each line; the budget bounds the lines
@@ -29,15 +29,18 @@ const (
 	budgetSlack = 8 << 20
 )
 
-// budget follows the lines one flush keeps against its chunk.
-type budget struct {
+// Budget follows the lines one flush keeps against its chunk.
+type Budget struct {
 	chunk int // bytes of the chunk
 	used  int // bytes of the lines kept
 }
 
-// room is the longest line the next record may render: what is left of
+// NewBudget returns the budget of a chunk of chunk bytes.
+func NewBudget(chunk int) Budget { return Budget{chunk: chunk} }
+
+// Room is the longest line the next record may render: what is left of
 // the chunk's budget, half of it when the line is rendered aside.
-func (b *budget) room(aside bool) int {
+func (b *Budget) Room(aside bool) int {
 	left := budgetFactor*b.chunk + budgetSlack - b.used
 	if aside {
 		left /= 2
@@ -45,10 +48,10 @@ func (b *budget) room(aside bool) int {
 	return max(left, 0)
 }
 
-// keep reports whether a line of n bytes, for the record that ends end
+// Keep reports whether a line of n bytes, for the record that ends end
 // bytes into the chunk, fits what the chunk up to there allows, and counts
 // it when it does.
-func (b *budget) keep(n, end int) bool {
+func (b *Budget) Keep(n, end int) bool {
 	if b.used+n > budgetFactor*end+budgetSlack {
 		return false
 	}

@@ -1,4 +1,4 @@
-package flatstore
+package event
 
 import (
 	"bytes"
@@ -17,9 +17,9 @@ var ErrBadLine = errors.New("flatstore: malformed line")
 // With escape backslash a value's backslash, LF and CR are written as \\,
 // \n and \r, and every byte equal to the delimiter's first byte as a
 // backslash and that byte (for a one-byte delimiter: backslash, delimiter).
-func Split(cfg *Config, line []byte) ([][]byte, error) {
+func Split(opt Options, line []byte) ([][]byte, error) {
 	var out [][]byte
-	err := SplitFunc(cfg, line, func(f []byte) bool {
+	err := SplitFunc(opt, line, func(f []byte) bool {
 		out = append(out, append([]byte{}, f...))
 		return true
 	})
@@ -35,11 +35,11 @@ func Split(cfg *Config, line []byte) ([][]byte, error) {
 // than its longest field. A field is valid only during the call. For a
 // line that its escape mode could not have written it returns ErrBadLine,
 // possibly after fn has seen the fields before the fault.
-func SplitFunc(cfg *Config, line []byte, fn func(field []byte) bool) error {
+func SplitFunc(opt Options, line []byte, fn func(field []byte) bool) error {
 	line = bytes.TrimSuffix(line, []byte{'\n'})
-	delim := []byte(cfg.Delimiter)
+	delim := []byte(opt.Delimiter)
 	var cur []byte
-	switch cfg.Escape {
+	switch opt.Escape {
 	case EscapeBackslash:
 		for i := 0; i < len(line); i++ {
 			c := line[i]
