@@ -3,6 +3,7 @@ package flatstore
 import (
 	"fmt"
 	"github.com/flatstore/flatstore/flatstore/event"
+	"github.com/flatstore/flatstore/flatstore/filestore"
 	"github.com/flatstore/flatstore/flatstore/logger"
 	"io"
 	"os"
@@ -41,18 +42,16 @@ var benchSizes = []int{1, 100, 10_000}
 // disk filling up (make bench measures the disk end to end).
 const truncateEvery = 256 << 20
 
-// countWrites makes f count its write(2) calls. Call it before f is first
-// written.
-func countWrites(f *File) *atomic.Int64 {
+// countWrites returns system calls that count their write(2) calls.
+func countWrites() (*filestore.Sys, *atomic.Int64) {
 	var n atomic.Int64
-	ops := *f.sys
-	write := ops.write
-	ops.write = func(fd int, b []byte) (int, error) {
+	ops := *filestore.RealSys()
+	write := ops.Write
+	ops.Write = func(fd int, b []byte) (int, error) {
 		n.Add(1)
 		return write(fd, b)
 	}
-	f.sys, f.open.sys = &ops, &ops
-	return &n
+	return &ops, &n
 }
 
 // benchInstance returns an instance writing dir/name with the default
@@ -63,12 +62,13 @@ func benchInstance(tb testing.TB, dir, name string) (*Instance, *atomic.Int64) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	in, err := NewInstance(NewProcess(), cfg, "bench", logger.New("bench", logger.NewWriterSink(io.Discard, logger.LevelDebug)))
+	sys, writes := countWrites()
+	in, err := NewInstance(newProcess(filestore.Env{Sys: sys}), cfg, "bench", logger.New("bench", logger.NewWriterSink(io.Discard, logger.LevelDebug)))
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(in.Close)
-	return in, countWrites(in.static)
+	return in, writes
 }
 
 // formatted returns what one Flush of chunk writes.
@@ -432,14 +432,14 @@ func BenchmarkCompress(b *testing.B) {
 	if err := os.WriteFile(src, data, 0o644); err != nil {
 		b.Fatal(err)
 	}
-	for _, algo := range []string{CompressGzip, CompressZstd} {
+	for _, algo := range []string{filestore.CompressGzip, filestore.CompressZstd} {
 		b.Run("algo="+algo, func(b *testing.B) {
 			b.SetBytes(int64(len(data)))
 			var st unix.Stat_t
 			for i := 0; i < b.N; i++ {
-				dst := filepath.Join(dir, fmt.Sprintf("events.%d%s", i, compressedExt(algo)))
+				dst := filepath.Join(dir, fmt.Sprintf("events.%d%s", i, filestore.CompressedExt(algo)))
 				var err error
-				if st, err = compressFile(src, dst, algo, 0o644); err != nil {
+				if st, err = filestore.CompressFile(src, dst, algo, 0o644); err != nil {
 					b.Fatal(err)
 				}
 				b.StopTimer()
@@ -466,7 +466,7 @@ func BenchmarkFlushWhileCompressing(b *testing.B) {
 	if err := os.WriteFile(src, data, 0o644); err != nil {
 		b.Fatal(err)
 	}
-	arch := newArchiver()
+	arch := filestore.NewArchiver()
 	stop := make(chan struct{})
 	var loop func()
 	loop = func() {
@@ -476,13 +476,13 @@ func BenchmarkFlushWhileCompressing(b *testing.B) {
 		default:
 		}
 		dst := filepath.Join(dir, "rotated.log.gz")
-		if _, err := compressFile(src, dst, CompressGzip, 0o644); err == nil {
+		if _, err := filestore.CompressFile(src, dst, filestore.CompressGzip, 0o644); err == nil {
 			os.Remove(dst)
 		}
-		arch.enqueue(loop)
+		arch.Enqueue(loop)
 	}
-	arch.enqueue(loop)
-	defer func() { close(stop); arch.drain() }()
+	arch.Enqueue(loop)
+	defer func() { close(stop); arch.Drain() }()
 
 	in, _ := benchInstance(b, dir, "events.log")
 	path := filepath.Join(dir, "events.log")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/flatstore/flatstore/flatstore/event"
+	"github.com/flatstore/flatstore/flatstore/filestore"
 	"net"
 	"os"
 	"path/filepath"
@@ -67,7 +68,7 @@ type Config struct {
 	Suffix          string
 	RotateMaxFiles  int
 	RotateMaxAge    time.Duration
-	Compress        string // CompressNone, CompressGzip or CompressZstd
+	Compress        string // filestore.CompressNone, filestore.CompressGzip or filestore.CompressZstd
 
 	ControlListen string // "off", "HOST:PORT" or "unix:/path"
 	ControlToken  string
@@ -181,7 +182,7 @@ func Keys() []Key {
 			setCompress},
 		{"suffix", "", KeyString,
 			"strftime pattern appended to the path at each open, e.g. .%Y%m%d-%H%M%S (UTC)",
-			func(c *Config, v string) error { c.Suffix = v; return checkStrftime(v) }},
+			func(c *Config, v string) error { c.Suffix = v; return filestore.CheckStrftime(v) }},
 		{"control_listen", "127.0.0.1:2021", KeyString,
 			"control endpoint: HOST:PORT | unix:/path.sock | off",
 			func(c *Config, v string) error { c.ControlListen = v; return checkListen(v) }},
@@ -252,7 +253,7 @@ func (c *Config) check() []error {
 		if c.RotateMaxAge > 0 {
 			bad("rotate_max_age", c.RotateMaxAge.String(), why)
 		}
-		if c.Compress != CompressNone {
+		if c.Compress != filestore.CompressNone {
 			bad("compress", c.Compress, why)
 		}
 	}
@@ -404,7 +405,7 @@ func setMaxAge(c *Config, v string) error {
 
 func setCompress(c *Config, v string) error {
 	switch s := strings.ToLower(strings.TrimSpace(v)); s {
-	case CompressNone, CompressGzip, CompressZstd:
+	case filestore.CompressNone, filestore.CompressGzip, filestore.CompressZstd:
 		c.Compress = s
 		return nil
 	}
@@ -467,7 +468,7 @@ func (c *Config) parsePath(v string) []error {
 		if fi, err := os.Stat(abs); err == nil && fi.IsDir() {
 			return []error{fmt.Errorf("path %q: path is a directory", v)}
 		} else if err == nil && !fi.Mode().IsRegular() {
-			return []error{fmt.Errorf("path %q: is %s, not a regular file", v, fileKind(uint32(modeBits(fi.Mode()))))}
+			return []error{fmt.Errorf("path %q: is %s, not a regular file", v, filestore.FileKind(fi.Mode()))}
 		}
 	}
 	fi, err := os.Stat(dir)
@@ -477,7 +478,7 @@ func (c *Config) parsePath(v string) []error {
 	case err != nil && os.IsNotExist(err):
 		return []error{fmt.Errorf("path %q: invalid directory name: %q does not exist (create it, or set mkdir true)", v, dir)}
 	case err != nil:
-		return []error{fmt.Errorf("path %q: directory %q: %v", v, dir, errnoOf(err))}
+		return []error{fmt.Errorf("path %q: directory %q: %v", v, dir, filestore.ErrnoOf(err))}
 	case !fi.IsDir():
 		return []error{fmt.Errorf("path %q: invalid directory name: %q is not a directory", v, dir)}
 	}
@@ -485,23 +486,6 @@ func (c *Config) parsePath(v string) []error {
 		return []error{fmt.Errorf("path %q: directory %q is not writable: %v", v, dir, err)}
 	}
 	return nil
-}
-
-// modeBits turns an os.FileMode type into the S_IFMT bits fileKind reads.
-func modeBits(m os.FileMode) uint32 {
-	switch {
-	case m&os.ModeNamedPipe != 0:
-		return unix.S_IFIFO
-	case m&os.ModeSocket != 0:
-		return unix.S_IFSOCK
-	case m&os.ModeCharDevice != 0:
-		return unix.S_IFCHR
-	case m&os.ModeDevice != 0:
-		return unix.S_IFBLK
-	case m.IsDir():
-		return unix.S_IFDIR
-	}
-	return unix.S_IFREG
 }
 
 func parseBool(v string) (bool, error) {

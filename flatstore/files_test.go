@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"github.com/flatstore/flatstore/flatstore/filestore"
 	"github.com/flatstore/flatstore/flatstore/logger"
 	"io"
 	"io/fs"
@@ -67,7 +68,7 @@ func procFor(t testing.TB) *Process {
 		}
 		name = name[:i]
 	}
-	p := newProcess(realOps(), time.Now)
+	p := newProcess(filestore.Env{})
 	testProcs.Store(t.Name(), p)
 	t.Cleanup(func() { testProcs.Delete(t.Name()) })
 	return p
@@ -75,25 +76,29 @@ func procFor(t testing.TB) *Process {
 
 // usePool makes the instances created from now on in this test use a
 // Process with the clock clk and the system calls ops (realOps when nil);
-// its maintenance goroutine ticks only hourly, so the test calls p.tick().
-func usePool(t *testing.T, clk *fakeClock, ops *sysOps) *pool {
+// its maintenance goroutine ticks only hourly, so the test calls p.Tick().
+func usePool(t *testing.T, clk *fakeClock, ops *filestore.Sys) *filestore.Store {
+	return usePoolEnv(t, clk, filestore.Env{Sys: ops})
+}
+
+// usePoolEnv is usePool with the rest of the store's environment given.
+func usePoolEnv(t *testing.T, clk *fakeClock, env filestore.Env) *filestore.Store {
 	t.Helper()
+	ops := env.Sys
 	if ops == nil {
-		ops = realOps()
+		ops = filestore.RealSys()
 	}
 	// The clock's boottime, in a boot of its own: a new clock is a reboot.
-	ops.boottime, ops.bootID = clk.Mono, fmt.Sprintf("fake-%p", clk)
+	ops.Boottime, ops.BootID = clk.Mono, fmt.Sprintf("fake-%p", clk)
 	if _, ok := testProcs.Load(t.Name()); ok {
 		t.Fatalf("usePool after the test's first instance")
 	}
-	proc := newProcess(ops, clk.Now)
-	proc.pool.interval = time.Hour
+	env.Sys, env.Now, env.Every = ops, clk.Now, time.Hour
+	proc := newProcess(env)
 	testProcs.Store(t.Name(), proc)
-	p := proc.pool
+	p := proc.store
 	t.Cleanup(func() {
-		p.mu.Lock()
-		users, open := p.users, p.slotsHeld
-		p.mu.Unlock()
+		users, open := p.Users(), p.OpenCount()
 		testProcs.Delete(t.Name())
 		if users != 0 || open != 0 {
 			t.Errorf("test pool left with %d instances and %d slots", users, open)
@@ -101,9 +106,6 @@ func usePool(t *testing.T, clk *fakeClock, ops *sysOps) *pool {
 	})
 	return p
 }
-
-// OpenCount is openCount, for the tests' sake.
-func (p *pool) OpenCount() int { return p.openCount() }
 
 // fsInstance builds an instance from key/value pairs (control off), closed
 // when the test ends.
@@ -161,7 +163,7 @@ func dirFiles(t *testing.T, dir string) []string {
 		if err != nil {
 			return err
 		}
-		if d.IsDir() && d.Name() == stateDirName {
+		if d.IsDir() && d.Name() == filestore.StateDirName {
 			return filepath.SkipDir // flatstore's own state (retention.go)
 		}
 		if d.Type().IsRegular() {
@@ -286,7 +288,7 @@ type fdCount struct {
 	now, peak int
 }
 
-func (c *fdCount) ops(base *sysOps) *sysOps {
+func (c *fdCount) ops(base *filestore.Sys) *filestore.Sys {
 	c.open = map[int]bool{}
 	ops := *base
 	track := func(fd int, flags int, err error) (int, error) {
@@ -299,20 +301,20 @@ func (c *fdCount) ops(base *sysOps) *sysOps {
 		}
 		return fd, err
 	}
-	open, openat, openat2, closefd := ops.open, ops.openat, ops.openat2, ops.close
-	ops.open = func(p string, flags int, perm uint32) (int, error) {
+	open, openat, openat2, closefd := ops.Open, ops.Openat, ops.Openat2, ops.Close
+	ops.Open = func(p string, flags int, perm uint32) (int, error) {
 		fd, err := open(p, flags, perm)
 		return track(fd, flags, err)
 	}
-	ops.openat = func(d int, p string, flags int, perm uint32) (int, error) {
+	ops.Openat = func(d int, p string, flags int, perm uint32) (int, error) {
 		fd, err := openat(d, p, flags, perm)
 		return track(fd, flags, err)
 	}
-	ops.openat2 = func(d int, p string, how *unix.OpenHow) (int, error) {
+	ops.Openat2 = func(d int, p string, how *unix.OpenHow) (int, error) {
 		fd, err := openat2(d, p, how)
 		return track(fd, int(how.Flags), err)
 	}
-	ops.close = func(fd int) error {
+	ops.Close = func(fd int) error {
 		c.mu.Lock()
 		if c.open[fd] {
 			delete(c.open, fd)
@@ -337,7 +339,7 @@ func (c *fdCount) max() int {
 func TestTemplateManyTagsMaxOpenSockets(t *testing.T) {
 	clk := newFakeClock(time.Unix(1800000000, 0))
 	var fds fdCount
-	p := usePool(t, clk, fds.ops(realOps()))
+	p := usePool(t, clk, fds.ops(filestore.RealSys()))
 	dir := t.TempDir()
 	in := fsInstance(t, "path", filepath.Join(dir, "$TAG.log"), "max_open_sockets", "100", "idle_timeout", "200ms")
 
@@ -370,7 +372,7 @@ func TestTemplateManyTagsMaxOpenSockets(t *testing.T) {
 				}
 				if j.tag%100 == 0 {
 					clk.Add(50 * time.Millisecond)
-					p.tick() // idle files close meanwhile, as they would
+					p.Tick() // idle files close meanwhile, as they would
 				}
 			}
 		}()
@@ -455,7 +457,7 @@ func TestRotateCount(t *testing.T) {
 			dir := t.TempDir()
 			path := filepath.Join(dir, "ev.log")
 			in := fsInstance(t, "path", path, "rotate_count", "1000", "suffix", ".%Y%m%d-%H%M%S")
-			before := rotationsTotal(t, ReasonCount)
+			before := rotationsTotal(t, filestore.ReasonCount)
 			n := 0
 			for _, k := range tc.sizes() {
 				mustFlush(t, in, evRecords("E_C", n, k), "t")
@@ -483,10 +485,10 @@ func TestRotateCount(t *testing.T) {
 				}
 				next += k
 			}
-			if got := rotationsTotal(t, ReasonCount) - before; got != 10 {
+			if got := rotationsTotal(t, filestore.ReasonCount) - before; got != 10 {
 				t.Errorf("%v count rotations counted, want 10", got)
 			}
-			if st := in.Status(); len(st) != 1 || st[0].LastReason != ReasonCount || st[0].Lines != total {
+			if st := in.Status(); len(st) != 1 || st[0].LastReason != filestore.ReasonCount || st[0].Lines != total {
 				t.Errorf("status %+v", st)
 			}
 		})
@@ -505,15 +507,15 @@ func TestRotateCountTemplateForgotten(t *testing.T) {
 	in := fsInstance(t, "path", filepath.Join(dir, "$TAG.log"), "rotate_count", "10")
 	mustFlush(t, in, evRecords("E", 0, 15), "a") // 10 set aside, 5 in a.log (open)
 	mustFlush(t, in, evRecords("E", 15, 5), "a") // a.log reaches 10: set aside, closed, forgotten
-	if f := p.get(filepath.Join(dir, "a.log")); f != nil {
-		t.Fatalf("the pool kept %s after its rotation", f.path)
+	if f := p.Lookup(filepath.Join(dir, "a.log")); f != nil {
+		t.Fatalf("the pool kept %s after its rotation", f.Path())
 	}
 	mustFlush(t, in, evRecords("E", 20, 3), "a") // a new a.log
 	// Closed for idle and forgotten, the path goes on in a.log, counting
 	// its lines on.
 	clk.Add(2 * time.Minute)
-	p.tick()
-	if f := p.get(filepath.Join(dir, "a.log")); f != nil || p.OpenCount() != 0 {
+	p.Tick()
+	if f := p.Lookup(filepath.Join(dir, "a.log")); f != nil || p.OpenCount() != 0 {
 		t.Fatal("the idle file was not closed and forgotten")
 	}
 	mustFlush(t, in, evRecords("E", 23, 8), "a") // 7 into a.log (set aside), 1 into a new one
@@ -555,11 +557,11 @@ func TestRotateSizeFromExisting(t *testing.T) {
 		t.Fatal(err)
 	}
 	in2 := fsInstance(t, "path", path2, "rotate_size", "1k")
-	before := rotationsTotal(t, ReasonSize)
+	before := rotationsTotal(t, filestore.ReasonSize)
 	mustFlush(t, in2, evRecords("E", 0, 2), "t")
 	// It is set aside, whole, and the path starts again.
 	wantSeries(t, dir2, "full.log", big, evLines("E", 0, 2))
-	if got := rotationsTotal(t, ReasonSize) - before; got != 1 {
+	if got := rotationsTotal(t, filestore.ReasonSize) - before; got != 1 {
 		t.Errorf("%v size rotations, want 1", got)
 	}
 }
@@ -571,10 +573,10 @@ type stallOps struct {
 	release chan struct{}
 }
 
-func newStallOps() (*stallOps, *sysOps) {
+func newStallOps() (*stallOps, *filestore.Sys) {
 	s := &stallOps{entered: make(chan struct{}), release: make(chan struct{})}
-	ops := *realOps()
-	ops.write = func(fd int, b []byte) (int, error) {
+	ops := *filestore.RealSys()
+	ops.Write = func(fd int, b []byte) (int, error) {
 		if s.armed.CompareAndSwap(true, false) {
 			s.entered <- struct{}{}
 			<-s.release
@@ -613,26 +615,26 @@ func TestRotatePeriodInjectedClock(t *testing.T) {
 	path := filepath.Join(dir, "ev.log")
 	in := fsInstance(t, "path", path, "rotate_period", strconv.Itoa(period), "suffix", "-%H%M%S", "idle_timeout", "0")
 	name := func(sec int) string { return "ev.log-" + t0.Add(time.Duration(sec)*time.Second).UTC().Format("150405") }
-	before := rotationsTotal(t, ReasonPeriod)
+	before := rotationsTotal(t, filestore.ReasonPeriod)
 
 	mustFlush(t, in, evRecords("A", 0, 5), "t") // period 0, opened at +10s
 	// B stalls in write(2) holding the file; the clock crosses into period 1.
 	release := st.stall(t, func() Result { return in.Flush(evRecords("B", 0, 5), "t") })
 	clk.Set(t0.Add(70 * time.Second))
-	p.tick() // the file is busy: the tick skips it
+	p.Tick() // the file is busy: the tick skips it
 	release()
 	mustFlush(t, in, evRecords("C", 0, 5), "t") // rotates: period 1, opened at +70s
 
 	// D stalls in period 1 while the clock crosses two boundaries.
 	release = st.stall(t, func() Result { return in.Flush(evRecords("D", 0, 5), "t") })
 	clk.Set(t0.Add(190 * time.Second))
-	p.tick()
+	p.Tick()
 	release()
 	mustFlush(t, in, evRecords("E", 0, 5), "t") // one rotation: period 3, opened at +190s
 
 	// The period ends with no write: the tick closes the file.
 	clk.Set(t0.Add(250 * time.Second))
-	p.tick()
+	p.Tick()
 	if p.OpenCount() != 0 || in.Status()[0].Open {
 		t.Errorf("the tick left the file of an ended period open (%d open)", p.OpenCount())
 	}
@@ -656,10 +658,10 @@ func TestRotatePeriodInjectedClock(t *testing.T) {
 			t.Errorf("%s = %q, want %q", n, got, w)
 		}
 	}
-	if got := rotationsTotal(t, ReasonPeriod) - before; got != 3 {
+	if got := rotationsTotal(t, filestore.ReasonPeriod) - before; got != 3 {
 		t.Errorf("%v period rotations, want 3", got)
 	}
-	if s := in.Status()[0]; s.LastReason != ReasonPeriod || !s.LastRotation.Equal(t0.Add(250*time.Second)) {
+	if s := in.Status()[0]; s.LastReason != filestore.ReasonPeriod || !s.LastRotation.Equal(t0.Add(250*time.Second)) {
 		t.Errorf("status %+v", s)
 	}
 }
@@ -685,7 +687,7 @@ func TestRotatePeriodExistingFile(t *testing.T) {
 	wantSeries(t, dir, "ev.log", "old\n", evLines("A", 0, 2))
 	// Idle close, then a write in the same period appends to the path.
 	clk.Add(2 * time.Second)
-	p.tick()
+	p.Tick()
 	if p.OpenCount() != 0 {
 		t.Fatal("idle file not closed")
 	}
@@ -963,7 +965,7 @@ func TestReopenCheck(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "ev.log")
 	in := fsInstance(t, "path", path, "reopen_check", "2s", "idle_timeout", "0")
-	before := rotationsTotal(t, ReasonReopenCheck)
+	before := rotationsTotal(t, filestore.ReasonReopenCheck)
 
 	mustFlush(t, in, evRecords("A", 0, 1), "t")
 	if err := os.Rename(path, path+".moved"); err != nil {
@@ -994,18 +996,18 @@ func TestReopenCheck(t *testing.T) {
 		t.Fatal(err)
 	}
 	clk.Add(time.Second)
-	p.tick()
+	p.Tick()
 	if !in.Status()[0].Open {
 		t.Error("closed before the check period passed")
 	}
 	clk.Add(time.Second)
-	p.tick() // sees it gone
+	p.Tick() // sees it gone
 	if !in.Status()[0].Open {
 		t.Error("closed before the grace passed")
 	}
 	clk.Add(time.Second)
-	p.tick()
-	if s := in.Status()[0]; s.Open || s.LastReason != ReasonReopenCheck {
+	p.Tick()
+	if s := in.Status()[0]; s.Open || s.LastReason != filestore.ReasonReopenCheck {
 		t.Errorf("after rm and a check period: %+v", s)
 	}
 	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
@@ -1022,12 +1024,12 @@ func TestReopenCheck(t *testing.T) {
 	mustFlush(t, in, evRecords("A", 5, 1), "t")
 	// An unchanged file is kept.
 	clk.Add(5 * time.Second)
-	p.tick()
+	p.Tick()
 	mustFlush(t, in, evRecords("A", 6, 1), "t")
 	if got, want := fbtest.ReadText(t, path), evLines("A", 4, 3); got != want {
 		t.Errorf("kept file %q, want %q", got, want)
 	}
-	if got := rotationsTotal(t, ReasonReopenCheck) - before; got != 2 {
+	if got := rotationsTotal(t, filestore.ReasonReopenCheck) - before; got != 2 {
 		t.Errorf("%v reopen_check rotations, want 2", got)
 	}
 }
@@ -1059,7 +1061,7 @@ func TestRotateMI(t *testing.T) {
 	if got := fbtest.ReadText(t, path); got != evLines("A", 1, 1) {
 		t.Errorf("%q", got)
 	}
-	if s := in.Status()[0]; s.LastReason != ReasonMI {
+	if s := in.Status()[0]; s.LastReason != filestore.ReasonMI {
 		t.Errorf("status %+v", s)
 	}
 	if err := os.Remove(path); err != nil {
@@ -1071,14 +1073,14 @@ func TestRotateMI(t *testing.T) {
 
 	// The storm: 4 writers flush until another goroutine has moved and
 	// rotated the file 100 times, each time once a write created it again.
-	before := rotationsTotal(t, ReasonMI)
+	before := rotationsTotal(t, filestore.ReasonMI)
 	const workers, per, rotations = 4, 50, 100
 	pad := "r"
 	rotated := make(chan struct{})
 	go func() {
 		defer close(rotated)
 		for i := 0; i < rotations; i++ {
-			for !fileExists(path) {
+			for !exists(path) {
 				time.Sleep(50 * time.Microsecond)
 			}
 			if err := os.Rename(path, fmt.Sprintf("%s.s%03d", path, i)); err != nil {
@@ -1112,7 +1114,7 @@ func TestRotateMI(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if n := rotationsTotal(t, ReasonMI) - before; n != rotations {
+	if n := rotationsTotal(t, filestore.ReasonMI) - before; n != rotations {
 		t.Errorf("%v rotations during the writes, want %d", n, rotations)
 	}
 	var paths []string
@@ -1148,7 +1150,7 @@ func TestIdleTimeout(t *testing.T) {
 		clk.Add(150 * time.Millisecond)
 		mustFlush(t, in, evRecords("A", 1, 1), "a")
 		clk.Add(100 * time.Millisecond)
-		p.tick() // b idle 250ms, a 100ms
+		p.Tick() // b idle 250ms, a 100ms
 		if n := p.OpenCount(); n != 1 {
 			t.Errorf("OpenCount %d, want 1", n)
 		}
@@ -1156,7 +1158,7 @@ func TestIdleTimeout(t *testing.T) {
 			t.Errorf("%d descriptors open, want 1", n)
 		}
 		clk.Add(100 * time.Millisecond)
-		p.tick()
+		p.Tick()
 		if n := p.OpenCount(); n != 0 {
 			t.Errorf("OpenCount %d, want 0", n)
 		}
@@ -1188,12 +1190,13 @@ func TestIdleTimeout(t *testing.T) {
 	})
 }
 
-// The pool's memory of forgotten paths is bounded: 5 000 distinct template
-// values with rotate_count set leave at most maxMemo memories and no file
-// open.
+// The pool's memory of forgotten paths is bounded: 954 distinct template
+// values with rotate_count set leave at most maxMemo memories (the bound,
+// 4096 by default, set to 50 here) and no file open.
 func TestMemoBounded(t *testing.T) {
+	const maxMemo = 50
 	clk := newFakeClock(time.Unix(1800000000, 0))
-	p := usePool(t, clk, nil)
+	p := usePoolEnv(t, clk, filestore.Env{MaxMemo: maxMemo})
 	dir := t.TempDir()
 	in := fsInstance(t, "path", filepath.Join(dir, "$TAG.log"), "rotate_count", "10", "idle_timeout", "1s", "max_dynamic_files", "0")
 	const tags = maxMemo + 904
@@ -1201,12 +1204,12 @@ func TestMemoBounded(t *testing.T) {
 		mustFlush(t, in, evRecords("E", i, 1), "t"+strconv.Itoa(i))
 		if i%500 == 0 {
 			clk.Add(2 * time.Second)
-			p.tick()
+			p.Tick()
 		}
 	}
 	clk.Add(2 * time.Second)
-	p.tick()
-	if n := p.memoCount(); n > maxMemo || n < maxMemo/2 {
+	p.Tick()
+	if n := p.MemoCount(); n > maxMemo || n < maxMemo/2 {
 		t.Errorf("%d memories kept for %d paths, want at most %d", n, tags, maxMemo)
 	}
 	if n := p.OpenCount(); n != 0 {
@@ -1267,4 +1270,10 @@ func TestRotationOptionsOfNewOutput(t *testing.T) {
 	if want := []string{"E,x\nE,x\n", "E,x\n", "E,x\n"}; fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("files %q hold %q, want %q (rotate_count 1)", names, got, want)
 	}
+}
+
+// exists reports whether name exists (a link counts, even dangling).
+func exists(name string) bool {
+	_, err := os.Lstat(name)
+	return err == nil
 }

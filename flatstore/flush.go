@@ -3,11 +3,33 @@ package flatstore
 import (
 	"errors"
 	"github.com/flatstore/flatstore/flatstore/event"
+	"github.com/flatstore/flatstore/flatstore/filestore"
 	"github.com/flatstore/flatstore/flatstore/logger"
 	"runtime/debug"
 	"time"
 	"unsafe"
 )
+
+// Drop reasons of the flush itself; a record's own are event.DropReasons.
+const (
+	DropBadPath  = "bad_path"          // the rendered path can never be written (filestore.IsBadPath)
+	DropMaxFiles = "max_dynamic_files" // a template path past the output's max_dynamic_files
+)
+
+// DropReasons lists every drop reason: a record's own, then the flush's.
+func DropReasons() []string {
+	return append(event.DropReasons(), DropBadPath, DropMaxFiles)
+}
+
+// Causes of a flush answered RETRY.
+const (
+	RetryWriteError = "write_error"      // the file system refused a write, open or sync
+	RetryNoSlot     = "max_open_sockets" // every slot was held by a write in progress
+	RetryPanic      = "panic"            // a bug, recovered
+)
+
+// RetryCauses lists every retry cause.
+func RetryCauses() []string { return []string{RetryWriteError, RetryNoSlot, RetryPanic} }
 
 // group is the lines of one flush that go to one file.
 type group struct {
@@ -230,7 +252,7 @@ func (in *Instance) render(s *flushState, data []byte, tag string) (objects, rec
 // them in waves. A group that fails for its file system does not stop the
 // others: the flush answers Retry at the end, and s.done tells what landed.
 func (in *Instance) write(s *flushState, prior *resendEntry) Result {
-	pool := in.proc.pool
+	store := in.proc.store
 	res := OK
 	var lines, bytes, overMax int
 	for i := range s.groups {
@@ -256,7 +278,7 @@ func (in *Instance) write(s *flushState, prior *resendEntry) Result {
 			// A rendered path: never another output's file, and never one
 			// file more than max_dynamic_files.
 			if o := in.proc.staticOwner(g.path); o != nil {
-				in.dropBadPath(n-skip, &writeError{"open", g.path, errOtherOutput{o.cfg.Path}})
+				in.dropBadPath(n-skip, filestore.OtherOutput(g.path, o.cfg.Path))
 				continue
 			}
 			if !in.dynamic.admit(g.path) {
@@ -264,15 +286,13 @@ func (in *Instance) write(s *flushState, prior *resendEntry) Result {
 				continue
 			}
 		}
-		f := pool.pin(g.path, in.opt)
-		if f.opt != in.opt && (f.opt.format != in.opt.format ||
-			in.static == nil && (f.refs > 0 || f.opt.template != in.opt.template)) {
-			pool.unpin(f)
-			in.dropBadPath(n-skip, &writeError{"open", g.path, errOtherOutput{f.path}})
+		f, err := store.Pin(g.path, in.opt)
+		if err != nil {
+			in.dropBadPath(n-skip, err)
 			continue
 		}
 		written, rots, err := f.Write(buf, ends, in.slots)
-		pool.unpin(f)
+		store.Unpin(f)
 		for _, r := range rots {
 			in.log.Infof("%v", r)
 		}
@@ -285,13 +305,13 @@ func (in *Instance) write(s *flushState, prior *resendEntry) Result {
 		}
 		s.done[i] = skip + written
 		switch {
-		case errors.Is(err, errNoSlot):
+		case errors.Is(err, filestore.ErrNoSlot):
 			in.log.LimitedWarnf("max_open_sockets", "no more free sockets (max_open_sockets=%d): every open file is being written; chunk will be retried", in.cfg.MaxOpenSockets)
 			in.metrics.retry(RetryNoSlot)
 			res = Retry
-		case in.static == nil && badPath(err):
+		case in.static == nil && filestore.IsBadPath(err):
 			s.done[i] = n
-			in.metrics.writeError(errnoName(err))
+			in.metrics.countWriteError(filestore.ErrnoName(err))
 			in.dropBadPath(n-skip-written, err)
 			if written == 0 && skip == 0 {
 				in.dynamic.release(g.path)
@@ -299,8 +319,8 @@ func (in *Instance) write(s *flushState, prior *resendEntry) Result {
 		default:
 			// Rate-limited by errno, not by path: a template's many
 			// files on one full disk make one message every few seconds.
-			in.log.Limitedf(logger.LevelError, "write:"+errnoName(err), "%v: chunk will be retried", err)
-			in.metrics.writeError(errnoName(err))
+			in.log.Limitedf(logger.LevelError, "write:"+filestore.ErrnoName(err), "%v: chunk will be retried", err)
+			in.metrics.countWriteError(filestore.ErrnoName(err))
 			in.metrics.retry(RetryWriteError)
 			res = Retry
 		}

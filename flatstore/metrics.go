@@ -1,44 +1,9 @@
 package flatstore
 
 import (
-	"github.com/flatstore/flatstore/flatstore/event"
+	"github.com/flatstore/flatstore/flatstore/filestore"
 	"github.com/prometheus/client_golang/prometheus"
 )
-
-// Rotation reasons, as counted and reported by status.
-const (
-	ReasonMI          = "mi"
-	ReasonPeriod      = "period"
-	ReasonCount       = "count"
-	ReasonSize        = "size"
-	ReasonReopenCheck = "reopen_check"
-)
-
-// RotationReasons lists every rotation reason.
-func RotationReasons() []string {
-	return []string{ReasonMI, ReasonPeriod, ReasonCount, ReasonSize, ReasonReopenCheck}
-}
-
-// Drop reasons of the flush itself; a record's own are event.DropReasons.
-const (
-	DropBadPath  = "bad_path"          // the rendered path can never be written (filestore.IsBadPath)
-	DropMaxFiles = "max_dynamic_files" // a template path past the output's max_dynamic_files
-)
-
-// DropReasons lists every drop reason: a record's own, then the flush's.
-func DropReasons() []string {
-	return append(event.DropReasons(), DropBadPath, DropMaxFiles)
-}
-
-// Causes of a flush answered RETRY.
-const (
-	RetryWriteError = "write_error"      // the file system refused a write, open or sync
-	RetryNoSlot     = "max_open_sockets" // every slot was held by a write in progress
-	RetryPanic      = "panic"            // a bug, recovered
-)
-
-// RetryCauses lists every retry cause.
-func RetryCauses() []string { return []string{RetryWriteError, RetryNoSlot, RetryPanic} }
 
 // commonErrnos are the errno labels of flatstore_write_errors_total that
 // exist, at 0, from the start, so that an alert on them has a series to
@@ -100,7 +65,7 @@ func NewMetrics(openFiles func() float64) *Metrics {
 	}, openFiles)
 	r.MustRegister(m.records, m.bytes, m.dropped, m.writeErrors, m.rotations,
 		m.retries, m.deleted, open, m.flushDuration)
-	for _, reason := range RotationReasons() {
+	for _, reason := range filestore.RotationReasons() {
 		m.rotations.WithLabelValues(reason)
 	}
 	for _, reason := range []string{"max_files", "max_age"} {
@@ -112,15 +77,15 @@ func NewMetrics(openFiles func() float64) *Metrics {
 // Gatherer returns the registry that holds every metric of the process.
 func (m *Metrics) Gatherer() prometheus.Gatherer { return m.registry }
 
-// deletedFile counts one rotated file deleted by retention.
-func (m *Metrics) deletedFile(reason string) {
+// Deleted counts one rotated file deleted by retention (filestore.Counter).
+func (m *Metrics) Deleted(reason string) {
 	if m != nil {
 		m.deleted.WithLabelValues(reason).Inc()
 	}
 }
 
-// rotated counts one rotation.
-func (m *Metrics) rotated(reason string) {
+// Rotated counts one rotation (filestore.Counter).
+func (m *Metrics) Rotated(reason string) {
 	if m != nil {
 		m.rotations.WithLabelValues(reason).Inc()
 	}
@@ -170,6 +135,6 @@ func (im *instanceMetrics) drop(reason string, n int) {
 
 func (im *instanceMetrics) retry(cause string) { im.retries[cause].Inc() }
 
-func (im *instanceMetrics) writeError(errno string) {
+func (im *instanceMetrics) countWriteError(errno string) {
 	im.m.writeErrors.WithLabelValues(im.name, errno).Inc()
 }

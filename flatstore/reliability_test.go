@@ -2,9 +2,9 @@ package flatstore
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"github.com/flatstore/flatstore/flatstore/event"
+	"github.com/flatstore/flatstore/flatstore/filestore"
 	"github.com/flatstore/flatstore/flatstore/logger"
 	"os"
 	"os/exec"
@@ -215,10 +215,10 @@ type faultOps struct {
 	truncs    []int64
 }
 
-func (f *faultOps) ops() *sysOps {
-	ops := *realOps()
-	return ops.with(sysOps{
-		open: func(path string, flags int, perm uint32) (int, error) {
+func (f *faultOps) ops() *filestore.Sys {
+	ops := *filestore.RealSys()
+	return withSys(ops, filestore.Sys{
+		Open: func(path string, flags int, perm uint32) (int, error) {
 			f.mu.Lock()
 			h := f.open
 			f.mu.Unlock()
@@ -227,7 +227,7 @@ func (f *faultOps) ops() *sysOps {
 			}
 			return unix.Open(path, flags, perm)
 		},
-		write: func(fd int, b []byte) (int, error) {
+		Write: func(fd int, b []byte) (int, error) {
 			f.mu.Lock()
 			f.writes++
 			h := f.write
@@ -237,7 +237,7 @@ func (f *faultOps) ops() *sysOps {
 			}
 			return unix.Write(fd, b)
 		},
-		ftruncate: func(fd int, size int64) error {
+		Ftruncate: func(fd int, size int64) error {
 			f.mu.Lock()
 			f.truncs = append(f.truncs, size)
 			h := f.ftruncate
@@ -247,7 +247,7 @@ func (f *faultOps) ops() *sysOps {
 			}
 			return unix.Ftruncate(fd, size)
 		},
-		fdatasync: func(fd int) error {
+		Fdatasync: func(fd int) error {
 			f.mu.Lock()
 			h := f.fdatasync
 			f.mu.Unlock()
@@ -259,196 +259,30 @@ func (f *faultOps) ops() *sysOps {
 	})
 }
 
-// with returns o with the calls set in h in place of its own.
-func (o sysOps) with(h sysOps) *sysOps {
-	if h.open != nil {
-		o.open = h.open
+// withSys returns o with the calls set in h in place of its own.
+func withSys(o filestore.Sys, h filestore.Sys) *filestore.Sys {
+	if h.Open != nil {
+		o.Open = h.Open
 	}
-	if h.write != nil {
-		o.write = h.write
+	if h.Write != nil {
+		o.Write = h.Write
 	}
-	if h.ftruncate != nil {
-		o.ftruncate = h.ftruncate
+	if h.Ftruncate != nil {
+		o.Ftruncate = h.Ftruncate
 	}
-	if h.fdatasync != nil {
-		o.fdatasync = h.fdatasync
+	if h.Fdatasync != nil {
+		o.Fdatasync = h.Fdatasync
 	}
 	return &o
 }
 
 // useOps makes the instances of this test use the system calls ops.
-func useOps(t *testing.T, ops *sysOps) *Process {
+func useOps(t *testing.T, ops *filestore.Sys) *Process {
 	t.Helper()
-	p := newProcess(ops, time.Now)
+	p := newProcess(filestore.Env{Sys: ops})
 	testProcs.Store(t.Name(), p)
 	t.Cleanup(func() { testProcs.Delete(t.Name()) })
 	return p
-}
-
-// writeLines writes the lines of s to f as one flush would.
-func writeLines(f *File, s string) error {
-	data, ends := linesOf(s)
-	_, _, err := f.Write(data, ends, nil)
-	return err
-}
-
-// linesOf returns data and the end offset of each of its lines.
-func linesOf(s string) ([]byte, []int) {
-	var ends []int
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\n' {
-			ends = append(ends, i+1)
-		}
-	}
-	return []byte(s), ends
-}
-
-// TestFileWriteFaults injects errors and short writes into File.Write: an
-// error leaves the file exactly as it was before the call (cut back after a
-// partial write) and names its errno; short writes and EINTR are completed.
-func TestFileWriteFaults(t *testing.T) {
-	first := relLines(0, 3, "first")
-	chunk := relLines(100, 50, strings.Repeat("p", 40))
-	failN := func(errno unix.Errno) func(int, []byte) (int, error) {
-		return func(int, []byte) (int, error) { return 0, errno }
-	}
-	// partial writes half of what it is given, then fails with errno.
-	partial := func(errno unix.Errno) func(int, []byte) (int, error) {
-		calls := 0
-		return func(fd int, b []byte) (int, error) {
-			calls++
-			if calls == 1 {
-				return unix.Write(fd, b[:len(b)/2])
-			}
-			return 0, errno
-		}
-	}
-	cases := []struct {
-		name    string
-		write   func(int, []byte) (int, error)
-		open    func(string, int, uint32) (int, error)
-		wantErr string // errno name; "" for success
-		cutTo   bool   // an ftruncate back to the old size is expected
-	}{
-		{"EIO", failN(unix.EIO), nil, "EIO", false},
-		{"EDQUOT", failN(unix.EDQUOT), nil, "EDQUOT", false},
-		{"EROFS", failN(unix.EROFS), nil, "EROFS", false},
-		{"ENOSPC after a partial write", partial(unix.ENOSPC), nil, "ENOSPC", true},
-		{"EIO after a partial write", partial(unix.EIO), nil, "EIO", true},
-		{"zero-byte write without error", func(int, []byte) (int, error) { return 0, nil }, nil, "EIO", false},
-		{"EMFILE on open", nil, func(string, int, uint32) (int, error) { return -1, unix.EMFILE }, "EMFILE", false},
-		{"short writes", func(fd int, b []byte) (int, error) { return unix.Write(fd, b[:min(len(b), 7)]) }, nil, "", false},
-		{"EINTR", func() func(int, []byte) (int, error) {
-			n := 0
-			return func(fd int, b []byte) (int, error) {
-				if n++; n <= 3 {
-					return 0, unix.EINTR
-				}
-				return unix.Write(fd, b)
-			}
-		}(), nil, "", false},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "f.log")
-			fo := &faultOps{}
-			f := newFile(path, &fileOptions{perm: 0o644}, fo.ops(), time.Now)
-			defer f.Close()
-			if c.open == nil {
-				// A first good write, so the file has something to cut back to.
-				if err := writeLines(f, first); err != nil {
-					t.Fatal(err)
-				}
-			}
-			fo.mu.Lock()
-			fo.write, fo.open, fo.writes = c.write, c.open, 0
-			fo.mu.Unlock()
-			err := writeLines(f, chunk)
-			fo.mu.Lock()
-			fo.write, fo.open = nil, nil
-			writes, truncs := fo.writes, fo.truncs
-			fo.mu.Unlock()
-
-			before := first
-			if c.open != nil {
-				before = ""
-			}
-			if c.wantErr == "" {
-				if err != nil {
-					t.Fatalf("Write: %v", err)
-				}
-				if got := fbtest.ReadText(t, path); got != before+chunk {
-					t.Fatalf("file holds %d bytes, want %d: %q", len(got), len(before+chunk), got)
-				}
-				if writes < 2 {
-					t.Errorf("%d write calls: the fault was not exercised", writes)
-				}
-				return
-			}
-			var we *writeError
-			if !errors.As(err, &we) {
-				t.Fatalf("Write error = %v, want a *writeError", err)
-			}
-			if !strings.Contains(err.Error(), "("+c.wantErr+")") || errnoName(err) != c.wantErr {
-				t.Errorf("error %q (errno %s) does not name %s", err, errnoName(err), c.wantErr)
-			}
-			if !strings.Contains(err.Error(), path) {
-				t.Errorf("error %q does not name the path", err)
-			}
-			if c.open != nil {
-				if _, serr := os.Stat(path); !os.IsNotExist(serr) {
-					t.Errorf("failed open left a file: %v", serr)
-				}
-			} else if got := fbtest.ReadText(t, path); got != before {
-				t.Errorf("after the error the file holds %q, want %q", got, before)
-			}
-			if c.cutTo != (len(truncs) > 0) {
-				t.Errorf("ftruncate calls %v, want a cut back: %v", truncs, c.cutTo)
-			}
-			for _, sz := range truncs {
-				if sz != int64(len(before)) {
-					t.Errorf("cut back to %d, want %d", sz, len(before))
-				}
-			}
-			// The retry of the same lines lands whole, once.
-			if err := writeLines(f, chunk); err != nil {
-				t.Fatalf("retry: %v", err)
-			}
-			if got := fbtest.ReadText(t, path); got != before+chunk {
-				t.Errorf("after the retry the file holds %q, want %q", got, before+chunk)
-			}
-		})
-	}
-}
-
-// TestFileSyncFailure: with sync flush, an fdatasync that fails makes the
-// write fail; the lines it could not make durable are cut back, so the retry
-// does not write them twice.
-func TestFileSyncFailure(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "sync.log")
-	fo := &faultOps{}
-	f := newFile(path, &fileOptions{perm: 0o644, sync: true}, fo.ops(), time.Now)
-	defer f.Close()
-	first, chunk := relLines(0, 3, "a"), relLines(3, 3, "b")
-	if err := writeLines(f, first); err != nil {
-		t.Fatal(err)
-	}
-	fo.mu.Lock()
-	fo.fdatasync = func(int) error { return unix.EIO }
-	fo.mu.Unlock()
-	err := writeLines(f, chunk)
-	if err == nil || errnoName(err) != "EIO" || !strings.Contains(err.Error(), "fdatasync") {
-		t.Fatalf("Write with a failing fdatasync: %v, want an fdatasync EIO error", err)
-	}
-	fo.mu.Lock()
-	fo.fdatasync = nil
-	fo.mu.Unlock()
-	if err := writeLines(f, chunk); err != nil {
-		t.Fatal(err)
-	}
-	if got := fbtest.ReadText(t, path); got != first+chunk {
-		t.Errorf("after the retry the file holds %q, want %q", got, first+chunk)
-	}
 }
 
 // TestFlushWriteErrorRetry injects EIO into an instance's file: the flush
@@ -856,48 +690,6 @@ func TestCloseWhileFlushing(t *testing.T) {
 	}
 }
 
-// TestFileCutBackFails: a partial write whose ftruncate also fails leaves
-// a partial line; it is ended with a newline, the error says so, and the
-// retried lines start on a line of their own in the reopened file.
-func TestFileCutBackFails(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "cut.log")
-	fo := &faultOps{}
-	f := newFile(path, &fileOptions{perm: 0o644}, fo.ops(), time.Now)
-	defer f.Close()
-	first, chunk := relLines(0, 2, "a"), relLines(2, 4, "b")
-	if err := writeLines(f, first); err != nil {
-		t.Fatal(err)
-	}
-	calls := 0
-	fo.mu.Lock()
-	fo.write = func(fd int, b []byte) (int, error) {
-		calls++
-		switch calls {
-		case 1:
-			return unix.Write(fd, b[:5]) // a partial line
-		case 2:
-			return 0, unix.ENOSPC
-		}
-		return unix.Write(fd, b)
-	}
-	fo.ftruncate = func(int, int64) error { return unix.EIO }
-	fo.mu.Unlock()
-	err := writeLines(f, chunk)
-	if err == nil || errnoName(err) != "ENOSPC" || !strings.Contains(err.Error(), "ended with a newline") {
-		t.Fatalf("Write: %v, want ENOSPC saying the partial line was ended", err)
-	}
-	fo.mu.Lock()
-	fo.write, fo.ftruncate = nil, nil
-	fo.mu.Unlock()
-	if err := writeLines(f, chunk); err != nil {
-		t.Fatal(err)
-	}
-	want := first + chunk[:5] + "\n" + chunk
-	if got := fbtest.ReadText(t, path); got != want {
-		t.Errorf("file holds %q, want %q", got, want)
-	}
-}
-
 // relWriteThenRotate writes five lines to path, then does what logrotate
 // does: moves the file away (to path.1) and asks for a rotate.
 func relWriteThenRotate(t *testing.T, in *Instance, path string) {
@@ -917,8 +709,8 @@ func relWriteThenRotate(t *testing.T, in *Instance, path string) {
 // fail with ENOSPC logs a couple of lines, not one per path: warnings are
 // rate-limited per output and reason. Every flush still answers Retry.
 func TestWriteErrorsLimitedPerReason(t *testing.T) {
-	ops := realOps()
-	ops.write = func(fd int, b []byte) (int, error) { return 0, unix.ENOSPC }
+	ops := filestore.RealSys()
+	ops.Write = func(fd int, b []byte) (int, error) { return 0, unix.ENOSPC }
 	usePool(t, newFakeClock(time.Unix(1800000000, 0)), ops)
 	dir := t.TempDir()
 	in, log := relInstance(t, "rel-limited", MapGetter{"path": filepath.Join(dir, "$u.log")})

@@ -1,12 +1,9 @@
 package flatstore
 
 import (
-	"bytes"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"github.com/flatstore/flatstore/flatstore/logger"
-	"io"
+	"github.com/flatstore/flatstore/flatstore/filestore"
 	"os"
 	"path/filepath"
 	"sort"
@@ -26,7 +23,7 @@ import (
 // is never touched, and what a crash leaves.
 
 // drained waits for the process's background jobs.
-func drained(t *testing.T) { procFor(t).pool.arch.drain() }
+func drained(t *testing.T) { procFor(t).store.Drain() }
 
 // regularFiles lists dir's regular files, flatstore's state left out.
 func regularFiles(t *testing.T, dir string) []string {
@@ -37,18 +34,18 @@ func regularFiles(t *testing.T, dir string) []string {
 }
 
 // readManifest reads and verifies path's manifest as the plugin does.
-func readManifest(t *testing.T, path string) manifest {
+func readManifest(t *testing.T, path string) filestore.Manifest {
 	t.Helper()
-	sd := filepath.Join(filepath.Dir(path), stateDirName)
-	key, err := os.ReadFile(filepath.Join(sd, keyName))
+	sd := filepath.Join(filepath.Dir(path), filestore.StateDirName)
+	key, err := os.ReadFile(filepath.Join(sd, filestore.KeyName))
 	if err != nil {
 		t.Fatalf("the state directory has no key: %v", err)
 	}
-	data, err := os.ReadFile(filepath.Join(sd, manifestName(path)))
+	data, err := os.ReadFile(filepath.Join(sd, filestore.ManifestName(path)))
 	if err != nil {
 		t.Fatalf("no manifest: %v", err)
 	}
-	m, err := decodeManifest(key, data, path)
+	m, err := filestore.DecodeManifest(key, data, path)
 	if err != nil {
 		t.Fatalf("the manifest %s does not verify: %v", data, err)
 	}
@@ -59,7 +56,7 @@ func readManifest(t *testing.T, path string) manifest {
 // zstd: the live file holds the last 500 records and three compressed files
 // hold exactly the 3 000 before them; nothing else is left.
 func TestRetentionCompress(t *testing.T) {
-	for _, algo := range []string{CompressGzip, CompressZstd} {
+	for _, algo := range []string{filestore.CompressGzip, filestore.CompressZstd} {
 		t.Run(algo, func(t *testing.T) {
 			clk := newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
 			usePool(t, clk, nil)
@@ -81,7 +78,7 @@ func TestRetentionCompress(t *testing.T) {
 			var rotated []string
 			for _, f := range files {
 				if f != "ev.log" {
-					if !strings.HasSuffix(f, compressedExt(algo)) {
+					if !strings.HasSuffix(f, filestore.CompressedExt(algo)) {
 						t.Errorf("%s is not compressed with %s", f, algo)
 					}
 					rotated = append(rotated, f)
@@ -174,7 +171,7 @@ func TestRetentionMaxAge(t *testing.T) {
 	clk.Add(40 * time.Minute)
 	mustFlush(t, in, evRecords("E", 10, 10), "t") // rotated at +40m
 	clk.Add(30 * time.Minute)                     // +70m: the first is older than 1h
-	p.tick()
+	p.Tick()
 	drained(t)
 	aside := asideFiles(t, dir, "ev.log")
 	if len(aside) != 1 || fbtest.ReadText(t, filepath.Join(dir, aside[0])) != evLines("E", 10, 10) {
@@ -189,10 +186,10 @@ func TestRetentionMaxAge(t *testing.T) {
 // the first rename whose target match accepts: from then on every rename
 // and unlink fails (EIO), so the disk keeps the manifest and the files as
 // they were at that instant. killed reports whether it happened.
-func killAfter(match func(newpath string) bool) (ops *sysOps, killed *atomic.Bool) {
-	ops, killed = realOps(), new(atomic.Bool)
-	rename := ops.renameat2
-	ops.renameat2 = func(od int, op string, nd int, np string, flags uint) error {
+func killAfter(match func(newpath string) bool) (ops *filestore.Sys, killed *atomic.Bool) {
+	ops, killed = filestore.RealSys(), new(atomic.Bool)
+	rename := ops.Renameat2
+	ops.Renameat2 = func(od int, op string, nd int, np string, flags uint) error {
 		if killed.Load() {
 			return unix.EIO
 		}
@@ -202,8 +199,8 @@ func killAfter(match func(newpath string) bool) (ops *sysOps, killed *atomic.Boo
 		}
 		return err
 	}
-	unlink := ops.unlinkat
-	ops.unlinkat = func(d int, p string, flags int) error {
+	unlink := ops.Unlinkat
+	ops.Unlinkat = func(d int, p string, flags int) error {
 		if killed.Load() {
 			return unix.EIO
 		}
@@ -283,7 +280,7 @@ func TestCompressCrashRecovery(t *testing.T) {
 		}
 	})
 	src0 := filepath.Join(dir, rotated[0])
-	if !fileExists(src0) || !fileExists(src0+".gz") {
+	if !exists(src0) || !exists(src0+".gz") {
 		t.Fatalf("the kill left %q, want the first file and its .gz", regularFiles(t, dir))
 	}
 	// And the second file's compression was cut off half way: a half file
@@ -292,7 +289,7 @@ func TestCompressCrashRecovery(t *testing.T) {
 	if err := unix.Stat(filepath.Join(dir, rotated[1]), &st); err != nil {
 		t.Fatal(err)
 	}
-	half := filepath.Join(dir, stateDirName, strings.TrimSuffix(manifestName(path), ".json")+"."+strconv.FormatUint(st.Ino, 10)+".ztmp")
+	half := filepath.Join(dir, filestore.StateDirName, strings.TrimSuffix(filestore.ManifestName(path), ".json")+"."+strconv.FormatUint(st.Ino, 10)+".ztmp")
 	if err := os.WriteFile(half, []byte("\x1f\x8b half"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -310,7 +307,7 @@ func TestCompressCrashRecovery(t *testing.T) {
 			t.Errorf("a rotated file is left uncompressed: %s", f)
 		}
 	}
-	if fileExists(half) {
+	if exists(half) {
 		t.Errorf("the half compressed file is left in the state directory")
 	}
 	for _, f := range asideFiles(t, dir, "ev.log") {
@@ -323,7 +320,7 @@ func TestCompressCrashRecovery(t *testing.T) {
 	m := readManifest(t, path)
 	n := 0
 	for _, r := range m.Rotated {
-		if r.Compressed == CompressGzip && r.Zip == nil && !r.Pending {
+		if r.Compressed == filestore.CompressGzip && r.Zip == nil && !r.Pending {
 			n++
 		}
 	}
@@ -333,33 +330,33 @@ func TestCompressCrashRecovery(t *testing.T) {
 }
 
 // identOfFile is the identity of a file, as a manifest records it.
-func identOfFile(t *testing.T, name string) fileIdent {
+func identOfFile(t *testing.T, name string) filestore.FileIdent {
 	t.Helper()
 	var st unix.Stat_t
 	if err := unix.Lstat(name, &st); err != nil {
 		t.Fatal(err)
 	}
-	return identOf(&st)
+	return filestore.IdentOf(&st)
 }
 
 // writeManifest writes path's manifest with the entries given, signed with
 // the state directory's key when sign is set (what only flatstore, or a
 // bug of it, could do), else with a MAC of zeros.
-func writeManifest(t *testing.T, path string, sign bool, entries []rotatedFile) {
+func writeManifest(t *testing.T, path string, sign bool, entries []filestore.RotatedFile) {
 	t.Helper()
-	sd := filepath.Join(filepath.Dir(path), stateDirName)
-	key := make([]byte, keySize)
+	sd := filepath.Join(filepath.Dir(path), filestore.StateDirName)
+	key := make([]byte, filestore.KeySize)
 	if sign {
 		var err error
-		if key, err = os.ReadFile(filepath.Join(sd, keyName)); err != nil {
+		if key, err = os.ReadFile(filepath.Join(sd, filestore.KeyName)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	data, err := encodeManifest(key, manifest{Path: path, Rotated: entries})
+	data, err := filestore.EncodeManifest(key, filestore.Manifest{Path: path, Rotated: entries})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(sd, manifestName(path)), data, 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(sd, filestore.ManifestName(path)), data, 0o600); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -370,15 +367,15 @@ func writeManifest(t *testing.T, path string, sign bool, entries []rotatedFile) 
 type forgeryEnv struct {
 	dir, path, victims string
 	rotated            string // the one file flatstore rotated, full name
-	entry              rotatedFile
+	entry              filestore.RotatedFile
 }
 
 func (e *forgeryEnv) victim(name string) string { return filepath.Join(e.victims, name) }
 
 // ancient is a rotation time that rotate_max_age deletes at once, and the
 // identity of name with it.
-func ancient(t *testing.T, name, recorded string) rotatedFile {
-	return rotatedFile{Name: recorded, fileIdent: identOfFile(t, name), At: 1, Reason: "count"}
+func ancient(t *testing.T, name, recorded string) filestore.RotatedFile {
+	return filestore.RotatedFile{Name: recorded, FileIdent: identOfFile(t, name), At: 1, Reason: "count"}
 }
 
 // The forgeries of issue 19 and variants, each against retention
@@ -390,35 +387,35 @@ func TestRetentionForgeries(t *testing.T) {
 	cases := []struct {
 		name     string
 		plant    func(t *testing.T, e *forgeryEnv)
-		ops      func(e *forgeryEnv) *sysOps
+		ops      func(e *forgeryEnv) *filestore.Sys
 		compress bool
 	}{
 		{name: "traversal names, signed", compress: true, plant: func(t *testing.T, e *forgeryEnv) {
-			writeManifest(t, e.path, true, []rotatedFile{
+			writeManifest(t, e.path, true, []filestore.RotatedFile{
 				ancient(t, e.victim("important.gz"), "../victim/important.gz"),
 				ancient(t, e.victim("secret"), "ev.log.x/../../victim/secret"),
 				ancient(t, e.dir, ".."), ancient(t, e.dir, "."),
 				e.entry})
 		}},
 		{name: "absolute names, signed", compress: true, plant: func(t *testing.T, e *forgeryEnv) {
-			writeManifest(t, e.path, true, []rotatedFile{
+			writeManifest(t, e.path, true, []filestore.RotatedFile{
 				ancient(t, e.victim("important.gz"), e.victim("important.gz")),
 				ancient(t, e.victim("secret"), e.victim("secret")),
 				e.entry})
 		}},
 		{name: "a local user's manifest without the MAC", compress: true, plant: func(t *testing.T, e *forgeryEnv) {
-			writeManifest(t, e.path, false, []rotatedFile{ancient(t, filepath.Join(e.dir, "ev.log.decoy"), "ev.log.decoy"), e.entry})
+			writeManifest(t, e.path, false, []filestore.RotatedFile{ancient(t, filepath.Join(e.dir, "ev.log.decoy"), "ev.log.decoy"), e.entry})
 		}},
 		{name: "a local user's plain JSON", compress: true, plant: func(t *testing.T, e *forgeryEnv) {
-			b, _ := json.Marshal(manifest{Path: e.path, Rotated: []rotatedFile{ancient(t, filepath.Join(e.dir, "ev.log.decoy"), "ev.log.decoy")}})
-			if err := os.WriteFile(filepath.Join(e.dir, stateDirName, manifestName(e.path)), b, 0o600); err != nil {
+			b, _ := json.Marshal(filestore.Manifest{Path: e.path, Rotated: []filestore.RotatedFile{ancient(t, filepath.Join(e.dir, "ev.log.decoy"), "ev.log.decoy")}})
+			if err := os.WriteFile(filepath.Join(e.dir, filestore.StateDirName, filestore.ManifestName(e.path)), b, 0o600); err != nil {
 				t.Fatal(err)
 			}
 		}},
 		{name: "a line appended to a signed manifest", compress: true, plant: func(t *testing.T, e *forgeryEnv) {
-			writeManifest(t, e.path, true, []rotatedFile{e.entry})
-			b, _ := json.Marshal(manifest{Path: e.path, Rotated: []rotatedFile{ancient(t, filepath.Join(e.dir, "ev.log.decoy"), "ev.log.decoy")}})
-			f, err := os.OpenFile(filepath.Join(e.dir, stateDirName, manifestName(e.path)), os.O_WRONLY|os.O_APPEND, 0)
+			writeManifest(t, e.path, true, []filestore.RotatedFile{e.entry})
+			b, _ := json.Marshal(filestore.Manifest{Path: e.path, Rotated: []filestore.RotatedFile{ancient(t, filepath.Join(e.dir, "ev.log.decoy"), "ev.log.decoy")}})
+			f, err := os.OpenFile(filepath.Join(e.dir, filestore.StateDirName, filestore.ManifestName(e.path)), os.O_WRONLY|os.O_APPEND, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -426,7 +423,7 @@ func TestRetentionForgeries(t *testing.T) {
 			f.Close()
 		}},
 		{name: "the old manifest name", compress: true, plant: func(t *testing.T, e *forgeryEnv) {
-			b, _ := json.Marshal(manifest{Path: e.path, Rotated: []rotatedFile{
+			b, _ := json.Marshal(filestore.Manifest{Path: e.path, Rotated: []filestore.RotatedFile{
 				ancient(t, e.victim("important.gz"), "../victim/important.gz"),
 				ancient(t, filepath.Join(e.dir, "ev.log.decoy"), "ev.log.decoy")}})
 			if err := os.WriteFile(filepath.Join(e.dir, ".ev.log.flatstore"), append(b, '\n'), 0o644); err != nil {
@@ -439,7 +436,7 @@ func TestRetentionForgeries(t *testing.T) {
 			if err := os.Link(e.victim("secret"), filepath.Join(e.dir, "ev.log.hardlink")); err != nil {
 				t.Fatal(err)
 			}
-			writeManifest(t, e.path, true, []rotatedFile{ancient(t, e.victim("secret"), "ev.log.hardlink"), e.entry})
+			writeManifest(t, e.path, true, []filestore.RotatedFile{ancient(t, e.victim("secret"), "ev.log.hardlink"), e.entry})
 		}},
 		{name: "the rotated file replaced by a hard link to a victim", compress: true, plant: func(t *testing.T, e *forgeryEnv) {
 			os.Remove(e.rotated)
@@ -453,10 +450,10 @@ func TestRetentionForgeries(t *testing.T) {
 				t.Fatal(err)
 			}
 		}},
-		{name: "a symlink swapped in between the check and the unlink", ops: func(e *forgeryEnv) *sysOps {
-			ops := realOps()
-			unlink := ops.unlinkat
-			ops.unlinkat = func(d int, p string, flags int) error {
+		{name: "a symlink swapped in between the check and the unlink", ops: func(e *forgeryEnv) *filestore.Sys {
+			ops := filestore.RealSys()
+			unlink := ops.Unlinkat
+			ops.Unlinkat = func(d int, p string, flags int) error {
 				if filepath.Join(e.dir, p) == e.rotated {
 					tmp := filepath.Join(e.dir, "swap")
 					if err := os.Symlink(e.victim("secret"), tmp); err == nil {
@@ -467,10 +464,10 @@ func TestRetentionForgeries(t *testing.T) {
 			}
 			return ops
 		}},
-		{name: "a symlink swapped in before compression unlinks the source", compress: true, ops: func(e *forgeryEnv) *sysOps {
-			ops := realOps()
-			unlink := ops.unlinkat
-			ops.unlinkat = func(d int, p string, flags int) error {
+		{name: "a symlink swapped in before compression unlinks the source", compress: true, ops: func(e *forgeryEnv) *filestore.Sys {
+			ops := filestore.RealSys()
+			unlink := ops.Unlinkat
+			ops.Unlinkat = func(d int, p string, flags int) error {
 				if strings.HasPrefix(p, "ev.log.") && !strings.HasSuffix(p, ".gz") {
 					tmp := filepath.Join(e.dir, "swap")
 					if err := os.Symlink(e.victim("secret"), tmp); err == nil {
@@ -483,7 +480,7 @@ func TestRetentionForgeries(t *testing.T) {
 		}},
 		{name: "symlinks at the manifest's temporary names", compress: true, plant: func(t *testing.T, e *forgeryEnv) {
 			for _, l := range []string{filepath.Join(e.dir, ".ev.log.flatstore.tmp"),
-				filepath.Join(e.dir, stateDirName, manifestName(e.path)+".tmp")} {
+				filepath.Join(e.dir, filestore.StateDirName, filestore.ManifestName(e.path)+".tmp")} {
 				if err := os.Symlink(e.victim("secret"), l); err != nil {
 					t.Fatal(err)
 				}
@@ -491,7 +488,7 @@ func TestRetentionForgeries(t *testing.T) {
 		}},
 		{name: "symlinks at the compressed file's names", compress: true, plant: func(t *testing.T, e *forgeryEnv) {
 			for _, l := range []string{e.rotated + ".gz.tmp",
-				filepath.Join(e.dir, stateDirName, strings.TrimSuffix(manifestName(e.path), ".json")+"."+strconv.FormatUint(e.entry.Ino, 10)+".ztmp")} {
+				filepath.Join(e.dir, filestore.StateDirName, strings.TrimSuffix(filestore.ManifestName(e.path), ".json")+"."+strconv.FormatUint(e.entry.Ino, 10)+".ztmp")} {
 				if err := os.Symlink(e.victim("secret"), l); err != nil {
 					t.Fatal(err)
 				}
@@ -532,7 +529,7 @@ func TestRetentionForgeries(t *testing.T) {
 				sum := fbtest.TreeSum(t, e.victims)
 				ents, _ := os.ReadDir(e.dir)
 				for _, d := range ents {
-					if n := d.Name(); n != "ev.log" && n != stateDirName && filepath.Join(e.dir, n) != e.rotated &&
+					if n := d.Name(); n != "ev.log" && n != filestore.StateDirName && filepath.Join(e.dir, n) != e.rotated &&
 						!strings.HasPrefix(n, "ev.log.2030") {
 						sum += fbtest.TreeSum(t, filepath.Join(e.dir, n))
 					}
@@ -540,7 +537,7 @@ func TestRetentionForgeries(t *testing.T) {
 				return sum
 			}
 			before := outside()
-			var ops *sysOps
+			var ops *filestore.Sys
 			if c.ops != nil {
 				ops = c.ops(e)
 			}
@@ -569,7 +566,7 @@ func TestRetentionForgeries(t *testing.T) {
 					t.Errorf("the path's newest rotated file is %q, want records 20..29", newest)
 				}
 				clk.Add(2 * time.Hour) // rotate_max_age: everything recorded is old now
-				p.tick()
+				p.Tick()
 				drained(t)
 			})
 			if after := outside(); after != before {
@@ -612,18 +609,18 @@ func TestRetentionRefusesStateDir(t *testing.T) {
 		plant func(t *testing.T, dir, elsewhere string)
 	}{
 		{"symlink", func(t *testing.T, dir, elsewhere string) {
-			if err := os.Symlink(elsewhere, filepath.Join(dir, stateDirName)); err != nil {
+			if err := os.Symlink(elsewhere, filepath.Join(dir, filestore.StateDirName)); err != nil {
 				t.Fatal(err)
 			}
 		}},
 		{"mode 0777", func(t *testing.T, dir, elsewhere string) {
-			if err := os.Mkdir(filepath.Join(dir, stateDirName), 0o777); err != nil {
+			if err := os.Mkdir(filepath.Join(dir, filestore.StateDirName), 0o777); err != nil {
 				t.Fatal(err)
 			}
-			os.Chmod(filepath.Join(dir, stateDirName), 0o777)
+			os.Chmod(filepath.Join(dir, filestore.StateDirName), 0o777)
 		}},
 		{"a file", func(t *testing.T, dir, elsewhere string) {
-			if err := os.WriteFile(filepath.Join(dir, stateDirName), []byte("x"), 0o600); err != nil {
+			if err := os.WriteFile(filepath.Join(dir, filestore.StateDirName), []byte("x"), 0o600); err != nil {
 				t.Fatal(err)
 			}
 		}},
@@ -632,12 +629,12 @@ func TestRetentionRefusesStateDir(t *testing.T) {
 			usePool(t, newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)), nil)
 			dir, elsewhere := t.TempDir(), t.TempDir()
 			c.plant(t, dir, elsewhere)
-			before := fbtest.TreeSum(t, elsewhere, filepath.Join(dir, stateDirName))
+			before := fbtest.TreeSum(t, elsewhere, filepath.Join(dir, filestore.StateDirName))
 			in, log := relInstance(t, "refuse", MapGetter{"path": filepath.Join(dir, "ev.log"), "rotate_count": "10",
 				"rotate_max_files": "1", "compress": "gzip"})
 			mustFlush(t, in, evRecords("E", 0, 30), "t")
 			drained(t)
-			if after := fbtest.TreeSum(t, elsewhere, filepath.Join(dir, stateDirName)); after != before {
+			if after := fbtest.TreeSum(t, elsewhere, filepath.Join(dir, filestore.StateDirName)); after != before {
 				t.Errorf("the refused state directory changed:\n%s\n%s", before, after)
 			}
 			var rotated []string
@@ -676,7 +673,7 @@ func TestRetentionMaxAgeClockStep(t *testing.T) {
 		clk.Add(2 * 24 * time.Hour)
 		mustFlush(t, in, evRecords("E", 10, 10), "t") // rotated at day 2
 		clk.Step(8 * 24 * time.Hour)                  // the wall clock jumps 8 days
-		p.tick()
+		p.Tick()
 		drained(t)
 		if n := rotated(); n != 2 {
 			t.Fatalf("a wall-clock step of 8 days left %d of the 2 rotated files", n)
@@ -686,20 +683,20 @@ func TestRetentionMaxAgeClockStep(t *testing.T) {
 		p := usePool(t, clk, nil)
 		in := fsInstance(t, kv...)
 		mustFlush(t, in, evRecords("E", 20, 1), "t") // loads the manifest
-		p.tick()
+		p.Tick()
 		drained(t)
 		if n := rotated(); n != 2+1 {
 			t.Fatalf("after a restart, the step deleted files: %d rotated left, want 2", n-1)
 		}
 		clk.Add(5*24*time.Hour + time.Minute) // day 7 of the first file really passed
-		p.tick()
+		p.Tick()
 		drained(t)
 		aside := asideFiles(t, dir, "ev.log")
 		if len(aside) != 2 || fbtest.ReadText(t, filepath.Join(dir, aside[0])) != evLines("E", 10, 10) {
 			t.Fatalf("after 7 real days the files are %q, want the second rotated file and the live one", aside)
 		}
 		clk.Add(2 * 24 * time.Hour)
-		p.tick()
+		p.Tick()
 		drained(t)
 		if n := rotated(); n != 1 {
 			t.Fatalf("after 9 real days %d files are left, want the live one", n)
@@ -744,7 +741,7 @@ func TestTemplateReservedStateName(t *testing.T) {
 	usePool(t, newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)), nil)
 	mustFlush(t, fsInstance(t, "path", filepath.Join(dir, "a.log"), "rotate_count", "1", "rotate_max_files", "5"), evRecords("E", 0, 1), "t")
 	drained(t)
-	state := fbtest.TreeSum(t, filepath.Join(dir, stateDirName))
+	state := fbtest.TreeSum(t, filepath.Join(dir, filestore.StateDirName))
 	for k, tmpl := range []string{"$user", "$user/x.log", "$user.d/$user"} {
 		in, _ := relInstance(t, "reserved-"+tmpl, MapGetter{"path": filepath.Join(dir, tmpl), "mkdir": "true"})
 		var chunk []byte
@@ -759,84 +756,10 @@ func TestTemplateReservedStateName(t *testing.T) {
 			t.Errorf("%s: dropped{bad_path} = %v, want 2", tmpl, d)
 		}
 	}
-	if got := fbtest.TreeSum(t, filepath.Join(dir, stateDirName)); got != state {
+	if got := fbtest.TreeSum(t, filepath.Join(dir, filestore.StateDirName)); got != state {
 		t.Errorf("the state directory changed:\n%s\n%s", state, got)
 	}
 	if fbtest.ReadText(t, filepath.Join(dir, "ok0")) != "E,ok0,2\n" {
 		t.Errorf("the good record did not land")
 	}
-}
-
-// FuzzManifest: whatever bytes are in a manifest — raw (a local user's
-// forgery), or taken as its JSON and signed with the real key (as if
-// flatstore itself had written them; @INO@, @DEV@, @SIZE@, @MTIME@ become
-// a victim's identity, so that entries can name it exactly) — loading,
-// retention and compression never change a file outside the set flatstore
-// rotated: the victim outside the directory, a hard link and a symlink to
-// it inside, a decoy that only looks rotated.
-func FuzzManifest(f *testing.F) {
-	for _, seed := range []struct {
-		sign bool
-		data string
-	}{
-		{false, ""},
-		{false, `{"path":"@PATH@","rotated":[{"name":"../victim","dev":@DEV@,"ino":@INO@,"size":@SIZE@,"mtime":@MTIME@,"at":0,"reason":"count"}]}`},
-		{true, `{"path":"@PATH@","rotated":[{"name":"../victim","dev":@DEV@,"ino":@INO@,"size":@SIZE@,"mtime":@MTIME@,"at":0,"reason":"count"}]}`},
-		{true, `{"path":"@PATH@","rotated":[{"name":"@VICTIM@","dev":@DEV@,"ino":@INO@,"size":@SIZE@,"mtime":@MTIME@,"at":0,"reason":"count"}]}`},
-		{true, `{"path":"@PATH@","rotated":[{"name":"ev.log.hardlink","dev":@DEV@,"ino":@INO@,"size":@SIZE@,"mtime":@MTIME@,"at":0,"reason":"count"}]}`},
-		{true, `{"path":"@PATH@","rotated":[{"name":"ev.log.symlink","dev":@DEV@,"ino":@INO@,"size":@SIZE@,"mtime":@MTIME@,"at":0,"reason":"count"}]}`},
-		{true, `{"path":"@PATH@","rotated":[{"name":"ev.log.x","dev":1,"ino":2,"size":0,"mtime":0,"at":0,"reason":"count","pending":true,"zip":{"algo":"gzip","name":"ev.log.x.gz","dev":@DEV@,"ino":@INO@,"size":@SIZE@,"mtime":@MTIME@}}]}`},
-		{true, `{"path":"@PATH@","rotated":[{"name":"ev.log.symlink.gz","dev":1,"ino":2,"size":0,"mtime":0,"at":0,"reason":"count","compressed":"gzip","orig":{"dev":@DEV@,"ino":@INO@,"size":@SIZE@,"mtime":@MTIME@}}]}`},
-		{true, `{"path":"@PATH@","rotated":[{"name":"ev.log.decoy","dev":@DEV@,"ino":@INO@,"size":@SIZE@,"mtime":@MTIME@,"at":0,"reason":"count"}]}` + "\n{}"},
-	} {
-		f.Add(seed.sign, []byte(seed.data))
-	}
-	f.Fuzz(func(t *testing.T, sign bool, data []byte) {
-		root := t.TempDir()
-		dir, victim := filepath.Join(root, "log"), filepath.Join(root, "victim")
-		path := filepath.Join(dir, "ev.log")
-		if err := os.Mkdir(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		for _, v := range []string{victim, filepath.Join(dir, "ev.log.decoy")} {
-			if err := os.WriteFile(v, []byte("keep me\n"), 0o600); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := os.Link(victim, filepath.Join(dir, "ev.log.hardlink")); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Symlink(victim, filepath.Join(dir, "ev.log.symlink")); err != nil {
-			t.Fatal(err)
-		}
-		id := identOfFile(t, victim)
-		data = []byte(strings.NewReplacer("@PATH@", path, "@VICTIM@", victim, "@DEV@", strconv.FormatUint(id.Dev, 10),
-			"@INO@", strconv.FormatUint(id.Ino, 10), "@SIZE@", strconv.FormatInt(id.Size, 10),
-			"@MTIME@", strconv.FormatInt(id.Mtime, 10)).Replace(string(data)))
-		sd := filepath.Join(dir, stateDirName)
-		if err := os.Mkdir(sd, 0o700); err != nil {
-			t.Fatal(err)
-		}
-		key := bytes.Repeat([]byte{7}, keySize)
-		if err := os.WriteFile(filepath.Join(sd, keyName), key, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if sign {
-			data = append(append(data, '\n'), hex.EncodeToString(manifestMAC(key, data))+"\n"...)
-		}
-		if err := os.WriteFile(filepath.Join(sd, manifestName(path)), data, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		before := fbtest.TreeSum(t, victim, filepath.Join(dir, "ev.log.decoy"), filepath.Join(dir, "ev.log.hardlink"), filepath.Join(dir, "ev.log.symlink"))
-		arch := newArchiver()
-		s := newSeries(path, archiveOptions{maxFiles: 1, maxAge: time.Nanosecond, compress: CompressGzip}, realOps(), arch, nil,
-			logger.New("fuzz", logger.NewWriterSink(io.Discard, logger.LevelDebug)), time.Now)
-		s.recorded(path) // loads
-		arch.drain()
-		s.retain(time.Now())
-		arch.drain()
-		if after := fbtest.TreeSum(t, victim, filepath.Join(dir, "ev.log.decoy"), filepath.Join(dir, "ev.log.hardlink"), filepath.Join(dir, "ev.log.symlink")); after != before {
-			t.Fatalf("a manifest changed files outside the rotated set:\n%s\n%s", before, after)
-		}
-	})
 }

@@ -46,6 +46,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/flatstore/flatstore/flatstore/filestore"
 	"io"
 	"os"
 	"path/filepath"
@@ -139,8 +140,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return 1
 		}
 		out, _ := json.MarshalIndent(struct {
-			Files []flatstore.FileStatus `json:"files"`
-		}{append([]flatstore.FileStatus{}, files...)}, "", "  ")
+			Files []filestore.Status `json:"files"`
+		}{append([]filestore.Status{}, files...)}, "", "  ")
 		_, _ = stdout.Write(append(out, '\n'))
 		return 0
 	default:

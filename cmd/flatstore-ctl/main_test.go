@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"github.com/flatstore/flatstore/flatstore/filestore"
 	"io"
 	"net"
 	"net/http"
@@ -62,12 +63,12 @@ func (b *backend) Rotate(path string) error {
 	return nil
 }
 
-func (b *backend) Status() []flatstore.FileStatus {
+func (b *backend) Status() []filestore.Status {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	var out []flatstore.FileStatus
+	var out []filestore.Status
 	for p, o := range b.open {
-		out = append(out, flatstore.FileStatus{Path: p, Open: o})
+		out = append(out, filestore.Status{Path: p, Open: o})
 	}
 	return out
 }

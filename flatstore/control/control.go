@@ -19,13 +19,13 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"fmt"
+	"github.com/flatstore/flatstore/flatstore/filestore"
 	"github.com/flatstore/flatstore/flatstore/logger"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
-	"github.com/flatstore/flatstore/flatstore"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -36,7 +36,7 @@ type Backend interface {
 	// otherwise it returns flatstore.ErrNotManaged and touches nothing.
 	Rotate(path string) error
 	// Status lists the files the backend manages.
-	Status() []flatstore.FileStatus
+	Status() []filestore.Status
 }
 
 // Options are what one instance brings to the server it attaches to.

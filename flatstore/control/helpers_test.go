@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/flatstore/flatstore/flatstore/filestore"
 	"github.com/flatstore/flatstore/flatstore/logger"
 	"io"
 	"net"
@@ -102,12 +103,12 @@ func (b *fileBackend) Rotate(path string) error {
 	return nil
 }
 
-func (b *fileBackend) Status() []flatstore.FileStatus {
+func (b *fileBackend) Status() []filestore.Status {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	var out []flatstore.FileStatus
+	var out []filestore.Status
 	for p, f := range b.files {
-		out = append(out, flatstore.FileStatus{Path: p, Open: f != nil})
+		out = append(out, filestore.Status{Path: p, Open: f != nil})
 	}
 	return out
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/flatstore/flatstore/flatstore/filestore"
 	"github.com/flatstore/flatstore/flatstore/logger"
 	"io"
 	"net"
@@ -243,7 +244,7 @@ func (s *server) rotate(path, via, from string) error {
 // statusJSON is {"files":[...]} over every attached backend; a path that two
 // instances share is listed once.
 func (s *server) statusJSON() []byte {
-	files := []flatstore.FileStatus{}
+	files := []filestore.Status{}
 	seen := map[string]bool{}
 	for _, h := range s.handlesSnapshot() {
 		for _, f := range h.b.Status() {
@@ -255,7 +256,7 @@ func (s *server) statusJSON() []byte {
 	}
 	// encoding/json, not jsoniter: FileStatus uses the omitzero tag option.
 	b, err := json.Marshal(struct {
-		Files []flatstore.FileStatus `json:"files"`
+		Files []filestore.Status `json:"files"`
 	}{files})
 	if err != nil { // cannot happen with these types
 		return []byte(`{"files":[]}`)

@@ -1,4 +1,4 @@
-package flatstore
+package filestore
 
 import (
 	"fmt"
@@ -11,7 +11,7 @@ import (
 // strftime conversions supported in suffix.
 const strftimeConv = "YmdHMSyjsFTbez%"
 
-func checkStrftime(p string) error {
+func CheckStrftime(p string) error {
 	for i := 0; i < len(p); i++ {
 		if p[i] == '/' {
 			return fmt.Errorf("must not contain '/': the suffix is appended to the file name")

@@ -1,4 +1,4 @@
-package flatstore
+package filestore
 
 import (
 	"bytes"
@@ -76,13 +76,13 @@ import (
 // Retention counts compressed files, in the order they were rotated (the
 // manifest's order, not their wall-clock times).
 
-// stateDirName is the state directory of a log directory.
-const stateDirName = ".flatstore"
+// StateDirName is the state directory of a log directory.
+const StateDirName = ".flatstore"
 
-// keyName is the MAC key in the state directory; keySize its length.
+// KeyName is the MAC key in the state directory; KeySize its length.
 const (
-	keyName = "key"
-	keySize = 32
+	KeyName = "key"
+	KeySize = 32
 )
 
 // maxManifest bounds the manifest read (some 200 bytes an entry).
@@ -92,35 +92,35 @@ const maxManifest = 64 << 20
 // proves nothing else.
 const macDomain = "flatstore manifest v2\x00"
 
-// archiveOptions are the retention keys of the instance that first uses a
+// ArchiveOptions are the retention keys of the instance that first uses a
 // path.
-type archiveOptions struct {
-	maxFiles int
-	maxAge   time.Duration
-	compress string // CompressNone, CompressGzip or CompressZstd
+type ArchiveOptions struct {
+	MaxFiles int           // rotate_max_files (0: keep all)
+	MaxAge   time.Duration // rotate_max_age (0: never)
+	Compress string        // CompressNone, CompressGzip or CompressZstd
 }
 
 // on reports whether the path keeps a manifest.
-func (a archiveOptions) on() bool {
-	return a.maxFiles > 0 || a.maxAge > 0 || a.compresses()
+func (a ArchiveOptions) on() bool {
+	return a.MaxFiles > 0 || a.MaxAge > 0 || a.compresses()
 }
 
-func (a archiveOptions) compresses() bool {
-	return a.compress == CompressGzip || a.compress == CompressZstd
+func (a ArchiveOptions) compresses() bool {
+	return a.Compress == CompressGzip || a.Compress == CompressZstd
 }
 
-// fileIdent is a file's identity: inode, and size and mtime, which a
+// FileIdent is a file's identity: inode, and size and mtime, which a
 // rotated file keeps (an inode number alone may be reused by a new file).
-type fileIdent struct {
+type FileIdent struct {
 	Dev   uint64 `json:"dev"`
 	Ino   uint64 `json:"ino"`
 	Size  int64  `json:"size"`
 	Mtime int64  `json:"mtime"`
 }
 
-// identOf returns the identity in a stat.
-func identOf(st *unix.Stat_t) fileIdent {
-	return fileIdent{Dev: uint64(st.Dev), Ino: uint64(st.Ino), Size: st.Size, Mtime: st.Mtim.Nano()}
+// IdentOf returns the identity in a stat.
+func IdentOf(st *unix.Stat_t) FileIdent {
+	return FileIdent{Dev: uint64(st.Dev), Ino: uint64(st.Ino), Size: st.Size, Mtime: st.Mtim.Nano()}
 }
 
 // zipIntent is a compression whose result is whole but maybe not yet in
@@ -128,13 +128,13 @@ func identOf(st *unix.Stat_t) fileIdent {
 type zipIntent struct {
 	Algo string `json:"algo"`
 	Name string `json:"name"`
-	fileIdent
+	FileIdent
 }
 
-// rotatedFile is one entry of a manifest.
-type rotatedFile struct {
+// RotatedFile is one entry of a manifest.
+type RotatedFile struct {
 	Name string `json:"name"` // in the path's directory; with its .gz/.zst once compressed
-	fileIdent
+	FileIdent
 	At     int64  `json:"at"`             // wall clock of the rotation, unix nanoseconds
 	Boot   string `json:"boot,omitempty"` // the boot it was rotated in
 	Up     int64  `json:"up,omitempty"`   // CLOCK_BOOTTIME at the rotation
@@ -146,43 +146,46 @@ type rotatedFile struct {
 	// Orig is the original's identity, once compressed: a crash between
 	// the manifest and the removal of the original leaves it, and only
 	// that very file is removed then.
-	Orig *fileIdent `json:"orig,omitempty"`
+	Orig *FileIdent `json:"orig,omitempty"`
 	Zip  *zipIntent `json:"zip,omitempty"` // a compression on its way
 
 	born time.Duration // on the boottime clock (not saved: see ages)
 }
 
-type manifest struct {
+// Manifest is what the state directory records of one path: the path and
+// the files rotated from it, in the order they were rotated. Its bytes on
+// disk are EncodeManifest's; the package docs give the contract.
+type Manifest struct {
 	Path    string        `json:"path"`
-	Rotated []rotatedFile `json:"rotated"`
+	Rotated []RotatedFile `json:"rotated"`
 }
 
 // series is the rotated files of one path.
 type series struct {
 	path, dir, base string // the path, its directory and its name
 	mfile           string // the manifest's name in the state directory
-	opt             archiveOptions
-	sys             *sysOps
-	arch            *archiver
-	metrics         *Metrics
+	opt             ArchiveOptions
+	sys             *Sys
+	arch            *Archiver
+	count           Counter
 	log             *logger.Logger
 	now             func() time.Time
 
 	mu      sync.Mutex
 	loaded  bool
 	key     []byte        // the state directory's MAC key, once read or made
-	rotated []rotatedFile // in the order they were rotated
+	rotated []RotatedFile // in the order they were rotated
 }
 
-// manifestName is the name of path's manifest in its state directory.
-func manifestName(path string) string {
+// ManifestName is the name of path's manifest in its state directory.
+func ManifestName(path string) string {
 	sum := sha256.Sum256([]byte(path))
 	return hex.EncodeToString(sum[:16]) + ".json"
 }
 
-func newSeries(path string, opt archiveOptions, sys *sysOps, arch *archiver, m *Metrics, log *logger.Logger, now func() time.Time) *series {
-	return &series{path: path, dir: filepath.Dir(path), base: filepath.Base(path), mfile: manifestName(path),
-		opt: opt, sys: sys, arch: arch, metrics: m, log: log, now: now}
+func newSeries(path string, opt ArchiveOptions, sys *Sys, arch *Archiver, count Counter, log *logger.Logger, now func() time.Time) *series {
+	return &series{path: path, dir: filepath.Dir(path), base: filepath.Base(path), mfile: ManifestName(path),
+		opt: opt, sys: sys, arch: arch, count: count, log: log, now: now}
 }
 
 // errState is a state directory or key that is not flatstore's own: it is
@@ -204,12 +207,12 @@ func (s *series) openDir() (int, error) {
 // ENOENT when it does not exist.
 func (s *series) openState(dfd int, create bool) (int, error) {
 	const flags = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
-	sfd, err := unix.Openat(dfd, stateDirName, flags, 0)
+	sfd, err := unix.Openat(dfd, StateDirName, flags, 0)
 	made := false
 	if err == unix.ENOENT && create {
-		if err = unix.Mkdirat(dfd, stateDirName, 0o700); err == nil || err == unix.EEXIST {
+		if err = unix.Mkdirat(dfd, StateDirName, 0o700); err == nil || err == unix.EEXIST {
 			made = err == nil
-			sfd, err = unix.Openat(dfd, stateDirName, flags, 0)
+			sfd, err = unix.Openat(dfd, StateDirName, flags, 0)
 		}
 	}
 	if err == unix.ELOOP || err == unix.ENOTDIR {
@@ -248,19 +251,19 @@ func (s *series) openState(dfd int, create bool) (int, error) {
 // set: 32 random bytes, written under a temporary name and renamed into
 // place without replacing one, so that every process sees one whole key.
 func readKey(sfd int, create bool) ([]byte, error) {
-	key, err := readPrivate(sfd, keyName, keySize)
+	key, err := readPrivate(sfd, KeyName, KeySize)
 	if err == unix.ENOENT && create {
-		key = make([]byte, keySize)
+		key = make([]byte, KeySize)
 		if _, err := rand.Read(key); err != nil {
 			return nil, err
 		}
 		var r [8]byte
 		_, _ = rand.Read(r[:])
-		tmp := keyName + "." + hex.EncodeToString(r[:]) + ".tmp"
+		tmp := KeyName + "." + hex.EncodeToString(r[:]) + ".tmp"
 		if err := writePrivate(sfd, tmp, key); err != nil {
 			return nil, err
 		}
-		err = renameNoReplace(unix.Renameat2, sfd, tmp, sfd, keyName)
+		err = renameNoReplace(unix.Renameat2, sfd, tmp, sfd, KeyName)
 		unix.Unlinkat(sfd, tmp, 0) // gone when renamed; the loser's otherwise
 		if err == nil {
 			return key, nil
@@ -268,10 +271,10 @@ func readKey(sfd int, create bool) ([]byte, error) {
 		if err != unix.EEXIST {
 			return nil, err
 		}
-		key, err = readPrivate(sfd, keyName, keySize) // another process made it first
+		key, err = readPrivate(sfd, KeyName, KeySize) // another process made it first
 	}
-	if err == nil && len(key) != keySize {
-		err = errState{fmt.Sprintf("%s/%s is %d bytes, not %d", stateDirName, keyName, len(key), keySize)}
+	if err == nil && len(key) != KeySize {
+		err = errState{fmt.Sprintf("%s/%s is %d bytes, not %d", StateDirName, KeyName, len(key), KeySize)}
 	}
 	return key, err
 }
@@ -355,9 +358,9 @@ func writePrivate(sfd int, name string, data []byte) error {
 	return err
 }
 
-// encodeManifest is the manifest's bytes: the JSON on one line, then the
+// EncodeManifest is the manifest's bytes: the JSON on one line, then the
 // hex HMAC-SHA256 of it under key on the next.
-func encodeManifest(key []byte, m manifest) ([]byte, error) {
+func EncodeManifest(key []byte, m Manifest) ([]byte, error) {
 	body, err := json.Marshal(m)
 	if err != nil {
 		return nil, err
@@ -377,9 +380,9 @@ func manifestMAC(key, body []byte) []byte {
 // errForged is a manifest that does not verify.
 var errForged = errors.New("does not verify (its MAC, format or path is wrong): it was not written by flatstore")
 
-// decodeManifest verifies data, a manifest of path, and decodes it.
-func decodeManifest(key, data []byte, path string) (manifest, error) {
-	var m manifest
+// DecodeManifest verifies data, a manifest of path, and decodes it.
+func DecodeManifest(key, data []byte, path string) (Manifest, error) {
+	var m Manifest
 	const macLine = 2*sha256.Size + 1
 	if len(data) < macLine+2 || data[len(data)-1] != '\n' || data[len(data)-macLine-1] != '\n' {
 		return m, errForged
@@ -392,7 +395,7 @@ func decodeManifest(key, data []byte, path string) (manifest, error) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&m); err != nil || dec.More() || m.Path != path {
-		return manifest{}, errForged
+		return Manifest{}, errForged
 	}
 	return m, nil
 }
@@ -409,9 +412,9 @@ func (s *series) validName(name string) bool {
 // recorded as id: a regular file, the same inode, size and mtime (only
 // device and inode when !full: a rename intent), one link, owned by the
 // running user.
-func ours(st *unix.Stat_t, id fileIdent, full bool) bool {
+func ours(st *unix.Stat_t, id FileIdent, full bool) bool {
 	return st.Mode&unix.S_IFMT == unix.S_IFREG && st.Nlink == 1 && int(st.Uid) == unix.Geteuid() &&
-		uint64(st.Dev) == id.Dev && uint64(st.Ino) == id.Ino &&
+		sameFile(st, id.Dev, id.Ino) &&
 		(!full || st.Size == id.Size && st.Mtim.Nano() == id.Mtime)
 }
 
@@ -431,14 +434,14 @@ func (s *series) zipTmp(ino uint64) string {
 // warnState warns, rate-limited, that the state of the series is not used.
 func (s *series) warnState(err error) {
 	s.log.Limitedf(logger.LevelWarn, "state", "retention: %s: %v: the files rotated there are neither compressed nor deleted",
-		filepath.Join(s.dir, stateDirName), errnoOf(err))
+		filepath.Join(s.dir, StateDirName), ErrnoOf(err))
 }
 
 // ageBase returns when r was rotated on the boottime clock: its recorded
 // boottime when it was rotated in this boot, else the load's boottime
 // minus its wall-clock age (never below zero).
-func (s *series) ageBase(r *rotatedFile, wall time.Time, up time.Duration) time.Duration {
-	if r.Boot != "" && r.Boot == s.sys.bootID && r.Up >= 0 && time.Duration(r.Up) <= up {
+func (s *series) ageBase(r *RotatedFile, wall time.Time, up time.Duration) time.Duration {
+	if r.Boot != "" && r.Boot == s.sys.BootID && r.Up >= 0 && time.Duration(r.Up) <= up {
 		return time.Duration(r.Up)
 	}
 	return up - max(wall.Sub(time.Unix(0, r.At)), 0)
@@ -471,22 +474,22 @@ func (s *series) loadLocked() {
 	if err == unix.ENOENT {
 		return
 	}
-	var m manifest
+	var m Manifest
 	if err == nil {
 		if s.key, err = readKey(sfd, false); err == nil {
-			m, err = decodeManifest(s.key, data, s.path)
+			m, err = DecodeManifest(s.key, data, s.path)
 		}
 	}
 	if err != nil {
 		s.log.Limitedf(logger.LevelWarn, "manifest-read", "retention: the manifest %s/%s of %q %v: the files it lists are left alone",
-			stateDirName, s.mfile, s.path, errnoOf(err))
+			StateDirName, s.mfile, s.path, ErrnoOf(err))
 		return
 	}
-	wall, up := s.now(), s.sys.boottime()
+	wall, up := s.now(), s.sys.Boottime()
 	changed := false
 	for _, r := range m.Rotated {
-		if !s.validName(r.Name) || r.Zip != nil && r.Zip.Name != r.Name+compressedExt(r.Zip.Algo) ||
-			r.Compressed != "" && !strings.HasSuffix(r.Name, compressedExt(r.Compressed)) {
+		if !s.validName(r.Name) || r.Zip != nil && r.Zip.Name != r.Name+CompressedExt(r.Zip.Algo) ||
+			r.Compressed != "" && !strings.HasSuffix(r.Name, CompressedExt(r.Compressed)) {
 			changed = true // signed, yet not a name we give: touch nothing
 			continue
 		}
@@ -494,18 +497,18 @@ func (s *series) loadLocked() {
 			// A rename aside that a crash interrupted: done if the name
 			// holds the live file's inode.
 			st, ok := statAt(dfd, r.Name)
-			if !ok || !ours(&st, r.fileIdent, false) {
+			if !ok || !ours(&st, r.FileIdent, false) {
 				changed = true
 				continue
 			}
-			r.fileIdent, r.Pending = identOf(&st), false
+			r.FileIdent, r.Pending = IdentOf(&st), false
 			changed = true
 		}
 		if z := r.Zip; z != nil {
 			// A compression whose result was whole: in place, or not yet.
-			if st, ok := statAt(dfd, z.Name); ok && ours(&st, z.fileIdent, true) {
-				orig := r.fileIdent
-				r.Orig, r.Name, r.Compressed, r.fileIdent = &orig, z.Name, z.Algo, z.fileIdent
+			if st, ok := statAt(dfd, z.Name); ok && ours(&st, z.FileIdent, true) {
+				orig := r.FileIdent
+				r.Orig, r.Name, r.Compressed, r.FileIdent = &orig, z.Name, z.Algo, z.FileIdent
 			}
 			r.Zip = nil
 			changed = true
@@ -515,14 +518,14 @@ func (s *series) loadLocked() {
 		} else if r.Orig != nil {
 			// Compressed and recorded, but the original perhaps not yet
 			// removed: only that very file goes.
-			orig := strings.TrimSuffix(r.Name, compressedExt(r.Compressed))
+			orig := strings.TrimSuffix(r.Name, CompressedExt(r.Compressed))
 			if st, ok := statAt(dfd, orig); ok && ours(&st, *r.Orig, true) {
-				_ = s.sys.unlinkat(dfd, orig, 0)
+				_ = s.sys.Unlinkat(dfd, orig, 0)
 			}
 			r.Orig = nil
 			changed = true
 		}
-		if st, ok := statAt(dfd, r.Name); !ok || !ours(&st, r.fileIdent, true) {
+		if st, ok := statAt(dfd, r.Name); !ok || !ours(&st, r.FileIdent, true) {
 			changed = true // gone, or not ours any more: forget it
 			continue
 		}
@@ -530,14 +533,14 @@ func (s *series) loadLocked() {
 		s.rotated = append(s.rotated, r)
 		if r.Compressed == "" && s.opt.compresses() {
 			name := r.Name
-			s.arch.enqueue(func() { s.compress(name) })
+			s.arch.Enqueue(func() { s.compress(name) })
 		}
 	}
 	if changed {
 		s.saveLocked()
 	}
-	if s.opt.maxFiles > 0 || s.opt.maxAge > 0 {
-		s.arch.enqueue(func() { s.retain(wall) })
+	if s.opt.MaxFiles > 0 || s.opt.MaxAge > 0 {
+		s.arch.Enqueue(func() { s.retain(wall) })
 	}
 }
 
@@ -550,7 +553,7 @@ func (s *series) saveLocked() error {
 			s.warnState(err)
 		} else {
 			s.log.Limitedf(logger.LevelWarn, "manifest-write", "retention: cannot write the manifest %s/%s of %q: %v",
-				stateDirName, s.mfile, s.path, errnoOf(err))
+				StateDirName, s.mfile, s.path, ErrnoOf(err))
 		}
 	}
 	return err
@@ -575,9 +578,9 @@ func (s *series) writeLocked() error {
 	}
 	rotated := s.rotated
 	if rotated == nil {
-		rotated = []rotatedFile{}
+		rotated = []RotatedFile{}
 	}
-	data, err := encodeManifest(s.key, manifest{Path: s.path, Rotated: rotated})
+	data, err := EncodeManifest(s.key, Manifest{Path: s.path, Rotated: rotated})
 	if err != nil {
 		return err
 	}
@@ -585,7 +588,7 @@ func (s *series) writeLocked() error {
 	if err := writePrivate(sfd, tmp, data); err != nil {
 		return err
 	}
-	err = s.sys.renameat2(sfd, tmp, sfd, s.mfile, 0)
+	err = s.sys.Renameat2(sfd, tmp, sfd, s.mfile, 0)
 	if err == unix.ENOSYS { // a kernel before renameat2 (3.15)
 		err = unix.Renameat(sfd, tmp, sfd, s.mfile)
 	}
@@ -599,10 +602,10 @@ func (s *series) writeLocked() error {
 // record appends r and saves the manifest; an entry that cannot be saved
 // because the state directory is not flatstore's own is dropped (nothing
 // is ever done to it). It reports whether r is kept.
-func (s *series) recordLocked(r rotatedFile) bool {
+func (s *series) recordLocked(r RotatedFile) bool {
 	s.loadLocked()
-	r.At, r.Boot = s.now().UnixNano(), s.sys.bootID
-	up := s.sys.boottime()
+	r.At, r.Boot = s.now().UnixNano(), s.sys.BootID
+	up := s.sys.Boottime()
 	r.Up, r.born = int64(up), up
 	s.rotated = append(s.rotated, r)
 	if err := s.saveLocked(); err != nil {
@@ -621,7 +624,7 @@ func (s *series) recordLocked(r rotatedFile) bool {
 func (s *series) intend(name string, dev, ino uint64, reason string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.recordLocked(rotatedFile{Name: filepath.Base(name), fileIdent: fileIdent{Dev: dev, Ino: ino},
+	return s.recordLocked(RotatedFile{Name: filepath.Base(name), FileIdent: FileIdent{Dev: dev, Ino: ino},
 		Reason: reason, Pending: true})
 }
 
@@ -640,8 +643,8 @@ func (s *series) confirm(name string, renamed bool) {
 		return
 	}
 	st, ok := statAt(unix.AT_FDCWD, name)
-	if renamed && ok && ours(&st, s.rotated[i].fileIdent, false) {
-		s.rotated[i].fileIdent, s.rotated[i].Pending = identOf(&st), false
+	if renamed && ok && ours(&st, s.rotated[i].FileIdent, false) {
+		s.rotated[i].FileIdent, s.rotated[i].Pending = IdentOf(&st), false
 	} else {
 		s.rotated = append(s.rotated[:i], s.rotated[i+1:]...)
 		renamed = false
@@ -658,11 +661,11 @@ func (s *series) confirm(name string, renamed bool) {
 func (s *series) add(name, reason string) {
 	base := filepath.Base(name)
 	st, ok := statAt(unix.AT_FDCWD, name)
-	if !ok || !s.validName(base) || !ours(&st, identOf(&st), true) {
+	if !ok || !s.validName(base) || !ours(&st, IdentOf(&st), true) {
 		return
 	}
 	s.mu.Lock()
-	kept := s.recordLocked(rotatedFile{Name: base, fileIdent: identOf(&st), Reason: reason})
+	kept := s.recordLocked(RotatedFile{Name: base, FileIdent: IdentOf(&st), Reason: reason})
 	s.mu.Unlock()
 	if kept {
 		s.queue(base)
@@ -673,10 +676,10 @@ func (s *series) add(name, reason string) {
 // of the path.
 func (s *series) queue(name string) {
 	if s.opt.compresses() {
-		s.arch.enqueue(func() { s.compress(name) })
+		s.arch.Enqueue(func() { s.compress(name) })
 	}
-	if s.opt.maxFiles > 0 {
-		s.arch.enqueue(func() { s.retain(time.Time{}) })
+	if s.opt.MaxFiles > 0 {
+		s.arch.Enqueue(func() { s.retain(time.Time{}) })
 	}
 }
 
@@ -692,7 +695,7 @@ func (s *series) recordedLocked(name string) bool {
 	s.loadLocked()
 	base := filepath.Base(name)
 	for _, r := range s.rotated {
-		if r.Name == base || strings.TrimSuffix(r.Name, compressedExt(r.Compressed)) == base {
+		if r.Name == base || strings.TrimSuffix(r.Name, CompressedExt(r.Compressed)) == base {
 			return true
 		}
 	}
@@ -708,7 +711,7 @@ func (s *series) taken(name string) bool {
 		return true
 	}
 	for _, algo := range []string{CompressGzip, CompressZstd} {
-		if fileExists(name + compressedExt(algo)) {
+		if fileExists(name + CompressedExt(algo)) {
 			return true
 		}
 	}
@@ -749,10 +752,10 @@ func (s *series) compress(name string) {
 	}
 	r := s.rotated[i]
 	s.mu.Unlock()
-	algo := s.opt.compress
+	algo := s.opt.Compress
 	src := filepath.Join(s.dir, name)
 	fail := func(what string, err error) {
-		s.log.Limitedf(logger.LevelWarn, "compress", "compress %q: %s: %v: it stays as it is", src, what, errnoOf(err))
+		s.log.Limitedf(logger.LevelWarn, "compress", "compress %q: %s: %v: it stays as it is", src, what, ErrnoOf(err))
 	}
 	dfd, err := s.openDir()
 	if err != nil {
@@ -773,7 +776,7 @@ func (s *series) compress(name string) {
 	}
 	defer unix.Close(in)
 	var st unix.Stat_t
-	if err := unix.Fstat(in, &st); err != nil || !ours(&st, r.fileIdent, true) {
+	if err := unix.Fstat(in, &st); err != nil || !ours(&st, r.FileIdent, true) {
 		s.forget(r, src, err)
 		return
 	}
@@ -783,7 +786,7 @@ func (s *series) compress(name string) {
 		fail("write", err)
 		return
 	}
-	dst := name + compressedExt(algo)
+	dst := name + CompressedExt(algo)
 	// Recorded before it is renamed into place: a crash after the rename
 	// leaves a compressed file the next load knows for ours.
 	s.mu.Lock()
@@ -792,11 +795,11 @@ func (s *series) compress(name string) {
 		unix.Unlinkat(sfd, tmp, 0)
 		return
 	}
-	s.rotated[i].Zip = &zipIntent{Algo: algo, Name: dst, fileIdent: identOf(&zst)}
+	s.rotated[i].Zip = &zipIntent{Algo: algo, Name: dst, FileIdent: IdentOf(&zst)}
 	serr := s.saveLocked()
 	s.mu.Unlock()
 	if serr == nil {
-		serr = renameNoReplace(s.sys.renameat2, sfd, tmp, dfd, dst)
+		serr = renameNoReplace(s.sys.Renameat2, sfd, tmp, dfd, dst)
 	}
 	if serr != nil {
 		unix.Unlinkat(sfd, tmp, 0)
@@ -813,16 +816,16 @@ func (s *series) compress(name string) {
 	s.mu.Lock()
 	if i = s.indexLocked(name); i >= 0 {
 		e := &s.rotated[i]
-		orig := e.fileIdent
-		e.Orig, e.Name, e.Compressed, e.fileIdent, e.Zip = &orig, dst, algo, identOf(&zst), nil
+		orig := e.FileIdent
+		e.Orig, e.Name, e.Compressed, e.FileIdent, e.Zip = &orig, dst, algo, IdentOf(&zst), nil
 		s.saveLocked()
 	}
 	s.mu.Unlock()
 	// The source goes only if its name still holds the file compressed;
 	// unlinkat removes a name, never what a link there points to.
-	if st2, ok := statAt(dfd, name); ok && ours(&st2, r.fileIdent, true) {
-		if err := s.sys.unlinkat(dfd, name, 0); err != nil {
-			s.log.Limitedf(logger.LevelWarn, "compress", "compressed %q but cannot remove it: %v", src, errnoOf(err))
+	if st2, ok := statAt(dfd, name); ok && ours(&st2, r.FileIdent, true) {
+		if err := s.sys.Unlinkat(dfd, name, 0); err != nil {
+			s.log.Limitedf(logger.LevelWarn, "compress", "compressed %q but cannot remove it: %v", src, ErrnoOf(err))
 		}
 	}
 	_ = unix.Fsync(dfd)
@@ -831,7 +834,7 @@ func (s *series) compress(name string) {
 
 // forget drops an entry whose file is no longer the one rotated: it is
 // left as it is.
-func (s *series) forget(r rotatedFile, src string, err error) {
+func (s *series) forget(r RotatedFile, src string, err error) {
 	if err == nil || err == unix.ENOENT || err == unix.ELOOP {
 		s.log.Limitedf(logger.LevelWarn, "compress", "compress %q: it is not the file flatstore rotated any more "+
 			"(moved, replaced, linked or changed): it is left alone and forgotten", src)
@@ -841,7 +844,7 @@ func (s *series) forget(r rotatedFile, src string, err error) {
 		s.mu.Unlock()
 		return
 	}
-	s.log.Limitedf(logger.LevelWarn, "compress", "compress %q: %v: it stays as it is", src, errnoOf(err))
+	s.log.Limitedf(logger.LevelWarn, "compress", "compress %q: %v: it stays as it is", src, ErrnoOf(err))
 }
 
 // retain deletes the rotated files beyond rotate_max_files (the first
@@ -855,19 +858,19 @@ func (s *series) retain(time.Time) {
 	// compression both run on the archiver, one job at a time, so only a
 	// rotation (a new entry, perhaps pending) can come in between.
 	type victim struct {
-		r      rotatedFile
+		r      RotatedFile
 		reason string
 	}
 	s.mu.Lock()
 	s.loadLocked()
-	up := s.sys.boottime()
+	up := s.sys.Boottime()
 	var victims []victim
 	for i, r := range s.rotated {
 		switch {
 		case r.Pending || r.Zip != nil:
-		case s.opt.maxFiles > 0 && len(s.rotated)-i > s.opt.maxFiles:
+		case s.opt.MaxFiles > 0 && len(s.rotated)-i > s.opt.MaxFiles:
 			victims = append(victims, victim{r, "max_files"})
-		case s.opt.maxAge > 0 && up-r.born > s.opt.maxAge:
+		case s.opt.MaxAge > 0 && up-r.born > s.opt.MaxAge:
 			victims = append(victims, victim{r, "max_age"})
 		}
 	}
@@ -880,21 +883,23 @@ func (s *series) retain(time.Time) {
 		return
 	}
 	defer unix.Close(dfd)
-	var gone []rotatedFile
+	var gone []RotatedFile
 	for _, v := range victims {
 		name := filepath.Join(s.dir, v.r.Name)
-		if st, ok := statAt(dfd, v.r.Name); !ok || !ours(&st, v.r.fileIdent, true) {
+		if st, ok := statAt(dfd, v.r.Name); !ok || !ours(&st, v.r.FileIdent, true) {
 			gone = append(gone, v.r) // not the file we rotated: forget it, touch nothing
 			continue
 		}
 		// unlinkat removes the name: a link swapped in since the check
 		// goes, never what it points to.
-		if err := s.sys.unlinkat(dfd, v.r.Name, 0); err != nil {
-			s.log.Limitedf(logger.LevelWarn, "retain", "retention: cannot delete %q: %v", name, errnoOf(err))
+		if err := s.sys.Unlinkat(dfd, v.r.Name, 0); err != nil {
+			s.log.Limitedf(logger.LevelWarn, "retain", "retention: cannot delete %q: %v", name, ErrnoOf(err))
 			continue
 		}
 		gone = append(gone, v.r)
-		s.metrics.deletedFile(v.reason)
+		if s.count != nil {
+			s.count.Deleted(v.reason)
+		}
 		s.log.Infof("deleted %q (rotate_%s)", name, v.reason)
 	}
 	if len(gone) == 0 {

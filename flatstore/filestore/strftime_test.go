@@ -1,4 +1,4 @@
-package flatstore
+package filestore
 
 import (
 	"testing"
@@ -18,8 +18,8 @@ func TestAppendStrftime(t *testing.T) {
 		{"plain", "plain"},
 	}
 	for _, c := range cases {
-		if err := checkStrftime(c.pattern); err != nil {
-			t.Errorf("checkStrftime(%q): %v", c.pattern, err)
+		if err := CheckStrftime(c.pattern); err != nil {
+			t.Errorf("CheckStrftime(%q): %v", c.pattern, err)
 		}
 		if got := string(appendStrftime([]byte("x"), c.pattern, at)); got != "x"+c.want {
 			t.Errorf("appendStrftime(%q) = %q, want %q", c.pattern, got, "x"+c.want)
@@ -30,8 +30,8 @@ func TestAppendStrftime(t *testing.T) {
 		t.Errorf("%%H in +01:00 = %q, want 04 (UTC)", got)
 	}
 	for _, bad := range []string{"%", "x%", "%Q", "%Y/%m", "%E"} {
-		if checkStrftime(bad) == nil {
-			t.Errorf("checkStrftime(%q) = nil, want an error", bad)
+		if CheckStrftime(bad) == nil {
+			t.Errorf("CheckStrftime(%q) = nil, want an error", bad)
 		}
 	}
 }

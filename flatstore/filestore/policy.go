@@ -1,4 +1,4 @@
-package flatstore
+package filestore
 
 import (
 	"fmt"
@@ -70,12 +70,28 @@ import (
 // as the file's last rotation for Status; it is logged by the instance that
 // made it (or, for the maintenance tick, the first instance of the path).
 
-// rotateOptions are the rotation keys of the instance that first uses a path.
-type rotateOptions struct {
-	suffix      string
-	period      time.Duration
-	count, size int64
-	reopenCheck time.Duration
+// The reasons of a rotation, as counted (flatstore_rotations_total) and
+// reported by Status. Only ReasonMI comes from outside (File.Reopen); the
+// others are the store's own.
+const (
+	ReasonMI          = "mi"           // the control endpoint's rotate: logrotate moved the file
+	ReasonPeriod      = "period"       // rotate_period
+	ReasonCount       = "count"        // rotate_count
+	ReasonSize        = "size"         // rotate_size
+	ReasonReopenCheck = "reopen_check" // the path was moved without a rotate call
+)
+
+// RotationReasons lists every rotation reason.
+func RotationReasons() []string {
+	return []string{ReasonMI, ReasonPeriod, ReasonCount, ReasonSize, ReasonReopenCheck}
+}
+
+// RotateOptions are the rotation keys of the instance that first uses a path.
+type RotateOptions struct {
+	Suffix      string        // strftime pattern appended to the path at each open
+	Period      time.Duration // rotate_period (0: off)
+	Count, Size int64         // rotate_count lines, rotate_size bytes (0: off)
+	ReopenCheck time.Duration // reopen_check (0: off)
 }
 
 // asideName is the name a rotated file takes when the path has no suffix:
@@ -87,7 +103,7 @@ type rotateOptions struct {
 //
 // The counter only goes up within a second (r remembers the last name), so
 // a name retention has since deleted is never taken again for a newer file.
-func (r *rotation) asideName(path string, now time.Time, taken func(string) bool) string {
+func (r *policy) asideName(path string, now time.Time, taken func(string) bool) string {
 	base := path + "." + now.UTC().Format("20060102-150405")
 	name, i := base, 0
 	if base == r.asideBase {
@@ -103,7 +119,7 @@ func (r *rotation) asideName(path string, now time.Time, taken func(string) bool
 }
 
 // builtIn reports whether the options rotate by themselves.
-func (o rotateOptions) builtIn() bool { return o.period > 0 || o.count > 0 || o.size > 0 }
+func (o RotateOptions) builtIn() bool { return o.Period > 0 || o.Count > 0 || o.Size > 0 }
 
 // fileID is which file a name held when it was last open: its name, its
 // inode and its size then.
@@ -116,13 +132,13 @@ type fileID struct {
 // sameAs reports whether st, opened as name, is the file id describes,
 // unchanged.
 func (id fileID) sameAs(name string, st *unix.Stat_t) bool {
-	return name == id.name && uint64(st.Dev) == id.dev && uint64(st.Ino) == id.ino && st.Size == id.size
+	return name == id.name && sameFile(st, id.dev, id.ino) && st.Size == id.size
 }
 
-// rotation is the rotation state of one path. The File that holds it
+// policy is the rotation state of one path. The File that holds it
 // guards it with its lock.
-type rotation struct {
-	opt rotateOptions
+type policy struct {
+	opt RotateOptions
 
 	period  int64     // rotate_period index of the open file
 	lines   int64     // lines written since the open
@@ -142,16 +158,16 @@ func isBuiltIn(reason string) bool {
 }
 
 // baseName is path + suffix for now.
-func (r *rotation) baseName(path string, now time.Time) string {
-	if r.opt.suffix == "" {
+func (r *policy) baseName(path string, now time.Time) string {
+	if r.opt.Suffix == "" {
 		return path
 	}
-	return string(appendStrftime([]byte(path), r.opt.suffix, now))
+	return string(appendStrftime([]byte(path), r.opt.Suffix, now))
 }
 
 // pickName chooses the name the next open takes, given the file that was
 // open last (prev, with its identity) and whether names exist.
-func (r *rotation) pickName(path string, now time.Time, prev fileID, exists func(string) bool, same func(name string, id fileID) bool) (base, name string) {
+func (r *policy) pickName(path string, now time.Time, prev fileID, exists func(string) bool, same func(name string, id fileID) bool) (base, name string) {
 	base = r.baseName(path, now)
 	name = base
 	switch {
@@ -170,12 +186,12 @@ func (r *rotation) pickName(path string, now time.Time, prev fileID, exists func
 // opened records an open of name (base + perhaps .N) at now; continued
 // says whether it is the very file that was open before, unchanged, so
 // that rotate_count goes on counting.
-func (r *rotation) opened(base string, now time.Time, continued bool) {
+func (r *policy) opened(base string, now time.Time, continued bool) {
 	if !continued {
 		r.lines = 0
 	}
 	r.base, r.fresh, r.resume, r.checked = base, false, false, now
-	if r.opt.period > 0 {
+	if r.opt.Period > 0 {
 		r.period = r.periodOf(now)
 	}
 }
@@ -184,11 +200,11 @@ func (r *rotation) opened(base string, now time.Time, continued bool) {
 // open: its size already reached rotate_size, or it was last written in an
 // earlier rotate_period (closed by idle_timeout, a restart, or a template
 // path forgotten in between: the boundary is not skipped).
-func (r *rotation) full(st *unix.Stat_t, now time.Time) string {
-	if s := r.opt.size; s > 0 && st.Size >= s {
+func (r *policy) full(st *unix.Stat_t, now time.Time) string {
+	if s := r.opt.Size; s > 0 && st.Size >= s {
 		return ReasonSize
 	}
-	if r.opt.period > 0 && st.Size > 0 && r.periodOf(time.Unix(st.Mtim.Unix())) < r.periodOf(now) {
+	if r.opt.Period > 0 && st.Size > 0 && r.periodOf(time.Unix(st.Mtim.Unix())) < r.periodOf(now) {
 		return ReasonPeriod
 	}
 	return ""
@@ -199,8 +215,8 @@ func (r *rotation) full(st *unix.Stat_t, now time.Time) string {
 // file takes the period of now, so the next boundary the clock really
 // crosses rotates it (not the one the clock had reached before its step,
 // a year later perhaps).
-func (r *rotation) periodEnded(now time.Time) bool {
-	if r.opt.period <= 0 {
+func (r *policy) periodEnded(now time.Time) bool {
+	if r.opt.Period <= 0 {
 		return false
 	}
 	p := r.periodOf(now)
@@ -212,8 +228,8 @@ func (r *rotation) periodEnded(now time.Time) bool {
 
 // reopenDue reports whether a reopen_check is due, and starts the next
 // interval when it is.
-func (r *rotation) reopenDue(now time.Time) bool {
-	rc := r.opt.reopenCheck
+func (r *policy) reopenDue(now time.Time) bool {
+	rc := r.opt.ReopenCheck
 	if rc <= 0 || now.Sub(r.checked) < rc && !now.Before(r.checked) {
 		return false
 	}
@@ -222,15 +238,15 @@ func (r *rotation) reopenDue(now time.Time) bool {
 	return true
 }
 
-// take returns how many of the lines ahead (their ends, from ends[li] on,
+// linesFitting returns how many of the lines ahead (their ends, from ends[li] on,
 // the first starting at start) go into the open file of size bytes: the
 // line that reaches a limit stays in it.
-func (r *rotation) take(ends []int, li, start int, size int64) int {
+func (r *policy) linesFitting(ends []int, li, start int, size int64) int {
 	k := len(ends) - li
-	if c := r.opt.count; c > 0 {
+	if c := r.opt.Count; c > 0 {
 		k = min(k, int(max(c-r.lines, 1)))
 	}
-	if s := r.opt.size; s > 0 {
+	if s := r.opt.Size; s > 0 {
 		j := li
 		for j < li+k-1 && size+int64(ends[j]-start) < s {
 			j++
@@ -242,19 +258,19 @@ func (r *rotation) take(ends []int, li, start int, size int64) int {
 
 // wrote counts lines written and returns the reason of the rotation they
 // make due, or "".
-func (r *rotation) wrote(lines int, size int64) string {
+func (r *policy) wrote(lines int, size int64) string {
 	r.lines += int64(lines)
 	switch {
-	case r.opt.count > 0 && r.lines >= r.opt.count:
+	case r.opt.Count > 0 && r.lines >= r.opt.Count:
 		return ReasonCount
-	case r.opt.size > 0 && size >= r.opt.size:
+	case r.opt.Size > 0 && size >= r.opt.Size:
 		return ReasonSize
 	}
 	return ""
 }
 
-// closed records a close for reason ("" for a close of our own).
-func (r *rotation) closed(reason string) {
+// noteClose records a close for reason ("" for a close of our own).
+func (r *policy) noteClose(reason string) {
 	switch {
 	case isBuiltIn(reason):
 		r.fresh = true
@@ -264,8 +280,8 @@ func (r *rotation) closed(reason string) {
 }
 
 // periodOf is the rotate_period index of t: periods are aligned to the epoch.
-func (r *rotation) periodOf(t time.Time) int64 {
-	p := int64(r.opt.period / time.Second)
+func (r *policy) periodOf(t time.Time) int64 {
+	p := int64(r.opt.Period / time.Second)
 	q := t.Unix() / p
 	if t.Unix() < 0 && t.Unix()%p != 0 {
 		q--

@@ -1,4 +1,4 @@
-package flatstore
+package filestore
 
 import (
 	"os"
@@ -39,7 +39,7 @@ const appendFlags = unix.O_WRONLY | unix.O_APPEND | unix.O_CLOEXEC | unix.O_NONB
 
 // opener opens the files of one path.
 type opener struct {
-	sys   *sysOps
+	sys   *Sys
 	perm  uint32
 	mkdir bool
 	// root is a template's static directory, beneath which the rendered
@@ -56,22 +56,22 @@ func (o *opener) open(name string) (fd int, st unix.Stat_t, created bool, err er
 		fd, created, err = o.openBeneath(name)
 	}
 	if err != nil {
-		return -1, st, false, &writeError{"open", name, err}
+		return -1, st, false, &FileError{"open", name, err}
 	}
-	if err := o.sys.fstat(fd, &st); err != nil {
-		o.sys.close(fd)
-		return -1, st, false, &writeError{"fstat", name, err}
+	if err := o.sys.Fstat(fd, &st); err != nil {
+		o.sys.Close(fd)
+		return -1, st, false, &FileError{"fstat", name, err}
 	}
 	if kind := fileKind(st.Mode); kind != "" {
-		o.sys.close(fd)
-		return -1, st, false, &writeError{"open", name, errNotRegular{kind}}
+		o.sys.Close(fd)
+		return -1, st, false, &FileError{"open", name, errNotRegular{kind}}
 	}
 	if o.root != "" && st.Nlink > 1 {
 		// A rendered name with another link to its file: flatstore never
 		// makes one, so someone linked it there — perhaps to another
 		// output's file or to one outside flatstore's.
-		o.sys.close(fd)
-		return -1, st, false, &writeError{"open", name, errNotRegular{"a file with other hard links"}}
+		o.sys.Close(fd)
+		return -1, st, false, &FileError{"open", name, errNotRegular{"a file with other hard links"}}
 	}
 	// A regular file: its writes need no O_NONBLOCK (the open set it, and
 	// O_APPEND, the one other status flag it set).
@@ -79,13 +79,17 @@ func (o *opener) open(name string) (fd int, st unix.Stat_t, created bool, err er
 	if created && st.Mode&0o777 != o.perm {
 		// The umask cut the mode: set exactly what was asked for.
 		if err := unix.Fchmod(fd, o.perm); err != nil {
-			o.sys.close(fd)
-			return -1, st, false, &writeError{"fchmod", name, err}
+			o.sys.Close(fd)
+			return -1, st, false, &FileError{"fchmod", name, err}
 		}
 		st.Mode = st.Mode&^0o777 | o.perm
 	}
 	return fd, st, created, nil
 }
+
+// FileKind names what mode is when it is not a regular file, as the
+// store's refusals say it ("a FIFO", "a directory"…); "" for one.
+func FileKind(mode os.FileMode) string { return fileKind(modeBits(mode)) }
 
 // fileKind names what a mode is when it is not a regular file.
 func fileKind(mode uint32) string {
@@ -111,7 +115,7 @@ func fileKind(mode uint32) string {
 // missing, as openBeneath does.
 func (o *opener) openPlain(name string) (int, bool, error) {
 	open := func() (int, bool, error) {
-		return createOrOpen(func(flags int, perm uint32) (int, error) { return o.sys.open(name, flags, perm) },
+		return createOrOpen(func(flags int, perm uint32) (int, error) { return o.sys.Open(name, flags, perm) },
 			func() (uint32, error) {
 				var st unix.Stat_t
 				err := unix.Lstat(name, &st)
@@ -121,7 +125,7 @@ func (o *opener) openPlain(name string) (int, bool, error) {
 	fd, created, err := open()
 	if err == unix.ENOENT && o.mkdir {
 		if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
-			return -1, false, errnoOf(err)
+			return -1, false, ErrnoOf(err)
 		}
 		fd, created, err = open()
 	}
@@ -165,12 +169,12 @@ func (o *opener) openBeneath(name string) (int, bool, error) {
 	if !ok || rel == "" {
 		return -1, false, errOutside
 	}
-	dir, err := o.sys.open(o.root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	dir, err := o.sys.Open(o.root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err == unix.ENOENT && o.mkdir {
 		if err := os.MkdirAll(o.root, 0o755); err != nil {
-			return -1, false, errnoOf(err)
+			return -1, false, ErrnoOf(err)
 		}
-		dir, err = o.sys.open(o.root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		dir, err = o.sys.Open(o.root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	}
 	if err != nil {
 		return -1, false, err
@@ -180,24 +184,24 @@ func (o *opener) openBeneath(name string) (int, bool, error) {
 		if isStateDirName(c) {
 			// Never a way into flatstore's own state, whatever the
 			// template: not the directory, not a file in it.
-			o.sys.close(dir)
+			o.sys.Close(dir)
 			return -1, false, errReserved{}
 		}
 	}
 	for _, c := range comps[:len(comps)-1] {
 		if c == "" || c == "." || c == ".." {
-			o.sys.close(dir)
+			o.sys.Close(dir)
 			return -1, false, errOutside
 		}
 		sub, err := o.at(dir, c, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 		if err == unix.ENOENT && o.mkdir {
-			if err := o.sys.mkdirat(dir, c, 0o755); err != nil && err != unix.EEXIST {
-				o.sys.close(dir)
+			if err := o.sys.Mkdirat(dir, c, 0o755); err != nil && err != unix.EEXIST {
+				o.sys.Close(dir)
 				return -1, false, err
 			}
 			sub, err = o.at(dir, c, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 		}
-		o.sys.close(dir)
+		o.sys.Close(dir)
 		if err != nil {
 			return -1, false, err
 		}
@@ -205,7 +209,7 @@ func (o *opener) openBeneath(name string) (int, bool, error) {
 	}
 	base := comps[len(comps)-1]
 	if base == "" || base == "." || base == ".." {
-		o.sys.close(dir)
+		o.sys.Close(dir)
 		return -1, false, errOutside
 	}
 	// The file itself is never reached through a symbolic link: one
@@ -217,22 +221,22 @@ func (o *opener) openBeneath(name string) (int, bool, error) {
 			err := unix.Fstatat(dir, base, &st, unix.AT_SYMLINK_NOFOLLOW)
 			return st.Mode, err
 		}, o.perm)
-	o.sys.close(dir)
+	o.sys.Close(dir)
 	return fd, created, err
 }
 
 // at opens one path component beneath the directory dirfd.
 func (o *opener) at(dirfd int, comp string, flags int, perm uint32) (int, error) {
-	if o.sys.haveOpenat2 {
+	if o.sys.HaveOpenat2 {
 		how := &unix.OpenHow{Flags: uint64(flags), Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS}
 		if flags&unix.O_CREAT != 0 {
 			how.Mode = uint64(perm)
 		}
-		return o.sys.openat2(dirfd, comp, how)
+		return o.sys.Openat2(dirfd, comp, how)
 	}
 	// No openat2 here (or a seccomp filter refuses it): never follow a
 	// link in a rendered component.
-	return o.sys.openat(dirfd, comp, flags|unix.O_NOFOLLOW, perm)
+	return o.sys.Openat(dirfd, comp, flags|unix.O_NOFOLLOW, perm)
 }
 
 // errReserved is returned for a rendered path that names flatstore's state
@@ -240,11 +244,28 @@ func (o *opener) at(dirfd int, comp string, flags int, perm uint32) (int, error)
 type errReserved struct{}
 
 func (errReserved) Error() string {
-	return "names " + stateDirName + ", flatstore's own state directory (reserved)"
+	return "names " + StateDirName + ", flatstore's own state directory (reserved)"
 }
 
 func (errReserved) Is(target error) bool { return target == errOutside }
 
 // isStateDirName reports whether a path component names the state
 // directory, ignoring case.
-func isStateDirName(c string) bool { return strings.EqualFold(c, stateDirName) }
+func isStateDirName(c string) bool { return strings.EqualFold(c, StateDirName) }
+
+// modeBits turns an os.FileMode type into the S_IFMT bits fileKind reads.
+func modeBits(m os.FileMode) uint32 {
+	switch {
+	case m&os.ModeNamedPipe != 0:
+		return unix.S_IFIFO
+	case m&os.ModeSocket != 0:
+		return unix.S_IFSOCK
+	case m&os.ModeCharDevice != 0:
+		return unix.S_IFCHR
+	case m&os.ModeDevice != 0:
+		return unix.S_IFBLK
+	case m.IsDir():
+		return unix.S_IFDIR
+	}
+	return unix.S_IFREG
+}

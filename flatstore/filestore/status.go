@@ -1,16 +1,11 @@
-package flatstore
+package filestore
 
 import (
-	"errors"
 	"time"
 )
 
-// ErrNotManaged is returned by Rotate for a path that no live instance
-// manages. Its text is the OpenSIPS MI error message.
-var ErrNotManaged = errors.New("File not found")
-
-// FileStatus describes one managed file, as the control endpoint reports it.
-type FileStatus struct {
+// Status describes one event file, as the control endpoint reports it.
+type Status struct {
 	Path string `json:"path"`
 	Open bool   `json:"open"`
 	// Moved is true when reopen_check found the path moved or removed

@@ -1,4 +1,4 @@
-package flatstore
+package filestore
 
 import (
 	"container/list"
@@ -6,12 +6,12 @@ import (
 	"time"
 )
 
-// pool is the process's set of event files. Several instances that write
+// Store is the process's set of event files. Several instances that write
 // one path share one File (one handle, one lock), so their lines never
 // interleave.
 //
 // max_open_sockets bounds the files one output keeps open at once, as a
-// cache: each output has its own slots (slotSet), and one output's files
+// cache: each output has its own slots (Slots), and one output's files
 // never count against another's. A File takes a slot of the output that
 // writes it before it opens; when that output has none free, its own least
 // recently used open file that no flush is writing is closed (its next
@@ -23,15 +23,15 @@ import (
 // Lock order: a File's lock, then another File's (a victim, which is open
 // and which no flush pins), then the pool's. The pool never takes a File's
 // lock while holding its own.
-type pool struct {
-	sys     *sysOps
-	now     func() time.Time
-	metrics *Metrics
+type Store struct {
+	sys   *Sys
+	now   func() time.Time
+	count Counter
 
 	mu        sync.Mutex
 	files     map[string]*File
-	slotsHeld int      // Files holding a slot (open, or about to open), every output's
-	unbounded *slotSet // the slots of Files written with no limit (tests)
+	slotsHeld int    // Files holding a slot (open, or about to open), every output's
+	unbounded *Slots // the slots of Files written with no limit (tests)
 	// byID is the open Files by their file's identity: a rendered path
 	// that resolves to a file another output has open (a link planted in
 	// the directory) is refused (opened).
@@ -48,13 +48,14 @@ type pool struct {
 	// manifest; arch runs their background jobs.
 	series     map[string]*seriesRef
 	seriesLRU  *list.List // *seriesRef no File uses, least recently used first
-	arch       *archiver
+	arch       *Archiver
 	lastRetain time.Time
 
 	users    int
 	stop     chan struct{}
 	stopped  chan struct{}
 	interval time.Duration
+	maxMemo  int
 }
 
 // seriesRef is a registered series and the Files that use it.
@@ -74,38 +75,63 @@ const retainEvery = 30 * time.Second
 // maxMemo bounds the memories kept for forgotten paths.
 const maxMemo = 4096
 
+// Env is what a Store is made of besides its files: the system calls and
+// the clock (tests give their own), how often the maintenance goroutine
+// ticks, how many memories of forgotten paths it keeps, and who counts
+// what it does by itself.
+type Env struct {
+	Sys     *Sys             // nil: RealSys()
+	Now     func() time.Time // nil: time.Now
+	Every   time.Duration    // the maintenance tick; 0: 100ms
+	MaxMemo int              // the memories kept for forgotten paths; 0: 4096
+	Counter Counter          // may be nil
+}
+
 type memoEntry struct {
 	path string
 	mem  memory
 }
 
-func newPool(sys *sysOps, now func() time.Time, m *Metrics) *pool {
-	return &pool{sys: sys, now: now, metrics: m, files: map[string]*File{}, unbounded: newSlotSet(0), byID: map[devIno]*File{},
-		memo: map[string]*list.Element{}, memoOrder: list.New(), interval: 100 * time.Millisecond,
-		series: map[string]*seriesRef{}, seriesLRU: list.New(), arch: newArchiver()}
+// New returns an empty store.
+func New(env Env) *Store {
+	if env.Sys == nil {
+		env.Sys = RealSys()
+	}
+	if env.Now == nil {
+		env.Now = time.Now
+	}
+	if env.Every <= 0 {
+		env.Every = 100 * time.Millisecond
+	}
+	if env.MaxMemo <= 0 {
+		env.MaxMemo = maxMemo
+	}
+	return &Store{sys: env.Sys, now: env.Now, count: env.Counter, files: map[string]*File{}, unbounded: NewSlots(0), byID: map[devIno]*File{},
+		memo: map[string]*list.Element{}, memoOrder: list.New(), interval: env.Every, maxMemo: env.MaxMemo,
+		series: map[string]*seriesRef{}, seriesLRU: list.New(), arch: NewArchiver()}
 }
 
-// openCount is the number of files holding a slot.
-func (p *pool) openCount() int {
+// OpenCount is the number of files holding a slot.
+func (p *Store) OpenCount() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.slotsHeld
 }
 
-// memoCount is the number of memories kept.
-func (p *pool) memoCount() int {
+// MemoCount is the number of memories kept.
+func (p *Store) MemoCount() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return len(p.memo)
 }
 
 // lookupLocked returns the File for path, creating it with opt.
-func (p *pool) lookupLocked(path string, opt *fileOptions) *File {
+func (p *Store) lookupLocked(path string, opt *Options) *File {
 	f := p.files[path]
 	if f == nil {
 		f = newFile(path, opt, p.sys, p.now)
-		f.slots, f.metrics = p, p.metrics
-		if opt.archive.on() {
+		f.slots, f.count = p, p.count
+		if opt.Archive.on() {
 			f.series = p.seriesLocked(path, opt)
 		}
 		p.files[path] = f
@@ -118,8 +144,8 @@ func (p *pool) lookupLocked(path string, opt *fileOptions) *File {
 	return f
 }
 
-// ref registers a configured static path for an instance.
-func (p *pool) ref(path string, opt *fileOptions) *File {
+// Acquire registers a configured static path for an instance.
+func (p *Store) Acquire(path string, opt *Options) *File {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	f := p.lookupLocked(path, opt)
@@ -127,8 +153,8 @@ func (p *pool) ref(path string, opt *fileOptions) *File {
 	return f
 }
 
-// unref drops an instance's reference; the last one closes the file.
-func (p *pool) unref(f *File) {
+// Release drops an instance's reference; the last one closes the file.
+func (p *Store) Release(f *File) {
 	p.mu.Lock()
 	f.refs--
 	last := f.refs == 0
@@ -141,10 +167,24 @@ func (p *pool) unref(f *File) {
 	}
 }
 
-// pin returns the File for path, pinned for one write: it is not closed
-// to free a slot and not forgotten until unpin. The instance's options
-// apply when the File is new; the caller compares them otherwise.
-func (p *pool) pin(path string, opt *fileOptions) *File {
+// Pin returns the File for path, pinned for one write: it is not closed
+// to free a slot and not forgotten until Unpin. opt apply when the File is
+// new. A File another output made is refused — nothing pinned, a *FileError
+// that IsBadPath — when its options shape the file differently, or, for a
+// path rendered from a template (opt.Template set), when it is another
+// output's configured file or another template's.
+func (p *Store) Pin(path string, opt *Options) (*File, error) {
+	f := p.pin(path, opt)
+	if f.opt != opt && (f.opt.Format != opt.Format ||
+		opt.Template != "" && (f.refs > 0 || f.opt.Template != opt.Template)) {
+		p.Unpin(f)
+		return nil, &FileError{"open", path, errOtherOutput{f.path}}
+	}
+	return f, nil
+}
+
+// pin is Pin without the check.
+func (p *Store) pin(path string, opt *Options) *File {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	f := p.lookupLocked(path, opt)
@@ -155,18 +195,18 @@ func (p *pool) pin(path string, opt *fileOptions) *File {
 	return f
 }
 
-// unpin ends a write of f.
-func (p *pool) unpin(f *File) {
+// Unpin ends a write of f.
+func (p *Store) Unpin(f *File) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	f.pins--
 	p.forgetLocked(f)
 }
 
-// take implements slotKeeper: a slot of set (the writing output's) for f,
+// takeSlot implements slotKeeper: a slot of set (the writing output's) for f,
 // which is about to open. When set is full, set's own least recently used
 // idle file is closed; other outputs' files are never touched.
-func (p *pool) take(f *File, set *slotSet) error {
+func (p *Store) takeSlot(f *File, set *Slots) error {
 	if set == nil {
 		set = p.unbounded
 	}
@@ -185,22 +225,22 @@ func (p *pool) take(f *File, set *slotSet) error {
 		v := victimLocked(set, f)
 		if v == nil {
 			p.mu.Unlock()
-			return errNoSlot
+			return ErrNoSlot
 		}
 		v.evicting = true
 		p.mu.Unlock()
-		v.Close() // under v's lock; gives its slot back through closed
+		v.Close() // under v's lock; gives its slot back through slotFreed
 		p.mu.Lock()
 		v.evicting = false
 		p.forgetLocked(v)
 		p.mu.Unlock()
 	}
-	return errNoSlot
+	return ErrNoSlot
 }
 
 // victimLocked returns set's least recently used open file that no flush
 // pins and nobody is closing already, or nil.
-func victimLocked(set *slotSet, except *File) *File {
+func victimLocked(set *Slots, except *File) *File {
 	for e := set.lru.Front(); e != nil; e = e.Next() {
 		v := e.Value.(*File)
 		if v != except && v.pins == 0 && !v.evicting && v.isOpen.Load() {
@@ -217,11 +257,11 @@ func victimLocked(set *slotSet, except *File) *File {
 // writes into another output's file. isOpen changes only under p.mu, so
 // that a victim is chosen among files truly open when a close races with a
 // pin.
-func (p *pool) opened(f *File, id devIno) error {
+func (p *Store) opened(f *File, id devIno) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if g := p.byID[id]; g != nil && g != f && g.isOpen.Load() && f.opt.template != "" &&
-		(g.refs > 0 || g.opt.template != f.opt.template) {
+	if g := p.byID[id]; g != nil && g != f && g.isOpen.Load() && f.opt.Template != "" &&
+		(g.refs > 0 || g.opt.Template != f.opt.Template) {
 		return errOtherOutput{g.path}
 	}
 	f.isOpen.Store(true)
@@ -230,8 +270,8 @@ func (p *pool) opened(f *File, id devIno) error {
 	return nil
 }
 
-// closed implements slotKeeper: the handle is closed (or its open failed).
-func (p *pool) closed(f *File, mm memory) {
+// slotFreed implements slotKeeper: the handle is closed (or its open failed).
+func (p *Store) slotFreed(f *File, mm memory) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	f.mem = mm
@@ -249,7 +289,7 @@ func (p *pool) closed(f *File, mm memory) {
 
 // forgetLocked drops a path that is neither open, pinned, configured nor
 // being closed, so that templates with many values do not grow the map.
-func (p *pool) forgetLocked(f *File) {
+func (p *Store) forgetLocked(f *File) {
 	if f.refs != 0 || f.pins != 0 || f.elem != nil || f.evicting || p.files[f.path] != f {
 		return
 	}
@@ -257,14 +297,14 @@ func (p *pool) forgetLocked(f *File) {
 	if f.series != nil {
 		p.unrefSeriesLocked(f.path)
 	}
-	o := f.opt.rot
-	if f.mem.cur.name == "" || (o.suffix == "" && !o.builtIn()) {
+	o := f.opt.Rotate
+	if f.mem.cur.name == "" || (o.Suffix == "" && !o.builtIn()) {
 		return
 	}
 	if e, ok := p.memo[f.path]; ok {
 		p.memoOrder.Remove(e)
 	}
-	for len(p.memo) >= maxMemo {
+	for len(p.memo) >= p.maxMemo {
 		oldest := p.memoOrder.Front()
 		p.memoOrder.Remove(oldest)
 		delete(p.memo, oldest.Value.(memoEntry).path)
@@ -273,10 +313,10 @@ func (p *pool) forgetLocked(f *File) {
 }
 
 // seriesLocked returns the series of path, registering it for a File.
-func (p *pool) seriesLocked(path string, opt *fileOptions) *series {
+func (p *Store) seriesLocked(path string, opt *Options) *series {
 	r := p.series[path]
 	if r == nil {
-		r = &seriesRef{s: newSeries(path, opt.archive, p.sys, p.arch, p.metrics, opt.log, p.now)}
+		r = &seriesRef{s: newSeries(path, opt.Archive, p.sys, p.arch, p.count, opt.Log, p.now)}
 		p.series[path] = r
 	}
 	if r.elem != nil {
@@ -289,7 +329,7 @@ func (p *pool) seriesLocked(path string, opt *fileOptions) *series {
 
 // unrefSeriesLocked drops a File's use of path's series; unused series are
 // kept, the least recently used dropped past maxIdleSeries.
-func (p *pool) unrefSeriesLocked(path string) {
+func (p *Store) unrefSeriesLocked(path string) {
 	r := p.series[path]
 	if r == nil {
 		return
@@ -303,7 +343,7 @@ func (p *pool) unrefSeriesLocked(path string) {
 		p.seriesLRU.Remove(old.elem)
 		// Its jobs, if any, still hold it; the next File of that path
 		// reads its manifest afresh once they are done.
-		p.arch.enqueue(func() {
+		p.arch.Enqueue(func() {
 			p.mu.Lock()
 			if cur := p.series[old.s.path]; cur == old && cur.refs == 0 {
 				delete(p.series, old.s.path)
@@ -315,26 +355,26 @@ func (p *pool) unrefSeriesLocked(path string) {
 }
 
 // retainAll queues rotate_max_age for every series that has it.
-func (p *pool) retainAll(now time.Time) {
+func (p *Store) retainAll(now time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, r := range p.series {
-		if s := r.s; s.opt.maxAge > 0 {
-			p.arch.enqueue(func() { s.retain(now) })
+		if s := r.s; s.opt.MaxAge > 0 {
+			p.arch.Enqueue(func() { s.retain(now) })
 		}
 	}
 	p.lastRetain = now
 }
 
-// get returns the File for path, or nil.
-func (p *pool) get(path string) *File {
+// Lookup returns the File for path, or nil.
+func (p *Store) Lookup(path string) *File {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.files[path]
 }
 
-// snapshot returns the files that satisfy keep.
-func (p *pool) snapshot(keep func(*File) bool) []*File {
+// Files returns the files that satisfy keep.
+func (p *Store) Files(keep func(*File) bool) []*File {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var out []*File
@@ -346,8 +386,8 @@ func (p *pool) snapshot(keep func(*File) bool) []*File {
 	return out
 }
 
-// start registers an instance; the first starts the maintenance goroutine.
-func (p *pool) start() {
+// Start registers an instance; the first starts the maintenance goroutine.
+func (p *Store) Start() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.users++
@@ -357,9 +397,9 @@ func (p *pool) start() {
 	}
 }
 
-// done unregisters an instance; the last stops the maintenance goroutine
+// Stop unregisters an instance; the last stops the maintenance goroutine
 // and waits for it.
-func (p *pool) done() {
+func (p *Store) Stop() {
 	p.mu.Lock()
 	p.users--
 	var stop, stopped chan struct{}
@@ -373,11 +413,22 @@ func (p *pool) done() {
 		<-stopped
 		// The last instance is gone: the compressions and deletions queued
 		// finish now rather than in the background of a closed plugin.
-		p.arch.drain()
+		p.arch.Drain()
 	}
 }
 
-func (p *pool) maintain(stop, stopped chan struct{}, every time.Duration) {
+// Drain waits for the background jobs queued so far (compression,
+// retention) to finish.
+func (p *Store) Drain() { p.arch.Drain() }
+
+// Users is the number of Start calls not yet matched by Stop.
+func (p *Store) Users() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.users
+}
+
+func (p *Store) maintain(stop, stopped chan struct{}, every time.Duration) {
 	defer close(stopped)
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -386,15 +437,15 @@ func (p *pool) maintain(stop, stopped chan struct{}, every time.Duration) {
 		case <-stop:
 			return
 		case <-t.C:
-			p.tick()
+			p.Tick()
 		}
 	}
 }
 
-// tick runs one round of maintenance over the open files, and applies
+// Tick runs one round of maintenance over the open files, and applies
 // rotate_max_age every retainEvery.
-func (p *pool) tick() {
-	for _, f := range p.snapshot(func(f *File) bool { return f.isOpen.Load() }) {
+func (p *Store) Tick() {
+	for _, f := range p.Files(func(f *File) bool { return f.isOpen.Load() }) {
 		f.maintain()
 	}
 	now := p.now()

@@ -1,4 +1,4 @@
-package flatstore
+package filestore
 
 import (
 	"container/list"
@@ -13,75 +13,87 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// fileOptions are the settings of the instance that first uses a path.
-type fileOptions struct {
-	perm        os.FileMode
-	mkdir       bool
-	sync        bool
-	header      []byte // with its newline; nil for none
-	rot         rotateOptions
-	archive     archiveOptions
-	idleTimeout time.Duration
-	// template is the template that rendered this path ("" for a
-	// configured path) and root its static directory, beneath which the
+// Options are how the files of one output are written: the settings of
+// the output that first uses a path. Two outputs may share a path only when
+// their Format is equal (Store.Pin refuses the others).
+type Options struct {
+	Perm        os.FileMode // a new file's mode, exact whatever the umask
+	Mkdir       bool        // create missing parent directories (0755)
+	Sync        bool        // fdatasync before a write returns
+	Header      []byte      // written first into every new empty file, with its newline; nil for none
+	Rotate      RotateOptions
+	Archive     ArchiveOptions
+	IdleTimeout time.Duration // close a file not written for this long (0: never)
+	// Template is the template that rendered this path ("" for a
+	// configured path) and Root its static directory, beneath which the
 	// rendered part is resolved.
-	template, root string
-	// format names the settings that shape the file's bytes; two outputs
-	// may share a file only when theirs are equal (instance.go).
-	format string
-	log    *logger.Logger // logs what the maintenance goroutine does; may be nil
+	Template, Root string
+	// Format names the settings that shape the file's bytes; two outputs
+	// may share a file only when theirs are equal.
+	Format string
+	Log    *logger.Logger // logs what the maintenance goroutine does; may be nil
+}
+
+// Counter is told what the store does on its own, for the metrics: every
+// rotation by its reason, every rotated file retention deletes by its
+// reason (max_files, max_age).
+type Counter interface {
+	Rotated(reason string)
+	Deleted(reason string)
 }
 
 // slotKeeper is how a File takes and gives back its place among the
 // process's open files (the pool, pool.go).
 type slotKeeper interface {
-	// take gives f a slot of set (the writing output's) before it opens,
+	// takeSlot gives f a slot of set (the writing output's) before it opens,
 	// closing that output's least recently used idle file when none is
-	// free; errNoSlot when every slot of set is held by a write in
+	// free; ErrNoSlot when every slot of set is held by a write in
 	// progress.
-	take(f *File, set *slotSet) error
+	takeSlot(f *File, set *Slots) error
 	// opened reports a handle opened on the file id; an error refuses it
-	// (the file is another output's). closed reports a handle closed (or
-	// an open that failed after take); mem is what f knows of its last
+	// (the file is another output's). slotFreed reports a handle closed (or
+	// an open that failed after takeSlot); mem is what f knows of its last
 	// file.
 	opened(f *File, id devIno) error
-	closed(f *File, mem memory)
+	slotFreed(f *File, mem memory)
 }
 
-// slotSet is one output's share of descriptors: max_open_sockets bounds it
+// Slots is one output's share of descriptors: max_open_sockets bounds it
 // alone. Its fields are guarded by the slotKeeper's lock.
-type slotSet struct {
+type Slots struct {
 	limit int        // 0: no limit
 	lru   *list.List // *File holding a slot of this output, least recently used first
 }
 
-func newSlotSet(limit int) *slotSet { return &slotSet{limit: limit, lru: list.New()} }
+// NewSlots returns the slots of an output that may keep limit files open
+// at once (0: no limit): its max_open_sockets.
+func NewSlots(limit int) *Slots { return &Slots{limit: limit, lru: list.New()} }
 
 // devIno is a file's identity.
 type devIno struct{ dev, ino uint64 }
 
-// errNoSlot: every slot of the output's max_open_sockets is held by a write
+// ErrNoSlot: every slot of the output's max_open_sockets is held by a write
 // in progress.
-var errNoSlot = errors.New("no more free sockets: every file of max_open_sockets is being written")
+var ErrNoSlot = errors.New("no more free sockets: every file of max_open_sockets is being written")
 
 // File is one event file path: opened lazily, written under its lock with
 // one write(2) per flush, cut back on error, rotated and reopened.
 type File struct {
-	path    string
-	opt     *fileOptions
-	sys     *sysOps
-	open    opener
-	now     func() time.Time
-	slots   slotKeeper // nil for a File used alone (tests): no limit
-	metrics *Metrics   // may be nil
-	series  *series    // the files rotated from this path, with retention or compression; may be nil
+	path   string
+	opt    *Options
+	sys    *Sys
+	open   opener
+	now    func() time.Time
+	slots  slotKeeper // nil for a File used alone (tests): no limit
+	count  Counter    // may be nil
+	series *series    // the files rotated from this path, with retention or compression; may be nil
 
 	// mu serialises writes, opens, closes and rotations, and guards fd, cur
 	// and rot.
 	mu  sync.Mutex
-	fd  int      // -1 when closed
-	cur fileID   // the file open now; after a close, the one that was
-	rot rotation // when to rotate and what the next file is called
+	fd  int    // -1 when closed
+	cur fileID // the file open now; after a close, the one that was
+	rot policy // when to rotate and what the next file is called
 	// movedAt is when reopen_check first found the open file moved (zero:
 	// not moved): it reopens only at a check moveGrace later.
 	movedAt time.Time
@@ -101,7 +113,7 @@ type File struct {
 	pins     int           // flushes that pinned this file
 	refs     int           // instances that configured this exact path
 	evicting bool          // chosen to be closed for another file's slot
-	set      *slotSet      // the output whose slot this File holds (nil: none)
+	set      *Slots        // the output whose slot this File holds (nil: none)
 	elem     *list.Element // in set's LRU list while it holds a slot (nil: none)
 	id       devIno        // the open file's identity, in the pool's byID
 	mem      memory        // the last file, as it was at its close
@@ -112,12 +124,12 @@ type File struct {
 // that the File it makes next for that path goes on as this one would have.
 type memory struct {
 	cur fileID
-	rot rotation
+	rot policy
 }
 
-func newFile(path string, opt *fileOptions, sys *sysOps, now func() time.Time) *File {
-	return &File{path: path, opt: opt, sys: sys, now: now, fd: -1, rot: rotation{opt: opt.rot},
-		open: opener{sys: sys, perm: uint32(opt.perm), mkdir: opt.mkdir, root: opt.root}}
+func newFile(path string, opt *Options, sys *Sys, now func() time.Time) *File {
+	return &File{path: path, opt: opt, sys: sys, now: now, fd: -1, rot: policy{opt: opt.Rotate},
+		open: opener{sys: sys, perm: uint32(opt.Perm), mkdir: opt.Mkdir, root: opt.Root}}
 }
 
 // recall restores a memory into a File nobody else uses yet: where the last
@@ -128,13 +140,13 @@ func (f *File) recall(mm memory) {
 	f.cur, f.rot = mm.cur, mm.rot
 }
 
-// rotated is one rotation a write made: its reason, the file it closed,
+// Rotation is one rotation a write made: its reason, the file it closed,
 // the name that file has now (renamed aside when the path has no suffix)
 // and the name the next lines go to.
-type rotated struct{ reason, name, to, next string }
+type Rotation struct{ reason, name, to, next string }
 
 // String says what the rotation did, for the log.
-func (r rotated) String() string {
+func (r Rotation) String() string {
 	if r.to != r.name {
 		return fmt.Sprintf("rotated %q (%s): now %q; the next lines go to %q", r.name, r.reason, r.to, r.next)
 	}
@@ -147,7 +159,7 @@ func (r rotated) String() string {
 // (max_open_sockets). On error, what this call wrote to the file it failed on
 // is cut back and the error is returned; written counts the lines that
 // landed before it (in files a built-in rotation closed).
-func (f *File) Write(data []byte, ends []int, set *slotSet) (written int, rots []rotated, err error) {
+func (f *File) Write(data []byte, ends []int, set *Slots) (written int, rots []Rotation, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	now := f.now()
@@ -168,7 +180,7 @@ func (f *File) Write(data []byte, ends []int, set *slotSet) (written int, rots [
 				return written, rots, err
 			}
 		}
-		k := f.rot.take(ends, li, start, f.cur.size)
+		k := f.rot.linesFitting(ends, li, start, f.cur.size)
 		end := ends[li+k-1]
 		segBefore, segLines = f.cur.size, k
 		if err := f.writeLocked(data[start:end]); err != nil {
@@ -182,18 +194,18 @@ func (f *File) Write(data []byte, ends []int, set *slotSet) (written int, rots [
 			rots = append(rots, f.rotateLocked(reason, now))
 		}
 	}
-	if f.opt.sync && f.fd >= 0 {
-		if err := f.sys.fdatasync(f.fd); err != nil {
+	if f.opt.Sync && f.fd >= 0 {
+		if err := f.sys.Fdatasync(f.fd); err != nil {
 			// The lines may not be durable and the flush will be retried:
 			// cut them back so that the retry does not write them twice.
-			if segBefore >= 0 && f.sys.ftruncate(f.fd, segBefore) == nil {
+			if segBefore >= 0 && f.sys.Ftruncate(f.fd, segBefore) == nil {
 				f.total.bytes.Add(-uint64(f.cur.size - segBefore))
 				f.total.lines.Add(-uint64(segLines))
 				f.cur.size = segBefore
 				f.rot.lines -= int64(segLines)
 				written -= segLines
 			}
-			return written, rots, &writeError{"fdatasync", f.cur.name, err}
+			return written, rots, &FileError{"fdatasync", f.cur.name, err}
 		}
 	}
 	f.lastWrite.Store(now.UnixNano())
@@ -206,7 +218,7 @@ func (f *File) writeLocked(b []byte) error {
 	before := f.cur.size
 	done := 0
 	for done < len(b) {
-		n, err := f.sys.write(f.fd, b[done:])
+		n, err := f.sys.Write(f.fd, b[done:])
 		if n > 0 {
 			done += n
 		}
@@ -216,14 +228,14 @@ func (f *File) writeLocked(b []byte) error {
 		if err == nil {
 			err = unix.EIO // a zero-byte write that reports no error
 		}
-		werr := &writeError{"write", f.cur.name, err}
+		werr := &FileError{"write", f.cur.name, err}
 		if done > 0 {
-			if terr := f.sys.ftruncate(f.fd, before); terr != nil {
+			if terr := f.sys.Ftruncate(f.fd, before); terr != nil {
 				// The file now ends with a partial line. End it with a
 				// newline if the disk takes one more byte, so that the
 				// retried lines are not glued onto it, and say so.
 				ended := "could not be ended with a newline"
-				if n, _ := f.sys.write(f.fd, []byte{'\n'}); n == 1 {
+				if n, _ := f.sys.Write(f.fd, []byte{'\n'}); n == 1 {
 					ended = "was ended with a newline"
 				}
 				f.closeLocked("")
@@ -241,17 +253,17 @@ func (f *File) writeLocked(b []byte) error {
 // existing file that is already full — rotate_size reached, or last written
 // in an earlier rotate_period — is not appended to: that is a rotation,
 // which is returned.
-func (f *File) openLocked(now time.Time, set *slotSet) (rotated, error) {
+func (f *File) openLocked(now time.Time, set *Slots) (Rotation, error) {
 	if f.slots != nil {
-		if err := f.slots.take(f, set); err != nil {
-			return rotated{}, err
+		if err := f.slots.takeSlot(f, set); err != nil {
+			return Rotation{}, err
 		}
 	}
-	var rot rotated
+	var rot Rotation
 	// Both continues below set rot.fresh, which they test first: this
 	// loops at most twice.
 	for {
-		base, name := f.rot.pickName(f.path, now, f.cur, f.taken, sameFile)
+		base, name := f.rot.pickName(f.path, now, f.cur, f.taken, stillAt)
 		if !f.rot.fresh && f.series != nil && f.series.recorded(name) {
 			f.rot.fresh = true // rotated before: never written to again
 			continue
@@ -261,25 +273,25 @@ func (f *File) openLocked(now time.Time, set *slotSet) (rotated, error) {
 		}
 		fd, st, created, err := f.open.open(name)
 		if err != nil {
-			f.released()
+			f.giveBackSlot()
 			return rot, err
 		}
 		if !created && !f.rot.fresh {
 			if reason := f.rot.full(&st, now); reason != "" {
 				// An existing file already full: that is a rotation.
-				f.sys.close(fd)
+				f.sys.Close(fd)
 				f.countRotation(reason)
-				f.rot.closed(reason)
-				rot = rotated{reason: reason, name: name}
+				f.rot.noteClose(reason)
+				rot = Rotation{reason: reason, name: name}
 				rot.to = f.setAsideLocked(name, reason, now, fileID{dev: uint64(st.Dev), ino: uint64(st.Ino)})
 				continue // the next name is a fresh one
 			}
 		}
 		if f.slots != nil {
 			if err := f.slots.opened(f, devIno{uint64(st.Dev), uint64(st.Ino)}); err != nil {
-				f.sys.close(fd)
-				f.released()
-				return rot, &writeError{"open", name, err}
+				f.sys.Close(fd)
+				f.giveBackSlot()
+				return rot, &FileError{"open", name, err}
 			}
 		}
 		continued := f.cur.sameAs(name, &st)
@@ -289,8 +301,8 @@ func (f *File) openLocked(now time.Time, set *slotSet) (rotated, error) {
 		if f.slots == nil {
 			f.isOpen.Store(true)
 		}
-		if f.cur.size == 0 && f.opt.header != nil {
-			if err := f.writeLocked(f.opt.header); err != nil {
+		if f.cur.size == 0 && f.opt.Header != nil {
+			if err := f.writeLocked(f.opt.Header); err != nil {
 				f.closeLocked("")
 				return rot, err
 			}
@@ -299,10 +311,10 @@ func (f *File) openLocked(now time.Time, set *slotSet) (rotated, error) {
 	}
 }
 
-// released gives back a slot taken for an open that failed.
-func (f *File) released() {
+// giveBackSlot gives back a slot taken for an open that failed.
+func (f *File) giveBackSlot() {
 	if f.slots != nil {
-		f.slots.closed(f, f.remember())
+		f.slots.slotFreed(f, f.remember())
 	}
 }
 
@@ -316,8 +328,8 @@ func (f *File) taken(name string) bool {
 }
 
 // rotateLocked makes a built-in rotation of the open file.
-func (f *File) rotateLocked(reason string, now time.Time) rotated {
-	r := rotated{reason: reason, name: f.cur.name}
+func (f *File) rotateLocked(reason string, now time.Time) Rotation {
+	r := Rotation{reason: reason, name: f.cur.name}
 	f.closeLocked(reason)
 	r.to = f.setAsideLocked(r.name, reason, now, f.cur)
 	r.next = f.nextName(now)
@@ -331,17 +343,17 @@ func (f *File) rotateLocked(reason string, now time.Time) rotated {
 // made and confirmed after (retention.go), so a crash in between leaves
 // nothing unknown. It returns the file's name now.
 func (f *File) setAsideLocked(name, reason string, now time.Time, id fileID) string {
-	if f.rot.opt.suffix == "" && name == f.path {
+	if f.rot.opt.Suffix == "" && name == f.path {
 		to := f.rot.asideName(f.path, now, f.taken)
 		intended := f.series != nil && f.series.intend(to, id.dev, id.ino, reason)
-		err := renameNoReplace(f.sys.renameat2, unix.AT_FDCWD, name, unix.AT_FDCWD, to)
+		err := renameNoReplace(f.sys.Renameat2, unix.AT_FDCWD, name, unix.AT_FDCWD, to)
 		if intended {
 			f.series.confirm(to, err == nil)
 		}
 		if err != nil {
 			// The next file takes path.1 instead (a fresh name); this one,
 			// under the live file's name, is not retention's to delete.
-			f.opt.log.LimitedWarnf("aside", "rotation: cannot rename %q to %q: %v", name, to, errnoOf(err))
+			f.opt.Log.LimitedWarnf("aside", "rotation: cannot rename %q to %q: %v", name, to, ErrnoOf(err))
 			return name
 		}
 		return to
@@ -354,14 +366,14 @@ func (f *File) setAsideLocked(name, reason string, now time.Time, id fileID) str
 
 // nextName is the name the next open would take now.
 func (f *File) nextName(now time.Time) string {
-	_, name := f.rot.pickName(f.path, now, f.cur, f.taken, sameFile)
+	_, name := f.rot.pickName(f.path, now, f.cur, f.taken, stillAt)
 	return name
 }
 
-// sameFile reports whether name still holds the file id.
-func sameFile(name string, id fileID) bool {
+// stillAt reports whether name still holds the file id.
+func stillAt(name string, id fileID) bool {
 	var st unix.Stat_t
-	return unix.Stat(name, &st) == nil && uint64(st.Dev) == id.dev && uint64(st.Ino) == id.ino
+	return unix.Stat(name, &st) == nil && sameFile(&st, id.dev, id.ino)
 }
 
 // moveGrace is how long reopen_check waits, after it first sees a move,
@@ -371,32 +383,32 @@ const moveGrace = time.Second
 
 // checkLocked applies rotate_period and reopen_check to the open file; it
 // returns the rotation it made, if any.
-func (f *File) checkLocked(now time.Time) rotated {
+func (f *File) checkLocked(now time.Time) Rotation {
 	name := f.cur.name
 	if f.rot.periodEnded(now) {
 		return f.rotateLocked(ReasonPeriod, now)
 	}
 	if !f.rot.reopenDue(now) {
-		return rotated{}
+		return Rotation{}
 	}
-	if sameFile(name, f.cur) {
+	if stillAt(name, f.cur) {
 		f.movedAt = time.Time{}
-		return rotated{}
+		return Rotation{}
 	}
-	grace := min(moveGrace, f.rot.opt.reopenCheck)
+	grace := min(moveGrace, f.rot.opt.ReopenCheck)
 	if f.movedAt.IsZero() {
 		// Moved: the rotate call may be on its way. Look again soon.
 		f.movedAt = now
-		f.rot.checked = now.Add(grace - f.rot.opt.reopenCheck)
-		return rotated{}
+		f.rot.checked = now.Add(grace - f.rot.opt.ReopenCheck)
+		return Rotation{}
 	}
 	if now.Sub(f.movedAt) < grace {
-		return rotated{}
+		return Rotation{}
 	}
 	f.closeLocked(ReasonReopenCheck)
 	f.moved.Store(true)
-	r := rotated{reason: ReasonReopenCheck, name: name, to: name, next: f.nextName(now)}
-	f.opt.log.LimitedWarnf("moved", "reopen_check: %q was moved or removed without a rotate call; "+
+	r := Rotation{reason: ReasonReopenCheck, name: name, to: name, next: f.nextName(now)}
+	f.opt.Log.LimitedWarnf("moved", "reopen_check: %q was moved or removed without a rotate call; "+
 		"reopened it (if logrotate moves it, its postrotate must run: flatstore-ctl rotate %q)", name, f.path)
 	return r
 }
@@ -405,15 +417,15 @@ func (f *File) checkLocked(now time.Time) rotated {
 // non-empty reason counts a rotation.
 func (f *File) closeLocked(reason string) {
 	if f.fd >= 0 {
-		if f.opt.sync {
-			_ = f.sys.fdatasync(f.fd)
+		if f.opt.Sync {
+			_ = f.sys.Fdatasync(f.fd)
 		}
-		_ = f.sys.close(f.fd)
+		_ = f.sys.Close(f.fd)
 		f.fd = -1
 		f.movedAt = time.Time{}
-		f.rot.closed(reason)
+		f.rot.noteClose(reason)
 		if f.slots != nil {
-			f.slots.closed(f, f.remember())
+			f.slots.slotFreed(f, f.remember())
 		} else {
 			f.isOpen.Store(false)
 		}
@@ -428,12 +440,16 @@ func (f *File) countRotation(reason string) {
 	f.statMu.Lock()
 	f.lastRot, f.lastReason = f.now(), reason
 	f.statMu.Unlock()
-	f.metrics.rotated(reason)
+	if f.count != nil {
+		f.count.Rotated(reason)
+	}
 }
 
-// Rotate closes the file, waiting for a write in progress; the next write
-// opens it again. It creates nothing.
-func (f *File) Rotate(reason string) {
+// Reopen makes the next write open the path afresh: it closes the file
+// now, waiting for a write in progress, and counts a rotation for reason
+// (ReasonMI: logrotate moved the file and asks for the new one). It
+// creates nothing: the next write opens the path, whatever is there then.
+func (f *File) Reopen(reason string) {
 	f.mu.Lock()
 	f.closeLocked(reason)
 	if reason == ReasonMI {
@@ -442,8 +458,13 @@ func (f *File) Rotate(reason string) {
 	f.mu.Unlock()
 }
 
-// Close closes the file without counting a rotation.
-func (f *File) Close() { f.Rotate("") }
+// Close closes the file, waiting for a write in progress, without
+// counting a rotation; the next write opens it again.
+func (f *File) Close() {
+	f.mu.Lock()
+	f.closeLocked("")
+	f.mu.Unlock()
+}
 
 // maintain runs the timed checks on an idle file: idle_timeout,
 // rotate_period and reopen_check. It never waits for a busy file: a file
@@ -458,20 +479,29 @@ func (f *File) maintain() {
 		return
 	}
 	now := f.now()
-	if it := f.opt.idleTimeout; it > 0 && now.UnixNano()-f.lastWrite.Load() >= int64(it) {
+	if it := f.opt.IdleTimeout; it > 0 && now.UnixNano()-f.lastWrite.Load() >= int64(it) {
 		f.closeLocked("")
 		return
 	}
 	if r := f.checkLocked(now); r.reason != "" && r.reason != ReasonReopenCheck {
-		f.opt.log.Infof("%v", r)
+		f.opt.Log.Infof("%v", r)
 	}
 }
 
+// Path is the file's path (for a template, as rendered).
+func (f *File) Path() string { return f.path }
+
+// Options are the options the File was made with.
+func (f *File) Options() *Options { return f.opt }
+
+// IsOpen reports whether the file is open now.
+func (f *File) IsOpen() bool { return f.isOpen.Load() }
+
 // Status reports the file for the control endpoint.
-func (f *File) Status() FileStatus {
+func (f *File) Status() Status {
 	f.statMu.Lock()
 	defer f.statMu.Unlock()
-	return FileStatus{
+	return Status{
 		Path:         f.path,
 		Open:         f.isOpen.Load(),
 		Moved:        f.moved.Load(),

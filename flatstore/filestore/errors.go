@@ -1,4 +1,4 @@
-package flatstore
+package filestore
 
 import (
 	"errors"
@@ -57,13 +57,13 @@ func (e errOtherOutput) Error() string {
 	return fmt.Sprintf("is another output's file (%q)", e.path)
 }
 
-// writeError is a failed open, write or sync of one file, with its errno.
-type writeError struct {
+// FileError is a failed open, write or sync of one file, with its errno.
+type FileError struct {
 	op, path string
 	err      error
 }
 
-func (e *writeError) Error() string {
+func (e *FileError) Error() string {
 	var errno unix.Errno
 	if errors.As(e.err, &errno) {
 		return fmt.Sprintf("%s %q: %v (%s)", e.op, e.path, e.err, unix.ErrnoName(errno))
@@ -71,11 +71,17 @@ func (e *writeError) Error() string {
 	return fmt.Sprintf("%s %q: %v", e.op, e.path, e.err)
 }
 
-func (e *writeError) Unwrap() error { return e.err }
+func (e *FileError) Unwrap() error { return e.err }
 
-// badPath reports whether err belongs to the rendered name rather than to
+// OtherOutput is the error of a rendered path that names owner's file, a
+// file of another output: its records are dropped (IsBadPath).
+func OtherOutput(path, owner string) error {
+	return &FileError{"open", path, errOtherOutput{owner}}
+}
+
+// IsBadPath reports whether err belongs to the rendered name rather than to
 // the file system.
-func badPath(err error) bool {
+func IsBadPath(err error) bool {
 	var errno unix.Errno
 	if errors.As(err, &errno) {
 		return isBadPathErrno(errno)
@@ -85,8 +91,8 @@ func badPath(err error) bool {
 	return errors.As(err, &nr) || errors.Is(err, errOutside) || errors.As(err, &oo)
 }
 
-// errnoName is the name of the errno in err, for metrics.
-func errnoName(err error) string {
+// ErrnoName is the name of the errno in err, for metrics and log keys.
+func ErrnoName(err error) string {
 	var errno unix.Errno
 	if errors.As(err, &errno) {
 		if n := unix.ErrnoName(errno); n != "" {
@@ -108,9 +114,9 @@ func errnoName(err error) string {
 	return "other"
 }
 
-// errnoOf strips the path an *fs.PathError repeats, as the messages quote
+// ErrnoOf strips the path an *fs.PathError repeats, as the messages quote
 // it already.
-func errnoOf(err error) error {
+func ErrnoOf(err error) error {
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
 		return pe.Err

@@ -1,4 +1,4 @@
-package flatstore
+package filestore
 
 import (
 	"fmt"
@@ -25,8 +25,8 @@ const (
 	CompressZstd = "zstd"
 )
 
-// compressedExt is the name suffix of a file compressed with algo.
-func compressedExt(algo string) string {
+// CompressedExt is the name suffix of a file compressed with algo.
+func CompressedExt(algo string) string {
 	switch algo {
 	case CompressGzip:
 		return ".gz"
@@ -36,24 +36,26 @@ func compressedExt(algo string) string {
 	return ""
 }
 
-// archiver runs background jobs, one at a time, in FIFO order. Its worker
+// Archiver runs background jobs, one at a time, in FIFO order, at a low
+// CPU priority (the compression queue of a Store; benchmarks use their own). Its worker
 // goroutine starts with the first job and ends when the queue is empty, so
 // an idle process has none.
-type archiver struct {
+type Archiver struct {
 	mu      sync.Mutex
 	queue   []func()
 	running bool
 	idle    *sync.Cond // signalled when the worker stops
 }
 
-func newArchiver() *archiver {
-	a := &archiver{}
+// NewArchiver returns an idle queue.
+func NewArchiver() *Archiver {
+	a := &Archiver{}
 	a.idle = sync.NewCond(&a.mu)
 	return a
 }
 
-// enqueue adds a job; it never blocks on the job.
-func (a *archiver) enqueue(job func()) {
+// Enqueue adds a job; it never blocks on the job.
+func (a *Archiver) Enqueue(job func()) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.queue = append(a.queue, job)
@@ -63,7 +65,7 @@ func (a *archiver) enqueue(job func()) {
 	}
 }
 
-func (a *archiver) work() {
+func (a *Archiver) work() {
 	// The thread is the worker's alone (it is not handed back: it ends
 	// with the goroutine), so lowering its priority lowers nothing else.
 	runtime.LockOSThread()
@@ -84,8 +86,8 @@ func (a *archiver) work() {
 	}
 }
 
-// drain waits until every queued job has run.
-func (a *archiver) drain() {
+// Drain waits until every queued job has run.
+func (a *Archiver) Drain() {
 	a.mu.Lock()
 	for a.running {
 		a.idle.Wait()
@@ -172,12 +174,12 @@ func (r fdReader) Read(b []byte) (int, error) {
 	}
 }
 
-// compressFile writes src compressed with algo to dst with mode perm, as
+// CompressFile writes src compressed with algo to dst with mode perm, as
 // the archiver does (the benchmarks use it): the source opened without
 // following a link, the result written to dst.tmp (O_EXCL|O_NOFOLLOW),
 // fsync'd and renamed to dst without replacing one. It returns dst's
 // identity.
-func compressFile(src, dst, algo string, perm os.FileMode) (unix.Stat_t, error) {
+func CompressFile(src, dst, algo string, perm os.FileMode) (unix.Stat_t, error) {
 	var st unix.Stat_t
 	in, err := unix.Open(src, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -198,17 +200,4 @@ func compressFile(src, dst, algo string, perm os.FileMode) (unix.Stat_t, error) 
 		return st, err
 	}
 	return st, unix.Fsync(dfd)
-}
-
-// renameNoReplace renames from to to beneath their directories, failing
-// with EEXIST when to exists.
-func renameNoReplace(renameat2 func(int, string, int, string, uint) error, fromDir int, from string, toDir int, to string) error {
-	err := renameat2(fromDir, from, toDir, to, unix.RENAME_NOREPLACE)
-	if err == unix.EINVAL || err == unix.ENOSYS {
-		// A file system without RENAME_NOREPLACE: link, then unlink.
-		if err = unix.Linkat(fromDir, from, toDir, to, 0); err == nil {
-			err = unix.Unlinkat(fromDir, from, 0)
-		}
-	}
-	return err
 }
