@@ -70,7 +70,7 @@ type Config struct {
 	RotateMaxAge    time.Duration
 	Compress        string // filestore.CompressNone, filestore.CompressGzip or filestore.CompressZstd
 
-	ControlListen string // "off", "HOST:PORT" or "unix:/path"
+	ControlListen Listen
 	ControlToken  string
 	// ControlListenDefault is true when control_listen was not set: failing to
 	// bind it is a warning, not an error.
@@ -185,7 +185,7 @@ func Keys() []Key {
 			func(c *Config, v string) error { c.Suffix = v; return filestore.CheckStrftime(v) }},
 		{"control_listen", "127.0.0.1:2021", KeyString,
 			"control endpoint: HOST:PORT | unix:/path.sock | off",
-			func(c *Config, v string) error { c.ControlListen = v; return checkListen(v) }},
+			func(c *Config, v string) error { c.ControlListen = ParseListen(v); return c.ControlListen.Check() }},
 		{"control_token", "", KeyString,
 			"bearer token (16 bytes or more) every control request must carry; needed off loopback",
 			setToken},
@@ -257,8 +257,8 @@ func (c *Config) check() []error {
 			bad("compress", c.Compress, why)
 		}
 	}
-	if c.ControlToken == "" && !ListenIsLocal(c.ControlListen) {
-		bad("control_listen", c.ControlListen, "a non-loopback address needs control_token")
+	if c.ControlToken == "" && !c.ControlListen.IsLocal() {
+		bad("control_listen", c.ControlListen.String(), "a non-loopback address needs control_token")
 	}
 	return errs
 }
@@ -575,12 +575,46 @@ func parseSize(v string) (int64, error) {
 // on Linux: sun_path holds 108 bytes, the last one the terminating NUL.
 const MaxUnixPath = 107
 
-func checkListen(v string) error {
-	switch {
-	case strings.EqualFold(v, "off"):
+// Listen is a control_listen value, parsed once: off, a unix socket, or a
+// TCP address. The plugin, the control endpoint and its client all take
+// it from here; none reads the grammar again.
+type Listen struct {
+	raw      string
+	off      bool
+	unixPath string // after "unix:"
+}
+
+// ParseListen splits v by control_listen's grammar: "off" (in any case) or
+// "" is no listener, "unix:PATH" a unix socket, anything else HOST:PORT.
+// It judges nothing (Check does), so that the client can reach any address
+// the endpoint could have bound.
+func ParseListen(v string) Listen {
+	l := Listen{raw: v, off: v == "" || strings.EqualFold(v, "off")}
+	if p, ok := strings.CutPrefix(v, "unix:"); ok {
+		l.unixPath = p
+	}
+	return l
+}
+
+// String returns the value as it was written.
+func (l Listen) String() string { return l.raw }
+
+// Off reports whether l names no listener.
+func (l Listen) Off() bool { return l.off }
+
+// Unix returns the socket path of a unix:PATH value.
+func (l Listen) Unix() (path string, ok bool) {
+	return l.unixPath, !l.off && strings.HasPrefix(l.raw, "unix:")
+}
+
+// Check reports what control_listen refuses: a unix socket path that is
+// not absolute or longer than sun_path takes, an address with no port or
+// one out of range.
+func (l Listen) Check() error {
+	if l.off {
 		return nil
-	case strings.HasPrefix(v, "unix:"):
-		p := strings.TrimPrefix(v, "unix:")
+	}
+	if p, ok := l.Unix(); ok {
 		if !filepath.IsAbs(p) {
 			return errors.New("a unix socket needs an absolute path: unix:/run/flatstore.sock")
 		}
@@ -589,6 +623,7 @@ func checkListen(v string) error {
 		}
 		return nil
 	}
+	v := l.raw
 	i := strings.LastIndex(v, ":")
 	if i < 0 {
 		return errors.New("must be HOST:PORT, unix:/path.sock or off")
@@ -599,15 +634,15 @@ func checkListen(v string) error {
 	return nil
 }
 
-// ListenIsLocal reports whether a control_listen value can only be reached
-// from this host: off, a unix socket, or an address whose every IP is a
-// loopback one. A name (localhost included) is resolved, with a time limit:
-// what it resolves to decides, not how it is spelled.
-func ListenIsLocal(v string) bool {
-	if strings.EqualFold(v, "off") || strings.HasPrefix(v, "unix:") {
+// IsLocal reports whether l can only be reached from this host: off, a
+// unix socket, or an address whose every IP is a loopback one. A name
+// (localhost included) is resolved, with a time limit: what it resolves to
+// decides, not how it is spelled.
+func (l Listen) IsLocal() bool {
+	if _, unix := l.Unix(); l.off || unix {
 		return true
 	}
-	host, _, err := net.SplitHostPort(v)
+	host, _, err := net.SplitHostPort(l.raw)
 	if err != nil || host == "" {
 		return false // ":2021" listens on every interface
 	}

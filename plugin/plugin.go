@@ -72,6 +72,9 @@ var (
 	controls = control.NewRegistry()
 )
 
+// An instance is what the control endpoint rotates and lists.
+var _ control.Backend = (*flatstore.Instance)(nil)
+
 // getter reads Fluent Bit properties through the proxy's API.
 type getter struct{ plugin unsafe.Pointer }
 
@@ -115,7 +118,7 @@ func flatstoreGoInit(plugin unsafe.Pointer) (ret C.int) {
 		return fail()
 	}
 	inst := &instance{core: core, sink: sink}
-	if !strings.EqualFold(cfg.ControlListen, "off") {
+	if !cfg.ControlListen.Off() {
 		h, err := controls.Acquire(cfg.ControlListen, core, control.Options{
 			Token: cfg.ControlToken, Metrics: proc.Gatherer(), Log: log,
 		})

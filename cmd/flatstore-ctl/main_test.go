@@ -83,7 +83,7 @@ func (b *backend) rotated(path string) int {
 // until the test ends.
 func serve(t *testing.T, addr, token string, b control.Backend) string {
 	t.Helper()
-	h, err := control.NewRegistry().Acquire(addr, b, control.Options{Token: token})
+	h, err := control.NewRegistry().Acquire(flatstore.ParseListen(addr), b, control.Options{Token: token})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -352,7 +352,7 @@ func TestParseConfigAcceptsEachOutput(t *testing.T) {
 			if !strings.HasPrefix(cfg.Path, envMap["FLATSTORE_OUT"]+"/") {
 				t.Errorf("%s output %d: path %s is not under FLATSTORE_OUT %s", file, i, cfg.Path, envMap["FLATSTORE_OUT"])
 			}
-			if cfg.ControlListen != envMap["FLATSTORE_CONTROL"] {
+			if cfg.ControlListen.String() != envMap["FLATSTORE_CONTROL"] {
 				t.Errorf("%s output %d: control_listen %q, want %q", file, i, cfg.ControlListen, envMap["FLATSTORE_CONTROL"])
 			}
 			if cfg.FilePerm != 0o640 {

@@ -145,7 +145,7 @@ func TestSidecarConfig(t *testing.T) {
 			if !strings.HasPrefix(cfg.Path, env["FLATSTORE_OUT"]+"/") || !cfg.Mkdir {
 				t.Errorf("%s: path %s: want a file under FLATSTORE_OUT %s, with mkdir true", p.file, cfg.Path, env["FLATSTORE_OUT"])
 			}
-			if cfg.ControlListen != env["FLATSTORE_CONTROL"] {
+			if cfg.ControlListen.String() != env["FLATSTORE_CONTROL"] {
 				t.Errorf("%s: control_listen %q, want FLATSTORE_CONTROL %q", p.file, cfg.ControlListen, env["FLATSTORE_CONTROL"])
 			}
 			if cfg.RotatePeriod <= 0 || !strings.Contains(cfg.Suffix, "%") {

@@ -53,7 +53,7 @@ func NewClient(addr, token string, timeout time.Duration) (*Client, error) {
 	}
 	tr := &http.Transport{Proxy: nil, DisableCompression: true, MaxIdleConnsPerHost: 2, IdleConnTimeout: 2 * time.Second}
 	base, bind := "http://"+addr, "unix"
-	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+	if path, ok := flatstore.ParseListen(addr).Unix(); ok {
 		if path == "" {
 			return nil, errors.New("no socket path after the unix: prefix")
 		}

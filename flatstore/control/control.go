@@ -19,9 +19,9 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"fmt"
+	"github.com/flatstore/flatstore/flatstore"
 	"github.com/flatstore/flatstore/flatstore/filestore"
 	"github.com/flatstore/flatstore/flatstore/logger"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -142,10 +142,12 @@ type Handle struct {
 	once sync.Once
 }
 
-// Acquire attaches b to the server for addr ("HOST:PORT" or "unix:/path.sock"), starting it if this is
-// the first user in the registry. One server per address, shared by all instances that name it.
-// A second Acquire of the same addr with a different token fails with a clear error.
-func (r *Registry) Acquire(addr string, b Backend, o Options) (*Handle, error) {
+// Acquire attaches b to the server for l (a control_listen value: "HOST:PORT" or "unix:/path.sock"),
+// starting it if this is the first user in the registry. One server per address, shared by all
+// instances that name it. A second Acquire of the same address with a different token fails with a
+// clear error.
+func (r *Registry) Acquire(l flatstore.Listen, b Backend, o Options) (*Handle, error) {
+	addr := l.String()
 	if b == nil {
 		return nil, fmt.Errorf("control_listen %q: no backend to attach", addr)
 	}
@@ -161,7 +163,7 @@ func (r *Registry) Acquire(addr string, b Backend, o Options) (*Handle, error) {
 			lim.maxConns = defaultMaxConns()
 		}
 		var err error
-		s, err = start(r, addr, o, lim)
+		s, err = start(r, l, o, lim)
 		if err != nil {
 			return nil, err
 		}
@@ -225,6 +227,3 @@ func sameToken(a, b string) bool {
 	ha, hb := sha256.Sum256([]byte(a)), sha256.Sum256([]byte(b))
 	return subtle.ConstantTimeCompare(ha[:], hb[:]) == 1
 }
-
-// isOff reports whether addr names no listener.
-func isOff(addr string) bool { return addr == "" || strings.EqualFold(addr, "off") }

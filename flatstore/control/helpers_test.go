@@ -180,7 +180,7 @@ func startAt(t testing.TB, addr, token string, lim limits, bs ...Backend) (*Hand
 	reg := &Registry{limits: lim}
 	var first *Handle
 	for i, b := range bs {
-		h, err := reg.Acquire(addr, b, Options{Token: token, Metrics: testMetrics(), Log: testLogger(logs)})
+		h, err := reg.Acquire(flatstore.ParseListen(addr), b, Options{Token: token, Metrics: testMetrics(), Log: testLogger(logs)})
 		if err != nil {
 			t.Fatalf("acquire %d: %v", i, err)
 		}

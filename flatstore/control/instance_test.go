@@ -30,7 +30,7 @@ func TestWithCoreInstance(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer in.Close()
-	h, err := testRegistry().Acquire("127.0.0.1:0", in, Options{Log: logger.New("flatstore.ctl", logger.NewWriterSink(logs, logger.LevelDebug))})
+	h, err := testRegistry().Acquire(flatstore.ParseListen("127.0.0.1:0"), in, Options{Log: logger.New("flatstore.ctl", logger.NewWriterSink(logs, logger.LevelDebug))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/flatstore/flatstore/flatstore"
 	"github.com/flatstore/flatstore/flatstore/logger"
 	"io/fs"
 	"log"
@@ -112,16 +113,17 @@ func connOf(r *http.Request) net.Conn {
 	return c
 }
 
-func start(r *Registry, addr string, o Options, lim limits) (*server, error) {
+func start(r *Registry, l flatstore.Listen, o Options, lim limits) (*server, error) {
+	addr := l.String()
 	s := &server{
 		reg: r, addr: addr, token: o.Token, metrics: o.Metrics, log: o.Log, lim: lim,
 		served: make(chan struct{}), conns: map[net.Conn]*connInfo{},
 	}
+	path, isUnix := l.Unix()
 	switch {
-	case isOff(addr):
+	case l.Off():
 		return nil, fmt.Errorf("control_listen %q: nothing to listen on", addr)
-	case strings.HasPrefix(addr, "unix:"):
-		path := strings.TrimPrefix(addr, "unix:")
+	case isUnix:
 		ln, fi, err := listenUnix(path)
 		if err != nil {
 			return nil, fmt.Errorf("control_listen %q: %w", addr, err)
