@@ -30,7 +30,7 @@ $(SO): $(GOFILES)
 	@mkdir -p $(BUILD)
 	CGO_ENABLED=1 $(GO) build -trimpath -buildmode=c-shared -o $@ ./plugin
 
-$(HOST): $(HOSTSRC) $(wildcard host/*.h)
+$(HOST): $(HOSTSRC) $(wildcard host/*.h) plugin/flb_abi.h
 	@mkdir -p $(BUILD)
 	$(CC) -O2 -Wall -Wextra -o $@ $(HOSTSRC) -ldl -lpthread
 

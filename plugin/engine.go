@@ -23,9 +23,9 @@ import (
 // applies its own.
 var configMap = sync.OnceValue(func() unsafe.Pointer {
 	keys := flatstore.Keys()
-	size := C.size_t(unsafe.Sizeof(C.struct_flatstore_config_map{}))
+	size := C.size_t(unsafe.Sizeof(C.struct_flb_abi_config_map{}))
 	m := C.calloc(C.size_t(len(keys)+1), size) // the last entry, all zero, ends it
-	entries := unsafe.Slice((*C.struct_flatstore_config_map)(m), len(keys)+1)
+	entries := unsafe.Slice((*C.struct_flb_abi_config_map)(m), len(keys)+1)
 	for i, k := range keys {
 		e := &entries[i]
 		e._type = mapType(k.Type)
@@ -41,13 +41,13 @@ var configMap = sync.OnceValue(func() unsafe.Pointer {
 func mapType(t flatstore.KeyType) C.int {
 	switch t {
 	case flatstore.KeyBool:
-		return C.FLATSTORE_MAP_BOOL
+		return C.FLB_CONFIG_MAP_BOOL
 	case flatstore.KeyInt:
-		return C.FLATSTORE_MAP_INT
+		return C.FLB_CONFIG_MAP_INT
 	case flatstore.KeyList:
-		return C.FLATSTORE_MAP_CLIST
+		return C.FLB_CONFIG_MAP_CLIST
 	}
-	return C.FLATSTORE_MAP_STR
+	return C.FLB_CONFIG_MAP_STR
 }
 
 // engineSink prints through Fluent Bit's own logger (struct flb_api's

@@ -1,11 +1,14 @@
 /*
  * flb_abi.h — the memory Fluent Bit v5.1.1 shares with a Go output plugin, written out
- * field by field so that the host hands a plugin exactly the bytes the engine hands it.
- * Each structure names the engine header it follows; the static assertions pin the
- * x86_64 (LP64) offsets the tests rely on.
+ * field by field: the one declaration of the engine's ABI in this tree. The plugin
+ * (engine.h) reads and writes it as the engine lays it out, and the host (host/) hands a
+ * plugin exactly the bytes the engine hands it. Each structure names the engine header it
+ * follows; the static assertions pin the x86_64 (LP64) offsets the tests rely on. It lives
+ * beside the plugin's Go package so that the go command rebuilds the plugin when it
+ * changes; the host includes it from here (Makefile: $(HOST) depends on it).
  */
-#ifndef FLBHOST_ABI_H
-#define FLBHOST_ABI_H
+#ifndef FLB_ABI_H
+#define FLB_ABI_H
 
 #include <stddef.h>
 #include <stdint.h>
