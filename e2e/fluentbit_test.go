@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"github.com/flatstore/flatstore/internal/records"
 	"net"
 	"net/http"
 	"os"
@@ -272,8 +273,8 @@ func forwardSend(t *testing.T, addr, tag string, first, n int) {
 		b = msgp.AppendArrayHeader(b, uint32(k))
 		for j := i; j < i+k; j++ {
 			b = msgp.AppendArrayHeader(b, 2)
-			b = fbtest.AppendEventTime(b, 1700000000, uint32(j))
-			b = fbtest.AppendKV(b, fbtest.KV{"event", "E_FWD", "seq", j})
+			b = records.AppendEventTime(b, 1700000000, uint32(j))
+			b = records.AppendKV(b, records.KV{"event", "E_FWD", "seq", j})
 		}
 		if _, err := w.Write(b); err != nil {
 			t.Fatal(err)

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"github.com/flatstore/flatstore/internal/repo"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,7 +30,7 @@ func TestLogrotateWhileWriting(t *testing.T) {
 		}
 		lr = "/usr/sbin/logrotate"
 	}
-	root, err := fbtest.RepoRoot()
+	root, err := repo.Root()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"fmt"
+	"github.com/flatstore/flatstore/internal/records"
 	"io"
 	"os"
 	"path/filepath"
@@ -34,9 +35,9 @@ func seqInput(t *testing.T, n int) string {
 	t.Helper()
 	var buf []byte
 	for i := 0; i < n; i++ {
-		buf = fbtest.AppendRecord(buf, fbtest.Record{
+		buf = records.AppendRecord(buf, records.Record{
 			Time: time.Unix(1700000000+int64(i/1000), 0),
-			Body: fbtest.KV{"event", seqEvents[i%len(seqEvents)], "seq", i, "who", "alice"},
+			Body: records.KV{"event", seqEvents[i%len(seqEvents)], "seq", i, "who", "alice"},
 		})
 	}
 	return fbtest.WriteFile(t, "seq.msgpack", buf)

@@ -5,6 +5,7 @@ import (
 	"github.com/flatstore/flatstore/flatstore/event"
 	"github.com/flatstore/flatstore/flatstore/filestore"
 	"github.com/flatstore/flatstore/flatstore/logger"
+	"github.com/flatstore/flatstore/internal/records"
 	"io"
 	"os"
 	"path/filepath"
@@ -18,7 +19,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/flatstore/flatstore/internal/bench"
-	"github.com/flatstore/flatstore/internal/fbtest"
 )
 
 // The benchmarks of the flush path over SIP-style events of ten fields
@@ -250,10 +250,10 @@ type scaleCase struct {
 }
 
 // shapedChunk returns n records made by body(i), each with the event key.
-func shapedChunk(n int, body func(i int) fbtest.KV) []byte {
+func shapedChunk(n int, body func(i int) records.KV) []byte {
 	var chunk []byte
 	for i := 0; i < n; i++ {
-		chunk = fbtest.AppendRecord(chunk, fbtest.Record{Time: time.Unix(1_700_000_000, int64(i)*1e6), Body: body(i)})
+		chunk = records.AppendRecord(chunk, records.Record{Time: time.Unix(1_700_000_000, int64(i)*1e6), Body: body(i)})
 	}
 	return chunk
 }
@@ -266,8 +266,8 @@ func scaleCases() []scaleCase {
 	// Fields: the event key and f-1 parameters, short strings and
 	// integers in turn.
 	for _, f := range []int{1, 10, 100} {
-		chunk := shapedChunk(1000, func(i int) fbtest.KV {
-			kv := fbtest.KV{"event", "E_FIELDS"}
+		chunk := shapedChunk(1000, func(i int) records.KV {
+			kv := records.KV{"event", "E_FIELDS"}
 			for j := 1; j < f; j++ {
 				if j%2 == 1 {
 					kv = append(kv, fmt.Sprintf("k%02d", j), fmt.Sprintf("value-%d-%d", i, j))
@@ -287,17 +287,17 @@ func scaleCases() []scaleCase {
 			val[i] = ','
 		}
 		n := max(16, (1<<20)/v)
-		chunk := shapedChunk(n, func(int) fbtest.KV { return fbtest.KV{"event", "E_VALUE", "v", string(val)} })
+		chunk := shapedChunk(n, func(int) records.KV { return records.KV{"event", "E_VALUE", "v", string(val)} })
 		cases = append(cases, scaleCase{fmt.Sprintf("value=%s", sizeName(v)), chunk, n})
 	}
 	// Where the event key is: first (the SIP events), last, or absent
 	// (the tag names the event).
 	for _, where := range []string{"first", "last", "absent"} {
-		chunk := shapedChunk(1000, func(i int) fbtest.KV {
-			kv := bench.Event(i, false).Body.(fbtest.KV)
+		chunk := shapedChunk(1000, func(i int) records.KV {
+			kv := bench.Event(i, false).Body.(records.KV)
 			switch where {
 			case "last":
-				kv = append(append(fbtest.KV{}, kv[2:]...), kv[0], kv[1])
+				kv = append(append(records.KV{}, kv[2:]...), kv[0], kv[1])
 			case "absent":
 				kv = kv[2:]
 			}

@@ -1,21 +1,21 @@
 package flatstore_test
 
 import (
+	"github.com/flatstore/flatstore/internal/records"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/flatstore/flatstore/flatstore"
-	"github.com/flatstore/flatstore/internal/fbtest"
 )
 
 // escapeKeyBody is {"event": ev, "m": {{"k": n control bytes}: 1}}, and its
 // line under escape backslash: nine bytes a control byte.
-func escapeKeyBody(ev string, n int) (fbtest.KV, string) {
+func escapeKeyBody(ev string, n int) (records.KV, string) {
 	key := `{"k":"` + strings.Repeat(`\u0001`, n) + `"}`
 	value := `{"` + strings.ReplaceAll(strings.ReplaceAll(key, `\`, `\\`), `"`, `\"`) + `":1}`
-	return fbtest.KV{"event", ev, "m", fbtest.KV{fbtest.KV{"k", strings.Repeat("\x01", n)}, 1}},
+	return records.KV{"event", ev, "m", records.KV{records.KV{"k", strings.Repeat("\x01", n)}, 1}},
 		ev + "," + strings.ReplaceAll(value, `\`, `\\`) + "\n"
 }
 
@@ -29,15 +29,15 @@ func TestFlushBudget(t *testing.T) {
 	big, _ := escapeKeyBody("E_BIG", 2<<20)
 	mid, midLine := escapeKeyBody("E_MID", 100<<10)
 	slashes := strings.Repeat(`\`, 1<<20)
-	var recs []fbtest.Record
+	var recs []records.Record
 	var wantE, wantMid strings.Builder
-	add := func(body fbtest.KV, w *strings.Builder, line string) {
-		recs = append(recs, fbtest.Record{Time: recTime, Body: body})
+	add := func(body records.KV, w *strings.Builder, line string) {
+		recs = append(recs, records.Record{Time: recTime, Body: body})
 		if w != nil {
 			w.WriteString(line)
 		}
 	}
-	add(fbtest.KV{"event", "E", "n", 1}, &wantE, "E,1\n")
+	add(records.KV{"event", "E", "n", 1}, &wantE, "E,1\n")
 	// 8 MiB of slack over 700 KiB a record: eleven land.
 	for i := 0; i < 12; i++ {
 		if i < 11 {
@@ -46,11 +46,11 @@ func TestFlushBudget(t *testing.T) {
 			add(mid, nil, "")
 		}
 	}
-	add(fbtest.KV{"event", "E", "n", 2}, &wantE, "E,2\n")
+	add(records.KV{"event", "E", "n", 2}, &wantE, "E,2\n")
 	add(big, nil, "")
-	add(fbtest.KV{"event", "E", "s", slashes}, &wantE, "E,"+strings.Repeat(`\\`, 1<<20)+"\n")
-	add(fbtest.KV{"event", "E", "n", 3}, &wantE, "E,3\n")
-	chunk := fbtest.Records(recs...)
+	add(records.KV{"event", "E", "s", slashes}, &wantE, "E,"+strings.Repeat(`\\`, 1<<20)+"\n")
+	add(records.KV{"event", "E", "n", 3}, &wantE, "E,3\n")
+	chunk := records.Records(recs...)
 
 	in, file := newInstance(t, "escape", "backslash")
 	if r := in.Flush(chunk, "tag"); r != flatstore.OK {

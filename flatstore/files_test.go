@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"github.com/flatstore/flatstore/flatstore/filestore"
 	"github.com/flatstore/flatstore/flatstore/logger"
+	"github.com/flatstore/flatstore/internal/records"
 	"io"
 	"io/fs"
 	"os"
@@ -131,9 +132,9 @@ func fsInstance(t *testing.T, kv ...string) *Instance {
 func evRecords(ev string, first, n int, extra ...any) []byte {
 	var b []byte
 	for i := 0; i < n; i++ {
-		body := fbtest.KV{"event", ev, "n", first + i}
+		body := records.KV{"event", ev, "n", first + i}
 		body = append(body, extra...)
-		b = fbtest.AppendRecord(b, fbtest.Record{Time: time.Unix(1700000000, 0), Body: body})
+		b = records.AppendRecord(b, records.Record{Time: time.Unix(1700000000, 0), Body: body})
 	}
 	return b
 }
@@ -540,7 +541,7 @@ func TestRotateSizeFromExisting(t *testing.T) {
 	var lines []string
 	for i := 0; i < 30; i++ {
 		n := fmt.Sprintf("%05d", i)
-		chunk = fbtest.AppendRecord(chunk, fbtest.Record{Body: fbtest.KV{"event", "E", "n", n, "pad", pad}})
+		chunk = records.AppendRecord(chunk, records.Record{Body: records.KV{"event", "E", "n", n, "pad", pad}})
 		lines = append(lines, "E,"+n+","+pad+"\n")
 	}
 	mustFlush(t, in, chunk, "t")
@@ -1241,7 +1242,7 @@ func TestRotationOptionsOfNewOutput(t *testing.T) {
 		}
 		return in
 	}
-	chunk := fbtest.Records(fbtest.Record{Time: time.Unix(1700000000, 0), Body: fbtest.KV{"event", "E", "v", "x"}})
+	chunk := records.Records(records.Record{Time: time.Unix(1700000000, 0), Body: records.KV{"event", "E", "v", "x"}})
 	old := start("rotate_size", "1m")
 	if r := old.Flush(chunk, "a"); r != OK {
 		t.Fatalf("Flush = %v", r)

@@ -17,6 +17,7 @@ import (
 	"bytes"
 	"github.com/flatstore/flatstore/flatstore/event"
 	"github.com/flatstore/flatstore/flatstore/logger"
+	"github.com/flatstore/flatstore/internal/records"
 	"io"
 	"os"
 	"path/filepath"
@@ -24,7 +25,6 @@ import (
 	"testing"
 
 	"github.com/flatstore/flatstore/flatstore"
-	"github.com/flatstore/flatstore/internal/fbtest"
 )
 
 // FuzzFlush feeds arbitrary bytes to Instance.Flush: it must never panic
@@ -32,17 +32,17 @@ import (
 // local disk never needs) nor hang, and every line it writes ends in '\n'
 // with no CR or LF inside (escape opensips).
 func FuzzFlush(f *testing.F) {
-	rec := func(rs ...fbtest.Record) []byte { return fbtest.Records(rs...) }
-	f.Add(rec(fbtest.Record{Body: fbtest.KV{"event", "E_TEST", "a", "x\ny", "b", 1}}))
-	f.Add(rec(fbtest.Record{Legacy: true, TimeKind: fbtest.TimeFloat, Body: fbtest.KV{"m", fbtest.KV{"k", []any{1, nil, 1.5}}}}))
-	f.Add(append(fbtest.GroupStart(fbtest.KV{"s", 1}, nil), fbtest.GroupEnd()...))
-	f.Add(rec(fbtest.Record{Body: "not a map"}, fbtest.Record{Body: fbtest.KV{"event", 1}}))
+	rec := func(rs ...records.Record) []byte { return records.Records(rs...) }
+	f.Add(rec(records.Record{Body: records.KV{"event", "E_TEST", "a", "x\ny", "b", 1}}))
+	f.Add(rec(records.Record{Legacy: true, TimeKind: records.TimeFloat, Body: records.KV{"m", records.KV{"k", []any{1, nil, 1.5}}}}))
+	f.Add(append(records.GroupStart(records.KV{"s", 1}, nil), records.GroupEnd()...))
+	f.Add(rec(records.Record{Body: "not a map"}, records.Record{Body: records.KV{"event", 1}}))
 	f.Add([]byte{0x92, 0x92, 0xd7, 0x00, 0, 0, 0, 1, 0, 0, 0, 0, 0x80, 0x81, 0xa1, 'a', 0xd4, 0x03, 0xff})
 	f.Add([]byte{0x92, 0x01, 0x81, 0xa1, 'k', 0x91, 0x91, 0x91, 0x91, 0x91, 0x91})
 	f.Add([]byte{0xc1})
 	f.Add([]byte{0x92, 0x01, 0xdf, 0xff, 0xff, 0xff, 0xff})
-	f.Add(fbtest.AppendRecord(nil, fbtest.Record{Body: fbtest.Raw(keyBomb(30))}))
-	f.Add(fbtest.AppendRecord(nil, fbtest.Record{Body: fbtest.KV{"event", "E", "m", fbtest.KV{fbtest.KV{"k", strings.Repeat("\x01", 64<<10)}, 1}}}))
+	f.Add(records.AppendRecord(nil, records.Record{Body: records.Raw(keyBomb(30))}))
+	f.Add(records.AppendRecord(nil, records.Record{Body: records.KV{"event", "E", "m", records.KV{records.KV{"k", strings.Repeat("\x01", 64<<10)}, 1}}}))
 
 	dir := f.TempDir()
 	path := filepath.Join(dir, "fuzz.log")
@@ -112,7 +112,7 @@ func FuzzParseConfig(f *testing.F) {
 		if cfg.Delimiter == "" || cfg.Path == "" || cfg.Template == nil {
 			t.Fatalf("accepted config %+v lacks a delimiter or a path", cfg)
 		}
-		body := fbtest.AppendKV(nil, fbtest.KV{"event", "E", "a", "x,y\n", "b", 1})
+		body := records.AppendKV(nil, records.KV{"event", "E", "a", "x,y\n", "b", 1})
 		line, _, _, err := event.NewEncoder(cfg.Options).AppendLine(nil, t0, body, []byte("t"))
 		if err != nil || len(line) == 0 || line[len(line)-1] != '\n' {
 			t.Fatalf("AppendLine = %q, %v", line, err)
@@ -131,7 +131,7 @@ func keyBomb(depth int) []byte {
 	for i := 0; i < depth; i++ {
 		inner = append(append([]byte{0x81}, inner...), 0xc0)
 	}
-	body := fbtest.AppendKV(nil, fbtest.KV{"event", "E_BOMB"})
+	body := records.AppendKV(nil, records.KV{"event", "E_BOMB"})
 	body[0]++ // one more pair: "k" and the bomb
 	body = append(body, 0xa1, 'k')
 	return append(body, inner...)
@@ -156,13 +156,13 @@ func FuzzRenderLinear(f *testing.F) {
 	f.Add(keyBomb(30), uint8(0))
 	f.Add(keyBomb(10), uint8(1))
 	f.Add(keyBomb(200), uint8(2))
-	f.Add(fbtest.AppendKV(nil, fbtest.KV{"event", "E", "m", fbtest.KV{fbtest.KV{"\x01\"", []any{false, nil}}, 1}}), uint8(3))
-	f.Add(fbtest.AppendKV(nil, fbtest.KV{"e", []any{false, false, nil, true, 0, -1}}), uint8(5))
-	f.Add(fbtest.AppendKV(nil, fbtest.KV{"s", "\x00\x01\x02\"\\,||\r\n"}), uint8(7))
+	f.Add(records.AppendKV(nil, records.KV{"event", "E", "m", records.KV{records.KV{"\x01\"", []any{false, nil}}, 1}}), uint8(3))
+	f.Add(records.AppendKV(nil, records.KV{"e", []any{false, false, nil, true, 0, -1}}), uint8(5))
+	f.Add(records.AppendKV(nil, records.KV{"s", "\x00\x01\x02\"\\,||\r\n"}), uint8(7))
 	// Control bytes inside a map used as a key: nine bytes a byte under
 	// escape backslash (mode 4), the JSON made a string and escaped where
 	// it lies; csv (mode 6) quotes it there.
-	escKey := fbtest.AppendKV(nil, fbtest.KV{"event", "E", "m", fbtest.KV{fbtest.KV{"k", strings.Repeat("\x01", 4096) + "\",\n"}, []any{false, "\""}}})
+	escKey := records.AppendKV(nil, records.KV{"event", "E", "m", records.KV{records.KV{"k", strings.Repeat("\x01", 4096) + "\",\n"}, []any{false, "\""}}})
 	f.Add(escKey, uint8(4))
 	f.Add(escKey, uint8(5))
 	f.Add(escKey, uint8(6))
@@ -242,7 +242,7 @@ func FuzzOwnership(f *testing.F) {
 	newOut("path", audit)
 	tmpl := newOut("path", filepath.Join(dir, "$TAG"), "max_dynamic_files", "0")
 	f.Fuzz(func(t *testing.T, tag, value string) {
-		data := fbtest.Records(fbtest.Record{Body: fbtest.KV{"event", "FORGED", "v", value, "n", `{"path":"x","rotated":[{"name":"../outside/x"}]}`}})
+		data := records.Records(records.Record{Body: records.KV{"event", "FORGED", "v", value, "n", `{"path":"x","rotated":[{"name":"../outside/x"}]}`}})
 		tmpl.Flush(data, tag)
 		if got, err := os.ReadFile(audit); err != nil || string(got) != "PRE\n" {
 			t.Fatalf("tag %q: audit.log holds %q (%v), want its own bytes", tag, got, err)

@@ -3,13 +3,13 @@ package flatstore_test
 import (
 	"github.com/flatstore/flatstore/flatstore/event"
 	"github.com/flatstore/flatstore/flatstore/logger"
+	"github.com/flatstore/flatstore/internal/records"
 	"io"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/flatstore/flatstore/flatstore"
-	"github.com/flatstore/flatstore/internal/fbtest"
 )
 
 // config parses kv (key, value, key, value…) with path set to a file in a
@@ -28,9 +28,9 @@ func config(t testing.TB, kv ...string) *flatstore.Config {
 }
 
 // encode returns the line the encoder writes for body with tag "tag.x".
-func encode(t testing.TB, cfg *flatstore.Config, et event.Time, body fbtest.KV) string {
+func encode(t testing.TB, cfg *flatstore.Config, et event.Time, body records.KV) string {
 	t.Helper()
-	b := fbtest.AppendKV(nil, body)
+	b := records.AppendKV(nil, body)
 	enc := event.NewEncoder(cfg.Options)
 	out, rest, _, err := enc.AppendLine(nil, et, b, []byte("tag.x"))
 	if err != nil {
@@ -43,8 +43,8 @@ func encode(t testing.TB, cfg *flatstore.Config, et event.Time, body fbtest.KV) 
 }
 
 // params builds a body {"event": event, "p1": v1, "p2": v2, …}.
-func params(event string, vals ...any) fbtest.KV {
-	kv := fbtest.KV{"event", event}
+func params(event string, vals ...any) records.KV {
+	kv := records.KV{"event", event}
 	for i, v := range vals {
 		kv = append(kv, "p"+itoa(i+1), v)
 	}

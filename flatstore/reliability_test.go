@@ -6,6 +6,7 @@ import (
 	"github.com/flatstore/flatstore/flatstore/event"
 	"github.com/flatstore/flatstore/flatstore/filestore"
 	"github.com/flatstore/flatstore/flatstore/logger"
+	"github.com/flatstore/flatstore/internal/records"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -70,9 +71,9 @@ func relInstance(t *testing.T, name string, kv MapGetter) (*Instance, *relLog) {
 func relRecords(first, n int, pad string) []byte {
 	var b []byte
 	for i := 0; i < n; i++ {
-		b = fbtest.AppendRecord(b, fbtest.Record{
+		b = records.AppendRecord(b, records.Record{
 			Time: time.Unix(1700000000, 0),
-			Body: fbtest.KV{"event", "E_REL", "n", first + i, "pad", pad},
+			Body: records.KV{"event", "E_REL", "n", first + i, "pad", pad},
 		})
 	}
 	return b
@@ -129,7 +130,7 @@ func hasLabel(mt *dto.Metric, k, v string) bool {
 
 // hostileBody wraps raw msgpack as the body of a [[time, {}], body] record.
 func hostileRecord(body []byte) []byte {
-	return fbtest.AppendRecord(nil, fbtest.Record{Time: time.Unix(1700000000, 0), Body: fbtest.Raw(body)})
+	return records.AppendRecord(nil, records.Record{Time: time.Unix(1700000000, 0), Body: records.Raw(body)})
 }
 
 func nested(levels int) []byte {
@@ -410,7 +411,7 @@ func TestFlushBadPathDropsOnlyItsRecords(t *testing.T) {
 	}
 	var chunk []byte
 	for i, file := range []string{"a", "b", "a", "b", "c"} {
-		chunk = fbtest.AppendRecord(chunk, fbtest.Record{Body: fbtest.KV{"event", "E", "file", file, "i", i}})
+		chunk = records.AppendRecord(chunk, records.Record{Body: records.KV{"event", "E", "file", file, "i", i}})
 	}
 	before := metricValue(t, "flatstore_records_dropped_total", "instance", "rel-badpath", "reason", DropBadPath)
 	if got := in.Flush(chunk, "t"); got != OK {
@@ -443,7 +444,7 @@ func TestFlushExactlyOnceAcrossFiles(t *testing.T) {
 	chunk := func(first int) []byte {
 		var b []byte
 		for i := 0; i < 30; i++ {
-			b = fbtest.AppendRecord(b, fbtest.Record{Body: fbtest.KV{"event", "E", "file", []string{"a", "b", "c"}[i%3], "i", first + i}})
+			b = records.AppendRecord(b, records.Record{Body: records.KV{"event", "E", "file", []string{"a", "b", "c"}[i%3], "i", first + i}})
 		}
 		return b
 	}
@@ -627,7 +628,7 @@ func TestCloseWhileFlushing(t *testing.T) {
 			for i := 0; ; i++ {
 				var chunk []byte
 				for r := 0; r < per; r++ {
-					chunk = fbtest.AppendRecord(chunk, fbtest.Record{Body: fbtest.KV{
+					chunk = records.AppendRecord(chunk, records.Record{Body: records.KV{
 						"event", "E_CLOSE", "shard", strconv.Itoa((w + i + r) % shards), "w", w, "i", i, "r", r,
 						"pad", strings.Repeat("z", 200)}})
 				}
@@ -716,7 +717,7 @@ func TestWriteErrorsLimitedPerReason(t *testing.T) {
 	in, log := relInstance(t, "rel-limited", MapGetter{"path": filepath.Join(dir, "$u.log")})
 	var chunk []byte
 	for u := 0; u < 1000; u++ {
-		chunk = fbtest.AppendRecord(chunk, fbtest.Record{Time: time.Unix(1700000000, 0), Body: fbtest.KV{"event", "E", "u", "u" + strconv.Itoa(u)}})
+		chunk = records.AppendRecord(chunk, records.Record{Time: time.Unix(1700000000, 0), Body: records.KV{"event", "E", "u", "u" + strconv.Itoa(u)}})
 	}
 	for i := 0; i < 5; i++ {
 		if res := in.Flush(chunk, "t"); res != Retry {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"github.com/flatstore/flatstore/flatstore/filestore"
+	"github.com/flatstore/flatstore/internal/records"
 	"os"
 	"path/filepath"
 	"sort"
@@ -747,7 +748,7 @@ func TestTemplateReservedStateName(t *testing.T) {
 		var chunk []byte
 		users := []string{".flatstore", ".FlatStore", "ok" + strconv.Itoa(k)}
 		for i, u := range users {
-			chunk = fbtest.AppendRecord(chunk, fbtest.Record{Body: fbtest.KV{"event", "E", "user", u, "i", i}})
+			chunk = records.AppendRecord(chunk, records.Record{Body: records.KV{"event", "E", "user", u, "i", i}})
 		}
 		if res := in.Flush(chunk, "t"); res != OK {
 			t.Fatalf("%s: flush = %v, want OK", tmpl, res)

@@ -2,6 +2,7 @@ package flatstore_test
 
 import (
 	"github.com/flatstore/flatstore/flatstore/event"
+	"github.com/flatstore/flatstore/internal/records"
 	"strings"
 	"testing"
 
@@ -34,7 +35,7 @@ func TestSidecarVectors(t *testing.T) {
 		enc := event.NewEncoder(cfg.Options)
 		var all, want []byte
 		for _, c := range cases {
-			body := fbtest.JSONRecordBody(c.Wire)
+			body := records.JSONRecordBody(c.Wire)
 			out, rest, event, err := enc.AppendLine(nil, t0, body, []byte("opensips.stream"))
 			if err != nil || len(rest) != 0 {
 				t.Fatalf("%s, %s: %v (%d bytes left)", m.escape, c.Name, err, len(rest))
@@ -77,7 +78,7 @@ func TestSidecarIgnoresTheEnvelope(t *testing.T) {
 		{`{"jsonrpc":"2.0","method":"E_TEST","params":{"m":{"k":"v,w"},"l":[1,"a"]}}`, nil, `E_TEST,{"k":"v w"},[1 "a"]` + "\n"},
 	} {
 		cfg := sidecarConfig(t, "opensips_exact", c.kv...)
-		out, _, _, err := event.NewEncoder(cfg.Options).AppendLine(nil, t0, fbtest.JSONRecordBody([]byte(c.json)), []byte("opensips.stream"))
+		out, _, _, err := event.NewEncoder(cfg.Options).AppendLine(nil, t0, records.JSONRecordBody([]byte(c.json)), []byte("opensips.stream"))
 		if err != nil || string(out) != c.want {
 			t.Errorf("%s %q: got %q, %v; want %q", c.json, c.kv, out, err, c.want)
 		}
@@ -88,8 +89,8 @@ func TestSidecarIgnoresTheEnvelope(t *testing.T) {
 // keys: $EVENT and $method are the event, $params['caller'] one named
 // parameter; $params itself, and a name of a positional event, render as _.
 func TestSidecarTemplates(t *testing.T) {
-	named := fbtest.JSONRecordBody([]byte(`{"jsonrpc":"2.0","method":"E_CALL_END","params":{"caller":"sip:alice@example.com","code":200}}`))
-	positional := fbtest.JSONRecordBody([]byte(`{"jsonrpc":"2.0","method":"E_TEST","params":["hello","world"]}`))
+	named := records.JSONRecordBody([]byte(`{"jsonrpc":"2.0","method":"E_CALL_END","params":{"caller":"sip:alice@example.com","code":200}}`))
+	positional := records.JSONRecordBody([]byte(`{"jsonrpc":"2.0","method":"E_TEST","params":["hello","world"]}`))
 	for _, c := range []struct {
 		tmpl string
 		body []byte

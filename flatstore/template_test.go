@@ -1,21 +1,21 @@
 package flatstore_test
 
 import (
+	"github.com/flatstore/flatstore/internal/records"
 	"testing"
 
 	"github.com/flatstore/flatstore/flatstore"
-	"github.com/flatstore/flatstore/internal/fbtest"
 )
 
 // TestTemplateFlush: lines go to the file their record names.
 func TestTemplateFlush(t *testing.T) {
 	dir := t.TempDir()
 	in, _ := newInstance(t, "path", dir+"/$TAG/$EVENT-$user.log", "mkdir", "true")
-	data := fbtest.Records(
-		fbtest.Record{Time: recTime, Body: fbtest.KV{"event", "E_A", "user", "alice", "x", 1}},
-		fbtest.Record{Time: recTime, Body: fbtest.KV{"event", "E_B", "user", "../bob", "x", 2}},
-		fbtest.Record{Time: recTime, Body: fbtest.KV{"event", "E_A", "user", "alice", "x", 3}},
-		fbtest.Record{Time: recTime, Body: fbtest.KV{"x", 4}},
+	data := records.Records(
+		records.Record{Time: recTime, Body: records.KV{"event", "E_A", "user", "alice", "x", 1}},
+		records.Record{Time: recTime, Body: records.KV{"event", "E_B", "user", "../bob", "x", 2}},
+		records.Record{Time: recTime, Body: records.KV{"event", "E_A", "user", "alice", "x", 3}},
+		records.Record{Time: recTime, Body: records.KV{"x", 4}},
 	)
 	if r := in.Flush(data, "../up"); r != flatstore.OK {
 		t.Fatalf("Flush = %v", r)

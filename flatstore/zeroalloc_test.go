@@ -1,15 +1,15 @@
 package flatstore_test
 
 import (
+	"github.com/flatstore/flatstore/internal/records"
 	"os"
 	"testing"
 
 	"github.com/flatstore/flatstore/flatstore"
-	"github.com/flatstore/flatstore/internal/fbtest"
 )
 
 // sipEvent is a typical SIP event of ten fields.
-var sipEvent = fbtest.SIPEvent()
+var sipEvent = records.SIPEvent()
 
 // TestFlushAllocsIndependentOfRecords: a flush allocates a few times per
 // chunk, never per record: 1 000 and 10 000 records cost the same small
@@ -30,11 +30,11 @@ func TestFlushAllocsIndependentOfRecords(t *testing.T) {
 				in, _ = newInstance(t, "path", t.TempDir()+"/$TAG[1]-$EVENT.log", "params", "method,status,call-id")
 				path = ""
 			}
-			var rs []fbtest.Record
+			var rs []records.Record
 			for i := 0; i < n; i++ {
-				rs = append(rs, fbtest.Record{Time: recTime, Body: sipEvent})
+				rs = append(rs, records.Record{Time: recTime, Body: sipEvent})
 			}
-			chunk := fbtest.Records(rs...)
+			chunk := records.Records(rs...)
 			allocs := testing.AllocsPerRun(10, func() {
 				if path != "" {
 					if err := os.Truncate(path, 0); err != nil && !os.IsNotExist(err) {
@@ -67,11 +67,11 @@ func TestFlushSteadyZeroAllocs(t *testing.T) {
 				kv = []string{"path", t.TempDir() + "/$TAG[1]-$EVENT.log", "params", "method,status,call-id"}
 			}
 			in, _ := newInstance(t, kv...)
-			var rs []fbtest.Record
+			var rs []records.Record
 			for i := 0; i < n; i++ {
-				rs = append(rs, fbtest.Record{Time: recTime, Body: sipEvent})
+				rs = append(rs, records.Record{Time: recTime, Body: sipEvent})
 			}
-			chunk := fbtest.Records(rs...)
+			chunk := records.Records(rs...)
 			for i := 0; i < 3; i++ { // warm: the pool, the file, the buffers
 				in.Flush(chunk, "sip.proxy")
 			}

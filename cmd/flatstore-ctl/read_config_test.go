@@ -2,6 +2,7 @@ package main
 
 import (
 	"github.com/flatstore/flatstore/flatstore/event"
+	"github.com/flatstore/flatstore/internal/repo"
 	"os"
 	"path/filepath"
 	"strings"
@@ -170,7 +171,7 @@ func TestReadConfig(t *testing.T) {
 // TestReadShippedConfigs: every flatstore output of conf/fluent-bit.conf
 // and conf/fluent-bit.yaml reads back what the plugin writes with its keys.
 func TestReadShippedConfigs(t *testing.T) {
-	root, err := fbtest.RepoRoot()
+	root, err := repo.Root()
 	if err != nil {
 		t.Fatal(err)
 	}

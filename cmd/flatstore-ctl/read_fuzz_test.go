@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/flatstore/flatstore/flatstore/event"
+	"github.com/flatstore/flatstore/internal/records"
 	"io"
 	"reflect"
 	"regexp"
@@ -17,7 +18,6 @@ import (
 	"testing"
 
 	"github.com/flatstore/flatstore/flatstore"
-	"github.com/flatstore/flatstore/internal/fbtest"
 )
 
 // fuzzModes are the settings FuzzRead reads its input with.
@@ -195,11 +195,11 @@ func reencode(t *testing.T, cfg *flatstore.Config, line string) {
 	}
 	name := obj[0].value.(string)
 	params := obj[1].value.([]string)
-	kv := fbtest.KV{"event", name}
+	kv := records.KV{"event", name}
 	for i, p := range params {
 		kv = append(kv, fmt.Sprintf("p%d", i), p)
 	}
-	out, _, _, err := event.NewEncoder(cfg.Options).AppendLine(nil, event.Time{}, fbtest.AppendKV(nil, kv), []byte("tag"))
+	out, _, _, err := event.NewEncoder(cfg.Options).AppendLine(nil, event.Time{}, records.AppendKV(nil, kv), []byte("tag"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"github.com/flatstore/flatstore/flatstore/event"
+	"github.com/flatstore/flatstore/internal/records"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -117,14 +118,14 @@ func encode(t testing.TB, cfg *flatstore.Config, keys []string, evs []wantEvent)
 	enc := event.NewEncoder(cfg.Options)
 	var out []byte
 	for _, ev := range evs {
-		kv := fbtest.KV{"event", ev.name}
+		kv := records.KV{"event", ev.name}
 		for i, k := range keys {
 			if ev.values[i] != "\x00absent" {
 				kv = append(kv, k, ev.values[i])
 			}
 		}
 		var err error
-		if out, _, _, err = enc.AppendLine(out, ev.time, fbtest.AppendKV(nil, kv), []byte("the.tag")); err != nil {
+		if out, _, _, err = enc.AppendLine(out, ev.time, records.AppendKV(nil, kv), []byte("the.tag")); err != nil {
 			t.Fatalf("AppendLine(%q): %v", kv, err)
 		}
 	}

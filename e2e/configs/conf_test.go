@@ -2,6 +2,7 @@ package configs_test
 
 import (
 	"fmt"
+	"github.com/flatstore/flatstore/internal/repo"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -20,7 +21,7 @@ import (
 // TestMain runs the tests in conf/, where the configurations name each other by
 // relative paths (Parsers_File, Plugins_File) as Fluent Bit reads them.
 func TestMain(m *testing.M) {
-	root, err := fbtest.RepoRoot()
+	root, err := repo.Root()
 	if err == nil {
 		err = os.Chdir(filepath.Join(root, "conf"))
 	}
@@ -48,7 +49,7 @@ func reservedKey(k string) bool {
 
 func repoRoot(t *testing.T) string {
 	t.Helper()
-	root, err := fbtest.RepoRoot()
+	root, err := repo.Root()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package configs_test
 
 import (
 	"github.com/flatstore/flatstore/flatstore/event"
+	"github.com/flatstore/flatstore/internal/records"
 	"maps"
 	"os"
 	"path/filepath"
@@ -184,11 +185,11 @@ func TestSidecarConfigThroughHost(t *testing.T) {
 	var chunk []byte
 	var want string
 	for i, wc := range cases {
-		chunk = fbtest.AppendRecord(chunk, fbtest.Record{Time: time.Unix(1700000000, int64(i)), Body: fbtest.JSONRecordBody(wc.Wire)})
+		chunk = records.AppendRecord(chunk, records.Record{Time: time.Unix(1700000000, int64(i)), Body: records.JSONRecordBody(wc.Wire)})
 		want += wc.OpenSIPS
 	}
 	in := filepath.Join(dir, "in.chunks")
-	if err := os.WriteFile(in, fbtest.Frames(chunk, chunk), 0o644); err != nil {
+	if err := os.WriteFile(in, records.Frames(chunk, chunk), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	var envList []string

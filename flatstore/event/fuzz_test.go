@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"github.com/flatstore/flatstore/flatstore"
 	"github.com/flatstore/flatstore/flatstore/event"
-	"github.com/flatstore/flatstore/internal/fbtest"
+	"github.com/flatstore/flatstore/internal/records"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -54,7 +54,7 @@ func FuzzLineRoundTrip(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		body := fbtest.AppendKV(nil, fbtest.KV{"event", ev, "a", a, "b", b, "c", c})
+		body := records.AppendKV(nil, records.KV{"event", ev, "a", a, "b", b, "c", c})
 		line, rest, _, err := event.NewEncoder(cfg.Options).AppendLine(nil, t0, body, []byte("tag"))
 		if err != nil || len(rest) != 0 {
 			t.Fatalf("AppendLine: %v (%d left)", err, len(rest))
@@ -109,7 +109,7 @@ func FuzzTemplate(f *testing.F) {
 		if tp.StaticDir() != dir {
 			t.Fatalf("ParseTemplate(%q).StaticDir() = %q, want %q", tmpl, tp.StaticDir(), dir)
 		}
-		body := fbtest.AppendKV(nil, fbtest.KV{"k", val, "m", fbtest.KV{"s", val}, "call-id", val})
+		body := records.AppendKV(nil, records.KV{"k", val, "m", records.KV{"s", val}, "call-id", val})
 		got := string(tp.Render(nil, []byte(tag), []byte(ev), body))
 		if filepath.Clean(got) != got {
 			t.Fatalf("%q rendered %q, which is not clean", tmpl, got)
@@ -178,7 +178,7 @@ func FuzzEscapeOpenSIPS(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		line, _, _, err := event.NewEncoder(cfg.Options).AppendLine(nil, t0, fbtest.AppendKV(nil, fbtest.KV{"v", v}), []byte("tag"))
+		line, _, _, err := event.NewEncoder(cfg.Options).AppendLine(nil, t0, records.AppendKV(nil, records.KV{"v", v}), []byte("tag"))
 		if err != nil {
 			if len(v) > event.MaxLineBytes-1 {
 				return

@@ -3,6 +3,7 @@ package event_test
 import (
 	"bytes"
 	"github.com/flatstore/flatstore/flatstore/event"
+	"github.com/flatstore/flatstore/internal/records"
 	"maps"
 	"math"
 	"path/filepath"
@@ -22,7 +23,7 @@ var t0 = event.Time{Sec: 1700000000, Nsec: 123456789}
 // the table's flatstore bytes, and with escape opensips_exact OpenSIPS's own.
 
 // oracleBody is the record of one oracle row.
-func oracleBody(t testing.TB, c fbtest.OracleCase) fbtest.KV {
+func oracleBody(t testing.TB, c fbtest.OracleCase) records.KV {
 	t.Helper()
 	body, err := c.Body()
 	if err != nil {
@@ -160,14 +161,14 @@ func TestMultiByteDelimiter(t *testing.T) {
 // TestKeyOrder: parameters follow the record's order, never Go map order.
 func TestKeyOrder(t *testing.T) {
 	cfg := config(t)
-	if got, want := encode(t, cfg, t0, fbtest.KV{"event", "E_X", "b", 1, "a", 2, "c", 3}), "E_X,1,2,3\n"; got != want {
+	if got, want := encode(t, cfg, t0, records.KV{"event", "E_X", "b", 1, "a", 2, "c", 3}), "E_X,1,2,3\n"; got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}
 	// 50 keys in a fixed shuffled order: a map-order bug would show here.
 	perm := []int{17, 3, 42, 8, 29, 0, 36, 11, 48, 21, 5, 33, 14, 26, 39, 1, 45, 19, 7, 31,
 		24, 12, 49, 2, 38, 16, 27, 9, 44, 22, 35, 4, 13, 30, 47, 18, 6, 40, 25, 10,
 		34, 20, 46, 15, 28, 37, 23, 41, 32, 43}
-	body := fbtest.KV{}
+	body := records.KV{}
 	want := "tag.x"
 	for i, k := range perm {
 		if i == 25 {
@@ -188,27 +189,27 @@ func TestEventName(t *testing.T) {
 	cases := []struct {
 		name string
 		kv   []string
-		body fbtest.KV
+		body records.KV
 		want string
 	}{
-		{"event key", nil, fbtest.KV{"a", 1, "event", "E_A", "b", 2}, "E_A,1,2\n"},
-		{"no event key: tag", nil, fbtest.KV{"a", 1}, "tag.x,1\n"},
-		{"int event: tag, not repeated", nil, fbtest.KV{"event", 5, "a", 1}, "tag.x,1\n"},
-		{"nil event: tag", nil, fbtest.KV{"event", nil, "a", 1}, "tag.x,1\n"},
-		{"binary event: tag", nil, fbtest.KV{"event", []byte("E_BIN"), "a", 1}, "tag.x,1\n"},
-		{"map event: tag", nil, fbtest.KV{"event", fbtest.KV{"x", 1}, "a", 1}, "tag.x,1\n"},
-		{"other event_key", []string{"event_key", "name"}, fbtest.KV{"event", "E", "name", "N"}, "N,E\n"},
-		{"event name escaped", nil, fbtest.KV{"event", "E,1\n"}, "E 1 \n"},
-		{"non-string key kept", nil, fbtest.KV{"event", "E", 7, "seven", nil, "nil"}, "E,seven,nil\n"},
-		{"params order", []string{"params", "c, a ,b"}, fbtest.KV{"a", 1, "event", "E", "b", 2, "c", 3}, "E,3,1,2\n"},
-		{"params absent key", []string{"params", "a,missing,b"}, fbtest.KV{"b", 2, "a", 1}, "tag.x,1,,2\n"},
-		{"params event key not a param", []string{"params", "a"}, fbtest.KV{"event", "E", "a", 1}, "E,1\n"},
-		{"params int event", []string{"params", "a"}, fbtest.KV{"event", 9, "a", 1}, "tag.x,1\n"},
-		{"params all absent", []string{"params", "x,y"}, fbtest.KV{"event", "E"}, "E,,\n"},
-		{"params repeated", []string{"params", "a,b,a"}, fbtest.KV{"a", 1, "b", 2}, "tag.x,1,2,1\n"},
-		{"params first duplicate wins", []string{"params", "a"}, fbtest.KV{"a", 1, "a", 2}, "tag.x,1\n"},
-		{"params nested", []string{"params", "m"}, fbtest.KV{"m", fbtest.KV{"z", 1, "a", 2}}, "tag.x,{\"z\":1 \"a\":2}\n"},
-		{"params suppress", []string{"params", "a,b", "suppress_event_name", "true"}, fbtest.KV{"event", "E", "b", "B"}, ",B\n"},
+		{"event key", nil, records.KV{"a", 1, "event", "E_A", "b", 2}, "E_A,1,2\n"},
+		{"no event key: tag", nil, records.KV{"a", 1}, "tag.x,1\n"},
+		{"int event: tag, not repeated", nil, records.KV{"event", 5, "a", 1}, "tag.x,1\n"},
+		{"nil event: tag", nil, records.KV{"event", nil, "a", 1}, "tag.x,1\n"},
+		{"binary event: tag", nil, records.KV{"event", []byte("E_BIN"), "a", 1}, "tag.x,1\n"},
+		{"map event: tag", nil, records.KV{"event", records.KV{"x", 1}, "a", 1}, "tag.x,1\n"},
+		{"other event_key", []string{"event_key", "name"}, records.KV{"event", "E", "name", "N"}, "N,E\n"},
+		{"event name escaped", nil, records.KV{"event", "E,1\n"}, "E 1 \n"},
+		{"non-string key kept", nil, records.KV{"event", "E", 7, "seven", nil, "nil"}, "E,seven,nil\n"},
+		{"params order", []string{"params", "c, a ,b"}, records.KV{"a", 1, "event", "E", "b", 2, "c", 3}, "E,3,1,2\n"},
+		{"params absent key", []string{"params", "a,missing,b"}, records.KV{"b", 2, "a", 1}, "tag.x,1,,2\n"},
+		{"params event key not a param", []string{"params", "a"}, records.KV{"event", "E", "a", 1}, "E,1\n"},
+		{"params int event", []string{"params", "a"}, records.KV{"event", 9, "a", 1}, "tag.x,1\n"},
+		{"params all absent", []string{"params", "x,y"}, records.KV{"event", "E"}, "E,,\n"},
+		{"params repeated", []string{"params", "a,b,a"}, records.KV{"a", 1, "b", 2}, "tag.x,1,2,1\n"},
+		{"params first duplicate wins", []string{"params", "a"}, records.KV{"a", 1, "a", 2}, "tag.x,1\n"},
+		{"params nested", []string{"params", "m"}, records.KV{"m", records.KV{"z", 1, "a", 2}}, "tag.x,{\"z\":1 \"a\":2}\n"},
+		{"params suppress", []string{"params", "a,b", "suppress_event_name", "true"}, records.KV{"event", "E", "b", "B"}, ",B\n"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -230,13 +231,13 @@ func TestValueTypes(t *testing.T) {
 		{"int64 min", int64(math.MinInt64), "-9223372036854775808"},
 		{"int64 max", int64(math.MaxInt64), "9223372036854775807"},
 		{"uint64 max", uint64(math.MaxUint64), "18446744073709551615"},
-		{"small ints", fbtest.Raw{0x00}, "0"},
-		{"fixint 9", fbtest.Raw{0x09}, "9"},
-		{"fixint 127", fbtest.Raw{0x7f}, "127"},
-		{"negative fixint", fbtest.Raw{0xff}, "-1"},
-		{"int8", fbtest.Raw{0xd0, 0x80}, "-128"},
-		{"uint8", fbtest.Raw{0xcc, 0xff}, "255"},
-		{"uint16", fbtest.Raw{0xcd, 0xff, 0xff}, "65535"},
+		{"small ints", records.Raw{0x00}, "0"},
+		{"fixint 9", records.Raw{0x09}, "9"},
+		{"fixint 127", records.Raw{0x7f}, "127"},
+		{"negative fixint", records.Raw{0xff}, "-1"},
+		{"int8", records.Raw{0xd0, 0x80}, "-128"},
+		{"uint8", records.Raw{0xcc, 0xff}, "255"},
+		{"uint16", records.Raw{0xcd, 0xff, 0xff}, "65535"},
 		{"1.5", 1.5, "1.5"},
 		{"1e21", 1e21, "1e+21"},
 		{"1e20", 1e20, "100000000000000000000"},
@@ -260,31 +261,31 @@ func TestValueTypes(t *testing.T) {
 		{"empty binary", []byte{}, ""},
 		{"str8", strings.Repeat("s", 40), strings.Repeat("s", 40)},
 		{"str16", strings.Repeat("t", 300), strings.Repeat("t", 300)},
-		{"nested map", fbtest.KV{"z", 1, "a", fbtest.KV{"y", "x", "b", []any{true, nil, 1.5}}}, `{"z":1,"a":{"y":"x","b":[true,null,1.5]}}`},
-		{"empty map", fbtest.KV{}, "{}"},
+		{"nested map", records.KV{"z", 1, "a", records.KV{"y", "x", "b", []any{true, nil, 1.5}}}, `{"z":1,"a":{"y":"x","b":[true,null,1.5]}}`},
+		{"empty map", records.KV{}, "{}"},
 		{"empty array", []any{}, "[]"},
 		{"json escapes", []any{"q\"b\\n\nt\x01", "é"}, `["q\"b\\n\nt\u0001","é"]`},
 		{"json NaN is null", []any{math.NaN(), math.Inf(1), -2.5}, "[null,null,-2.5]"},
-		{"json non-string keys", fbtest.KV{1, "a", nil, "b", true, "c"}, `{"1":"a","null":"b","true":"c"}`},
+		{"json non-string keys", records.KV{1, "a", nil, "b", true, "c"}, `{"1":"a","null":"b","true":"c"}`},
 		{"json binary", []any{[]byte("x")}, `["x"]`},
 		{"json int64 min", []any{int64(math.MinInt64), uint64(math.MaxUint64)}, "[-9223372036854775808,18446744073709551615]"},
 		{"json time", []any{ts}, `["2023-11-14T22:13:20.123456789Z"]`},
 		{"EventTime ext 0", ts, "2023-11-14T22:13:20.123456789Z"},
-		{"timestamp ext -1, 32 bit", fbtest.Raw{0xd6, 0xff, 0x65, 0x53, 0xf1, 0x00}, "2023-11-14T22:13:20.000000000Z"},
-		{"timestamp ext -1, 64 bit", fbtest.Raw(ts64(1700000000, 123456789)), "2023-11-14T22:13:20.123456789Z"},
-		{"timestamp ext -1, 96 bit", fbtest.Raw(ts96(-1, 5)), "1969-12-31T23:59:59.000000005Z"},
-		{"other ext: hex", fbtest.Raw{0xd5, 0x07, 0xab, 0xcd}, "abcd"},
-		{"ext8: hex", fbtest.Raw{0xc7, 0x03, 0x10, 0x01, 0x02, 0x03}, "010203"},
-		{"ext 3 (complex64 in msgp): hex", fbtest.Raw{0xd7, 0x03, 1, 2, 3, 4, 5, 6, 7, 8}, "0102030405060708"},
-		{"ext 4 (complex128 in msgp): hex", fbtest.Raw{0xd8, 0x04, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}, "000102030405060708090a0b0c0d0e0f"},
-		{"ext 3 in json", []any{fbtest.Raw{0xd4, 0x03, 0xff}}, `["ff"]`},
-		{"ext 0 not 8 bytes: hex", fbtest.Raw{0xd6, 0x00, 1, 2, 3, 4}, "01020304"},
+		{"timestamp ext -1, 32 bit", records.Raw{0xd6, 0xff, 0x65, 0x53, 0xf1, 0x00}, "2023-11-14T22:13:20.000000000Z"},
+		{"timestamp ext -1, 64 bit", records.Raw(ts64(1700000000, 123456789)), "2023-11-14T22:13:20.123456789Z"},
+		{"timestamp ext -1, 96 bit", records.Raw(ts96(-1, 5)), "1969-12-31T23:59:59.000000005Z"},
+		{"other ext: hex", records.Raw{0xd5, 0x07, 0xab, 0xcd}, "abcd"},
+		{"ext8: hex", records.Raw{0xc7, 0x03, 0x10, 0x01, 0x02, 0x03}, "010203"},
+		{"ext 3 (complex64 in msgp): hex", records.Raw{0xd7, 0x03, 1, 2, 3, 4, 5, 6, 7, 8}, "0102030405060708"},
+		{"ext 4 (complex128 in msgp): hex", records.Raw{0xd8, 0x04, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}, "000102030405060708090a0b0c0d0e0f"},
+		{"ext 3 in json", []any{records.Raw{0xd4, 0x03, 0xff}}, `["ff"]`},
+		{"ext 0 not 8 bytes: hex", records.Raw{0xd6, 0x00, 1, 2, 3, 4}, "01020304"},
 	}
 	cfg := config(t, "escape", "none")
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			want := "E,a," + c.want + ",z\n"
-			if got := encode(t, cfg, t0, fbtest.KV{"event", "E", "p0", "a", "p1", c.v, "p2", "z"}); got != want {
+			if got := encode(t, cfg, t0, records.KV{"event", "E", "p0", "a", "p1", c.v, "p2", "z"}); got != want {
 				t.Errorf("got %q, want %q", got, want)
 			}
 		})
@@ -310,7 +311,7 @@ func ts96(sec int64, nsec uint32) []byte {
 
 func TestNestedUnderOpenSIPS(t *testing.T) {
 	cfg := config(t)
-	got := encode(t, cfg, t0, fbtest.KV{"event", "E", "m", fbtest.KV{"a,b", "c\nd", "l", []any{1, 2}}})
+	got := encode(t, cfg, t0, records.KV{"event", "E", "m", records.KV{"a,b", "c\nd", "l", []any{1, 2}}})
 	// JSON escapes the LF; the commas become spaces.
 	if want := "E,{\"a b\":\"c\\nd\" \"l\":[1 2]}\n"; got != want {
 		t.Errorf("got %q, want %q", got, want)
@@ -338,13 +339,13 @@ func TestTimeFormat(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.format, func(t *testing.T) {
 			cfg := config(t, "time_format", c.format)
-			if got := encode(t, cfg, c.et, fbtest.KV{"event", "E", "p", "a"}); got != c.want {
+			if got := encode(t, cfg, c.et, records.KV{"event", "E", "p", "a"}); got != c.want {
 				t.Errorf("got %q, want %q", got, c.want)
 			}
 		})
 	}
 	cfg := config(t, "time_format", "unix", "suppress_event_name", "true")
-	if got, want := encode(t, cfg, t0, fbtest.KV{"event", "E"}), "1700000000\n"; got != want {
+	if got, want := encode(t, cfg, t0, records.KV{"event", "E"}), "1700000000\n"; got != want {
 		t.Errorf("suppress + time: got %q, want %q", got, want)
 	}
 }
@@ -468,7 +469,7 @@ func TestHeaderLine(t *testing.T) {
 func TestAppendLineAppends(t *testing.T) {
 	cfg := config(t)
 	enc := event.NewEncoder(cfg.Options)
-	body := fbtest.AppendKV(nil, fbtest.KV{"event", "E", "a", "x"})
+	body := records.AppendKV(nil, records.KV{"event", "E", "a", "x"})
 	body = append(body, 0xc0, 0x01)
 	out, rest, _, err := enc.AppendLine([]byte("prev\n"), t0, body, []byte("t"))
 	if err != nil || string(out) != "prev\nE,x\n" || !bytes.Equal(rest, []byte{0xc0, 0x01}) {
@@ -484,7 +485,7 @@ func TestAppendLineAppends(t *testing.T) {
 
 func TestJSONContainerKeys(t *testing.T) {
 	cfg := config(t, "escape", "none")
-	got := encode(t, cfg, t0, fbtest.KV{"event", "E", "m", fbtest.KV{fbtest.KV{"k", []any{1, "x"}}, 2, []any{}, 3, "z", 4}})
+	got := encode(t, cfg, t0, records.KV{"event", "E", "m", records.KV{records.KV{"k", []any{1, "x"}}, 2, []any{}, 3, "z", 4}})
 	if want := `E,{"{\"k\":[1,\"x\"]}":2,"[]":3,"z":4}` + "\n"; got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}
@@ -504,7 +505,7 @@ func TestTimeEscaped(t *testing.T) {
 	}
 	for _, c := range cases {
 		cfg := config(t, c.kv...)
-		got := encode(t, cfg, t0, fbtest.KV{"event", "E", "p", "a"})
+		got := encode(t, cfg, t0, records.KV{"event", "E", "p", "a"})
 		if got != c.want {
 			t.Errorf("%q: got %q, want %q", c.kv, got, c.want)
 			continue
@@ -527,17 +528,17 @@ func TestParamsKey(t *testing.T) {
 	sel := config(t, "event_key", "method", "params_key", "params", "params", "b, a, missing")
 	cases := []struct {
 		cfg  *flatstore.Config
-		body fbtest.KV
+		body records.KV
 		want string
 	}{
 		// The recorded notifications (no params, an array, an object whose
 		// keys are named like the envelope) are TestSidecarVectors'.
-		{cfg, fbtest.KV{"method", "E_T", "params", nil, "other", "ignored"}, "E_T\n"},
-		{cfg, fbtest.KV{"method", "E_T", "params", "one"}, "E_T,one\n"},
-		{cfg, fbtest.KV{"params", []any{1, fbtest.KV{"k", "v,w"}}, "method", "E_LATE"}, `E_LATE,1,{"k":"v w"}` + "\n"},
-		{cfg, fbtest.KV{"params", []any{}}, "tag.x\n"},
-		{sel, fbtest.KV{"method", "E_S", "params", fbtest.KV{"a", 1, "b", 2, "c", 3}}, "E_S,2,1,\n"},
-		{sel, fbtest.KV{"method", "E_S", "params", []any{"x", "y"}}, "E_S,x,y\n"},
+		{cfg, records.KV{"method", "E_T", "params", nil, "other", "ignored"}, "E_T\n"},
+		{cfg, records.KV{"method", "E_T", "params", "one"}, "E_T,one\n"},
+		{cfg, records.KV{"params", []any{1, records.KV{"k", "v,w"}}, "method", "E_LATE"}, `E_LATE,1,{"k":"v w"}` + "\n"},
+		{cfg, records.KV{"params", []any{}}, "tag.x\n"},
+		{sel, records.KV{"method", "E_S", "params", records.KV{"a", 1, "b", 2, "c", 3}}, "E_S,2,1,\n"},
+		{sel, records.KV{"method", "E_S", "params", []any{"x", "y"}}, "E_S,x,y\n"},
 	}
 	for _, c := range cases {
 		if got := encode(t, c.cfg, t0, c.body); got != c.want {
@@ -556,7 +557,7 @@ func TestOpenSIPSExact(t *testing.T) {
 	sup := config(t, "escape", "opensips_exact", "suppress_event_name", "true")
 	cases := []struct {
 		cfg  *flatstore.Config
-		body fbtest.KV
+		body records.KV
 		want string
 	}{
 		{exact, params("E,X", "v"), "E,X,v\n"},
@@ -578,7 +579,7 @@ func TestOpenSIPSExact(t *testing.T) {
 // \b and \f by name, other control bytes as \u00XX, UTF-8 and DEL raw.
 func TestNestedJSONEscapes(t *testing.T) {
 	cfg := config(t, "escape", "none")
-	got := encode(t, cfg, t0, fbtest.KV{"event", "E", "m", fbtest.KV{"s", "a\bb\fc\x01d\x7fé\"\\/"}})
+	got := encode(t, cfg, t0, records.KV{"event", "E", "m", records.KV{"s", "a\bb\fc\x01d\x7fé\"\\/"}})
 	if want := `E,{"s":"a\bb\fc\u0001d` + "\x7f" + `é\"\\/"}` + "\n"; got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}
@@ -592,14 +593,14 @@ func TestEventNameLargeRecord(t *testing.T) {
 	esc := strings.Repeat("v", 70<<10) + "  " + strings.Repeat("w", 10)
 	cases := []struct {
 		name string
-		body fbtest.KV
+		body records.KV
 		want string
 	}{
-		{"event first", fbtest.KV{"event", "E", "a", big, "b", 2}, "E," + esc + ",2\n"},
-		{"event last", fbtest.KV{"a", big, "b", 2, "event", "E"}, "E," + esc + ",2\n"},
-		{"event absent", fbtest.KV{"a", 1, "b", big}, "tag.x,1," + esc + "\n"},
-		{"first string event wins", fbtest.KV{"event", 5, "a", big, "event", "E1", "event", "E2"}, "E1," + esc + "\n"},
-		{"two big values", fbtest.KV{"a", big, "b", big, "event", "E"}, "E," + esc + "," + esc + "\n"},
+		{"event first", records.KV{"event", "E", "a", big, "b", 2}, "E," + esc + ",2\n"},
+		{"event last", records.KV{"a", big, "b", 2, "event", "E"}, "E," + esc + ",2\n"},
+		{"event absent", records.KV{"a", 1, "b", big}, "tag.x,1," + esc + "\n"},
+		{"first string event wins", records.KV{"event", 5, "a", big, "event", "E1", "event", "E2"}, "E1," + esc + "\n"},
+		{"two big values", records.KV{"a", big, "b", big, "event", "E"}, "E," + esc + "," + esc + "\n"},
 	}
 	cfg := config(t)
 	for _, c := range cases {
@@ -617,7 +618,7 @@ func TestEventNameLargeRecord(t *testing.T) {
 func TestNestedLargeAside(t *testing.T) {
 	for _, n := range []int{10, 70 << 10} {
 		v := strings.Repeat("a", n)
-		body := fbtest.KV{"event", "E", "m", fbtest.KV{"k", v + ",x"}}
+		body := records.KV{"event", "E", "m", records.KV{"k", v + ",x"}}
 		if got, want := encode(t, config(t, "escape", "backslash"), t0, body), `E,{"k":"`+v+`\,x"}`+"\n"; got != want {
 			t.Errorf("backslash, %d bytes: got %d bytes %.60q…, want %d", n, len(got), got, len(want))
 		}
@@ -633,10 +634,10 @@ func TestNestedLargeAside(t *testing.T) {
 // JSON that escape none writes, escaped as a string value would be.
 func TestJSONEscapedInPlace(t *testing.T) {
 	values := []any{
-		fbtest.KV{"a", "x,y", "b", []any{1, "q\"", nil, false}},
-		fbtest.KV{fbtest.KV{"k\x01\\", "v\n\r,"}, []any{"|", "||"}},
-		[]any{strings.Repeat("a,\"\\\n", 20000), fbtest.KV{fbtest.KV{"k", strings.Repeat("\x02\"", 9000)}, 1}},
-		fbtest.KV{fbtest.KV{fbtest.KV{"deep", "\t"}, 1}, fbtest.KV{"in", "\b\f"}},
+		records.KV{"a", "x,y", "b", []any{1, "q\"", nil, false}},
+		records.KV{records.KV{"k\x01\\", "v\n\r,"}, []any{"|", "||"}},
+		[]any{strings.Repeat("a,\"\\\n", 20000), records.KV{records.KV{"k", strings.Repeat("\x02\"", 9000)}, 1}},
+		records.KV{records.KV{records.KV{"deep", "\t"}, 1}, records.KV{"in", "\b\f"}},
 		[]any{},
 	}
 	backslash := func(s, d string) string {

@@ -2,16 +2,16 @@ package event_test
 
 import (
 	"github.com/flatstore/flatstore/flatstore/event"
-	"github.com/flatstore/flatstore/internal/fbtest"
+	"github.com/flatstore/flatstore/internal/records"
 	"path/filepath"
 	"strings"
 	"testing"
 )
 
 func TestTemplateRender(t *testing.T) {
-	body := fbtest.AppendKV(nil, fbtest.KV{
+	body := records.AppendKV(nil, records.KV{
 		"event", "E_CALL", "user", "alice", "n", 42, "f", 1.5, "ok", true, "nil", nil,
-		"call-id", "abc@host", "sip", fbtest.KV{"from", "bob", "to", fbtest.KV{"uri", "sip:x"}}, "list", []any{1},
+		"call-id", "abc@host", "sip", records.KV{"from", "bob", "to", records.KV{"uri", "sip:x"}}, "list", []any{1},
 		"bad", "a/../../b", "dots", "..", "dot", ".", "empty", "", "bin", []byte("b/in"),
 	})
 	cases := []struct {

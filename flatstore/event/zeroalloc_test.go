@@ -2,23 +2,23 @@ package event_test
 
 import (
 	"github.com/flatstore/flatstore/flatstore/event"
-	"github.com/flatstore/flatstore/internal/fbtest"
+	"github.com/flatstore/flatstore/internal/records"
 	"testing"
 	"time"
 )
 
 // sipEvent is a typical SIP event of ten fields.
-var sipEvent = fbtest.SIPEvent()
+var sipEvent = records.SIPEvent()
 
 // TestAppendLineZeroAllocs: encoding a record into a reused buffer never
 // allocates, in every escape mode, with params, a time and nested values.
 func TestAppendLineZeroAllocs(t *testing.T) {
-	nested := append(fbtest.KV{}, sipEvent...)
-	nested = append(nested, "hdrs", fbtest.KV{"via", []any{"SIP/2.0/UDP a", "SIP/2.0/UDP b"}, "max-forwards", 70, "t", time.Unix(1700000000, 5)})
+	nested := append(records.KV{}, sipEvent...)
+	nested = append(nested, "hdrs", records.KV{"via", []any{"SIP/2.0/UDP a", "SIP/2.0/UDP b"}, "max-forwards", 70, "t", time.Unix(1700000000, 5)})
 	cases := []struct {
 		name string
 		kv   []string
-		body fbtest.KV
+		body records.KV
 	}{
 		{"opensips", nil, sipEvent},
 		{"none", []string{"escape", "none"}, sipEvent},
@@ -32,7 +32,7 @@ func TestAppendLineZeroAllocs(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			enc := event.NewEncoder(config(t, c.kv...).Options)
-			body := fbtest.AppendKV(nil, c.body)
+			body := records.AppendKV(nil, c.body)
 			tag := []byte("sip.proxy")
 			var dst []byte
 			allocs := testing.AllocsPerRun(200, func() {
@@ -54,7 +54,7 @@ func TestTemplateRenderZeroAllocs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	body := fbtest.AppendKV(nil, sipEvent)
+	body := records.AppendKV(nil, sipEvent)
 	var dst []byte
 	allocs := testing.AllocsPerRun(200, func() {
 		dst = tp.Render(dst[:0], []byte("sip.proxy"), []byte("E_SIP_REPLY"), body)

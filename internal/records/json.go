@@ -1,4 +1,4 @@
-package fbtest
+package records
 
 import (
 	"bytes"
@@ -31,7 +31,7 @@ func JSONToMsgpack(js []byte) ([]byte, error) {
 		return nil, err
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("fbtest: JSON: more than one value")
+		return nil, errors.New("records: JSON: more than one value")
 	}
 	return out, nil
 }
@@ -42,10 +42,10 @@ func JSONToMsgpack(js []byte) ([]byte, error) {
 func JSONRecordBody(js []byte) Raw {
 	b, err := JSONToMsgpack(js)
 	if err != nil {
-		panic(fmt.Sprintf("fbtest: %q: %v", js, err))
+		panic(fmt.Sprintf("records: %q: %v", js, err))
 	}
 	if msgp.NextType(b) != msgp.MapType {
-		panic(fmt.Sprintf("fbtest: %q is not a JSON object", js))
+		panic(fmt.Sprintf("records: %q is not a JSON object", js))
 	}
 	return Raw(b)
 }
@@ -53,7 +53,7 @@ func JSONRecordBody(js []byte) Raw {
 func appendJSONValue(dst []byte, dec *json.Decoder) ([]byte, error) {
 	tok, err := dec.Token()
 	if err != nil {
-		return dst, fmt.Errorf("fbtest: JSON: %w", err)
+		return dst, fmt.Errorf("records: JSON: %w", err)
 	}
 	switch v := tok.(type) {
 	case json.Delim:
@@ -64,11 +64,11 @@ func appendJSONValue(dst []byte, dec *json.Decoder) ([]byte, error) {
 			for dec.More() {
 				k, err := dec.Token()
 				if err != nil {
-					return dst, fmt.Errorf("fbtest: JSON: %w", err)
+					return dst, fmt.Errorf("records: JSON: %w", err)
 				}
 				ks, ok := k.(string)
 				if !ok {
-					return dst, fmt.Errorf("fbtest: JSON: object key %v", k)
+					return dst, fmt.Errorf("records: JSON: object key %v", k)
 				}
 				body = msgp.AppendString(body, ks)
 				if body, err = appendJSONValue(body, dec); err != nil {
@@ -77,7 +77,7 @@ func appendJSONValue(dst []byte, dec *json.Decoder) ([]byte, error) {
 				n++
 			}
 			if _, err := dec.Token(); err != nil { // '}'
-				return dst, fmt.Errorf("fbtest: JSON: %w", err)
+				return dst, fmt.Errorf("records: JSON: %w", err)
 			}
 			return append(msgp.AppendMapHeader(dst, n), body...), nil
 		case '[':
@@ -90,11 +90,11 @@ func appendJSONValue(dst []byte, dec *json.Decoder) ([]byte, error) {
 				n++
 			}
 			if _, err := dec.Token(); err != nil { // ']'
-				return dst, fmt.Errorf("fbtest: JSON: %w", err)
+				return dst, fmt.Errorf("records: JSON: %w", err)
 			}
 			return append(msgp.AppendArrayHeader(dst, n), body...), nil
 		}
-		return dst, fmt.Errorf("fbtest: JSON: unexpected %v", v)
+		return dst, fmt.Errorf("records: JSON: unexpected %v", v)
 	case string:
 		return msgp.AppendString(dst, v), nil
 	case bool:
@@ -104,7 +104,7 @@ func appendJSONValue(dst []byte, dec *json.Decoder) ([]byte, error) {
 	case json.Number:
 		return appendJSONNumber(dst, string(v)), nil
 	}
-	return dst, fmt.Errorf("fbtest: JSON: unexpected token %v", tok)
+	return dst, fmt.Errorf("records: JSON: unexpected token %v", tok)
 }
 
 // appendJSONNumber follows flb_pack.c's pack_numeric_token.
@@ -137,7 +137,7 @@ func appendJSONNumber(dst []byte, s string) []byte {
 }
 
 // AppendJSON appends an event body (KV, whose values are string,
-// int, int64, float64, bool, nil, fbtest.KV or []any) as JSON, keys in order;
+// int, int64, float64, bool, nil, KV or []any) as JSON, keys in order;
 // jsoniter quotes strings (invalid UTF-8 becomes U+FFFD); floats always carry
 // a '.', so Fluent Bit's JSON parser reads them back as floats.
 func AppendJSON(b []byte, v any) []byte {

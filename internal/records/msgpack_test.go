@@ -1,4 +1,4 @@
-package fbtest
+package records
 
 import (
 	"bytes"

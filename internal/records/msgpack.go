@@ -1,4 +1,7 @@
-package fbtest
+// Package records builds Fluent Bit's msgpack records and chunks (and
+// reads JSON into them) for the tests, the demo and the benchmarks. It
+// imports no testing: a command may use it.
+package records
 
 import (
 	"encoding/binary"
@@ -171,7 +174,7 @@ func AppendValue(dst []byte, v any) []byte {
 		}
 		return dst
 	default:
-		panic(fmt.Sprintf("fbtest: cannot encode %T", v))
+		panic(fmt.Sprintf("records: cannot encode %T", v))
 	}
 }
 
@@ -179,7 +182,7 @@ func AppendValue(dst []byte, v any) []byte {
 // has an odd length.
 func AppendKV(dst []byte, kv KV) []byte {
 	if len(kv)%2 != 0 {
-		panic(fmt.Sprintf("fbtest: KV with odd length %d", len(kv)))
+		panic(fmt.Sprintf("records: KV with odd length %d", len(kv)))
 	}
 	dst = msgp.AppendMapHeader(dst, uint32(len(kv)/2))
 	for _, e := range kv {
@@ -241,7 +244,7 @@ func Frames(chunks ...[]byte) []byte {
 	var b []byte
 	for _, c := range chunks {
 		if uint64(len(c)) > math.MaxUint32 {
-			panic("fbtest: chunk larger than 4 GiB")
+			panic("records: chunk larger than 4 GiB")
 		}
 		b = binary.BigEndian.AppendUint32(b, uint32(len(c)))
 		b = append(b, c...)
@@ -260,7 +263,7 @@ func CountRecords(b []byte) (int, error) {
 			return n, err
 		}
 		if len(rest) == len(b) {
-			return n, errors.New("fbtest: no progress")
+			return n, errors.New("records: no progress")
 		}
 		b = rest
 		n++
