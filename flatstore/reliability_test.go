@@ -49,7 +49,7 @@ func (l *relLog) String() string {
 
 // relInstance builds an instance named name from kv (control off); it is
 // closed when the test ends.
-func relInstance(t *testing.T, name string, kv MapGetter) (*Instance, *relLog) {
+func relInstance(t *testing.T, proc *Process, name string, kv MapGetter) (*Instance, *relLog) {
 	t.Helper()
 	if _, ok := kv["control_listen"]; !ok {
 		kv["control_listen"] = "off"
@@ -59,7 +59,7 @@ func relInstance(t *testing.T, name string, kv MapGetter) (*Instance, *relLog) {
 		t.Fatalf("ParseConfig: %v", err)
 	}
 	log := &relLog{}
-	in, err := NewInstance(procFor(t), cfg, name, logger.New(name, logger.NewWriterSink(log, logger.LevelDebug)))
+	in, err := NewInstance(proc, cfg, name, logger.New(name, logger.NewWriterSink(log, logger.LevelDebug)))
 	if err != nil {
 		t.Fatalf("NewInstance: %v", err)
 	}
@@ -90,9 +90,9 @@ func relLines(first, n int, pad string) string {
 
 // metricValue reads a counter of the flatstore registry whose labels include
 // every pair in labels; 0 when absent.
-func metricValue(t *testing.T, name string, labels ...string) float64 {
+func metricValue(t *testing.T, proc *Process, name string, labels ...string) float64 {
 	t.Helper()
-	fams, err := procFor(t).Gatherer().Gather()
+	fams, err := proc.Gatherer().Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,9 +143,11 @@ func nested(levels int) []byte {
 // records around it are written, and a chunk with nothing decodable is an
 // Error.
 func TestHostileRecordsCountedByReason(t *testing.T) {
+	t.Parallel()
+	proc := newProc(t)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "hostile.log")
-	in, _ := relInstance(t, "rel-hostile", MapGetter{"path": path})
+	in, _ := relInstance(t, proc, "rel-hostile", MapGetter{"path": path})
 
 	good := func(i int) []byte { return relRecords(i, 1, "ok") }
 	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
@@ -181,7 +183,7 @@ func TestHostileRecordsCountedByReason(t *testing.T) {
 	for _, c := range cases {
 		before := map[string]float64{}
 		for _, r := range reasons {
-			before[r] = metricValue(t, "flatstore_records_dropped_total", "instance", "rel-hostile", "reason", r)
+			before[r] = metricValue(t, proc, "flatstore_records_dropped_total", "instance", "rel-hostile", "reason", r)
 		}
 		dropped := in.Dropped()
 		if got := in.Flush(c.chunk, "flatstore.test"); got != c.want {
@@ -190,7 +192,7 @@ func TestHostileRecordsCountedByReason(t *testing.T) {
 		want += c.lines
 		n := 0
 		for _, r := range reasons {
-			d := metricValue(t, "flatstore_records_dropped_total", "instance", "rel-hostile", "reason", r) - before[r]
+			d := metricValue(t, proc, "flatstore_records_dropped_total", "instance", "rel-hostile", "reason", r) - before[r]
 			if int(d) != c.reason[r] {
 				t.Errorf("%s: dropped{reason=%s} grew by %v, want %d", c.name, r, d, c.reason[r])
 			}
@@ -277,28 +279,26 @@ func withSys(o filestore.Sys, h filestore.Sys) *filestore.Sys {
 	return &o
 }
 
-// useOps makes the instances of this test use the system calls ops.
+// useOps returns a Process of the test's own with the system calls ops.
 func useOps(t *testing.T, ops *filestore.Sys) *Process {
 	t.Helper()
-	p := newProcess(filestore.Env{Sys: ops})
-	testProcs.Store(t.Name(), p)
-	t.Cleanup(func() { testProcs.Delete(t.Name()) })
-	return p
+	return newProcess(filestore.Env{Sys: ops})
 }
 
 // TestFlushWriteErrorRetry injects EIO into an instance's file: the flush
 // returns Retry, the log names the errno, the metric counts it, and the
 // retried chunk lands once.
 func TestFlushWriteErrorRetry(t *testing.T) {
+	t.Parallel()
 	fo := &faultOps{}
-	useOps(t, fo.ops())
+	proc := useOps(t, fo.ops())
 	path := filepath.Join(t.TempDir(), "eio.log")
-	in, log := relInstance(t, "rel-eio", MapGetter{"path": path})
+	in, log := relInstance(t, proc, "rel-eio", MapGetter{"path": path})
 
 	if got := in.Flush(relRecords(0, 10, "a"), "t"); got != OK {
 		t.Fatalf("first flush = %v", got)
 	}
-	errs := metricValue(t, "flatstore_write_errors_total", "instance", "rel-eio", "errno", "EIO")
+	errs := metricValue(t, proc, "flatstore_write_errors_total", "instance", "rel-eio", "errno", "EIO")
 	fo.mu.Lock()
 	fo.write = func(fd int, b []byte) (int, error) {
 		n, _ := unix.Write(fd, b[:len(b)/3])
@@ -314,7 +314,7 @@ func TestFlushWriteErrorRetry(t *testing.T) {
 	if !strings.Contains(log.String(), "(EIO)") || !strings.Contains(log.String(), "chunk will be retried") {
 		t.Errorf("log does not name EIO and the retry:\n%s", log)
 	}
-	if d := metricValue(t, "flatstore_write_errors_total", "instance", "rel-eio", "errno", "EIO") - errs; d != 1 {
+	if d := metricValue(t, proc, "flatstore_write_errors_total", "instance", "rel-eio", "errno", "EIO") - errs; d != 1 {
 		t.Errorf("write_errors{errno=EIO} grew by %v, want 1", d)
 	}
 	fo.mu.Lock()
@@ -332,16 +332,18 @@ func TestFlushWriteErrorRetry(t *testing.T) {
 // does not fit returns Retry and leaves only whole lines; once space is
 // freed the retried chunk lands exactly once.
 func TestFlushDiskFull(t *testing.T) {
+	t.Parallel()
+	proc := newProc(t)
 	dir := fbtest.MountTmpfs(t, "2m")
 	path := filepath.Join(dir, "events.log")
-	in, log := relInstance(t, "rel-enospc", MapGetter{"path": path})
+	in, log := relInstance(t, proc, "rel-enospc", MapGetter{"path": path})
 	pad := strings.Repeat("x", 100)
 	if got := in.Flush(relRecords(0, 100, pad), "t"); got != OK {
 		t.Fatalf("first flush = %v", got)
 	}
 	filler := fbtest.FillDisk(t, dir, 64<<10)
 	big := relRecords(100, 3000, pad) // ~330 KB: more than the 64 KiB left
-	errs := metricValue(t, "flatstore_write_errors_total", "instance", "rel-enospc", "errno", "ENOSPC")
+	errs := metricValue(t, proc, "flatstore_write_errors_total", "instance", "rel-enospc", "errno", "ENOSPC")
 	for i := 0; i < 3; i++ {
 		if got := in.Flush(big, "t"); got != Retry {
 			t.Fatalf("flush %d on a full disk = %v, want Retry", i, got)
@@ -353,7 +355,7 @@ func TestFlushDiskFull(t *testing.T) {
 	if !strings.Contains(log.String(), "(ENOSPC)") {
 		t.Errorf("log does not name ENOSPC:\n%s", log)
 	}
-	if d := metricValue(t, "flatstore_write_errors_total", "instance", "rel-enospc", "errno", "ENOSPC") - errs; d != 3 {
+	if d := metricValue(t, proc, "flatstore_write_errors_total", "instance", "rel-enospc", "errno", "ENOSPC") - errs; d != 3 {
 		t.Errorf("write_errors{errno=ENOSPC} grew by %v, want 3", d)
 	}
 	if err := os.Remove(filler); err != nil {
@@ -371,9 +373,11 @@ func TestFlushDiskFull(t *testing.T) {
 // TestFlushPathBecomesDirectory: after a rotation the path is a directory;
 // the flush returns Retry naming EISDIR, and writes again once it is gone.
 func TestFlushPathBecomesDirectory(t *testing.T) {
+	t.Parallel()
+	proc := newProc(t)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "events.log")
-	in, log := relInstance(t, "rel-eisdir", MapGetter{"path": path})
+	in, log := relInstance(t, proc, "rel-eisdir", MapGetter{"path": path})
 	relWriteThenRotate(t, in, path)
 	if err := os.Mkdir(path, 0o755); err != nil {
 		t.Fatal(err)
@@ -404,8 +408,10 @@ func TestFlushPathBecomesDirectory(t *testing.T) {
 // the other files get their lines, and the flush answers OK, so the engine
 // does not send the chunk again.
 func TestFlushBadPathDropsOnlyItsRecords(t *testing.T) {
+	t.Parallel()
+	proc := newProc(t)
 	dir := t.TempDir()
-	in, log := relInstance(t, "rel-badpath", MapGetter{"path": filepath.Join(dir, "$file.log")})
+	in, log := relInstance(t, proc, "rel-badpath", MapGetter{"path": filepath.Join(dir, "$file.log")})
 	if err := os.Mkdir(filepath.Join(dir, "b.log"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -413,7 +419,7 @@ func TestFlushBadPathDropsOnlyItsRecords(t *testing.T) {
 	for i, file := range []string{"a", "b", "a", "b", "c"} {
 		chunk = records.AppendRecord(chunk, records.Record{Body: records.KV{"event", "E", "file", file, "i", i}})
 	}
-	before := metricValue(t, "flatstore_records_dropped_total", "instance", "rel-badpath", "reason", DropBadPath)
+	before := metricValue(t, proc, "flatstore_records_dropped_total", "instance", "rel-badpath", "reason", DropBadPath)
 	if got := in.Flush(chunk, "t"); got != OK {
 		t.Fatalf("flush with b.log a directory = %v, want OK", got)
 	}
@@ -423,7 +429,7 @@ func TestFlushBadPathDropsOnlyItsRecords(t *testing.T) {
 	if got, want := fbtest.ReadText(t, filepath.Join(dir, "c.log")), "E,c,4\n"; got != want {
 		t.Errorf("c.log holds %q, want %q", got, want)
 	}
-	if d := metricValue(t, "flatstore_records_dropped_total", "instance", "rel-badpath", "reason", DropBadPath) - before; d != 2 {
+	if d := metricValue(t, proc, "flatstore_records_dropped_total", "instance", "rel-badpath", "reason", DropBadPath) - before; d != 2 {
 		t.Errorf("dropped{reason=bad_path} grew by %v, want 2", d)
 	}
 	if want := fmt.Sprintf("dropped 2 record(s) (bad_path): open %q: is a directory (EISDIR)", filepath.Join(dir, "b.log")); !strings.Contains(log.String(), want) {
@@ -437,10 +443,11 @@ func TestFlushBadPathDropsOnlyItsRecords(t *testing.T) {
 // its lines exactly once. A different chunk meanwhile is not mistaken for
 // the resend, and the memory is freed once the resend lands.
 func TestFlushExactlyOnceAcrossFiles(t *testing.T) {
+	t.Parallel()
 	fo := &faultOps{}
-	useOps(t, fo.ops())
+	proc := useOps(t, fo.ops())
 	dir := t.TempDir()
-	in, _ := relInstance(t, "rel-once", MapGetter{"path": filepath.Join(dir, "$file.log")})
+	in, _ := relInstance(t, proc, "rel-once", MapGetter{"path": filepath.Join(dir, "$file.log")})
 	chunk := func(first int) []byte {
 		var b []byte
 		for i := 0; i < 30; i++ {
@@ -504,6 +511,8 @@ func TestFlushExactlyOnceAcrossFiles(t *testing.T) {
 // otherwise the directory made 0555) refuses the reopen after a rotation;
 // the flush returns Retry naming the errno, and writes once it is fixed.
 func TestFlushReadOnly(t *testing.T) {
+	t.Parallel()
+	proc := newProc(t)
 	var dir, errno string
 	var makeRO, makeRW func()
 	if os.Geteuid() == 0 {
@@ -523,7 +532,7 @@ func TestFlushReadOnly(t *testing.T) {
 		t.Cleanup(makeRW)
 	}
 	path := filepath.Join(dir, "events.log")
-	in, log := relInstance(t, "rel-ro", MapGetter{"path": path})
+	in, log := relInstance(t, proc, "rel-ro", MapGetter{"path": path})
 	relWriteThenRotate(t, in, path)
 	makeRO()
 	for i := 0; i < 2; i++ {
@@ -546,8 +555,10 @@ func TestFlushReadOnly(t *testing.T) {
 // TestFlushPanicRecovered: a panic inside Flush is recovered, logged with its
 // stack and answered Retry; the next flush writes normally.
 func TestFlushPanicRecovered(t *testing.T) {
+	t.Parallel()
+	proc := newProc(t)
 	path := filepath.Join(t.TempDir(), "panic.log")
-	in, log := relInstance(t, "rel-panic", MapGetter{"path": path})
+	in, log := relInstance(t, proc, "rel-panic", MapGetter{"path": path})
 	var armed atomic.Bool
 	armed.Store(true)
 	in.panicHook = func() {
@@ -555,7 +566,7 @@ func TestFlushPanicRecovered(t *testing.T) {
 			panic("injected panic for the test")
 		}
 	}
-	panics := metricValue(t, "flatstore_flush_retries_total", "instance", "rel-panic", "cause", "panic")
+	panics := metricValue(t, proc, "flatstore_flush_retries_total", "instance", "rel-panic", "cause", "panic")
 	if got := in.Flush(relRecords(0, 3, "a"), "t"); got != Retry {
 		t.Fatalf("flush that panicked = %v, want Retry", got)
 	}
@@ -565,7 +576,7 @@ func TestFlushPanicRecovered(t *testing.T) {
 			t.Errorf("log lacks %q:\n%s", want, out)
 		}
 	}
-	if d := metricValue(t, "flatstore_flush_retries_total", "instance", "rel-panic", "cause", "panic") - panics; d != 1 {
+	if d := metricValue(t, proc, "flatstore_flush_retries_total", "instance", "rel-panic", "cause", "panic") - panics; d != 1 {
 		t.Errorf("retries{cause=panic} grew by %v, want 1", d)
 	}
 	if got := in.Flush(relRecords(0, 3, "a"), "t"); got != OK {
@@ -604,6 +615,7 @@ func packageGoroutines() []string {
 // nothing, and afterwards no goroutine of the package and no descriptor is
 // left.
 func TestCloseWhileFlushing(t *testing.T) {
+	proc := newProc(t)
 	if g := packageGoroutines(); len(g) > 0 {
 		t.Fatalf("package goroutines before the test (a leak elsewhere?):\n%s", strings.Join(g, "\n\n"))
 	}
@@ -613,7 +625,7 @@ func TestCloseWhileFlushing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in, err := NewInstance(procFor(t), cfg, "rel-close", logger.New("rel-close", logger.NewWriterSink(&relLog{}, logger.LevelDebug)))
+	in, err := NewInstance(proc, cfg, "rel-close", logger.New("rel-close", logger.NewWriterSink(&relLog{}, logger.LevelDebug)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -710,11 +722,12 @@ func relWriteThenRotate(t *testing.T, in *Instance, path string) {
 // fail with ENOSPC logs a couple of lines, not one per path: warnings are
 // rate-limited per output and reason. Every flush still answers Retry.
 func TestWriteErrorsLimitedPerReason(t *testing.T) {
+	t.Parallel()
 	ops := filestore.RealSys()
 	ops.Write = func(fd int, b []byte) (int, error) { return 0, unix.ENOSPC }
-	usePool(t, newFakeClock(time.Unix(1800000000, 0)), ops)
+	proc := usePool(t, newFakeClock(time.Unix(1800000000, 0)), ops)
 	dir := t.TempDir()
-	in, log := relInstance(t, "rel-limited", MapGetter{"path": filepath.Join(dir, "$u.log")})
+	in, log := relInstance(t, proc, "rel-limited", MapGetter{"path": filepath.Join(dir, "$u.log")})
 	var chunk []byte
 	for u := 0; u < 1000; u++ {
 		chunk = records.AppendRecord(chunk, records.Record{Time: time.Unix(1700000000, 0), Body: records.KV{"event", "E", "u", "u" + strconv.Itoa(u)}})

@@ -24,7 +24,7 @@ import (
 // is never touched, and what a crash leaves.
 
 // drained waits for the process's background jobs.
-func drained(t *testing.T) { procFor(t).store.Drain() }
+func drained(proc *Process) { proc.store.Drain() }
 
 // regularFiles lists dir's regular files, flatstore's state left out.
 func regularFiles(t *testing.T, dir string) []string {
@@ -57,18 +57,19 @@ func readManifest(t *testing.T, path string) filestore.Manifest {
 // zstd: the live file holds the last 500 records and three compressed files
 // hold exactly the 3 000 before them; nothing else is left.
 func TestRetentionCompress(t *testing.T) {
+	t.Parallel()
 	for _, algo := range []string{filestore.CompressGzip, filestore.CompressZstd} {
 		t.Run(algo, func(t *testing.T) {
 			clk := newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
-			usePool(t, clk, nil)
+			proc := usePool(t, clk, nil)
 			dir := t.TempDir()
 			path := filepath.Join(dir, "ev.log")
-			in := fsInstance(t, "path", path, "rotate_count", "1000", "rotate_max_files", "3", "compress", algo)
+			in := fsInstance(t, proc, "path", path, "rotate_count", "1000", "rotate_max_files", "3", "compress", algo)
 			for n := 0; n < 10500; n += 700 {
 				mustFlush(t, in, evRecords("E", n, min(700, 10500-n)), "t")
 				clk.Add(time.Second)
 			}
-			drained(t)
+			drained(proc)
 			files := regularFiles(t, dir)
 			if len(files) != 4 {
 				t.Fatalf("files %q, want the live file and 3 compressed ones", files)
@@ -93,7 +94,7 @@ func TestRetentionCompress(t *testing.T) {
 			if m := readManifest(t, path); len(m.Rotated) != 3 {
 				t.Errorf("manifest %+v, want the 3 files", m)
 			}
-			if n := metricValue(t, "flatstore_files_deleted_total", "reason", "max_files"); n != 7 {
+			if n := metricValue(t, proc, "flatstore_files_deleted_total", "reason", "max_files"); n != 7 {
 				t.Errorf("files_deleted_total{max_files} = %v, want 7", n)
 			}
 		})
@@ -104,8 +105,9 @@ func TestRetentionCompress(t *testing.T) {
 // output's in the same directory, never a file that merely looks like a
 // rotated one, never one an operator put in the place of one.
 func TestRetentionOnlyOwnFiles(t *testing.T) {
+	t.Parallel()
 	clk := newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
-	usePool(t, clk, nil)
+	proc := usePool(t, clk, nil)
 	dir := t.TempDir()
 	decoys := []string{"a.log.20200101-000000", "a.log.20200101-000000.gz", "a.log.1", "b.log.20200101-000000"}
 	for _, d := range decoys {
@@ -113,14 +115,14 @@ func TestRetentionOnlyOwnFiles(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	a := fsInstance(t, "path", filepath.Join(dir, "a.log"), "rotate_count", "10", "rotate_max_files", "1")
-	b := fsInstance(t, "path", filepath.Join(dir, "b.log"), "rotate_count", "10", "rotate_max_files", "100", "compress", "gzip")
+	a := fsInstance(t, proc, "path", filepath.Join(dir, "a.log"), "rotate_count", "10", "rotate_max_files", "1")
+	b := fsInstance(t, proc, "path", filepath.Join(dir, "b.log"), "rotate_count", "10", "rotate_max_files", "100", "compress", "gzip")
 	for i := 0; i < 5; i++ {
 		mustFlush(t, b, evRecords("B", i*10, 10), "t")
 		mustFlush(t, a, evRecords("A", i*10, 10), "t")
 		clk.Add(time.Second)
 	}
-	drained(t)
+	drained(proc)
 	for _, d := range decoys {
 		if got := fbtest.ReadText(t, filepath.Join(dir, d)); got != "decoy\n" {
 			t.Errorf("decoy %s was touched: %q", d, got)
@@ -154,7 +156,7 @@ func TestRetentionOnlyOwnFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustFlush(t, a, evRecords("A", 50, 10), "t")
-	drained(t)
+	drained(proc)
 	if got := fbtest.ReadText(t, replaced); got != "the operator's\n" {
 		t.Errorf("a file that replaced a rotated one was deleted or changed: %q", got)
 	}
@@ -163,22 +165,24 @@ func TestRetentionOnlyOwnFiles(t *testing.T) {
 // rotate_max_age, applied by the maintenance loop, deletes the files
 // rotated longer ago than that, and keeps the others.
 func TestRetentionMaxAge(t *testing.T) {
+	t.Parallel()
 	clk := newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
-	p := usePool(t, clk, nil)
+	proc := usePool(t, clk, nil)
+	p := proc.store
 	dir := t.TempDir()
 	path := filepath.Join(dir, "ev.log")
-	in := fsInstance(t, "path", path, "rotate_count", "10", "rotate_max_age", "1h", "idle_timeout", "0")
+	in := fsInstance(t, proc, "path", path, "rotate_count", "10", "rotate_max_age", "1h", "idle_timeout", "0")
 	mustFlush(t, in, evRecords("E", 0, 10), "t") // rotated at +0
 	clk.Add(40 * time.Minute)
 	mustFlush(t, in, evRecords("E", 10, 10), "t") // rotated at +40m
 	clk.Add(30 * time.Minute)                     // +70m: the first is older than 1h
 	p.Tick()
-	drained(t)
+	drained(proc)
 	aside := asideFiles(t, dir, "ev.log")
 	if len(aside) != 1 || fbtest.ReadText(t, filepath.Join(dir, aside[0])) != evLines("E", 10, 10) {
 		t.Errorf("after 70 minutes the series is %q, want the file rotated at +40m only", aside)
 	}
-	if n := metricValue(t, "flatstore_files_deleted_total", "reason", "max_age"); n != 1 {
+	if n := metricValue(t, proc, "flatstore_files_deleted_total", "reason", "max_age"); n != 1 {
 		t.Errorf("files_deleted_total{max_age} = %v, want 1", n)
 	}
 }
@@ -215,13 +219,14 @@ func killAfter(match func(newpath string) bool) (ops *filestore.Sys, killed *ato
 // compresses it and keeps it under retention. (Without the intent the
 // file was outside the manifest for ever, never compressed nor deleted.)
 func TestRotateKillBetweenRenameAndConfirm(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "ev.log")
 	kv := []string{"path", path, "rotate_count", "10", "rotate_max_files", "100"}
 	t.Run("killed", func(t *testing.T) {
 		ops, killed := killAfter(func(np string) bool { return strings.HasPrefix(np, path+".") })
-		usePool(t, newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)), ops)
-		in := fsInstance(t, kv...)
+		proc := usePool(t, newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)), ops)
+		in := fsInstance(t, proc, kv...)
 		mustFlush(t, in, evRecords("E", 0, 10), "t") // the 10th line rotates
 		if !killed.Load() {
 			t.Fatal("no rotation was made")
@@ -235,10 +240,10 @@ func TestRotateKillBetweenRenameAndConfirm(t *testing.T) {
 		t.Fatalf("after the kill the manifest is %+v, want the intent alone", m)
 	}
 	t.Run("restarted", func(t *testing.T) {
-		usePool(t, newFakeClock(time.Date(2030, 1, 2, 4, 0, 0, 0, time.UTC)), nil)
-		in := fsInstance(t, append(kv[:len(kv):len(kv)], "compress", "gzip")...)
+		proc := usePool(t, newFakeClock(time.Date(2030, 1, 2, 4, 0, 0, 0, time.UTC)), nil)
+		in := fsInstance(t, proc, append(kv[:len(kv):len(kv)], "compress", "gzip")...)
 		mustFlush(t, in, evRecords("E", 10, 1), "t")
-		drained(t)
+		drained(proc)
 	})
 	aside = asideFiles(t, dir, "ev.log")
 	if len(aside) != 2 || aside[0] != filepath.Base(aside[0]) || !strings.HasSuffix(aside[0], ".gz") ||
@@ -256,14 +261,15 @@ func TestRotateKillBetweenRenameAndConfirm(t *testing.T) {
 // the state directory is removed and the file compressed again. No record
 // is lost and no half file stays.
 func TestCompressCrashRecovery(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "ev.log")
 	kv := []string{"path", path, "rotate_count", "1000", "rotate_max_files", "100"}
 	// A first life without compression leaves three rotated files and a
 	// manifest that lists them uncompressed.
 	t.Run("first", func(t *testing.T) {
-		usePool(t, newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)), nil)
-		in := fsInstance(t, kv...)
+		proc := usePool(t, newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)), nil)
+		in := fsInstance(t, proc, kv...)
 		mustFlush(t, in, evRecords("E", 0, 3500), "t")
 	})
 	rotated := asideFiles(t, dir, "ev.log")[:3]
@@ -272,10 +278,10 @@ func TestCompressCrashRecovery(t *testing.T) {
 	// and before the original is removed.
 	t.Run("killed", func(t *testing.T) {
 		ops, killed := killAfter(func(np string) bool { return strings.HasSuffix(np, ".gz") })
-		usePool(t, newFakeClock(time.Date(2030, 1, 2, 3, 30, 0, 0, time.UTC)), ops)
-		in := fsInstance(t, append(kv[:len(kv):len(kv)], "compress", "gzip")...)
+		proc := usePool(t, newFakeClock(time.Date(2030, 1, 2, 3, 30, 0, 0, time.UTC)), ops)
+		in := fsInstance(t, proc, append(kv[:len(kv):len(kv)], "compress", "gzip")...)
 		mustFlush(t, in, evRecords("E", 3500, 1), "t")
-		drained(t)
+		drained(proc)
 		if !killed.Load() {
 			t.Fatal("no compression was made")
 		}
@@ -295,10 +301,10 @@ func TestCompressCrashRecovery(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Run("restarted", func(t *testing.T) {
-		usePool(t, newFakeClock(time.Date(2030, 1, 2, 4, 0, 0, 0, time.UTC)), nil)
-		in := fsInstance(t, append(kv[:len(kv):len(kv)], "compress", "gzip")...)
+		proc := usePool(t, newFakeClock(time.Date(2030, 1, 2, 4, 0, 0, 0, time.UTC)), nil)
+		in := fsInstance(t, proc, append(kv[:len(kv):len(kv)], "compress", "gzip")...)
 		mustFlush(t, in, evRecords("E", 3501, 1), "t")
-		drained(t)
+		drained(proc)
 	})
 	var all strings.Builder
 	for _, f := range regularFiles(t, dir) {
@@ -385,6 +391,7 @@ func ancient(t *testing.T, name, recorded string) filestore.RotatedFile {
 // tree outside the directory, and the decoys, links and other files in it
 // — is left byte for byte, mode for mode, as it was.
 func TestRetentionForgeries(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name     string
 		plant    func(t *testing.T, e *forgeryEnv)
@@ -513,8 +520,8 @@ func TestRetentionForgeries(t *testing.T) {
 			}
 			kv := []string{"path", e.path, "rotate_count", "10", "rotate_max_files", "1", "rotate_max_age", "1h"}
 			t.Run("first", func(t *testing.T) {
-				usePool(t, newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)), nil)
-				mustFlush(t, fsInstance(t, kv...), evRecords("E", 0, 10), "t")
+				proc := usePool(t, newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)), nil)
+				mustFlush(t, fsInstance(t, proc, kv...), evRecords("E", 0, 10), "t")
 			})
 			m := readManifest(t, e.path)
 			if len(m.Rotated) != 1 {
@@ -548,10 +555,11 @@ func TestRetentionForgeries(t *testing.T) {
 			}
 			t.Run("second", func(t *testing.T) {
 				clk := newFakeClock(time.Date(2030, 1, 2, 5, 4, 5, 0, time.UTC))
-				p := usePool(t, clk, ops)
-				in := fsInstance(t, kv2...)
+				proc := usePool(t, clk, ops)
+				p := proc.store
+				in := fsInstance(t, proc, kv2...)
 				mustFlush(t, in, evRecords("E", 10, 20), "t") // two rotations: retention wants the first gone
-				drained(t)
+				drained(proc)
 				if after := outside(); after != before {
 					t.Errorf("rotate_max_files: files outside the rotated set changed:\nbefore:\n%s\nafter:\n%s", before, after)
 				}
@@ -568,7 +576,7 @@ func TestRetentionForgeries(t *testing.T) {
 				}
 				clk.Add(2 * time.Hour) // rotate_max_age: everything recorded is old now
 				p.Tick()
-				drained(t)
+				drained(proc)
 			})
 			if after := outside(); after != before {
 				t.Errorf("rotate_max_age: files outside the rotated set changed:\nbefore:\n%s\nafter:\n%s", before, after)
@@ -580,14 +588,15 @@ func TestRetentionForgeries(t *testing.T) {
 // Compression keeps the source's mode: a file rotated with
 // file_permissions 0600 (or 0640) stays 0600 (0640) compressed.
 func TestCompressKeepsMode(t *testing.T) {
+	t.Parallel()
 	for _, perm := range []os.FileMode{0o600, 0o640} {
 		t.Run(perm.String(), func(t *testing.T) {
-			usePool(t, newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)), nil)
+			proc := usePool(t, newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)), nil)
 			dir := t.TempDir()
 			path := filepath.Join(dir, "ev.log")
-			in := fsInstance(t, "path", path, "rotate_count", "10", "compress", "zstd", "file_permissions", fmt.Sprintf("%04o", perm))
+			in := fsInstance(t, proc, "path", path, "rotate_count", "10", "compress", "zstd", "file_permissions", fmt.Sprintf("%04o", perm))
 			mustFlush(t, in, evRecords("E", 0, 10), "t")
-			drained(t)
+			drained(proc)
 			aside := asideFiles(t, dir, "ev.log")
 			if len(aside) != 1 || !strings.HasSuffix(aside[0], ".zst") {
 				t.Fatalf("files %q, want one compressed", aside)
@@ -605,6 +614,7 @@ func TestCompressKeepsMode(t *testing.T) {
 // nothing is written into it or where it points, and no rotated file is
 // compressed or deleted (a warning says why).
 func TestRetentionRefusesStateDir(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		name  string
 		plant func(t *testing.T, dir, elsewhere string)
@@ -627,14 +637,14 @@ func TestRetentionRefusesStateDir(t *testing.T) {
 		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			usePool(t, newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)), nil)
+			proc := usePool(t, newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)), nil)
 			dir, elsewhere := t.TempDir(), t.TempDir()
 			c.plant(t, dir, elsewhere)
 			before := fbtest.TreeSum(t, elsewhere, filepath.Join(dir, filestore.StateDirName))
-			in, log := relInstance(t, "refuse", MapGetter{"path": filepath.Join(dir, "ev.log"), "rotate_count": "10",
+			in, log := relInstance(t, proc, "refuse", MapGetter{"path": filepath.Join(dir, "ev.log"), "rotate_count": "10",
 				"rotate_max_files": "1", "compress": "gzip"})
 			mustFlush(t, in, evRecords("E", 0, 30), "t")
-			drained(t)
+			drained(proc)
 			if after := fbtest.TreeSum(t, elsewhere, filepath.Join(dir, filestore.StateDirName)); after != before {
 				t.Errorf("the refused state directory changed:\n%s\n%s", before, after)
 			}
@@ -662,43 +672,46 @@ func TestRetentionRefusesStateDir(t *testing.T) {
 // neither at once nor after a restart in the same boot — and the files go
 // when 7 days have really passed since their rotation.
 func TestRetentionMaxAgeClockStep(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "ev.log")
 	kv := []string{"path", path, "rotate_count", "10", "rotate_max_age", "7d", "idle_timeout", "0"}
 	clk := newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
 	rotated := func() int { return len(asideFiles(t, dir, "ev.log")) }
 	t.Run("first", func(t *testing.T) {
-		p := usePool(t, clk, nil)
-		in := fsInstance(t, kv...)
+		proc := usePool(t, clk, nil)
+		p := proc.store
+		in := fsInstance(t, proc, kv...)
 		mustFlush(t, in, evRecords("E", 0, 10), "t") // rotated at day 0
 		clk.Add(2 * 24 * time.Hour)
 		mustFlush(t, in, evRecords("E", 10, 10), "t") // rotated at day 2
 		clk.Step(8 * 24 * time.Hour)                  // the wall clock jumps 8 days
 		p.Tick()
-		drained(t)
+		drained(proc)
 		if n := rotated(); n != 2 {
 			t.Fatalf("a wall-clock step of 8 days left %d of the 2 rotated files", n)
 		}
 	})
 	t.Run("restarted in the same boot", func(t *testing.T) {
-		p := usePool(t, clk, nil)
-		in := fsInstance(t, kv...)
+		proc := usePool(t, clk, nil)
+		p := proc.store
+		in := fsInstance(t, proc, kv...)
 		mustFlush(t, in, evRecords("E", 20, 1), "t") // loads the manifest
 		p.Tick()
-		drained(t)
+		drained(proc)
 		if n := rotated(); n != 2+1 {
 			t.Fatalf("after a restart, the step deleted files: %d rotated left, want 2", n-1)
 		}
 		clk.Add(5*24*time.Hour + time.Minute) // day 7 of the first file really passed
 		p.Tick()
-		drained(t)
+		drained(proc)
 		aside := asideFiles(t, dir, "ev.log")
 		if len(aside) != 2 || fbtest.ReadText(t, filepath.Join(dir, aside[0])) != evLines("E", 10, 10) {
 			t.Fatalf("after 7 real days the files are %q, want the second rotated file and the live one", aside)
 		}
 		clk.Add(2 * 24 * time.Hour)
 		p.Tick()
-		drained(t)
+		drained(proc)
 		if n := rotated(); n != 1 {
 			t.Fatalf("after 9 real days %d files are left, want the live one", n)
 		}
@@ -709,11 +722,12 @@ func TestRetentionMaxAgeClockStep(t *testing.T) {
 // ahead rotates once; the step back re-arms the period, so the next
 // boundary the clock really crosses rotates again (not one a year later).
 func TestRotatePeriodClockBack(t *testing.T) {
+	t.Parallel()
 	clk := newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
-	usePool(t, clk, nil)
+	proc := usePool(t, clk, nil)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "ev.log")
-	in := fsInstance(t, "path", path, "rotate_period", "1h", "idle_timeout", "0")
+	in := fsInstance(t, proc, "path", path, "rotate_period", "1h", "idle_timeout", "0")
 	mustFlush(t, in, evRecords("E", 0, 1), "t")
 	clk.Step(365 * 24 * time.Hour)
 	mustFlush(t, in, evRecords("E", 1, 1), "t") // a new period: rotates
@@ -737,14 +751,15 @@ func TestRotatePeriodClockBack(t *testing.T) {
 // component named .flatstore (in any case) is dropped as bad_path, in the
 // last component or a directory, and the state directory is as it was.
 func TestTemplateReservedStateName(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	// The state directory of dir exists: a path there rotated once.
-	usePool(t, newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)), nil)
-	mustFlush(t, fsInstance(t, "path", filepath.Join(dir, "a.log"), "rotate_count", "1", "rotate_max_files", "5"), evRecords("E", 0, 1), "t")
-	drained(t)
+	proc := usePool(t, newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)), nil)
+	mustFlush(t, fsInstance(t, proc, "path", filepath.Join(dir, "a.log"), "rotate_count", "1", "rotate_max_files", "5"), evRecords("E", 0, 1), "t")
+	drained(proc)
 	state := fbtest.TreeSum(t, filepath.Join(dir, filestore.StateDirName))
 	for k, tmpl := range []string{"$user", "$user/x.log", "$user.d/$user"} {
-		in, _ := relInstance(t, "reserved-"+tmpl, MapGetter{"path": filepath.Join(dir, tmpl), "mkdir": "true"})
+		in, _ := relInstance(t, proc, "reserved-"+tmpl, MapGetter{"path": filepath.Join(dir, tmpl), "mkdir": "true"})
 		var chunk []byte
 		users := []string{".flatstore", ".FlatStore", "ok" + strconv.Itoa(k)}
 		for i, u := range users {
@@ -753,7 +768,7 @@ func TestTemplateReservedStateName(t *testing.T) {
 		if res := in.Flush(chunk, "t"); res != OK {
 			t.Fatalf("%s: flush = %v, want OK", tmpl, res)
 		}
-		if d := metricValue(t, "flatstore_records_dropped_total", "instance", "reserved-"+tmpl, "reason", DropBadPath); d != 2 {
+		if d := metricValue(t, proc, "flatstore_records_dropped_total", "instance", "reserved-"+tmpl, "reason", DropBadPath); d != 2 {
 			t.Errorf("%s: dropped{bad_path} = %v, want 2", tmpl, d)
 		}
 	}
