@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"github.com/flatstore/flatstore/internal/repo"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/flatstore/flatstore/internal/fbtest"
+	"github.com/flatstore/flatstore/internal/repo"
 )
 
 // TestLogrotateWhileWriting runs Debian's logrotate with conf/logrotate.conf

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"github.com/flatstore/flatstore/internal/records"
 	"net/http"
 	"os"
 	"os/exec"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/flatstore/flatstore/flatstore"
 	"github.com/flatstore/flatstore/internal/fbtest"
+	"github.com/flatstore/flatstore/internal/records"
 )
 
 // Native to Fluent Bit, through the real .so in the host (which reads the

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"github.com/flatstore/flatstore/internal/records"
 	"maps"
 	"os"
 	"path/filepath"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/flatstore/flatstore/internal/fbtest"
+	"github.com/flatstore/flatstore/internal/records"
 )
 
 // The fidelity vectors of flatstore/testdata/opensips/oracle.json (read by

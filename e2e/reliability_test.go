@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"github.com/flatstore/flatstore/internal/records"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/flatstore/flatstore/internal/fbtest"
+	"github.com/flatstore/flatstore/internal/records"
 )
 
 // Write failures through the real plugin .so in the C host (README: Delivery guarantees and failures): the

@@ -3,8 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"github.com/flatstore/flatstore/internal/records"
-	"github.com/flatstore/flatstore/internal/repo"
 	"net"
 	"os"
 	"os/exec"
@@ -18,6 +16,8 @@ import (
 	"time"
 
 	"github.com/flatstore/flatstore/internal/fbtest"
+	"github.com/flatstore/flatstore/internal/records"
+	"github.com/flatstore/flatstore/internal/repo"
 )
 
 // flatstore as OpenSIPS's sidecar (conf/opensips-sidecar.conf and .yaml):

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	rec "github.com/flatstore/flatstore/internal/records"
 	"io"
 	"net/http"
 	"net/url"
@@ -20,6 +19,7 @@ import (
 	"time"
 
 	"github.com/flatstore/flatstore/internal/fbtest"
+	rec "github.com/flatstore/flatstore/internal/records"
 )
 
 // TestSoak runs the real plugin in the C host for FLATSTORE_SOAK (a Go

@@ -2,10 +2,6 @@ package flatstore
 
 import (
 	"fmt"
-	"github.com/flatstore/flatstore/flatstore/event"
-	"github.com/flatstore/flatstore/flatstore/filestore"
-	"github.com/flatstore/flatstore/flatstore/logger"
-	"github.com/flatstore/flatstore/internal/records"
 	"io"
 	"os"
 	"path/filepath"
@@ -18,7 +14,11 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/flatstore/flatstore/flatstore/event"
+	"github.com/flatstore/flatstore/flatstore/filestore"
+	"github.com/flatstore/flatstore/flatstore/logger"
 	"github.com/flatstore/flatstore/internal/bench"
+	"github.com/flatstore/flatstore/internal/records"
 )
 
 // The benchmarks of the flush path over SIP-style events of ten fields

@@ -1,13 +1,13 @@
 package flatstore_test
 
 import (
-	"github.com/flatstore/flatstore/internal/records"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/flatstore/flatstore/flatstore"
+	"github.com/flatstore/flatstore/internal/records"
 )
 
 // escapeKeyBody is {"event": ev, "m": {{"k": n control bytes}: 1}}, and its

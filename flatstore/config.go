@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/flatstore/flatstore/flatstore/event"
-	"github.com/flatstore/flatstore/flatstore/filestore"
 	"net"
 	"os"
 	"path/filepath"
@@ -14,6 +12,9 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/flatstore/flatstore/flatstore/event"
+	"github.com/flatstore/flatstore/flatstore/filestore"
 )
 
 // Getter reads one configuration key. Fluent Bit's property lookup is one

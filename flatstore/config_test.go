@@ -1,7 +1,6 @@
 package flatstore_test
 
 import (
-	"github.com/flatstore/flatstore/flatstore/event"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,6 +8,7 @@ import (
 	"time"
 
 	"github.com/flatstore/flatstore/flatstore"
+	"github.com/flatstore/flatstore/flatstore/event"
 )
 
 // TestConfigInvalid: each invalid value fails with one message that names

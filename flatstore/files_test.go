@@ -4,9 +4,6 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"github.com/flatstore/flatstore/flatstore/filestore"
-	"github.com/flatstore/flatstore/flatstore/logger"
-	"github.com/flatstore/flatstore/internal/records"
 	"io"
 	"io/fs"
 	"os"
@@ -24,7 +21,10 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"golang.org/x/sys/unix"
 
+	"github.com/flatstore/flatstore/flatstore/filestore"
+	"github.com/flatstore/flatstore/flatstore/logger"
 	"github.com/flatstore/flatstore/internal/fbtest"
+	"github.com/flatstore/flatstore/internal/records"
 )
 
 // These tests hold the README's header, file and rotation rules with

@@ -2,12 +2,13 @@ package flatstore
 
 import (
 	"errors"
-	"github.com/flatstore/flatstore/flatstore/event"
-	"github.com/flatstore/flatstore/flatstore/filestore"
-	"github.com/flatstore/flatstore/flatstore/logger"
 	"runtime/debug"
 	"time"
 	"unsafe"
+
+	"github.com/flatstore/flatstore/flatstore/event"
+	"github.com/flatstore/flatstore/flatstore/filestore"
+	"github.com/flatstore/flatstore/flatstore/logger"
 )
 
 // Drop reasons of the flush itself; a record's own are event.DropReasons.

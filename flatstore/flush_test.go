@@ -1,13 +1,13 @@
 package flatstore_test
 
 import (
-	"github.com/flatstore/flatstore/flatstore/event"
-	"github.com/flatstore/flatstore/internal/records"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/flatstore/flatstore/flatstore"
+	"github.com/flatstore/flatstore/flatstore/event"
+	"github.com/flatstore/flatstore/internal/records"
 )
 
 var recTime = time.Unix(1700000000, 500000000)

@@ -15,9 +15,6 @@ package flatstore_test
 
 import (
 	"bytes"
-	"github.com/flatstore/flatstore/flatstore/event"
-	"github.com/flatstore/flatstore/flatstore/logger"
-	"github.com/flatstore/flatstore/internal/records"
 	"io"
 	"os"
 	"path/filepath"
@@ -25,6 +22,9 @@ import (
 	"testing"
 
 	"github.com/flatstore/flatstore/flatstore"
+	"github.com/flatstore/flatstore/flatstore/event"
+	"github.com/flatstore/flatstore/flatstore/logger"
+	"github.com/flatstore/flatstore/internal/records"
 )
 
 // FuzzFlush feeds arbitrary bytes to Instance.Flush: it must never panic

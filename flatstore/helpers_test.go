@@ -1,15 +1,15 @@
 package flatstore_test
 
 import (
-	"github.com/flatstore/flatstore/flatstore/event"
-	"github.com/flatstore/flatstore/flatstore/logger"
-	"github.com/flatstore/flatstore/internal/records"
 	"io"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/flatstore/flatstore/flatstore"
+	"github.com/flatstore/flatstore/flatstore/event"
+	"github.com/flatstore/flatstore/flatstore/logger"
+	"github.com/flatstore/flatstore/internal/records"
 )
 
 // config parses kv (key, value, key, value…) with path set to a file in a

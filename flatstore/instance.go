@@ -2,11 +2,12 @@ package flatstore
 
 import (
 	"errors"
+	"sync"
+	"sync/atomic"
+
 	"github.com/flatstore/flatstore/flatstore/event"
 	"github.com/flatstore/flatstore/flatstore/filestore"
 	"github.com/flatstore/flatstore/flatstore/logger"
-	"sync"
-	"sync/atomic"
 )
 
 // Result is the outcome of a flush; package plugin maps it to FLB_OK,

@@ -1,8 +1,9 @@
 package flatstore
 
 import (
-	"github.com/flatstore/flatstore/flatstore/filestore"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/flatstore/flatstore/flatstore/filestore"
 )
 
 // commonErrnos are the errno labels of flatstore_write_errors_total that

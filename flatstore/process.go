@@ -2,12 +2,13 @@ package flatstore
 
 import (
 	"fmt"
-	"github.com/flatstore/flatstore/flatstore/filestore"
 	"strings"
 	"sync"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/flatstore/flatstore/flatstore/filestore"
 )
 
 // Process is what the flatstore outputs of one process share: the event

@@ -3,8 +3,6 @@ package flatstore
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/flatstore/flatstore/flatstore/filestore"
-	"github.com/flatstore/flatstore/internal/records"
 	"os"
 	"path/filepath"
 	"sort"
@@ -16,7 +14,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/flatstore/flatstore/flatstore/filestore"
 	"github.com/flatstore/flatstore/internal/fbtest"
+	"github.com/flatstore/flatstore/internal/records"
 )
 
 // These tests hold the retention and compression of rotated files (README: Rotation,

@@ -1,10 +1,10 @@
 package flatstore_test
 
 import (
-	"github.com/flatstore/flatstore/internal/records"
 	"testing"
 
 	"github.com/flatstore/flatstore/flatstore"
+	"github.com/flatstore/flatstore/internal/records"
 )
 
 // TestTemplateFlush: lines go to the file their record names.

@@ -1,11 +1,11 @@
 package flatstore_test
 
 import (
-	"github.com/flatstore/flatstore/internal/records"
 	"os"
 	"testing"
 
 	"github.com/flatstore/flatstore/flatstore"
+	"github.com/flatstore/flatstore/internal/records"
 )
 
 // sipEvent is a typical SIP event of ten fields.

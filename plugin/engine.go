@@ -7,11 +7,11 @@ package main
 import "C"
 
 import (
-	"github.com/flatstore/flatstore/flatstore/logger"
 	"sync"
 	"unsafe"
 
 	"github.com/flatstore/flatstore/flatstore"
+	"github.com/flatstore/flatstore/flatstore/logger"
 )
 
 // configMap returns Fluent Bit's config map of flatstore's keys, made from

@@ -16,7 +16,6 @@ import "C"
 
 import (
 	"fmt"
-	"github.com/flatstore/flatstore/flatstore/logger"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -27,6 +26,7 @@ import (
 
 	"github.com/flatstore/flatstore/flatstore"
 	"github.com/flatstore/flatstore/flatstore/control"
+	"github.com/flatstore/flatstore/flatstore/logger"
 )
 
 // instance is what one remote_context stands for.

@@ -8,7 +8,6 @@ package main
 
 import (
 	"fmt"
-	"github.com/flatstore/flatstore/internal/repo"
 	"io"
 	"os"
 	"os/exec"
@@ -17,6 +16,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/flatstore/flatstore/internal/repo"
 )
 
 // againstBench is what -against runs unless -against-bench says otherwise.

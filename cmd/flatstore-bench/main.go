@@ -28,8 +28,6 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
-	rec "github.com/flatstore/flatstore/internal/records"
-	"github.com/flatstore/flatstore/internal/repo"
 	"io"
 	"os"
 	"os/exec"
@@ -42,9 +40,10 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/flatstore/flatstore/internal/hostout"
-
 	"github.com/flatstore/flatstore/internal/bench"
+	"github.com/flatstore/flatstore/internal/hostout"
+	rec "github.com/flatstore/flatstore/internal/records"
+	"github.com/flatstore/flatstore/internal/repo"
 )
 
 func main() {

@@ -46,7 +46,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/flatstore/flatstore/flatstore/filestore"
 	"io"
 	"os"
 	"path/filepath"
@@ -54,6 +53,7 @@ import (
 
 	"github.com/flatstore/flatstore/flatstore"
 	"github.com/flatstore/flatstore/flatstore/control"
+	"github.com/flatstore/flatstore/flatstore/filestore"
 )
 
 const defaultAddr = "127.0.0.1:2021"

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"github.com/flatstore/flatstore/flatstore/filestore"
 	"io"
 	"net"
 	"net/http"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/flatstore/flatstore/flatstore"
 	"github.com/flatstore/flatstore/flatstore/control"
+	"github.com/flatstore/flatstore/flatstore/filestore"
 	"github.com/flatstore/flatstore/internal/fbtest"
 )
 

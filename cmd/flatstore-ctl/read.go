@@ -10,7 +10,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/flatstore/flatstore/flatstore/event"
 	"io"
 	"os"
 	"path/filepath"
@@ -19,10 +18,12 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/flatstore/flatstore/flatstore"
-	"github.com/flatstore/flatstore/internal/outputconf"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/flatstore/flatstore/flatstore"
+	"github.com/flatstore/flatstore/flatstore/event"
+	"github.com/flatstore/flatstore/internal/outputconf"
 )
 
 const readHelp = `usage: flatstore-ctl read [flags] FILE...

@@ -1,15 +1,15 @@
 package main
 
 import (
-	"github.com/flatstore/flatstore/flatstore/event"
-	"github.com/flatstore/flatstore/internal/repo"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/flatstore/flatstore/flatstore/event"
 	"github.com/flatstore/flatstore/internal/fbtest"
 	"github.com/flatstore/flatstore/internal/outputconf"
+	"github.com/flatstore/flatstore/internal/repo"
 )
 
 // sipClassic is a classic configuration with a plain flatstore output, a

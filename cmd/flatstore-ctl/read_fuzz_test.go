@@ -9,8 +9,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"github.com/flatstore/flatstore/flatstore/event"
-	"github.com/flatstore/flatstore/internal/records"
 	"io"
 	"reflect"
 	"regexp"
@@ -18,6 +16,8 @@ import (
 	"testing"
 
 	"github.com/flatstore/flatstore/flatstore"
+	"github.com/flatstore/flatstore/flatstore/event"
+	"github.com/flatstore/flatstore/internal/records"
 )
 
 // fuzzModes are the settings FuzzRead reads its input with.

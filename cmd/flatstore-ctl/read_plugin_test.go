@@ -1,7 +1,6 @@
 package main
 
 import (
-	"github.com/flatstore/flatstore/internal/records"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -9,6 +8,7 @@ import (
 
 	"github.com/flatstore/flatstore/internal/fbconf"
 	"github.com/flatstore/flatstore/internal/fbtest"
+	"github.com/flatstore/flatstore/internal/records"
 )
 
 // pluginChunks frames evs as Fluent Bit hands them to the plugin: records

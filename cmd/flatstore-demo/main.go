@@ -16,8 +16,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/flatstore/flatstore/flatstore/event"
-	"github.com/flatstore/flatstore/internal/records"
 	"io"
 	"maps"
 	"math/rand/v2"
@@ -31,8 +29,10 @@ import (
 	"time"
 
 	"github.com/flatstore/flatstore/flatstore"
+	"github.com/flatstore/flatstore/flatstore/event"
 	"github.com/flatstore/flatstore/internal/fbconf"
 	"github.com/flatstore/flatstore/internal/hostout"
+	"github.com/flatstore/flatstore/internal/records"
 )
 
 // The tag of the demo's records: the tail input's Tag in conf/fluent-bit.conf.

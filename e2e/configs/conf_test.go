@@ -2,7 +2,6 @@ package configs_test
 
 import (
 	"fmt"
-	"github.com/flatstore/flatstore/internal/repo"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -16,6 +15,7 @@ import (
 	"github.com/flatstore/flatstore/flatstore"
 	"github.com/flatstore/flatstore/internal/fbconf"
 	"github.com/flatstore/flatstore/internal/fbtest"
+	"github.com/flatstore/flatstore/internal/repo"
 )
 
 // TestMain runs the tests in conf/, where the configurations name each other by

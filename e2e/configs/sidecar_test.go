@@ -1,8 +1,6 @@
 package configs_test
 
 import (
-	"github.com/flatstore/flatstore/flatstore/event"
-	"github.com/flatstore/flatstore/internal/records"
 	"maps"
 	"os"
 	"path/filepath"
@@ -14,8 +12,10 @@ import (
 	"time"
 
 	"github.com/flatstore/flatstore/flatstore"
+	"github.com/flatstore/flatstore/flatstore/event"
 	"github.com/flatstore/flatstore/internal/fbconf"
 	"github.com/flatstore/flatstore/internal/fbtest"
+	"github.com/flatstore/flatstore/internal/records"
 )
 
 // --- conf/opensips-sidecar.conf and .yaml: flatstore as OpenSIPS's sidecar ----------------

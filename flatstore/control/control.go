@@ -19,14 +19,15 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"fmt"
-	"github.com/flatstore/flatstore/flatstore"
-	"github.com/flatstore/flatstore/flatstore/filestore"
-	"github.com/flatstore/flatstore/flatstore/logger"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/flatstore/flatstore/flatstore"
+	"github.com/flatstore/flatstore/flatstore/filestore"
+	"github.com/flatstore/flatstore/flatstore/logger"
 )
 
 // Backend is one plugin instance as the control endpoint sees it. *flatstore.Instance implements it.

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"github.com/flatstore/flatstore/flatstore/filestore"
-	"github.com/flatstore/flatstore/flatstore/logger"
 	"io"
 	"net"
 	"net/http"
@@ -17,9 +15,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flatstore/flatstore/flatstore"
-	"github.com/flatstore/flatstore/internal/fbtest"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/flatstore/flatstore/flatstore"
+	"github.com/flatstore/flatstore/flatstore/filestore"
+	"github.com/flatstore/flatstore/flatstore/logger"
+	"github.com/flatstore/flatstore/internal/fbtest"
 )
 
 // The core's Instance is what production attaches.

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/flatstore/flatstore/flatstore/filestore"
-	"github.com/flatstore/flatstore/flatstore/logger"
 	"io"
 	"net"
 	"net/http"
@@ -14,8 +12,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/flatstore/flatstore/flatstore"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/flatstore/flatstore/flatstore"
+	"github.com/flatstore/flatstore/flatstore/filestore"
+	"github.com/flatstore/flatstore/flatstore/logger"
 )
 
 // routes is the whole HTTP surface. The method patterns make ServeMux answer

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/flatstore/flatstore/flatstore"
 	"io"
 	"net"
 	"net/http"
@@ -16,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/flatstore/flatstore/flatstore"
 )
 
 func TestPlainEndpoints(t *testing.T) {

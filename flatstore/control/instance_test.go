@@ -2,15 +2,16 @@ package control
 
 import (
 	"errors"
-	"github.com/flatstore/flatstore/flatstore/logger"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/flatstore/flatstore/flatstore"
-	"github.com/flatstore/flatstore/internal/fbtest"
 	"github.com/tinylib/msgp/msgp"
+
+	"github.com/flatstore/flatstore/flatstore"
+	"github.com/flatstore/flatstore/flatstore/logger"
+	"github.com/flatstore/flatstore/internal/fbtest"
 )
 
 // TestWithCoreInstance drives the endpoint with the core's own Instance: a

@@ -2,12 +2,13 @@ package control
 
 import (
 	"errors"
-	"github.com/flatstore/flatstore/flatstore/logger"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/flatstore/flatstore/flatstore/logger"
 )
 
 // Rotate requests are logged rate-limited per key, so a client calling in a

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/flatstore/flatstore/flatstore"
-	"github.com/flatstore/flatstore/flatstore/logger"
 	"io/fs"
 	"log"
 	"net"
@@ -17,6 +15,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/flatstore/flatstore/flatstore"
+	"github.com/flatstore/flatstore/flatstore/logger"
 )
 
 // server is one listener and its HTTP server.

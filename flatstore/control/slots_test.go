@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"github.com/flatstore/flatstore/flatstore/logger"
 	"io"
 	"net"
 	"net/http"
@@ -14,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/flatstore/flatstore/flatstore/logger"
 )
 
 // tricklers keeps n connections to addr (TCP or unix:) that each send

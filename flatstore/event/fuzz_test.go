@@ -2,12 +2,13 @@ package event_test
 
 import (
 	"bytes"
-	"github.com/flatstore/flatstore/flatstore"
-	"github.com/flatstore/flatstore/flatstore/event"
-	"github.com/flatstore/flatstore/internal/records"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/flatstore/flatstore/flatstore"
+	"github.com/flatstore/flatstore/flatstore/event"
+	"github.com/flatstore/flatstore/internal/records"
 )
 
 // FuzzLineRoundTrip: for any event name and values, with or without the

@@ -1,13 +1,13 @@
 package event_test
 
 import (
-	"github.com/flatstore/flatstore/internal/records"
 	"path/filepath"
 	"strconv"
 	"testing"
 
 	"github.com/flatstore/flatstore/flatstore"
 	"github.com/flatstore/flatstore/flatstore/event"
+	"github.com/flatstore/flatstore/internal/records"
 )
 
 // The encoder's tests take their Options from ParseConfig, as the output

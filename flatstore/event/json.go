@@ -1,9 +1,10 @@
 package event
 
 import (
-	"github.com/tinylib/msgp/msgp"
 	"math"
 	"slices"
+
+	"github.com/tinylib/msgp/msgp"
 )
 
 // appendJSON appends the msgpack value at the head of b as compact JSON,

@@ -2,8 +2,6 @@ package event_test
 
 import (
 	"bytes"
-	"github.com/flatstore/flatstore/flatstore/event"
-	"github.com/flatstore/flatstore/internal/records"
 	"maps"
 	"math"
 	"path/filepath"
@@ -13,7 +11,9 @@ import (
 	"time"
 
 	"github.com/flatstore/flatstore/flatstore"
+	"github.com/flatstore/flatstore/flatstore/event"
 	"github.com/flatstore/flatstore/internal/fbtest"
+	"github.com/flatstore/flatstore/internal/records"
 )
 
 var t0 = event.Time{Sec: 1700000000, Nsec: 123456789}

@@ -1,11 +1,12 @@
 package event_test
 
 import (
-	"github.com/flatstore/flatstore/flatstore/event"
-	"github.com/flatstore/flatstore/internal/records"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/flatstore/flatstore/flatstore/event"
+	"github.com/flatstore/flatstore/internal/records"
 )
 
 func TestTemplateRender(t *testing.T) {

@@ -1,10 +1,11 @@
 package event_test
 
 import (
-	"github.com/flatstore/flatstore/flatstore/event"
-	"github.com/flatstore/flatstore/internal/records"
 	"testing"
 	"time"
+
+	"github.com/flatstore/flatstore/flatstore/event"
+	"github.com/flatstore/flatstore/internal/records"
 )
 
 // sipEvent is a typical SIP event of ten fields.

@@ -4,13 +4,14 @@ import (
 	"container/list"
 	"errors"
 	"fmt"
-	"github.com/flatstore/flatstore/flatstore/logger"
 	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/flatstore/flatstore/flatstore/logger"
 )
 
 // Options are how the files of one output are written: the settings of

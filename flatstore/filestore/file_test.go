@@ -3,14 +3,16 @@ package filestore
 import (
 	"errors"
 	"fmt"
-	"github.com/flatstore/flatstore/internal/fbtest"
-	"golang.org/x/sys/unix"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/flatstore/flatstore/internal/fbtest"
 )
 
 // TestFileWriteFaults injects errors and short writes into File.Write: an

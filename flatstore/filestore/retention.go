@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/flatstore/flatstore/flatstore/logger"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -17,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/flatstore/flatstore/flatstore/logger"
 )
 
 // Retention and compression of the files flatstore rotates (README: Rotation):

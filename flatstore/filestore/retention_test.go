@@ -3,9 +3,6 @@ package filestore
 import (
 	"bytes"
 	"encoding/hex"
-	"github.com/flatstore/flatstore/flatstore/logger"
-	"github.com/flatstore/flatstore/internal/fbtest"
-	"golang.org/x/sys/unix"
 	"io"
 	"os"
 	"path/filepath"
@@ -13,6 +10,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/flatstore/flatstore/flatstore/logger"
+	"github.com/flatstore/flatstore/internal/fbtest"
 )
 
 // FuzzManifest: whatever bytes are in a manifest — raw (a local user's

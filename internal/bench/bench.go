@@ -6,9 +6,10 @@
 package bench
 
 import (
-	"github.com/flatstore/flatstore/internal/records"
 	"strconv"
 	"time"
+
+	"github.com/flatstore/flatstore/internal/records"
 )
 
 // Fields is the number of keys in every event body (the event name included).

@@ -15,7 +15,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/flatstore/flatstore/internal/repo"
 	"io"
 	"net"
 	"os"
@@ -30,6 +29,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/flatstore/flatstore/internal/hostout"
+	"github.com/flatstore/flatstore/internal/repo"
 )
 
 // HostTimeout bounds every host run; the host is killed when it expires.

@@ -3,7 +3,6 @@ package fbtest
 import (
 	"errors"
 	"fmt"
-	"github.com/flatstore/flatstore/internal/records"
 	"hash/fnv"
 	"math/rand/v2"
 	"os"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/flatstore/flatstore/internal/fbconf"
+	"github.com/flatstore/flatstore/internal/records"
 )
 
 // These tests prove the host (host/flbhost.c) against a fake plugin written

@@ -4,11 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"github.com/flatstore/flatstore/internal/records"
-	"github.com/flatstore/flatstore/internal/repo"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/flatstore/flatstore/internal/records"
+	"github.com/flatstore/flatstore/internal/repo"
 )
 
 // The OpenSIPS vectors (flatstore/testdata/opensips, described by the README
