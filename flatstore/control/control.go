@@ -1,18 +1,3 @@
-// Package control is flatstore's control endpoint: the OpenSIPS MI JSON-RPC
-// interface (POST /mi and everything under /mi/, as OpenSIPS mi_http), plain
-// HTTP beside it (POST /rotate, GET /status, GET /metrics, GET /healthz, and
-// GET /challenge, through which the endpoint proves it holds the token), the
-// lifecycle of the listeners, and Client, the one client of all of it
-// (flatstore-ctl and the tests use it).
-//
-// A Registry holds the servers of one process, one per address, shared by
-// every plugin instance that names that address: Acquire attaches an
-// instance, Release detaches it and the last Release closes the listener, so
-// a hot reload (Init, Exit, Init in one process) can bind the same address
-// again at once. The plugin creates one Registry per process; tests create
-// their own and run in parallel.
-//
-// The package talks to the core only through Backend and imports no cgo.
 package control
 
 import (

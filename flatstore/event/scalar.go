@@ -12,7 +12,7 @@ import (
 // A msgpack value that is not a string nor a container, as text (README: What it writes):
 // integers in full 64 bits, floats as the shortest decimal that reads back,
 // true/false, null, timestamps as RFC 3339 with nanoseconds, other
-// extensions as the hex of their payload. The line encoder (line.go) and
+// extensions as the hex of their payload. The line encoder (encode.go) and
 // path templates (template.go) both write values this way.
 
 // appendScalar renders a non-string, non-container value without escaping:

@@ -22,7 +22,8 @@ import (
 // the end render as "_". Every rendered path therefore has the same number
 // of components as the template, and a name never carries a newline into
 // a log line. The rendered part is then opened beneath the static
-// directory (open.go), so no symlink leads out of it either.
+// directory (package filestore: Opening a file), so no symlink leads out of
+// it either.
 type Template struct {
 	raw       string
 	segs      []segment

@@ -9,23 +9,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// What a failed open, write or sync means, sorted by what a retry can fix
-// (the README's table under Delivery guarantees and failures):
-//
-//   - The rendered name itself is impossible: it is too long, a component
-//     is not a directory, it names a directory, a FIFO or a device, it
-//     leads out of the template's directory through a link, or the file
-//     system refuses the name. Retrying the same record renders the same
-//     name, so the records bound for that path are dropped (reason
-//     bad_path) and the rest of the chunk is written.
-//   - Everything else belongs to the file system (ENOSPC, EDQUOT, EIO,
-//     EROFS, EACCES, EMFILE, ENFILE…): it may pass, so the flush answers
-//     RETRY, with what it wrote of the failing file cut back.
-//
-// A configured static path is never dropped: an error there is always a
-// RETRY, because every record of the output goes there and an operator can
-// fix the path (say, remove a directory created in its place).
-
 // isBadPathErrno reports whether e belongs to a rendered name.
 func isBadPathErrno(e unix.Errno) bool {
 	switch e {

@@ -8,33 +8,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// How an event file is opened (README: Files):
-//
-//   - for appending, O_WRONLY|O_APPEND|O_CLOEXEC, created with O_EXCL first
-//     so that this open knows whether it made the file (a new file gets
-//     exactly file_permissions, whatever the umask; an existing one keeps
-//     its mode);
-//   - with O_NONBLOCK, so that a FIFO at the path never blocks the open,
-//     then checked with fstat: anything but a regular file is refused
-//     (errNotRegular) and the flag is cleared for the regular file;
-//   - a configured path is opened as written: its directories may be
-//     symlinks, as administrators use them;
-//   - a path rendered from a template is resolved beneath the template's
-//     static directory, one component at a time, each with openat2's
-//     RESOLVE_BENEATH, so no symlink can lead out of it; directories that
-//     mkdir creates are created beneath the same descriptors (mkdirat).
-//     The file itself is opened with O_NOFOLLOW, and one with more than
-//     one hard link is refused: a link planted at a rendered name never
-//     steers lines into another file, another output's included.
-//     Without openat2 (Linux before 5.6, or a seccomp filter refusing it)
-//     every rendered component is opened with O_NOFOLLOW: no symlink at
-//     all is followed there.
-//   - a rendered part with a component named .flatstore (in any case: a
-//     case-folding directory would find the state directory under
-//     .FlatStore) is refused (errReserved, a bad path): that is where
-//     flatstore keeps its own state (retention.go), and no record may name
-//     it.
-
 const appendFlags = unix.O_WRONLY | unix.O_APPEND | unix.O_CLOEXEC | unix.O_NONBLOCK | unix.O_NOCTTY
 
 // opener opens the files of one path.

@@ -8,68 +8,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Rotation in flatstore is closing a file so that the next write opens it
-// again (README: Rotation). This file holds the policy — when a file rotates and what
-// the next one is called — as the state of one path, rotation, which the
-// File (file.go) consults under its lock and which does no I/O of its own.
-//
-//   - Names without a suffix. The live file is always the path itself. A
-//     built-in rotation (period, count, size) closes it and renames it
-//     aside to path.YYYYMMDD-HHMMSS (UTC, the time of the rotation; _001,
-//     _002… when several fall in one second, see asideName), so `tail -f path`
-//     follows the stream and the rotated files sort as they were written.
-//     The next line creates the path again.
-//   - Names with a suffix (OpenSIPS 3.6's way). Each open computes name =
-//     path + strftime(suffix, now), in UTC, and writes under that name. A
-//     normal open (first write, after an mi rotate, after reopen_check)
-//     appends to that name. An open after a built-in rotation takes the
-//     first of name, name.1, name.2… that does not exist and was not
-//     rotated before (compressed or not), so nothing is overwritten or
-//     appended to, even when two rotations fall in the same second. An
-//     open after a close of our own (idle_timeout, eviction by
-//     max_open_sockets, instance exit) with the same name goes on in the
-//     file that was open (name.2, say), if nobody moved it. A template
-//     path's File that the pool forgets when its file closes hands this on
-//     to the next File of that path (its memory).
-//   - Every built-in rotation is logged with the old and the new name, and
-//     recorded for retention and compression (retention.go).
-//   - mi (external): logrotate moves the file and asks the control endpoint
-//     to rotate it: the handle closes at once (waiting for a write in
-//     progress) and nothing is created until the next write.
-//   - reopen_check: at a write or a maintenance tick at least reopen_check
-//     after the last check, a path that names another inode or nothing is
-//     closed and opened again (a normal open), with a warning that the
-//     rotate call is missing. A move younger than a second is left for the
-//     next check, so that logrotate's own rotate call, on its way, is not
-//     taken for missing.
-//   - rotate_count, rotate_size: the line that reaches the limit stays in
-//     the old file, which is closed then; the next file is created only
-//     when the next line comes, so no empty file is left behind. One flush
-//     may span several files, one write(2) each. rotate_size counts from
-//     the file's real size at open, and an existing file already at the
-//     limit is not appended to. rotate_count counts lines written since the
-//     open (and on across a reopen of the very same, unchanged file).
-//   - rotate_period: periods are aligned to the epoch (index = unix/period).
-//     Lines written in different periods never share a file, and every
-//     period that received lines has its own file. A write checks the
-//     period under the file's lock with the clock read after taking it, so
-//     a write that waited behind a stalled one, or a maintenance tick that
-//     skipped a busy file, still rotates at its first write in the new
-//     period; the lines of a write belong to the period in which it took the
-//     lock. The maintenance tick closes a file whose period ended, so the
-//     rotation does not wait for the next line. Periods with no line create
-//     no file, and several boundaries crossed with no line in between make
-//     one rotation. An existing non-empty file last modified (mtime) in an
-//     earlier period is not appended to by a normal open either (after
-//     idle_timeout, a restart…). A clock stepped back never rotates; it
-//     re-arms the period, so rotation resumes at the next boundary the
-//     clock crosses (a step of a year ahead and back costs one rotation,
-//     not a year of them).
-//
-// Every rotation is counted in flatstore_rotations_total{reason} and kept
-// as the file's last rotation for Status; it is logged by the instance that
-// made it (or, for the maintenance tick, the first instance of the path).
-
 // The reasons of a rotation, as counted (flatstore_rotations_total) and
 // reported by Status. Only ReasonMI comes from outside (File.Reopen); the
 // others are the store's own.

@@ -6,23 +6,10 @@ import (
 	"time"
 )
 
-// Store is the process's set of event files. Several instances that write
+// Store is the process's set of event files. Several outputs that write
 // one path share one File (one handle, one lock), so their lines never
-// interleave.
-//
-// max_open_sockets bounds the files one output keeps open at once, as a
-// cache: each output has its own slots (Slots), and one output's files
-// never count against another's. A File takes a slot of the output that
-// writes it before it opens; when that output has none free, its own least
-// recently used open file that no flush is writing is closed (its next
-// write reopens the same file, O_APPEND), so a flush that needs more files
-// than the limit writes them in waves. Only when every slot of that output
-// is held by a write in progress does its flush answer RETRY; another
-// output is never refused, nor has its files closed, because of it.
-//
-// Lock order: a File's lock, then another File's (a victim, which is open
-// and which no flush pins), then the pool's. The pool never takes a File's
-// lock while holding its own.
+// interleave. The package documentation gives its door, its slots
+// (max_open_sockets) and the lock order.
 type Store struct {
 	sys   *Sys
 	now   func() time.Time

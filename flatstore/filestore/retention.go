@@ -20,63 +20,6 @@ import (
 	"github.com/flatstore/flatstore/flatstore/logger"
 )
 
-// Retention and compression of the files flatstore rotates (README: Rotation):
-// rotate_max_files keeps at most N rotated files of a path, rotate_max_age
-// deletes those rotated longer ago than that, and compress gzips or zstds
-// each rotated file in the background (compress.go).
-//
-// Only files that flatstore itself rotated are ever compressed or deleted,
-// and it tells them by a manifest, not by their names. A record is data,
-// never a command, so the manifest lives where no record can reach and
-// carries a proof that only flatstore can make:
-//
-//   - State directory. Each log directory with retention or compression
-//     has a private directory, DIR/.flatstore (mode 0700), made with mkdirat
-//     and opened with O_NOFOLLOW. It is used only when fstat shows a
-//     directory owned by the running user with no group or other
-//     permission; otherwise retention and compression do nothing for that
-//     directory, with a warning. No rendered path may name it (open.go:
-//     errReserved), so no record reaches a file in it.
-//   - Manifests. The manifest of a path is DIR/.flatstore/H.json, H the hex
-//     of the first 16 bytes of SHA-256 of the full path (any path length
-//     fits a name). It holds the path and the files rotated from it — name,
-//     inode, size and mtime, time and reason of the rotation, compression —
-//     then a line with an HMAC-SHA256 of all that under a 32-byte random key
-//     kept in DIR/.flatstore/key (0600). It is written whole under a
-//     temporary name (created O_EXCL|O_NOFOLLOW, fchmod'ed, fsync'd) and
-//     renamed. A manifest that does not verify — not JSON, another path,
-//     a bad MAC, anything appended — is ignored with a warning and never
-//     acted on. Manifests of earlier versions (DIR/.NAME.flatstore) are
-//     ignored the same way: the files they list are left alone.
-//   - Acting on a file. An entry names a plain file of the path's directory
-//     whose name begins with the path's own name. Before it is deleted or
-//     compressed, fstatat (not following links) must show a regular file
-//     with the recorded device, inode, size and mtime, one link, owned by
-//     the running user; compression reads the very descriptor it checked
-//     (O_NOFOLLOW), writes the compressed file in the state directory
-//     (O_EXCL|O_NOFOLLOW) with the source's mode (fchmod), renames it into
-//     place without replacing anything, and unlinks the source after
-//     checking it again. unlinkat removes a name, never what a link points
-//     to. A file that fails a check is forgotten and left as it is.
-//   - Crash recovery. Every step that moves a file is recorded before it is
-//     made: the intent to rename the live file aside (its inode, from the
-//     open descriptor) before the rename, and the compressed file's
-//     identity before it is renamed into place. At the first open of a
-//     path after a start its manifest is read: an intent whose target now
-//     holds that inode is confirmed (and compressed, retained), otherwise
-//     dropped; a compression whose result is in place is finished (the
-//     original, if still the recorded file, removed), otherwise its
-//     temporary file is removed and it is done again.
-//   - Ages. rotate_max_age ages a file by CLOCK_BOOTTIME, which a step of
-//     the wall clock does not move: a file rotated in this boot ages from
-//     the boottime recorded at its rotation; one from an earlier boot by
-//     the wall clock between its rotation and the load (never less than
-//     zero), then by boottime. A wall clock stepped 8 days ahead deletes
-//     nothing that real time would not have.
-//
-// Retention counts compressed files, in the order they were rotated (the
-// manifest's order, not their wall-clock times).
-
 // StateDirName is the state directory of a log directory.
 const StateDirName = ".flatstore"
 

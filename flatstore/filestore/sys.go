@@ -28,7 +28,7 @@ type Sys struct {
 	// Boottime is the time since boot, counting suspend (CLOCK_BOOTTIME):
 	// the clock rotate_max_age trusts, which a step of the wall clock does
 	// not move. BootID tells one boot from the next: a boottime recorded
-	// in another boot means nothing (retention.go: ages).
+	// in another boot means nothing (package doc: Retention and the manifest, ages).
 	Boottime func() time.Duration
 	BootID   string
 	// HaveOpenat2 says whether the kernel offers openat2 (Linux 5.6) and
