@@ -351,7 +351,7 @@ func TestFluentBitForwardWorkers(t *testing.T) {
 // Workers 0: Fluent Bit 5.1.1 itself crashes (SIGSEGV in
 // flb_upstream_conn_timeouts, in an output worker thread) when it reloads
 // any Go output that exports FLBPluginExitCtx and runs with Workers 1 or
-// more; a twenty-line Go plugin does it too. The README says so.
+// more; a twenty-line Go plugin does it too. docs/troubleshooting.md says so.
 func TestFluentBitHotReload(t *testing.T) {
 	dir := t.TempDir()
 	in := filepath.Join(dir, "in.jsonl")

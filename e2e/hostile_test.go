@@ -20,7 +20,7 @@ import (
 	"github.com/flatstore/flatstore/internal/records"
 )
 
-// Hostile chunks through the real plugin .so in the C host (README: Delivery guarantees and failures): a
+// Hostile chunks through the real plugin .so in the C host (docs/delivery.md): a
 // record that is not an event is skipped, the good records around it are
 // written byte for byte, a chunk with nothing decodable is answered ERROR,
 // and nothing crashes the host or costs unbounded memory.

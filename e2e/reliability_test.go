@@ -13,7 +13,7 @@ import (
 	"github.com/flatstore/flatstore/internal/records"
 )
 
-// Write failures through the real plugin .so in the C host (README: Delivery guarantees and failures): the
+// Write failures through the real plugin .so in the C host (docs/delivery.md): the
 // flush that cannot write answers RETRY having kept nothing, the host resends
 // it, and once the cause is gone the chunk lands exactly once.
 

@@ -17,7 +17,7 @@ import (
 	"github.com/flatstore/flatstore/internal/records"
 )
 
-// Rotation storms through the real plugin .so in the C host (README: Rotation):
+// Rotation storms through the real plugin .so in the C host (docs/rotation.md):
 // four flush threads write a million numbered records while the test
 // renames the file again and again, with an MI rotate after each rename, or
 // with reopen_check and no rotate at all. Whatever the timing, every record

@@ -27,10 +27,11 @@ import (
 	"github.com/flatstore/flatstore/internal/records"
 )
 
-// These tests hold the README's header, file and rotation rules with
-// bytes on disk. Those that need time to pass swap the process-wide pool
-// for one with an injected clock (usePool) and run its maintenance by hand
-// (pool.tick), so nothing sleeps.
+// These tests hold the header, file and rotation rules (docs/configuration.md,
+// docs/rotation.md) with bytes on disk. Each test makes its own Process and
+// hands it to the helpers (newProc; usePool for one with an injected clock,
+// whose maintenance the test runs by hand with Store.Tick, so nothing
+// sleeps), and runs in parallel with the others.
 
 // fakeClock is a clock that moves only when told; safe for concurrent use.
 // It has a wall clock (Now) and a monotonic one (Mono, the boottime that

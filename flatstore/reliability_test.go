@@ -24,7 +24,7 @@ import (
 	"github.com/flatstore/flatstore/internal/records"
 )
 
-// These tests hold the README's Delivery guarantees and failures (return codes) at the level of the
+// These tests hold docs/delivery.md (return codes) at the level of the
 // core: records that are not events are skipped and counted by reason, write
 // errors cut the file back and ask for a retry, a panic becomes a retry, and
 // Close leaves no goroutine or descriptor behind.

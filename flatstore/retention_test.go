@@ -19,7 +19,7 @@ import (
 	"github.com/flatstore/flatstore/internal/records"
 )
 
-// These tests hold the retention and compression of rotated files (README: Rotation,
+// These tests hold the retention and compression of rotated files (docs/rotation.md,
 // retention.go) with bytes on disk: what is kept, what is compressed, what
 // is never touched, and what a crash leaves.
 

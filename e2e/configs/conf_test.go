@@ -36,7 +36,7 @@ func TestMain(m *testing.M) {
 const controlSocket = "/run/flatstore/control.sock"
 
 // reservedKey reports whether Fluent Bit keeps key for itself: such keys
-// never reach a plugin (README: Delivery guarantees and failures).
+// never reach a plugin (docs/delivery.md).
 func reservedKey(k string) bool {
 	k = strings.ToLower(k)
 	switch k {

@@ -283,7 +283,7 @@ func TestComposeOpenSIPSProfile(t *testing.T) {
 		t.Errorf("opensips: /etc/opensips/opensips.cfg is mounted from %q, want ./conf/opensips.cfg", src)
 	}
 	if nofile, ok := sip.Ulimits["nofile"].(map[string]any); !ok || nofile["soft"] == nil {
-		t.Error("opensips: set ulimits nofile: event_stream's sender costs more per event the higher the limit (README)")
+		t.Error("opensips: set ulimits nofile: event_stream's sender costs more per event the higher the limit (docs/sidecar.md)")
 	} else if soft, _ := nofile["soft"].(int); soft <= 0 || soft > 1024 {
 		t.Errorf("opensips: ulimits nofile soft %v: above 1 024 event_stream fell behind a burst", nofile["soft"])
 	}

@@ -38,7 +38,7 @@ type Options struct {
 	Log *logger.Logger
 }
 
-// Request limits (README: The control endpoint).
+// Request limits (docs/control-endpoint.md).
 //
 // maxBodyBytes is enforced while the body is read (a larger body is 413 and
 // the connection is closed at once). An MI request names one path: a

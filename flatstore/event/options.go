@@ -8,7 +8,7 @@ import (
 
 // Options are the settings that shape a line: what the keys delimiter,
 // escape, escape_delimiter, event_key, params_key, params, time_format,
-// suppress_event_name and header of the output say (README: Keys). The
+// suppress_event_name and header of the output say (README: Configuration). The
 // zero value is not usable: Delimiter must hold at least one byte.
 type Options struct {
 	// EventKey names the record key whose string value is the event name

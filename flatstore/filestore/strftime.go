@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// The suffix key's strftime patterns, in UTC (README: Rotation).
+// The suffix key's strftime patterns, in UTC (docs/rotation.md).
 
 // strftime conversions supported in suffix.
 const strftimeConv = "YmdHMSyjsFTbez%"
