@@ -9,7 +9,6 @@ import (
 	"github.com/flatstore/flatstore/flatstore"
 	"github.com/flatstore/flatstore/flatstore/event"
 	"github.com/flatstore/flatstore/flatstore/logger"
-	"github.com/flatstore/flatstore/internal/records"
 )
 
 // config parses kv (key, value, key, value…) with path set to a file in a
@@ -25,37 +24,6 @@ func config(t testing.TB, kv ...string) *flatstore.Config {
 		t.Fatalf("ParseConfig(%v): %v", m, err)
 	}
 	return cfg
-}
-
-// encode returns the line the encoder writes for body with tag "tag.x".
-func encode(t testing.TB, cfg *flatstore.Config, et event.Time, body records.KV) string {
-	t.Helper()
-	b := records.AppendKV(nil, body)
-	enc := event.NewEncoder(cfg.Options)
-	out, rest, _, err := enc.AppendLine(nil, et, b, []byte("tag.x"))
-	if err != nil {
-		t.Fatalf("AppendLine(%v): %v", body, err)
-	}
-	if len(rest) != 0 {
-		t.Fatalf("AppendLine(%v): %d bytes left after the map", body, len(rest))
-	}
-	return string(out)
-}
-
-// params builds a body {"event": event, "p1": v1, "p2": v2, …}.
-func params(event string, vals ...any) records.KV {
-	kv := records.KV{"event", event}
-	for i, v := range vals {
-		kv = append(kv, "p"+itoa(i+1), v)
-	}
-	return kv
-}
-
-func itoa(i int) string {
-	if i < 10 {
-		return string(rune('0' + i))
-	}
-	return itoa(i/10) + string(rune('0'+i%10))
 }
 
 // newInstance builds an Instance writing into a temporary directory and

@@ -25,6 +25,8 @@ func (r Result) String() string { return [...]string{"ERROR", "OK", "RETRY"}[r] 
 
 // ErrNotManaged is returned by Rotate for a path that no live instance
 // manages. Its text is the OpenSIPS MI error message.
+//
+//lint:ignore ST1005 the text is OpenSIPS's MI error message, byte for byte
 var ErrNotManaged = errors.New("File not found")
 
 // Instance is one configured flatstore output. Its methods are safe for

@@ -3,7 +3,6 @@ package event
 import (
 	"encoding/binary"
 	"math"
-	"unsafe"
 
 	"github.com/tinylib/msgp/msgp"
 )
@@ -253,12 +252,3 @@ func readPair(b []byte) (k []byte, isString bool, v, rest []byte, ok bool) {
 
 // SkipValue returns what follows the msgpack value at the head of b.
 func SkipValue(b []byte) ([]byte, error) { return msgp.Skip(b) }
-
-// unsafeBytes views s as bytes without copying; the bytes must not be
-// modified.
-func unsafeBytes(s string) []byte {
-	if s == "" {
-		return nil
-	}
-	return unsafe.Slice(unsafe.StringData(s), len(s))
-}
