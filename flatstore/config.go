@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -150,10 +151,16 @@ func Keys() []Key {
 			func(c *Config, v string) (err error) { c.Mkdir, err = parseBool(v); return err }},
 		{"max_open_sockets", "100", KeyInt,
 			"most files this output keeps open at once (1..65535); its least recently used idle one is closed for a new one",
-			setMaxOpen},
+			func(c *Config, v string) (err error) {
+				c.MaxOpenSockets, err = intIn(v, 1, 65535, "must be an integer from 1 to 65535")
+				return err
+			}},
 		{"max_dynamic_files", "1024", KeyInt,
 			"most distinct files a template path may write while the output runs; records for more are dropped (0 = no bound)",
-			setMaxDynamic},
+			func(c *Config, v string) (err error) {
+				c.MaxDynamicFiles, err = intIn(v, 0, 1<<24, "must be a number of files from 0 to 16777216 (0 = no bound)")
+				return err
+			}},
 		{"idle_timeout", "60s", KeyString,
 			"close files not written for this long (0 = never)",
 			func(c *Config, v string) (err error) { c.IdleTimeout, err = parseDuration(v); return err }},
@@ -168,13 +175,19 @@ func Keys() []Key {
 			setRotatePeriod},
 		{"rotate_count", "0", KeyString,
 			"rotate after N lines (0 = off)",
-			setRotateCount},
+			func(c *Config, v string) (err error) {
+				c.RotateCount, err = intIn[int64](v, 0, math.MaxInt64, "must be a number of lines, 0 or more (0 = off)")
+				return err
+			}},
 		{"rotate_size", "0", KeyString,
 			"rotate after N bytes; k, m, g = x1024 (0 = off)",
 			func(c *Config, v string) (err error) { c.RotateSize, err = parseSize(v); return err }},
 		{"rotate_max_files", "0", KeyInt,
 			"keep at most N files rotated by flatstore, deleting the oldest (0 = keep all)",
-			setMaxFiles},
+			func(c *Config, v string) (err error) {
+				c.RotateMaxFiles, err = intIn(v, 0, 1<<20, "must be a number of files, 0 or more (0 = keep all)")
+				return err
+			}},
 		{"rotate_max_age", "0", KeyString,
 			"delete files rotated by flatstore longer ago than this, e.g. 7d or 168h (0 = never)",
 			setMaxAge},
@@ -309,22 +322,14 @@ func setHeader(c *Config, v string) error {
 	return nil
 }
 
-func setMaxOpen(c *Config, v string) error {
-	n, err := strconv.Atoi(strings.TrimSpace(v))
-	if err != nil || n < 1 || n > 65535 {
-		return errors.New("must be an integer from 1 to 65535")
+// intIn parses v (spaces around it allowed) as an integer from lo to hi;
+// otherwise the error says what the key takes (why).
+func intIn[T ~int | ~int64](v string, lo, hi T, why string) (T, error) {
+	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+	if err != nil || T(n) < lo || T(n) > hi || int64(T(n)) != n {
+		return 0, errors.New(why)
 	}
-	c.MaxOpenSockets = n
-	return nil
-}
-
-func setMaxDynamic(c *Config, v string) error {
-	n, err := strconv.Atoi(strings.TrimSpace(v))
-	if err != nil || n < 0 || n > 1<<24 {
-		return errors.New("must be a number of files from 0 to 16777216 (0 = no bound)")
-	}
-	c.MaxDynamicFiles = n
-	return nil
+	return T(n), nil
 }
 
 func setSync(c *Config, v string) error {
@@ -364,24 +369,6 @@ func setRotatePeriod(c *Config, v string) error {
 		return errors.New("must be a whole number of seconds")
 	}
 	c.RotatePeriod = d
-	return nil
-}
-
-func setRotateCount(c *Config, v string) error {
-	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-	if err != nil || n < 0 {
-		return errors.New("must be a number of lines, 0 or more (0 = off)")
-	}
-	c.RotateCount = n
-	return nil
-}
-
-func setMaxFiles(c *Config, v string) error {
-	n, err := strconv.Atoi(strings.TrimSpace(v))
-	if err != nil || n < 0 || n > 1<<20 {
-		return errors.New("must be a number of files, 0 or more (0 = keep all)")
-	}
-	c.RotateMaxFiles = n
 	return nil
 }
 

@@ -61,15 +61,15 @@ func newProc(t *testing.T) *Process {
 }
 
 // usePool returns a Process of the test's own with the clock clk and the
-// system calls ops (the real ones when nil); its maintenance goroutine
-// ticks only hourly, so the test calls its store's Tick. At the end of the
+// system calls ops (the real ones when nil), and its store; its maintenance
+// goroutine ticks only hourly, so the test calls the store's Tick. At the end of the
 // test it must have no instance and no file open.
-func usePool(t *testing.T, clk *fakeClock, ops *filestore.Sys) *Process {
+func usePool(t *testing.T, clk *fakeClock, ops *filestore.Sys) (*Process, *filestore.Store) {
 	return usePoolEnv(t, clk, filestore.Env{Sys: ops})
 }
 
 // usePoolEnv is usePool with the rest of the store's environment given.
-func usePoolEnv(t *testing.T, clk *fakeClock, env filestore.Env) *Process {
+func usePoolEnv(t *testing.T, clk *fakeClock, env filestore.Env) (*Process, *filestore.Store) {
 	t.Helper()
 	ops := env.Sys
 	if ops == nil {
@@ -85,7 +85,7 @@ func usePoolEnv(t *testing.T, clk *fakeClock, env filestore.Env) *Process {
 			t.Errorf("test pool left with %d instances and %d slots", users, open)
 		}
 	})
-	return proc
+	return proc, p
 }
 
 // fsInstance builds an instance from key/value pairs (control off), closed
@@ -321,8 +321,7 @@ func TestTemplateManyTagsMaxOpenSockets(t *testing.T) {
 	t.Parallel()
 	clk := newFakeClock(time.Unix(1800000000, 0))
 	var fds fdCount
-	proc := usePool(t, clk, fds.ops(filestore.RealSys()))
-	p := proc.store
+	proc, p := usePool(t, clk, fds.ops(filestore.RealSys()))
 	dir := t.TempDir()
 	in := fsInstance(t, proc, "path", filepath.Join(dir, "$TAG.log"), "max_open_sockets", "100", "idle_timeout", "200ms")
 
@@ -452,7 +451,7 @@ func TestRotateCount(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			start := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
-			proc := usePool(t, newFakeClock(start), nil) // every rotation in the same second
+			proc, _ := usePool(t, newFakeClock(start), nil) // every rotation in the same second
 			dir := t.TempDir()
 			path := filepath.Join(dir, "ev.log")
 			in := fsInstance(t, proc, "path", path, "rotate_count", "1000", "suffix", ".%Y%m%d-%H%M%S")
@@ -502,8 +501,7 @@ func TestRotateCount(t *testing.T) {
 func TestRotateCountTemplateForgotten(t *testing.T) {
 	t.Parallel()
 	clk := newFakeClock(time.Unix(1800000000, 0))
-	proc := usePool(t, clk, nil)
-	p := proc.store
+	proc, p := usePool(t, clk, nil)
 	dir := t.TempDir()
 	in := fsInstance(t, proc, "path", filepath.Join(dir, "$TAG.log"), "rotate_count", "10")
 	mustFlush(t, in, evRecords("E", 0, 15), "a") // 10 set aside, 5 in a.log (open)
@@ -529,7 +527,7 @@ func TestRotateCountTemplateForgotten(t *testing.T) {
 // 4. rotate_size counts from the real size of an existing file.
 func TestRotateSizeFromExisting(t *testing.T) {
 	t.Parallel()
-	proc := usePool(t, newFakeClock(time.Unix(1800000000, 0)), nil)
+	proc, _ := usePool(t, newFakeClock(time.Unix(1800000000, 0)), nil)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "ev.log")
 	old := strings.Repeat(strings.Repeat("o", 89)+"\n", 10) // 900 bytes
@@ -613,8 +611,7 @@ func TestRotatePeriodInjectedClock(t *testing.T) {
 	t0 := time.Unix(1800000000, 0) // a multiple of 60
 	clk := newFakeClock(t0.Add(10 * time.Second))
 	st, ops := newStallOps()
-	proc := usePool(t, clk, ops)
-	p := proc.store
+	proc, p := usePool(t, clk, ops)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "ev.log")
 	in := fsInstance(t, proc, "path", path, "rotate_period", strconv.Itoa(period), "suffix", "-%H%M%S", "idle_timeout", "0")
@@ -677,8 +674,7 @@ func TestRotatePeriodExistingFile(t *testing.T) {
 	t.Parallel()
 	t0 := time.Unix(1800000000, 0)
 	clk := newFakeClock(t0.Add(30 * time.Second))
-	proc := usePool(t, clk, nil)
-	p := proc.store
+	proc, p := usePool(t, clk, nil)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "ev.log")
 	if err := os.WriteFile(path, []byte("old\n"), 0o644); err != nil {
@@ -708,7 +704,7 @@ func TestRotatePeriodExistingFile(t *testing.T) {
 // never inside a file that already had content.
 func TestHeader(t *testing.T) {
 	t.Parallel()
-	proc := usePool(t, newFakeClock(time.Unix(1800000000, 0)), nil)
+	proc, _ := usePool(t, newFakeClock(time.Unix(1800000000, 0)), nil)
 	t.Run("auto with rotations", func(t *testing.T) {
 		dir := t.TempDir()
 		path := filepath.Join(dir, "ev.log")
@@ -808,8 +804,7 @@ func TestFilePermissions(t *testing.T) {
 // files, never another output's.
 func TestMaxOpenSocketsPerOutput(t *testing.T) {
 	t.Parallel()
-	proc := usePool(t, newFakeClock(time.Unix(1800000000, 0)), nil)
-	p := proc.store
+	proc, p := usePool(t, newFakeClock(time.Unix(1800000000, 0)), nil)
 	dir := t.TempDir()
 	var ins [3]*Instance
 	var paths [3]string
@@ -865,8 +860,7 @@ func TestMaxOpenSocketsPerOutput(t *testing.T) {
 func TestMaxOpenSocketsAllBusy(t *testing.T) {
 	t.Parallel()
 	st, ops := newStallOps()
-	proc := usePool(t, newFakeClock(time.Unix(1800000000, 0)), ops)
-	p := proc.store
+	proc, p := usePool(t, newFakeClock(time.Unix(1800000000, 0)), ops)
 	dir := t.TempDir()
 	a := fsInstance(t, proc, "path", filepath.Join(dir, "$TAG.log"), "max_open_sockets", "1", "idle_timeout", "0")
 	other := fsInstance(t, proc, "path", filepath.Join(dir, "other.log"), "max_open_sockets", "1", "idle_timeout", "0")
@@ -894,7 +888,7 @@ func TestMaxOpenSocketsAllBusy(t *testing.T) {
 // none interleaved, none lost.
 func TestSharedPathConcurrent(t *testing.T) {
 	t.Parallel()
-	proc := usePool(t, newFakeClock(time.Unix(1800000000, 0)), nil)
+	proc, _ := usePool(t, newFakeClock(time.Unix(1800000000, 0)), nil)
 	path := filepath.Join(t.TempDir(), "ev.log")
 	const total, workers, chunk = 200000, 8, 500
 	a := fsInstance(t, proc, "path", path)
@@ -975,8 +969,7 @@ func checkLines(t *testing.T, paths []string, want []int, pad string) {
 func TestReopenCheck(t *testing.T) {
 	t.Parallel()
 	clk := newFakeClock(time.Unix(1800000000, 0))
-	proc := usePool(t, clk, nil)
-	p := proc.store
+	proc, p := usePool(t, clk, nil)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "ev.log")
 	in := fsInstance(t, proc, "path", path, "reopen_check", "2s", "idle_timeout", "0")
@@ -1053,8 +1046,7 @@ func TestReopenCheck(t *testing.T) {
 // the file; rotations during concurrent writes never split or lose a line.
 func TestRotateMI(t *testing.T) {
 	t.Parallel()
-	proc := usePool(t, newFakeClock(time.Unix(1800000000, 0)), nil)
-	p := proc.store
+	proc, p := usePool(t, newFakeClock(time.Unix(1800000000, 0)), nil)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "ev.log")
 	in := fsInstance(t, proc, "path", "flatstore:"+path)
@@ -1157,8 +1149,7 @@ func TestIdleTimeout(t *testing.T) {
 	t.Parallel()
 	t.Run("injected clock", func(t *testing.T) {
 		clk := newFakeClock(time.Unix(1800000000, 0))
-		proc := usePool(t, clk, nil)
-		p := proc.store
+		proc, p := usePool(t, clk, nil)
 		dir := t.TempDir()
 		in := fsInstance(t, proc, "path", filepath.Join(dir, "$TAG.log"), "idle_timeout", "200ms")
 		mustFlush(t, in, evRecords("A", 0, 1), "a")
@@ -1217,8 +1208,7 @@ func TestMemoBounded(t *testing.T) {
 	t.Parallel()
 	const maxMemo = 50
 	clk := newFakeClock(time.Unix(1800000000, 0))
-	proc := usePoolEnv(t, clk, filestore.Env{MaxMemo: maxMemo})
-	p := proc.store
+	proc, p := usePoolEnv(t, clk, filestore.Env{MaxMemo: maxMemo})
 	dir := t.TempDir()
 	in := fsInstance(t, proc, "path", filepath.Join(dir, "$TAG.log"), "rotate_count", "10", "idle_timeout", "1s", "max_dynamic_files", "0")
 	const tags = maxMemo + 904

@@ -9,22 +9,12 @@ import (
 	"github.com/flatstore/flatstore/flatstore"
 	"github.com/flatstore/flatstore/flatstore/event"
 	"github.com/flatstore/flatstore/flatstore/logger"
+	"github.com/flatstore/flatstore/internal/configtest"
 )
 
 // config parses kv (key, value, key, value…) with path set to a file in a
 // fresh temporary directory unless kv sets it.
-func config(t testing.TB, kv ...string) *flatstore.Config {
-	t.Helper()
-	m := flatstore.MapGetter{"path": filepath.Join(t.TempDir(), "events.log")}
-	for i := 0; i+1 < len(kv); i += 2 {
-		m[kv[i]] = kv[i+1]
-	}
-	cfg, err := flatstore.ParseConfig(m)
-	if err != nil {
-		t.Fatalf("ParseConfig(%v): %v", m, err)
-	}
-	return cfg
-}
+func config(t testing.TB, kv ...string) *flatstore.Config { return configtest.Parse(t, kv...) }
 
 // newInstance builds an Instance writing into a temporary directory and
 // returns it with the path of its file. It is closed at the end of the test.

@@ -61,7 +61,7 @@ func TestRetentionCompress(t *testing.T) {
 	for _, algo := range []string{filestore.CompressGzip, filestore.CompressZstd} {
 		t.Run(algo, func(t *testing.T) {
 			clk := newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
-			proc := usePool(t, clk, nil)
+			proc, _ := usePool(t, clk, nil)
 			dir := t.TempDir()
 			path := filepath.Join(dir, "ev.log")
 			in := fsInstance(t, proc, "path", path, "rotate_count", "1000", "rotate_max_files", "3", "compress", algo)
@@ -107,7 +107,7 @@ func TestRetentionCompress(t *testing.T) {
 func TestRetentionOnlyOwnFiles(t *testing.T) {
 	t.Parallel()
 	clk := newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
-	proc := usePool(t, clk, nil)
+	proc, _ := usePool(t, clk, nil)
 	dir := t.TempDir()
 	decoys := []string{"a.log.20200101-000000", "a.log.20200101-000000.gz", "a.log.1", "b.log.20200101-000000"}
 	for _, d := range decoys {
@@ -167,8 +167,7 @@ func TestRetentionOnlyOwnFiles(t *testing.T) {
 func TestRetentionMaxAge(t *testing.T) {
 	t.Parallel()
 	clk := newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
-	proc := usePool(t, clk, nil)
-	p := proc.store
+	proc, p := usePool(t, clk, nil)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "ev.log")
 	in := fsInstance(t, proc, "path", path, "rotate_count", "10", "rotate_max_age", "1h", "idle_timeout", "0")
@@ -225,7 +224,7 @@ func TestRotateKillBetweenRenameAndConfirm(t *testing.T) {
 	kv := []string{"path", path, "rotate_count", "10", "rotate_max_files", "100"}
 	t.Run("killed", func(t *testing.T) {
 		ops, killed := killAfter(func(np string) bool { return strings.HasPrefix(np, path+".") })
-		proc := usePool(t, newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)), ops)
+		proc, _ := usePool(t, newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)), ops)
 		in := fsInstance(t, proc, kv...)
 		mustFlush(t, in, evRecords("E", 0, 10), "t") // the 10th line rotates
 		if !killed.Load() {
@@ -240,7 +239,7 @@ func TestRotateKillBetweenRenameAndConfirm(t *testing.T) {
 		t.Fatalf("after the kill the manifest is %+v, want the intent alone", m)
 	}
 	t.Run("restarted", func(t *testing.T) {
-		proc := usePool(t, newFakeClock(time.Date(2030, 1, 2, 4, 0, 0, 0, time.UTC)), nil)
+		proc, _ := usePool(t, newFakeClock(time.Date(2030, 1, 2, 4, 0, 0, 0, time.UTC)), nil)
 		in := fsInstance(t, proc, append(kv[:len(kv):len(kv)], "compress", "gzip")...)
 		mustFlush(t, in, evRecords("E", 10, 1), "t")
 		drained(proc)
@@ -268,7 +267,7 @@ func TestCompressCrashRecovery(t *testing.T) {
 	// A first life without compression leaves three rotated files and a
 	// manifest that lists them uncompressed.
 	t.Run("first", func(t *testing.T) {
-		proc := usePool(t, newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)), nil)
+		proc, _ := usePool(t, newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)), nil)
 		in := fsInstance(t, proc, kv...)
 		mustFlush(t, in, evRecords("E", 0, 3500), "t")
 	})
@@ -278,7 +277,7 @@ func TestCompressCrashRecovery(t *testing.T) {
 	// and before the original is removed.
 	t.Run("killed", func(t *testing.T) {
 		ops, killed := killAfter(func(np string) bool { return strings.HasSuffix(np, ".gz") })
-		proc := usePool(t, newFakeClock(time.Date(2030, 1, 2, 3, 30, 0, 0, time.UTC)), ops)
+		proc, _ := usePool(t, newFakeClock(time.Date(2030, 1, 2, 3, 30, 0, 0, time.UTC)), ops)
 		in := fsInstance(t, proc, append(kv[:len(kv):len(kv)], "compress", "gzip")...)
 		mustFlush(t, in, evRecords("E", 3500, 1), "t")
 		drained(proc)
@@ -301,7 +300,7 @@ func TestCompressCrashRecovery(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Run("restarted", func(t *testing.T) {
-		proc := usePool(t, newFakeClock(time.Date(2030, 1, 2, 4, 0, 0, 0, time.UTC)), nil)
+		proc, _ := usePool(t, newFakeClock(time.Date(2030, 1, 2, 4, 0, 0, 0, time.UTC)), nil)
 		in := fsInstance(t, proc, append(kv[:len(kv):len(kv)], "compress", "gzip")...)
 		mustFlush(t, in, evRecords("E", 3501, 1), "t")
 		drained(proc)
@@ -520,7 +519,7 @@ func TestRetentionForgeries(t *testing.T) {
 			}
 			kv := []string{"path", e.path, "rotate_count", "10", "rotate_max_files", "1", "rotate_max_age", "1h"}
 			t.Run("first", func(t *testing.T) {
-				proc := usePool(t, newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)), nil)
+				proc, _ := usePool(t, newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)), nil)
 				mustFlush(t, fsInstance(t, proc, kv...), evRecords("E", 0, 10), "t")
 			})
 			m := readManifest(t, e.path)
@@ -555,8 +554,7 @@ func TestRetentionForgeries(t *testing.T) {
 			}
 			t.Run("second", func(t *testing.T) {
 				clk := newFakeClock(time.Date(2030, 1, 2, 5, 4, 5, 0, time.UTC))
-				proc := usePool(t, clk, ops)
-				p := proc.store
+				proc, p := usePool(t, clk, ops)
 				in := fsInstance(t, proc, kv2...)
 				mustFlush(t, in, evRecords("E", 10, 20), "t") // two rotations: retention wants the first gone
 				drained(proc)
@@ -591,7 +589,7 @@ func TestCompressKeepsMode(t *testing.T) {
 	t.Parallel()
 	for _, perm := range []os.FileMode{0o600, 0o640} {
 		t.Run(perm.String(), func(t *testing.T) {
-			proc := usePool(t, newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)), nil)
+			proc, _ := usePool(t, newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)), nil)
 			dir := t.TempDir()
 			path := filepath.Join(dir, "ev.log")
 			in := fsInstance(t, proc, "path", path, "rotate_count", "10", "compress", "zstd", "file_permissions", fmt.Sprintf("%04o", perm))
@@ -637,7 +635,7 @@ func TestRetentionRefusesStateDir(t *testing.T) {
 		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			proc := usePool(t, newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)), nil)
+			proc, _ := usePool(t, newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)), nil)
 			dir, elsewhere := t.TempDir(), t.TempDir()
 			c.plant(t, dir, elsewhere)
 			before := fbtest.TreeSum(t, elsewhere, filepath.Join(dir, filestore.StateDirName))
@@ -679,8 +677,7 @@ func TestRetentionMaxAgeClockStep(t *testing.T) {
 	clk := newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
 	rotated := func() int { return len(asideFiles(t, dir, "ev.log")) }
 	t.Run("first", func(t *testing.T) {
-		proc := usePool(t, clk, nil)
-		p := proc.store
+		proc, p := usePool(t, clk, nil)
 		in := fsInstance(t, proc, kv...)
 		mustFlush(t, in, evRecords("E", 0, 10), "t") // rotated at day 0
 		clk.Add(2 * 24 * time.Hour)
@@ -693,8 +690,7 @@ func TestRetentionMaxAgeClockStep(t *testing.T) {
 		}
 	})
 	t.Run("restarted in the same boot", func(t *testing.T) {
-		proc := usePool(t, clk, nil)
-		p := proc.store
+		proc, p := usePool(t, clk, nil)
 		in := fsInstance(t, proc, kv...)
 		mustFlush(t, in, evRecords("E", 20, 1), "t") // loads the manifest
 		p.Tick()
@@ -724,7 +720,7 @@ func TestRetentionMaxAgeClockStep(t *testing.T) {
 func TestRotatePeriodClockBack(t *testing.T) {
 	t.Parallel()
 	clk := newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
-	proc := usePool(t, clk, nil)
+	proc, _ := usePool(t, clk, nil)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "ev.log")
 	in := fsInstance(t, proc, "path", path, "rotate_period", "1h", "idle_timeout", "0")
@@ -754,7 +750,7 @@ func TestTemplateReservedStateName(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	// The state directory of dir exists: a path there rotated once.
-	proc := usePool(t, newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)), nil)
+	proc, _ := usePool(t, newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)), nil)
 	mustFlush(t, fsInstance(t, proc, "path", filepath.Join(dir, "a.log"), "rotate_count", "1", "rotate_max_files", "5"), evRecords("E", 0, 1), "t")
 	drained(proc)
 	state := fbtest.TreeSum(t, filepath.Join(dir, filestore.StateDirName))

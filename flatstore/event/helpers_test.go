@@ -1,12 +1,12 @@
 package event_test
 
 import (
-	"path/filepath"
 	"strconv"
 	"testing"
 
 	"github.com/flatstore/flatstore/flatstore"
 	"github.com/flatstore/flatstore/flatstore/event"
+	"github.com/flatstore/flatstore/internal/configtest"
 	"github.com/flatstore/flatstore/internal/records"
 )
 
@@ -15,18 +15,7 @@ import (
 
 // config parses kv (key, value, key, value…) with path set to a file in a
 // fresh temporary directory unless kv sets it.
-func config(t testing.TB, kv ...string) *flatstore.Config {
-	t.Helper()
-	m := flatstore.MapGetter{"path": filepath.Join(t.TempDir(), "events.log")}
-	for i := 0; i+1 < len(kv); i += 2 {
-		m[kv[i]] = kv[i+1]
-	}
-	cfg, err := flatstore.ParseConfig(m)
-	if err != nil {
-		t.Fatalf("ParseConfig(%v): %v", m, err)
-	}
-	return cfg
-}
+func config(t testing.TB, kv ...string) *flatstore.Config { return configtest.Parse(t, kv...) }
 
 // encode returns the line the encoder writes for body with tag "tag.x".
 func encode(t testing.TB, cfg *flatstore.Config, et event.Time, body records.KV) string {

@@ -47,17 +47,10 @@ const (
 )
 
 func (e Escape) String() string {
-	switch e {
-	case EscapeOpenSIPS:
-		return "opensips"
-	case EscapeNone:
-		return "none"
-	case EscapeBackslash:
-		return "backslash"
-	case EscapeCSV:
-		return "csv"
-	case EscapeOpenSIPSExact:
-		return "opensips_exact"
+	names := [...]string{EscapeOpenSIPS: "opensips", EscapeNone: "none", EscapeBackslash: "backslash",
+		EscapeCSV: "csv", EscapeOpenSIPSExact: "opensips_exact"}
+	if e >= 0 && int(e) < len(names) {
+		return names[e]
 	}
 	return "escape(" + strconv.Itoa(int(e)) + ")"
 }
@@ -81,19 +74,10 @@ const (
 )
 
 func (t TimeFormat) String() string {
-	switch t {
-	case TimeNone:
-		return "none"
-	case TimeUnix:
-		return "unix"
-	case TimeUnixMs:
-		return "unix_ms"
-	case TimeUnixNs:
-		return "unix_ns"
-	case TimeRFC3339:
-		return "rfc3339"
-	case TimeRFC3339Nano:
-		return "rfc3339_nano"
+	names := [...]string{TimeNone: "none", TimeUnix: "unix", TimeUnixMs: "unix_ms", TimeUnixNs: "unix_ns",
+		TimeRFC3339: "rfc3339", TimeRFC3339Nano: "rfc3339_nano"}
+	if t >= 0 && int(t) < len(names) {
+		return names[t]
 	}
 	return "time_format(" + strconv.Itoa(int(t)) + ")"
 }
