@@ -25,8 +25,8 @@
 //
 // ParseConfig reads an output's keys through a Getter (Fluent Bit's lookup
 // in the plugin, a MapGetter in tests) into a validated Config. A Process
-// is what the outputs of one process share — the files, the metrics, the
-// maintenance goroutine —; NewInstance makes an output in it. Instance.Flush
+// is what the outputs of one process share (the files, the metrics, the
+// maintenance goroutine); NewInstance makes an output in it. Instance.Flush
 // writes one chunk and answers OK, Retry or Error, which package plugin
 // maps to FLB_OK, FLB_RETRY and FLB_ERROR. Instance.Close ends it.
 //

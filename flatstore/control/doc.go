@@ -12,7 +12,8 @@
 // again at once. The plugin creates one Registry per process; tests create
 // their own and run in parallel.
 //
-// The package talks to the core only through Backend and imports no cgo.
+// The package talks to the core only through Backend (and reads
+// control_listen as a flatstore.Listen, parsed once) and imports no cgo.
 //
 // # OpenSIPS MI
 //
