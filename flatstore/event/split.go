@@ -38,98 +38,115 @@ func Split(opt Options, line []byte) ([][]byte, error) {
 func SplitFunc(opt Options, line []byte, fn func(field []byte) bool) error {
 	line = bytes.TrimSuffix(line, []byte{'\n'})
 	delim := []byte(opt.Delimiter)
-	var cur []byte
 	switch opt.Escape {
 	case EscapeBackslash:
-		for i := 0; i < len(line); i++ {
-			c := line[i]
-			switch {
-			case c == '\\':
-				if i+1 >= len(line) {
-					return ErrBadLine
-				}
-				switch n := line[i+1]; {
-				case n == '\\':
-					cur = append(cur, '\\')
-					i++
-				case n == 'n':
-					cur = append(cur, '\n')
-					i++
-				case n == 'r':
-					cur = append(cur, '\r')
-					i++
-				case n == delim[0]:
-					cur = append(cur, n)
-					i++
-				default:
-					return ErrBadLine
-				}
-			case c == '\n' || c == '\r':
-				return ErrBadLine
-			case bytes.HasPrefix(line[i:], delim):
-				if !fn(cur) {
-					return nil
-				}
-				cur = cur[:0]
-				i += len(delim) - 1
-			case c == delim[0]:
-				// Never written unescaped inside a value.
-				return ErrBadLine
-			default:
-				cur = append(cur, c)
-			}
-		}
-		fn(cur)
-		return nil
+		return splitBackslash(line, delim, fn)
 	case EscapeCSV:
-		d := delim[0]
-		i := 0
-		for {
-			cur = cur[:0]
-			if i < len(line) && line[i] == '"' {
-				i++
-				for {
-					if i >= len(line) {
-						return ErrBadLine
-					}
-					if line[i] == '"' {
-						if i+1 < len(line) && line[i+1] == '"' {
-							cur = append(cur, '"')
-							i += 2
-							continue
-						}
-						i++
-						break
-					}
-					cur = append(cur, line[i])
-					i++
-				}
-				if i < len(line) && line[i] != d {
-					return ErrBadLine
-				}
-			} else {
-				for i < len(line) && line[i] != d {
-					if line[i] == '"' || line[i] == '\n' || line[i] == '\r' {
-						return ErrBadLine
-					}
-					cur = append(cur, line[i])
-					i++
-				}
+		return splitCSV(line, delim[0], fn)
+	}
+	splitPlain(line, delim, fn)
+	return nil
+}
+
+// splitBackslash reads the fields of a line written with escape backslash.
+func splitBackslash(line, delim []byte, fn func(field []byte) bool) error {
+	var cur []byte
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		switch {
+		case c == '\\':
+			if i+1 >= len(line) {
+				return ErrBadLine
 			}
-			if !fn(cur) || i >= len(line) {
+			switch n := line[i+1]; {
+			case n == '\\':
+				cur = append(cur, '\\')
+				i++
+			case n == 'n':
+				cur = append(cur, '\n')
+				i++
+			case n == 'r':
+				cur = append(cur, '\r')
+				i++
+			case n == delim[0]:
+				cur = append(cur, n)
+				i++
+			default:
+				return ErrBadLine
+			}
+		case c == '\n' || c == '\r':
+			return ErrBadLine
+		case bytes.HasPrefix(line[i:], delim):
+			if !fn(cur) {
 				return nil
 			}
-			i++ // the delimiter
+			cur = cur[:0]
+			i += len(delim) - 1
+		case c == delim[0]:
+			// Never written unescaped inside a value.
+			return ErrBadLine
+		default:
+			cur = append(cur, c)
 		}
 	}
+	fn(cur)
+	return nil
+}
+
+// splitCSV reads the fields of a line written with escape csv (RFC 4180,
+// a one-byte delimiter d).
+func splitCSV(line []byte, d byte, fn func(field []byte) bool) error {
+	var cur []byte
+	i := 0
+	for {
+		cur = cur[:0]
+		if i < len(line) && line[i] == '"' {
+			i++
+			for {
+				if i >= len(line) {
+					return ErrBadLine
+				}
+				if line[i] == '"' {
+					if i+1 < len(line) && line[i+1] == '"' {
+						cur = append(cur, '"')
+						i += 2
+						continue
+					}
+					i++
+					break
+				}
+				cur = append(cur, line[i])
+				i++
+			}
+			if i < len(line) && line[i] != d {
+				return ErrBadLine
+			}
+		} else {
+			for i < len(line) && line[i] != d {
+				if line[i] == '"' || line[i] == '\n' || line[i] == '\r' {
+					return ErrBadLine
+				}
+				cur = append(cur, line[i])
+				i++
+			}
+		}
+		if !fn(cur) || i >= len(line) {
+			return nil
+		}
+		i++ // the delimiter
+	}
+}
+
+// splitPlain splits a line of the other modes on the delimiter.
+func splitPlain(line, delim []byte, fn func(field []byte) bool) {
 	for {
 		j := bytes.Index(line, delim)
 		if j < 0 {
 			fn(line)
-			return nil
+			return
 		}
 		if !fn(line[:j]) {
-			return nil
+			return
 		}
 		line = line[j+len(delim):]
 	}
