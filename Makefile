@@ -73,7 +73,7 @@ engine-note:
 
 # Every fuzzer for FUZZTIME each (the seed corpora also run in plain go test).
 # make test runs them briefly; longer: make fuzz FUZZTIME=5m
-FUZZPKGS := ./flatstore/ ./flatstore/event/ ./flatstore/control/ ./cmd/flatstore-ctl/
+FUZZPKGS := ./flatstore/ ./flatstore/event/ ./flatstore/filestore/ ./flatstore/control/ ./cmd/flatstore-ctl/
 fuzz:
 	@for pkg in $(FUZZPKGS); do \
 	  for f in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$pkg*_test.go | sed 's/^func //'); do \
