@@ -20,7 +20,7 @@ DESTDIR  ?=
 STATICCHECK_VERSION := v0.8.2
 STATICCHECK := $(BUILD)/tools/staticcheck
 
-.PHONY: all build deps demo test test-race test-nocgo fuzz bench bench-against soak image clean install staticcheck
+.PHONY: all build deps demo test test-race test-nocgo fuzz bench bench-against soak image clean install staticcheck engine-note
 
 all: build
 
@@ -30,7 +30,7 @@ $(SO): $(GOFILES)
 	@mkdir -p $(BUILD)
 	CGO_ENABLED=1 $(GO) build -trimpath -buildmode=c-shared -o $@ ./plugin
 
-$(HOST): $(HOSTSRC) $(wildcard host/*.h)
+$(HOST): $(HOSTSRC) $(wildcard host/*.h) plugin/flb_abi.h
 	@mkdir -p $(BUILD)
 	$(CC) -O2 -Wall -Wextra -o $@ $(HOSTSRC) -ldl -lpthread
 
@@ -59,12 +59,21 @@ test: deps build $(STATICCHECK)
 	$(GO) vet ./...
 	@$(MAKE) --no-print-directory staticcheck
 	CGO_ENABLED=0 $(GO) test -count=1 ./flatstore/...
+	@$(MAKE) --no-print-directory engine-note
 	FLATSTORE_SO=$(abspath $(SO)) FLATSTORE_HOST=$(abspath $(HOST)) $(GO) test -race -count=1 -timeout 20m ./...
 	$(MAKE) --no-print-directory fuzz FUZZTIME=3s
 
+# Says whether the tests against a real Fluent Bit (e2e/fluentbit_test.go) run, and
+# why not: they need FLUENT_BIT=/path/to/fluent-bit or a fluent-bit on PATH.
+engine-note:
+	@if [ -n "$$FLUENT_BIT" ]; then echo "real-engine tests: against FLUENT_BIT=$$FLUENT_BIT"; \
+	elif command -v fluent-bit >/dev/null 2>&1; then echo "real-engine tests: against $$(command -v fluent-bit) (on PATH)"; \
+	else echo "real-engine tests SKIPPED (e2e/fluentbit_test.go): FLUENT_BIT is not set and no fluent-bit is on PATH;" \
+	  "set FLUENT_BIT=/path/to/fluent-bit (v5.1) to run them. Everything they check is also checked through build/flbhost."; fi
+
 # Every fuzzer for FUZZTIME each (the seed corpora also run in plain go test).
 # make test runs them briefly; longer: make fuzz FUZZTIME=5m
-FUZZPKGS := ./flatstore/ ./flatstore/control/ ./cmd/flatstore-ctl/
+FUZZPKGS := ./flatstore/ ./flatstore/event/ ./flatstore/filestore/ ./flatstore/control/ ./cmd/flatstore-ctl/
 fuzz:
 	@for pkg in $(FUZZPKGS); do \
 	  for f in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$pkg*_test.go | sed 's/^func //'); do \

@@ -23,7 +23,7 @@ import (
 )
 
 // The control endpoint's hardening through the real .so in the C host
-// (README: The control endpoint): a flood of idle connections costs neither descriptors nor
+// (docs/control-endpoint.md): a flood of idle connections costs neither descriptors nor
 // memory and never locks out a rotate; Host values that do not name this
 // machine are refused (DNS rebinding); a unix socket of the longest legal
 // path binds; the MI replies follow a real OpenSIPS.

@@ -19,6 +19,7 @@ import (
 	"github.com/tinylib/msgp/msgp"
 
 	"github.com/flatstore/flatstore/internal/fbtest"
+	"github.com/flatstore/flatstore/internal/records"
 )
 
 // Tests against a real Fluent Bit, when one is given: FLUENT_BIT=/path/to/
@@ -272,8 +273,8 @@ func forwardSend(t *testing.T, addr, tag string, first, n int) {
 		b = msgp.AppendArrayHeader(b, uint32(k))
 		for j := i; j < i+k; j++ {
 			b = msgp.AppendArrayHeader(b, 2)
-			b = fbtest.AppendEventTime(b, 1700000000, uint32(j))
-			b = fbtest.AppendKV(b, fbtest.KV{"event", "E_FWD", "seq", j})
+			b = records.AppendEventTime(b, 1700000000, uint32(j))
+			b = records.AppendKV(b, records.KV{"event", "E_FWD", "seq", j})
 		}
 		if _, err := w.Write(b); err != nil {
 			t.Fatal(err)
@@ -350,7 +351,7 @@ func TestFluentBitForwardWorkers(t *testing.T) {
 // Workers 0: Fluent Bit 5.1.1 itself crashes (SIGSEGV in
 // flb_upstream_conn_timeouts, in an output worker thread) when it reloads
 // any Go output that exports FLBPluginExitCtx and runs with Workers 1 or
-// more; a twenty-line Go plugin does it too. The README says so.
+// more; a twenty-line Go plugin does it too. docs/troubleshooting.md says so.
 func TestFluentBitHotReload(t *testing.T) {
 	dir := t.TempDir()
 	in := filepath.Join(dir, "in.jsonl")

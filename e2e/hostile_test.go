@@ -17,17 +17,18 @@ import (
 	"github.com/tinylib/msgp/msgp"
 
 	"github.com/flatstore/flatstore/internal/fbtest"
+	"github.com/flatstore/flatstore/internal/records"
 )
 
-// Hostile chunks through the real plugin .so in the C host (README: Delivery guarantees and failures): a
+// Hostile chunks through the real plugin .so in the C host (docs/delivery.md): a
 // record that is not an event is skipped, the good records around it are
 // written byte for byte, a chunk with nothing decodable is answered ERROR,
 // and nothing crashes the host or costs unbounded memory.
 
 func hostileGood(i int) []byte {
-	return fbtest.AppendRecord(nil, fbtest.Record{
+	return records.AppendRecord(nil, records.Record{
 		Time: time.Unix(1700000000, 0),
-		Body: fbtest.KV{"event", "E_H", "i", i, "s", "ok"},
+		Body: records.KV{"event", "E_H", "i", i, "s", "ok"},
 	})
 }
 
@@ -35,12 +36,12 @@ func hostileGoodLine(i int) string { return "E_H," + strconv.Itoa(i) + ",ok\n" }
 
 // hostileRec is a record whose body is raw msgpack.
 func hostileRec(body []byte) []byte {
-	return fbtest.AppendRecord(nil, fbtest.Record{Time: time.Unix(1700000000, 0), Body: fbtest.Raw(body)})
+	return records.AppendRecord(nil, records.Record{Time: time.Unix(1700000000, 0), Body: records.Raw(body)})
 }
 
 // ext encodes a msgpack extension of type typ with payload data, in the
 // smallest form (fixext1..16, ext8, ext16, ext32) unless form forces one.
-func ext(form byte, typ int8, data []byte) fbtest.Raw {
+func ext(form byte, typ int8, data []byte) records.Raw {
 	var b []byte
 	switch form {
 	case 0xd4, 0xd5, 0xd6, 0xd7, 0xd8:
@@ -95,11 +96,11 @@ func TestHostileChunks(t *testing.T) {
 		hostileGoodLine(6), hostileGoodLine(7))
 	// Invalid UTF-8 and NUL bytes: written as given (only the delimiter,
 	// CR and LF are escaped).
-	add(fbtest.AppendRecord(nil, fbtest.Record{Body: fbtest.KV{
+	add(records.AppendRecord(nil, records.Record{Body: records.KV{
 		"event", "E_\xff\xfe", "u", "\xc3(\xa0\xa1", "z", "a\x00b\x00", "k\xff", "\xf0\x28\x8c\x28", "b", []byte{0, 0xff, ','},
 	}}), "E_\xff\xfe,\xc3(\xa0\xa1,a\x00b\x00,\xf0\x28\x8c\x28,\x00\xff \n")
 	// Extensions of every length; ext 0 of 8 bytes is a timestamp.
-	extKV := fbtest.KV{"event", "E_EXT"}
+	extKV := records.KV{"event", "E_EXT"}
 	extLine := "E_EXT"
 	for _, e := range []struct {
 		form byte
@@ -111,7 +112,7 @@ func TestHostileChunks(t *testing.T) {
 	ts := binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(nil, 1700000000), 5)
 	extKV = append(extKV, "t", ext(0xd7, 0, ts), "t8", ext(0xc7, 0, ts), "a", []any{ext(0xd4, 9, []byte{0xab}), 1})
 	extLine += ",2023-11-14T22:13:20.000000005Z,2023-11-14T22:13:20.000000005Z,[\"ab\" 1]\n"
-	add(fbtest.AppendRecord(nil, fbtest.Record{Body: extKV}), extLine)
+	add(records.AppendRecord(nil, records.Record{Body: extKV}), extLine)
 	// A body that is a string, a record that is an array of 3, then a good one.
 	add(cat(hostileRec([]byte{0xa3, 'a', 'b', 'c'}), []byte{0x93, 0x01, 0x02, 0x03}, hostileGood(8)), hostileGoodLine(8))
 	// A truncated buffer after two good records.
@@ -121,7 +122,7 @@ func TestHostileChunks(t *testing.T) {
 	// A million empty maps in one value.
 	many := msgp.AppendArrayHeader(nil, 1_000_000)
 	many = append(many, bytes.Repeat([]byte{0x80}, 1_000_000)...)
-	add(fbtest.AppendRecord(nil, fbtest.Record{Body: fbtest.KV{"event", "E_MANY", "m", fbtest.Raw(many)}}),
+	add(records.AppendRecord(nil, records.Record{Body: records.KV{"event", "E_MANY", "m", records.Raw(many)}}),
 		"E_MANY,["+strings.Repeat("{} ", 999_999)+"{}]\n")
 	// A million records whose body is an empty map: one line each, the tag as event.
 	var empties []byte
@@ -131,7 +132,7 @@ func TestHostileChunks(t *testing.T) {
 	add(empties, strings.Repeat("flatstore.test\n", 1_000_000))
 	add(hostileGood(12), hostileGoodLine(12))
 
-	in := fbtest.WriteFile(t, "hostile.chunks", fbtest.Frames(chunks...))
+	in := fbtest.WriteFile(t, "hostile.chunks", records.Frames(chunks...))
 	sum, stderr, code := runHostFresh(t, "-in-chunks", in, "-retry-max", "0",
 		"-p", "path="+out, "-p", "control_listen=off")
 	if code != 2 {
@@ -174,7 +175,7 @@ func TestHostileChunks(t *testing.T) {
 // answered ERROR (the host counts it and exits 2), and the plugin says why.
 func TestHostileNothingDecodable(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "none.log")
-	in := fbtest.WriteFile(t, "none.chunks", fbtest.Frames([]byte{0xc1, 0xc1}, hostileGood(1)[:12]))
+	in := fbtest.WriteFile(t, "none.chunks", records.Frames([]byte{0xc1, 0xc1}, hostileGood(1)[:12]))
 	sum, stderr, code := fbtest.RunHost(t, "-in-chunks", in, "-p", "path="+out, "-p", "control_listen=off")
 	if code != 2 || len(sum.Instances) != 1 || sum.Instances[0].Errors != 2 || sum.Instances[0].OKChunks != 0 {
 		t.Fatalf("exit code %d, summary %+v: want 2 and errors=2; stderr:\n%s", code, sum, stderr)
@@ -195,7 +196,7 @@ func TestHostileHugeValue(t *testing.T) {
 	const size = 16 << 20
 	const generations = 9
 	x := bytes.Repeat([]byte{'x'}, size)
-	var parts fbtest.KV
+	var parts records.KV
 	var mj strings.Builder
 	mj.WriteString("{")
 	for i := 0; i < 16; i++ {
@@ -210,19 +211,19 @@ func TestHostileHugeValue(t *testing.T) {
 	mj.WriteString("}")
 	cases := []struct {
 		name string
-		body fbtest.KV
+		body records.KV
 		line string
 	}{
-		{"string", fbtest.KV{"event", "E_STR", "v", string(x)}, "E_STR," + string(x) + "\n"},
-		{"binary", fbtest.KV{"event", "E_BIN", "v", x}, "E_BIN," + string(x) + "\n"},
-		{"ext32", fbtest.KV{"event", "E_EXT", "v", ext(0xc9, 7, x[:size/2])}, "E_EXT," + hex.EncodeToString(x[:size/2]) + "\n"},
-		{"map of 16 MiB", fbtest.KV{"event", "E_MAP", "m", parts}, "E_MAP," + mj.String() + "\n"},
+		{"string", records.KV{"event", "E_STR", "v", string(x)}, "E_STR," + string(x) + "\n"},
+		{"binary", records.KV{"event", "E_BIN", "v", x}, "E_BIN," + string(x) + "\n"},
+		{"ext32", records.KV{"event", "E_EXT", "v", ext(0xc9, 7, x[:size/2])}, "E_EXT," + hex.EncodeToString(x[:size/2]) + "\n"},
+		{"map of 16 MiB", records.KV{"event", "E_MAP", "m", parts}, "E_MAP," + mj.String() + "\n"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "huge.log")
-			chunk := bytes.Join([][]byte{hostileGood(1), fbtest.AppendRecord(nil, fbtest.Record{Body: c.body}), hostileGood(2)}, nil)
-			in := fbtest.WriteFile(t, "huge.chunks", fbtest.Frames(chunk))
+			chunk := bytes.Join([][]byte{hostileGood(1), records.AppendRecord(nil, records.Record{Body: c.body}), hostileGood(2)}, nil)
+			in := fbtest.WriteFile(t, "huge.chunks", records.Frames(chunk))
 			sum, stderr, code := runHostFresh(t, "-in-chunks", in, "-reload", strconv.Itoa(generations-1),
 				"-p", "path="+out, "-p", "control_listen=off")
 			if code != 0 || len(sum.Instances) != 1 || sum.Instances[0].OKChunks != generations {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/flatstore/flatstore/internal/fbtest"
+	"github.com/flatstore/flatstore/internal/records"
 )
 
 // Failure isolation through the real plugin .so in the C host: one bad
@@ -20,7 +21,7 @@ import (
 
 // isoRec is one record {"event": ev, kv...}.
 func isoRec(ev string, kv ...any) []byte {
-	return fbtest.AppendRecord(nil, fbtest.Record{Time: time.Unix(1700000000, 0), Body: append(fbtest.KV{"event", ev}, kv...)})
+	return records.AppendRecord(nil, records.Record{Time: time.Unix(1700000000, 0), Body: append(records.KV{"event", ev}, kv...)})
 }
 
 // keyBombBody is {"event":"E_BOMB","k":{{{…{"a":nil}…}:nil}:nil}}, depth
@@ -55,9 +56,9 @@ func TestIsolationKeyBomb(t *testing.T) {
 	out := filepath.Join(dir, "bomb.log")
 	good := func(i int) []byte { return isoRec("E_OK", "i", i) }
 	huge := isoRec("E_HUGE", "v", strings.Repeat("x", 100<<20))
-	chunk := bytes.Join([][]byte{good(1), fbtest.AppendRecord(nil, fbtest.Record{Time: time.Unix(1700000000, 0), Body: fbtest.Raw(bomb)}),
+	chunk := bytes.Join([][]byte{good(1), records.AppendRecord(nil, records.Record{Time: time.Unix(1700000000, 0), Body: records.Raw(bomb)}),
 		good(2), huge, good(3)}, nil)
-	in := fbtest.WriteFile(t, "bomb.chunks", fbtest.Frames(chunk))
+	in := fbtest.WriteFile(t, "bomb.chunks", records.Frames(chunk))
 	sum, stderr, code := runHostFresh(t, "-in-chunks", in, "-p", "path="+out, "-p", "control_listen=off")
 	if code != 0 || len(sum.Instances) != 1 || sum.Instances[0].OKChunks != 1 {
 		t.Fatalf("exit code %d, summary %+v; stderr:\n%s", code, sum, stderr)
@@ -85,7 +86,7 @@ func TestIsolationKeyBomb(t *testing.T) {
 // (7), and each backslash doubled by escape backslash (9): the line is nine
 // times the record. line is that line.
 func escapeKeyRec(ev string, n int) (rec []byte, line string) {
-	rec = isoRec(ev, "m", fbtest.KV{fbtest.KV{"k", strings.Repeat("\x01", n)}, 1})
+	rec = isoRec(ev, "m", records.KV{records.KV{"k", strings.Repeat("\x01", n)}, 1})
 	key := `{"k":"` + strings.Repeat(`\u0001`, n) + `"}`
 	value := `{"` + strings.ReplaceAll(strings.ReplaceAll(key, `\`, `\\`), `"`, `\"`) + `":1}`
 	return rec, ev + "," + strings.ReplaceAll(value, `\`, `\\`) + "\n"
@@ -115,7 +116,7 @@ func TestIsolationFlushBudget(t *testing.T) {
 			input += len(c)
 		}
 		out := filepath.Join(t.TempDir(), name+".log")
-		in := fbtest.WriteFile(t, name+".chunks", fbtest.Frames(chunks...))
+		in := fbtest.WriteFile(t, name+".chunks", records.Frames(chunks...))
 		sum, stderr, code := runHostFresh(t, "-in-chunks", in, "-workers", strconv.Itoa(workers),
 			"-p", "path="+out, "-p", "escape=backslash", "-p", "control_listen=off")
 		if code != 0 || len(sum.Instances) != 1 || sum.Instances[0].OKChunks != workers || sum.Instances[0].Retries != 0 {
@@ -194,7 +195,7 @@ func TestIsolationLargeValue(t *testing.T) {
 	const size = 40 << 20
 	out := filepath.Join(t.TempDir(), "large.log")
 	v := strings.Repeat("y", size)
-	in := fbtest.WriteFile(t, "large.chunks", fbtest.Frames(isoRec("E_L", "v", v)))
+	in := fbtest.WriteFile(t, "large.chunks", records.Frames(isoRec("E_L", "v", v)))
 	sum, stderr, code := runHostFresh(t, "-in-chunks", in, "-p", "path="+out, "-p", "control_listen=off")
 	if code != 0 || sum.Instances[0].OKChunks != 1 {
 		t.Fatalf("exit code %d, summary %+v; stderr:\n%s", code, sum, stderr)
@@ -250,7 +251,7 @@ func TestIsolationBadPaths(t *testing.T) {
 		}
 		frames = append(frames, b)
 	}
-	in := fbtest.WriteFile(t, "bad.chunks", fbtest.Frames(frames...))
+	in := fbtest.WriteFile(t, "bad.chunks", records.Frames(frames...))
 	sum, stderr, code := fbtest.RunHost(t, "-in-chunks", in, "-workers", "2", "-retry-max", "3",
 		"-p", "path="+filepath.Join(dir, "$d", "$f.log"), "-p", "mkdir=true", "-p", "control_listen=off")
 	if code != 0 || len(sum.Instances) != 1 {
@@ -266,7 +267,7 @@ func TestIsolationBadPaths(t *testing.T) {
 	// One line per reason every 5 s: each kind of bad path in its own run.
 	for _, c := range cases {
 		t.Run(c.errno, func(t *testing.T) {
-			in := fbtest.WriteFile(t, "one.chunks", fbtest.Frames(isoRec("E_B", "d", c.d, "f", c.f, "n", 0)))
+			in := fbtest.WriteFile(t, "one.chunks", records.Frames(isoRec("E_B", "d", c.d, "f", c.f, "n", 0)))
 			sum, stderr, code := fbtest.RunHost(t, "-in-chunks", in, "-retry-max", "3",
 				"-p", "path="+filepath.Join(dir, "$d", "$f.log"), "-p", "mkdir=true", "-p", "control_listen=off")
 			if code != 0 || sum.Instances[0].Retries != 0 {
@@ -316,7 +317,7 @@ func TestIsolationSymlinkSteering(t *testing.T) {
 	for _, v := range [][2]string{{".", "evil"}, {".", "rel"}, {"sub", "planted"}, {".", "fine"}} {
 		chunk = append(chunk, isoRec("E_S", "d", v[0], "u", v[1])...)
 	}
-	in := fbtest.WriteFile(t, "steer.chunks", fbtest.Frames(chunk))
+	in := fbtest.WriteFile(t, "steer.chunks", records.Frames(chunk))
 	sum, stderr, code := fbtest.RunHost(t, "-in-chunks", in, "-retry-max", "3",
 		"-p", "path="+filepath.Join(logs, "$d", "$u.log"), "-p", "mkdir=true", "-p", "control_listen=off")
 	if code != 0 || sum.Instances[0].Retries != 0 {
@@ -342,7 +343,7 @@ func TestIsolationSymlinkSteering(t *testing.T) {
 	if err := os.Symlink(outside, link); err != nil {
 		t.Fatal(err)
 	}
-	in = fbtest.WriteFile(t, "static.chunks", fbtest.Frames(isoRec("E_A", "u", "x")))
+	in = fbtest.WriteFile(t, "static.chunks", records.Frames(isoRec("E_A", "u", "x")))
 	if sum, stderr, code := fbtest.RunHost(t, "-in-chunks", in, "-p", "path="+filepath.Join(link, "admin.log"), "-p", "control_listen=off"); code != 0 {
 		t.Fatalf("exit code %d, summary %+v; stderr:\n%s", code, sum, stderr)
 	}
@@ -356,7 +357,7 @@ func TestIsolationSymlinkSteering(t *testing.T) {
 func TestIsolationForgedLogLine(t *testing.T) {
 	dir := t.TempDir()
 	forged := "x\n[2026/01/01 00:00:00] [error] [output:flatstore:flatstore.0] forged"
-	in := fbtest.WriteFile(t, "forge.chunks", fbtest.Frames(isoRec("E_F", "u", forged+strings.Repeat("n", 300))))
+	in := fbtest.WriteFile(t, "forge.chunks", records.Frames(isoRec("E_F", "u", forged+strings.Repeat("n", 300))))
 	_, stderr, code := fbtest.RunHost(t, "-in-chunks", in, "-p", "path="+filepath.Join(dir, "$u.log"), "-p", "control_listen=off")
 	if code != 0 {
 		t.Fatalf("exit code %d; stderr:\n%s", code, stderr)
@@ -390,7 +391,7 @@ func TestIsolationExactlyOnce(t *testing.T) {
 		fmt.Fprintf(want[d], "E_X,%s,%d,%s\n", d, i, pad)
 	}
 	filler := fbtest.FillDisk(t, mnt, 32<<10)
-	in := fbtest.WriteFile(t, "once.chunks", fbtest.Frames(chunk))
+	in := fbtest.WriteFile(t, "once.chunks", records.Frames(chunk))
 	h := fbtest.StartHost(t, "-in-chunks", in, "-retry-max", "100000", "-retry-wait-ms", "20",
 		"-p", "path="+filepath.Join(root, "$d", "x.log"), "-p", "mkdir=true", "-p", "control_listen=off")
 	relWaitStderr(t, h, "(ENOSPC)", "chunk will be retried")
@@ -432,7 +433,7 @@ func TestIsolationMaxOpenSockets(t *testing.T) {
 		}
 		frames = append(frames, b)
 	}
-	in := fbtest.WriteFile(t, "many.chunks", fbtest.Frames(frames...))
+	in := fbtest.WriteFile(t, "many.chunks", records.Frames(frames...))
 	static := filepath.Join(dir, "all.log")
 	h := fbtest.StartHost(t, "-in-chunks", in, "-workers", "2", "-chunk-delay-us", "20000",
 		"-p", "path="+filepath.Join(tdir, "$u.log"), "-p", "max_open_sockets=50", "-p", "control_listen=off",
@@ -484,7 +485,7 @@ func TestIsolationFIFO(t *testing.T) {
 	for i := 0; i < 50; i++ {
 		frames = append(frames, isoRec("E_P", "u", "fifo", "i", i))
 	}
-	in := fbtest.WriteFile(t, "fifo.chunks", fbtest.Frames(frames...))
+	in := fbtest.WriteFile(t, "fifo.chunks", records.Frames(frames...))
 	if err := syscall.Mkfifo(filepath.Join(dir, "fifo.log"), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,7 @@ import (
 )
 
 // The control endpoint's lifecycle and its limits, through the real .so in
-// the C host (README: The control endpoint; Delivery guarantees and failures): a hot reload binds the same address again,
+// the C host (docs/control-endpoint.md, docs/delivery.md): a hot reload binds the same address again,
 // instances that name one address share one server, the port is free once
 // the host is gone, a taken default address only costs a warning while a
 // taken explicit one fails Init, a non-loopback address needs a token, and

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/flatstore/flatstore/internal/fbtest"
+	"github.com/flatstore/flatstore/internal/repo"
 )
 
 // TestLogrotateWhileWriting runs Debian's logrotate with conf/logrotate.conf
@@ -29,7 +30,7 @@ func TestLogrotateWhileWriting(t *testing.T) {
 		}
 		lr = "/usr/sbin/logrotate"
 	}
-	root, err := fbtest.RepoRoot()
+	root, err := repo.Root()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/flatstore/flatstore/flatstore"
 	"github.com/flatstore/flatstore/internal/fbtest"
+	"github.com/flatstore/flatstore/internal/records"
 )
 
 // Native to Fluent Bit, through the real .so in the host (which reads the
@@ -30,7 +31,7 @@ var engineLine = regexp.MustCompile(`^\[\d{4}/\d\d/\d\d \d\d:\d\d:\d\d\.\d{3}\] 
 // default and its help.
 func TestNativeConfigMap(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "e.log")
-	in := fbtest.WriteFile(t, "one.chunks", fbtest.Frames(isoRec("E", "a", 1)))
+	in := fbtest.WriteFile(t, "one.chunks", records.Frames(isoRec("E", "a", 1)))
 	for _, typo := range []string{"delimter", "rotate_sise", "time_fromat"} {
 		for _, mode := range []string{"-dry-run", "run"} {
 			args := []string{"-in-chunks", in, "-p", "path=" + out, "-p", typo + "=x", "-p", "control_listen=off"}
@@ -115,7 +116,7 @@ func runHelp(t *testing.T) (string, string, int) {
 // log_level, and go to the log file when there is one.
 func TestNativeLogging(t *testing.T) {
 	dir := t.TempDir()
-	in := fbtest.WriteFile(t, "log.chunks", fbtest.Frames(isoRec("E", "a", 1)))
+	in := fbtest.WriteFile(t, "log.chunks", records.Frames(isoRec("E", "a", 1)))
 	logFile := filepath.Join(dir, "fluent-bit.log")
 	_, stderr, code := fbtest.RunHost(t, "-in-chunks", in, "-log-file", logFile,
 		"-p", "path="+filepath.Join(dir, "a.log"), "-p", "alias=sip_events", "-p", "control_listen=off")
@@ -141,7 +142,7 @@ func TestNativeLogging(t *testing.T) {
 	}
 
 	// The output's log_level error silences its info lines, not its errors.
-	bad := fbtest.WriteFile(t, "bad.chunks", fbtest.Frames([]byte{0xc1}))
+	bad := fbtest.WriteFile(t, "bad.chunks", records.Frames([]byte{0xc1}))
 	_, stderr, _ = fbtest.RunHost(t, "-in-chunks", bad, "-p", "path="+filepath.Join(dir, "b.log"),
 		"-p", "log_level=error", "-p", "control_listen=off")
 	if strings.Contains(stderr, "[ info] [output:flatstore") || !strings.Contains(stderr, "[error] [output:flatstore:flatstore.0] chunk of 1 bytes") {
@@ -159,7 +160,7 @@ func TestNativeLogging(t *testing.T) {
 func TestNativeMetrics(t *testing.T) {
 	dir := t.TempDir()
 	addr := fbtest.FreeTCPAddr(t)
-	in := fbtest.WriteFile(t, "m.chunks", fbtest.Frames(isoRec("E", "a", 1)))
+	in := fbtest.WriteFile(t, "m.chunks", records.Frames(isoRec("E", "a", 1)))
 	h := fbtest.StartHost(t, "-in-chunks", in, "-hold-ms", "3000",
 		"-p", "path="+filepath.Join(dir, "m.log"), "-p", "alias=sip_events", "-p", "control_listen="+addr)
 	waitFor(t, func() bool { _, err := os.Stat(filepath.Join(dir, "m.log")); return err == nil })
@@ -191,7 +192,7 @@ func TestNativeMetrics(t *testing.T) {
 // not survive fork()), and nothing hangs.
 func TestNativeDaemon(t *testing.T) {
 	dir := t.TempDir()
-	in := fbtest.WriteFile(t, "d.chunks", fbtest.Frames(isoRec("E", "a", 1)))
+	in := fbtest.WriteFile(t, "d.chunks", records.Frames(isoRec("E", "a", 1)))
 	start := time.Now()
 	_, stderr, code := fbtest.RunHostWith(t, fbtest.HostConfig{Timeout: 30 * time.Second}, "-daemon", "-in-chunks", in,
 		"-p", "path="+filepath.Join(dir, "d.log"), "-p", "control_listen=off")

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/flatstore/flatstore/internal/fbtest"
+	"github.com/flatstore/flatstore/internal/records"
 )
 
 // The fidelity vectors of flatstore/testdata/opensips/oracle.json (read by
@@ -24,7 +25,7 @@ import (
 // properties, and the bytes flatstore must write.
 type oracleVector struct {
 	name  string
-	body  fbtest.KV
+	body  records.KV
 	props []string // key=value
 	want  string
 }
@@ -81,7 +82,7 @@ func runVector(t *testing.T, v oracleVector) []byte {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "events.log")
 	in := filepath.Join(dir, "in.msgpack")
-	rec := fbtest.AppendRecord(nil, fbtest.Record{Time: time.Unix(1700000000, 0), Body: v.body})
+	rec := records.AppendRecord(nil, records.Record{Time: time.Unix(1700000000, 0), Body: v.body})
 	if err := os.WriteFile(in, rec, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +130,7 @@ func TestOracleVectorsInOneChunk(t *testing.T) {
 		if v.props != nil {
 			continue
 		}
-		buf = fbtest.AppendRecord(buf, fbtest.Record{Time: time.Unix(1700000000, 0), Body: v.body})
+		buf = records.AppendRecord(buf, records.Record{Time: time.Unix(1700000000, 0), Body: v.body})
 		want.WriteString(v.want)
 	}
 	in := filepath.Join(dir, "in.msgpack")
@@ -166,7 +167,7 @@ func TestOracleEscapeDelimiterLength(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "events.log")
 	in := filepath.Join(dir, "in.msgpack")
-	rec := fbtest.AppendRecord(nil, fbtest.Record{Body: fbtest.KV{"event", "E_TEST", "a", "b"}})
+	rec := records.AppendRecord(nil, records.Record{Body: records.KV{"event", "E_TEST", "a", "b"}})
 	if err := os.WriteFile(in, rec, 0o644); err != nil {
 		t.Fatal(err)
 	}

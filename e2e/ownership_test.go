@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/flatstore/flatstore/internal/fbtest"
+	"github.com/flatstore/flatstore/internal/records"
 )
 
 // What one output owns — its descriptors, the files its template may
@@ -35,7 +36,7 @@ func TestIsolationSocketsPerOutput(t *testing.T) {
 		}
 		frames = append(frames, b)
 	}
-	in := fbtest.WriteFile(t, "sockets.chunks", fbtest.Frames(frames...))
+	in := fbtest.WriteFile(t, "sockets.chunks", records.Frames(frames...))
 	args := []string{"-in-chunks", in, "-workers", "2"}
 	for i, l := range limits {
 		d := filepath.Join(dir, "t"+strconv.Itoa(i))
@@ -104,7 +105,7 @@ func TestIsolationMaxDynamicFiles(t *testing.T) {
 		}
 		frames = append(frames, b)
 	}
-	in := fbtest.WriteFile(t, "dynamic.chunks", fbtest.Frames(frames...))
+	in := fbtest.WriteFile(t, "dynamic.chunks", records.Frames(frames...))
 	static := filepath.Join(dir, "all.log")
 	sum, stderr, code := fbtest.RunHost(t, "-in-chunks", in,
 		"-p", "path="+filepath.Join(tdir, "$u.log"), "-p", "max_dynamic_files="+strconv.Itoa(limit), "-p", "control_listen=off",
@@ -165,7 +166,7 @@ func TestIsolationOtherOutputsFile(t *testing.T) {
 		}
 		frames = append(frames, b)
 	}
-	in := fbtest.WriteFile(t, "forged.chunks", fbtest.Frames(frames...))
+	in := fbtest.WriteFile(t, "forged.chunks", records.Frames(frames...))
 	sum, stderr, code := fbtest.RunHost(t, "-in-chunks", in,
 		"-p", "path="+audit, "-p", "control_listen=off",
 		"-next", "-p", "path="+filepath.Join(dir, "$u"), "-p", "control_listen=off")

@@ -10,9 +10,10 @@ import (
 	"time"
 
 	"github.com/flatstore/flatstore/internal/fbtest"
+	"github.com/flatstore/flatstore/internal/records"
 )
 
-// Write failures through the real plugin .so in the C host (README: Delivery guarantees and failures): the
+// Write failures through the real plugin .so in the C host (docs/delivery.md): the
 // flush that cannot write answers RETRY having kept nothing, the host resends
 // it, and once the cause is gone the chunk lands exactly once.
 
@@ -21,11 +22,11 @@ import (
 func relChunk(first, n int, file, pad string) []byte {
 	var b []byte
 	for i := 0; i < n; i++ {
-		body := fbtest.KV{"event", "E_REL", "n", first + i, "pad", pad}
+		body := records.KV{"event", "E_REL", "n", first + i, "pad", pad}
 		if file != "" {
-			body = fbtest.KV{"event", "E_REL", "file", file, "n", first + i, "pad", pad}
+			body = records.KV{"event", "E_REL", "file", file, "n", first + i, "pad", pad}
 		}
-		b = fbtest.AppendRecord(b, fbtest.Record{Time: time.Unix(1700000000, 0), Body: body})
+		b = records.AppendRecord(b, records.Record{Time: time.Unix(1700000000, 0), Body: body})
 	}
 	return b
 }
@@ -72,7 +73,7 @@ func TestPluginDiskFull(t *testing.T) {
 	out := filepath.Join(dir, "events.log")
 	pad := strings.Repeat("x", 100)
 	filler := fbtest.FillDisk(t, dir, 64<<10)
-	in := fbtest.WriteFile(t, "full.chunks", fbtest.Frames(
+	in := fbtest.WriteFile(t, "full.chunks", records.Frames(
 		relChunk(0, 100, "", pad), relChunk(100, 3000, "", pad), relChunk(3100, 100, "", pad)))
 	h := fbtest.StartHost(t, "-in-chunks", in, "-retry-max", "100000", "-retry-wait-ms", "20",
 		"-p", "path="+out, "-p", "control_listen=off")
@@ -108,7 +109,7 @@ func TestPluginPathIsDirectory(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(dir, "b.log"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	in := fbtest.WriteFile(t, "dir.chunks", fbtest.Frames(
+	in := fbtest.WriteFile(t, "dir.chunks", records.Frames(
 		relChunk(0, 10, "a", "p"), relChunk(10, 10, "b", "p"), relChunk(20, 10, "a", "p")))
 	sum, stderr, code := fbtest.RunHost(t, "-in-chunks", in, "-workers", "1", "-retry-max", "100000", "-retry-wait-ms", "20",
 		"-p", "path="+filepath.Join(dir, "$file.log"), "-p", "control_listen=off")
@@ -144,12 +145,12 @@ func TestPluginShutdownUnderLoad(t *testing.T) {
 		var b []byte
 		for r := 0; r < per; r++ {
 			n := c*per + r
-			b = fbtest.AppendRecord(b, fbtest.Record{Body: fbtest.KV{
+			b = records.AppendRecord(b, records.Record{Body: records.KV{
 				"event", "E_LOAD", "shard", strconv.Itoa(n % 3), "n", n, "pad", pad}})
 		}
 		frames = append(frames, b)
 	}
-	in := fbtest.WriteFile(t, "load.chunks", fbtest.Frames(frames...))
+	in := fbtest.WriteFile(t, "load.chunks", records.Frames(frames...))
 	// 200 chunks, each followed by a 2 ms pause, over 4 workers: the run
 	// cannot end before 100 ms, so stopping at 40 ms always cuts it short.
 	sum, stderr, code := fbtest.RunHost(t, "-in-chunks", in, "-workers", "4", "-exit-after-ms", "40",

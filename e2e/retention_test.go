@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/flatstore/flatstore/internal/fbtest"
+	"github.com/flatstore/flatstore/internal/records"
 )
 
 // Built-in rotation with retention and compression, through the .so in the
@@ -61,7 +62,7 @@ func TestRetentionThroughPlugin(t *testing.T) {
 				}
 				frames = append(frames, b)
 			}
-			in := fbtest.WriteFile(t, "r.chunks", fbtest.Frames(frames...))
+			in := fbtest.WriteFile(t, "r.chunks", records.Frames(frames...))
 			sum, stderr, code := fbtest.RunHost(t, "-in-chunks", in, "-p", "path="+out, "-p", "rotate_count=1000",
 				"-p", "rotate_max_files=3", "-p", "compress="+c.algo, "-p", "control_listen=off")
 			if code != 0 || sum.Instances[0].OKRecords != 10500 {
@@ -106,10 +107,10 @@ func TestRetentionThroughPlugin(t *testing.T) {
 func TestRetentionKillDuringCompression(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "big.log")
-	const records = 24000 // ~22 MB: three rotated files of 6 MiB and the rest
+	const nRecords = 24000 // ~22 MB: three rotated files of 6 MiB and the rest
 	var frames [][]byte
 	x := uint64(1)
-	for n := 0; n < records; n += 2000 {
+	for n := 0; n < nRecords; n += 2000 {
 		var b []byte
 		for i := n; i < n+2000; i++ {
 			// Text that compresses slowly (pseudo-random hex), so the
@@ -125,7 +126,7 @@ func TestRetentionKillDuringCompression(t *testing.T) {
 		}
 		frames = append(frames, b)
 	}
-	in := fbtest.WriteFile(t, "k.chunks", fbtest.Frames(frames...))
+	in := fbtest.WriteFile(t, "k.chunks", records.Frames(frames...))
 	args := []string{"-p", "path=" + out, "-p", "rotate_size=6m", "-p", "rotate_max_files=100",
 		"-p", "compress=gzip", "-p", "control_listen=off"}
 	h := fbtest.StartHost(t, append([]string{"-in-chunks", in}, args...)...)
@@ -157,7 +158,7 @@ func TestRetentionKillDuringCompression(t *testing.T) {
 	t.Logf("killed while %s was being written (still there: %v)", tmp, stillThere == nil)
 
 	// A new life on the same path; its first write reads the manifest.
-	one := fbtest.WriteFile(t, "one.chunks", fbtest.Frames(isoRec("E_K", "n", records, "pad", "x")))
+	one := fbtest.WriteFile(t, "one.chunks", records.Frames(isoRec("E_K", "n", nRecords, "pad", "x")))
 	sum, stderr, code := fbtest.RunHost(t, append([]string{"-in-chunks", one}, args...)...)
 	if code != 0 {
 		t.Fatalf("restart: exit %d, summary %+v; stderr:\n%s", code, sum, stderr)
@@ -169,7 +170,7 @@ func TestRetentionKillDuringCompression(t *testing.T) {
 	if ents, _ := os.ReadDir(filepath.Join(dir, ".flatstore")); len(ents) != 2 {
 		t.Errorf("after the restart the state directory holds %d files, want the key and the manifest (a half file?)", len(ents))
 	}
-	seen := make([]int, records+1)
+	seen := make([]int, nRecords+1)
 	count := func(name, text string) {
 		lines, rest := fbtest.SplitLines([]byte(text))
 		if rest != "" {
@@ -178,7 +179,7 @@ func TestRetentionKillDuringCompression(t *testing.T) {
 		for _, l := range lines {
 			f := strings.SplitN(l, ",", 3)
 			n, err := strconv.Atoi(f[1])
-			if err != nil || n > records {
+			if err != nil || n > nRecords {
 				t.Fatalf("%s: line %.60q", name, l)
 			}
 			seen[n]++
@@ -199,7 +200,7 @@ func TestRetentionKillDuringCompression(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d rotated files, all compressed; %d records each once", len(rotated), records+1)
+	t.Logf("%d rotated files, all compressed; %d records each once", len(rotated), nRecords+1)
 }
 
 // TestRetentionForgeryThroughPlugin is issue 19's attack through the .so:
@@ -253,7 +254,7 @@ func TestRetentionForgeryThroughPlugin(t *testing.T) {
 	// The first records: the forged manifest under the old name and the
 	// new one's, and one aimed at the state directory itself.
 	for _, tag := range []string{".alice.flatstore", newName, ".flatstore"} {
-		in := fbtest.WriteFile(t, "forge.chunks", fbtest.Frames(isoRec(string(forged))))
+		in := fbtest.WriteFile(t, "forge.chunks", records.Frames(isoRec(string(forged))))
 		if _, stderr, code := fbtest.RunHost(t, append([]string{"-in-chunks", in}, args(tag)...)...); code != 0 {
 			t.Fatalf("tag %s: exit %d; stderr:\n%s", tag, code, stderr)
 		}
@@ -274,7 +275,7 @@ func TestRetentionForgeryThroughPlugin(t *testing.T) {
 	for i := 0; i < 30; i++ {
 		recs = append(recs, isoRec("E_A", "n", i)...)
 	}
-	in := fbtest.WriteFile(t, "alice.chunks", fbtest.Frames(recs))
+	in := fbtest.WriteFile(t, "alice.chunks", records.Frames(recs))
 	_, stderr, code := fbtest.RunHost(t, append([]string{"-in-chunks", in}, args("alice")...)...)
 	if code != 0 {
 		t.Fatalf("exit %d; stderr:\n%s", code, stderr)
@@ -322,7 +323,7 @@ func TestRetentionKillDuringRotations(t *testing.T) {
 		}
 		frames = append(frames, b)
 	}
-	in := fbtest.WriteFile(t, "k.chunks", fbtest.Frames(frames...))
+	in := fbtest.WriteFile(t, "k.chunks", records.Frames(frames...))
 	args := []string{"-p", "path=" + out, "-p", "rotate_count=20", "-p", "rotate_max_files=1000000",
 		"-p", "compress=gzip", "-p", "control_listen=off"}
 	pending := 0
@@ -352,7 +353,7 @@ func TestRetentionKillDuringRotations(t *testing.T) {
 			}
 		}
 	}
-	one := fbtest.WriteFile(t, "one.chunks", fbtest.Frames(isoRec("E_K", "n", -1)))
+	one := fbtest.WriteFile(t, "one.chunks", records.Frames(isoRec("E_K", "n", -1)))
 	sum, stderr, code := fbtest.RunHost(t, append([]string{"-in-chunks", one}, args...)...)
 	if code != 0 {
 		t.Fatalf("restart: exit %d, summary %+v; stderr:\n%s", code, sum, stderr)

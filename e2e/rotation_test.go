@@ -14,9 +14,10 @@ import (
 	"time"
 
 	"github.com/flatstore/flatstore/internal/fbtest"
+	"github.com/flatstore/flatstore/internal/records"
 )
 
-// Rotation storms through the real plugin .so in the C host (README: Rotation):
+// Rotation storms through the real plugin .so in the C host (docs/rotation.md):
 // four flush threads write a million numbered records while the test
 // renames the file again and again, with an MI rotate after each rename, or
 // with reopen_check and no rotate at all. Whatever the timing, every record
@@ -34,9 +35,9 @@ func seqInput(t *testing.T, n int) string {
 	t.Helper()
 	var buf []byte
 	for i := 0; i < n; i++ {
-		buf = fbtest.AppendRecord(buf, fbtest.Record{
+		buf = records.AppendRecord(buf, records.Record{
 			Time: time.Unix(1700000000+int64(i/1000), 0),
-			Body: fbtest.KV{"event", seqEvents[i%len(seqEvents)], "seq", i, "who", "alice"},
+			Body: records.KV{"event", seqEvents[i%len(seqEvents)], "seq", i, "who", "alice"},
 		})
 	}
 	return fbtest.WriteFile(t, "seq.msgpack", buf)

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/flatstore/flatstore/internal/fbtest"
+	"github.com/flatstore/flatstore/internal/records"
+	"github.com/flatstore/flatstore/internal/repo"
 )
 
 // flatstore as OpenSIPS's sidecar (conf/opensips-sidecar.conf and .yaml):
@@ -38,7 +40,7 @@ var sidecarModes = []struct {
 // wireRecord is the record Fluent Bit's tcp and udp inputs (format json)
 // make of one notification: [[time, {}], the object as a map].
 func wireRecord(c fbtest.WireCase, i int) []byte {
-	return fbtest.AppendRecord(nil, fbtest.Record{Time: time.Unix(1700000000, int64(i)), Body: fbtest.JSONRecordBody(c.Wire)})
+	return records.AppendRecord(nil, records.Record{Time: time.Unix(1700000000, int64(i)), Body: records.JSONRecordBody(c.Wire)})
 }
 
 // TestSidecarVectorsThroughHost: every recorded notification, as the
@@ -72,7 +74,7 @@ func TestSidecarVectorsThroughHost(t *testing.T) {
 			dir := t.TempDir()
 			out := filepath.Join(dir, "events.log")
 			in := filepath.Join(dir, "in.chunks")
-			if err := os.WriteFile(in, fbtest.Frames(chunks...), 0o644); err != nil {
+			if err := os.WriteFile(in, records.Frames(chunks...), 0o644); err != nil {
 				t.Fatal(err)
 			}
 			s, stderr, code := fbtest.RunHost(t, "-in-chunks", in, "-tag", "opensips.stream",
@@ -104,7 +106,7 @@ func startSidecar(t *testing.T, format string, edit func(string) string) *sideca
 	t.Helper()
 	fb := fluentBit(t)
 	so := fbtest.BuildPlugin(t)
-	root, err := fbtest.RepoRoot()
+	root, err := repo.Root()
 	if err != nil {
 		t.Fatal(err)
 	}

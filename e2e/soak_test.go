@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/flatstore/flatstore/internal/fbtest"
+	rec "github.com/flatstore/flatstore/internal/records"
 )
 
 // TestSoak runs the real plugin in the C host for FLATSTORE_SOAK (a Go
@@ -106,20 +107,20 @@ func TestSoak(t *testing.T) {
 			case n%2 == 1:
 				file = shard
 			}
-			b = fbtest.AppendRecord(b, fbtest.Record{Time: time.Unix(1700000000+int64(n), 0), Body: fbtest.KV{
+			b = rec.AppendRecord(b, rec.Record{Time: time.Unix(1700000000+int64(n), 0), Body: rec.KV{
 				"event", "E_SOAK", "file", file, "n", n, "say", "a,b\nc", "pad", pad}})
 		}
 		for _, f := range []string{long, "fifo", "evil", "hard", "audit", ".flatstore", ".FlatStore", "../" + filepath.Base(outside) + "/secret"} {
-			b = fbtest.AppendRecord(b, fbtest.Record{Body: fbtest.KV{"event", forgedManifest, "file", f}})
+			b = rec.AppendRecord(b, rec.Record{Body: rec.KV{"event", forgedManifest, "file", f}})
 			hostile++
 		}
 		if c%20 == 0 {
-			b = fbtest.AppendRecord(b, fbtest.Record{Body: fbtest.Raw(bomb)})
+			b = rec.AppendRecord(b, rec.Record{Body: rec.Raw(bomb)})
 			hostile++
 		}
 		frames = append(frames, b)
 	}
-	in := fbtest.WriteFile(t, "soak.chunks", fbtest.Frames(frames...))
+	in := fbtest.WriteFile(t, "soak.chunks", rec.Frames(frames...))
 	frames = nil
 	addr := fbtest.FreeTCPAddr(t)
 

@@ -14,8 +14,11 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/flatstore/flatstore/flatstore/event"
+	"github.com/flatstore/flatstore/flatstore/filestore"
+	"github.com/flatstore/flatstore/flatstore/logger"
 	"github.com/flatstore/flatstore/internal/bench"
-	"github.com/flatstore/flatstore/internal/fbtest"
+	"github.com/flatstore/flatstore/internal/records"
 )
 
 // The benchmarks of the flush path over SIP-style events of ten fields
@@ -39,18 +42,16 @@ var benchSizes = []int{1, 100, 10_000}
 // disk filling up (make bench measures the disk end to end).
 const truncateEvery = 256 << 20
 
-// countWrites makes f count its write(2) calls. Call it before f is first
-// written.
-func countWrites(f *File) *atomic.Int64 {
+// countWrites returns system calls that count their write(2) calls.
+func countWrites() (*filestore.Sys, *atomic.Int64) {
 	var n atomic.Int64
-	ops := *f.sys
-	write := ops.write
-	ops.write = func(fd int, b []byte) (int, error) {
+	ops := *filestore.RealSys()
+	write := ops.Write
+	ops.Write = func(fd int, b []byte) (int, error) {
 		n.Add(1)
 		return write(fd, b)
 	}
-	f.sys, f.open.sys = &ops, &ops
-	return &n
+	return &ops, &n
 }
 
 // benchInstance returns an instance writing dir/name with the default
@@ -61,12 +62,13 @@ func benchInstance(tb testing.TB, dir, name string) (*Instance, *atomic.Int64) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	in, err := NewInstance(NewProcess(), cfg, "bench", NewLogger("bench", NewWriterSink(io.Discard, LevelDebug)))
+	sys, writes := countWrites()
+	in, err := NewInstance(newProcess(filestore.Env{Sys: sys}), cfg, "bench", logger.New("bench", logger.NewWriterSink(io.Discard, logger.LevelDebug)))
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(in.Close)
-	return in, countWrites(in.static)
+	return in, writes
 }
 
 // formatted returns what one Flush of chunk writes.
@@ -209,7 +211,7 @@ func BenchmarkAppendLine(b *testing.B) {
 	}
 	const n = 10_000
 	chunk := bench.Chunk(n, false)
-	enc := NewEncoder(cfg)
+	enc := event.NewEncoder(cfg.Options)
 	var dst []byte
 	tag := []byte("sip")
 	b.SetBytes(int64(len(formatted(b, chunk))))
@@ -217,21 +219,21 @@ func BenchmarkAppendLine(b *testing.B) {
 	m.start()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		dec := decoder{buf: chunk}
+		dec := event.NewDecoder(chunk)
 		dst = dst[:0]
 		for {
-			st, t, body, _ := dec.next()
-			if st == recEnd {
+			st, t, body, _ := dec.Next()
+			if st == event.StatusEnd {
 				break
 			}
-			if st != recOK {
+			if st != event.StatusRecord {
 				b.Fatalf("record status %d", st)
 			}
 			var rest []byte
 			if dst, rest, _, err = enc.AppendLine(dst, t, body, tag); err != nil {
 				b.Fatal(err)
 			}
-			dec.advance(rest)
+			dec.Advance(rest)
 		}
 	}
 	b.StopTimer()
@@ -248,10 +250,10 @@ type scaleCase struct {
 }
 
 // shapedChunk returns n records made by body(i), each with the event key.
-func shapedChunk(n int, body func(i int) fbtest.KV) []byte {
+func shapedChunk(n int, body func(i int) records.KV) []byte {
 	var chunk []byte
 	for i := 0; i < n; i++ {
-		chunk = fbtest.AppendRecord(chunk, fbtest.Record{Time: time.Unix(1_700_000_000, int64(i)*1e6), Body: body(i)})
+		chunk = records.AppendRecord(chunk, records.Record{Time: time.Unix(1_700_000_000, int64(i)*1e6), Body: body(i)})
 	}
 	return chunk
 }
@@ -264,8 +266,8 @@ func scaleCases() []scaleCase {
 	// Fields: the event key and f-1 parameters, short strings and
 	// integers in turn.
 	for _, f := range []int{1, 10, 100} {
-		chunk := shapedChunk(1000, func(i int) fbtest.KV {
-			kv := fbtest.KV{"event", "E_FIELDS"}
+		chunk := shapedChunk(1000, func(i int) records.KV {
+			kv := records.KV{"event", "E_FIELDS"}
 			for j := 1; j < f; j++ {
 				if j%2 == 1 {
 					kv = append(kv, fmt.Sprintf("k%02d", j), fmt.Sprintf("value-%d-%d", i, j))
@@ -285,17 +287,17 @@ func scaleCases() []scaleCase {
 			val[i] = ','
 		}
 		n := max(16, (1<<20)/v)
-		chunk := shapedChunk(n, func(int) fbtest.KV { return fbtest.KV{"event", "E_VALUE", "v", string(val)} })
+		chunk := shapedChunk(n, func(int) records.KV { return records.KV{"event", "E_VALUE", "v", string(val)} })
 		cases = append(cases, scaleCase{fmt.Sprintf("value=%s", sizeName(v)), chunk, n})
 	}
 	// Where the event key is: first (the SIP events), last, or absent
 	// (the tag names the event).
 	for _, where := range []string{"first", "last", "absent"} {
-		chunk := shapedChunk(1000, func(i int) fbtest.KV {
-			kv := bench.Event(i, false).Body.(fbtest.KV)
+		chunk := shapedChunk(1000, func(i int) records.KV {
+			kv := bench.Event(i, false).Body.(records.KV)
 			switch where {
 			case "last":
-				kv = append(append(fbtest.KV{}, kv[2:]...), kv[0], kv[1])
+				kv = append(append(records.KV{}, kv[2:]...), kv[0], kv[1])
 			case "absent":
 				kv = kv[2:]
 			}
@@ -430,14 +432,14 @@ func BenchmarkCompress(b *testing.B) {
 	if err := os.WriteFile(src, data, 0o644); err != nil {
 		b.Fatal(err)
 	}
-	for _, algo := range []string{CompressGzip, CompressZstd} {
+	for _, algo := range []string{filestore.CompressGzip, filestore.CompressZstd} {
 		b.Run("algo="+algo, func(b *testing.B) {
 			b.SetBytes(int64(len(data)))
 			var st unix.Stat_t
 			for i := 0; i < b.N; i++ {
-				dst := filepath.Join(dir, fmt.Sprintf("events.%d%s", i, compressedExt(algo)))
+				dst := filepath.Join(dir, fmt.Sprintf("events.%d%s", i, filestore.CompressedExt(algo)))
 				var err error
-				if st, err = compressFile(src, dst, algo, 0o644); err != nil {
+				if st, err = filestore.CompressFile(src, dst, algo, 0o644); err != nil {
 					b.Fatal(err)
 				}
 				b.StopTimer()
@@ -464,7 +466,7 @@ func BenchmarkFlushWhileCompressing(b *testing.B) {
 	if err := os.WriteFile(src, data, 0o644); err != nil {
 		b.Fatal(err)
 	}
-	arch := newArchiver()
+	arch := filestore.NewArchiver()
 	stop := make(chan struct{})
 	var loop func()
 	loop = func() {
@@ -474,13 +476,13 @@ func BenchmarkFlushWhileCompressing(b *testing.B) {
 		default:
 		}
 		dst := filepath.Join(dir, "rotated.log.gz")
-		if _, err := compressFile(src, dst, CompressGzip, 0o644); err == nil {
+		if _, err := filestore.CompressFile(src, dst, filestore.CompressGzip, 0o644); err == nil {
 			os.Remove(dst)
 		}
-		arch.enqueue(loop)
+		arch.Enqueue(loop)
 	}
-	arch.enqueue(loop)
-	defer func() { close(stop); arch.drain() }()
+	arch.Enqueue(loop)
+	defer func() { close(stop); arch.Drain() }()
 
 	in, _ := benchInstance(b, dir, "events.log")
 	path := filepath.Join(dir, "events.log")

@@ -7,15 +7,15 @@ import (
 	"testing"
 
 	"github.com/flatstore/flatstore/flatstore"
-	"github.com/flatstore/flatstore/internal/fbtest"
+	"github.com/flatstore/flatstore/internal/records"
 )
 
 // escapeKeyBody is {"event": ev, "m": {{"k": n control bytes}: 1}}, and its
 // line under escape backslash: nine bytes a control byte.
-func escapeKeyBody(ev string, n int) (fbtest.KV, string) {
+func escapeKeyBody(ev string, n int) (records.KV, string) {
 	key := `{"k":"` + strings.Repeat(`\u0001`, n) + `"}`
 	value := `{"` + strings.ReplaceAll(strings.ReplaceAll(key, `\`, `\\`), `"`, `\"`) + `":1}`
-	return fbtest.KV{"event", ev, "m", fbtest.KV{fbtest.KV{"k", strings.Repeat("\x01", n)}, 1}},
+	return records.KV{"event", ev, "m", records.KV{records.KV{"k", strings.Repeat("\x01", n)}, 1}},
 		ev + "," + strings.ReplaceAll(value, `\`, `\\`) + "\n"
 }
 
@@ -29,15 +29,15 @@ func TestFlushBudget(t *testing.T) {
 	big, _ := escapeKeyBody("E_BIG", 2<<20)
 	mid, midLine := escapeKeyBody("E_MID", 100<<10)
 	slashes := strings.Repeat(`\`, 1<<20)
-	var recs []fbtest.Record
+	var recs []records.Record
 	var wantE, wantMid strings.Builder
-	add := func(body fbtest.KV, w *strings.Builder, line string) {
-		recs = append(recs, fbtest.Record{Time: recTime, Body: body})
+	add := func(body records.KV, w *strings.Builder, line string) {
+		recs = append(recs, records.Record{Time: recTime, Body: body})
 		if w != nil {
 			w.WriteString(line)
 		}
 	}
-	add(fbtest.KV{"event", "E", "n", 1}, &wantE, "E,1\n")
+	add(records.KV{"event", "E", "n", 1}, &wantE, "E,1\n")
 	// 8 MiB of slack over 700 KiB a record: eleven land.
 	for i := 0; i < 12; i++ {
 		if i < 11 {
@@ -46,11 +46,11 @@ func TestFlushBudget(t *testing.T) {
 			add(mid, nil, "")
 		}
 	}
-	add(fbtest.KV{"event", "E", "n", 2}, &wantE, "E,2\n")
+	add(records.KV{"event", "E", "n", 2}, &wantE, "E,2\n")
 	add(big, nil, "")
-	add(fbtest.KV{"event", "E", "s", slashes}, &wantE, "E,"+strings.Repeat(`\\`, 1<<20)+"\n")
-	add(fbtest.KV{"event", "E", "n", 3}, &wantE, "E,3\n")
-	chunk := fbtest.Records(recs...)
+	add(records.KV{"event", "E", "s", slashes}, &wantE, "E,"+strings.Repeat(`\\`, 1<<20)+"\n")
+	add(records.KV{"event", "E", "n", 3}, &wantE, "E,3\n")
+	chunk := records.Records(recs...)
 
 	in, file := newInstance(t, "escape", "backslash")
 	if r := in.Flush(chunk, "tag"); r != flatstore.OK {
@@ -73,48 +73,5 @@ func TestFlushBudget(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "E_BIG.log")); !os.IsNotExist(err) {
 		t.Errorf("E_BIG.log: %v, want none", err)
-	}
-}
-
-// TestJSONEscapedInPlace: a map or array is escaped where it lies in the
-// line (escape backslash and csv make it longer, from its last byte to its
-// first), and a map used as a key is made a string there: the line is the
-// JSON that escape none writes, escaped as a string value would be.
-func TestJSONEscapedInPlace(t *testing.T) {
-	values := []any{
-		fbtest.KV{"a", "x,y", "b", []any{1, "q\"", nil, false}},
-		fbtest.KV{fbtest.KV{"k\x01\\", "v\n\r,"}, []any{"|", "||"}},
-		[]any{strings.Repeat("a,\"\\\n", 20000), fbtest.KV{fbtest.KV{"k", strings.Repeat("\x02\"", 9000)}, 1}},
-		fbtest.KV{fbtest.KV{fbtest.KV{"deep", "\t"}, 1}, fbtest.KV{"in", "\b\f"}},
-		[]any{},
-	}
-	backslash := func(s, d string) string {
-		r := strings.NewReplacer(`\`, `\\`, "\n", `\n`, "\r", `\r`, d[:1], `\`+d[:1])
-		return r.Replace(s)
-	}
-	csv := func(s string) string {
-		if !strings.ContainsAny(s, ",\"\r\n") {
-			return s
-		}
-		return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
-	}
-	for i, v := range values {
-		for _, d := range []string{",", "||"} {
-			body := params("E", v)
-			raw := encode(t, config(t, "escape", "none", "delimiter", d), t0, body)
-			json := strings.TrimSuffix(strings.TrimPrefix(raw, "E"+d), "\n")
-			if want := `{"{\"k\\u0001\\\\\":\"v\\n\\r,\"}":["|","||"]}`; i == 1 && json != want {
-				t.Errorf("a map used as a key: %q, want %q", json, want)
-			}
-			if got, want := encode(t, config(t, "escape", "backslash", "delimiter", d), t0, body), "E"+d+backslash(json, d)+"\n"; got != want {
-				t.Errorf("value %d, delimiter %q, backslash:\n got %.300q\nwant %.300q", i, d, got, want)
-			}
-			if d != "," {
-				continue
-			}
-			if got, want := encode(t, config(t, "escape", "csv"), t0, body), "E,"+csv(json)+"\n"; got != want {
-				t.Errorf("value %d, csv:\n got %.300q\nwant %.300q", i, got, want)
-			}
-		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -12,6 +13,9 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/flatstore/flatstore/flatstore/event"
+	"github.com/flatstore/flatstore/flatstore/filestore"
 )
 
 // Getter reads one configuration key. Fluent Bit's property lookup is one
@@ -38,79 +42,6 @@ func (m MapGetter) Get(key string) string {
 	return ""
 }
 
-// Escape selects what happens to a delimiter, CR or LF inside a value.
-type Escape int
-
-// The escape modes (README: Escape modes).
-const (
-	EscapeOpenSIPS  Escape = iota // delimiter's first byte, CR and LF become a space
-	EscapeNone                    // raw bytes, as OpenSIPS ≤ 3.5
-	EscapeBackslash               // reversible backslash escapes
-	EscapeCSV                     // RFC 4180 quoting
-	// EscapeOpenSIPSExact is OpenSIPS ≥ 3.6 byte for byte: the delimiter's
-	// first byte becomes a space, CR and LF stay raw (an event may span
-	// lines), the event name is written as it is, and with
-	// suppress_event_name the delimiters of leading empty values are left
-	// out.
-	EscapeOpenSIPSExact
-)
-
-func (e Escape) String() string {
-	switch e {
-	case EscapeOpenSIPS:
-		return "opensips"
-	case EscapeNone:
-		return "none"
-	case EscapeBackslash:
-		return "backslash"
-	case EscapeCSV:
-		return "csv"
-	case EscapeOpenSIPSExact:
-		return "opensips_exact"
-	}
-	return "escape(" + strconv.Itoa(int(e)) + ")"
-}
-
-// escapes lists the modes in the order the documentation gives them.
-func escapes() []Escape {
-	return []Escape{EscapeOpenSIPS, EscapeOpenSIPSExact, EscapeNone, EscapeBackslash, EscapeCSV}
-}
-
-// TimeFormat selects how the record time is written as the first parameter.
-type TimeFormat int
-
-// The time formats (README: What it writes).
-const (
-	TimeNone TimeFormat = iota
-	TimeUnix
-	TimeUnixMs
-	TimeUnixNs
-	TimeRFC3339
-	TimeRFC3339Nano
-)
-
-func (t TimeFormat) String() string {
-	switch t {
-	case TimeNone:
-		return "none"
-	case TimeUnix:
-		return "unix"
-	case TimeUnixMs:
-		return "unix_ms"
-	case TimeUnixNs:
-		return "unix_ns"
-	case TimeRFC3339:
-		return "rfc3339"
-	case TimeRFC3339Nano:
-		return "rfc3339_nano"
-	}
-	return "time_format(" + strconv.Itoa(int(t)) + ")"
-}
-
-func timeFormats() []TimeFormat {
-	return []TimeFormat{TimeNone, TimeUnix, TimeUnixMs, TimeUnixNs, TimeRFC3339, TimeRFC3339Nano}
-}
-
 // Config is a validated flatstore output configuration.
 type Config struct {
 	// Path is the absolute path, or path template, of the event file.
@@ -120,36 +51,28 @@ type Config struct {
 	RawPath string
 	// Template is the parsed Path; Template.Static() reports whether it has
 	// no substitution.
-	Template *Template
+	Template *event.Template
 
-	EventKey string
-	// ParamsKey, when set, names the record key whose value holds the
-	// parameters (a map's values, or an array's elements); the record's
-	// other keys are not parameters.
-	ParamsKey         string
-	Params            []string
-	Delimiter         string
-	Escape            Escape
-	EscapeDelimiter   string
-	SuppressEventName bool
-	TimeFormat        TimeFormat
-	Header            string // "" none, "auto", or literal text
-	FilePerm          os.FileMode
-	Mkdir             bool
-	MaxOpenSockets    int
-	MaxDynamicFiles   int // 0: no bound
-	IdleTimeout       time.Duration
-	SyncFlush         bool
-	ReopenCheck       time.Duration
-	RotatePeriod      time.Duration
-	RotateCount       int64
-	RotateSize        int64
-	Suffix            string
-	RotateMaxFiles    int
-	RotateMaxAge      time.Duration
-	Compress          string // CompressNone, CompressGzip or CompressZstd
+	// Options are the keys that shape a line (package event): event_key,
+	// params_key, params, delimiter, escape, escape_delimiter,
+	// suppress_event_name, time_format and header.
+	event.Options
+	FilePerm        os.FileMode
+	Mkdir           bool
+	MaxOpenSockets  int
+	MaxDynamicFiles int // 0: no bound
+	IdleTimeout     time.Duration
+	SyncFlush       bool
+	ReopenCheck     time.Duration
+	RotatePeriod    time.Duration
+	RotateCount     int64
+	RotateSize      int64
+	Suffix          string
+	RotateMaxFiles  int
+	RotateMaxAge    time.Duration
+	Compress        string // filestore.CompressNone, filestore.CompressGzip or filestore.CompressZstd
 
-	ControlListen string // "off", "HOST:PORT" or "unix:/path"
+	ControlListen Listen
 	ControlToken  string
 	// ControlListenDefault is true when control_listen was not set: failing to
 	// bind it is a warning, not an error.
@@ -228,10 +151,16 @@ func Keys() []Key {
 			func(c *Config, v string) (err error) { c.Mkdir, err = parseBool(v); return err }},
 		{"max_open_sockets", "100", KeyInt,
 			"most files this output keeps open at once (1..65535); its least recently used idle one is closed for a new one",
-			setMaxOpen},
+			func(c *Config, v string) (err error) {
+				c.MaxOpenSockets, err = intIn(v, 1, 65535, "must be an integer from 1 to 65535")
+				return err
+			}},
 		{"max_dynamic_files", "1024", KeyInt,
 			"most distinct files a template path may write while the output runs; records for more are dropped (0 = no bound)",
-			setMaxDynamic},
+			func(c *Config, v string) (err error) {
+				c.MaxDynamicFiles, err = intIn(v, 0, 1<<24, "must be a number of files from 0 to 16777216 (0 = no bound)")
+				return err
+			}},
 		{"idle_timeout", "60s", KeyString,
 			"close files not written for this long (0 = never)",
 			func(c *Config, v string) (err error) { c.IdleTimeout, err = parseDuration(v); return err }},
@@ -246,13 +175,19 @@ func Keys() []Key {
 			setRotatePeriod},
 		{"rotate_count", "0", KeyString,
 			"rotate after N lines (0 = off)",
-			setRotateCount},
+			func(c *Config, v string) (err error) {
+				c.RotateCount, err = intIn[int64](v, 0, math.MaxInt64, "must be a number of lines, 0 or more (0 = off)")
+				return err
+			}},
 		{"rotate_size", "0", KeyString,
 			"rotate after N bytes; k, m, g = x1024 (0 = off)",
 			func(c *Config, v string) (err error) { c.RotateSize, err = parseSize(v); return err }},
 		{"rotate_max_files", "0", KeyInt,
 			"keep at most N files rotated by flatstore, deleting the oldest (0 = keep all)",
-			setMaxFiles},
+			func(c *Config, v string) (err error) {
+				c.RotateMaxFiles, err = intIn(v, 0, 1<<20, "must be a number of files, 0 or more (0 = keep all)")
+				return err
+			}},
 		{"rotate_max_age", "0", KeyString,
 			"delete files rotated by flatstore longer ago than this, e.g. 7d or 168h (0 = never)",
 			setMaxAge},
@@ -261,10 +196,10 @@ func Keys() []Key {
 			setCompress},
 		{"suffix", "", KeyString,
 			"strftime pattern appended to the path at each open, e.g. .%Y%m%d-%H%M%S (UTC)",
-			func(c *Config, v string) error { c.Suffix = v; return checkStrftime(v) }},
+			func(c *Config, v string) error { c.Suffix = v; return filestore.CheckStrftime(v) }},
 		{"control_listen", "127.0.0.1:2021", KeyString,
 			"control endpoint: HOST:PORT | unix:/path.sock | off",
-			func(c *Config, v string) error { c.ControlListen = v; return checkListen(v) }},
+			func(c *Config, v string) error { c.ControlListen = ParseListen(v); return c.ControlListen.Check() }},
 		{"control_token", "", KeyString,
 			"bearer token (16 bytes or more) every control request must carry; needed off loopback",
 			setToken},
@@ -323,29 +258,7 @@ func (c *Config) check() []error {
 	bad := func(key, val, format string, a ...any) {
 		errs = append(errs, fmt.Errorf("%s %q: %s", key, val, fmt.Sprintf(format, a...)))
 	}
-	if ed := c.EscapeDelimiter; ed != "" {
-		switch {
-		case len(ed) != len(c.Delimiter):
-			// The words OpenSIPS uses.
-			errs = append(errs, fmt.Errorf("%q length (%d) must match %q length (%d)",
-				"escape_delimiter", len(ed), "delimiter", len(c.Delimiter)))
-		case c.Escape != EscapeOpenSIPS:
-			bad("escape_delimiter", ed, "only applies with escape opensips (escape is %s)", c.Escape)
-		}
-	}
-	if c.Escape == EscapeCSV && len(c.Delimiter) != 1 {
-		bad("delimiter", c.Delimiter, "escape csv needs a single-byte delimiter")
-	}
-	if c.Escape == EscapeCSV && c.Delimiter == `"` {
-		bad("delimiter", c.Delimiter, "escape csv cannot use the quote character as delimiter")
-	}
-	if c.Escape == EscapeBackslash && strings.HasPrefix(c.Delimiter, `\`) {
-		bad("delimiter", c.Delimiter, "escape backslash cannot use a delimiter that starts with a backslash")
-	}
-	if c.Escape == EscapeBackslash && (c.Delimiter[0] == 'n' || c.Delimiter[0] == 'r') {
-		// Its escape, \n or \r, would read back as LF or CR.
-		bad("delimiter", c.Delimiter, "escape backslash cannot use a delimiter that starts with n or r: its escape would read as \\n or \\r")
-	}
+	errs = append(errs, c.Options.Check()...)
 	if c.RotatePeriod == 0 && c.RotateCount == 0 && c.RotateSize == 0 {
 		const why = "acts only on the files flatstore rotates: set rotate_period, rotate_count or rotate_size too (files moved by logrotate are logrotate's to keep)"
 		if c.RotateMaxFiles > 0 {
@@ -354,12 +267,12 @@ func (c *Config) check() []error {
 		if c.RotateMaxAge > 0 {
 			bad("rotate_max_age", c.RotateMaxAge.String(), why)
 		}
-		if c.Compress != CompressNone {
+		if c.Compress != filestore.CompressNone {
 			bad("compress", c.Compress, why)
 		}
 	}
-	if c.ControlToken == "" && !ListenIsLocal(c.ControlListen) {
-		bad("control_listen", c.ControlListen, "a non-loopback address needs control_token")
+	if c.ControlToken == "" && !c.ControlListen.IsLocal() {
+		bad("control_listen", c.ControlListen.String(), "a non-loopback address needs control_token")
 	}
 	return errs
 }
@@ -378,12 +291,12 @@ func setParams(c *Config, v string) error {
 }
 
 func setEscape(c *Config, v string) (err error) {
-	c.Escape, err = oneOf(v, escapes())
+	c.Escape, err = oneOf(v, event.Escapes())
 	return err
 }
 
 func setTimeFormat(c *Config, v string) (err error) {
-	c.TimeFormat, err = oneOf(v, timeFormats())
+	c.TimeFormat, err = oneOf(v, event.TimeFormats())
 	return err
 }
 
@@ -409,22 +322,14 @@ func setHeader(c *Config, v string) error {
 	return nil
 }
 
-func setMaxOpen(c *Config, v string) error {
-	n, err := strconv.Atoi(strings.TrimSpace(v))
-	if err != nil || n < 1 || n > 65535 {
-		return errors.New("must be an integer from 1 to 65535")
+// intIn parses v (spaces around it allowed) as an integer from lo to hi;
+// otherwise the error says what the key takes (why).
+func intIn[T ~int | ~int64](v string, lo, hi T, why string) (T, error) {
+	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+	if err != nil || T(n) < lo || T(n) > hi || int64(T(n)) != n {
+		return 0, errors.New(why)
 	}
-	c.MaxOpenSockets = n
-	return nil
-}
-
-func setMaxDynamic(c *Config, v string) error {
-	n, err := strconv.Atoi(strings.TrimSpace(v))
-	if err != nil || n < 0 || n > 1<<24 {
-		return errors.New("must be a number of files from 0 to 16777216 (0 = no bound)")
-	}
-	c.MaxDynamicFiles = n
-	return nil
+	return T(n), nil
 }
 
 func setSync(c *Config, v string) error {
@@ -467,24 +372,6 @@ func setRotatePeriod(c *Config, v string) error {
 	return nil
 }
 
-func setRotateCount(c *Config, v string) error {
-	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-	if err != nil || n < 0 {
-		return errors.New("must be a number of lines, 0 or more (0 = off)")
-	}
-	c.RotateCount = n
-	return nil
-}
-
-func setMaxFiles(c *Config, v string) error {
-	n, err := strconv.Atoi(strings.TrimSpace(v))
-	if err != nil || n < 0 || n > 1<<20 {
-		return errors.New("must be a number of files, 0 or more (0 = keep all)")
-	}
-	c.RotateMaxFiles = n
-	return nil
-}
-
 func setMaxAge(c *Config, v string) error {
 	s := strings.TrimSpace(v)
 	if d, ok := strings.CutSuffix(s, "d"); ok {
@@ -506,7 +393,7 @@ func setMaxAge(c *Config, v string) error {
 
 func setCompress(c *Config, v string) error {
 	switch s := strings.ToLower(strings.TrimSpace(v)); s {
-	case CompressNone, CompressGzip, CompressZstd:
+	case filestore.CompressNone, filestore.CompressGzip, filestore.CompressZstd:
 		c.Compress = s
 		return nil
 	}
@@ -553,7 +440,7 @@ func (c *Config) parsePath(v string) []error {
 		}
 		abs = filepath.Join(wd, abs)
 	}
-	t, err := ParseTemplate(abs)
+	t, err := event.ParseTemplate(abs)
 	if err != nil {
 		return []error{fmt.Errorf("path %q: %v", v, err)}
 	}
@@ -569,7 +456,7 @@ func (c *Config) parsePath(v string) []error {
 		if fi, err := os.Stat(abs); err == nil && fi.IsDir() {
 			return []error{fmt.Errorf("path %q: path is a directory", v)}
 		} else if err == nil && !fi.Mode().IsRegular() {
-			return []error{fmt.Errorf("path %q: is %s, not a regular file", v, fileKind(uint32(modeBits(fi.Mode()))))}
+			return []error{fmt.Errorf("path %q: is %s, not a regular file", v, filestore.FileKind(fi.Mode()))}
 		}
 	}
 	fi, err := os.Stat(dir)
@@ -579,7 +466,7 @@ func (c *Config) parsePath(v string) []error {
 	case err != nil && os.IsNotExist(err):
 		return []error{fmt.Errorf("path %q: invalid directory name: %q does not exist (create it, or set mkdir true)", v, dir)}
 	case err != nil:
-		return []error{fmt.Errorf("path %q: directory %q: %v", v, dir, errnoOf(err))}
+		return []error{fmt.Errorf("path %q: directory %q: %v", v, dir, filestore.ErrnoOf(err))}
 	case !fi.IsDir():
 		return []error{fmt.Errorf("path %q: invalid directory name: %q is not a directory", v, dir)}
 	}
@@ -587,23 +474,6 @@ func (c *Config) parsePath(v string) []error {
 		return []error{fmt.Errorf("path %q: directory %q is not writable: %v", v, dir, err)}
 	}
 	return nil
-}
-
-// modeBits turns an os.FileMode type into the S_IFMT bits fileKind reads.
-func modeBits(m os.FileMode) uint32 {
-	switch {
-	case m&os.ModeNamedPipe != 0:
-		return unix.S_IFIFO
-	case m&os.ModeSocket != 0:
-		return unix.S_IFSOCK
-	case m&os.ModeCharDevice != 0:
-		return unix.S_IFCHR
-	case m&os.ModeDevice != 0:
-		return unix.S_IFBLK
-	case m.IsDir():
-		return unix.S_IFDIR
-	}
-	return unix.S_IFREG
 }
 
 func parseBool(v string) (bool, error) {
@@ -693,12 +563,46 @@ func parseSize(v string) (int64, error) {
 // on Linux: sun_path holds 108 bytes, the last one the terminating NUL.
 const MaxUnixPath = 107
 
-func checkListen(v string) error {
-	switch {
-	case strings.EqualFold(v, "off"):
+// Listen is a control_listen value, parsed once: off, a unix socket, or a
+// TCP address. The plugin, the control endpoint and its client all take
+// it from here; none reads the grammar again.
+type Listen struct {
+	raw      string
+	off      bool
+	unixPath string // after "unix:"
+}
+
+// ParseListen splits v by control_listen's grammar: "off" (in any case) or
+// "" is no listener, "unix:PATH" a unix socket, anything else HOST:PORT.
+// It judges nothing (Check does), so that the client can reach any address
+// the endpoint could have bound.
+func ParseListen(v string) Listen {
+	l := Listen{raw: v, off: v == "" || strings.EqualFold(v, "off")}
+	if p, ok := strings.CutPrefix(v, "unix:"); ok {
+		l.unixPath = p
+	}
+	return l
+}
+
+// String returns the value as it was written.
+func (l Listen) String() string { return l.raw }
+
+// Off reports whether l names no listener.
+func (l Listen) Off() bool { return l.off }
+
+// Unix returns the socket path of a unix:PATH value.
+func (l Listen) Unix() (path string, ok bool) {
+	return l.unixPath, !l.off && strings.HasPrefix(l.raw, "unix:")
+}
+
+// Check reports what control_listen refuses: a unix socket path that is
+// not absolute or longer than sun_path takes, an address with no port or
+// one out of range.
+func (l Listen) Check() error {
+	if l.off {
 		return nil
-	case strings.HasPrefix(v, "unix:"):
-		p := strings.TrimPrefix(v, "unix:")
+	}
+	if p, ok := l.Unix(); ok {
 		if !filepath.IsAbs(p) {
 			return errors.New("a unix socket needs an absolute path: unix:/run/flatstore.sock")
 		}
@@ -707,6 +611,7 @@ func checkListen(v string) error {
 		}
 		return nil
 	}
+	v := l.raw
 	i := strings.LastIndex(v, ":")
 	if i < 0 {
 		return errors.New("must be HOST:PORT, unix:/path.sock or off")
@@ -717,15 +622,15 @@ func checkListen(v string) error {
 	return nil
 }
 
-// ListenIsLocal reports whether a control_listen value can only be reached
-// from this host: off, a unix socket, or an address whose every IP is a
-// loopback one. A name (localhost included) is resolved, with a time limit:
-// what it resolves to decides, not how it is spelled.
-func ListenIsLocal(v string) bool {
-	if strings.EqualFold(v, "off") || strings.HasPrefix(v, "unix:") {
+// IsLocal reports whether l can only be reached from this host: off, a
+// unix socket, or an address whose every IP is a loopback one. A name
+// (localhost included) is resolved, with a time limit: what it resolves to
+// decides, not how it is spelled.
+func (l Listen) IsLocal() bool {
+	if _, unix := l.Unix(); l.off || unix {
 		return true
 	}
-	host, _, err := net.SplitHostPort(v)
+	host, _, err := net.SplitHostPort(l.raw)
 	if err != nil || host == "" {
 		return false // ":2021" listens on every interface
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/flatstore/flatstore/flatstore"
+	"github.com/flatstore/flatstore/flatstore/event"
 )
 
 // TestConfigInvalid: each invalid value fails with one message that names
@@ -123,9 +124,9 @@ func TestConfigValid(t *testing.T) {
 		check func(*flatstore.Config) bool
 	}{
 		{"defaults", nil, func(c *flatstore.Config) bool {
-			return c.Delimiter == "," && c.Escape == flatstore.EscapeOpenSIPS && c.EventKey == "event" &&
+			return c.Delimiter == "," && c.Escape == event.EscapeOpenSIPS && c.EventKey == "event" &&
 				c.FilePerm == 0o644 && c.MaxOpenSockets == 100 && c.IdleTimeout == time.Minute &&
-				c.ControlListen == "127.0.0.1:2021" && c.ControlListenDefault && !c.SyncFlush && c.TimeFormat == flatstore.TimeNone &&
+				c.ControlListen.String() == "127.0.0.1:2021" && c.ControlListenDefault && !c.SyncFlush && c.TimeFormat == event.TimeNone &&
 				c.ReopenCheck == 5*time.Second
 		}},
 		// Through Fluent Bit an empty value arrives as no value: the default.
@@ -150,7 +151,7 @@ func TestConfigValid(t *testing.T) {
 		{"delimiter semicolon", flatstore.MapGetter{"delimiter": "semicolon"}, func(c *flatstore.Config) bool { return c.Delimiter == ";" }},
 		{"delimiter pipe", flatstore.MapGetter{"delimiter": "pipe"}, func(c *flatstore.Config) bool { return c.Delimiter == "|" }},
 		{"delimiter ||", flatstore.MapGetter{"delimiter": "||"}, func(c *flatstore.Config) bool { return c.Delimiter == "||" }},
-		{"escape upper case", flatstore.MapGetter{"escape": "CSV"}, func(c *flatstore.Config) bool { return c.Escape == flatstore.EscapeCSV }},
+		{"escape upper case", flatstore.MapGetter{"escape": "CSV"}, func(c *flatstore.Config) bool { return c.Escape == event.EscapeCSV }},
 		{"params trimmed", flatstore.MapGetter{"params": " a , b,c "}, func(c *flatstore.Config) bool {
 			return strings.Join(c.Params, "|") == "a|b|c"
 		}},
@@ -163,11 +164,11 @@ func TestConfigValid(t *testing.T) {
 		{"size plain", flatstore.MapGetter{"rotate_size": "1000"}, func(c *flatstore.Config) bool { return c.RotateSize == 1000 }},
 		{"sync flush", flatstore.MapGetter{"sync": "flush"}, func(c *flatstore.Config) bool { return c.SyncFlush }},
 		{"suffix", flatstore.MapGetter{"suffix": ".%Y%m%d-%H%M%S"}, func(c *flatstore.Config) bool { return c.Suffix == ".%Y%m%d-%H%M%S" }},
-		{"listen off", flatstore.MapGetter{"control_listen": "off"}, func(c *flatstore.Config) bool { return c.ControlListen == "off" && !c.ControlListenDefault }},
+		{"listen off", flatstore.MapGetter{"control_listen": "off"}, func(c *flatstore.Config) bool { return c.ControlListen.String() == "off" && !c.ControlListenDefault }},
 		{"listen public with token", flatstore.MapGetter{"control_listen": "0.0.0.0:2021", "control_token": "s3cret-s3cret-s3cret"}, func(c *flatstore.Config) bool {
 			return c.ControlToken == "s3cret-s3cret-s3cret"
 		}},
-		{"listen unix", flatstore.MapGetter{"control_listen": "unix:/run/x.sock"}, func(c *flatstore.Config) bool { return c.ControlListen == "unix:/run/x.sock" }},
+		{"listen unix", flatstore.MapGetter{"control_listen": "unix:/run/x.sock"}, func(c *flatstore.Config) bool { return c.ControlListen.String() == "unix:/run/x.sock" }},
 		{"listen v6 loopback", flatstore.MapGetter{"control_listen": "[::1]:2021"}, func(c *flatstore.Config) bool { return true }},
 		{"flatstore: prefix", flatstore.MapGetter{"path": "flatstore:" + dir + "/e.log"}, func(c *flatstore.Config) bool {
 			return c.Path == dir+"/e.log" && c.RawPath == dir+"/e.log" && c.Template.Static()

@@ -21,13 +21,17 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"golang.org/x/sys/unix"
 
+	"github.com/flatstore/flatstore/flatstore/filestore"
+	"github.com/flatstore/flatstore/flatstore/logger"
 	"github.com/flatstore/flatstore/internal/fbtest"
+	"github.com/flatstore/flatstore/internal/records"
 )
 
-// These tests hold the README's header, file and rotation rules with
-// bytes on disk. Those that need time to pass swap the process-wide pool
-// for one with an injected clock (usePool) and run its maintenance by hand
-// (pool.tick), so nothing sleeps.
+// These tests hold the header, file and rotation rules (docs/configuration.md,
+// docs/rotation.md) with bytes on disk. Each test makes its own Process and
+// hands it to the helpers (newProc; usePool for one with an injected clock,
+// whose maintenance the test runs by hand with Store.Tick, so nothing
+// sleeps), and runs in parallel with the others.
 
 // fakeClock is a clock that moves only when told; safe for concurrent use.
 // It has a wall clock (Now) and a monotonic one (Mono, the boottime that
@@ -48,65 +52,45 @@ func (c *fakeClock) Add(d time.Duration)  { c.ns.Add(int64(d)); c.mono.Add(int64
 func (c *fakeClock) Set(t time.Time)      { c.ns.Store(t.UnixNano()) }
 func (c *fakeClock) Step(d time.Duration) { c.ns.Add(int64(d)) }
 
-// testProcs holds the Process of each running test (by name), so that
-// tests can run in parallel, each with its own files, metrics and clock.
-var testProcs sync.Map
-
-// procFor returns the Process of test t (or of the test it is a subtest
-// of), made on first use.
-func procFor(t testing.TB) *Process {
+// newProc returns a Process of the test's own, with the real system calls
+// and clock: tests run in parallel, each with its own files, metrics and
+// maintenance goroutine, and hand it to the helpers that build instances.
+func newProc(t *testing.T) *Process {
 	t.Helper()
-	for name := t.Name(); ; {
-		if p, ok := testProcs.Load(name); ok {
-			return p.(*Process)
-		}
-		i := strings.LastIndexByte(name, '/')
-		if i < 0 {
-			break
-		}
-		name = name[:i]
-	}
-	p := newProcess(realOps(), time.Now)
-	testProcs.Store(t.Name(), p)
-	t.Cleanup(func() { testProcs.Delete(t.Name()) })
-	return p
+	return newProcess(filestore.Env{})
 }
 
-// usePool makes the instances created from now on in this test use a
-// Process with the clock clk and the system calls ops (realOps when nil);
-// its maintenance goroutine ticks only hourly, so the test calls p.tick().
-func usePool(t *testing.T, clk *fakeClock, ops *sysOps) *pool {
+// usePool returns a Process of the test's own with the clock clk and the
+// system calls ops (the real ones when nil), and its store; its maintenance
+// goroutine ticks only hourly, so the test calls the store's Tick. At the end of the
+// test it must have no instance and no file open.
+func usePool(t *testing.T, clk *fakeClock, ops *filestore.Sys) (*Process, *filestore.Store) {
+	return usePoolEnv(t, clk, filestore.Env{Sys: ops})
+}
+
+// usePoolEnv is usePool with the rest of the store's environment given.
+func usePoolEnv(t *testing.T, clk *fakeClock, env filestore.Env) (*Process, *filestore.Store) {
 	t.Helper()
+	ops := env.Sys
 	if ops == nil {
-		ops = realOps()
+		ops = filestore.RealSys()
 	}
 	// The clock's boottime, in a boot of its own: a new clock is a reboot.
-	ops.boottime, ops.bootID = clk.Mono, fmt.Sprintf("fake-%p", clk)
-	if _, ok := testProcs.Load(t.Name()); ok {
-		t.Fatalf("usePool after the test's first instance")
-	}
-	proc := newProcess(ops, clk.Now)
-	proc.pool.interval = time.Hour
-	testProcs.Store(t.Name(), proc)
-	p := proc.pool
+	ops.Boottime, ops.BootID = clk.Mono, fmt.Sprintf("fake-%p", clk)
+	env.Sys, env.Now, env.Every = ops, clk.Now, time.Hour
+	proc := newProcess(env)
+	p := proc.store
 	t.Cleanup(func() {
-		p.mu.Lock()
-		users, open := p.users, p.slotsHeld
-		p.mu.Unlock()
-		testProcs.Delete(t.Name())
-		if users != 0 || open != 0 {
+		if users, open := p.Users(), p.OpenCount(); users != 0 || open != 0 {
 			t.Errorf("test pool left with %d instances and %d slots", users, open)
 		}
 	})
-	return p
+	return proc, p
 }
-
-// OpenCount is openCount, for the tests' sake.
-func (p *pool) OpenCount() int { return p.openCount() }
 
 // fsInstance builds an instance from key/value pairs (control off), closed
 // when the test ends.
-func fsInstance(t *testing.T, kv ...string) *Instance {
+func fsInstance(t *testing.T, proc *Process, kv ...string) *Instance {
 	t.Helper()
 	g := MapGetter{"control_listen": "off"}
 	for i := 0; i+1 < len(kv); i += 2 {
@@ -116,7 +100,7 @@ func fsInstance(t *testing.T, kv ...string) *Instance {
 	if err != nil {
 		t.Fatalf("ParseConfig: %v", err)
 	}
-	in, err := NewInstance(procFor(t), cfg, "files-test", NewLogger("files-test", NewWriterSink(io.Discard, LevelDebug)))
+	in, err := NewInstance(proc, cfg, "files-test", logger.New("files-test", logger.NewWriterSink(io.Discard, logger.LevelDebug)))
 	if err != nil {
 		t.Fatalf("NewInstance: %v", err)
 	}
@@ -128,9 +112,9 @@ func fsInstance(t *testing.T, kv ...string) *Instance {
 func evRecords(ev string, first, n int, extra ...any) []byte {
 	var b []byte
 	for i := 0; i < n; i++ {
-		body := fbtest.KV{"event", ev, "n", first + i}
+		body := records.KV{"event", ev, "n", first + i}
 		body = append(body, extra...)
-		b = fbtest.AppendRecord(b, fbtest.Record{Time: time.Unix(1700000000, 0), Body: body})
+		b = records.AppendRecord(b, records.Record{Time: time.Unix(1700000000, 0), Body: body})
 	}
 	return b
 }
@@ -160,7 +144,7 @@ func dirFiles(t *testing.T, dir string) []string {
 		if err != nil {
 			return err
 		}
-		if d.IsDir() && d.Name() == stateDirName {
+		if d.IsDir() && d.Name() == filestore.StateDirName {
 			return filepath.SkipDir // flatstore's own state (retention.go)
 		}
 		if d.Type().IsRegular() {
@@ -253,10 +237,10 @@ func wantSeries(t *testing.T, dir, base string, want ...string) {
 	}
 }
 
-func rotationsTotal(t *testing.T, reason string) float64 {
+func rotationsTotal(t *testing.T, proc *Process, reason string) float64 {
 	t.Helper()
 	var d dto.Metric
-	if err := procFor(t).metrics.rotations.WithLabelValues(reason).Write(&d); err != nil {
+	if err := proc.metrics.rotations.WithLabelValues(reason).Write(&d); err != nil {
 		t.Fatal(err)
 	}
 	return d.GetCounter().GetValue()
@@ -285,7 +269,7 @@ type fdCount struct {
 	now, peak int
 }
 
-func (c *fdCount) ops(base *sysOps) *sysOps {
+func (c *fdCount) ops(base *filestore.Sys) *filestore.Sys {
 	c.open = map[int]bool{}
 	ops := *base
 	track := func(fd int, flags int, err error) (int, error) {
@@ -298,20 +282,20 @@ func (c *fdCount) ops(base *sysOps) *sysOps {
 		}
 		return fd, err
 	}
-	open, openat, openat2, closefd := ops.open, ops.openat, ops.openat2, ops.close
-	ops.open = func(p string, flags int, perm uint32) (int, error) {
+	open, openat, openat2, closefd := ops.Open, ops.Openat, ops.Openat2, ops.Close
+	ops.Open = func(p string, flags int, perm uint32) (int, error) {
 		fd, err := open(p, flags, perm)
 		return track(fd, flags, err)
 	}
-	ops.openat = func(d int, p string, flags int, perm uint32) (int, error) {
+	ops.Openat = func(d int, p string, flags int, perm uint32) (int, error) {
 		fd, err := openat(d, p, flags, perm)
 		return track(fd, flags, err)
 	}
-	ops.openat2 = func(d int, p string, how *unix.OpenHow) (int, error) {
+	ops.Openat2 = func(d int, p string, how *unix.OpenHow) (int, error) {
 		fd, err := openat2(d, p, how)
 		return track(fd, int(how.Flags), err)
 	}
-	ops.close = func(fd int) error {
+	ops.Close = func(fd int) error {
 		c.mu.Lock()
 		if c.open[fd] {
 			delete(c.open, fd)
@@ -334,22 +318,33 @@ func (c *fdCount) max() int {
 // no flush ever asked to retry (the least recently used idle file is closed
 // for a new one), and every record is in its own tag's file.
 func TestTemplateManyTagsMaxOpenSockets(t *testing.T) {
+	t.Parallel()
 	clk := newFakeClock(time.Unix(1800000000, 0))
 	var fds fdCount
-	p := usePool(t, clk, fds.ops(realOps()))
+	proc, p := usePool(t, clk, fds.ops(filestore.RealSys()))
 	dir := t.TempDir()
-	in := fsInstance(t, "path", filepath.Join(dir, "$TAG.log"), "max_open_sockets", "100", "idle_timeout", "200ms")
+	in := fsInstance(t, proc, "path", filepath.Join(dir, "$TAG.log"), "max_open_sockets", "100", "idle_timeout", "200ms")
 
+	// Each tag's flushes go to one worker, in round order, as Fluent Bit
+	// never has two chunks of one tag in flight out of order: the rounds of
+	// a tag land in its file one after the other, whatever the other
+	// workers do. (Jobs from one shared channel let a tag's round 1 pass
+	// its round 0 on another worker.)
 	const tags, rounds, per, workers = 1000, 2, 3, 4
 	type job struct{ tag, round int }
-	jobs := make(chan job)
+	var jobs [workers]chan job
+	for w := range jobs {
+		jobs[w] = make(chan job)
+	}
 	go func() {
 		for r := 0; r < rounds; r++ {
 			for i := 0; i < tags; i++ {
-				jobs <- job{i, r}
+				jobs[i%workers] <- job{i, r}
 			}
 		}
-		close(jobs)
+		for w := range jobs {
+			close(jobs[w])
+		}
 	}()
 
 	var retries, maxSlots atomic.Int64
@@ -358,18 +353,21 @@ func TestTemplateManyTagsMaxOpenSockets(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for j := range jobs {
+			for j := range jobs[w] {
 				tag := fmt.Sprintf("t%04d", j.tag)
 				if res := in.Flush(evRecords("E_"+tag, j.round*per, per), tag); res != OK {
 					retries.Add(1)
 					t.Errorf("flush %s = %v, want OK at once", tag, res)
 				}
-				if n := int64(p.OpenCount()); n > maxSlots.Load() {
-					maxSlots.Store(n)
+				n := int64(p.OpenCount())
+				for m := maxSlots.Load(); n > m; m = maxSlots.Load() {
+					if maxSlots.CompareAndSwap(m, n) {
+						break
+					}
 				}
 				if j.tag%100 == 0 {
 					clk.Add(50 * time.Millisecond)
-					p.tick() // idle files close meanwhile, as they would
+					p.Tick() // idle files close meanwhile, as they would
 				}
 			}
 		}()
@@ -400,13 +398,15 @@ func TestTemplateManyTagsMaxOpenSockets(t *testing.T) {
 
 // 2. Substituted values cannot leave the configured directory.
 func TestTemplateValuesStayInDirectory(t *testing.T) {
+	t.Parallel()
+	proc := newProc(t)
 	root := t.TempDir()
 	dir := filepath.Join(root, "a", "b", "c")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	byTag := fsInstance(t, "path", filepath.Join(dir, "$TAG.log"))
-	byKey := fsInstance(t, "path", filepath.Join(dir, "k-$user.log"))
+	byTag := fsInstance(t, proc, "path", filepath.Join(dir, "$TAG.log"))
+	byKey := fsInstance(t, proc, "path", filepath.Join(dir, "k-$user.log"))
 	for _, tag := range []string{"../../etc/x", "..", ".", "/etc/passwd", "a/../../b"} {
 		mustFlush(t, byTag, evRecords("E_TAG", 0, 1), tag)
 	}
@@ -432,6 +432,7 @@ func TestTemplateValuesStayInDirectory(t *testing.T) {
 // 3. rotate_count: files of exactly 1000 lines and one of 500, the suffix
 // names with .1, .2… when rotations fall in the same second.
 func TestRotateCount(t *testing.T) {
+	t.Parallel()
 	const total, limit = 10500, 1000
 	for _, tc := range []struct {
 		name  string
@@ -450,11 +451,11 @@ func TestRotateCount(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			start := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
-			usePool(t, newFakeClock(start), nil) // every rotation in the same second
+			proc, _ := usePool(t, newFakeClock(start), nil) // every rotation in the same second
 			dir := t.TempDir()
 			path := filepath.Join(dir, "ev.log")
-			in := fsInstance(t, "path", path, "rotate_count", "1000", "suffix", ".%Y%m%d-%H%M%S")
-			before := rotationsTotal(t, ReasonCount)
+			in := fsInstance(t, proc, "path", path, "rotate_count", "1000", "suffix", ".%Y%m%d-%H%M%S")
+			before := rotationsTotal(t, proc, filestore.ReasonCount)
 			n := 0
 			for _, k := range tc.sizes() {
 				mustFlush(t, in, evRecords("E_C", n, k), "t")
@@ -482,10 +483,10 @@ func TestRotateCount(t *testing.T) {
 				}
 				next += k
 			}
-			if got := rotationsTotal(t, ReasonCount) - before; got != 10 {
+			if got := rotationsTotal(t, proc, filestore.ReasonCount) - before; got != 10 {
 				t.Errorf("%v count rotations counted, want 10", got)
 			}
-			if st := in.Status(); len(st) != 1 || st[0].LastReason != ReasonCount || st[0].Lines != total {
+			if st := in.Status(); len(st) != 1 || st[0].LastReason != filestore.ReasonCount || st[0].Lines != total {
 				t.Errorf("status %+v", st)
 			}
 		})
@@ -498,21 +499,22 @@ func TestRotateCount(t *testing.T) {
 // Without a suffix the live file is always the path: a rotation renames it
 // aside (path.YYYYMMDD-HHMMSS, -1, -2… within one second).
 func TestRotateCountTemplateForgotten(t *testing.T) {
+	t.Parallel()
 	clk := newFakeClock(time.Unix(1800000000, 0))
-	p := usePool(t, clk, nil)
+	proc, p := usePool(t, clk, nil)
 	dir := t.TempDir()
-	in := fsInstance(t, "path", filepath.Join(dir, "$TAG.log"), "rotate_count", "10")
+	in := fsInstance(t, proc, "path", filepath.Join(dir, "$TAG.log"), "rotate_count", "10")
 	mustFlush(t, in, evRecords("E", 0, 15), "a") // 10 set aside, 5 in a.log (open)
 	mustFlush(t, in, evRecords("E", 15, 5), "a") // a.log reaches 10: set aside, closed, forgotten
-	if f := p.get(filepath.Join(dir, "a.log")); f != nil {
-		t.Fatalf("the pool kept %s after its rotation", f.path)
+	if f := p.Lookup(filepath.Join(dir, "a.log")); f != nil {
+		t.Fatalf("the pool kept %s after its rotation", f.Path())
 	}
 	mustFlush(t, in, evRecords("E", 20, 3), "a") // a new a.log
 	// Closed for idle and forgotten, the path goes on in a.log, counting
 	// its lines on.
 	clk.Add(2 * time.Minute)
-	p.tick()
-	if f := p.get(filepath.Join(dir, "a.log")); f != nil || p.OpenCount() != 0 {
+	p.Tick()
+	if f := p.Lookup(filepath.Join(dir, "a.log")); f != nil || p.OpenCount() != 0 {
 		t.Fatal("the idle file was not closed and forgotten")
 	}
 	mustFlush(t, in, evRecords("E", 23, 8), "a") // 7 into a.log (set aside), 1 into a new one
@@ -524,20 +526,21 @@ func TestRotateCountTemplateForgotten(t *testing.T) {
 
 // 4. rotate_size counts from the real size of an existing file.
 func TestRotateSizeFromExisting(t *testing.T) {
-	usePool(t, newFakeClock(time.Unix(1800000000, 0)), nil)
+	t.Parallel()
+	proc, _ := usePool(t, newFakeClock(time.Unix(1800000000, 0)), nil)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "ev.log")
 	old := strings.Repeat(strings.Repeat("o", 89)+"\n", 10) // 900 bytes
 	if err := os.WriteFile(path, []byte(old), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	in := fsInstance(t, "path", path, "rotate_size", "1k")
+	in := fsInstance(t, proc, "path", path, "rotate_size", "1k")
 	pad := strings.Repeat("p", 41) // "E,NNNNN,<41>\n" is 50 bytes
 	var chunk []byte
 	var lines []string
 	for i := 0; i < 30; i++ {
 		n := fmt.Sprintf("%05d", i)
-		chunk = fbtest.AppendRecord(chunk, fbtest.Record{Body: fbtest.KV{"event", "E", "n", n, "pad", pad}})
+		chunk = records.AppendRecord(chunk, records.Record{Body: records.KV{"event", "E", "n", n, "pad", pad}})
 		lines = append(lines, "E,"+n+","+pad+"\n")
 	}
 	mustFlush(t, in, chunk, "t")
@@ -553,12 +556,12 @@ func TestRotateSizeFromExisting(t *testing.T) {
 	if err := os.WriteFile(path2, []byte(big), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	in2 := fsInstance(t, "path", path2, "rotate_size", "1k")
-	before := rotationsTotal(t, ReasonSize)
+	in2 := fsInstance(t, proc, "path", path2, "rotate_size", "1k")
+	before := rotationsTotal(t, proc, filestore.ReasonSize)
 	mustFlush(t, in2, evRecords("E", 0, 2), "t")
 	// It is set aside, whole, and the path starts again.
 	wantSeries(t, dir2, "full.log", big, evLines("E", 0, 2))
-	if got := rotationsTotal(t, ReasonSize) - before; got != 1 {
+	if got := rotationsTotal(t, proc, filestore.ReasonSize) - before; got != 1 {
 		t.Errorf("%v size rotations, want 1", got)
 	}
 }
@@ -570,10 +573,10 @@ type stallOps struct {
 	release chan struct{}
 }
 
-func newStallOps() (*stallOps, *sysOps) {
+func newStallOps() (*stallOps, *filestore.Sys) {
 	s := &stallOps{entered: make(chan struct{}), release: make(chan struct{})}
-	ops := *realOps()
-	ops.write = func(fd int, b []byte) (int, error) {
+	ops := *filestore.RealSys()
+	ops.Write = func(fd int, b []byte) (int, error) {
 		if s.armed.CompareAndSwap(true, false) {
 			s.entered <- struct{}{}
 			<-s.release
@@ -603,35 +606,36 @@ func (s *stallOps) stall(t *testing.T, flush func() Result) (release func()) {
 // still rotate at the next write; lines of two periods never share a file;
 // one rotation per period that had lines, none for periods without.
 func TestRotatePeriodInjectedClock(t *testing.T) {
+	t.Parallel()
 	const period = 60
 	t0 := time.Unix(1800000000, 0) // a multiple of 60
 	clk := newFakeClock(t0.Add(10 * time.Second))
 	st, ops := newStallOps()
-	p := usePool(t, clk, ops)
+	proc, p := usePool(t, clk, ops)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "ev.log")
-	in := fsInstance(t, "path", path, "rotate_period", strconv.Itoa(period), "suffix", "-%H%M%S", "idle_timeout", "0")
+	in := fsInstance(t, proc, "path", path, "rotate_period", strconv.Itoa(period), "suffix", "-%H%M%S", "idle_timeout", "0")
 	name := func(sec int) string { return "ev.log-" + t0.Add(time.Duration(sec)*time.Second).UTC().Format("150405") }
-	before := rotationsTotal(t, ReasonPeriod)
+	before := rotationsTotal(t, proc, filestore.ReasonPeriod)
 
 	mustFlush(t, in, evRecords("A", 0, 5), "t") // period 0, opened at +10s
 	// B stalls in write(2) holding the file; the clock crosses into period 1.
 	release := st.stall(t, func() Result { return in.Flush(evRecords("B", 0, 5), "t") })
 	clk.Set(t0.Add(70 * time.Second))
-	p.tick() // the file is busy: the tick skips it
+	p.Tick() // the file is busy: the tick skips it
 	release()
 	mustFlush(t, in, evRecords("C", 0, 5), "t") // rotates: period 1, opened at +70s
 
 	// D stalls in period 1 while the clock crosses two boundaries.
 	release = st.stall(t, func() Result { return in.Flush(evRecords("D", 0, 5), "t") })
 	clk.Set(t0.Add(190 * time.Second))
-	p.tick()
+	p.Tick()
 	release()
 	mustFlush(t, in, evRecords("E", 0, 5), "t") // one rotation: period 3, opened at +190s
 
 	// The period ends with no write: the tick closes the file.
 	clk.Set(t0.Add(250 * time.Second))
-	p.tick()
+	p.Tick()
 	if p.OpenCount() != 0 || in.Status()[0].Open {
 		t.Errorf("the tick left the file of an ended period open (%d open)", p.OpenCount())
 	}
@@ -655,10 +659,10 @@ func TestRotatePeriodInjectedClock(t *testing.T) {
 			t.Errorf("%s = %q, want %q", n, got, w)
 		}
 	}
-	if got := rotationsTotal(t, ReasonPeriod) - before; got != 3 {
+	if got := rotationsTotal(t, proc, filestore.ReasonPeriod) - before; got != 3 {
 		t.Errorf("%v period rotations, want 3", got)
 	}
-	if s := in.Status()[0]; s.LastReason != ReasonPeriod || !s.LastRotation.Equal(t0.Add(250*time.Second)) {
+	if s := in.Status()[0]; s.LastReason != filestore.ReasonPeriod || !s.LastRotation.Equal(t0.Add(250*time.Second)) {
 		t.Errorf("status %+v", s)
 	}
 }
@@ -667,9 +671,10 @@ func TestRotatePeriodInjectedClock(t *testing.T) {
 // appended to by a normal open (after idle_timeout, a restart…); one
 // written in this period is.
 func TestRotatePeriodExistingFile(t *testing.T) {
+	t.Parallel()
 	t0 := time.Unix(1800000000, 0)
 	clk := newFakeClock(t0.Add(30 * time.Second))
-	p := usePool(t, clk, nil)
+	proc, p := usePool(t, clk, nil)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "ev.log")
 	if err := os.WriteFile(path, []byte("old\n"), 0o644); err != nil {
@@ -678,13 +683,13 @@ func TestRotatePeriodExistingFile(t *testing.T) {
 	if err := os.Chtimes(path, t0.Add(-time.Second), t0.Add(-time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	in := fsInstance(t, "path", path, "rotate_period", "60", "idle_timeout", "1s")
+	in := fsInstance(t, proc, "path", path, "rotate_period", "60", "idle_timeout", "1s")
 	mustFlush(t, in, evRecords("A", 0, 2), "t")
 	// The old period's file is set aside, not appended to.
 	wantSeries(t, dir, "ev.log", "old\n", evLines("A", 0, 2))
 	// Idle close, then a write in the same period appends to the path.
 	clk.Add(2 * time.Second)
-	p.tick()
+	p.Tick()
 	if p.OpenCount() != 0 {
 		t.Fatal("idle file not closed")
 	}
@@ -698,11 +703,12 @@ func TestRotatePeriodExistingFile(t *testing.T) {
 // 6. header: once at the top of every new file, after every rotation too,
 // never inside a file that already had content.
 func TestHeader(t *testing.T) {
-	usePool(t, newFakeClock(time.Unix(1800000000, 0)), nil)
+	t.Parallel()
+	proc, _ := usePool(t, newFakeClock(time.Unix(1800000000, 0)), nil)
 	t.Run("auto with rotations", func(t *testing.T) {
 		dir := t.TempDir()
 		path := filepath.Join(dir, "ev.log")
-		in := fsInstance(t, "path", path, "header", "auto", "params", "n", "rotate_count", "3")
+		in := fsInstance(t, proc, "path", path, "header", "auto", "params", "n", "rotate_count", "3")
 		mustFlush(t, in, evRecords("E", 0, 4), "t")
 		mustFlush(t, in, evRecords("E", 4, 4), "t")
 		wantSeries(t, dir, "ev.log", "event,n\n"+evLines("E", 0, 3), "event,n\n"+evLines("E", 3, 3), "event,n\n"+evLines("E", 6, 2))
@@ -713,7 +719,7 @@ func TestHeader(t *testing.T) {
 		if err := os.WriteFile(path, []byte("before\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		in := fsInstance(t, "path", path, "header", "# my header")
+		in := fsInstance(t, proc, "path", path, "header", "# my header")
 		mustFlush(t, in, evRecords("E", 0, 1), "t")
 		if err := in.Rotate(path); err != nil { // reopen the same file
 			t.Fatal(err)
@@ -729,7 +735,7 @@ func TestHeader(t *testing.T) {
 		if err := os.WriteFile(path, nil, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		in := fsInstance(t, "path", path, "header", "# my header")
+		in := fsInstance(t, proc, "path", path, "header", "# my header")
 		mustFlush(t, in, evRecords("E", 0, 1), "t")
 		if err := os.Rename(path, path+".old"); err != nil {
 			t.Fatal(err)
@@ -750,6 +756,7 @@ func TestHeader(t *testing.T) {
 // 7. file_permissions: exactly that mode whatever the umask; an existing
 // file keeps its own.
 func TestFilePermissions(t *testing.T) {
+	proc := newProc(t)
 	for _, umask := range []int{0o022, 0o077} {
 		for _, tc := range []struct {
 			perm string
@@ -759,7 +766,7 @@ func TestFilePermissions(t *testing.T) {
 				old := syscall.Umask(umask)
 				defer syscall.Umask(old)
 				path := filepath.Join(t.TempDir(), "ev.log")
-				in := fsInstance(t, "path", path, "file_permissions", tc.perm)
+				in := fsInstance(t, proc, "path", path, "file_permissions", tc.perm)
 				mustFlush(t, in, evRecords("E", 0, 1), "t")
 				fi, err := os.Stat(path)
 				if err != nil {
@@ -779,7 +786,7 @@ func TestFilePermissions(t *testing.T) {
 		if err := os.Chmod(path, 0o620); err != nil {
 			t.Fatal(err)
 		}
-		in := fsInstance(t, "path", path, "file_permissions", "644")
+		in := fsInstance(t, proc, "path", path, "file_permissions", "644")
 		mustFlush(t, in, evRecords("E", 0, 1), "t")
 		fi, err := os.Stat(path)
 		if err != nil {
@@ -796,19 +803,20 @@ func TestFilePermissions(t *testing.T) {
 // a limit of 2 writing five files closes only its own least recently used
 // files, never another output's.
 func TestMaxOpenSocketsPerOutput(t *testing.T) {
-	p := usePool(t, newFakeClock(time.Unix(1800000000, 0)), nil)
+	t.Parallel()
+	proc, p := usePool(t, newFakeClock(time.Unix(1800000000, 0)), nil)
 	dir := t.TempDir()
 	var ins [3]*Instance
 	var paths [3]string
 	for i := range ins {
 		paths[i] = filepath.Join(dir, fmt.Sprintf("ev%d.log", i))
-		ins[i] = fsInstance(t, "path", paths[i], "max_open_sockets", "1", "idle_timeout", "0")
+		ins[i] = fsInstance(t, proc, "path", paths[i], "max_open_sockets", "1", "idle_timeout", "0")
 		mustFlush(t, ins[i], evRecords("S", i, 1), "t")
 	}
 	if n := p.OpenCount(); n != 3 {
 		t.Errorf("OpenCount %d, want 3: one output's file does not count against another's", n)
 	}
-	tmpl := fsInstance(t, "path", filepath.Join(dir, "t-$TAG.log"), "max_open_sockets", "2", "idle_timeout", "0")
+	tmpl := fsInstance(t, proc, "path", filepath.Join(dir, "t-$TAG.log"), "max_open_sockets", "2", "idle_timeout", "0")
 	for round := 0; round < 2; round++ {
 		for i := 0; i < 5; i++ {
 			mustFlush(t, tmpl, evRecords("T", round, 1), fmt.Sprintf("x%d", i))
@@ -850,11 +858,12 @@ func TestMaxOpenSocketsPerOutput(t *testing.T) {
 // another output with the same limit writes at once; once the write ends
 // the retry goes through.
 func TestMaxOpenSocketsAllBusy(t *testing.T) {
+	t.Parallel()
 	st, ops := newStallOps()
-	p := usePool(t, newFakeClock(time.Unix(1800000000, 0)), ops)
+	proc, p := usePool(t, newFakeClock(time.Unix(1800000000, 0)), ops)
 	dir := t.TempDir()
-	a := fsInstance(t, "path", filepath.Join(dir, "$TAG.log"), "max_open_sockets", "1", "idle_timeout", "0")
-	other := fsInstance(t, "path", filepath.Join(dir, "other.log"), "max_open_sockets", "1", "idle_timeout", "0")
+	a := fsInstance(t, proc, "path", filepath.Join(dir, "$TAG.log"), "max_open_sockets", "1", "idle_timeout", "0")
+	other := fsInstance(t, proc, "path", filepath.Join(dir, "other.log"), "max_open_sockets", "1", "idle_timeout", "0")
 	release := st.stall(t, func() Result { return a.Flush(evRecords("A", 0, 3), "a") })
 	if res := a.Flush(evRecords("B", 0, 3), "b"); res != Retry {
 		t.Errorf("flush while the output's only slot is being written = %v, want Retry", res)
@@ -878,11 +887,12 @@ func TestMaxOpenSocketsAllBusy(t *testing.T) {
 // 9. Two instances on one path, four goroutines each: every line whole,
 // none interleaved, none lost.
 func TestSharedPathConcurrent(t *testing.T) {
-	usePool(t, newFakeClock(time.Unix(1800000000, 0)), nil)
+	t.Parallel()
+	proc, _ := usePool(t, newFakeClock(time.Unix(1800000000, 0)), nil)
 	path := filepath.Join(t.TempDir(), "ev.log")
 	const total, workers, chunk = 200000, 8, 500
-	a := fsInstance(t, "path", path)
-	b := fsInstance(t, "path", path)
+	a := fsInstance(t, proc, "path", path)
+	b := fsInstance(t, proc, "path", path)
 	pad := strings.Repeat("q", 60)
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
@@ -957,12 +967,13 @@ func checkLines(t *testing.T, paths []string, want []int, pad string) {
 // 10. reopen_check: after mv or rm with no rotate call, lines go to a new
 // file at the path once the check period has passed.
 func TestReopenCheck(t *testing.T) {
+	t.Parallel()
 	clk := newFakeClock(time.Unix(1800000000, 0))
-	p := usePool(t, clk, nil)
+	proc, p := usePool(t, clk, nil)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "ev.log")
-	in := fsInstance(t, "path", path, "reopen_check", "2s", "idle_timeout", "0")
-	before := rotationsTotal(t, ReasonReopenCheck)
+	in := fsInstance(t, proc, "path", path, "reopen_check", "2s", "idle_timeout", "0")
+	before := rotationsTotal(t, proc, filestore.ReasonReopenCheck)
 
 	mustFlush(t, in, evRecords("A", 0, 1), "t")
 	if err := os.Rename(path, path+".moved"); err != nil {
@@ -993,18 +1004,18 @@ func TestReopenCheck(t *testing.T) {
 		t.Fatal(err)
 	}
 	clk.Add(time.Second)
-	p.tick()
+	p.Tick()
 	if !in.Status()[0].Open {
 		t.Error("closed before the check period passed")
 	}
 	clk.Add(time.Second)
-	p.tick() // sees it gone
+	p.Tick() // sees it gone
 	if !in.Status()[0].Open {
 		t.Error("closed before the grace passed")
 	}
 	clk.Add(time.Second)
-	p.tick()
-	if s := in.Status()[0]; s.Open || s.LastReason != ReasonReopenCheck {
+	p.Tick()
+	if s := in.Status()[0]; s.Open || s.LastReason != filestore.ReasonReopenCheck {
 		t.Errorf("after rm and a check period: %+v", s)
 	}
 	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
@@ -1021,12 +1032,12 @@ func TestReopenCheck(t *testing.T) {
 	mustFlush(t, in, evRecords("A", 5, 1), "t")
 	// An unchanged file is kept.
 	clk.Add(5 * time.Second)
-	p.tick()
+	p.Tick()
 	mustFlush(t, in, evRecords("A", 6, 1), "t")
 	if got, want := fbtest.ReadText(t, path), evLines("A", 4, 3); got != want {
 		t.Errorf("kept file %q, want %q", got, want)
 	}
-	if got := rotationsTotal(t, ReasonReopenCheck) - before; got != 2 {
+	if got := rotationsTotal(t, proc, filestore.ReasonReopenCheck) - before; got != 2 {
 		t.Errorf("%v reopen_check rotations, want 2", got)
 	}
 }
@@ -1034,10 +1045,11 @@ func TestReopenCheck(t *testing.T) {
 // 11. mi rotate: closes at once, creates nothing, the next write creates
 // the file; rotations during concurrent writes never split or lose a line.
 func TestRotateMI(t *testing.T) {
-	p := usePool(t, newFakeClock(time.Unix(1800000000, 0)), nil)
+	t.Parallel()
+	proc, p := usePool(t, newFakeClock(time.Unix(1800000000, 0)), nil)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "ev.log")
-	in := fsInstance(t, "path", "flatstore:"+path)
+	in := fsInstance(t, proc, "path", "flatstore:"+path)
 	mustFlush(t, in, evRecords("A", 0, 1), "t")
 	if err := os.Rename(path, path+".1"); err != nil {
 		t.Fatal(err)
@@ -1058,7 +1070,7 @@ func TestRotateMI(t *testing.T) {
 	if got := fbtest.ReadText(t, path); got != evLines("A", 1, 1) {
 		t.Errorf("%q", got)
 	}
-	if s := in.Status()[0]; s.LastReason != ReasonMI {
+	if s := in.Status()[0]; s.LastReason != filestore.ReasonMI {
 		t.Errorf("status %+v", s)
 	}
 	if err := os.Remove(path); err != nil {
@@ -1070,14 +1082,14 @@ func TestRotateMI(t *testing.T) {
 
 	// The storm: 4 writers flush until another goroutine has moved and
 	// rotated the file 100 times, each time once a write created it again.
-	before := rotationsTotal(t, ReasonMI)
+	before := rotationsTotal(t, proc, filestore.ReasonMI)
 	const workers, per, rotations = 4, 50, 100
 	pad := "r"
 	rotated := make(chan struct{})
 	go func() {
 		defer close(rotated)
 		for i := 0; i < rotations; i++ {
-			for !fileExists(path) {
+			for !exists(path) {
 				time.Sleep(50 * time.Microsecond)
 			}
 			if err := os.Rename(path, fmt.Sprintf("%s.s%03d", path, i)); err != nil {
@@ -1111,7 +1123,7 @@ func TestRotateMI(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if n := rotationsTotal(t, ReasonMI) - before; n != rotations {
+	if n := rotationsTotal(t, proc, filestore.ReasonMI) - before; n != rotations {
 		t.Errorf("%v rotations during the writes, want %d", n, rotations)
 	}
 	var paths []string
@@ -1134,11 +1146,12 @@ func TestRotateMI(t *testing.T) {
 // 12. idle_timeout closes files and frees their slots; the next write
 // opens the file again and appends.
 func TestIdleTimeout(t *testing.T) {
+	t.Parallel()
 	t.Run("injected clock", func(t *testing.T) {
 		clk := newFakeClock(time.Unix(1800000000, 0))
-		p := usePool(t, clk, nil)
+		proc, p := usePool(t, clk, nil)
 		dir := t.TempDir()
-		in := fsInstance(t, "path", filepath.Join(dir, "$TAG.log"), "idle_timeout", "200ms")
+		in := fsInstance(t, proc, "path", filepath.Join(dir, "$TAG.log"), "idle_timeout", "200ms")
 		mustFlush(t, in, evRecords("A", 0, 1), "a")
 		mustFlush(t, in, evRecords("B", 0, 1), "b")
 		if n := p.OpenCount(); n != 2 {
@@ -1147,7 +1160,7 @@ func TestIdleTimeout(t *testing.T) {
 		clk.Add(150 * time.Millisecond)
 		mustFlush(t, in, evRecords("A", 1, 1), "a")
 		clk.Add(100 * time.Millisecond)
-		p.tick() // b idle 250ms, a 100ms
+		p.Tick() // b idle 250ms, a 100ms
 		if n := p.OpenCount(); n != 1 {
 			t.Errorf("OpenCount %d, want 1", n)
 		}
@@ -1155,7 +1168,7 @@ func TestIdleTimeout(t *testing.T) {
 			t.Errorf("%d descriptors open, want 1", n)
 		}
 		clk.Add(100 * time.Millisecond)
-		p.tick()
+		p.Tick()
 		if n := p.OpenCount(); n != 0 {
 			t.Errorf("OpenCount %d, want 0", n)
 		}
@@ -1168,8 +1181,9 @@ func TestIdleTimeout(t *testing.T) {
 		}
 	})
 	t.Run("maintenance goroutine", func(t *testing.T) {
+		proc := newProc(t)
 		path := filepath.Join(t.TempDir(), "ev.log")
-		in := fsInstance(t, "path", path, "idle_timeout", "50ms")
+		in := fsInstance(t, proc, "path", path, "idle_timeout", "50ms")
 		mustFlush(t, in, evRecords("A", 0, 1), "t")
 		if !in.Status()[0].Open {
 			t.Fatal("not open after a write")
@@ -1187,25 +1201,27 @@ func TestIdleTimeout(t *testing.T) {
 	})
 }
 
-// The pool's memory of forgotten paths is bounded: 5 000 distinct template
-// values with rotate_count set leave at most maxMemo memories and no file
-// open.
+// The pool's memory of forgotten paths is bounded: 954 distinct template
+// values with rotate_count set leave at most maxMemo memories (the bound,
+// 4096 by default, set to 50 here) and no file open.
 func TestMemoBounded(t *testing.T) {
+	t.Parallel()
+	const maxMemo = 50
 	clk := newFakeClock(time.Unix(1800000000, 0))
-	p := usePool(t, clk, nil)
+	proc, p := usePoolEnv(t, clk, filestore.Env{MaxMemo: maxMemo})
 	dir := t.TempDir()
-	in := fsInstance(t, "path", filepath.Join(dir, "$TAG.log"), "rotate_count", "10", "idle_timeout", "1s", "max_dynamic_files", "0")
+	in := fsInstance(t, proc, "path", filepath.Join(dir, "$TAG.log"), "rotate_count", "10", "idle_timeout", "1s", "max_dynamic_files", "0")
 	const tags = maxMemo + 904
 	for i := 0; i < tags; i++ {
 		mustFlush(t, in, evRecords("E", i, 1), "t"+strconv.Itoa(i))
 		if i%500 == 0 {
 			clk.Add(2 * time.Second)
-			p.tick()
+			p.Tick()
 		}
 	}
 	clk.Add(2 * time.Second)
-	p.tick()
-	if n := p.memoCount(); n > maxMemo || n < maxMemo/2 {
+	p.Tick()
+	if n := p.MemoCount(); n > maxMemo || n < maxMemo/2 {
 		t.Errorf("%d memories kept for %d paths, want at most %d", n, tags, maxMemo)
 	}
 	if n := p.OpenCount(); n != 0 {
@@ -1222,22 +1238,23 @@ func TestMemoBounded(t *testing.T) {
 // output's settings rule: rotate_count 1 rotates at every line, whatever
 // rotate_size the old output had.
 func TestRotationOptionsOfNewOutput(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	tmpl := filepath.Join(dir, "$TAG.log")
 	proc := NewProcess()
-	logger := NewLogger("test", NewWriterSink(io.Discard, LevelDebug))
+	lg := logger.New("test", logger.NewWriterSink(io.Discard, logger.LevelDebug))
 	start := func(key, value string) *Instance {
 		cfg, err := ParseConfig(MapGetter{"path": tmpl, "control_listen": "off", key: value})
 		if err != nil {
 			t.Fatal(err)
 		}
-		in, err := NewInstance(proc, cfg, "test", logger)
+		in, err := NewInstance(proc, cfg, "test", lg)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return in
 	}
-	chunk := fbtest.Records(fbtest.Record{Time: time.Unix(1700000000, 0), Body: fbtest.KV{"event", "E", "v", "x"}})
+	chunk := records.Records(records.Record{Time: time.Unix(1700000000, 0), Body: records.KV{"event", "E", "v", "x"}})
 	old := start("rotate_size", "1m")
 	if r := old.Flush(chunk, "a"); r != OK {
 		t.Fatalf("Flush = %v", r)
@@ -1266,4 +1283,10 @@ func TestRotationOptionsOfNewOutput(t *testing.T) {
 	if want := []string{"E,x\nE,x\n", "E,x\n", "E,x\n"}; fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("files %q hold %q, want %q (rotate_count 1)", names, got, want)
 	}
+}
+
+// exists reports whether name exists (a link counts, even dangling).
+func exists(name string) bool {
+	_, err := os.Lstat(name)
+	return err == nil
 }

@@ -4,7 +4,33 @@ import (
 	"errors"
 	"runtime/debug"
 	"time"
+	"unsafe"
+
+	"github.com/flatstore/flatstore/flatstore/event"
+	"github.com/flatstore/flatstore/flatstore/filestore"
+	"github.com/flatstore/flatstore/flatstore/logger"
 )
+
+// Drop reasons of the flush itself; a record's own are event.DropReasons.
+const (
+	DropBadPath  = "bad_path"          // the rendered path can never be written (filestore.IsBadPath)
+	DropMaxFiles = "max_dynamic_files" // a template path past the output's max_dynamic_files
+)
+
+// DropReasons lists every drop reason: a record's own, then the flush's.
+func DropReasons() []string {
+	return append(event.DropReasons(), DropBadPath, DropMaxFiles)
+}
+
+// Causes of a flush answered RETRY.
+const (
+	RetryWriteError = "write_error"      // the file system refused a write, open or sync
+	RetryNoSlot     = "max_open_sockets" // every slot was held by a write in progress
+	RetryPanic      = "panic"            // a bug, recovered
+)
+
+// RetryCauses lists every retry cause.
+func RetryCauses() []string { return []string{RetryWriteError, RetryNoSlot, RetryPanic} }
 
 // group is the lines of one flush that go to one file.
 type group struct {
@@ -15,14 +41,14 @@ type group struct {
 
 // flushState is the reusable memory of one flush.
 type flushState struct {
-	enc    *Encoder
+	enc    *event.Encoder
 	groups []group
 	index  map[string]int
 	line   []byte
 	pbuf   []byte
 	drops  map[string]int
 	done   []int // per group: lines that landed (or were dropped as bad_path)
-	budget budget
+	budget event.Budget
 }
 
 // lines returns how many lines each group holds.
@@ -35,7 +61,7 @@ func (s *flushState) lines() []int {
 }
 
 func newFlushState(cfg *Config) *flushState {
-	return &flushState{enc: NewEncoder(cfg), index: map[string]int{}, drops: map[string]int{}}
+	return &flushState{enc: event.NewEncoder(cfg.Options), index: map[string]int{}, drops: map[string]int{}}
 }
 
 // maxKeptBuffer is the largest buffer a flush state keeps for the next flush.
@@ -55,9 +81,7 @@ func (s *flushState) reset() {
 	if cap(s.line) > maxKeptBuffer {
 		s.line = nil
 	}
-	if cap(s.enc.values) > maxKeptBuffer {
-		s.enc.values = nil
-	}
+	s.enc.Shrink(maxKeptBuffer)
 }
 
 // groupFor returns the group for path, adding it when new.
@@ -149,8 +173,8 @@ func (in *Instance) Flush(data []byte, tag string) (res Result) {
 // it found.
 func (in *Instance) render(s *flushState, data []byte, tag string) (objects, records int) {
 	tagb := unsafeBytes(tag)
-	dec := decoder{buf: data}
-	s.budget = budget{chunk: len(data)}
+	dec := event.NewDecoder(data)
+	s.budget = event.NewBudget(len(data))
 	// One group for the whole chunk when the path cannot change from record
 	// to record: a static path, or a template of the tag alone.
 	var g0 *group
@@ -162,29 +186,29 @@ func (in *Instance) render(s *flushState, data []byte, tag string) (objects, rec
 		g0 = s.groupFor(s.pbuf)
 	}
 	for {
-		st, t, body, reason := dec.next()
+		st, t, body, reason := dec.Next()
 		switch st {
-		case recEnd:
+		case event.StatusEnd:
 			return objects, records
-		case recFatal:
-			s.drops[DropTruncated]++
+		case event.StatusFatal:
+			s.drops[event.DropTruncated]++
 			return objects, records
-		case recGroup:
+		case event.StatusGroup:
 			objects++
 			continue
-		case recBad:
+		case event.StatusBad:
 			objects++
 			s.drops[reason]++
 			continue
 		}
 		objects++
 		var err error
-		var rest, event []byte
+		var rest, evName []byte
 		if g0 != nil {
 			before := len(g0.buf)
-			g0.buf, rest, _, err = s.enc.appendLine(g0.buf, t, body, tagb, s.budget.room(false))
-			if err == nil && !s.budget.keep(len(g0.buf)-before, len(data)-len(rest)) {
-				err = errTooLarge
+			g0.buf, rest, _, err = s.enc.AppendLineMax(g0.buf, t, body, tagb, s.budget.Room(false))
+			if err == nil && !s.budget.Keep(len(g0.buf)-before, len(data)-len(rest)) {
+				err = event.ErrTooLarge
 			}
 			if err == nil {
 				g0.ends = append(g0.ends, len(g0.buf))
@@ -192,34 +216,34 @@ func (in *Instance) render(s *flushState, data []byte, tag string) (objects, rec
 				g0.buf = g0.buf[:before]
 			}
 		} else {
-			s.line, rest, event, err = s.enc.appendLine(s.line[:0], t, body, tagb, s.budget.room(true))
-			if err == nil && !s.budget.keep(len(s.line), len(data)-len(rest)) {
-				err = errTooLarge
+			s.line, rest, evName, err = s.enc.AppendLineMax(s.line[:0], t, body, tagb, s.budget.Room(true))
+			if err == nil && !s.budget.Keep(len(s.line), len(data)-len(rest)) {
+				err = event.ErrTooLarge
 			}
 			if err == nil {
-				s.pbuf = in.cfg.Template.Render(s.pbuf[:0], tagb, event, body[:len(body)-len(rest)])
+				s.pbuf = in.cfg.Template.Render(s.pbuf[:0], tagb, evName, body[:len(body)-len(rest)])
 				g := s.groupFor(s.pbuf)
 				g.buf = append(g.buf, s.line...)
 				g.ends = append(g.ends, len(g.buf))
 			}
 		}
 		if err != nil {
-			de, ok := err.(dropError)
-			if !ok || de == errTruncated {
+			de, ok := err.(event.DropError)
+			if !ok || de == event.ErrTruncated {
 				// The walk cannot go on past this record.
-				s.drops[DropTruncated]++
+				s.drops[event.DropTruncated]++
 				return objects, records
 			}
 			s.drops[string(de)]++
 			// Skip the whole body and go on with the next record.
-			if r, serr := skipValue(body); serr == nil {
-				dec.advance(r)
+			if r, serr := event.SkipValue(body); serr == nil {
+				dec.Advance(r)
 				continue
 			}
-			s.drops[DropTruncated]++
+			s.drops[event.DropTruncated]++
 			return objects, records
 		}
-		dec.advance(rest)
+		dec.Advance(rest)
 		records++
 	}
 }
@@ -229,7 +253,7 @@ func (in *Instance) render(s *flushState, data []byte, tag string) (objects, rec
 // them in waves. A group that fails for its file system does not stop the
 // others: the flush answers Retry at the end, and s.done tells what landed.
 func (in *Instance) write(s *flushState, prior *resendEntry) Result {
-	pool := in.proc.pool
+	store := in.proc.store
 	res := OK
 	var lines, bytes, overMax int
 	for i := range s.groups {
@@ -255,7 +279,7 @@ func (in *Instance) write(s *flushState, prior *resendEntry) Result {
 			// A rendered path: never another output's file, and never one
 			// file more than max_dynamic_files.
 			if o := in.proc.staticOwner(g.path); o != nil {
-				in.dropBadPath(n-skip, &writeError{"open", g.path, errOtherOutput{o.cfg.Path}})
+				in.dropBadPath(n-skip, filestore.OtherOutput(g.path, o.cfg.Path))
 				continue
 			}
 			if !in.dynamic.admit(g.path) {
@@ -263,15 +287,13 @@ func (in *Instance) write(s *flushState, prior *resendEntry) Result {
 				continue
 			}
 		}
-		f := pool.pin(g.path, in.opt)
-		if f.opt != in.opt && (f.opt.format != in.opt.format ||
-			in.static == nil && (f.refs > 0 || f.opt.template != in.opt.template)) {
-			pool.unpin(f)
-			in.dropBadPath(n-skip, &writeError{"open", g.path, errOtherOutput{f.path}})
+		f, err := store.Pin(g.path, in.opt)
+		if err != nil {
+			in.dropBadPath(n-skip, err)
 			continue
 		}
 		written, rots, err := f.Write(buf, ends, in.slots)
-		pool.unpin(f)
+		store.Unpin(f)
 		for _, r := range rots {
 			in.log.Infof("%v", r)
 		}
@@ -284,13 +306,13 @@ func (in *Instance) write(s *flushState, prior *resendEntry) Result {
 		}
 		s.done[i] = skip + written
 		switch {
-		case errors.Is(err, errNoSlot):
+		case errors.Is(err, filestore.ErrNoSlot):
 			in.log.LimitedWarnf("max_open_sockets", "no more free sockets (max_open_sockets=%d): every open file is being written; chunk will be retried", in.cfg.MaxOpenSockets)
 			in.metrics.retry(RetryNoSlot)
 			res = Retry
-		case in.static == nil && badPath(err):
+		case in.static == nil && filestore.IsBadPath(err):
 			s.done[i] = n
-			in.metrics.writeError(errnoName(err))
+			in.metrics.countWriteError(filestore.ErrnoName(err))
 			in.dropBadPath(n-skip-written, err)
 			if written == 0 && skip == 0 {
 				in.dynamic.release(g.path)
@@ -298,8 +320,8 @@ func (in *Instance) write(s *flushState, prior *resendEntry) Result {
 		default:
 			// Rate-limited by errno, not by path: a template's many
 			// files on one full disk make one message every few seconds.
-			in.log.Limitedf(LevelError, "write:"+errnoName(err), "%v: chunk will be retried", err)
-			in.metrics.writeError(errnoName(err))
+			in.log.Limitedf(logger.LevelError, "write:"+filestore.ErrnoName(err), "%v: chunk will be retried", err)
+			in.metrics.countWriteError(filestore.ErrnoName(err))
 			in.metrics.retry(RetryWriteError)
 			res = Retry
 		}
@@ -338,4 +360,13 @@ func (in *Instance) countDrops(drops map[string]int) {
 		in.metrics.drop(reason, n)
 		in.log.LimitedWarnf("drop:"+reason, "skipped %d record(s): %s", n, reason)
 	}
+}
+
+// unsafeBytes views s as bytes without copying; the bytes must not be
+// modified.
+func unsafeBytes(s string) []byte {
+	if s == "" {
+		return nil
+	}
+	return unsafe.Slice(unsafe.StringData(s), len(s))
 }

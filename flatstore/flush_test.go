@@ -6,7 +6,8 @@ import (
 	"time"
 
 	"github.com/flatstore/flatstore/flatstore"
-	"github.com/flatstore/flatstore/internal/fbtest"
+	"github.com/flatstore/flatstore/flatstore/event"
+	"github.com/flatstore/flatstore/internal/records"
 )
 
 var recTime = time.Unix(1700000000, 500000000)
@@ -15,18 +16,18 @@ var recTime = time.Unix(1700000000, 500000000)
 // the same line, with the record's time.
 func TestFlushRecordForms(t *testing.T) {
 	for _, legacy := range []bool{false, true} {
-		for _, kind := range []fbtest.TimeKind{fbtest.EventTime, fbtest.TimeInt, fbtest.TimeFloat} {
+		for _, kind := range []records.TimeKind{records.EventTime, records.TimeInt, records.TimeFloat} {
 			in, path := newInstance(t, "time_format", "unix_ms")
-			data := fbtest.Records(fbtest.Record{
+			data := records.Records(records.Record{
 				Time: recTime, TimeKind: kind, Legacy: legacy,
-				Meta: fbtest.KV{"m", 1},
-				Body: fbtest.KV{"event", "E", "a", "x"},
+				Meta: records.KV{"m", 1},
+				Body: records.KV{"event", "E", "a", "x"},
 			})
 			if r := in.Flush(data, "tag"); r != flatstore.OK {
 				t.Fatalf("legacy=%v kind=%v: Flush = %v", legacy, kind, r)
 			}
 			want := "E,1700000000500,x\n"
-			if kind == fbtest.TimeInt {
+			if kind == records.TimeInt {
 				want = "E,1700000000000,x\n"
 			}
 			if got := readFile(t, path); got != want {
@@ -39,22 +40,22 @@ func TestFlushRecordForms(t *testing.T) {
 func TestFlushTimes(t *testing.T) {
 	cases := []struct {
 		name string
-		time fbtest.Raw
+		time records.Raw
 		want string
 	}{
-		{"fixint", fbtest.Raw{0x05}, "5000000000"},
-		{"negative", fbtest.Raw{0xff}, "-1000000000"},
-		{"uint32", fbtest.Raw{0xce, 0x65, 0x53, 0xf1, 0x00}, "1700000000000000000"},
-		{"float32", fbtest.Raw{0xca, 0x3f, 0xc0, 0, 0}, "1500000000"},
-		{"float64 negative", fbtest.Raw{0xcb, 0xbf, 0xe0, 0, 0, 0, 0, 0, 0}, "-500000000"},
+		{"fixint", records.Raw{0x05}, "5000000000"},
+		{"negative", records.Raw{0xff}, "-1000000000"},
+		{"uint32", records.Raw{0xce, 0x65, 0x53, 0xf1, 0x00}, "1700000000000000000"},
+		{"float32", records.Raw{0xca, 0x3f, 0xc0, 0, 0}, "1500000000"},
+		{"float64 negative", records.Raw{0xcb, 0xbf, 0xe0, 0, 0, 0, 0, 0, 0}, "-500000000"},
 		// 1.9999999999 rounds to 2 s, not 1 s + 1e9 ns.
-		{"float64 rounding up", fbtest.Raw{0xcb, 0x3f, 0xff, 0xff, 0xff, 0xff, 0xe5, 0x0c, 0xe4}, "2000000000"},
-		{"ext8 form of EventTime", fbtest.Raw{0xc7, 8, 0, 0, 0, 0, 1, 0, 0, 0, 2}, "1000000002"},
+		{"float64 rounding up", records.Raw{0xcb, 0x3f, 0xff, 0xff, 0xff, 0xff, 0xe5, 0x0c, 0xe4}, "2000000000"},
+		{"ext8 form of EventTime", records.Raw{0xc7, 8, 0, 0, 0, 0, 1, 0, 0, 0, 2}, "1000000002"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			in, path := newInstance(t, "time_format", "unix_ns")
-			data := fbtest.AppendValue(nil, []any{c.time, fbtest.KV{"event", "E"}})
+			data := records.AppendValue(nil, []any{c.time, records.KV{"event", "E"}})
 			if r := in.Flush(data, "tag"); r != flatstore.OK {
 				t.Fatalf("Flush = %v", r)
 			}
@@ -68,7 +69,7 @@ func TestFlushTimes(t *testing.T) {
 func TestFlushTimeRFC3339(t *testing.T) {
 	in, path := newInstance(t, "time_format", "rfc3339")
 	// 1.9999999999 as a float time: RFC 3339 must say 00:00:02.
-	data := fbtest.AppendValue(nil, []any{fbtest.Raw{0xcb, 0x3f, 0xff, 0xff, 0xff, 0xff, 0xe5, 0x0c, 0xe4}, fbtest.KV{"event", "E"}})
+	data := records.AppendValue(nil, []any{records.Raw{0xcb, 0x3f, 0xff, 0xff, 0xff, 0xff, 0xe5, 0x0c, 0xe4}, records.KV{"event", "E"}})
 	if r := in.Flush(data, "tag"); r != flatstore.OK {
 		t.Fatalf("Flush = %v", r)
 	}
@@ -82,12 +83,12 @@ func TestFlushTimeRFC3339(t *testing.T) {
 func TestFlushGroupMarkers(t *testing.T) {
 	in, path := newInstance(t)
 	var data []byte
-	data = append(data, fbtest.GroupStart(fbtest.KV{"schema", 1}, fbtest.KV{"resource", "x"})...)
-	data = append(data, fbtest.Records(
-		fbtest.Record{Time: recTime, Body: fbtest.KV{"event", "E1", "a", 1}},
-		fbtest.Record{Time: recTime, Body: fbtest.KV{"event", "E2", "a", 2}},
+	data = append(data, records.GroupStart(records.KV{"schema", 1}, records.KV{"resource", "x"})...)
+	data = append(data, records.Records(
+		records.Record{Time: recTime, Body: records.KV{"event", "E1", "a", 1}},
+		records.Record{Time: recTime, Body: records.KV{"event", "E2", "a", 2}},
 	)...)
-	data = append(data, fbtest.GroupEnd()...)
+	data = append(data, records.GroupEnd()...)
 	if r := in.Flush(data, "tag"); r != flatstore.OK {
 		t.Fatalf("Flush = %v", r)
 	}
@@ -98,7 +99,7 @@ func TestFlushGroupMarkers(t *testing.T) {
 		t.Errorf("Dropped = %d, want 0", n)
 	}
 	// A chunk of markers alone: nothing to write, nothing dropped, OK.
-	if r := in.Flush(append(fbtest.GroupStart(nil, nil), fbtest.GroupEnd()...), "tag"); r != flatstore.OK {
+	if r := in.Flush(append(records.GroupStart(nil, nil), records.GroupEnd()...), "tag"); r != flatstore.OK {
 		t.Errorf("markers only: Flush = %v, want OK", r)
 	}
 	if n := in.Dropped(); n != 0 {
@@ -110,25 +111,25 @@ func TestFlushGroupMarkers(t *testing.T) {
 // counted, the rest written; a chunk with no msgpack at all is an error.
 func TestFlushBadRecords(t *testing.T) {
 	good := func(ev string) []byte {
-		return fbtest.AppendRecord(nil, fbtest.Record{Time: recTime, Body: fbtest.KV{"event", ev}})
+		return records.AppendRecord(nil, records.Record{Time: recTime, Body: records.KV{"event", ev}})
 	}
-	deep := fbtest.Raw(strings.Repeat("\x91", flatstore.MaxDepth+10) + "\x01")
+	deep := records.Raw(strings.Repeat("\x91", event.MaxDepth+10) + "\x01")
 	cases := []struct {
 		name    string
 		bad     []byte
 		dropped uint64
 	}{
-		{"body not a map", fbtest.Records(fbtest.Record{Time: recTime, Body: "str"}), 1},
-		{"body an array", fbtest.Records(fbtest.Record{Time: recTime, Body: []any{1}}), 1},
-		{"legacy body not a map", fbtest.Records(fbtest.Record{Time: recTime, Legacy: true, Body: 1}), 1},
-		{"not an array", fbtest.AppendValue(nil, "hello"), 1},
-		{"array of 3", fbtest.AppendValue(nil, []any{1, fbtest.KV{}, 3}), 1},
-		{"time a string", fbtest.AppendValue(nil, []any{"now", fbtest.KV{"event", "X"}}), 1},
-		{"time nil", fbtest.AppendValue(nil, []any{nil, fbtest.KV{"event", "X"}}), 1},
-		{"time NaN", fbtest.AppendValue(nil, []any{fbtest.Raw{0xcb, 0x7f, 0xf8, 0, 0, 0, 0, 0, 1}, fbtest.KV{"event", "X"}}), 1},
-		{"time uint64 max", fbtest.AppendValue(nil, []any{uint64(1 << 63), fbtest.KV{"event", "X"}}), 1},
-		{"too deep", fbtest.Records(fbtest.Record{Time: recTime, Body: fbtest.KV{"event", "X", "d", deep}}), 1},
-		{"map key is a map", fbtest.Records(fbtest.Record{Time: recTime, Body: fbtest.KV{"event", "X", "m", fbtest.KV{fbtest.KV{"k", 1}, 2}}}), 0},
+		{"body not a map", records.Records(records.Record{Time: recTime, Body: "str"}), 1},
+		{"body an array", records.Records(records.Record{Time: recTime, Body: []any{1}}), 1},
+		{"legacy body not a map", records.Records(records.Record{Time: recTime, Legacy: true, Body: 1}), 1},
+		{"not an array", records.AppendValue(nil, "hello"), 1},
+		{"array of 3", records.AppendValue(nil, []any{1, records.KV{}, 3}), 1},
+		{"time a string", records.AppendValue(nil, []any{"now", records.KV{"event", "X"}}), 1},
+		{"time nil", records.AppendValue(nil, []any{nil, records.KV{"event", "X"}}), 1},
+		{"time NaN", records.AppendValue(nil, []any{records.Raw{0xcb, 0x7f, 0xf8, 0, 0, 0, 0, 0, 1}, records.KV{"event", "X"}}), 1},
+		{"time uint64 max", records.AppendValue(nil, []any{uint64(1 << 63), records.KV{"event", "X"}}), 1},
+		{"too deep", records.Records(records.Record{Time: recTime, Body: records.KV{"event", "X", "d", deep}}), 1},
+		{"map key is a map", records.Records(records.Record{Time: recTime, Body: records.KV{"event", "X", "m", records.KV{records.KV{"k", 1}, 2}}}), 0},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -165,9 +166,9 @@ func TestFlushNothingDecodes(t *testing.T) {
 // records before it.
 func TestFlushTruncatedTail(t *testing.T) {
 	in, path := newInstance(t)
-	data := fbtest.Records(
-		fbtest.Record{Time: recTime, Body: fbtest.KV{"event", "A"}},
-		fbtest.Record{Time: recTime, Body: fbtest.KV{"event", "B", "x", "long value"}},
+	data := records.Records(
+		records.Record{Time: recTime, Body: records.KV{"event", "A"}},
+		records.Record{Time: recTime, Body: records.KV{"event", "B", "x", "long value"}},
 	)
 	if r := in.Flush(data[:len(data)-3], "tag"); r != flatstore.OK {
 		t.Fatalf("Flush = %v", r)

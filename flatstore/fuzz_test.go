@@ -22,7 +22,9 @@ import (
 	"testing"
 
 	"github.com/flatstore/flatstore/flatstore"
-	"github.com/flatstore/flatstore/internal/fbtest"
+	"github.com/flatstore/flatstore/flatstore/event"
+	"github.com/flatstore/flatstore/flatstore/logger"
+	"github.com/flatstore/flatstore/internal/records"
 )
 
 // FuzzFlush feeds arbitrary bytes to Instance.Flush: it must never panic
@@ -30,17 +32,17 @@ import (
 // local disk never needs) nor hang, and every line it writes ends in '\n'
 // with no CR or LF inside (escape opensips).
 func FuzzFlush(f *testing.F) {
-	rec := func(rs ...fbtest.Record) []byte { return fbtest.Records(rs...) }
-	f.Add(rec(fbtest.Record{Body: fbtest.KV{"event", "E_TEST", "a", "x\ny", "b", 1}}))
-	f.Add(rec(fbtest.Record{Legacy: true, TimeKind: fbtest.TimeFloat, Body: fbtest.KV{"m", fbtest.KV{"k", []any{1, nil, 1.5}}}}))
-	f.Add(append(fbtest.GroupStart(fbtest.KV{"s", 1}, nil), fbtest.GroupEnd()...))
-	f.Add(rec(fbtest.Record{Body: "not a map"}, fbtest.Record{Body: fbtest.KV{"event", 1}}))
+	rec := func(rs ...records.Record) []byte { return records.Records(rs...) }
+	f.Add(rec(records.Record{Body: records.KV{"event", "E_TEST", "a", "x\ny", "b", 1}}))
+	f.Add(rec(records.Record{Legacy: true, TimeKind: records.TimeFloat, Body: records.KV{"m", records.KV{"k", []any{1, nil, 1.5}}}}))
+	f.Add(append(records.GroupStart(records.KV{"s", 1}, nil), records.GroupEnd()...))
+	f.Add(rec(records.Record{Body: "not a map"}, records.Record{Body: records.KV{"event", 1}}))
 	f.Add([]byte{0x92, 0x92, 0xd7, 0x00, 0, 0, 0, 1, 0, 0, 0, 0, 0x80, 0x81, 0xa1, 'a', 0xd4, 0x03, 0xff})
 	f.Add([]byte{0x92, 0x01, 0x81, 0xa1, 'k', 0x91, 0x91, 0x91, 0x91, 0x91, 0x91})
 	f.Add([]byte{0xc1})
 	f.Add([]byte{0x92, 0x01, 0xdf, 0xff, 0xff, 0xff, 0xff})
-	f.Add(fbtest.AppendRecord(nil, fbtest.Record{Body: fbtest.Raw(keyBomb(30))}))
-	f.Add(fbtest.AppendRecord(nil, fbtest.Record{Body: fbtest.KV{"event", "E", "m", fbtest.KV{fbtest.KV{"k", strings.Repeat("\x01", 64<<10)}, 1}}}))
+	f.Add(records.AppendRecord(nil, records.Record{Body: records.Raw(keyBomb(30))}))
+	f.Add(records.AppendRecord(nil, records.Record{Body: records.KV{"event", "E", "m", records.KV{records.KV{"k", strings.Repeat("\x01", 64<<10)}, 1}}}))
 
 	dir := f.TempDir()
 	path := filepath.Join(dir, "fuzz.log")
@@ -48,7 +50,7 @@ func FuzzFlush(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	in, err := flatstore.NewInstance(flatstore.NewProcess(), cfg, "fuzz", flatstore.NewLogger("fuzz", flatstore.NewWriterSink(io.Discard, flatstore.LevelDebug)))
+	in, err := flatstore.NewInstance(flatstore.NewProcess(), cfg, "fuzz", logger.New("fuzz", logger.NewWriterSink(io.Discard, logger.LevelDebug)))
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -73,88 +75,6 @@ func FuzzFlush(f *testing.F) {
 		}
 		if bytes.IndexByte(out, '\r') >= 0 {
 			t.Fatalf("CR in output %q", out)
-		}
-	})
-}
-
-// roundTripDelims are the delimiters FuzzLineRoundTrip picks from.
-var roundTripDelims = []string{",", ";", "\t", " ", "|", "a", "||", "::", "ab", "aa", "<>", "x\\", "-", ":", ".", "0", "n", "r"}
-
-// FuzzLineRoundTrip: for any event name and values, with or without the
-// record time (mode/4), escape backslash and csv split back into exactly
-// the fields written, and opensips and backslash
-// write exactly one '\n', at the end.
-func FuzzLineRoundTrip(f *testing.F) {
-	f.Add("E_TEST", "hello", "world", "", uint8(0), uint8(0), false)
-	f.Add("E,1", "a,b,,c", ",", "line1\nline2", uint8(1), uint8(0), false)
-	f.Add("E", `say "hi"`, `"`, "c\rr", uint8(2), uint8(0), true)
-	f.Add("", "", "", "", uint8(1), uint8(6), true)
-	f.Add("E", "x|", "|", "||a", uint8(1), uint8(6), false)
-	f.Add("E", "a", "aa", "a\\", uint8(1), uint8(9), false)
-	f.Add("E\\", "\\,", "\\\\", "x\\", uint8(1), uint8(11), false)
-	f.Add("E", "a\tb", "\t", "", uint8(2), uint8(2), false)
-	f.Add("E", "hé€", "\x00", "\xff", uint8(3), uint8(0), false)
-	f.Add("E", "a", "b", "c", uint8(5), uint8(0), false) // backslash, rfc3339_nano
-	f.Add("E", "a", "", "c", uint8(10), uint8(0), true)  // csv, unix
-	f.Add("E", "a.", ".", "", uint8(9), uint8(4), false) // backslash, unix, delimiter '|'
-
-	dir := f.TempDir()
-	f.Fuzz(func(t *testing.T, event, a, b, c string, mode, delim uint8, suppress bool) {
-		escape := []string{"opensips", "backslash", "csv", "none"}[mode%4]
-		timeFormat := []string{"none", "rfc3339_nano", "unix"}[mode/4%3]
-		timeText := []string{"", "2023-11-14T22:13:20.123456789Z", "1700000000"}[mode/4%3]
-		d := roundTripDelims[int(delim)%len(roundTripDelims)]
-		if escape == "csv" && len(d) != 1 {
-			d = ","
-		}
-		if escape == "csv" && d == "a" {
-			d = "|"
-		}
-		if escape == "backslash" && (strings.HasPrefix(d, "\\") || d[0] == 'n' || d[0] == 'r') {
-			d = "," // refused by ParseConfig: their escapes would read as \\, \n, \r
-		}
-		sup := "false"
-		if suppress {
-			sup = "true"
-		}
-		cfg, err := flatstore.ParseConfig(flatstore.MapGetter{
-			"path": dir + "/e.log", "escape": escape, "delimiter": d, "suppress_event_name": sup,
-			"time_format": timeFormat,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		body := fbtest.AppendKV(nil, fbtest.KV{"event", event, "a", a, "b", b, "c", c})
-		line, rest, _, err := flatstore.NewEncoder(cfg).AppendLine(nil, t0, body, []byte("tag"))
-		if err != nil || len(rest) != 0 {
-			t.Fatalf("AppendLine: %v (%d left)", err, len(rest))
-		}
-		if escape == "opensips" || escape == "backslash" {
-			if bytes.IndexByte(line, '\n') != len(line)-1 || bytes.IndexByte(line, '\r') >= 0 {
-				t.Fatalf("%s: %q is not one line", escape, line)
-			}
-		}
-		if escape != "backslash" && escape != "csv" {
-			return
-		}
-		want := []string{event, a, b, c}
-		if timeText != "" {
-			want = []string{event, timeText, a, b, c}
-		}
-		if suppress {
-			want = want[1:]
-		}
-		fields, err := flatstore.Split(cfg, line)
-		if err != nil {
-			t.Fatalf("%s %q: Split(%q): %v", escape, d, line, err)
-		}
-		if len(fields) != len(want) {
-			t.Fatalf("%s %q: Split(%q) = %q, want %q", escape, d, line, fields, want)
-		}
-		for i := range want {
-			if string(fields[i]) != want[i] {
-				t.Fatalf("%s %q: Split(%q) = %q, want %q", escape, d, line, fields, want)
-			}
 		}
 	})
 }
@@ -192,58 +112,13 @@ func FuzzParseConfig(f *testing.F) {
 		if cfg.Delimiter == "" || cfg.Path == "" || cfg.Template == nil {
 			t.Fatalf("accepted config %+v lacks a delimiter or a path", cfg)
 		}
-		body := fbtest.AppendKV(nil, fbtest.KV{"event", "E", "a", "x,y\n", "b", 1})
-		line, _, _, err := flatstore.NewEncoder(cfg).AppendLine(nil, t0, body, []byte("t"))
+		body := records.AppendKV(nil, records.KV{"event", "E", "a", "x,y\n", "b", 1})
+		line, _, _, err := event.NewEncoder(cfg.Options).AppendLine(nil, t0, body, []byte("t"))
 		if err != nil || len(line) == 0 || line[len(line)-1] != '\n' {
 			t.Fatalf("AppendLine = %q, %v", line, err)
 		}
-		flatstore.HeaderLine(cfg)
+		event.HeaderLine(cfg.Options)
 		cfg.Template.Render(nil, []byte("t"), []byte("E"), body)
-	})
-}
-
-// templateSubs are the substitutions FuzzTemplate places in a path.
-var templateSubs = []string{"$TAG", "$TAG[1]", "$EVENT", "$k", "$m['s']", "$call-id", "$k['x']"}
-
-// FuzzTemplate: whatever the tag, event and record values, a rendered path
-// has the template's components, none of them "." or "..", inside
-// StaticDir.
-func FuzzTemplate(f *testing.F) {
-	f.Add("", uint8(0), ".", uint8(3), "", "../../etc/x", "a/../../b", "..", []byte{0x80})
-	f.Add("x", uint8(1), "", uint8(4), ".log", "a..b.c", ".", "/", []byte{0x81, 0xa1, 'k', 0xc1})
-	f.Add(".", uint8(2), ".", uint8(5), ".", "", "", "", []byte{})
-	f.Add("..", uint8(6), "..", uint8(0), "..", "..", "...", "\x00", []byte{0xde, 0xff})
-	dir := f.TempDir()
-	f.Fuzz(func(t *testing.T, a string, s1 uint8, b string, s2 uint8, c, tag, val, event string, garbage []byte) {
-		clean := func(s string) string { return strings.NewReplacer("/", "", "$", "", "\x00", "", "[", "").Replace(s) }
-		tmpl := dir + "/" + clean(a) + templateSubs[int(s1)%len(templateSubs)] + clean(b) +
-			"/" + templateSubs[int(s2)%len(templateSubs)] + clean(c)
-		tp, err := flatstore.ParseTemplate(tmpl)
-		if err != nil {
-			t.Fatalf("ParseTemplate(%q): %v", tmpl, err)
-		}
-		if tp.StaticDir() != dir {
-			t.Fatalf("ParseTemplate(%q).StaticDir() = %q, want %q", tmpl, tp.StaticDir(), dir)
-		}
-		body := fbtest.AppendKV(nil, fbtest.KV{"k", val, "m", fbtest.KV{"s", val}, "call-id", val})
-		got := string(tp.Render(nil, []byte(tag), []byte(event), body))
-		if filepath.Clean(got) != got {
-			t.Fatalf("%q rendered %q, which is not clean", tmpl, got)
-		}
-		rel, ok := strings.CutPrefix(got, dir+"/")
-		if !ok || strings.Count(rel, "/") != 1 {
-			t.Fatalf("%q rendered %q: not two components inside %q", tmpl, got, dir)
-		}
-		for _, comp := range strings.Split(rel, "/") {
-			if comp == "" || comp == "." || comp == ".." || strings.IndexByte(comp, 0) >= 0 {
-				t.Fatalf("%q rendered %q: bad component %q", tmpl, got, comp)
-			}
-		}
-		// Arbitrary bytes as the body, and arbitrary templates: no panic.
-		tp.Render(nil, []byte(tag), []byte(event), garbage)
-		if tp2, err := flatstore.ParseTemplate(a + b + c); err == nil {
-			tp2.Render(nil, []byte(tag), []byte(event), garbage)
-		}
 	})
 }
 
@@ -256,7 +131,7 @@ func keyBomb(depth int) []byte {
 	for i := 0; i < depth; i++ {
 		inner = append(append([]byte{0x81}, inner...), 0xc0)
 	}
-	body := fbtest.AppendKV(nil, fbtest.KV{"event", "E_BOMB"})
+	body := records.AppendKV(nil, records.KV{"event", "E_BOMB"})
 	body[0]++ // one more pair: "k" and the bomb
 	body = append(body, 0xa1, 'k')
 	return append(body, inner...)
@@ -281,18 +156,18 @@ func FuzzRenderLinear(f *testing.F) {
 	f.Add(keyBomb(30), uint8(0))
 	f.Add(keyBomb(10), uint8(1))
 	f.Add(keyBomb(200), uint8(2))
-	f.Add(fbtest.AppendKV(nil, fbtest.KV{"event", "E", "m", fbtest.KV{fbtest.KV{"\x01\"", []any{false, nil}}, 1}}), uint8(3))
-	f.Add(fbtest.AppendKV(nil, fbtest.KV{"e", []any{false, false, nil, true, 0, -1}}), uint8(5))
-	f.Add(fbtest.AppendKV(nil, fbtest.KV{"s", "\x00\x01\x02\"\\,||\r\n"}), uint8(7))
+	f.Add(records.AppendKV(nil, records.KV{"event", "E", "m", records.KV{records.KV{"\x01\"", []any{false, nil}}, 1}}), uint8(3))
+	f.Add(records.AppendKV(nil, records.KV{"e", []any{false, false, nil, true, 0, -1}}), uint8(5))
+	f.Add(records.AppendKV(nil, records.KV{"s", "\x00\x01\x02\"\\,||\r\n"}), uint8(7))
 	// Control bytes inside a map used as a key: nine bytes a byte under
 	// escape backslash (mode 4), the JSON made a string and escaped where
 	// it lies; csv (mode 6) quotes it there.
-	escKey := fbtest.AppendKV(nil, fbtest.KV{"event", "E", "m", fbtest.KV{fbtest.KV{"k", strings.Repeat("\x01", 4096) + "\",\n"}, []any{false, "\""}}})
+	escKey := records.AppendKV(nil, records.KV{"event", "E", "m", records.KV{records.KV{"k", strings.Repeat("\x01", 4096) + "\",\n"}, []any{false, "\""}}})
 	f.Add(escKey, uint8(4))
 	f.Add(escKey, uint8(5))
 	f.Add(escKey, uint8(6))
 	dir := f.TempDir()
-	var encs []*flatstore.Encoder
+	var encs []*event.Encoder
 	for _, esc := range []string{"opensips", "none", "backslash", "csv"} {
 		for _, d := range []string{",", "||"} {
 			if esc == "csv" && d != "," {
@@ -303,7 +178,7 @@ func FuzzRenderLinear(f *testing.F) {
 			if err != nil {
 				f.Fatal(err)
 			}
-			encs = append(encs, flatstore.NewEncoder(cfg))
+			encs = append(encs, event.NewEncoder(cfg.Options))
 		}
 	}
 	f.Fuzz(func(t *testing.T, body []byte, mode uint8) {
@@ -312,7 +187,7 @@ func FuzzRenderLinear(f *testing.F) {
 		if err != nil {
 			// A small record is never too large: that would be amplification
 			// stopped by the line limit.
-			if strings.HasSuffix(err.Error(), flatstore.DropTooLarge) && renderFactor*len(body)+renderSlack < flatstore.MaxLineBytes {
+			if strings.HasSuffix(err.Error(), event.DropTooLarge) && renderFactor*len(body)+renderSlack < event.MaxLineBytes {
 				t.Fatalf("a record of %d bytes was too large to render", len(body))
 			}
 			return // skipped records write nothing
@@ -321,66 +196,6 @@ func FuzzRenderLinear(f *testing.F) {
 		if max := renderFactor*used + renderSlack; len(line) > max {
 			t.Fatalf("a record of %d bytes rendered %d bytes (more than %d×%d+%d): %q",
 				used, len(line), renderFactor, used, renderSlack, line)
-		}
-	})
-}
-
-// opensipsRef is escape opensips written the plainest way, a byte at a
-// time: CR and LF become a space; with escDelim, each whole delimiter
-// becomes escDelim and a lone first byte of it stays; without, every first
-// byte of the delimiter becomes a space.
-func opensipsRef(v, delim, escDelim string) string {
-	var out []byte
-	for i := 0; i < len(v); i++ {
-		switch c := v[i]; {
-		case c == '\r' || c == '\n':
-			out = append(out, ' ')
-		case c != delim[0]:
-			out = append(out, c)
-		case escDelim == "":
-			out = append(out, ' ')
-		case strings.HasPrefix(v[i:], delim):
-			out = append(out, escDelim...)
-			i += len(delim) - 1
-		default:
-			out = append(out, c)
-		}
-	}
-	return string(out)
-}
-
-// FuzzEscapeOpenSIPS: the encoder's escape opensips (clean runs found
-// eight bytes at a time and copied whole) writes what the plain reference
-// does, for every delimiter and escape_delimiter.
-func FuzzEscapeOpenSIPS(f *testing.F) {
-	f.Add("a,b,,c", uint8(0), false)
-	f.Add("line1\nline2\r\n,", uint8(0), true)
-	f.Add("x||y|z|", uint8(4), true)
-	f.Add(strings.Repeat("abcdefg,", 9)+"\n", uint8(1), false)
-	f.Add("::a:", uint8(3), true)
-	delims := []struct{ d, esc string }{{",", ";"}, {"|", "/"}, {"\t", " "}, {"::", "__"}, {"||", "!!"}, {"ab", "xy"}}
-	dir := f.TempDir()
-	f.Fuzz(func(t *testing.T, v string, which uint8, withEsc bool) {
-		d := delims[int(which)%len(delims)]
-		esc := ""
-		if withEsc {
-			esc = d.esc
-		}
-		cfg, err := flatstore.ParseConfig(flatstore.MapGetter{
-			"path": dir + "/e.log", "delimiter": d.d, "escape_delimiter": esc, "suppress_event_name": "true",
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		line, _, _, err := flatstore.NewEncoder(cfg).AppendLine(nil, t0, fbtest.AppendKV(nil, fbtest.KV{"v", v}), []byte("tag"))
-		if err != nil {
-			if len(v) > flatstore.MaxLineBytes-1 {
-				return
-			}
-			t.Fatalf("AppendLine(%q): %v", v, err)
-		}
-		if got, want := string(line), opensipsRef(v, d.d, esc)+"\n"; got != want {
-			t.Fatalf("delimiter %q escape_delimiter %q: value %q\n got %q\nwant %q", d.d, esc, v, got, want)
 		}
 	})
 }
@@ -407,7 +222,7 @@ func FuzzOwnership(f *testing.F) {
 		f.Fatal(err)
 	}
 	proc := flatstore.NewProcess()
-	log := flatstore.NewLogger("fuzz", flatstore.NewWriterSink(io.Discard, flatstore.LevelDebug))
+	log := logger.New("fuzz", logger.NewWriterSink(io.Discard, logger.LevelDebug))
 	newOut := func(kv ...string) *flatstore.Instance {
 		g := flatstore.MapGetter{"control_listen": "off", "idle_timeout": "0", "rotate_max_files": "2", "rotate_count": "1000000"}
 		for i := 0; i+1 < len(kv); i += 2 {
@@ -427,7 +242,7 @@ func FuzzOwnership(f *testing.F) {
 	newOut("path", audit)
 	tmpl := newOut("path", filepath.Join(dir, "$TAG"), "max_dynamic_files", "0")
 	f.Fuzz(func(t *testing.T, tag, value string) {
-		data := fbtest.Records(fbtest.Record{Body: fbtest.KV{"event", "FORGED", "v", value, "n", `{"path":"x","rotated":[{"name":"../outside/x"}]}`}})
+		data := records.Records(records.Record{Body: records.KV{"event", "FORGED", "v", value, "n", `{"path":"x","rotated":[{"name":"../outside/x"}]}`}})
 		tmpl.Flush(data, tag)
 		if got, err := os.ReadFile(audit); err != nil || string(got) != "PRE\n" {
 			t.Fatalf("tag %q: audit.log holds %q (%v), want its own bytes", tag, got, err)

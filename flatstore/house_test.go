@@ -1,25 +1,23 @@
 package flatstore_test
 
 import (
-	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
-	"go/types"
-	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"testing"
 )
 
 // The house rules of the core, checked on its source: no package-level
 // mutable state (process-wide state is an object someone owns and passes
-// down), and no file that uses a name of a file above it (the files form
-// layers: each uses only those below, so a reader can take them in order).
+// down), and each package imports only the packages below it (doc.go:
+// the layers). The compiler refuses a cycle; TestImportRules refuses an
+// import that would turn the layers upside down without making one.
 
 // coreDirs are the packages the rules hold for.
-var coreDirs = []string{".", "control"}
+var coreDirs = []string{".", "control", "event", "filestore", "logger"}
 
 // parseDir parses the non-test Go files of dir.
 func parseDir(t *testing.T, fset *token.FileSet, dir string) []*ast.File {
@@ -84,141 +82,34 @@ func isErrorsNew(e ast.Expr) bool {
 	return ok && pkg.Name == "errors" && sel.Sel.Name == "New"
 }
 
-// TestFileLayers: within the core package, the graph of "file A uses a
-// name declared in file B" (package-level names, methods and fields, as the
-// type checker resolves them) has no cycle.
-func TestFileLayers(t *testing.T) {
-	fset := token.NewFileSet()
-	files := parseDir(t, fset, ".")
-	info := &types.Info{Uses: map[*ast.Ident]types.Object{}, Selections: map[*ast.SelectorExpr]*types.Selection{}}
-	// Other packages are not type-checked (a stand-in empty package each,
-	// fast): names of this package resolve all the same.
-	conf := types.Config{Importer: emptyImporter{}, Error: func(error) {}}
-	pkg, _ := conf.Check("github.com/flatstore/flatstore/flatstore", fset, files, info)
-	fileOf := func(p token.Pos) string { return filepath.Base(fset.Position(p).Filename) }
-	uses := map[string]map[string]string{} // from → to → an example name
-	add := func(at token.Pos, obj types.Object) {
-		if obj == nil || obj.Pkg() != pkg || !obj.Pos().IsValid() {
-			return
-		}
-		from, to := fileOf(at), fileOf(obj.Pos())
-		if from == to {
-			return
-		}
-		// Only names of the package's scope, methods and fields: not a
-		// function's locals.
-		if v, ok := obj.(*types.Var); ok && !v.IsField() && obj.Parent() != pkg.Scope() {
-			return
-		}
-		if uses[from] == nil {
-			uses[from] = map[string]string{}
-		}
-		if _, seen := uses[from][to]; !seen {
-			uses[from][to] = fmt.Sprintf("%s (%v)", obj.Name(), fset.Position(at))
-		}
-	}
-	for id, obj := range info.Uses {
-		add(id.Pos(), obj)
-	}
-	for sel, s := range info.Selections {
-		add(sel.Sel.Pos(), s.Obj())
-	}
-	if len(uses) < 5 {
-		t.Fatalf("only %d files use another: the type check did not resolve the package", len(uses))
-	}
-	// Depth-first search for a cycle.
-	var names []string
-	for f := range uses {
-		names = append(names, f)
-	}
-	sort.Strings(names)
-	state := map[string]int{} // 0 new, 1 on the path, 2 done
-	var path []string
-	var visit func(string) bool
-	visit = func(f string) bool {
-		state[f] = 1
-		path = append(path, f)
-		var tos []string
-		for to := range uses[f] {
-			tos = append(tos, to)
-		}
-		sort.Strings(tos)
-		for _, to := range tos {
-			switch state[to] {
-			case 1:
-				i := 0
-				for path[i] != to {
-					i++
+// allowed is what each core package may import of the project (its own
+// tests aside); nothing in the core imports cgo.
+var allowed = map[string][]string{
+	".":         {"flatstore/event", "flatstore/filestore", "flatstore/logger"},
+	"event":     {},
+	"filestore": {"flatstore/logger"},
+	"logger":    {},
+	"control":   {"flatstore", "flatstore/filestore", "flatstore/logger"},
+}
+
+// TestImportRules: event imports nothing of the project, filestore only the
+// logger, the core only the three below it, and no core package imports
+// "C".
+func TestImportRules(t *testing.T) {
+	const module = "github.com/flatstore/flatstore/"
+	for _, dir := range coreDirs {
+		fset := token.NewFileSet()
+		for _, f := range parseDir(t, fset, dir) {
+			for _, im := range f.Imports {
+				path := strings.Trim(im.Path.Value, `"`)
+				if path == "C" {
+					t.Errorf("%v: the core imports cgo", fset.Position(im.Pos()))
 				}
-				cycle := append(append([]string{}, path[i:]...), to)
-				var why []string
-				for k := 0; k+1 < len(cycle); k++ {
-					why = append(why, fmt.Sprintf("%s uses %s's %s", cycle[k], cycle[k+1], uses[cycle[k]][cycle[k+1]]))
-				}
-				t.Errorf("files of the core use each other in a cycle %s:\n  %s", strings.Join(cycle, " → "), strings.Join(why, "\n  "))
-				return true
-			case 0:
-				if visit(to) {
-					return true
+				rest, ours := strings.CutPrefix(path, module)
+				if ours && !slices.Contains(allowed[dir], rest) {
+					t.Errorf("%v: package %s imports %s; it may import only %q", fset.Position(im.Pos()), dir, path, allowed[dir])
 				}
 			}
 		}
-		path = path[:len(path)-1]
-		state[f] = 2
-		return false
 	}
-	for _, f := range names {
-		if state[f] == 0 && visit(f) {
-			return
-		}
-	}
-	// The layers, bottom first, for the reader of a failure.
-	if testing.Verbose() {
-		order := topo(uses)
-		fmt.Fprintln(os.Stderr, "core files, lowest layer first:", strings.Join(order, " "))
-	}
-}
-
-// topo orders the files so that each comes after those it uses.
-func topo(uses map[string]map[string]string) []string {
-	seen := map[string]bool{}
-	var out []string
-	var visit func(string)
-	visit = func(f string) {
-		if seen[f] {
-			return
-		}
-		seen[f] = true
-		var tos []string
-		for to := range uses[f] {
-			tos = append(tos, to)
-		}
-		sort.Strings(tos)
-		for _, to := range tos {
-			visit(to)
-		}
-		out = append(out, f)
-	}
-	var names []string
-	for f := range uses {
-		names = append(names, f)
-	}
-	sort.Strings(names)
-	for _, f := range names {
-		visit(f)
-	}
-	return out
-}
-
-// emptyImporter imports every package as an empty one.
-type emptyImporter struct{}
-
-func (emptyImporter) Import(path string) (*types.Package, error) {
-	name := path[strings.LastIndexByte(path, '/')+1:]
-	if i := strings.IndexByte(name, '.'); i >= 0 {
-		name = name[:i]
-	}
-	p := types.NewPackage(path, name)
-	p.MarkComplete()
-	return p, nil
 }

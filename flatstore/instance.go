@@ -1,8 +1,13 @@
 package flatstore
 
 import (
+	"errors"
 	"sync"
 	"sync/atomic"
+
+	"github.com/flatstore/flatstore/flatstore/event"
+	"github.com/flatstore/flatstore/flatstore/filestore"
+	"github.com/flatstore/flatstore/flatstore/logger"
 )
 
 // Result is the outcome of a flush; package plugin maps it to FLB_OK,
@@ -18,6 +23,12 @@ const (
 
 func (r Result) String() string { return [...]string{"ERROR", "OK", "RETRY"}[r] }
 
+// ErrNotManaged is returned by Rotate for a path that no live instance
+// manages. Its text is the OpenSIPS MI error message.
+//
+//lint:ignore ST1005 the text is OpenSIPS's MI error message, byte for byte
+var ErrNotManaged = errors.New("File not found")
+
 // Instance is one configured flatstore output. Its methods are safe for
 // concurrent use: Fluent Bit's workers flush from several threads at once.
 type Instance struct {
@@ -25,13 +36,13 @@ type Instance struct {
 	reg    *output // this instance as its process knows it
 	name   string
 	cfg    *Config
-	log    *Logger
-	opt    *fileOptions
-	static *File // the configured file, when the path has no template
+	log    *logger.Logger
+	opt    *filestore.Options
+	static *filestore.File // the configured file, when the path has no template
 
 	states  sync.Pool // *flushState
 	resends *resends
-	slots   *slotSet // max_open_sockets: this output's open files
+	slots   *filestore.Slots // max_open_sockets: this output's open files
 	dynamic dynamicFiles
 
 	life      sync.RWMutex // flushes hold it shared; Close exclusively
@@ -50,47 +61,47 @@ type Instance struct {
 // name such as flatstore.0); log may be nil for stderr. It fails when
 // another live output writes the same path with settings that shape the
 // file differently.
-func NewInstance(p *Process, cfg *Config, name string, log *Logger) (*Instance, error) {
+func NewInstance(p *Process, cfg *Config, name string, log *logger.Logger) (*Instance, error) {
 	if log == nil {
-		log = NewLogger(name, nil)
+		log = logger.New(name, nil)
 	}
 	in := &Instance{proc: p, name: name, cfg: cfg, log: log, resends: newResends(),
-		slots: newSlotSet(cfg.MaxOpenSockets), dynamic: dynamicFiles{limit: cfg.MaxDynamicFiles}}
-	in.opt = &fileOptions{
-		perm:  cfg.FilePerm,
-		mkdir: cfg.Mkdir,
-		sync:  cfg.SyncFlush,
-		rot: rotateOptions{
-			suffix:      cfg.Suffix,
-			period:      cfg.RotatePeriod,
-			count:       cfg.RotateCount,
-			size:        cfg.RotateSize,
-			reopenCheck: cfg.ReopenCheck,
+		slots: filestore.NewSlots(cfg.MaxOpenSockets), dynamic: dynamicFiles{limit: cfg.MaxDynamicFiles}}
+	in.opt = &filestore.Options{
+		Perm:  cfg.FilePerm,
+		Mkdir: cfg.Mkdir,
+		Sync:  cfg.SyncFlush,
+		Rotate: filestore.RotateOptions{
+			Suffix:      cfg.Suffix,
+			Period:      cfg.RotatePeriod,
+			Count:       cfg.RotateCount,
+			Size:        cfg.RotateSize,
+			ReopenCheck: cfg.ReopenCheck,
 		},
-		archive: archiveOptions{
-			maxFiles: cfg.RotateMaxFiles,
-			maxAge:   cfg.RotateMaxAge,
-			compress: cfg.Compress,
+		Archive: filestore.ArchiveOptions{
+			MaxFiles: cfg.RotateMaxFiles,
+			MaxAge:   cfg.RotateMaxAge,
+			Compress: cfg.Compress,
 		},
-		idleTimeout: cfg.IdleTimeout,
-		format:      formatOf(cfg),
-		log:         log,
+		IdleTimeout: cfg.IdleTimeout,
+		Format:      formatOf(cfg),
+		Log:         log,
 	}
-	if h := HeaderLine(cfg); h != nil {
-		in.opt.header = append(h, '\n')
+	if h := event.HeaderLine(cfg.Options); h != nil {
+		in.opt.Header = append(h, '\n')
 	}
 	if !cfg.Template.Static() {
-		in.opt.template, in.opt.root = cfg.Path, cfg.Template.StaticDir()
+		in.opt.Template, in.opt.Root = cfg.Path, cfg.Template.StaticDir()
 	}
-	reg, err := p.register(name, cfg, in.opt.format)
+	reg, err := p.register(name, cfg, in.opt.Format)
 	if err != nil {
 		return nil, err
 	}
 	in.reg = reg
 	in.metrics = p.metrics.forInstance(name)
-	p.pool.start()
+	p.store.Start()
 	if cfg.Template.Static() {
-		in.static = p.pool.ref(cfg.Path, in.opt)
+		in.static = p.store.Acquire(cfg.Path, in.opt)
 	}
 	log.Infof("writing events to %q (delimiter %q, escape %s, max_open_sockets %d, file_permissions %04o, reopen_check %v, control %s)",
 		cfg.Path, cfg.Delimiter, cfg.Escape, cfg.MaxOpenSockets, cfg.FilePerm, cfg.ReopenCheck, cfg.ControlListen)
@@ -139,36 +150,27 @@ func (d *dynamicFiles) release(path string) {
 	d.mu.Unlock()
 }
 
-// Name returns the instance's name.
-func (in *Instance) Name() string { return in.name }
-
-// Config returns the instance's configuration.
-func (in *Instance) Config() *Config { return in.cfg }
-
 // Dropped returns how many records this instance skipped.
 func (in *Instance) Dropped() uint64 { return in.dropped.Load() }
 
-// Manages reports whether path is, byte for byte, this instance's
-// configured path (absolute, or as written after "flatstore:") or a path
-// rendered from its template that is open now.
-func (in *Instance) Manages(path string) bool { return in.managed(path) != nil }
-
-// managed returns the File of path when this instance manages it, or nil.
-func (in *Instance) managed(path string) *File {
+// managed returns the File of path when path is, byte for byte, this
+// instance's configured path (absolute, or as written after "flatstore:")
+// or a path rendered from its template that is open now; else nil.
+func (in *Instance) managed(path string) *filestore.File {
 	if in.static != nil {
 		if path == in.cfg.Path || path == in.cfg.RawPath {
 			return in.static
 		}
 		return nil
 	}
-	if f := in.proc.pool.get(path); f != nil && in.owns(f) && f.isOpen.Load() {
+	if f := in.proc.store.Lookup(path); f != nil && in.owns(f) && f.IsOpen() {
 		return f
 	}
 	return nil
 }
 
 // owns reports whether f is a file rendered from this instance's template.
-func (in *Instance) owns(f *File) bool { return f.opt.template == in.cfg.Path }
+func (in *Instance) owns(f *filestore.File) bool { return f.Options().Template == in.cfg.Path }
 
 // Rotate closes the managed file at path, waiting for a write in progress;
 // the next write opens it again. It creates nothing. A path this instance
@@ -178,20 +180,20 @@ func (in *Instance) Rotate(path string) error {
 	if f == nil {
 		return ErrNotManaged
 	}
-	f.Rotate(ReasonMI)
+	f.Reopen(filestore.ReasonMI)
 	// The control endpoint logs the request, rate-limited; this line is
 	// for debugging only, so a flood of requests cannot flood the log.
-	in.log.Debugf("rotated %q (mi)", f.path)
+	in.log.Debugf("rotated %q (mi)", f.Path())
 	return nil
 }
 
 // Status lists the files this instance manages.
-func (in *Instance) Status() []FileStatus {
+func (in *Instance) Status() []filestore.Status {
 	if in.static != nil {
-		return []FileStatus{in.static.Status()}
+		return []filestore.Status{in.static.Status()}
 	}
-	var out []FileStatus
-	for _, f := range in.proc.pool.snapshot(in.owns) {
+	var out []filestore.Status
+	for _, f := range in.proc.store.Files(in.owns) {
 		out = append(out, f.Status())
 	}
 	return out
@@ -207,9 +209,9 @@ func (in *Instance) Close() {
 		in.life.Unlock()
 		p := in.proc
 		if in.static != nil {
-			p.pool.unref(in.static)
+			p.store.Release(in.static)
 		} else {
-			for _, f := range p.pool.snapshot(in.owns) {
+			for _, f := range p.store.Files(in.owns) {
 				f.Close()
 			}
 		}
@@ -217,6 +219,6 @@ func (in *Instance) Close() {
 		in.log.Infof("closed")
 		// The last instance waits for the background jobs (compression,
 		// retention) queued before it.
-		p.pool.done()
+		p.store.Stop()
 	})
 }

@@ -2,48 +2,9 @@ package flatstore
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/flatstore/flatstore/flatstore/filestore"
 )
-
-// Rotation reasons, as counted and reported by status.
-const (
-	ReasonMI          = "mi"
-	ReasonPeriod      = "period"
-	ReasonCount       = "count"
-	ReasonSize        = "size"
-	ReasonReopenCheck = "reopen_check"
-)
-
-// RotationReasons lists every rotation reason.
-func RotationReasons() []string {
-	return []string{ReasonMI, ReasonPeriod, ReasonCount, ReasonSize, ReasonReopenCheck}
-}
-
-// Drop reasons for records that are skipped.
-const (
-	DropNotRecord = "not_record"        // not [time, body] / [[time, meta], body]
-	DropBadTime   = "bad_time"          // time is not ext 0, an integer or a float
-	DropNotMap    = "body_not_map"      // body is not a map
-	DropTruncated = "truncated"         // the buffer ends inside a record
-	DropTooDeep   = "too_deep"          // nesting deeper than MaxDepth
-	DropTooLarge  = "too_large"         // one line longer than MaxLineBytes
-	DropBadPath   = "bad_path"          // the rendered path can never be written (see errors.go)
-	DropMaxFiles  = "max_dynamic_files" // a template path past the output's max_dynamic_files
-)
-
-// DropReasons lists every drop reason.
-func DropReasons() []string {
-	return []string{DropNotRecord, DropBadTime, DropNotMap, DropTruncated, DropTooDeep, DropTooLarge, DropBadPath, DropMaxFiles}
-}
-
-// Causes of a flush answered RETRY.
-const (
-	RetryWriteError = "write_error"      // the file system refused a write, open or sync
-	RetryNoSlot     = "max_open_sockets" // every slot was held by a write in progress
-	RetryPanic      = "panic"            // a bug, recovered
-)
-
-// RetryCauses lists every retry cause.
-func RetryCauses() []string { return []string{RetryWriteError, RetryNoSlot, RetryPanic} }
 
 // commonErrnos are the errno labels of flatstore_write_errors_total that
 // exist, at 0, from the start, so that an alert on them has a series to
@@ -105,7 +66,7 @@ func NewMetrics(openFiles func() float64) *Metrics {
 	}, openFiles)
 	r.MustRegister(m.records, m.bytes, m.dropped, m.writeErrors, m.rotations,
 		m.retries, m.deleted, open, m.flushDuration)
-	for _, reason := range RotationReasons() {
+	for _, reason := range filestore.RotationReasons() {
 		m.rotations.WithLabelValues(reason)
 	}
 	for _, reason := range []string{"max_files", "max_age"} {
@@ -117,15 +78,15 @@ func NewMetrics(openFiles func() float64) *Metrics {
 // Gatherer returns the registry that holds every metric of the process.
 func (m *Metrics) Gatherer() prometheus.Gatherer { return m.registry }
 
-// deletedFile counts one rotated file deleted by retention.
-func (m *Metrics) deletedFile(reason string) {
+// Deleted counts one rotated file deleted by retention (filestore.Counter).
+func (m *Metrics) Deleted(reason string) {
 	if m != nil {
 		m.deleted.WithLabelValues(reason).Inc()
 	}
 }
 
-// rotated counts one rotation.
-func (m *Metrics) rotated(reason string) {
+// Rotated counts one rotation (filestore.Counter).
+func (m *Metrics) Rotated(reason string) {
 	if m != nil {
 		m.rotations.WithLabelValues(reason).Inc()
 	}
@@ -175,6 +136,6 @@ func (im *instanceMetrics) drop(reason string, n int) {
 
 func (im *instanceMetrics) retry(cause string) { im.retries[cause].Inc() }
 
-func (im *instanceMetrics) writeError(errno string) {
+func (im *instanceMetrics) countWriteError(errno string) {
 	im.m.writeErrors.WithLabelValues(im.name, errno).Inc()
 }

@@ -5,9 +5,10 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/flatstore/flatstore/flatstore/filestore"
 )
 
 // Process is what the flatstore outputs of one process share: the event
@@ -15,7 +16,7 @@ import (
 // and the maintenance goroutine. Package plugin makes one per process and
 // hands it to every instance; tests make their own.
 type Process struct {
-	pool    *pool
+	store   *filestore.Store
 	metrics *Metrics
 
 	mu      sync.Mutex
@@ -33,22 +34,21 @@ type output struct {
 }
 
 // NewProcess returns the shared state of a new process.
-func NewProcess() *Process { return newProcess(realOps(), time.Now) }
+func NewProcess() *Process { return newProcess(filestore.Env{}) }
 
-// newProcess is NewProcess with the system calls and the clock given.
-func newProcess(sys *sysOps, now func() time.Time) *Process {
+// newProcess is NewProcess with the file store's environment given (the
+// system calls, the clock, the tick: tests give their own).
+func newProcess(env filestore.Env) *Process {
 	p := &Process{outputs: map[*output]struct{}{}}
-	p.metrics = NewMetrics(func() float64 { return float64(p.pool.openCount()) })
-	p.pool = newPool(sys, now, p.metrics)
+	p.metrics = NewMetrics(func() float64 { return float64(p.store.OpenCount()) })
+	env.Counter = p.metrics
+	p.store = filestore.New(env)
 	return p
 }
 
 // Gatherer returns the registry that holds every metric of the process,
 // for /metrics.
 func (p *Process) Gatherer() prometheus.Gatherer { return p.metrics.Gatherer() }
-
-// OpenFiles is the number of event files open (or about to open) now.
-func (p *Process) OpenFiles() int { return p.pool.openCount() }
 
 // register records a new instance, refusing it when another live one
 // writes the same path with settings that shape the file differently.

@@ -2,8 +2,11 @@ package flatstore_test
 
 import (
 	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"unicode"
 
 	"github.com/flatstore/flatstore/flatstore"
 )
@@ -69,4 +72,78 @@ func TestREADMEKeyTable(t *testing.T) {
 			t.Errorf("%s: default cell %q, want it to start with `%s`", k.Name, cell, k.Default)
 		}
 	}
+}
+
+// TestDocLinks: every relative link of the README, CONTRIBUTING.md and
+// docs/*.md names a file of the repository, and a #fragment names a
+// heading of that file (as GitHub makes its anchors).
+func TestDocLinks(t *testing.T) {
+	pages, err := filepath.Glob("../docs/*.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pages = append(pages, "../README.md", "../CONTRIBUTING.md")
+	anchors := map[string]map[string]bool{} // a page's headings, by path
+	headings := func(path string) map[string]bool {
+		if a, ok := anchors[path]; ok {
+			return a
+		}
+		a := map[string]bool{}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fence := false
+		for _, line := range strings.Split(string(data), "\n") {
+			if strings.HasPrefix(line, "```") {
+				fence = !fence
+			}
+			if fence || !strings.HasPrefix(line, "#") {
+				continue
+			}
+			a[slug(strings.TrimLeft(line, "#"))] = true
+		}
+		anchors[path] = a
+		return a
+	}
+	link := regexp.MustCompile(`\]\(([^)\s]+)\)`)
+	for _, page := range pages {
+		data, err := os.ReadFile(page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range link.FindAllStringSubmatch(string(data), -1) {
+			target := m[1]
+			if strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") {
+				continue
+			}
+			file, frag, _ := strings.Cut(target, "#")
+			path := page
+			if file != "" {
+				path = filepath.Join(filepath.Dir(page), file)
+				if _, err := os.Stat(path); err != nil {
+					t.Errorf("%s: link %q: %v", page, target, err)
+					continue
+				}
+			}
+			if frag != "" && strings.HasSuffix(path, ".md") && !headings(path)[frag] {
+				t.Errorf("%s: link %q: %s has no heading with that anchor", page, target, path)
+			}
+		}
+	}
+}
+
+// slug is GitHub's anchor of a heading: lower case, punctuation dropped,
+// spaces made hyphens.
+func slug(h string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(strings.TrimSpace(h)) {
+		switch {
+		case r == ' ':
+			b.WriteByte('-')
+		case r == '-' || r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r):
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }

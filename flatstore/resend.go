@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// Exactly once while the process lives (README: Delivery guarantees and failures). A chunk whose records go
+// Exactly once while the process lives (docs/delivery.md). A chunk whose records go
 // to several files can fail on one file after others took their lines;
 // the flush answers RETRY and the engine sends the same chunk again later.
 // resends remembers, for each chunk answered RETRY, how many lines of each

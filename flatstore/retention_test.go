@@ -1,11 +1,8 @@
 package flatstore
 
 import (
-	"bytes"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -17,15 +14,17 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/flatstore/flatstore/flatstore/filestore"
 	"github.com/flatstore/flatstore/internal/fbtest"
+	"github.com/flatstore/flatstore/internal/records"
 )
 
-// These tests hold the retention and compression of rotated files (README: Rotation,
+// These tests hold the retention and compression of rotated files (docs/rotation.md,
 // retention.go) with bytes on disk: what is kept, what is compressed, what
 // is never touched, and what a crash leaves.
 
 // drained waits for the process's background jobs.
-func drained(t *testing.T) { procFor(t).pool.arch.drain() }
+func drained(proc *Process) { proc.store.Drain() }
 
 // regularFiles lists dir's regular files, flatstore's state left out.
 func regularFiles(t *testing.T, dir string) []string {
@@ -36,18 +35,18 @@ func regularFiles(t *testing.T, dir string) []string {
 }
 
 // readManifest reads and verifies path's manifest as the plugin does.
-func readManifest(t *testing.T, path string) manifest {
+func readManifest(t *testing.T, path string) filestore.Manifest {
 	t.Helper()
-	sd := filepath.Join(filepath.Dir(path), stateDirName)
-	key, err := os.ReadFile(filepath.Join(sd, keyName))
+	sd := filepath.Join(filepath.Dir(path), filestore.StateDirName)
+	key, err := os.ReadFile(filepath.Join(sd, filestore.KeyName))
 	if err != nil {
 		t.Fatalf("the state directory has no key: %v", err)
 	}
-	data, err := os.ReadFile(filepath.Join(sd, manifestName(path)))
+	data, err := os.ReadFile(filepath.Join(sd, filestore.ManifestName(path)))
 	if err != nil {
 		t.Fatalf("no manifest: %v", err)
 	}
-	m, err := decodeManifest(key, data, path)
+	m, err := filestore.DecodeManifest(key, data, path)
 	if err != nil {
 		t.Fatalf("the manifest %s does not verify: %v", data, err)
 	}
@@ -58,18 +57,19 @@ func readManifest(t *testing.T, path string) manifest {
 // zstd: the live file holds the last 500 records and three compressed files
 // hold exactly the 3 000 before them; nothing else is left.
 func TestRetentionCompress(t *testing.T) {
-	for _, algo := range []string{CompressGzip, CompressZstd} {
+	t.Parallel()
+	for _, algo := range []string{filestore.CompressGzip, filestore.CompressZstd} {
 		t.Run(algo, func(t *testing.T) {
 			clk := newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
-			usePool(t, clk, nil)
+			proc, _ := usePool(t, clk, nil)
 			dir := t.TempDir()
 			path := filepath.Join(dir, "ev.log")
-			in := fsInstance(t, "path", path, "rotate_count", "1000", "rotate_max_files", "3", "compress", algo)
+			in := fsInstance(t, proc, "path", path, "rotate_count", "1000", "rotate_max_files", "3", "compress", algo)
 			for n := 0; n < 10500; n += 700 {
 				mustFlush(t, in, evRecords("E", n, min(700, 10500-n)), "t")
 				clk.Add(time.Second)
 			}
-			drained(t)
+			drained(proc)
 			files := regularFiles(t, dir)
 			if len(files) != 4 {
 				t.Fatalf("files %q, want the live file and 3 compressed ones", files)
@@ -80,7 +80,7 @@ func TestRetentionCompress(t *testing.T) {
 			var rotated []string
 			for _, f := range files {
 				if f != "ev.log" {
-					if !strings.HasSuffix(f, compressedExt(algo)) {
+					if !strings.HasSuffix(f, filestore.CompressedExt(algo)) {
 						t.Errorf("%s is not compressed with %s", f, algo)
 					}
 					rotated = append(rotated, f)
@@ -94,7 +94,7 @@ func TestRetentionCompress(t *testing.T) {
 			if m := readManifest(t, path); len(m.Rotated) != 3 {
 				t.Errorf("manifest %+v, want the 3 files", m)
 			}
-			if n := metricValue(t, "flatstore_files_deleted_total", "reason", "max_files"); n != 7 {
+			if n := metricValue(t, proc, "flatstore_files_deleted_total", "reason", "max_files"); n != 7 {
 				t.Errorf("files_deleted_total{max_files} = %v, want 7", n)
 			}
 		})
@@ -105,8 +105,9 @@ func TestRetentionCompress(t *testing.T) {
 // output's in the same directory, never a file that merely looks like a
 // rotated one, never one an operator put in the place of one.
 func TestRetentionOnlyOwnFiles(t *testing.T) {
+	t.Parallel()
 	clk := newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
-	usePool(t, clk, nil)
+	proc, _ := usePool(t, clk, nil)
 	dir := t.TempDir()
 	decoys := []string{"a.log.20200101-000000", "a.log.20200101-000000.gz", "a.log.1", "b.log.20200101-000000"}
 	for _, d := range decoys {
@@ -114,14 +115,14 @@ func TestRetentionOnlyOwnFiles(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	a := fsInstance(t, "path", filepath.Join(dir, "a.log"), "rotate_count", "10", "rotate_max_files", "1")
-	b := fsInstance(t, "path", filepath.Join(dir, "b.log"), "rotate_count", "10", "rotate_max_files", "100", "compress", "gzip")
+	a := fsInstance(t, proc, "path", filepath.Join(dir, "a.log"), "rotate_count", "10", "rotate_max_files", "1")
+	b := fsInstance(t, proc, "path", filepath.Join(dir, "b.log"), "rotate_count", "10", "rotate_max_files", "100", "compress", "gzip")
 	for i := 0; i < 5; i++ {
 		mustFlush(t, b, evRecords("B", i*10, 10), "t")
 		mustFlush(t, a, evRecords("A", i*10, 10), "t")
 		clk.Add(time.Second)
 	}
-	drained(t)
+	drained(proc)
 	for _, d := range decoys {
 		if got := fbtest.ReadText(t, filepath.Join(dir, d)); got != "decoy\n" {
 			t.Errorf("decoy %s was touched: %q", d, got)
@@ -155,7 +156,7 @@ func TestRetentionOnlyOwnFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustFlush(t, a, evRecords("A", 50, 10), "t")
-	drained(t)
+	drained(proc)
 	if got := fbtest.ReadText(t, replaced); got != "the operator's\n" {
 		t.Errorf("a file that replaced a rotated one was deleted or changed: %q", got)
 	}
@@ -164,22 +165,23 @@ func TestRetentionOnlyOwnFiles(t *testing.T) {
 // rotate_max_age, applied by the maintenance loop, deletes the files
 // rotated longer ago than that, and keeps the others.
 func TestRetentionMaxAge(t *testing.T) {
+	t.Parallel()
 	clk := newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
-	p := usePool(t, clk, nil)
+	proc, p := usePool(t, clk, nil)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "ev.log")
-	in := fsInstance(t, "path", path, "rotate_count", "10", "rotate_max_age", "1h", "idle_timeout", "0")
+	in := fsInstance(t, proc, "path", path, "rotate_count", "10", "rotate_max_age", "1h", "idle_timeout", "0")
 	mustFlush(t, in, evRecords("E", 0, 10), "t") // rotated at +0
 	clk.Add(40 * time.Minute)
 	mustFlush(t, in, evRecords("E", 10, 10), "t") // rotated at +40m
 	clk.Add(30 * time.Minute)                     // +70m: the first is older than 1h
-	p.tick()
-	drained(t)
+	p.Tick()
+	drained(proc)
 	aside := asideFiles(t, dir, "ev.log")
 	if len(aside) != 1 || fbtest.ReadText(t, filepath.Join(dir, aside[0])) != evLines("E", 10, 10) {
 		t.Errorf("after 70 minutes the series is %q, want the file rotated at +40m only", aside)
 	}
-	if n := metricValue(t, "flatstore_files_deleted_total", "reason", "max_age"); n != 1 {
+	if n := metricValue(t, proc, "flatstore_files_deleted_total", "reason", "max_age"); n != 1 {
 		t.Errorf("files_deleted_total{max_age} = %v, want 1", n)
 	}
 }
@@ -188,10 +190,10 @@ func TestRetentionMaxAge(t *testing.T) {
 // the first rename whose target match accepts: from then on every rename
 // and unlink fails (EIO), so the disk keeps the manifest and the files as
 // they were at that instant. killed reports whether it happened.
-func killAfter(match func(newpath string) bool) (ops *sysOps, killed *atomic.Bool) {
-	ops, killed = realOps(), new(atomic.Bool)
-	rename := ops.renameat2
-	ops.renameat2 = func(od int, op string, nd int, np string, flags uint) error {
+func killAfter(match func(newpath string) bool) (ops *filestore.Sys, killed *atomic.Bool) {
+	ops, killed = filestore.RealSys(), new(atomic.Bool)
+	rename := ops.Renameat2
+	ops.Renameat2 = func(od int, op string, nd int, np string, flags uint) error {
 		if killed.Load() {
 			return unix.EIO
 		}
@@ -201,8 +203,8 @@ func killAfter(match func(newpath string) bool) (ops *sysOps, killed *atomic.Boo
 		}
 		return err
 	}
-	unlink := ops.unlinkat
-	ops.unlinkat = func(d int, p string, flags int) error {
+	unlink := ops.Unlinkat
+	ops.Unlinkat = func(d int, p string, flags int) error {
 		if killed.Load() {
 			return unix.EIO
 		}
@@ -216,13 +218,14 @@ func killAfter(match func(newpath string) bool) (ops *sysOps, killed *atomic.Boo
 // compresses it and keeps it under retention. (Without the intent the
 // file was outside the manifest for ever, never compressed nor deleted.)
 func TestRotateKillBetweenRenameAndConfirm(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "ev.log")
 	kv := []string{"path", path, "rotate_count", "10", "rotate_max_files", "100"}
 	t.Run("killed", func(t *testing.T) {
 		ops, killed := killAfter(func(np string) bool { return strings.HasPrefix(np, path+".") })
-		usePool(t, newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)), ops)
-		in := fsInstance(t, kv...)
+		proc, _ := usePool(t, newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)), ops)
+		in := fsInstance(t, proc, kv...)
 		mustFlush(t, in, evRecords("E", 0, 10), "t") // the 10th line rotates
 		if !killed.Load() {
 			t.Fatal("no rotation was made")
@@ -236,10 +239,10 @@ func TestRotateKillBetweenRenameAndConfirm(t *testing.T) {
 		t.Fatalf("after the kill the manifest is %+v, want the intent alone", m)
 	}
 	t.Run("restarted", func(t *testing.T) {
-		usePool(t, newFakeClock(time.Date(2030, 1, 2, 4, 0, 0, 0, time.UTC)), nil)
-		in := fsInstance(t, append(kv[:len(kv):len(kv)], "compress", "gzip")...)
+		proc, _ := usePool(t, newFakeClock(time.Date(2030, 1, 2, 4, 0, 0, 0, time.UTC)), nil)
+		in := fsInstance(t, proc, append(kv[:len(kv):len(kv)], "compress", "gzip")...)
 		mustFlush(t, in, evRecords("E", 10, 1), "t")
-		drained(t)
+		drained(proc)
 	})
 	aside = asideFiles(t, dir, "ev.log")
 	if len(aside) != 2 || aside[0] != filepath.Base(aside[0]) || !strings.HasSuffix(aside[0], ".gz") ||
@@ -257,14 +260,15 @@ func TestRotateKillBetweenRenameAndConfirm(t *testing.T) {
 // the state directory is removed and the file compressed again. No record
 // is lost and no half file stays.
 func TestCompressCrashRecovery(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "ev.log")
 	kv := []string{"path", path, "rotate_count", "1000", "rotate_max_files", "100"}
 	// A first life without compression leaves three rotated files and a
 	// manifest that lists them uncompressed.
 	t.Run("first", func(t *testing.T) {
-		usePool(t, newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)), nil)
-		in := fsInstance(t, kv...)
+		proc, _ := usePool(t, newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)), nil)
+		in := fsInstance(t, proc, kv...)
 		mustFlush(t, in, evRecords("E", 0, 3500), "t")
 	})
 	rotated := asideFiles(t, dir, "ev.log")[:3]
@@ -273,16 +277,16 @@ func TestCompressCrashRecovery(t *testing.T) {
 	// and before the original is removed.
 	t.Run("killed", func(t *testing.T) {
 		ops, killed := killAfter(func(np string) bool { return strings.HasSuffix(np, ".gz") })
-		usePool(t, newFakeClock(time.Date(2030, 1, 2, 3, 30, 0, 0, time.UTC)), ops)
-		in := fsInstance(t, append(kv[:len(kv):len(kv)], "compress", "gzip")...)
+		proc, _ := usePool(t, newFakeClock(time.Date(2030, 1, 2, 3, 30, 0, 0, time.UTC)), ops)
+		in := fsInstance(t, proc, append(kv[:len(kv):len(kv)], "compress", "gzip")...)
 		mustFlush(t, in, evRecords("E", 3500, 1), "t")
-		drained(t)
+		drained(proc)
 		if !killed.Load() {
 			t.Fatal("no compression was made")
 		}
 	})
 	src0 := filepath.Join(dir, rotated[0])
-	if !fileExists(src0) || !fileExists(src0+".gz") {
+	if !exists(src0) || !exists(src0+".gz") {
 		t.Fatalf("the kill left %q, want the first file and its .gz", regularFiles(t, dir))
 	}
 	// And the second file's compression was cut off half way: a half file
@@ -291,15 +295,15 @@ func TestCompressCrashRecovery(t *testing.T) {
 	if err := unix.Stat(filepath.Join(dir, rotated[1]), &st); err != nil {
 		t.Fatal(err)
 	}
-	half := filepath.Join(dir, stateDirName, strings.TrimSuffix(manifestName(path), ".json")+"."+strconv.FormatUint(st.Ino, 10)+".ztmp")
+	half := filepath.Join(dir, filestore.StateDirName, strings.TrimSuffix(filestore.ManifestName(path), ".json")+"."+strconv.FormatUint(st.Ino, 10)+".ztmp")
 	if err := os.WriteFile(half, []byte("\x1f\x8b half"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	t.Run("restarted", func(t *testing.T) {
-		usePool(t, newFakeClock(time.Date(2030, 1, 2, 4, 0, 0, 0, time.UTC)), nil)
-		in := fsInstance(t, append(kv[:len(kv):len(kv)], "compress", "gzip")...)
+		proc, _ := usePool(t, newFakeClock(time.Date(2030, 1, 2, 4, 0, 0, 0, time.UTC)), nil)
+		in := fsInstance(t, proc, append(kv[:len(kv):len(kv)], "compress", "gzip")...)
 		mustFlush(t, in, evRecords("E", 3501, 1), "t")
-		drained(t)
+		drained(proc)
 	})
 	var all strings.Builder
 	for _, f := range regularFiles(t, dir) {
@@ -309,7 +313,7 @@ func TestCompressCrashRecovery(t *testing.T) {
 			t.Errorf("a rotated file is left uncompressed: %s", f)
 		}
 	}
-	if fileExists(half) {
+	if exists(half) {
 		t.Errorf("the half compressed file is left in the state directory")
 	}
 	for _, f := range asideFiles(t, dir, "ev.log") {
@@ -322,7 +326,7 @@ func TestCompressCrashRecovery(t *testing.T) {
 	m := readManifest(t, path)
 	n := 0
 	for _, r := range m.Rotated {
-		if r.Compressed == CompressGzip && r.Zip == nil && !r.Pending {
+		if r.Compressed == filestore.CompressGzip && r.Zip == nil && !r.Pending {
 			n++
 		}
 	}
@@ -332,33 +336,33 @@ func TestCompressCrashRecovery(t *testing.T) {
 }
 
 // identOfFile is the identity of a file, as a manifest records it.
-func identOfFile(t *testing.T, name string) fileIdent {
+func identOfFile(t *testing.T, name string) filestore.FileIdent {
 	t.Helper()
 	var st unix.Stat_t
 	if err := unix.Lstat(name, &st); err != nil {
 		t.Fatal(err)
 	}
-	return identOf(&st)
+	return filestore.IdentOf(&st)
 }
 
 // writeManifest writes path's manifest with the entries given, signed with
 // the state directory's key when sign is set (what only flatstore, or a
 // bug of it, could do), else with a MAC of zeros.
-func writeManifest(t *testing.T, path string, sign bool, entries []rotatedFile) {
+func writeManifest(t *testing.T, path string, sign bool, entries []filestore.RotatedFile) {
 	t.Helper()
-	sd := filepath.Join(filepath.Dir(path), stateDirName)
-	key := make([]byte, keySize)
+	sd := filepath.Join(filepath.Dir(path), filestore.StateDirName)
+	key := make([]byte, filestore.KeySize)
 	if sign {
 		var err error
-		if key, err = os.ReadFile(filepath.Join(sd, keyName)); err != nil {
+		if key, err = os.ReadFile(filepath.Join(sd, filestore.KeyName)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	data, err := encodeManifest(key, manifest{Path: path, Rotated: entries})
+	data, err := filestore.EncodeManifest(key, filestore.Manifest{Path: path, Rotated: entries})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(sd, manifestName(path)), data, 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(sd, filestore.ManifestName(path)), data, 0o600); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -369,15 +373,15 @@ func writeManifest(t *testing.T, path string, sign bool, entries []rotatedFile) 
 type forgeryEnv struct {
 	dir, path, victims string
 	rotated            string // the one file flatstore rotated, full name
-	entry              rotatedFile
+	entry              filestore.RotatedFile
 }
 
 func (e *forgeryEnv) victim(name string) string { return filepath.Join(e.victims, name) }
 
 // ancient is a rotation time that rotate_max_age deletes at once, and the
 // identity of name with it.
-func ancient(t *testing.T, name, recorded string) rotatedFile {
-	return rotatedFile{Name: recorded, fileIdent: identOfFile(t, name), At: 1, Reason: "count"}
+func ancient(t *testing.T, name, recorded string) filestore.RotatedFile {
+	return filestore.RotatedFile{Name: recorded, FileIdent: identOfFile(t, name), At: 1, Reason: "count"}
 }
 
 // The forgeries of issue 19 and variants, each against retention
@@ -386,38 +390,39 @@ func ancient(t *testing.T, name, recorded string) rotatedFile {
 // tree outside the directory, and the decoys, links and other files in it
 // — is left byte for byte, mode for mode, as it was.
 func TestRetentionForgeries(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name     string
 		plant    func(t *testing.T, e *forgeryEnv)
-		ops      func(e *forgeryEnv) *sysOps
+		ops      func(e *forgeryEnv) *filestore.Sys
 		compress bool
 	}{
 		{name: "traversal names, signed", compress: true, plant: func(t *testing.T, e *forgeryEnv) {
-			writeManifest(t, e.path, true, []rotatedFile{
+			writeManifest(t, e.path, true, []filestore.RotatedFile{
 				ancient(t, e.victim("important.gz"), "../victim/important.gz"),
 				ancient(t, e.victim("secret"), "ev.log.x/../../victim/secret"),
 				ancient(t, e.dir, ".."), ancient(t, e.dir, "."),
 				e.entry})
 		}},
 		{name: "absolute names, signed", compress: true, plant: func(t *testing.T, e *forgeryEnv) {
-			writeManifest(t, e.path, true, []rotatedFile{
+			writeManifest(t, e.path, true, []filestore.RotatedFile{
 				ancient(t, e.victim("important.gz"), e.victim("important.gz")),
 				ancient(t, e.victim("secret"), e.victim("secret")),
 				e.entry})
 		}},
 		{name: "a local user's manifest without the MAC", compress: true, plant: func(t *testing.T, e *forgeryEnv) {
-			writeManifest(t, e.path, false, []rotatedFile{ancient(t, filepath.Join(e.dir, "ev.log.decoy"), "ev.log.decoy"), e.entry})
+			writeManifest(t, e.path, false, []filestore.RotatedFile{ancient(t, filepath.Join(e.dir, "ev.log.decoy"), "ev.log.decoy"), e.entry})
 		}},
 		{name: "a local user's plain JSON", compress: true, plant: func(t *testing.T, e *forgeryEnv) {
-			b, _ := json.Marshal(manifest{Path: e.path, Rotated: []rotatedFile{ancient(t, filepath.Join(e.dir, "ev.log.decoy"), "ev.log.decoy")}})
-			if err := os.WriteFile(filepath.Join(e.dir, stateDirName, manifestName(e.path)), b, 0o600); err != nil {
+			b, _ := json.Marshal(filestore.Manifest{Path: e.path, Rotated: []filestore.RotatedFile{ancient(t, filepath.Join(e.dir, "ev.log.decoy"), "ev.log.decoy")}})
+			if err := os.WriteFile(filepath.Join(e.dir, filestore.StateDirName, filestore.ManifestName(e.path)), b, 0o600); err != nil {
 				t.Fatal(err)
 			}
 		}},
 		{name: "a line appended to a signed manifest", compress: true, plant: func(t *testing.T, e *forgeryEnv) {
-			writeManifest(t, e.path, true, []rotatedFile{e.entry})
-			b, _ := json.Marshal(manifest{Path: e.path, Rotated: []rotatedFile{ancient(t, filepath.Join(e.dir, "ev.log.decoy"), "ev.log.decoy")}})
-			f, err := os.OpenFile(filepath.Join(e.dir, stateDirName, manifestName(e.path)), os.O_WRONLY|os.O_APPEND, 0)
+			writeManifest(t, e.path, true, []filestore.RotatedFile{e.entry})
+			b, _ := json.Marshal(filestore.Manifest{Path: e.path, Rotated: []filestore.RotatedFile{ancient(t, filepath.Join(e.dir, "ev.log.decoy"), "ev.log.decoy")}})
+			f, err := os.OpenFile(filepath.Join(e.dir, filestore.StateDirName, filestore.ManifestName(e.path)), os.O_WRONLY|os.O_APPEND, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -425,7 +430,7 @@ func TestRetentionForgeries(t *testing.T) {
 			f.Close()
 		}},
 		{name: "the old manifest name", compress: true, plant: func(t *testing.T, e *forgeryEnv) {
-			b, _ := json.Marshal(manifest{Path: e.path, Rotated: []rotatedFile{
+			b, _ := json.Marshal(filestore.Manifest{Path: e.path, Rotated: []filestore.RotatedFile{
 				ancient(t, e.victim("important.gz"), "../victim/important.gz"),
 				ancient(t, filepath.Join(e.dir, "ev.log.decoy"), "ev.log.decoy")}})
 			if err := os.WriteFile(filepath.Join(e.dir, ".ev.log.flatstore"), append(b, '\n'), 0o644); err != nil {
@@ -438,7 +443,7 @@ func TestRetentionForgeries(t *testing.T) {
 			if err := os.Link(e.victim("secret"), filepath.Join(e.dir, "ev.log.hardlink")); err != nil {
 				t.Fatal(err)
 			}
-			writeManifest(t, e.path, true, []rotatedFile{ancient(t, e.victim("secret"), "ev.log.hardlink"), e.entry})
+			writeManifest(t, e.path, true, []filestore.RotatedFile{ancient(t, e.victim("secret"), "ev.log.hardlink"), e.entry})
 		}},
 		{name: "the rotated file replaced by a hard link to a victim", compress: true, plant: func(t *testing.T, e *forgeryEnv) {
 			os.Remove(e.rotated)
@@ -452,10 +457,10 @@ func TestRetentionForgeries(t *testing.T) {
 				t.Fatal(err)
 			}
 		}},
-		{name: "a symlink swapped in between the check and the unlink", ops: func(e *forgeryEnv) *sysOps {
-			ops := realOps()
-			unlink := ops.unlinkat
-			ops.unlinkat = func(d int, p string, flags int) error {
+		{name: "a symlink swapped in between the check and the unlink", ops: func(e *forgeryEnv) *filestore.Sys {
+			ops := filestore.RealSys()
+			unlink := ops.Unlinkat
+			ops.Unlinkat = func(d int, p string, flags int) error {
 				if filepath.Join(e.dir, p) == e.rotated {
 					tmp := filepath.Join(e.dir, "swap")
 					if err := os.Symlink(e.victim("secret"), tmp); err == nil {
@@ -466,10 +471,10 @@ func TestRetentionForgeries(t *testing.T) {
 			}
 			return ops
 		}},
-		{name: "a symlink swapped in before compression unlinks the source", compress: true, ops: func(e *forgeryEnv) *sysOps {
-			ops := realOps()
-			unlink := ops.unlinkat
-			ops.unlinkat = func(d int, p string, flags int) error {
+		{name: "a symlink swapped in before compression unlinks the source", compress: true, ops: func(e *forgeryEnv) *filestore.Sys {
+			ops := filestore.RealSys()
+			unlink := ops.Unlinkat
+			ops.Unlinkat = func(d int, p string, flags int) error {
 				if strings.HasPrefix(p, "ev.log.") && !strings.HasSuffix(p, ".gz") {
 					tmp := filepath.Join(e.dir, "swap")
 					if err := os.Symlink(e.victim("secret"), tmp); err == nil {
@@ -482,7 +487,7 @@ func TestRetentionForgeries(t *testing.T) {
 		}},
 		{name: "symlinks at the manifest's temporary names", compress: true, plant: func(t *testing.T, e *forgeryEnv) {
 			for _, l := range []string{filepath.Join(e.dir, ".ev.log.flatstore.tmp"),
-				filepath.Join(e.dir, stateDirName, manifestName(e.path)+".tmp")} {
+				filepath.Join(e.dir, filestore.StateDirName, filestore.ManifestName(e.path)+".tmp")} {
 				if err := os.Symlink(e.victim("secret"), l); err != nil {
 					t.Fatal(err)
 				}
@@ -490,7 +495,7 @@ func TestRetentionForgeries(t *testing.T) {
 		}},
 		{name: "symlinks at the compressed file's names", compress: true, plant: func(t *testing.T, e *forgeryEnv) {
 			for _, l := range []string{e.rotated + ".gz.tmp",
-				filepath.Join(e.dir, stateDirName, strings.TrimSuffix(manifestName(e.path), ".json")+"."+strconv.FormatUint(e.entry.Ino, 10)+".ztmp")} {
+				filepath.Join(e.dir, filestore.StateDirName, strings.TrimSuffix(filestore.ManifestName(e.path), ".json")+"."+strconv.FormatUint(e.entry.Ino, 10)+".ztmp")} {
 				if err := os.Symlink(e.victim("secret"), l); err != nil {
 					t.Fatal(err)
 				}
@@ -514,8 +519,8 @@ func TestRetentionForgeries(t *testing.T) {
 			}
 			kv := []string{"path", e.path, "rotate_count", "10", "rotate_max_files", "1", "rotate_max_age", "1h"}
 			t.Run("first", func(t *testing.T) {
-				usePool(t, newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)), nil)
-				mustFlush(t, fsInstance(t, kv...), evRecords("E", 0, 10), "t")
+				proc, _ := usePool(t, newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)), nil)
+				mustFlush(t, fsInstance(t, proc, kv...), evRecords("E", 0, 10), "t")
 			})
 			m := readManifest(t, e.path)
 			if len(m.Rotated) != 1 {
@@ -531,7 +536,7 @@ func TestRetentionForgeries(t *testing.T) {
 				sum := fbtest.TreeSum(t, e.victims)
 				ents, _ := os.ReadDir(e.dir)
 				for _, d := range ents {
-					if n := d.Name(); n != "ev.log" && n != stateDirName && filepath.Join(e.dir, n) != e.rotated &&
+					if n := d.Name(); n != "ev.log" && n != filestore.StateDirName && filepath.Join(e.dir, n) != e.rotated &&
 						!strings.HasPrefix(n, "ev.log.2030") {
 						sum += fbtest.TreeSum(t, filepath.Join(e.dir, n))
 					}
@@ -539,7 +544,7 @@ func TestRetentionForgeries(t *testing.T) {
 				return sum
 			}
 			before := outside()
-			var ops *sysOps
+			var ops *filestore.Sys
 			if c.ops != nil {
 				ops = c.ops(e)
 			}
@@ -549,10 +554,10 @@ func TestRetentionForgeries(t *testing.T) {
 			}
 			t.Run("second", func(t *testing.T) {
 				clk := newFakeClock(time.Date(2030, 1, 2, 5, 4, 5, 0, time.UTC))
-				p := usePool(t, clk, ops)
-				in := fsInstance(t, kv2...)
+				proc, p := usePool(t, clk, ops)
+				in := fsInstance(t, proc, kv2...)
 				mustFlush(t, in, evRecords("E", 10, 20), "t") // two rotations: retention wants the first gone
-				drained(t)
+				drained(proc)
 				if after := outside(); after != before {
 					t.Errorf("rotate_max_files: files outside the rotated set changed:\nbefore:\n%s\nafter:\n%s", before, after)
 				}
@@ -568,8 +573,8 @@ func TestRetentionForgeries(t *testing.T) {
 					t.Errorf("the path's newest rotated file is %q, want records 20..29", newest)
 				}
 				clk.Add(2 * time.Hour) // rotate_max_age: everything recorded is old now
-				p.tick()
-				drained(t)
+				p.Tick()
+				drained(proc)
 			})
 			if after := outside(); after != before {
 				t.Errorf("rotate_max_age: files outside the rotated set changed:\nbefore:\n%s\nafter:\n%s", before, after)
@@ -581,14 +586,15 @@ func TestRetentionForgeries(t *testing.T) {
 // Compression keeps the source's mode: a file rotated with
 // file_permissions 0600 (or 0640) stays 0600 (0640) compressed.
 func TestCompressKeepsMode(t *testing.T) {
+	t.Parallel()
 	for _, perm := range []os.FileMode{0o600, 0o640} {
 		t.Run(perm.String(), func(t *testing.T) {
-			usePool(t, newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)), nil)
+			proc, _ := usePool(t, newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)), nil)
 			dir := t.TempDir()
 			path := filepath.Join(dir, "ev.log")
-			in := fsInstance(t, "path", path, "rotate_count", "10", "compress", "zstd", "file_permissions", fmt.Sprintf("%04o", perm))
+			in := fsInstance(t, proc, "path", path, "rotate_count", "10", "compress", "zstd", "file_permissions", fmt.Sprintf("%04o", perm))
 			mustFlush(t, in, evRecords("E", 0, 10), "t")
-			drained(t)
+			drained(proc)
 			aside := asideFiles(t, dir, "ev.log")
 			if len(aside) != 1 || !strings.HasSuffix(aside[0], ".zst") {
 				t.Fatalf("files %q, want one compressed", aside)
@@ -606,37 +612,38 @@ func TestCompressKeepsMode(t *testing.T) {
 // nothing is written into it or where it points, and no rotated file is
 // compressed or deleted (a warning says why).
 func TestRetentionRefusesStateDir(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		name  string
 		plant func(t *testing.T, dir, elsewhere string)
 	}{
 		{"symlink", func(t *testing.T, dir, elsewhere string) {
-			if err := os.Symlink(elsewhere, filepath.Join(dir, stateDirName)); err != nil {
+			if err := os.Symlink(elsewhere, filepath.Join(dir, filestore.StateDirName)); err != nil {
 				t.Fatal(err)
 			}
 		}},
 		{"mode 0777", func(t *testing.T, dir, elsewhere string) {
-			if err := os.Mkdir(filepath.Join(dir, stateDirName), 0o777); err != nil {
+			if err := os.Mkdir(filepath.Join(dir, filestore.StateDirName), 0o777); err != nil {
 				t.Fatal(err)
 			}
-			os.Chmod(filepath.Join(dir, stateDirName), 0o777)
+			os.Chmod(filepath.Join(dir, filestore.StateDirName), 0o777)
 		}},
 		{"a file", func(t *testing.T, dir, elsewhere string) {
-			if err := os.WriteFile(filepath.Join(dir, stateDirName), []byte("x"), 0o600); err != nil {
+			if err := os.WriteFile(filepath.Join(dir, filestore.StateDirName), []byte("x"), 0o600); err != nil {
 				t.Fatal(err)
 			}
 		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			usePool(t, newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)), nil)
+			proc, _ := usePool(t, newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)), nil)
 			dir, elsewhere := t.TempDir(), t.TempDir()
 			c.plant(t, dir, elsewhere)
-			before := fbtest.TreeSum(t, elsewhere, filepath.Join(dir, stateDirName))
-			in, log := relInstance(t, "refuse", MapGetter{"path": filepath.Join(dir, "ev.log"), "rotate_count": "10",
+			before := fbtest.TreeSum(t, elsewhere, filepath.Join(dir, filestore.StateDirName))
+			in, log := relInstance(t, proc, "refuse", MapGetter{"path": filepath.Join(dir, "ev.log"), "rotate_count": "10",
 				"rotate_max_files": "1", "compress": "gzip"})
 			mustFlush(t, in, evRecords("E", 0, 30), "t")
-			drained(t)
-			if after := fbtest.TreeSum(t, elsewhere, filepath.Join(dir, stateDirName)); after != before {
+			drained(proc)
+			if after := fbtest.TreeSum(t, elsewhere, filepath.Join(dir, filestore.StateDirName)); after != before {
 				t.Errorf("the refused state directory changed:\n%s\n%s", before, after)
 			}
 			var rotated []string
@@ -663,43 +670,44 @@ func TestRetentionRefusesStateDir(t *testing.T) {
 // neither at once nor after a restart in the same boot — and the files go
 // when 7 days have really passed since their rotation.
 func TestRetentionMaxAgeClockStep(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "ev.log")
 	kv := []string{"path", path, "rotate_count", "10", "rotate_max_age", "7d", "idle_timeout", "0"}
 	clk := newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
 	rotated := func() int { return len(asideFiles(t, dir, "ev.log")) }
 	t.Run("first", func(t *testing.T) {
-		p := usePool(t, clk, nil)
-		in := fsInstance(t, kv...)
+		proc, p := usePool(t, clk, nil)
+		in := fsInstance(t, proc, kv...)
 		mustFlush(t, in, evRecords("E", 0, 10), "t") // rotated at day 0
 		clk.Add(2 * 24 * time.Hour)
 		mustFlush(t, in, evRecords("E", 10, 10), "t") // rotated at day 2
 		clk.Step(8 * 24 * time.Hour)                  // the wall clock jumps 8 days
-		p.tick()
-		drained(t)
+		p.Tick()
+		drained(proc)
 		if n := rotated(); n != 2 {
 			t.Fatalf("a wall-clock step of 8 days left %d of the 2 rotated files", n)
 		}
 	})
 	t.Run("restarted in the same boot", func(t *testing.T) {
-		p := usePool(t, clk, nil)
-		in := fsInstance(t, kv...)
+		proc, p := usePool(t, clk, nil)
+		in := fsInstance(t, proc, kv...)
 		mustFlush(t, in, evRecords("E", 20, 1), "t") // loads the manifest
-		p.tick()
-		drained(t)
+		p.Tick()
+		drained(proc)
 		if n := rotated(); n != 2+1 {
 			t.Fatalf("after a restart, the step deleted files: %d rotated left, want 2", n-1)
 		}
 		clk.Add(5*24*time.Hour + time.Minute) // day 7 of the first file really passed
-		p.tick()
-		drained(t)
+		p.Tick()
+		drained(proc)
 		aside := asideFiles(t, dir, "ev.log")
 		if len(aside) != 2 || fbtest.ReadText(t, filepath.Join(dir, aside[0])) != evLines("E", 10, 10) {
 			t.Fatalf("after 7 real days the files are %q, want the second rotated file and the live one", aside)
 		}
 		clk.Add(2 * 24 * time.Hour)
-		p.tick()
-		drained(t)
+		p.Tick()
+		drained(proc)
 		if n := rotated(); n != 1 {
 			t.Fatalf("after 9 real days %d files are left, want the live one", n)
 		}
@@ -710,11 +718,12 @@ func TestRetentionMaxAgeClockStep(t *testing.T) {
 // ahead rotates once; the step back re-arms the period, so the next
 // boundary the clock really crosses rotates again (not one a year later).
 func TestRotatePeriodClockBack(t *testing.T) {
+	t.Parallel()
 	clk := newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
-	usePool(t, clk, nil)
+	proc, _ := usePool(t, clk, nil)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "ev.log")
-	in := fsInstance(t, "path", path, "rotate_period", "1h", "idle_timeout", "0")
+	in := fsInstance(t, proc, "path", path, "rotate_period", "1h", "idle_timeout", "0")
 	mustFlush(t, in, evRecords("E", 0, 1), "t")
 	clk.Step(365 * 24 * time.Hour)
 	mustFlush(t, in, evRecords("E", 1, 1), "t") // a new period: rotates
@@ -738,104 +747,31 @@ func TestRotatePeriodClockBack(t *testing.T) {
 // component named .flatstore (in any case) is dropped as bad_path, in the
 // last component or a directory, and the state directory is as it was.
 func TestTemplateReservedStateName(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	// The state directory of dir exists: a path there rotated once.
-	usePool(t, newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)), nil)
-	mustFlush(t, fsInstance(t, "path", filepath.Join(dir, "a.log"), "rotate_count", "1", "rotate_max_files", "5"), evRecords("E", 0, 1), "t")
-	drained(t)
-	state := fbtest.TreeSum(t, filepath.Join(dir, stateDirName))
+	proc, _ := usePool(t, newFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)), nil)
+	mustFlush(t, fsInstance(t, proc, "path", filepath.Join(dir, "a.log"), "rotate_count", "1", "rotate_max_files", "5"), evRecords("E", 0, 1), "t")
+	drained(proc)
+	state := fbtest.TreeSum(t, filepath.Join(dir, filestore.StateDirName))
 	for k, tmpl := range []string{"$user", "$user/x.log", "$user.d/$user"} {
-		in, _ := relInstance(t, "reserved-"+tmpl, MapGetter{"path": filepath.Join(dir, tmpl), "mkdir": "true"})
+		in, _ := relInstance(t, proc, "reserved-"+tmpl, MapGetter{"path": filepath.Join(dir, tmpl), "mkdir": "true"})
 		var chunk []byte
 		users := []string{".flatstore", ".FlatStore", "ok" + strconv.Itoa(k)}
 		for i, u := range users {
-			chunk = fbtest.AppendRecord(chunk, fbtest.Record{Body: fbtest.KV{"event", "E", "user", u, "i", i}})
+			chunk = records.AppendRecord(chunk, records.Record{Body: records.KV{"event", "E", "user", u, "i", i}})
 		}
 		if res := in.Flush(chunk, "t"); res != OK {
 			t.Fatalf("%s: flush = %v, want OK", tmpl, res)
 		}
-		if d := metricValue(t, "flatstore_records_dropped_total", "instance", "reserved-"+tmpl, "reason", DropBadPath); d != 2 {
+		if d := metricValue(t, proc, "flatstore_records_dropped_total", "instance", "reserved-"+tmpl, "reason", DropBadPath); d != 2 {
 			t.Errorf("%s: dropped{bad_path} = %v, want 2", tmpl, d)
 		}
 	}
-	if got := fbtest.TreeSum(t, filepath.Join(dir, stateDirName)); got != state {
+	if got := fbtest.TreeSum(t, filepath.Join(dir, filestore.StateDirName)); got != state {
 		t.Errorf("the state directory changed:\n%s\n%s", state, got)
 	}
 	if fbtest.ReadText(t, filepath.Join(dir, "ok0")) != "E,ok0,2\n" {
 		t.Errorf("the good record did not land")
 	}
-}
-
-// FuzzManifest: whatever bytes are in a manifest — raw (a local user's
-// forgery), or taken as its JSON and signed with the real key (as if
-// flatstore itself had written them; @INO@, @DEV@, @SIZE@, @MTIME@ become
-// a victim's identity, so that entries can name it exactly) — loading,
-// retention and compression never change a file outside the set flatstore
-// rotated: the victim outside the directory, a hard link and a symlink to
-// it inside, a decoy that only looks rotated.
-func FuzzManifest(f *testing.F) {
-	for _, seed := range []struct {
-		sign bool
-		data string
-	}{
-		{false, ""},
-		{false, `{"path":"@PATH@","rotated":[{"name":"../victim","dev":@DEV@,"ino":@INO@,"size":@SIZE@,"mtime":@MTIME@,"at":0,"reason":"count"}]}`},
-		{true, `{"path":"@PATH@","rotated":[{"name":"../victim","dev":@DEV@,"ino":@INO@,"size":@SIZE@,"mtime":@MTIME@,"at":0,"reason":"count"}]}`},
-		{true, `{"path":"@PATH@","rotated":[{"name":"@VICTIM@","dev":@DEV@,"ino":@INO@,"size":@SIZE@,"mtime":@MTIME@,"at":0,"reason":"count"}]}`},
-		{true, `{"path":"@PATH@","rotated":[{"name":"ev.log.hardlink","dev":@DEV@,"ino":@INO@,"size":@SIZE@,"mtime":@MTIME@,"at":0,"reason":"count"}]}`},
-		{true, `{"path":"@PATH@","rotated":[{"name":"ev.log.symlink","dev":@DEV@,"ino":@INO@,"size":@SIZE@,"mtime":@MTIME@,"at":0,"reason":"count"}]}`},
-		{true, `{"path":"@PATH@","rotated":[{"name":"ev.log.x","dev":1,"ino":2,"size":0,"mtime":0,"at":0,"reason":"count","pending":true,"zip":{"algo":"gzip","name":"ev.log.x.gz","dev":@DEV@,"ino":@INO@,"size":@SIZE@,"mtime":@MTIME@}}]}`},
-		{true, `{"path":"@PATH@","rotated":[{"name":"ev.log.symlink.gz","dev":1,"ino":2,"size":0,"mtime":0,"at":0,"reason":"count","compressed":"gzip","orig":{"dev":@DEV@,"ino":@INO@,"size":@SIZE@,"mtime":@MTIME@}}]}`},
-		{true, `{"path":"@PATH@","rotated":[{"name":"ev.log.decoy","dev":@DEV@,"ino":@INO@,"size":@SIZE@,"mtime":@MTIME@,"at":0,"reason":"count"}]}` + "\n{}"},
-	} {
-		f.Add(seed.sign, []byte(seed.data))
-	}
-	f.Fuzz(func(t *testing.T, sign bool, data []byte) {
-		root := t.TempDir()
-		dir, victim := filepath.Join(root, "log"), filepath.Join(root, "victim")
-		path := filepath.Join(dir, "ev.log")
-		if err := os.Mkdir(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		for _, v := range []string{victim, filepath.Join(dir, "ev.log.decoy")} {
-			if err := os.WriteFile(v, []byte("keep me\n"), 0o600); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := os.Link(victim, filepath.Join(dir, "ev.log.hardlink")); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Symlink(victim, filepath.Join(dir, "ev.log.symlink")); err != nil {
-			t.Fatal(err)
-		}
-		id := identOfFile(t, victim)
-		data = []byte(strings.NewReplacer("@PATH@", path, "@VICTIM@", victim, "@DEV@", strconv.FormatUint(id.Dev, 10),
-			"@INO@", strconv.FormatUint(id.Ino, 10), "@SIZE@", strconv.FormatInt(id.Size, 10),
-			"@MTIME@", strconv.FormatInt(id.Mtime, 10)).Replace(string(data)))
-		sd := filepath.Join(dir, stateDirName)
-		if err := os.Mkdir(sd, 0o700); err != nil {
-			t.Fatal(err)
-		}
-		key := bytes.Repeat([]byte{7}, keySize)
-		if err := os.WriteFile(filepath.Join(sd, keyName), key, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if sign {
-			data = append(append(data, '\n'), hex.EncodeToString(manifestMAC(key, data))+"\n"...)
-		}
-		if err := os.WriteFile(filepath.Join(sd, manifestName(path)), data, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		before := fbtest.TreeSum(t, victim, filepath.Join(dir, "ev.log.decoy"), filepath.Join(dir, "ev.log.hardlink"), filepath.Join(dir, "ev.log.symlink"))
-		arch := newArchiver()
-		s := newSeries(path, archiveOptions{maxFiles: 1, maxAge: time.Nanosecond, compress: CompressGzip}, realOps(), arch, nil,
-			NewLogger("fuzz", NewWriterSink(io.Discard, LevelDebug)), time.Now)
-		s.recorded(path) // loads
-		arch.drain()
-		s.retain(time.Now())
-		arch.drain()
-		if after := fbtest.TreeSum(t, victim, filepath.Join(dir, "ev.log.decoy"), filepath.Join(dir, "ev.log.hardlink"), filepath.Join(dir, "ev.log.symlink")); after != before {
-			t.Fatalf("a manifest changed files outside the rotated set:\n%s\n%s", before, after)
-		}
-	})
 }

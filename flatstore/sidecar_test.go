@@ -5,7 +5,9 @@ import (
 	"testing"
 
 	"github.com/flatstore/flatstore/flatstore"
+	"github.com/flatstore/flatstore/flatstore/event"
 	"github.com/flatstore/flatstore/internal/fbtest"
+	"github.com/flatstore/flatstore/internal/records"
 )
 
 // sidecarConfig is the configuration of the OpenSIPS sidecar: the event
@@ -30,10 +32,10 @@ func TestSidecarVectors(t *testing.T) {
 		{"opensips", fbtest.WireCase.Flatstore},
 	} {
 		cfg := sidecarConfig(t, m.escape)
-		enc := flatstore.NewEncoder(cfg)
+		enc := event.NewEncoder(cfg.Options)
 		var all, want []byte
 		for _, c := range cases {
-			body := fbtest.JSONRecordBody(c.Wire)
+			body := records.JSONRecordBody(c.Wire)
 			out, rest, event, err := enc.AppendLine(nil, t0, body, []byte("opensips.stream"))
 			if err != nil || len(rest) != 0 {
 				t.Fatalf("%s, %s: %v (%d bytes left)", m.escape, c.Name, err, len(rest))
@@ -76,7 +78,7 @@ func TestSidecarIgnoresTheEnvelope(t *testing.T) {
 		{`{"jsonrpc":"2.0","method":"E_TEST","params":{"m":{"k":"v,w"},"l":[1,"a"]}}`, nil, `E_TEST,{"k":"v w"},[1 "a"]` + "\n"},
 	} {
 		cfg := sidecarConfig(t, "opensips_exact", c.kv...)
-		out, _, _, err := flatstore.NewEncoder(cfg).AppendLine(nil, t0, fbtest.JSONRecordBody([]byte(c.json)), []byte("opensips.stream"))
+		out, _, _, err := event.NewEncoder(cfg.Options).AppendLine(nil, t0, records.JSONRecordBody([]byte(c.json)), []byte("opensips.stream"))
 		if err != nil || string(out) != c.want {
 			t.Errorf("%s %q: got %q, %v; want %q", c.json, c.kv, out, err, c.want)
 		}
@@ -87,8 +89,8 @@ func TestSidecarIgnoresTheEnvelope(t *testing.T) {
 // keys: $EVENT and $method are the event, $params['caller'] one named
 // parameter; $params itself, and a name of a positional event, render as _.
 func TestSidecarTemplates(t *testing.T) {
-	named := fbtest.JSONRecordBody([]byte(`{"jsonrpc":"2.0","method":"E_CALL_END","params":{"caller":"sip:alice@example.com","code":200}}`))
-	positional := fbtest.JSONRecordBody([]byte(`{"jsonrpc":"2.0","method":"E_TEST","params":["hello","world"]}`))
+	named := records.JSONRecordBody([]byte(`{"jsonrpc":"2.0","method":"E_CALL_END","params":{"caller":"sip:alice@example.com","code":200}}`))
+	positional := records.JSONRecordBody([]byte(`{"jsonrpc":"2.0","method":"E_TEST","params":["hello","world"]}`))
 	for _, c := range []struct {
 		tmpl string
 		body []byte
@@ -99,11 +101,11 @@ func TestSidecarTemplates(t *testing.T) {
 		{"/x/$params.log", named, "/x/_.log"},
 		{"/x/$EVENT-$params['caller'].log", positional, "/x/E_TEST-_.log"},
 	} {
-		tp, err := flatstore.ParseTemplate(c.tmpl)
+		tp, err := event.ParseTemplate(c.tmpl)
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, _, event, err := flatstore.NewEncoder(sidecarConfig(t, "opensips_exact")).AppendLine(nil, t0, c.body, []byte("opensips.stream"))
+		_, _, event, err := event.NewEncoder(sidecarConfig(t, "opensips_exact").Options).AppendLine(nil, t0, c.body, []byte("opensips.stream"))
 		if err != nil {
 			t.Fatal(err)
 		}

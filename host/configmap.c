@@ -13,7 +13,7 @@
 #include <strings.h>
 
 #include "env.h"
-#include "flb_abi.h"
+#include "../plugin/flb_abi.h"
 #include "log.h"
 
 /*

@@ -113,7 +113,7 @@
 
 #include "configmap.h"
 #include "env.h"
-#include "flb_abi.h"
+#include "../plugin/flb_abi.h"
 #include "log.h"
 #include "props.h"
 

@@ -4,7 +4,7 @@
 #ifndef FLBHOST_LOG_H
 #define FLBHOST_LOG_H
 
-#include "flb_abi.h"
+#include "../plugin/flb_abi.h"
 
 /* The service log level (-log-level, -quiet); FLB_LOG_INFO until set. */
 void hostlog_set_level(int level);

@@ -41,11 +41,11 @@ static void say_forked(void *api)
         "[output:flatstore] the process forked after the plugin was loaded (Daemon On?): "
         "the Go runtime does not survive fork(), so flatstore refuses to run here; "
         "run Fluent Bit in the foreground (Daemon Off, as containers and systemd do)";
-    struct flatstore_api *a = api ? api : last_api;
+    struct flb_api *a = api ? api : last_api;
     if (said) return;
     said = 1;
     if (a && a->log_print) {
-        a->log_print(FLATSTORE_LOG_ERROR, NULL, 0, "%s", msg);
+        a->log_print(FLB_LOG_ERROR, NULL, 0, "%s", msg);
     } else {
         ssize_t r = write(2, msg, sizeof msg - 1);
         r = write(2, "\n", 1);
@@ -72,7 +72,7 @@ int FLBPluginRegister(void *def)
 
 int FLBPluginInit(void *plugin)
 {
-    void *api = plugin ? ((struct flatstore_go_plugin *)plugin)->api : NULL;
+    void *api = plugin ? ((struct flbgo_output_plugin *)plugin)->api : NULL;
     if (api) last_api = api;
     if (forked) {
         say_forked(api);
@@ -121,36 +121,36 @@ void FLBPluginUnregister(void *def)
 
 void flatstore_set_context(void *plugin, void *ctx)
 {
-    ((struct flatstore_go_plugin *)plugin)->context->remote_context = ctx;
+    ((struct flbgo_output_plugin *)plugin)->context->remote_context = ctx;
 }
 
 void flatstore_set_config_map(void *def, void *map)
 {
-    ((struct flatstore_proxy_def *)def)->config_map = map;
+    ((struct flb_plugin_proxy_def *)def)->config_map = map;
 }
 
-void *flatstore_plugin_api(void *plugin) { return ((struct flatstore_go_plugin *)plugin)->api; }
+void *flatstore_plugin_api(void *plugin) { return ((struct flbgo_output_plugin *)plugin)->api; }
 
-void *flatstore_plugin_ins(void *plugin) { return ((struct flatstore_go_plugin *)plugin)->o_ins; }
+void *flatstore_plugin_ins(void *plugin) { return ((struct flbgo_output_plugin *)plugin)->o_ins; }
 
 /* ---- the engine's logger ---- */
 
 int flatstore_has_logger(void *api)
 {
-    struct flatstore_api *a = api;
+    struct flb_api *a = api;
     return a && a->log_print;
 }
 
 /* log_print is variadic: Go cannot call it, so the message goes through "%s". */
 void flatstore_log(void *api, int level, const char *msg)
 {
-    struct flatstore_api *a = api;
+    struct flb_api *a = api;
     if (a && a->log_print) a->log_print(level, NULL, 0, "%s", msg);
 }
 
 int flatstore_log_check(void *api, void *ins, int level)
 {
-    struct flatstore_api *a = api;
+    struct flb_api *a = api;
     if (!a || !a->output_log_check || !ins) return 1;
     return a->output_log_check(ins, level);
 }

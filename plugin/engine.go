@@ -11,6 +11,7 @@ import (
 	"unsafe"
 
 	"github.com/flatstore/flatstore/flatstore"
+	"github.com/flatstore/flatstore/flatstore/logger"
 )
 
 // configMap returns Fluent Bit's config map of flatstore's keys, made from
@@ -22,9 +23,9 @@ import (
 // applies its own.
 var configMap = sync.OnceValue(func() unsafe.Pointer {
 	keys := flatstore.Keys()
-	size := C.size_t(unsafe.Sizeof(C.struct_flatstore_config_map{}))
+	size := C.size_t(unsafe.Sizeof(C.struct_flb_abi_config_map{}))
 	m := C.calloc(C.size_t(len(keys)+1), size) // the last entry, all zero, ends it
-	entries := unsafe.Slice((*C.struct_flatstore_config_map)(m), len(keys)+1)
+	entries := unsafe.Slice((*C.struct_flb_abi_config_map)(m), len(keys)+1)
 	for i, k := range keys {
 		e := &entries[i]
 		e._type = mapType(k.Type)
@@ -40,13 +41,13 @@ var configMap = sync.OnceValue(func() unsafe.Pointer {
 func mapType(t flatstore.KeyType) C.int {
 	switch t {
 	case flatstore.KeyBool:
-		return C.FLATSTORE_MAP_BOOL
+		return C.FLB_CONFIG_MAP_BOOL
 	case flatstore.KeyInt:
-		return C.FLATSTORE_MAP_INT
+		return C.FLB_CONFIG_MAP_INT
 	case flatstore.KeyList:
-		return C.FLATSTORE_MAP_CLIST
+		return C.FLB_CONFIG_MAP_CLIST
 	}
-	return C.FLATSTORE_MAP_STR
+	return C.FLB_CONFIG_MAP_STR
 }
 
 // engineSink prints through Fluent Bit's own logger (struct flb_api's
@@ -59,18 +60,18 @@ type engineSink struct {
 	mu       sync.RWMutex
 	api, ins unsafe.Pointer
 	detached bool
-	fallback *flatstore.WriterSink
+	fallback *logger.WriterSink
 }
 
 func newEngineSink(api, ins unsafe.Pointer) *engineSink {
-	s := &engineSink{api: api, ins: ins, fallback: flatstore.NewWriterSink(nil, flatstore.LevelInfo)}
+	s := &engineSink{api: api, ins: ins, fallback: logger.NewWriterSink(nil, logger.LevelInfo)}
 	if C.flatstore_has_logger(api) == 0 {
 		s.detached = true
 	}
 	return s
 }
 
-func (s *engineSink) Enabled(level flatstore.Level) bool {
+func (s *engineSink) Enabled(level logger.Level) bool {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.detached {
@@ -79,7 +80,7 @@ func (s *engineSink) Enabled(level flatstore.Level) bool {
 	return C.flatstore_log_check(s.api, s.ins, C.int(level)) != 0
 }
 
-func (s *engineSink) Print(level flatstore.Level, msg string) {
+func (s *engineSink) Print(level logger.Level, msg string) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.detached {
@@ -101,4 +102,4 @@ func (s *engineSink) detach() {
 
 // orphanLogger logs what belongs to no instance (a flush for an unknown
 // context, a panic outside an instance), to stderr.
-func orphanLogger() *flatstore.Logger { return flatstore.NewLogger("flatstore", nil) }
+func orphanLogger() *logger.Logger { return logger.New("flatstore", nil) }

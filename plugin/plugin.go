@@ -26,6 +26,7 @@ import (
 
 	"github.com/flatstore/flatstore/flatstore"
 	"github.com/flatstore/flatstore/flatstore/control"
+	"github.com/flatstore/flatstore/flatstore/logger"
 )
 
 // instance is what one remote_context stands for.
@@ -71,6 +72,9 @@ var (
 	controls = control.NewRegistry()
 )
 
+// An instance is what the control endpoint rotates and lists.
+var _ control.Backend = (*flatstore.Instance)(nil)
+
 // getter reads Fluent Bit properties through the proxy's API.
 type getter struct{ plugin unsafe.Pointer }
 
@@ -96,7 +100,7 @@ func flatstoreGoInit(plugin unsafe.Pointer) (ret C.int) {
 	defer recoverTo("init", &ret, output.FLB_ERROR)
 	name := instanceName(plugin)
 	sink := newEngineSink(C.flatstore_plugin_api(plugin), C.flatstore_plugin_ins(plugin))
-	log := flatstore.NewLogger(name, sink)
+	log := logger.New(name, sink)
 	fail := func() C.int {
 		sink.detach()
 		return output.FLB_ERROR
@@ -114,7 +118,7 @@ func flatstoreGoInit(plugin unsafe.Pointer) (ret C.int) {
 		return fail()
 	}
 	inst := &instance{core: core, sink: sink}
-	if !strings.EqualFold(cfg.ControlListen, "off") {
+	if !cfg.ControlListen.Off() {
 		h, err := controls.Acquire(cfg.ControlListen, core, control.Options{
 			Token: cfg.ControlToken, Metrics: proc.Gatherer(), Log: log,
 		})

@@ -16,7 +16,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/flatstore/flatstore/internal/fbtest"
+	"github.com/flatstore/flatstore/internal/repo"
 )
 
 // againstBench is what -against runs unless -against-bench says otherwise.
@@ -25,7 +25,7 @@ const againstBench = "^Benchmark(Flush|AppendLine|Scale)$"
 // runAgainst compares the core's benchmarks matching re at ref and in the
 // working tree, count alternated runs each.
 func runAgainst(w io.Writer, ref, re, benchtime string, count int) error {
-	root, err := fbtest.RepoRoot()
+	root, err := repo.Root()
 	if err != nil {
 		return err
 	}

@@ -40,17 +40,17 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/flatstore/flatstore/internal/hostout"
-
 	"github.com/flatstore/flatstore/internal/bench"
-	"github.com/flatstore/flatstore/internal/fbtest"
+	"github.com/flatstore/flatstore/internal/hostout"
+	rec "github.com/flatstore/flatstore/internal/records"
+	"github.com/flatstore/flatstore/internal/repo"
 )
 
 func main() {
 	quick := flag.Bool("quick", false, "short benchmarks and 10 times fewer records")
 	count := flag.Int("count", 1, "runs of each Go benchmark (the median is shown)")
 	benchtime := flag.String("benchtime", "", "go test -benchtime (default 1s, 0.2s with -quick)")
-	records := flag.Int("records", 0, "records end to end (default 1000000, 100000 with -quick); the memory run uses 10 times as many")
+	nRecords := flag.Int("records", 0, "records end to end (default 1000000, 100000 with -quick); the memory run uses 10 times as many")
 	chunk := flag.Int("chunk", 1000, "records per chunk end to end")
 	e2eRuns := flag.Int("e2e-runs", 0, "end-to-end runs of each output and worker count, the median shown (default 3, 1 with -quick)")
 	dir := flag.String("dir", "", "where the plugin writes (a temporary directory is made in it)")
@@ -90,10 +90,10 @@ func main() {
 			*e2eRuns = 1
 		}
 	}
-	if *records == 0 {
-		*records = 1_000_000
+	if *nRecords == 0 {
+		*nRecords = 1_000_000
 		if *quick {
-			*records = 100_000
+			*nRecords = 100_000
 		}
 	}
 	if !*skipE2E && (*so == "" || *host == "") {
@@ -111,7 +111,7 @@ func main() {
 	var mem [2]e2eRun
 	if !*skipE2E {
 		var err error
-		if e2e, mem, err = runE2E(*so, *host, *dir, *records, *chunk, *e2eRuns); err != nil {
+		if e2e, mem, err = runE2E(*so, *host, *dir, *nRecords, *chunk, *e2eRuns); err != nil {
 			fatalf("%v", err)
 		}
 	}
@@ -144,7 +144,7 @@ type goResults map[string]map[string]float64
 var benchLine = regexp.MustCompile(`^Benchmark(\S+?)(?:-\d+)?\s+\d+\s+(.*)$`)
 
 func runGoBenchmarks(benchtime string, count int) (goResults, error) {
-	root, err := fbtest.RepoRoot()
+	root, err := repo.Root()
 	if err != nil {
 		return nil, err
 	}
@@ -200,7 +200,7 @@ func parseBench(out []byte) goResults {
 // the end-to-end figures are measured above, as Fluent Bit's own figures are
 // measured above its null output.
 func buildNull(dir string) (string, error) {
-	root, err := fbtest.RepoRoot()
+	root, err := repo.Root()
 	if err != nil {
 		return "", err
 	}
@@ -597,7 +597,7 @@ func writeJSONLines(path string, records int) (int64, error) {
 	w := bufio.NewWriterSize(f, 1<<20)
 	var line []byte
 	for i := 0; i < records; i++ {
-		line = append(fbtest.AppendJSON(line[:0], bench.Event(i, false).Body), '\n')
+		line = append(rec.AppendJSON(line[:0], bench.Event(i, false).Body), '\n')
 		w.Write(line)
 	}
 	if err := w.Flush(); err != nil {

@@ -57,6 +57,7 @@ import (
 
 	"github.com/flatstore/flatstore/flatstore"
 	"github.com/flatstore/flatstore/flatstore/control"
+	"github.com/flatstore/flatstore/flatstore/filestore"
 )
 
 const defaultAddr = "127.0.0.1:2021"
@@ -170,8 +171,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 1
 	}
 	out, _ := json.MarshalIndent(struct {
-		Files []flatstore.FileStatus `json:"files"`
-	}{append([]flatstore.FileStatus{}, files...)}, "", "  ")
+		Files []filestore.Status `json:"files"`
+	}{append([]filestore.Status{}, files...)}, "", "  ")
 	_, _ = stdout.Write(append(out, '\n'))
 	return 0
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/flatstore/flatstore/flatstore"
 	"github.com/flatstore/flatstore/flatstore/control"
+	"github.com/flatstore/flatstore/flatstore/filestore"
 	"github.com/flatstore/flatstore/internal/fbtest"
 )
 
@@ -63,12 +64,12 @@ func (b *backend) Rotate(path string) error {
 	return nil
 }
 
-func (b *backend) Status() []flatstore.FileStatus {
+func (b *backend) Status() []filestore.Status {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	var out []flatstore.FileStatus
+	var out []filestore.Status
 	for p, o := range b.open {
-		out = append(out, flatstore.FileStatus{Path: p, Open: o})
+		out = append(out, filestore.Status{Path: p, Open: o})
 	}
 	return out
 }
@@ -83,7 +84,7 @@ func (b *backend) rotated(path string) int {
 // until the test ends.
 func serve(t *testing.T, addr, token string, b control.Backend) string {
 	t.Helper()
-	h, err := control.NewRegistry().Acquire(addr, b, control.Options{Token: token})
+	h, err := control.NewRegistry().Acquire(flatstore.ParseListen(addr), b, control.Options{Token: token})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,10 +18,12 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/flatstore/flatstore/flatstore"
-	"github.com/flatstore/flatstore/internal/outputconf"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/flatstore/flatstore/flatstore"
+	"github.com/flatstore/flatstore/flatstore/event"
+	"github.com/flatstore/flatstore/internal/outputconf"
 )
 
 const readHelp = `usage: flatstore-ctl read [flags] FILE...
@@ -126,7 +128,7 @@ func runRead(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var written []byte
 	if *configFile != "" {
 		if wcfg, err := readConfig(settings); err == nil {
-			written = flatstore.HeaderLine(wcfg)
+			written = event.HeaderLine(wcfg.Options)
 		}
 	}
 	fs.Visit(func(f *flag.Flag) {
@@ -218,19 +220,19 @@ type lineReader struct {
 
 func newLineReader(cfg *flatstore.Config, stdout, stderr io.Writer) (*lineReader, error) {
 	r := &lineReader{cfg: cfg, out: bufio.NewWriterSize(stdout, 64<<10), stderr: stderr}
-	r.head = len(flatstore.Columns(cfg)) - len(cfg.Params)
+	r.head = len(event.Columns(cfg.Options)) - len(cfg.Params)
 	for _, p := range cfg.Params {
 		switch {
 		case p == "event" && !cfg.SuppressEventName:
 			return nil, fmt.Errorf(`params %q: "event" is the event name's member; name that column otherwise with -params`, strings.Join(cfg.Params, ","))
-		case p == "time" && cfg.TimeFormat != flatstore.TimeNone:
+		case p == "time" && cfg.TimeFormat != event.TimeNone:
 			return nil, fmt.Errorf(`params %q: "time" is the record time's member; name that column otherwise with -params`, strings.Join(cfg.Params, ","))
 		}
 		name, _ := appendJSONString(nil, []byte(p))
 		r.names = append(r.names, name)
 	}
 	if cfg.Header != "" {
-		r.headers = append(r.headers, flatstore.HeaderLine(cfg))
+		r.headers = append(r.headers, event.HeaderLine(cfg.Options))
 	}
 	return r, nil
 }
@@ -243,13 +245,13 @@ func (r *lineReader) warnIrreversible() {
 	r.warned = true
 	var why string
 	switch r.cfg.Escape {
-	case flatstore.EscapeOpenSIPS:
+	case event.EscapeOpenSIPS:
 		why = "a delimiter, CR or LF inside a value was written as a space"
-	case flatstore.EscapeOpenSIPSExact:
+	case event.EscapeOpenSIPSExact:
 		why = "a delimiter inside a value was written as a space, and CR or LF raw (one event over several lines)"
-	case flatstore.EscapeNone:
+	case event.EscapeNone:
 		why = "a delimiter inside a value was written raw (more fields), and CR or LF too (one event over several lines)"
-	case flatstore.EscapeBackslash:
+	case event.EscapeBackslash:
 		// Reversible (a delimiter that starts with n or r, which would not
 		// be, is refused by ParseConfig).
 		return
@@ -393,7 +395,7 @@ func (r *lineReader) record(file string, rec record, cut bool) {
 	}
 	switch {
 	case rec.long:
-		bad("longer than the plugin's line limit (%d MiB): skipped", flatstore.MaxLineBytes>>20)
+		bad("longer than the plugin's line limit (%d MiB): skipped", event.MaxLineBytes>>20)
 		return
 	case cut:
 		bad("cut short by a read error (below): skipped")
@@ -418,7 +420,7 @@ func (r *lineReader) record(file string, rec record, cut bool) {
 	for _, n := range r.names {
 		size += len(n) + 2 // "name": and a comma
 	}
-	err := flatstore.SplitFunc(r.cfg, rec.text, func(f []byte) bool {
+	err := event.SplitFunc(r.cfg.Options, rec.text, func(f []byte) bool {
 		fields++
 		size += jsonLen(f) + 1
 		return size <= maxJSONLine
@@ -444,7 +446,7 @@ func (r *lineReader) record(file string, rec record, cut bool) {
 	b := append(r.buf[:0], '{')
 	valid := true
 	i := 0
-	_ = flatstore.SplitFunc(r.cfg, rec.text, func(f []byte) bool {
+	_ = event.SplitFunc(r.cfg.Options, rec.text, func(f []byte) bool {
 		switch {
 		case i == 0 && !r.cfg.SuppressEventName:
 			b = append(b, `"event":`...)
@@ -499,7 +501,7 @@ func (r *lineReader) record(file string, rec record, cut bool) {
 // (its quotes and backslashes doubled at most); only a line of very many
 // empty fields (three bytes of JSON each) or of control bytes (six) would
 // fan out past it, and is reported instead.
-const maxJSONLine = 2 * flatstore.MaxLineBytes
+const maxJSONLine = 2 * event.MaxLineBytes
 
 // write prints b, keeping the first error.
 func (r *lineReader) write(b []byte) {
@@ -541,7 +543,7 @@ func jsonLen(s []byte) int {
 }
 
 // columns names the fields a line must have.
-func (r *lineReader) columns() string { return strings.Join(flatstore.Columns(r.cfg), ", ") }
+func (r *lineReader) columns() string { return strings.Join(event.Columns(r.cfg.Options), ", ") }
 
 // finish flushes the output and returns the exit status.
 func (r *lineReader) finish() int {
@@ -619,7 +621,7 @@ type record struct {
 	text  []byte // with its newline; not valid after the next call
 	first int    // the number of its first line
 	lines int    // how many lines it spans (0: none, the input ended)
-	long  bool   // longer than flatstore.MaxLineBytes: text dropped
+	long  bool   // longer than event.MaxLineBytes: text dropped
 	noEOL bool   // the input ended before its newline
 	csv   csvState
 }
@@ -639,7 +641,7 @@ func newScanner(r io.Reader, cfg *flatstore.Config) *scanner {
 	if !ok {
 		br = bufio.NewReaderSize(r, 64<<10)
 	}
-	return &scanner{r: br, csv: cfg.Escape == flatstore.EscapeCSV, delim: cfg.Delimiter[0]}
+	return &scanner{r: br, csv: cfg.Escape == event.EscapeCSV, delim: cfg.Delimiter[0]}
 }
 
 // next returns the next record; io.EOF with it once the input is done
@@ -651,14 +653,14 @@ func (s *scanner) next() (rec record, err error) {
 	for {
 		chunk, err := s.r.ReadSlice('\n')
 		if len(chunk) > 0 && !rec.long {
-			if len(s.buf)+len(chunk) > flatstore.MaxLineBytes {
+			if len(s.buf)+len(chunk) > event.MaxLineBytes {
 				rec.long, s.buf = true, s.buf[:0]
 			} else {
 				if cap(s.buf)-len(s.buf) < len(chunk) {
 					// Doubling, up to the line limit: a long line leaves
 					// copies that sum to its length, not four times it as
 					// append's quarter steps would.
-					s.buf = slices.Grow(s.buf, max(len(chunk), min(len(s.buf), flatstore.MaxLineBytes-len(s.buf))))
+					s.buf = slices.Grow(s.buf, max(len(chunk), min(len(s.buf), event.MaxLineBytes-len(s.buf))))
 				}
 				s.buf = append(s.buf, chunk...)
 				if s.csv {

@@ -6,9 +6,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/flatstore/flatstore/flatstore"
+	"github.com/flatstore/flatstore/flatstore/event"
 	"github.com/flatstore/flatstore/internal/fbtest"
 	"github.com/flatstore/flatstore/internal/outputconf"
+	"github.com/flatstore/flatstore/internal/repo"
 )
 
 // sipClassic is a classic configuration with a plain flatstore output, a
@@ -99,7 +100,7 @@ func TestReadConfig(t *testing.T) {
 	keys := []string{"caller", "callee", "reason"}
 	cfg := writerConfig(t, sipSettings)
 	evs := hostileEvents(2000, len(keys), 5, true)
-	data := append(append(flatstore.HeaderLine(cfg), '\n'), encode(t, cfg, keys, evs)...)
+	data := append(append(event.HeaderLine(cfg.Options), '\n'), encode(t, cfg, keys, evs)...)
 	file := fbtest.WriteFile(t, "E_CALL_END.log", data)
 
 	for _, conf := range []string{classic, yaml} {
@@ -170,7 +171,7 @@ func TestReadConfig(t *testing.T) {
 // TestReadShippedConfigs: every flatstore output of conf/fluent-bit.conf
 // and conf/fluent-bit.yaml reads back what the plugin writes with its keys.
 func TestReadShippedConfigs(t *testing.T) {
-	root, err := fbtest.RepoRoot()
+	root, err := repo.Root()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +200,7 @@ func TestReadShippedConfigs(t *testing.T) {
 				keys = []string{"call_id", "from_uri", "status"}
 			}
 			evs := hostileEvents(500, len(keys), 6, false)
-			if cfg.Escape != flatstore.EscapeBackslash && cfg.Escape != flatstore.EscapeCSV {
+			if cfg.Escape != event.EscapeBackslash && cfg.Escape != event.EscapeCSV {
 				for i := range evs { // values such an escape keeps
 					evs[i].name = "E_CALL_END"
 					for j := range evs[i].values {
@@ -213,7 +214,7 @@ func TestReadShippedConfigs(t *testing.T) {
 				}
 			}
 			data := encode(t, cfg, keys, evs)
-			if h := flatstore.HeaderLine(cfg); h != nil {
+			if h := event.HeaderLine(cfg.Options); h != nil {
 				data = append(append(h, '\n'), data...)
 			}
 			r := read(t, nil, "-config", conf, "-output", o.Name, fbtest.WriteFile(t, "e.log", data))

@@ -16,7 +16,8 @@ import (
 	"testing"
 
 	"github.com/flatstore/flatstore/flatstore"
-	"github.com/flatstore/flatstore/internal/fbtest"
+	"github.com/flatstore/flatstore/flatstore/event"
+	"github.com/flatstore/flatstore/internal/records"
 )
 
 // fuzzModes are the settings FuzzRead reads its input with.
@@ -68,7 +69,7 @@ func FuzzRead(f *testing.F) {
 	f.Add(bomb, uint8(0))
 	f.Fuzz(func(t *testing.T, data []byte, mode uint8) {
 		args := fuzzModes[int(mode)%len(fuzzModes)]
-		if compressedOver(data, 2*flatstore.MaxLineBytes) {
+		if compressedOver(data, 2*event.MaxLineBytes) {
 			return // a decompression bomb past two line limits: slow (as it is for zcat), and not what is tested here
 		}
 		r := read(t, bytes.NewReader(data), append(append([]string{}, args...), "-")...)
@@ -109,7 +110,7 @@ func FuzzRead(f *testing.F) {
 			t.Fatalf("%d objects and %d reports (%d not UTF-8) for %d records; stdout:\n%s\nstderr:\n%s",
 				len(objects), len(reports), notUTF8, records, r.stdout, r.stderr)
 		}
-		if notUTF8 == 0 && len(args) == 2 && (cfg.Escape == flatstore.EscapeBackslash || cfg.Escape == flatstore.EscapeCSV) {
+		if notUTF8 == 0 && len(args) == 2 && (cfg.Escape == event.EscapeBackslash || cfg.Escape == event.EscapeCSV) {
 			for _, line := range objects {
 				reencode(t, cfg, line)
 			}
@@ -173,7 +174,7 @@ func fuzzRecords(t *testing.T, cfg *flatstore.Config, data []byte) int {
 	if !bytes.Equal(joined, data) {
 		t.Fatalf("the records hold %q, the input %q", joined, data)
 	}
-	if cfg.Escape != flatstore.EscapeCSV {
+	if cfg.Escape != event.EscapeCSV {
 		lines := bytes.Count(data, []byte{'\n'})
 		if len(data) > 0 && data[len(data)-1] != '\n' {
 			lines++
@@ -192,21 +193,21 @@ func reencode(t *testing.T, cfg *flatstore.Config, line string) {
 	if err != nil || len(obj) != 2 {
 		t.Fatalf("object %q: %v", line, err)
 	}
-	event := obj[0].value.(string)
+	name := obj[0].value.(string)
 	params := obj[1].value.([]string)
-	kv := fbtest.KV{"event", event}
+	kv := records.KV{"event", name}
 	for i, p := range params {
 		kv = append(kv, fmt.Sprintf("p%d", i), p)
 	}
-	out, _, _, err := flatstore.NewEncoder(cfg).AppendLine(nil, flatstore.EventTime{}, fbtest.AppendKV(nil, kv), []byte("tag"))
+	out, _, _, err := event.NewEncoder(cfg.Options).AppendLine(nil, event.Time{}, records.AppendKV(nil, kv), []byte("tag"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	fields, err := flatstore.Split(cfg, out)
+	fields, err := event.Split(cfg.Options, out)
 	if err != nil {
 		t.Fatalf("Split(%q) of the values of %s: %v", out, line, err)
 	}
-	want := append([]string{event}, params...)
+	want := append([]string{name}, params...)
 	got := make([]string, len(fields))
 	for i, f := range fields {
 		got[i] = string(f)

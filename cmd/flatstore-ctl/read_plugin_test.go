@@ -8,27 +8,28 @@ import (
 
 	"github.com/flatstore/flatstore/internal/fbconf"
 	"github.com/flatstore/flatstore/internal/fbtest"
+	"github.com/flatstore/flatstore/internal/records"
 )
 
 // pluginChunks frames evs as Fluent Bit hands them to the plugin: records
 // [[time, meta], body], 400 to a chunk.
-func pluginChunks(keys []string, evs []event) []byte {
+func pluginChunks(keys []string, evs []wantEvent) []byte {
 	var chunks [][]byte
 	var chunk []byte
 	for i, ev := range evs {
-		kv := fbtest.KV{"event", ev.name}
+		kv := records.KV{"event", ev.name}
 		for j, k := range keys {
 			if ev.values[j] != "\x00absent" {
 				kv = append(kv, k, ev.values[j])
 			}
 		}
-		chunk = fbtest.AppendRecord(chunk, fbtest.Record{Time: time.Unix(ev.time.Sec, ev.time.Nsec), Body: kv})
+		chunk = records.AppendRecord(chunk, records.Record{Time: time.Unix(ev.time.Sec, ev.time.Nsec), Body: kv})
 		if (i+1)%400 == 0 || i == len(evs)-1 {
 			chunks = append(chunks, chunk)
 			chunk = nil
 		}
 	}
-	return fbtest.Frames(chunks...)
+	return records.Frames(chunks...)
 }
 
 // TestReadWhatThePluginWrote: the real plugin .so, loaded by the host as

@@ -18,10 +18,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flatstore/flatstore/flatstore"
-	"github.com/flatstore/flatstore/internal/fbtest"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/flatstore/flatstore/flatstore"
+	"github.com/flatstore/flatstore/flatstore/event"
+	"github.com/flatstore/flatstore/internal/fbtest"
+	"github.com/flatstore/flatstore/internal/records"
 )
 
 // read runs flatstore-ctl read in-process with stdin.
@@ -101,29 +104,29 @@ func writerConfig(t testing.TB, settings map[string]string) *flatstore.Config {
 	return cfg
 }
 
-// event is what one record should read back as.
-type event struct {
+// wantEvent is what one record should read back as.
+type wantEvent struct {
 	name   string
-	time   flatstore.EventTime
+	time   event.Time
 	values []string // in params order
 }
 
 // encode writes evs as the plugin writes them: records built with fbtest's
 // builders, lines made by the core's encoder. A value "\x00absent" leaves
 // its key out of the record (read back as "").
-func encode(t testing.TB, cfg *flatstore.Config, keys []string, evs []event) []byte {
+func encode(t testing.TB, cfg *flatstore.Config, keys []string, evs []wantEvent) []byte {
 	t.Helper()
-	enc := flatstore.NewEncoder(cfg)
+	enc := event.NewEncoder(cfg.Options)
 	var out []byte
 	for _, ev := range evs {
-		kv := fbtest.KV{"event", ev.name}
+		kv := records.KV{"event", ev.name}
 		for i, k := range keys {
 			if ev.values[i] != "\x00absent" {
 				kv = append(kv, k, ev.values[i])
 			}
 		}
 		var err error
-		if out, _, _, err = enc.AppendLine(out, ev.time, fbtest.AppendKV(nil, kv), []byte("the.tag")); err != nil {
+		if out, _, _, err = enc.AppendLine(out, ev.time, records.AppendKV(nil, kv), []byte("the.tag")); err != nil {
 			t.Fatalf("AppendLine(%q): %v", kv, err)
 		}
 	}
@@ -146,9 +149,9 @@ func hostileValue(rng *rand.Rand) string {
 
 // hostileEvents returns n events whose names and values are full of
 // delimiters, quotes, backslashes, CR/LF, tabs, UTF-8 and empty values.
-func hostileEvents(n, params int, seed uint64, absent bool) []event {
+func hostileEvents(n, params int, seed uint64, absent bool) []wantEvent {
 	rng := rand.New(rand.NewPCG(seed, 0))
-	evs := make([]event, n)
+	evs := make([]wantEvent, n)
 	for i := range evs {
 		name := "E_CALL_END"
 		if rng.IntN(4) == 0 {
@@ -161,18 +164,18 @@ func hostileEvents(n, params int, seed uint64, absent bool) []event {
 				vals[j] = "\x00absent"
 			}
 		}
-		evs[i] = event{name: name, time: flatstore.EventTime{Sec: 1700000000 + int64(i), Nsec: int64(i) * 7919}, values: vals}
+		evs[i] = wantEvent{name: name, time: event.Time{Sec: 1700000000 + int64(i), Nsec: int64(i) * 7919}, values: vals}
 	}
 	return evs
 }
 
 // wantObject is the JSON object read prints for ev.
-func wantObject(cfg *flatstore.Config, ev event, names []string) []member {
+func wantObject(cfg *flatstore.Config, ev wantEvent, names []string) []member {
 	var m []member
 	if !cfg.SuppressEventName {
 		m = append(m, member{"event", ev.name})
 	}
-	if cfg.TimeFormat != flatstore.TimeNone {
+	if cfg.TimeFormat != event.TimeNone {
 		m = append(m, member{"time", timeText(cfg.TimeFormat, ev.time)})
 	}
 	vals := make([]string, len(ev.values))
@@ -191,25 +194,25 @@ func wantObject(cfg *flatstore.Config, ev event, names []string) []member {
 }
 
 // timeText is the record time as time_format writes it.
-func timeText(f flatstore.TimeFormat, t flatstore.EventTime) string {
+func timeText(f event.TimeFormat, t event.Time) string {
 	tt := time.Unix(t.Sec, t.Nsec).UTC()
 	switch f {
-	case flatstore.TimeUnix:
+	case event.TimeUnix:
 		return strconv.FormatInt(t.Sec, 10)
-	case flatstore.TimeUnixMs:
+	case event.TimeUnixMs:
 		return strconv.FormatInt(tt.UnixMilli(), 10)
-	case flatstore.TimeUnixNs:
+	case event.TimeUnixNs:
 		return strconv.FormatInt(tt.UnixNano(), 10)
-	case flatstore.TimeRFC3339:
+	case event.TimeRFC3339:
 		return tt.Format(time.RFC3339)
-	case flatstore.TimeRFC3339Nano:
+	case event.TimeRFC3339Nano:
 		return tt.Format("2006-01-02T15:04:05.000000000Z07:00")
 	}
 	return ""
 }
 
 // checkObjects compares read's stdout with the events, object by object.
-func checkObjects(t *testing.T, label, stdout string, cfg *flatstore.Config, evs []event, names []string) {
+func checkObjects(t *testing.T, label, stdout string, cfg *flatstore.Config, evs []wantEvent, names []string) {
 	t.Helper()
 	lines := outputLines(stdout)
 	if len(lines) != len(evs) {
@@ -300,7 +303,7 @@ func TestReadFilesInOrder(t *testing.T) {
 	cfg := writerConfig(t, map[string]string{"escape": "csv"})
 	dir := t.TempDir()
 	var args []string
-	var all []event
+	var all []wantEvent
 	for i := range 3 {
 		evs := hostileEvents(50, 2, uint64(10+i), false)
 		all = append(all, evs...)
@@ -375,7 +378,7 @@ func TestReadTimeAndSuppress(t *testing.T) {
 	}
 	// The shape, spelled out.
 	cfg := writerConfig(t, map[string]string{"escape": "csv", "time_format": "unix"})
-	p := fbtest.WriteFile(t, "shape.log", encode(t, cfg, keys, []event{{name: "E", time: flatstore.EventTime{Sec: 5}, values: []string{"1", "b,c"}}}))
+	p := fbtest.WriteFile(t, "shape.log", encode(t, cfg, keys, []wantEvent{{name: "E", time: event.Time{Sec: 5}, values: []string{"1", "b,c"}}}))
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -479,15 +482,15 @@ func TestReadBrokenInput(t *testing.T) {
 
 	// A line one byte over the limit, streamed (never held whole), then a
 	// good one.
-	long := io.MultiReader(strings.NewReader("E,"), &repeatReader{b: 'x', n: flatstore.MaxLineBytes - 2}, strings.NewReader("\nE,ok\n"))
+	long := io.MultiReader(strings.NewReader("E,"), &repeatReader{b: 'x', n: event.MaxLineBytes - 2}, strings.NewReader("\nE,ok\n"))
 	r = read(t, long, "-escape", "none", "-")
 	if r.code != 1 || r.stdout != `{"event":"E","params":["ok"]}`+"\n" || !strings.Contains(r.stderr, "(stdin):1: longer than the plugin's line limit (64 MiB)") {
 		t.Errorf("long line: exit %d, stdout %q, stderr:\n%s", r.code, r.stdout, r.stderr)
 	}
 	// At the limit exactly (with its newline), it is read.
-	atLimit := io.MultiReader(strings.NewReader("E,"), &repeatReader{b: 'x', n: flatstore.MaxLineBytes - 3}, strings.NewReader("\n"))
+	atLimit := io.MultiReader(strings.NewReader("E,"), &repeatReader{b: 'x', n: event.MaxLineBytes - 3}, strings.NewReader("\n"))
 	r = read(t, atLimit, "-escape", "none", "-")
-	if r.code != 0 || len(r.stdout) != flatstore.MaxLineBytes-3+len(`{"event":"E","params":[""]}`+"\n") {
+	if r.code != 0 || len(r.stdout) != event.MaxLineBytes-3+len(`{"event":"E","params":[""]}`+"\n") {
 		t.Errorf("line at the limit: exit %d, %d bytes out, stderr:\n%s", r.code, len(r.stdout), r.stderr)
 	}
 }
@@ -546,9 +549,9 @@ func TestReadIrreversible(t *testing.T) {
 // skipped there, and only there.
 func TestReadHeader(t *testing.T) {
 	cfg := writerConfig(t, map[string]string{"escape": "csv", "header": "auto", "params": "a,b", "time_format": "unix"})
-	body := encode(t, cfg, []string{"a", "b"}, []event{{name: "E", values: []string{"1", "2"}}})
-	data := append(append(flatstore.HeaderLine(cfg), '\n'), body...)
-	data = append(data, append(flatstore.HeaderLine(cfg), '\n')...)
+	body := encode(t, cfg, []string{"a", "b"}, []wantEvent{{name: "E", values: []string{"1", "2"}}})
+	data := append(append(event.HeaderLine(cfg.Options), '\n'), body...)
+	data = append(data, append(event.HeaderLine(cfg.Options), '\n')...)
 	p := fbtest.WriteFile(t, "h.log", data)
 	r := read(t, nil, "-escape", "csv", "-header", "auto", "-params", "a,b", "-time_format", "unix", p)
 	want := `{"event":"E","time":"0","a":"1","b":"2"}` + "\n" + `{"event":"event","time":"time","a":"a","b":"b"}` + "\n"

@@ -29,9 +29,10 @@ import (
 	"time"
 
 	"github.com/flatstore/flatstore/flatstore"
+	"github.com/flatstore/flatstore/flatstore/event"
 	"github.com/flatstore/flatstore/internal/fbconf"
-	"github.com/flatstore/flatstore/internal/fbtest"
 	"github.com/flatstore/flatstore/internal/hostout"
+	"github.com/flatstore/flatstore/internal/records"
 )
 
 // The tag of the demo's records: the tail input's Tag in conf/fluent-bit.conf.
@@ -107,14 +108,14 @@ func run(o options, w io.Writer) error {
 	// Where each output writes each event: the plugin's template, rendered.
 	outputs := cfg.Outputs("flatstore")
 	want := make([]map[string]int64, len(outputs)) // per output: file → records
-	tpls := make([]*flatstore.Template, len(outputs))
+	tpls := make([]*event.Template, len(outputs))
 	for i, s := range outputs {
 		p := flatstore.TrimPathPrefix(s.Value("path"))
 		if !filepath.IsAbs(p) && kind == "fluent-bit" {
 			p = filepath.Join(data, p) // where it runs
 		}
 		want[i] = map[string]int64{}
-		if tpls[i], err = flatstore.ParseTemplate(abs(p)); err != nil {
+		if tpls[i], err = event.ParseTemplate(abs(p)); err != nil {
 			return fmt.Errorf("output %d: path %q: %v", i, p, err)
 		}
 	}
@@ -200,11 +201,11 @@ func writeEvents(n int, seed uint64, msgpackPath, jsonlPath string, seen func(ev
 		ts, body := g.next()
 		event := body[1].(string)
 		counts[event]++
-		mb = fbtest.AppendRecord(mb[:0], fbtest.Record{Time: ts, Body: body})
-		jb = append(fbtest.AppendJSON(jb[:0], body), '\n')
+		mb = records.AppendRecord(mb[:0], records.Record{Time: ts, Body: body})
+		jb = append(records.AppendJSON(jb[:0], body), '\n')
 		mw.Write(mb)
 		jw.Write(jb)
-		seen(event, fbtest.AppendKV(nil, body))
+		seen(event, records.AppendKV(nil, body))
 	}
 	return counts, errors.Join(mw.Flush(), jw.Flush(), mf.Close(), jf.Close())
 }
@@ -288,7 +289,7 @@ func (g *generator) hex(n int) string {
 
 // next returns the time and body of the next event; the event name is the
 // body's second element.
-func (g *generator) next() (time.Time, fbtest.KV) {
+func (g *generator) next() (time.Time, records.KV) {
 	g.t = g.t.Add(time.Duration(500+g.rnd.IntN(4000)) * time.Microsecond)
 	switch r := g.rnd.IntN(100); {
 	case r < 25 || len(g.calls) == 0:
@@ -302,14 +303,14 @@ func (g *generator) next() (time.Time, fbtest.KV) {
 		if g.rnd.IntN(2) == 0 {
 			codecs = append(codecs, "opus")
 		}
-		return g.t, fbtest.KV{"event", "E_CALL_START", "call_id", c.id, "from_uri", c.from, "to_uri", c.to,
+		return g.t, records.KV{"event", "E_CALL_START", "call_id", c.id, "from_uri", c.from, "to_uri", c.to,
 			"from_tag", c.fromTag, "src_ip", fmt.Sprintf("192.0.2.%d", 1+g.n(254)), "src_port", 5060 + g.n(40),
 			"user_agent", g.pick(uas), "codecs", codecs}
 	case r < 45:
 		c := &g.calls[g.rnd.IntN(len(g.calls))]
 		old := c.state
 		c.state = min(c.state+1, 4)
-		return g.t, fbtest.KV{"event", "E_DIALOG_STATE", "call_id", c.id, "state", c.state, "old_state", old,
+		return g.t, records.KV{"event", "E_DIALOG_STATE", "call_id", c.id, "state", c.state, "old_state", old,
 			"hash_entry", g.n(4096), "hash_id", int64(g.rnd.Uint32()), "callee_display", g.pick(names), "early", c.state < 3}
 	case r < 65:
 		i := g.rnd.IntN(len(g.calls))
@@ -318,7 +319,7 @@ func (g *generator) next() (time.Time, fbtest.KV) {
 		status := []int64{486, 487, 480, 200, 200, 200, 200, 200, 200, 200}[g.rnd.IntN(10)]
 		// a duration in seconds with a fraction, as billing systems report it
 		dur := float64(g.t.Sub(c.start).Microseconds())/1e6 + float64(g.rnd.IntN(600)) + 0.25
-		return g.t, fbtest.KV{"event", "E_CALL_END", "call_id", c.id, "from_uri", c.from, "to_uri", c.to,
+		return g.t, records.KV{"event", "E_CALL_END", "call_id", c.id, "from_uri", c.from, "to_uri", c.to,
 			"status", status, "duration", dur, "billed_seconds", int64(dur) + 1, "reason", g.pick(hangups),
 			"hangup_by", []string{"caller", "callee"}[g.rnd.IntN(2)]}
 	case r < 85:
@@ -326,7 +327,7 @@ func (g *generator) next() (time.Time, fbtest.KV) {
 		if g.rnd.IntN(8) == 0 {
 			expires = 0 // an unregister
 		}
-		return g.t, fbtest.KV{"event", "E_REGISTER", "aor", "sip:" + u + "@" + h,
+		return g.t, records.KV{"event", "E_REGISTER", "aor", "sip:" + u + "@" + h,
 			"contact", fmt.Sprintf("<sip:%s@198.51.100.%d:%d;transport=tcp>", u, 1+g.n(254), 5060+g.n(10)),
 			"expires", expires, "user_agent", g.pick(uas), "registered", expires > 0}
 	case r < 97:
@@ -338,13 +339,13 @@ func (g *generator) next() (time.Time, fbtest.KV) {
 		if g.rnd.IntN(3) > 0 {
 			account = "ACC-" + g.hex(6)
 		}
-		return g.t, fbtest.KV{"event", "E_ACC_CDR", "call_id", c.id, "method", "INVITE", "from_tag", c.fromTag,
+		return g.t, records.KV{"event", "E_ACC_CDR", "call_id", c.id, "method", "INVITE", "from_tag", c.fromTag,
 			"to_tag", g.hex(8), "sip_code", "200", "sip_reason", "OK", "setuptime", 1 + g.n(5), "duration", dur,
 			"cost", float64(dur)*0.00037 + 0.0005, "currency", "€",
-			"extra", fbtest.KV{"carrier", "Example Telecom, Inc.", "region", g.pick(regions), "trunk", 1 + g.n(8)},
+			"extra", records.KV{"carrier", "Example Telecom, Inc.", "region", g.pick(regions), "trunk", 1 + g.n(8)},
 			"notes", notes, "rated", g.rnd.IntN(5) > 0, "account", account}
 	default:
-		return g.t, fbtest.KV{"event", "E_PIKE_BLOCKED", "ip", fmt.Sprintf("203.0.113.%d", 1+g.n(254)),
+		return g.t, records.KV{"event", "E_PIKE_BLOCKED", "ip", fmt.Sprintf("203.0.113.%d", 1+g.n(254)),
 			"requests", 100 + g.n(5000), "window_s", 2.5, "reason", "too many requests; blocked, flood"}
 	}
 }

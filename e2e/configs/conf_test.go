@@ -15,12 +15,13 @@ import (
 	"github.com/flatstore/flatstore/flatstore"
 	"github.com/flatstore/flatstore/internal/fbconf"
 	"github.com/flatstore/flatstore/internal/fbtest"
+	"github.com/flatstore/flatstore/internal/repo"
 )
 
 // TestMain runs the tests in conf/, where the configurations name each other by
 // relative paths (Parsers_File, Plugins_File) as Fluent Bit reads them.
 func TestMain(m *testing.M) {
-	root, err := fbtest.RepoRoot()
+	root, err := repo.Root()
 	if err == nil {
 		err = os.Chdir(filepath.Join(root, "conf"))
 	}
@@ -35,7 +36,7 @@ func TestMain(m *testing.M) {
 const controlSocket = "/run/flatstore/control.sock"
 
 // reservedKey reports whether Fluent Bit keeps key for itself: such keys
-// never reach a plugin (README: Delivery guarantees and failures).
+// never reach a plugin (docs/delivery.md).
 func reservedKey(k string) bool {
 	k = strings.ToLower(k)
 	switch k {
@@ -48,7 +49,7 @@ func reservedKey(k string) bool {
 
 func repoRoot(t *testing.T) string {
 	t.Helper()
-	root, err := fbtest.RepoRoot()
+	root, err := repo.Root()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -352,7 +353,7 @@ func TestParseConfigAcceptsEachOutput(t *testing.T) {
 			if !strings.HasPrefix(cfg.Path, envMap["FLATSTORE_OUT"]+"/") {
 				t.Errorf("%s output %d: path %s is not under FLATSTORE_OUT %s", file, i, cfg.Path, envMap["FLATSTORE_OUT"])
 			}
-			if cfg.ControlListen != envMap["FLATSTORE_CONTROL"] {
+			if cfg.ControlListen.String() != envMap["FLATSTORE_CONTROL"] {
 				t.Errorf("%s output %d: control_listen %q, want %q", file, i, cfg.ControlListen, envMap["FLATSTORE_CONTROL"])
 			}
 			if cfg.FilePerm != 0o640 {

@@ -12,8 +12,10 @@ import (
 	"time"
 
 	"github.com/flatstore/flatstore/flatstore"
+	"github.com/flatstore/flatstore/flatstore/event"
 	"github.com/flatstore/flatstore/internal/fbconf"
 	"github.com/flatstore/flatstore/internal/fbtest"
+	"github.com/flatstore/flatstore/internal/records"
 )
 
 // --- conf/opensips-sidecar.conf and .yaml: flatstore as OpenSIPS's sidecar ----------------
@@ -138,13 +140,13 @@ func TestSidecarConfig(t *testing.T) {
 			if cfg.EventKey != "method" || cfg.ParamsKey != "params" {
 				t.Errorf("%s: event_key %q, params_key %q: OpenSIPS's notifications name the event in method, the parameters in params", p.file, cfg.EventKey, cfg.ParamsKey)
 			}
-			if cfg.Escape != flatstore.EscapeOpenSIPSExact {
+			if cfg.Escape != event.EscapeOpenSIPSExact {
 				t.Errorf("%s: escape %s, want opensips_exact (the bytes event_flatstore wrote)", p.file, cfg.Escape)
 			}
 			if !strings.HasPrefix(cfg.Path, env["FLATSTORE_OUT"]+"/") || !cfg.Mkdir {
 				t.Errorf("%s: path %s: want a file under FLATSTORE_OUT %s, with mkdir true", p.file, cfg.Path, env["FLATSTORE_OUT"])
 			}
-			if cfg.ControlListen != env["FLATSTORE_CONTROL"] {
+			if cfg.ControlListen.String() != env["FLATSTORE_CONTROL"] {
 				t.Errorf("%s: control_listen %q, want FLATSTORE_CONTROL %q", p.file, cfg.ControlListen, env["FLATSTORE_CONTROL"])
 			}
 			if cfg.RotatePeriod <= 0 || !strings.Contains(cfg.Suffix, "%") {
@@ -183,11 +185,11 @@ func TestSidecarConfigThroughHost(t *testing.T) {
 	var chunk []byte
 	var want string
 	for i, wc := range cases {
-		chunk = fbtest.AppendRecord(chunk, fbtest.Record{Time: time.Unix(1700000000, int64(i)), Body: fbtest.JSONRecordBody(wc.Wire)})
+		chunk = records.AppendRecord(chunk, records.Record{Time: time.Unix(1700000000, int64(i)), Body: records.JSONRecordBody(wc.Wire)})
 		want += wc.OpenSIPS
 	}
 	in := filepath.Join(dir, "in.chunks")
-	if err := os.WriteFile(in, fbtest.Frames(chunk, chunk), 0o644); err != nil {
+	if err := os.WriteFile(in, records.Frames(chunk, chunk), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	var envList []string
@@ -281,7 +283,7 @@ func TestComposeOpenSIPSProfile(t *testing.T) {
 		t.Errorf("opensips: /etc/opensips/opensips.cfg is mounted from %q, want ./conf/opensips.cfg", src)
 	}
 	if nofile, ok := sip.Ulimits["nofile"].(map[string]any); !ok || nofile["soft"] == nil {
-		t.Error("opensips: set ulimits nofile: event_stream's sender costs more per event the higher the limit (README)")
+		t.Error("opensips: set ulimits nofile: event_stream's sender costs more per event the higher the limit (docs/sidecar.md)")
 	} else if soft, _ := nofile["soft"].(int); soft <= 0 || soft > 1024 {
 		t.Errorf("opensips: ulimits nofile soft %v: above 1 024 event_stream fell behind a burst", nofile["soft"])
 	}

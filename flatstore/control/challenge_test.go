@@ -183,7 +183,7 @@ func TestSquatterNeverGetsToken(t *testing.T) {
 
 	// Without a token there is nothing to leak; the look-alike that lists
 	// every path is still refused by Rotate's id and status checks only when
-	// it does not list the path, as before (README: the unix socket is the
+	// it does not list the path, as before (docs/control-endpoint.md: the unix socket is the
 	// way to rule out a squatter).
 	sq := newSquatter(t, token, "/elsewhere.log", http.NotFound)
 	cl, _ := NewClient(sq.addr, "", 5*time.Second)

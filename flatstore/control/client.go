@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/flatstore/flatstore/flatstore"
+	"github.com/flatstore/flatstore/flatstore/filestore"
 )
 
 // Client talks to a flatstore control endpoint: OpenSIPS MI JSON-RPC over
@@ -52,7 +53,7 @@ func NewClient(addr, token string, timeout time.Duration) (*Client, error) {
 	}
 	tr := &http.Transport{Proxy: nil, DisableCompression: true, MaxIdleConnsPerHost: 2, IdleConnTimeout: 2 * time.Second}
 	base, bind := "http://"+addr, "unix"
-	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+	if path, ok := flatstore.ParseListen(addr).Unix(); ok {
 		if path == "" {
 			return nil, errors.New("no socket path after the unix: prefix")
 		}
@@ -173,7 +174,7 @@ func (c *Client) Call(method string, params any) (json.RawMessage, error) {
 
 // Status returns the files the endpoint manages (MI event_flatstore:status).
 // A reply that is not flatstore's is a *NotFlatstoreError.
-func (c *Client) Status() ([]flatstore.FileStatus, error) {
+func (c *Client) Status() ([]filestore.Status, error) {
 	res, err := c.Call(statusMethod, nil)
 	var re *RPCError
 	if errors.As(err, &re) && re.Code == codeMethodNotFound {
@@ -183,7 +184,7 @@ func (c *Client) Status() ([]flatstore.FileStatus, error) {
 		return nil, err
 	}
 	var st struct {
-		Files *[]flatstore.FileStatus `json:"files"`
+		Files *[]filestore.Status `json:"files"`
 	}
 	if err := json.Unmarshal(res, &st); err != nil || st.Files == nil {
 		return nil, &NotFlatstoreError{c.addr, fmt.Sprintf("its %s result is not a list of files: %s", statusMethod, truncate(string(res), 200))}
@@ -234,7 +235,7 @@ func (c *Client) Rotate(path string) error {
 }
 
 // listed reports whether path, or its clean form, is one of files.
-func listed(files []flatstore.FileStatus, path string) bool {
+func listed(files []filestore.Status, path string) bool {
 	clean := path
 	if filepath.IsAbs(path) {
 		clean = filepath.Clean(path)
@@ -249,7 +250,7 @@ func listed(files []flatstore.FileStatus, path string) bool {
 
 // FileList names up to max of files for a message: "/a.log, /b.log and 3 more",
 // or "none".
-func FileList(files []flatstore.FileStatus, max int) string {
+func FileList(files []filestore.Status, max int) string {
 	if len(files) == 0 {
 		return "none"
 	}

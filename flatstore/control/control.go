@@ -1,31 +1,18 @@
-// Package control is flatstore's control endpoint: the OpenSIPS MI JSON-RPC
-// interface (POST /mi and everything under /mi/, as OpenSIPS mi_http), plain
-// HTTP beside it (POST /rotate, GET /status, GET /metrics, GET /healthz, and
-// GET /challenge, through which the endpoint proves it holds the token), the
-// lifecycle of the listeners, and Client, the one client of all of it
-// (flatstore-ctl and the tests use it).
-//
-// A Registry holds the servers of one process, one per address, shared by
-// every plugin instance that names that address: Acquire attaches an
-// instance, Release detaches it and the last Release closes the listener, so
-// a hot reload (Init, Exit, Init in one process) can bind the same address
-// again at once. The plugin creates one Registry per process; tests create
-// their own and run in parallel.
-//
-// The package talks to the core only through Backend and imports no cgo.
 package control
 
 import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"fmt"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
 
-	"github.com/flatstore/flatstore/flatstore"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/flatstore/flatstore/flatstore"
+	"github.com/flatstore/flatstore/flatstore/filestore"
+	"github.com/flatstore/flatstore/flatstore/logger"
 )
 
 // Backend is one plugin instance as the control endpoint sees it. *flatstore.Instance implements it.
@@ -35,7 +22,7 @@ type Backend interface {
 	// otherwise it returns flatstore.ErrNotManaged and touches nothing.
 	Rotate(path string) error
 	// Status lists the files the backend manages.
-	Status() []flatstore.FileStatus
+	Status() []filestore.Status
 }
 
 // Options are what one instance brings to the server it attaches to.
@@ -48,10 +35,10 @@ type Options struct {
 	// serves the Metrics of the instance that started it.
 	Metrics prometheus.Gatherer
 	// Log receives the server's messages (nil: none).
-	Log *flatstore.Logger
+	Log *logger.Logger
 }
 
-// Request limits (README: The control endpoint).
+// Request limits (docs/control-endpoint.md).
 //
 // maxBodyBytes is enforced while the body is read (a larger body is 413 and
 // the connection is closed at once). An MI request names one path: a
@@ -137,14 +124,16 @@ func NewRegistry() *Registry { return &Registry{} }
 type Handle struct {
 	s    *server
 	b    Backend
-	log  *flatstore.Logger
+	log  *logger.Logger
 	once sync.Once
 }
 
-// Acquire attaches b to the server for addr ("HOST:PORT" or "unix:/path.sock"), starting it if this is
-// the first user in the registry. One server per address, shared by all instances that name it.
-// A second Acquire of the same addr with a different token fails with a clear error.
-func (r *Registry) Acquire(addr string, b Backend, o Options) (*Handle, error) {
+// Acquire attaches b to the server for l (a control_listen value: "HOST:PORT" or "unix:/path.sock"),
+// starting it if this is the first user in the registry. One server per address, shared by all
+// instances that name it. A second Acquire of the same address with a different token fails with a
+// clear error.
+func (r *Registry) Acquire(l flatstore.Listen, b Backend, o Options) (*Handle, error) {
+	addr := l.String()
 	if b == nil {
 		return nil, fmt.Errorf("control_listen %q: no backend to attach", addr)
 	}
@@ -160,7 +149,7 @@ func (r *Registry) Acquire(addr string, b Backend, o Options) (*Handle, error) {
 			lim.maxConns = defaultMaxConns()
 		}
 		var err error
-		s, err = start(r, addr, o, lim)
+		s, err = start(r, l, o, lim)
 		if err != nil {
 			return nil, err
 		}
@@ -224,6 +213,3 @@ func sameToken(a, b string) bool {
 	ha, hb := sha256.Sum256([]byte(a)), sha256.Sum256([]byte(b))
 	return subtle.ConstantTimeCompare(ha[:], hb[:]) == 1
 }
-
-// isOff reports whether addr names no listener.
-func isOff(addr string) bool { return addr == "" || strings.EqualFold(addr, "off") }

@@ -15,9 +15,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flatstore/flatstore/flatstore"
-	"github.com/flatstore/flatstore/internal/fbtest"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/flatstore/flatstore/flatstore"
+	"github.com/flatstore/flatstore/flatstore/filestore"
+	"github.com/flatstore/flatstore/flatstore/logger"
+	"github.com/flatstore/flatstore/internal/fbtest"
 )
 
 // The core's Instance is what production attaches.
@@ -101,12 +104,12 @@ func (b *fileBackend) Rotate(path string) error {
 	return nil
 }
 
-func (b *fileBackend) Status() []flatstore.FileStatus {
+func (b *fileBackend) Status() []filestore.Status {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	var out []flatstore.FileStatus
+	var out []filestore.Status
 	for p, f := range b.files {
-		out = append(out, flatstore.FileStatus{Path: p, Open: f != nil})
+		out = append(out, filestore.Status{Path: p, Open: f != nil})
 	}
 	return out
 }
@@ -159,8 +162,8 @@ func testMetrics() prometheus.Gatherer {
 }
 
 // testLogger logs into buf at debug level.
-func testLogger(buf *fbtest.SyncBuffer) *flatstore.Logger {
-	return flatstore.NewLogger("flatstore.test", flatstore.NewWriterSink(buf, flatstore.LevelDebug))
+func testLogger(buf *fbtest.SyncBuffer) *logger.Logger {
+	return logger.New("flatstore.test", logger.NewWriterSink(buf, logger.LevelDebug))
 }
 
 // serve attaches bs to a fresh server on a loopback port and releases it
@@ -178,7 +181,7 @@ func startAt(t testing.TB, addr, token string, lim limits, bs ...Backend) (*Hand
 	reg := &Registry{limits: lim}
 	var first *Handle
 	for i, b := range bs {
-		h, err := reg.Acquire(addr, b, Options{Token: token, Metrics: testMetrics(), Log: testLogger(logs)})
+		h, err := reg.Acquire(flatstore.ParseListen(addr), b, Options{Token: token, Metrics: testMetrics(), Log: testLogger(logs)})
 		if err != nil {
 			t.Fatalf("acquire %d: %v", i, err)
 		}

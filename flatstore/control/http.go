@@ -12,8 +12,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/flatstore/flatstore/flatstore"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/flatstore/flatstore/flatstore"
+	"github.com/flatstore/flatstore/flatstore/filestore"
+	"github.com/flatstore/flatstore/flatstore/logger"
 )
 
 // routes is the whole HTTP surface. The method patterns make ServeMux answer
@@ -228,7 +231,7 @@ func (s *server) rotate(path, via, from string) error {
 	lg := s.logger()
 	switch {
 	case ok:
-		lg.Limitedf(flatstore.LevelInfo, "control-rotate-ok:"+path, "control: rotate %q (%s from %s): OK", path, via, from)
+		lg.Limitedf(logger.LevelInfo, "control-rotate-ok:"+path, "control: rotate %q (%s from %s): OK", path, via, from)
 		return nil
 	case firstErr != nil:
 		lg.LimitedWarnf("control-rotate-failed:"+path, "control: rotate %q (%s from %s): %v", path, via, from, firstErr)
@@ -242,7 +245,7 @@ func (s *server) rotate(path, via, from string) error {
 // statusJSON is {"files":[...]} over every attached backend; a path that two
 // instances share is listed once.
 func (s *server) statusJSON() []byte {
-	files := []flatstore.FileStatus{}
+	files := []filestore.Status{}
 	seen := map[string]bool{}
 	for _, h := range s.handlesSnapshot() {
 		for _, f := range h.b.Status() {
@@ -254,7 +257,7 @@ func (s *server) statusJSON() []byte {
 	}
 	// encoding/json, not jsoniter: FileStatus uses the omitzero tag option.
 	b, err := json.Marshal(struct {
-		Files []flatstore.FileStatus `json:"files"`
+		Files []filestore.Status `json:"files"`
 	}{files})
 	if err != nil { // cannot happen with these types
 		return []byte(`{"files":[]}`)

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/flatstore/flatstore/flatstore"
 )
 
 func TestPlainEndpoints(t *testing.T) {
@@ -79,7 +81,7 @@ func TestPlainEndpoints(t *testing.T) {
 	if r.status != http.StatusOK || !strings.Contains(r.body, "\nflatstore_test_total 3\n") {
 		t.Fatalf("metrics: %d\n%s", r.status, r.body)
 	}
-	bare, err := testRegistry().Acquire("127.0.0.3:0", newFileBackend(t), Options{})
+	bare, err := testRegistry().Acquire(flatstore.ParseListen("127.0.0.3:0"), newFileBackend(t), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -337,7 +339,7 @@ func TestUnixSocket(t *testing.T) {
 
 	p := tempPaths(t, "e.log")[0]
 	b := newFileBackend(t, p)
-	h, err := reg.Acquire("unix:"+sock, b, Options{})
+	h, err := reg.Acquire(flatstore.ParseListen("unix:"+sock), b, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -370,7 +372,7 @@ func TestUnixSocket(t *testing.T) {
 	}
 	stale.SetUnlinkOnClose(false)
 	stale.Close()
-	h, err = reg.Acquire("unix:"+sock, b, Options{})
+	h, err = reg.Acquire(flatstore.ParseListen("unix:"+sock), b, Options{})
 	if err != nil {
 		t.Fatalf("over a stale socket: %v", err)
 	}
@@ -381,7 +383,7 @@ func TestUnixSocket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = reg.Acquire("unix:"+sock, b, Options{})
+	_, err = reg.Acquire(flatstore.ParseListen("unix:"+sock), b, Options{})
 	if err == nil || !strings.Contains(err.Error(), `control_listen "unix:`+sock+`"`) || !strings.Contains(err.Error(), "address already in use") {
 		t.Fatalf("over a live socket: %v", err)
 	}
@@ -396,7 +398,7 @@ func TestUnixSocket(t *testing.T) {
 	if err := os.WriteFile(sock, []byte("keep"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err = reg.Acquire("unix:"+sock, b, Options{})
+	_, err = reg.Acquire(flatstore.ParseListen("unix:"+sock), b, Options{})
 	if err == nil || !strings.Contains(err.Error(), "not a socket") {
 		t.Fatalf("over a regular file: %v", err)
 	}
@@ -433,7 +435,7 @@ func TestLifecycle(t *testing.T) {
 
 	// Hot reload: Init -> Exit -> Init on the same fixed port, three times.
 	for i := range 3 {
-		h, err := reg.Acquire(addr, b1, Options{})
+		h, err := reg.Acquire(flatstore.ParseListen(addr), b1, Options{})
 		if err != nil {
 			t.Fatalf("round %d: %v", i, err)
 		}
@@ -447,21 +449,21 @@ func TestLifecycle(t *testing.T) {
 	}
 
 	// Two instances share one server.
-	h1, err := reg.Acquire(addr, b1, Options{Token: "tok"})
+	h1, err := reg.Acquire(flatstore.ParseListen(addr), b1, Options{Token: "tok"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h2, err := reg.Acquire(addr, b2, Options{Token: "tok"})
+	h2, err := reg.Acquire(flatstore.ParseListen(addr), b2, Options{Token: "tok"})
 	if err != nil {
 		t.Fatalf("second instance on the same address: %v", err)
 	}
 	if h1.s != h2.s || h1.Addr() != h2.Addr() {
 		t.Fatal("two Acquires of one address made two servers")
 	}
-	if _, err := reg.Acquire(addr, b2, Options{Token: "other"}); err == nil || !strings.Contains(err.Error(), "different control_token") {
+	if _, err := reg.Acquire(flatstore.ParseListen(addr), b2, Options{Token: "other"}); err == nil || !strings.Contains(err.Error(), "different control_token") {
 		t.Fatalf("a different token on a shared address: %v", err)
 	}
-	if _, err := reg.Acquire(addr, b2, Options{}); err == nil {
+	if _, err := reg.Acquire(flatstore.ParseListen(addr), b2, Options{}); err == nil {
 		t.Fatal("no token on an address served with one was accepted")
 	}
 	c, base := client(h1)
@@ -518,7 +520,7 @@ func TestBindError(t *testing.T) {
 	}
 	defer ln.Close()
 	addr := ln.Addr().String()
-	_, err = NewRegistry().Acquire(addr, newFileBackend(t), Options{})
+	_, err = NewRegistry().Acquire(flatstore.ParseListen(addr), newFileBackend(t), Options{})
 	want := fmt.Sprintf(`control_listen %q: listen tcp %s: bind: address already in use`, addr, addr)
 	if err == nil || err.Error() != want {
 		t.Fatalf("got %v\nwant %s", err, want)
@@ -527,11 +529,11 @@ func TestBindError(t *testing.T) {
 		t.Fatal("the bind error is not wrapped")
 	}
 	for _, bad := range []string{"off", "", "unix:", "nohostport"} {
-		if _, err := NewRegistry().Acquire(bad, newFileBackend(t), Options{}); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("control_listen %q", bad)) {
+		if _, err := NewRegistry().Acquire(flatstore.ParseListen(bad), newFileBackend(t), Options{}); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("control_listen %q", bad)) {
 			t.Fatalf("Acquire(%q): %v", bad, err)
 		}
 	}
-	if _, err := NewRegistry().Acquire("127.0.0.1:0", nil, Options{}); err == nil {
+	if _, err := NewRegistry().Acquire(flatstore.ParseListen("127.0.0.1:0"), nil, Options{}); err == nil {
 		t.Fatal("a nil backend was accepted")
 	}
 }
@@ -543,7 +545,7 @@ func TestReleaseWaitsForInFlight(t *testing.T) {
 	b := newFileBackend(t, p)
 	b.block = make(chan struct{})
 	b.entered = make(chan string, 1)
-	h, err := reg.Acquire("127.0.0.1:0", b, Options{})
+	h, err := reg.Acquire(flatstore.ParseListen("127.0.0.1:0"), b, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,9 +7,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/flatstore/flatstore/flatstore"
-	"github.com/flatstore/flatstore/internal/fbtest"
 	"github.com/tinylib/msgp/msgp"
+
+	"github.com/flatstore/flatstore/flatstore"
+	"github.com/flatstore/flatstore/flatstore/logger"
+	"github.com/flatstore/flatstore/internal/fbtest"
 )
 
 // TestWithCoreInstance drives the endpoint with the core's own Instance: a
@@ -24,12 +26,12 @@ func TestWithCoreInstance(t *testing.T) {
 		t.Fatal(err)
 	}
 	logs := &fbtest.SyncBuffer{}
-	in, err := flatstore.NewInstance(flatstore.NewProcess(), cfg, "flatstore.ctl", flatstore.NewLogger("flatstore.ctl", flatstore.NewWriterSink(logs, flatstore.LevelDebug)))
+	in, err := flatstore.NewInstance(flatstore.NewProcess(), cfg, "flatstore.ctl", logger.New("flatstore.ctl", logger.NewWriterSink(logs, logger.LevelDebug)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer in.Close()
-	h, err := testRegistry().Acquire("127.0.0.1:0", in, Options{Log: flatstore.NewLogger("flatstore.ctl", flatstore.NewWriterSink(logs, flatstore.LevelDebug))})
+	h, err := testRegistry().Acquire(flatstore.ParseListen("127.0.0.1:0"), in, Options{Log: logger.New("flatstore.ctl", logger.NewWriterSink(logs, logger.LevelDebug))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flatstore/flatstore/flatstore"
+	"github.com/flatstore/flatstore/flatstore/logger"
 )
 
 // Rotate requests are logged rate-limited per key, so a client calling in a
@@ -29,7 +29,7 @@ func TestRotateLogging(t *testing.T) {
 	}
 	// One line per key per flatstore.LimitEvery: however slow the machine,
 	// the bound follows the time the loop took.
-	most := 1 + int(time.Since(start)/flatstore.LimitEvery)
+	most := 1 + int(time.Since(start)/logger.LimitEvery)
 	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
 	count := func(level, substr string) int {
 		k := 0

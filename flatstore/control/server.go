@@ -14,8 +14,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/flatstore/flatstore/flatstore"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/flatstore/flatstore/flatstore"
+	"github.com/flatstore/flatstore/flatstore/logger"
 )
 
 // server is one listener and its HTTP server.
@@ -25,7 +27,7 @@ type server struct {
 	bound   string // what Addr reports
 	token   string
 	metrics prometheus.Gatherer
-	log     *flatstore.Logger // of the instance that started it, for server-level messages
+	log     *logger.Logger // of the instance that started it, for server-level messages
 	lim     limits
 
 	// checkHost is set on loopback and unix listeners: only Host values
@@ -112,16 +114,17 @@ func connOf(r *http.Request) net.Conn {
 	return c
 }
 
-func start(r *Registry, addr string, o Options, lim limits) (*server, error) {
+func start(r *Registry, l flatstore.Listen, o Options, lim limits) (*server, error) {
+	addr := l.String()
 	s := &server{
 		reg: r, addr: addr, token: o.Token, metrics: o.Metrics, log: o.Log, lim: lim,
 		served: make(chan struct{}), conns: map[net.Conn]*connInfo{},
 	}
+	path, isUnix := l.Unix()
 	switch {
-	case isOff(addr):
+	case l.Off():
 		return nil, fmt.Errorf("control_listen %q: nothing to listen on", addr)
-	case strings.HasPrefix(addr, "unix:"):
-		path := strings.TrimPrefix(addr, "unix:")
+	case isUnix:
 		ln, fi, err := listenUnix(path)
 		if err != nil {
 			return nil, fmt.Errorf("control_listen %q: %w", addr, err)
@@ -340,7 +343,7 @@ func (s *server) handlesSnapshot() []*Handle {
 
 // logger returns the logger of the oldest attached instance, or the one that
 // started the server.
-func (s *server) logger() *flatstore.Logger {
+func (s *server) logger() *logger.Logger {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, h := range s.handles {

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flatstore/flatstore/flatstore"
+	"github.com/flatstore/flatstore/flatstore/logger"
 )
 
 // tricklers keeps n connections to addr (TCP or unix:) that each send
@@ -224,7 +224,7 @@ func TestRefusalClosesAtOnce(t *testing.T) {
 	if b.totalRotations() != 0 {
 		t.Fatal("a refused request rotated")
 	}
-	most := 1 + int(time.Since(start)/flatstore.LimitEvery)
+	most := 1 + int(time.Since(start)/logger.LimitEvery)
 	if k := strings.Count(logs.String(), "no valid control_token (401; the connection is closed)"); k < 1 || k > most {
 		t.Fatalf("%d log lines for %d 401s, want 1 to %d:\n%s", k, 3*n, most, logs)
 	}

@@ -31,7 +31,7 @@ func TestUnixSocketMaxLength(t *testing.T) {
 	p := tempPaths(t, "e.log")[0]
 	b := newFileBackend(t, p)
 	reg := testRegistry()
-	h, err := reg.Acquire("unix:"+sock, b, Options{})
+	h, err := reg.Acquire(flatstore.ParseListen("unix:"+sock), b, Options{})
 	if err != nil {
 		t.Fatalf("a %d-byte socket path: %v", len(sock), err)
 	}
@@ -51,7 +51,7 @@ func TestUnixSocketMaxLength(t *testing.T) {
 	}
 
 	long := sock + "x"
-	_, err = reg.Acquire("unix:"+long, b, Options{})
+	_, err = reg.Acquire(flatstore.ParseListen("unix:"+long), b, Options{})
 	want := "the socket path is 108 bytes long; a unix socket path has at most 107: choose a shorter one"
 	if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), `control_listen "unix:`+long+`"`) {
 		t.Fatalf("a 108-byte path: %v\nwant %s", err, want)

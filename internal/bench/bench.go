@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/flatstore/flatstore/internal/fbtest"
+	"github.com/flatstore/flatstore/internal/records"
 )
 
 // Fields is the number of keys in every event body (the event name included).
@@ -27,14 +27,14 @@ var (
 
 // Event returns the i-th event: short strings, integers, and one value (the
 // reason) that contains a comma.
-func Event(i int, legacy bool) fbtest.Record {
+func Event(i int, legacy bool) records.Record {
 	m := methods[i%len(methods)]
 	c := i % len(codes)
 	n := strconv.Itoa(i)
-	return fbtest.Record{
+	return records.Record{
 		Time:   base.Add(time.Duration(i) * time.Millisecond),
 		Legacy: legacy,
-		Body: fbtest.KV{
+		Body: records.KV{
 			"event", "E_SIP_" + m,
 			"method", m,
 			"call_id", n + "-a84b4c76e667@pc33.example.com",
@@ -52,7 +52,7 @@ func Event(i int, legacy bool) fbtest.Record {
 // Append appends events from, from+1, … from+n-1 to dst.
 func Append(dst []byte, from, n int, legacy bool) []byte {
 	for i := from; i < from+n; i++ {
-		dst = fbtest.AppendRecord(dst, Event(i, legacy))
+		dst = records.AppendRecord(dst, Event(i, legacy))
 	}
 	return dst
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/flatstore/flatstore/internal/hostout"
+	"github.com/flatstore/flatstore/internal/repo"
 )
 
 // HostTimeout bounds every host run; the host is killed when it expires.
@@ -58,25 +59,6 @@ func Main(m *testing.M) {
 	os.Exit(code)
 }
 
-// RepoRoot returns the directory holding go.mod, found by walking up from the
-// working directory.
-func RepoRoot() (string, error) {
-	d, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return d, nil
-		}
-		parent := filepath.Dir(d)
-		if parent == d {
-			return "", errors.New("fbtest: no go.mod above the working directory")
-		}
-		d = parent
-	}
-}
-
 func buildDir() (string, error) {
 	dirOnce.Do(func() {
 		dir, dirErr = os.MkdirTemp("", "fbtest-build-")
@@ -93,7 +75,7 @@ func BuildHost(t testing.TB) string {
 			hostPath = p
 			return
 		}
-		root, err := RepoRoot()
+		root, err := repo.Root()
 		if err != nil {
 			hostErr = err
 			return
@@ -132,7 +114,7 @@ func BuildPlugin(t testing.TB) string {
 			soPath = p
 			return
 		}
-		root, err := RepoRoot()
+		root, err := repo.Root()
 		if err != nil {
 			soErr = err
 			return

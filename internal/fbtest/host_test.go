@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/flatstore/flatstore/internal/fbconf"
+	"github.com/flatstore/flatstore/internal/records"
 )
 
 // These tests prove the host (host/flbhost.c) against a fake plugin written
@@ -27,9 +28,9 @@ func testChunks(n, per int) (stream []byte, chunks [][]byte) {
 	var cur []byte
 	k := 0
 	for i := 0; i < n; i++ {
-		r := AppendRecord(nil, Record{
+		r := records.AppendRecord(nil, records.Record{
 			Time: time.Unix(int64(1700000000+i), int64(i)),
-			Body: KV{"event", "E_TEST", "i", i, "s", strings.Repeat("x", i%7)},
+			Body: records.KV{"event", "E_TEST", "i", i, "s", strings.Repeat("x", i%7)},
 		})
 		stream = append(stream, r...)
 		cur = append(cur, r...)
@@ -371,12 +372,12 @@ func TestHostWorkersConcurrency(t *testing.T) {
 }
 
 func TestHostInChunks(t *testing.T) {
-	good := Records(Record{Body: KV{"a", 1}}, Record{Body: KV{"b", 2}})
-	one := Records(Record{Body: KV{"c", 3}})
+	good := records.Records(records.Record{Body: records.KV{"a", 1}}, records.Record{Body: records.KV{"b", 2}})
+	one := records.Records(records.Record{Body: records.KV{"c", 3}})
 	truncated := append(append([]byte{}, one...), one[:len(one)-2]...)
 	garbage := []byte{0xc1, 0xff, 0x00}
 	hostile := []byte{0xdd, 0xff, 0xff, 0xff, 0xff} // array claiming 4 G items
-	frames := Frames(good, nil, garbage, truncated, hostile)
+	frames := records.Frames(good, nil, garbage, truncated, hostile)
 	in := WriteFile(t, "in.chunks", frames)
 	r := runFake(t, nil, HostConfig{}, "-in-chunks", in, "-p", "id=a")
 	if r.code != 0 {
@@ -391,7 +392,7 @@ func TestHostInChunks(t *testing.T) {
 	wantInstance(t, r.sum.Instances[0], InstanceSummary{Chunks: 4, Records: 3, OKChunks: 4, OKRecords: 3})
 
 	// a truncated frame header is an input error
-	bad := WriteFile(t, "bad.chunks", append(Frames(good), 0, 0, 1))
+	bad := WriteFile(t, "bad.chunks", append(records.Frames(good), 0, 0, 1))
 	r = runFake(t, nil, HostConfig{}, "-in-chunks", bad)
 	if r.code != 64 {
 		t.Errorf("truncated frame: exit %d, want 64", r.code)
@@ -586,8 +587,8 @@ func TestHostHoldAndStartHost(t *testing.T) {
 func TestHostRecordCountMatchesMsgp(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	base, _ := testChunks(20, 20)
-	base = append(base, AppendRecord(nil, Record{Body: KV{"f", 1.5, "f32", float32(2), "b", []byte("bin"),
-		"u", uint64(1) << 63, "n", nil, "t", time.Unix(5, 6), "a", []any{KV{"x", []any{}}}, "s", strings.Repeat("y", 300)}})...)
+	base = append(base, records.AppendRecord(nil, records.Record{Body: records.KV{"f", 1.5, "f32", float32(2), "b", []byte("bin"),
+		"u", uint64(1) << 63, "n", nil, "t", time.Unix(5, 6), "a", []any{records.KV{"x", []any{}}}, "s", strings.Repeat("y", 300)}})...)
 	var frames [][]byte
 	want := 0
 	for i := 0; i < 300; i++ {
@@ -606,11 +607,11 @@ func TestHostRecordCountMatchesMsgp(t *testing.T) {
 		if len(f) == 0 {
 			continue
 		}
-		n, _ := CountRecords(f)
+		n, _ := records.CountRecords(f)
 		want += n
 		frames = append(frames, f)
 	}
-	in := WriteFile(t, "in.chunks", Frames(frames...))
+	in := WriteFile(t, "in.chunks", records.Frames(frames...))
 	r := runFake(t, nil, HostConfig{}, "-in-chunks", in)
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)

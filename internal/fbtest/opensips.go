@@ -7,6 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/flatstore/flatstore/internal/records"
+	"github.com/flatstore/flatstore/internal/repo"
 )
 
 // The OpenSIPS vectors (flatstore/testdata/opensips, described by the README
@@ -68,22 +71,22 @@ func (c OracleCase) FlatstoreExact() string { return orSame(c.Exact, c.OpenSIPS)
 func (c OracleCase) ParamValues() ([]any, error) {
 	out := make([]any, len(c.Params))
 	for i, p := range c.Params {
-		b, err := JSONToMsgpack(p)
+		b, err := records.JSONToMsgpack(p)
 		if err != nil {
 			return nil, fmt.Errorf("%s: parameter %d: %w", c.Name, i+1, err)
 		}
-		out[i] = Raw(b)
+		out[i] = records.Raw(b)
 	}
 	return out, nil
 }
 
 // Body returns the record of c: {"event": "E_TEST", "p01": …, "p02": …}.
-func (c OracleCase) Body() (KV, error) {
+func (c OracleCase) Body() (records.KV, error) {
 	vals, err := c.ParamValues()
 	if err != nil {
 		return nil, err
 	}
-	kv := KV{"event", "E_TEST"}
+	kv := records.KV{"event", "E_TEST"}
 	for i, v := range vals {
 		kv = append(kv, fmt.Sprintf("p%02d", i+1), v)
 	}
@@ -131,7 +134,7 @@ func LoadOracle(t testing.TB) Oracle {
 
 func loadVectors(t testing.TB, name string, v any) {
 	t.Helper()
-	root, err := RepoRoot()
+	root, err := repo.Root()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,93 @@
+package event_test
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/flatstore/flatstore/flatstore/event"
+	"github.com/flatstore/flatstore/internal/records"
+)
+
+func TestTemplateRender(t *testing.T) {
+	body := records.AppendKV(nil, records.KV{
+		"event", "E_CALL", "user", "alice", "n", 42, "f", 1.5, "ok", true, "nil", nil,
+		"call-id", "abc@host", "sip", records.KV{"from", "bob", "to", records.KV{"uri", "sip:x"}}, "list", []any{1},
+		"bad", "a/../../b", "dots", "..", "dot", ".", "empty", "", "bin", []byte("b/in"),
+	})
+	cases := []struct {
+		tmpl, tag, want string
+	}{
+		{"/d/$TAG.log", "app.sip.x", "/d/app.sip.x.log"},
+		{"/d/$TAG[0]-$TAG[1]-$TAG[2].log", "app.sip.x", "/d/app-sip-x.log"},
+		{"/d/$TAG[3].log", "app.sip.x", "/d/_.log"},
+		{"/d/$TAG-events.log", "app", "/d/app-events.log"},
+		{"/d/$EVENT.log", "t", "/d/E_CALL.log"},
+		{"/d/$EVENT-x.log", "t", "/d/E_CALL-x.log"},
+		{"/d/$user.log", "t", "/d/alice.log"},
+		{"/d/$n-$f-$ok.log", "t", "/d/42-1.5-true.log"},
+		{"/d/$call-id.log", "t", "/d/abc@host.log"},
+		{"/d/$sip['from'].log", "t", "/d/bob.log"},
+		{`/d/$sip["to"]['uri'].log`, "t", "/d/sip:x.log"},
+		{"/d/$sip['none'].log", "t", "/d/_.log"},
+		{"/d/$sip.log", "t", "/d/_.log"},
+		{"/d/$list.log", "t", "/d/_.log"},
+		{"/d/$nil.log", "t", "/d/_.log"},
+		{"/d/$missing.log", "t", "/d/_.log"},
+		{"/d/$user['x'].log", "t", "/d/_.log"},
+		{"/d/$empty.log", "t", "/d/_.log"},
+		{"/d/$bin.log", "t", "/d/b_in.log"},
+		{"/d/$bad.log", "t", "/d/a_______b.log"},
+		{"/d/$dots/x", "t", "/d/__/x"},
+		{"/d/$dot/x", "t", "/d/_/x"},
+		{"/d/$TAG/x", "../../etc/x", "/d/______etc_x/x"},
+		{"/d/$TAG/x", "..", "/d/__/x"},
+		{"/d/$TAG/x", "", "/d/_/x"},
+		{"/d/$TAG/x", "a\x00b", "/d/a_b/x"},
+		{"/d/cost$/$TAG", "t", "/d/cost$/t"},
+		{"/d/$", "t", "/d/$"},
+	}
+	for _, c := range cases {
+		tp, err := event.ParseTemplate(c.tmpl)
+		if err != nil {
+			t.Errorf("ParseTemplate(%q): %v", c.tmpl, err)
+			continue
+		}
+		got := string(tp.Render(nil, []byte(c.tag), []byte("E_CALL"), body))
+		if got != c.want {
+			t.Errorf("%q with tag %q: got %q, want %q", c.tmpl, c.tag, got, c.want)
+		}
+		if !strings.HasPrefix(filepath.Clean(got), tp.StaticDir()+"/") {
+			t.Errorf("%q rendered %q: outside %q", c.tmpl, got, tp.StaticDir())
+		}
+	}
+}
+
+func TestTemplateStatic(t *testing.T) {
+	cases := []struct {
+		tmpl      string
+		static    bool
+		dir       string
+		dynDir    bool
+		perRecord bool
+	}{
+		{"/var/log/e.log", true, "/var/log", false, false},
+		{"/var/log/cost$.log", true, "/var/log", false, false},
+		{"/var/log/$TAG.log", false, "/var/log", false, false},
+		{"/var/log/ev-$TAG.log", false, "/var/log", false, false},
+		{"/var/log/$TAG/e.log", false, "/var/log", true, false},
+		{"/var/log/x$TAG/$EVENT.log", false, "/var/log", true, true},
+		{"/var/log/$/x/$TAG.log", false, "/var/log/$/x", false, false},
+		{"/var/log/$TAG[1]-$user.log", false, "/var/log", false, true},
+	}
+	for _, c := range cases {
+		tp, err := event.ParseTemplate(c.tmpl)
+		if err != nil {
+			t.Fatalf("ParseTemplate(%q): %v", c.tmpl, err)
+		}
+		if tp.Static() != c.static || tp.StaticDir() != c.dir || tp.DynamicDir() != c.dynDir || tp.PerRecord() != c.perRecord || tp.String() != c.tmpl {
+			t.Errorf("%q: Static %v StaticDir %q DynamicDir %v PerRecord %v; want %v %q %v %v",
+				c.tmpl, tp.Static(), tp.StaticDir(), tp.DynamicDir(), tp.PerRecord(), c.static, c.dir, c.dynDir, c.perRecord)
+		}
+	}
+}
