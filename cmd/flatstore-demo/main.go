@@ -143,11 +143,8 @@ func run(o options, w io.Writer) error {
 		}
 		sum, err = runEngine(w, bin, cwd, environ, o.verbose, args...)
 	} else {
-		// Fluent Bit reads Plugins_File in its working directory first.
-		plugins := "# written by flatstore-demo\n[PLUGINS]\n    Path " + abs(o.so) + "\n"
-		if err = os.WriteFile(filepath.Join(data, "plugins.conf"), []byte(plugins), 0o644); err == nil {
-			_, err = runEngine(w, bin, data, environ, o.verbose, "-c", abs(o.conf))
-		}
+		// The configuration names no plugin: -e loads it, as the image's entrypoint does.
+		_, err = runEngine(w, bin, data, environ, o.verbose, "-e", abs(o.so), "-c", abs(o.conf))
 	}
 	if err == nil {
 		report(w, o, outputs, want, sum, time.Since(start).Seconds())

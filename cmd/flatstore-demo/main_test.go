@@ -275,13 +275,14 @@ func TestClearDirRefusesTheWorkingDirectory(t *testing.T) {
 }
 
 // With a Fluent Bit, the demo runs it on the classic configuration, in the
-// data directory, next to a plugins.conf naming the .so, with the variables
-// the configuration reads. A stand-in records what it was given.
+// data directory, loading the .so with -e (the configuration names none), with
+// the variables the configuration reads, and writes no plugins.conf. A
+// stand-in records what it was given.
 func TestRunsFluentBitAsConfigured(t *testing.T) {
 	dir := t.TempDir()
 	seen := filepath.Join(dir, "seen")
 	fake := filepath.Join(dir, "fluent-bit")
-	script := "#!/bin/sh\n{ echo \"args=$*\"; echo \"pwd=$(pwd)\"; cat plugins.conf; " +
+	script := "#!/bin/sh\n{ echo \"args=$*\"; echo \"pwd=$(pwd)\"; " +
 		"echo \"out=$FLATSTORE_OUT\"; echo \"in=$FLATSTORE_DEMO_IN\"; echo \"eof=$FLATSTORE_EXIT_ON_EOF\"; } > " + seen + "\n"
 	if err := os.WriteFile(fake, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
@@ -304,9 +305,8 @@ func TestRunsFluentBitAsConfigured(t *testing.T) {
 		t.Fatalf("the stand-in did not run: %v\n%s", rerr, report.String())
 	}
 	for _, want := range []string{
-		"args=-c " + o.conf,
+		"args=-e /x/out_flatstore.so -c " + o.conf,
 		"pwd=" + o.data,
-		"Path /x/out_flatstore.so",
 		"out=" + o.out,
 		"in=" + filepath.Join(o.data, "events.jsonl"),
 		"eof=on",
@@ -314,6 +314,9 @@ func TestRunsFluentBitAsConfigured(t *testing.T) {
 		if !strings.Contains(string(b), want+"\n") {
 			t.Errorf("the stand-in saw:\n%s\nwant a line %q", b, want)
 		}
+	}
+	if _, err := os.Stat(filepath.Join(o.data, "plugins.conf")); !os.IsNotExist(err) {
+		t.Errorf("the demo wrote %s/plugins.conf (stat: %v): -e loads the plugin", o.data, err)
 	}
 }
 
