@@ -110,3 +110,13 @@ image:
 
 clean:
 	rm -rf $(BUILD) demo/out demo/events.msgpack demo/events.jsonl
+
+# --- packages (make package): a .deb and a tarball of the same files, per architecture --------
+# Appended as one block; see packaging/ and the README (Packages).
+
+# What earlier demos left beside their data: plugins.conf (the demo now passes -e) and the
+# control socket of a run that was killed.
+clean: clean-demo-leftovers
+.PHONY: clean-demo-leftovers
+clean-demo-leftovers:
+	rm -f demo/plugins.conf demo/control.sock

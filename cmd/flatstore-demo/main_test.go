@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -317,6 +318,23 @@ func TestRunsFluentBitAsConfigured(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(o.data, "plugins.conf")); !os.IsNotExist(err) {
 		t.Errorf("the demo wrote %s/plugins.conf (stat: %v): -e loads the plugin", o.data, err)
+	}
+	// The last line says what is left on disk and how to remove it.
+	if !regexp.MustCompile(`\nleft on disk: [0-9.]+ (B|KiB|MiB) \(.*events\.msgpack.*events\.jsonl.*\); remove them with rm -r \S+`).MatchString(report.String()) {
+		t.Errorf("the report does not end with what is left on disk:\n%s", report.String())
+	}
+}
+
+// The "running" line shows the arguments as the engine reads them: each ${VAR}
+// expanded from the environment it runs with, quoted for a shell.
+func TestCommandLineExpandsVariables(t *testing.T) {
+	env := []string{"FLATSTORE_OUT=/old", "FLATSTORE_OUT=/tmp/demo out", "FLATSTORE_CONTROL=unix:/d/c.sock"}
+	got := commandLine("build/flbhost", env, []string{"-p", "path=flatstore:${FLATSTORE_OUT}/events.log",
+		"-p", "path=${FLATSTORE_OUT}/by-event/$EVENT.log", "-p", "control_listen=${FLATSTORE_CONTROL}", "-p", "x=${UNSET:-d}"})
+	want := `build/flbhost -p 'path=flatstore:/tmp/demo out/events.log' -p 'path=/tmp/demo out/by-event/$EVENT.log' ` +
+		`-p control_listen=unix:/d/c.sock -p x=d`
+	if got != want {
+		t.Errorf("commandLine:\n got %s\nwant %s", got, want)
 	}
 }
 
