@@ -53,7 +53,9 @@ cc_for() {
     case $arch in
     arm64) triplet=aarch64-linux-gnu ;;
     amd64) triplet=x86_64-linux-gnu ;;
-    *) return ;;
+    *)
+        echo "skipping $arch: make package knows amd64 and arm64" >&2
+        return ;;
     esac
     pkgs="gcc-$triplet libc6-dev-$arch-cross"
     if ! command -v "$triplet-gcc" >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -232,9 +234,10 @@ for arch in "${arches[@]}"; do
     [ -n "$cc" ] || continue
     build_arch "$arch" "$cc"
     stage_arch "$arch"
-    rm -f "$PKGDIR"/flatstore_*_"$arch".deb "$PKGDIR"/flatstore_*_"$arch".tar.gz # earlier versions'
     base=$PKGDIR/flatstore_${VERSION}-${DEBREV}_$arch
     for f in "${formats[@]}"; do
+        ext=${f/tar/tar.gz}
+        rm -f "$PKGDIR"/flatstore_*_"$arch.$ext" # an earlier version's
         case $f in
         deb)
             dpkg-deb --root-owner-group -Zxz --build "$PKGDIR/root-$arch" "$base.deb" >/dev/null
