@@ -78,7 +78,7 @@ FROM fluent/fluent-bit:5.1.5-20261117@sha256:25435e66b8da34975a615979e1297163f93
 COPY --from=build /out/out_flatstore.so /fluent-bit/plugins/out_flatstore.so
 COPY --from=build /out/flatstore-ctl /fluent-bit/bin/flatstore-ctl
 # Replaces the image's stock fluent-bit.conf and parsers.conf.
-COPY conf/fluent-bit.conf conf/fluent-bit.yaml conf/plugins.conf conf/parsers.conf \
+COPY conf/fluent-bit.conf conf/fluent-bit.yaml conf/parsers.conf \
      conf/opensips-sidecar.conf conf/opensips-sidecar.yaml /fluent-bit/etc/
 COPY --from=build --chown=65532:65532 /out/empty/ /var/log/flatstore/
 COPY --from=build --chown=65532:65532 /out/empty/ /run/flatstore/
@@ -93,5 +93,8 @@ ENV FLATSTORE_OUT=/var/log/flatstore \
 # distroless's "nonroot" user.
 USER 65532:65532
 EXPOSE 24224
-ENTRYPOINT ["/fluent-bit/bin/fluent-bit"]
+# The entrypoint loads the plugin (-e), so conf/ names no plugin path and the same files run
+# from a checkout; it stays loaded across hot reloads. A CMD of your own (-c /your.conf)
+# keeps it.
+ENTRYPOINT ["/fluent-bit/bin/fluent-bit", "-e", "/fluent-bit/plugins/out_flatstore.so"]
 CMD ["-c", "/fluent-bit/etc/fluent-bit.yaml"]

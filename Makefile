@@ -119,3 +119,26 @@ image:
 
 clean:
 	rm -rf $(BUILD) demo/out demo/events.msgpack demo/events.jsonl
+
+# --- packages (make package): a .deb and a tarball of the same files, per architecture --------
+# Appended as one block; see packaging/ and the README (Packages).
+
+# What earlier demos left beside their data: plugins.conf (the demo now passes -e) and the
+# control socket of a run that was killed.
+clean: clean-demo-leftovers
+.PHONY: clean-demo-leftovers
+clean-demo-leftovers:
+	rm -f demo/plugins.conf demo/control.sock
+
+# make package: build/pkg/flatstore_VERSION_ARCH.deb and .tar.gz for each of PKG_ARCHS (the
+# tarball holds the same files, rooted at /). Also builds build/ARCH/{out_flatstore.so,
+# flatstore-ctl,flbhost}. As root it installs the cross compiler; an architecture without one
+# is skipped with a message. VERSION defaults to packaging/version.sh (git describe).
+PKG_ARCHS ?= amd64 arm64
+.PHONY: package package-deb package-tar
+package: deps
+	GO=$(GO) BUILD=$(BUILD) $(if $(VERSION),VERSION=$(VERSION)) packaging/build.sh $(PKG_ARCHS)
+package-deb: deps
+	GO=$(GO) BUILD=$(BUILD) $(if $(VERSION),VERSION=$(VERSION)) packaging/build.sh -deb $(PKG_ARCHS)
+package-tar: deps
+	GO=$(GO) BUILD=$(BUILD) $(if $(VERSION),VERSION=$(VERSION)) packaging/build.sh -tar $(PKG_ARCHS)

@@ -119,19 +119,7 @@ func startSidecar(t *testing.T, format string, edit func(string) string) *sideca
 		text = edit(text)
 	}
 	dir := t.TempDir()
-	switch format {
-	case "conf":
-		// Plugins_File plugins.conf: Fluent Bit looks in its working directory first.
-		if err := os.WriteFile(filepath.Join(dir, "plugins.conf"), []byte("[PLUGINS]\n    Path "+so+"\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	case "yaml":
-		const imagePath = "/fluent-bit/plugins/out_flatstore.so"
-		if !strings.Contains(text, imagePath) {
-			t.Fatalf("opensips-sidecar.yaml does not load %s", imagePath)
-		}
-		text = strings.Replace(text, imagePath, so, 1)
-	}
+	// The file names no plugin: -e loads it, as the image's entrypoint does.
 	cf := filepath.Join(dir, "opensips-sidecar."+format)
 	if err := os.WriteFile(cf, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
@@ -145,7 +133,7 @@ func startSidecar(t *testing.T, format string, edit func(string) string) *sideca
 	_, tcpPort, _ := net.SplitHostPort(s.tcp)
 	_, udpPort, _ := net.SplitHostPort(s.udp)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	s.cmd = exec.CommandContext(ctx, fb, "-c", cf, "-l", s.log)
+	s.cmd = exec.CommandContext(ctx, fb, "-e", so, "-c", cf, "-l", s.log)
 	s.cmd.Dir = dir
 	s.cmd.Env = append(os.Environ(), "FLATSTORE_OUT="+s.out, "FLATSTORE_CONTROL=off",
 		"FLATSTORE_STREAM_PORT="+tcpPort, "FLATSTORE_DATAGRAM_PORT="+udpPort)

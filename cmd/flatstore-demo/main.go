@@ -144,16 +144,84 @@ func run(o options, w io.Writer) error {
 		}
 		sum, err = runEngine(w, bin, cwd, environ, o.verbose, args...)
 	} else {
-		// Fluent Bit reads Plugins_File in its working directory first.
-		plugins := "# written by flatstore-demo\n[PLUGINS]\n    Path " + abs(o.so) + "\n"
-		if err = os.WriteFile(filepath.Join(data, "plugins.conf"), []byte(plugins), 0o644); err == nil {
-			_, err = runEngine(w, bin, data, environ, o.verbose, "-c", abs(o.conf))
-		}
+		// The configuration names no plugin: -e loads it, as the image's entrypoint does.
+		_, err = runEngine(w, bin, data, environ, o.verbose, "-e", abs(o.so), "-c", abs(o.conf))
 	}
 	if err == nil {
 		report(w, o, outputs, want, sum, time.Since(start).Seconds())
+		leftOnDisk(w, abs("demo"), msgpackPath, env["FLATSTORE_DEMO_IN"], out)
 	}
 	return err
+}
+
+// leftOnDisk says what the demo leaves behind, how big, and how to remove it:
+// make clean for the default directory (demo/), rm -r for others.
+func leftOnDisk(w io.Writer, demoDir string, paths ...string) {
+	var total int64
+	var parts []string
+	removable := true
+	for _, p := range paths {
+		n := diskSize(p)
+		total += n
+		parts = append(parts, fmt.Sprintf("%s %s", p, humanBytes(n)))
+		removable = removable && strings.HasPrefix(p, demoDir+"/")
+	}
+	how := "make clean removes them"
+	if !removable {
+		how = "remove them with rm -r " + strings.Join(paths, " ")
+	}
+	fmt.Fprintf(w, "\nleft on disk: %s (%s); %s\n", humanBytes(total), strings.Join(parts, ", "), how)
+}
+
+// diskSize is the size of the file or the tree at p (0 if absent).
+func diskSize(p string) int64 {
+	var n int64
+	filepath.WalkDir(p, func(_ string, d os.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+// commandLine is bin and args as a shell would take them, each ${VAR} in args
+// expanded from environ as the engine does (the host expands them itself).
+func commandLine(bin string, environ, args []string) string {
+	env := map[string]string{}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v // the last one wins, as in exec.Cmd
+		}
+	}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	words := []string{shellQuote(bin)}
+	for _, a := range args {
+		words = append(words, shellQuote(fbconf.Expand(a, lookup)))
+	}
+	return strings.Join(words, " ")
+}
+
+// shellQuote quotes s for a POSIX shell when it holds anything but plain characters.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_=/.,:@+%") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 func freePort() string {
@@ -165,8 +233,10 @@ func freePort() string {
 }
 
 // runEngine runs the engine in dir and returns the host's summary, if any.
+// Its "running" line shows the arguments with the environment's ${VAR}
+// expanded, as the engine reads them.
 func runEngine(w io.Writer, bin, dir string, environ []string, verbose bool, args ...string) (*hostout.Summary, error) {
-	fmt.Fprintf(w, "running %s %s\n", bin, strings.Join(args, " "))
+	fmt.Fprintf(w, "running %s\n", commandLine(bin, environ, args))
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -275,13 +276,14 @@ func TestClearDirRefusesTheWorkingDirectory(t *testing.T) {
 }
 
 // With a Fluent Bit, the demo runs it on the classic configuration, in the
-// data directory, next to a plugins.conf naming the .so, with the variables
-// the configuration reads. A stand-in records what it was given.
+// data directory, loading the .so with -e (the configuration names none), with
+// the variables the configuration reads, and writes no plugins.conf. A
+// stand-in records what it was given.
 func TestRunsFluentBitAsConfigured(t *testing.T) {
 	dir := t.TempDir()
 	seen := filepath.Join(dir, "seen")
 	fake := filepath.Join(dir, "fluent-bit")
-	script := "#!/bin/sh\n{ echo \"args=$*\"; echo \"pwd=$(pwd)\"; cat plugins.conf; " +
+	script := "#!/bin/sh\n{ echo \"args=$*\"; echo \"pwd=$(pwd)\"; " +
 		"echo \"out=$FLATSTORE_OUT\"; echo \"in=$FLATSTORE_DEMO_IN\"; echo \"eof=$FLATSTORE_EXIT_ON_EOF\"; } > " + seen + "\n"
 	if err := os.WriteFile(fake, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
@@ -304,9 +306,8 @@ func TestRunsFluentBitAsConfigured(t *testing.T) {
 		t.Fatalf("the stand-in did not run: %v\n%s", rerr, report.String())
 	}
 	for _, want := range []string{
-		"args=-c " + o.conf,
+		"args=-e /x/out_flatstore.so -c " + o.conf,
 		"pwd=" + o.data,
-		"Path /x/out_flatstore.so",
 		"out=" + o.out,
 		"in=" + filepath.Join(o.data, "events.jsonl"),
 		"eof=on",
@@ -314,6 +315,26 @@ func TestRunsFluentBitAsConfigured(t *testing.T) {
 		if !strings.Contains(string(b), want+"\n") {
 			t.Errorf("the stand-in saw:\n%s\nwant a line %q", b, want)
 		}
+	}
+	if _, err := os.Stat(filepath.Join(o.data, "plugins.conf")); !os.IsNotExist(err) {
+		t.Errorf("the demo wrote %s/plugins.conf (stat: %v): -e loads the plugin", o.data, err)
+	}
+	// The last line says what is left on disk and how to remove it.
+	if !regexp.MustCompile(`\nleft on disk: [0-9.]+ (B|KiB|MiB) \(.*events\.msgpack.*events\.jsonl.*\); remove them with rm -r \S+`).MatchString(report.String()) {
+		t.Errorf("the report does not end with what is left on disk:\n%s", report.String())
+	}
+}
+
+// The "running" line shows the arguments as the engine reads them: each ${VAR}
+// expanded from the environment it runs with, quoted for a shell.
+func TestCommandLineExpandsVariables(t *testing.T) {
+	env := []string{"FLATSTORE_OUT=/old", "FLATSTORE_OUT=/tmp/demo out", "FLATSTORE_CONTROL=unix:/d/c.sock"}
+	got := commandLine("build/flbhost", env, []string{"-p", "path=flatstore:${FLATSTORE_OUT}/events.log",
+		"-p", "path=${FLATSTORE_OUT}/by-event/$EVENT.log", "-p", "control_listen=${FLATSTORE_CONTROL}", "-p", "x=${UNSET:-d}"})
+	want := `build/flbhost -p 'path=flatstore:/tmp/demo out/events.log' -p 'path=/tmp/demo out/by-event/$EVENT.log' ` +
+		`-p control_listen=unix:/d/c.sock -p x=d`
+	if got != want {
+		t.Errorf("commandLine:\n got %s\nwant %s", got, want)
 	}
 }
 

@@ -19,7 +19,7 @@ import (
 )
 
 // TestMain runs the tests in conf/, where the configurations name each other by
-// relative paths (Parsers_File, Plugins_File) as Fluent Bit reads them.
+// relative paths (Parsers_File) as Fluent Bit reads them.
 func TestMain(m *testing.M) {
 	root, err := repo.Root()
 	if err == nil {
@@ -190,8 +190,8 @@ func TestEveryFileParses(t *testing.T) {
 			n++
 		}
 	}
-	if n < 5 {
-		t.Errorf("parsed %d Fluent Bit files in conf/, want fluent-bit.conf, plugins.conf, parsers.conf, fluent-bit.yaml and app.yaml", n)
+	if n < 6 {
+		t.Errorf("parsed %d Fluent Bit files in conf/, want fluent-bit.conf, parsers.conf, fluent-bit.yaml, app.yaml and opensips-sidecar.conf and .yaml", n)
 	}
 }
 
@@ -307,20 +307,13 @@ func TestClassicAndYAMLAreOnePipeline(t *testing.T) {
 		cmp("output", deref(c.Find("OUTPUT")), yamlSections(t, root, "outputs", env))
 		cmp("input", deref(c.Find("INPUT")), yamlSections(t, root, "inputs", env))
 
-		// [SERVICE] against service:, but for Plugins_File, which the YAML file
-		// replaces with its plugins: list.
+		// [SERVICE] against service: (neither loads the plugin: TestConfigsNameNoPluginPath).
 		svc := c.Find("SERVICE")
 		if len(svc) != 1 {
 			t.Fatalf("%s has %d [SERVICE] sections", tw.classic, len(svc))
 		}
-		cs := fbconf.Section{Name: "SERVICE"}
-		for _, p := range svc[0].Props {
-			if !strings.EqualFold(p.Key, "plugins_file") {
-				cs.Props = append(cs.Props, p)
-			}
-		}
 		ys := fbconf.Section{Name: "service", Props: scalars(t, child(root, "service"))}
-		cmp("service", []fbconf.Section{cs}, []fbconf.Section{ys})
+		cmp("service", []fbconf.Section{*svc[0]}, []fbconf.Section{ys})
 	}
 }
 
@@ -430,21 +423,16 @@ func TestContainerEnvironmentIsComplete(t *testing.T) {
 	}
 }
 
-func TestParsersAndPlugins(t *testing.T) {
+func TestParsers(t *testing.T) {
 	c, err := fbconf.LoadClassic("fluent-bit.conf", lookupIn(envFor(t.TempDir())))
 	if err != nil {
 		t.Fatal(err)
 	}
 	svc := c.Find("SERVICE")[0]
-	for _, k := range []string{"parsers_file", "plugins_file"} {
-		f := svc.Value(k)
-		if f == "" || filepath.IsAbs(f) {
-			t.Errorf("[SERVICE] %s = %q: want a file beside fluent-bit.conf", k, f)
-			continue
-		}
-		if _, err := os.Stat(f); err != nil {
-			t.Errorf("[SERVICE] %s: %v", k, err)
-		}
+	if f := svc.Value("parsers_file"); f == "" || filepath.IsAbs(f) {
+		t.Errorf("[SERVICE] parsers_file = %q: want a file beside fluent-bit.conf", f)
+	} else if _, err := os.Stat(f); err != nil {
+		t.Errorf("[SERVICE] parsers_file: %v", err)
 	}
 	parsers, err := fbconf.LoadClassic(svc.Value("parsers_file"), noEnv)
 	if err != nil {
@@ -462,15 +450,5 @@ func TestParsersAndPlugins(t *testing.T) {
 	if y := child(loadYAML(t, "fluent-bit.yaml"), "service"); child(y, "parsers_file") == nil ||
 		child(y, "parsers_file").Value != svc.Value("parsers_file") {
 		t.Errorf("fluent-bit.yaml's service.parsers_file should be %s too", svc.Value("parsers_file"))
-	}
-	// Both formats load the same .so.
-	paths := pluginPaths(t)
-	for _, p := range paths[1:] {
-		if p != paths[0] {
-			t.Errorf("plugins.conf loads %s, a YAML file %s", paths[0], p)
-		}
-	}
-	if strings.Contains(paths[0], "${") {
-		t.Errorf("plugins.conf: %s: Fluent Bit does not expand variables there", paths[0])
 	}
 }

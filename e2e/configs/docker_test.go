@@ -3,6 +3,7 @@ package configs_test
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -28,6 +29,7 @@ type dockerfile struct {
 	env    map[string]map[string]string // stage → ENV
 	copies []copyLine
 	cmd    map[string]string // stage → CMD as written
+	entry  map[string]string // stage → ENTRYPOINT as written
 }
 
 type copyLine struct {
@@ -39,14 +41,15 @@ type copyLine struct {
 }
 
 // parseDockerfile reads the instructions this project uses: FROM, ENV, COPY,
-// CMD (continuation lines joined, comments dropped).
+// CMD, ENTRYPOINT (continuation lines joined, comments dropped).
 func parseDockerfile(t *testing.T, path string) *dockerfile {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &dockerfile{stages: map[string]bool{}, env: map[string]map[string]string{}, cmd: map[string]string{}}
+	d := &dockerfile{stages: map[string]bool{}, env: map[string]map[string]string{}, cmd: map[string]string{},
+		entry: map[string]string{}}
 	var instr []struct {
 		text string
 		line int
@@ -124,6 +127,8 @@ func parseDockerfile(t *testing.T, path string) *dockerfile {
 			d.copies = append(d.copies, c)
 		case "CMD":
 			d.cmd[stage] = strings.TrimSpace(in.text[3:])
+		case "ENTRYPOINT":
+			d.entry[stage] = strings.TrimSpace(in.text[len("ENTRYPOINT"):])
 		}
 	}
 	return d
@@ -203,8 +208,8 @@ func TestDockerfileCopiesWhatTheConfigsName(t *testing.T) {
 			}
 		}
 	}
-	// The runtime stage has the plugin where plugins.conf and the YAML load it,
-	// and the configuration files where fluent-bit reads them.
+	// The runtime stage has the plugin where its entrypoint loads it (-e), and
+	// the configuration files where fluent-bit reads them.
 	soDest := ""
 	etc := map[string]bool{}
 	for _, c := range d.copies {
@@ -223,12 +228,14 @@ func TestDockerfileCopiesWhatTheConfigsName(t *testing.T) {
 	if soDest == "" {
 		t.Fatal("the runtime stage does not copy out_flatstore.so")
 	}
-	for _, p := range pluginPaths(t) {
-		if p != soDest {
-			t.Errorf("the configuration loads %s, the Dockerfile copies the plugin to %s", p, soDest)
-		}
+	var entry []string
+	if err := json.Unmarshal([]byte(d.entry["runtime"]), &entry); err != nil {
+		t.Fatalf("runtime ENTRYPOINT %s: want the exec form (a JSON array): %v", d.entry["runtime"], err)
 	}
-	for _, f := range []string{"fluent-bit.conf", "fluent-bit.yaml", "plugins.conf", "parsers.conf", "opensips-sidecar.conf", "opensips-sidecar.yaml"} {
+	if i := slices.Index(entry, "-e"); i < 0 || i+1 >= len(entry) || entry[i+1] != soDest {
+		t.Errorf("runtime ENTRYPOINT %v should load the plugin the stage copies: -e %s", entry, soDest)
+	}
+	for _, f := range []string{"fluent-bit.conf", "fluent-bit.yaml", "parsers.conf", "opensips-sidecar.conf", "opensips-sidecar.yaml"} {
 		if !etc["/fluent-bit/etc/"+f] {
 			t.Errorf("the runtime stage does not copy conf/%s to /fluent-bit/etc/", f)
 		}
@@ -257,32 +264,50 @@ func TestDockerfileCopiesWhatTheConfigsName(t *testing.T) {
 	}
 }
 
-// pluginPaths returns the .so paths of plugins.conf and of the YAML files.
-func pluginPaths(t *testing.T) []string {
+// namedPlugins returns what the Fluent Bit files in conf/ load by themselves:
+// a YAML file's plugins: entries and plugins_file, a classic file's Plugins_File.
+// The shipped configurations load none: the command line does (-e), so that
+// they run in the image and from a checkout alike.
+func namedPlugins(t *testing.T) []string {
 	t.Helper()
-	pc, err := fbconf.LoadClassic("plugins.conf", noEnv)
+	files, err := filepath.Glob("*")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out []string
-	for _, s := range pc.Find("PLUGINS") {
-		for _, p := range s.Props {
-			if strings.EqualFold(p.Key, "path") {
-				out = append(out, p.Value)
+	for _, f := range files {
+		switch {
+		case f == "logrotate.conf":
+		case strings.HasSuffix(f, ".conf"):
+			c, err := fbconf.LoadClassic(f, noEnv)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range c.Find("SERVICE") {
+				if v, ok := s.Get("plugins_file"); ok {
+					out = append(out, f+": Plugins_File "+v)
+				}
+			}
+			if len(c.Find("PLUGINS")) > 0 {
+				out = append(out, f+": [PLUGINS]")
+			}
+		case strings.HasSuffix(f, ".yaml"):
+			root := loadYAML(t, f)
+			if p := child(root, "plugins"); p != nil {
+				out = append(out, f+": plugins:")
+			}
+			if p := child(child(root, "service"), "plugins_file"); p != nil {
+				out = append(out, f+": plugins_file "+p.Value)
 			}
 		}
 	}
-	if len(out) != 1 {
-		t.Errorf("plugins.conf names %d plugins, want 1: %v", len(out), out)
-	}
-	for _, tw := range twins {
-		plugins := child(loadYAML(t, tw.yaml), "plugins")
-		if plugins == nil || plugins.Kind != yaml.SequenceNode || len(plugins.Content) != 1 {
-			t.Fatalf("%s: want a plugins: list with one .so", tw.yaml)
-		}
-		out = append(out, plugins.Content[0].Value)
-	}
 	return out
+}
+
+func TestConfigsNameNoPluginPath(t *testing.T) {
+	if n := namedPlugins(t); len(n) > 0 {
+		t.Errorf("a shipped configuration loads a plugin by itself (load it with -e; README, Troubleshooting): %v", n)
+	}
 }
 
 func noEnv(string) (string, bool) { return "", false }
