@@ -257,18 +257,28 @@ func parsersConf(t *testing.T) string {
 }
 
 // forwardSend sends n records over Fluent Bit's forward protocol (Forward
-// mode: [tag, [[time, record]...]]) in batches.
+// mode: [tag, [[time, record]...]]).
 func forwardSend(t *testing.T, addr, tag string, first, n int) {
 	t.Helper()
-	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	conn, err := dialForward(addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	w := bufio.NewWriter(conn)
+	if _, err := conn.Write(forwardMessage(tag, first, n)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func dialForward(addr string) (net.Conn, error) { return net.DialTimeout("tcp", addr, 5*time.Second) }
+
+// forwardMessage is n records {"event":"E_FWD","seq":first+i} as Forward-mode
+// messages of at most 500 records each.
+func forwardMessage(tag string, first, n int) []byte {
+	var b []byte
 	for i := first; i < first+n; i += 500 {
 		k := min(500, first+n-i)
-		b := msgp.AppendArrayHeader(nil, 2)
+		b = msgp.AppendArrayHeader(b, 2)
 		b = msgp.AppendString(b, tag)
 		b = msgp.AppendArrayHeader(b, uint32(k))
 		for j := i; j < i+k; j++ {
@@ -276,13 +286,8 @@ func forwardSend(t *testing.T, addr, tag string, first, n int) {
 			b = records.AppendEventTime(b, 1700000000, uint32(j))
 			b = records.AppendKV(b, records.KV{"event", "E_FWD", "seq", j})
 		}
-		if _, err := w.Write(b); err != nil {
-			t.Fatal(err)
-		}
 	}
-	if err := w.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	return b
 }
 
 // seqLines checks that path holds E_<ev>,<seq> lines for first..first+n-1
@@ -348,10 +353,11 @@ func TestFluentBitForwardWorkers(t *testing.T) {
 // records flow from a growing file (tail with a position database): every
 // record lands exactly once, across the reloads.
 //
-// Workers 0: Fluent Bit 5.1.1 itself crashes (SIGSEGV in
-// flb_upstream_conn_timeouts, in an output worker thread) when it reloads
+// Workers 0 here; TestFluentBitReloadShippedConfigs reloads with Workers 2.
+// Fluent Bit 5.1.1 itself crashed (SIGSEGV in
+// flb_upstream_conn_timeouts, in an output worker thread) when it reloaded
 // any Go output that exports FLBPluginExitCtx and runs with Workers 1 or
-// more; a twenty-line Go plugin does it too. docs/troubleshooting.md says so.
+// more (its two worker pools; plugin/engine.c gives it one). docs/troubleshooting.md says why.
 func TestFluentBitHotReload(t *testing.T) {
 	dir := t.TempDir()
 	in := filepath.Join(dir, "in.jsonl")

@@ -10,8 +10,11 @@
  * at once on exit.
  *
  * It also reads the engine's memory that fluent-bit-go does not: the logger slots of
- * struct flb_api and the instance's name and alias.
+ * struct flb_api and the instance's name and alias; and it gives a Go output with
+ * Workers the one worker pool that Fluent Bit 5.1.1 fails to give it (below).
  */
+#define _GNU_SOURCE
+#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -53,6 +56,105 @@ static void say_forked(void *api)
     }
 }
 
+/* ---- one worker pool per output, not two (Fluent Bit 5.1.1, hot reload) ----
+ *
+ * For a Go output with Workers N, Fluent Bit 5.1.1 creates the worker pool twice:
+ * flb_proxy_output_cb_init (src/flb_plugin_proxy.c:588) calls
+ * flb_output_enable_multi_threading after the plugin's Init, and flb_output_init_all
+ * (src/flb_output.c:1809) calls it again for every output. flb_output_thread_pool_create
+ * overwrites ins->tp (src/flb_output_thread.c:476), so the first pool's N threads are
+ * never stopped nor joined: flb_output_exit destroys only ins->tp. After a hot reload
+ * frees the instance, their 1.5 s scheduler timer (cb_thread_sched_timer) reads it, and
+ * the engine dies with SIGSEGV in flb_upstream_conn_timeouts, at the second or third
+ * reload. Native outputs get one pool (their cb_init does not call it).
+ *
+ * The cure: once Init succeeded, flatstore sets the instance's tp_workers to 0, so that
+ * both calls create nothing, and FLBPluginOutputPreRun — which the engine calls after
+ * flb_output_init_all and before the first flush (src/flb_engine.c) — creates and
+ * starts the one pool with the N workers, the pool flb_output_exit stops and joins. It
+ * applies only when the instance is laid out as 5.1.1's struct flb_output_instance
+ * (LP64: the name at 96, tp_workers at 872, tp at 880, is_threaded at 888, the empty
+ * upstreams list at 896, config at 960, each checked: the name is this plugin's, no
+ * pool yet, the list empty and self-linked) and the engine exports the two pool
+ * functions; anywhere else (another engine version, the project's host) nothing is
+ * changed. An engine that fixes its double call still gets exactly one pool. */
+#define INS_NAME 96
+#define INS_TP_WORKERS 872
+#define INS_TP 880
+#define INS_IS_THREADED 888
+#define INS_UPSTREAMS 896
+#define INS_CONFIG 960
+#define INS_SIZE 968
+#define MAX_DEFERRED 256
+
+static int readable(const void *p, void *out, size_t n);
+
+static pthread_mutex_t defer_mu = PTHREAD_MUTEX_INITIALIZER;
+static char *deferred_ins[MAX_DEFERRED];
+static int deferred_n[MAX_DEFERRED];
+static int ndeferred;
+
+static int (*pool_create)(void *config, void *ins);
+static int (*pool_start)(void *ins);
+
+/* defer_workers takes over the worker pool of the instance Init just set up. */
+static void defer_workers(void *plugin)
+{
+    char *b = plugin ? ((struct flbgo_output_plugin *)plugin)->o_ins : NULL;
+    unsigned char mem[INS_SIZE];
+    void *ups_prev, *ups_next, *tp, *config;
+    int workers, threaded;
+    if (!b || !readable(b, mem, sizeof mem)) return;
+    if (memcmp(mem + INS_NAME, "flatstore.", 10) != 0) return;
+    memcpy(&workers, mem + INS_TP_WORKERS, sizeof workers);
+    memcpy(&tp, mem + INS_TP, sizeof tp);
+    memcpy(&threaded, mem + INS_IS_THREADED, sizeof threaded);
+    memcpy(&ups_prev, mem + INS_UPSTREAMS, sizeof ups_prev);
+    memcpy(&ups_next, mem + INS_UPSTREAMS + sizeof(void *), sizeof ups_next);
+    memcpy(&config, mem + INS_CONFIG, sizeof config);
+    if (workers <= 0 || workers > 1024 || tp != NULL || threaded != 0 || config == NULL ||
+        ups_prev != (void *)(b + INS_UPSTREAMS) || ups_next != (void *)(b + INS_UPSTREAMS)) {
+        return;
+    }
+    if (!pool_create) pool_create = (int (*)(void *, void *))dlsym(RTLD_DEFAULT, "flb_output_thread_pool_create");
+    if (!pool_start) pool_start = (int (*)(void *))dlsym(RTLD_DEFAULT, "flb_output_thread_pool_start");
+    if (!pool_create || !pool_start) return;
+    pthread_mutex_lock(&defer_mu);
+    if (ndeferred < MAX_DEFERRED) {
+        *(int *)(b + INS_TP_WORKERS) = 0;
+        deferred_ins[ndeferred] = b;
+        deferred_n[ndeferred++] = workers;
+    }
+    pthread_mutex_unlock(&defer_mu);
+}
+
+/* start_deferred gives each deferred instance its one pool. */
+static void start_deferred(void)
+{
+    int i;
+    pthread_mutex_lock(&defer_mu);
+    for (i = 0; i < ndeferred; i++) {
+        char *b = deferred_ins[i];
+        *(int *)(b + INS_TP_WORKERS) = deferred_n[i];
+        if (pool_create(*(void **)(b + INS_CONFIG), b) == 0) {
+            pool_start(b);
+        } else {
+            *(int *)(b + INS_TP_WORKERS) = 0; /* the flushes run in the engine's thread */
+        }
+    }
+    ndeferred = 0;
+    pthread_mutex_unlock(&defer_mu);
+}
+
+/* forget_deferred drops what a generation that never reached PreRun deferred (a reload
+ * whose configuration failed): its instances are freed with it. */
+static void forget_deferred(void)
+{
+    pthread_mutex_lock(&defer_mu);
+    ndeferred = 0;
+    pthread_mutex_unlock(&defer_mu);
+}
+
 /* ---- the entry points Fluent Bit calls ---- */
 
 int FLBPluginPreRegister(int hot_reload)
@@ -78,7 +180,19 @@ int FLBPluginInit(void *plugin)
         say_forked(api);
         return 0;
     }
-    return flatstoreGoInit(plugin);
+    {
+        int ret = flatstoreGoInit(plugin);
+        if (ret == FLB_OK) defer_workers(plugin);
+        return ret;
+    }
+}
+
+int FLBPluginOutputPreRun(int hot_reload)
+{
+    (void)hot_reload;
+    if (forked) return 0;
+    start_deferred();
+    return 0;
 }
 
 int FLBPluginFlushCtx(void *ctx, void *data, size_t size, char *tag)
@@ -113,6 +227,7 @@ int FLBPluginExit(void)
 
 void FLBPluginUnregister(void *def)
 {
+    forget_deferred();
     if (forked) return;
     flatstoreGoUnregister(def);
 }
