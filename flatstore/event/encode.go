@@ -31,10 +31,15 @@ type Encoder struct {
 	suppress  bool
 	eventKey  []byte
 	paramsKey []byte // nil: the record's own keys are the parameters
-	params    [][]byte
-	timeFmt   TimeFormat
-	spans     [][]byte // params mode: each param's msgpack value, nil when absent
-	values    []byte   // the rendered parameters of the current line
+	// nilEmpty: a nil parameter is an empty field, not "null" — under
+	// escape opensips_exact with params_key, where a nil is what
+	// event_stream and event_datagram send for a parameter the event left
+	// unset and event_flatstore writes nothing for.
+	nilEmpty bool
+	params   [][]byte
+	timeFmt  TimeFormat
+	spans    [][]byte // params mode: each param's msgpack value, nil when absent
+	values   []byte   // the rendered parameters of the current line
 }
 
 // NewEncoder returns an encoder for opt.
@@ -51,6 +56,7 @@ func NewEncoder(opt Options) *Encoder {
 	}
 	if opt.ParamsKey != "" {
 		e.paramsKey = []byte(opt.ParamsKey)
+		e.nilEmpty = opt.Escape == EscapeOpenSIPSExact
 	}
 	for _, p := range opt.Params {
 		e.params = append(e.params, []byte(p))
@@ -471,6 +477,9 @@ func (e *Encoder) appendValue(dst, b []byte, limit int) ([]byte, []byte, error) 
 			return out[:mark], b, err
 		}
 		return out, rest, nil
+	}
+	if b[0] == 0xc0 && e.nilEmpty {
+		return dst, b[1:], nil // a parameter OpenSIPS left unset: an empty field
 	}
 	var nb [64]byte
 	s, rest, err := appendScalar(nb[:0], b)
