@@ -274,7 +274,23 @@ func (c *Config) check() []error {
 	if c.ControlToken == "" && !c.ControlListen.IsLocal() {
 		bad("control_listen", c.ControlListen.String(), "a non-loopback address needs control_token")
 	}
+	if sock, ok := c.ControlListen.Unix(); ok && sock != "" {
+		// Found here with every other problem, not only once the rest is
+		// fixed and the endpoint tries to bind.
+		if sdir := filepath.Dir(sock); !isDir(sdir) {
+			hint := ""
+			if sdir == "/run" || strings.HasPrefix(sdir, "/run/") {
+				hint = "; /run is emptied at boot: under systemd, RuntimeDirectory= in the unit or a tmpfiles.d entry creates it at every start"
+			}
+			bad("control_listen", c.ControlListen.String(), "the socket's directory %q does not exist: create it%s", sdir, hint)
+		}
+	}
 	return errs
+}
+
+func isDir(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.IsDir()
 }
 
 func setParams(c *Config, v string) error {

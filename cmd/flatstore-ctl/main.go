@@ -87,6 +87,7 @@ func usage(w io.Writer, cmd string, fs *flag.FlagSet) {
 		fmt.Fprint(w, `usage: flatstore-ctl rotate [flags] PATH...
        flatstore-ctl status [flags]
        flatstore-ctl read [read flags] FILE...
+       flatstore-ctl check -config FILE [-output NAME] [-user USER]
 
 rotate  make the plugin reopen each PATH (after logrotate moved it);
         PATH is spelled as in the plugin's path setting (absolute; a
@@ -95,6 +96,9 @@ status  print the files the plugin manages, as JSON
 read    print the events of flatstore files (plain, .gz, .zst; - is stdin)
         as JSON lines, with the plugin's settings from flags or from its
         Fluent Bit config (flatstore-ctl read -h for its flags)
+check   check a Fluent Bit configuration's flatstore outputs as Init would,
+        every problem at once: values, directories, access (-user), the
+        socket directory (flatstore-ctl check -h)
 
 Flags may come before or after the command and its arguments;
 flatstore-ctl COMMAND -h describes one command.
@@ -107,8 +111,11 @@ flatstore-ctl COMMAND -h describes one command.
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	cmd, rest := commandOf(args, map[string]bool{"addr": true, "token": true, "timeout": true})
-	if cmd == "read" { // files, not the endpoint
+	switch cmd { // files, not the endpoint
+	case "read":
 		return runRead(rest, stdin, stdout, stderr)
+	case "check":
+		return runCheck(rest, stdout, stderr)
 	}
 	fs := flag.NewFlagSet("flatstore-ctl", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)

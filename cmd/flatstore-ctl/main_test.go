@@ -547,3 +547,72 @@ func TestFlagsAnywhere(t *testing.T) {
 		t.Errorf("read of a missing file: %+v", r)
 	}
 }
+
+// TestCheck: flatstore-ctl check finds every problem of a configuration
+// in one run — a bad value, a missing directory, an existing file the
+// user cannot append to, a missing socket directory under /run with what
+// to do — each once, and exits 1; a sound configuration exits 0.
+func TestCheck(t *testing.T) {
+	dir := t.TempDir()
+	locked := filepath.Join(dir, "locked.log")
+	if err := os.WriteFile(locked, []byte("x\n"), 0o444); err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(dir, "fluent-bit.conf")
+	write := func(body string) {
+		if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(`[OUTPUT]
+    Name flatstore
+    Match *
+    path ` + filepath.Join(dir, "missing", "e.log") + `
+    file_permissions 64x
+    rotate_size lots
+    control_listen unix:/run/flatstore-test-nowhere/ctl.sock
+
+[OUTPUT]
+    Name flatstore
+    Alias locked
+    Match *
+    path ` + locked + `
+    control_listen off
+`)
+	r := ctl(t, nil, "check", "-config", conf, "-user", "nobody")
+	if r.code != 1 {
+		t.Fatalf("check of a broken configuration: %+v", r)
+	}
+	// All at once: both bad values, the missing directory, the missing
+	// socket directory with what to do, and the other output's file.
+	for _, want := range []string{`file_permissions "64x"`, `rotate_size "lots"`, "missing\" does not exist (create it, or set mkdir true)",
+		"the socket's directory \"/run/flatstore-test-nowhere\" does not exist: create it; /run is emptied at boot: under systemd, RuntimeDirectory=",
+		"the file exists and cannot be appended to"} {
+		if strings.Count(r.stdout, want) != 1 {
+			t.Errorf("check does not report %s once:\n%s", want, r.stdout)
+		}
+	}
+	write(`[OUTPUT]
+    Name flatstore
+    Match *
+    path ` + filepath.Join(dir, "missing", "e.log") + `
+    control_listen unix:/run/flatstore-test-nowhere/ctl.sock
+`)
+	r = ctl(t, nil, "check", "-config", conf)
+	if r.code != 1 || !strings.Contains(r.stdout, "does not exist (create it, or set mkdir true)") ||
+		!strings.Contains(r.stdout, "RuntimeDirectory=") {
+		t.Errorf("check of missing directories: %+v", r)
+	}
+	write(`[OUTPUT]
+    Name flatstore
+    Match *
+    path ` + filepath.Join(dir, "ok.log") + `
+    control_listen off
+`)
+	if r = ctl(t, nil, "check", "-config", conf); r.code != 0 || !strings.Contains(r.stdout, "1 flatstore output(s): OK") {
+		t.Errorf("check of a sound configuration: %+v", r)
+	}
+	if r = ctl(t, nil, "check", "-h"); r.code != 0 || !strings.Contains(r.stdout, "-user") {
+		t.Errorf("check -h: %+v", r)
+	}
+}
