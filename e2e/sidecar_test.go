@@ -455,3 +455,40 @@ func TestFluentBitSidecarBurst(t *testing.T) {
 	t.Logf("%d notifications (%d MB) over one TCP connection: sent in %v, all written %v after the first byte; %d lost, %d duplicated, %d malformed; in order: %v",
 		n, len(stream)>>20, sent.Round(time.Millisecond), written.Round(time.Millisecond), lost, dup, bad, inOrder)
 }
+
+// TestSidecarEventParamsThroughHost: event_params_file through the .so:
+// OpenSIPS 4.0's E_PROFILING_PROC without file, line and status on the
+// wire becomes a line with every column, as event_flatstore writes it.
+func TestSidecarEventParamsThroughHost(t *testing.T) {
+	dir := t.TempDir()
+	params := filepath.Join(dir, "events.params")
+	if err := os.WriteFile(params, []byte("E_PROFILING_PROC sec,usec,session,verb,name,type,depth,file,line,status\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wires := []string{
+		`{"jsonrpc":"2.0","method":"E_PROFILING_PROC","params":{"sec":1776767469,"usec":200446,"session":3463978,"verb":"start","name":"SIP receiver udp:127.0.0.1:5060","type":1,"depth":1}}`,
+		`{"jsonrpc":"2.0","method":"E_PROFILING_PROC","params":{"sec":1776767469,"usec":200471,"session":3463978,"verb":"enter","name":"route","type":1,"depth":2,"file":"opensips.cfg","line":42}}`,
+		`{"jsonrpc":"2.0","method":"E_PROFILING_PROC","params":{"sec":1776767469,"usec":200502,"session":3463978,"verb":"end","name":"SIP receiver udp:127.0.0.1:5060","type":1,"depth":1,"status":1}}`,
+	}
+	want := "E_PROFILING_PROC,1776767469,200446,3463978,start,SIP receiver udp:127.0.0.1:5060,1,1,,,\n" +
+		"E_PROFILING_PROC,1776767469,200471,3463978,enter,route,1,2,opensips.cfg,42,\n" +
+		"E_PROFILING_PROC,1776767469,200502,3463978,end,SIP receiver udp:127.0.0.1:5060,1,1,,,1\n"
+	var chunk []byte
+	for _, w := range wires {
+		chunk = records.AppendRecord(chunk, records.Record{Time: time.Unix(1776767469, 0), Body: records.JSONRecordBody([]byte(w))})
+	}
+	in := filepath.Join(dir, "in.chunks")
+	if err := os.WriteFile(in, records.Frames(chunk), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "events.log")
+	s, stderr, code := fbtest.RunHost(t, "-in-chunks", in, "-tag", "opensips.stream",
+		"-p", "path="+out, "-p", "control_listen=off", "-p", "event_key=method", "-p", "params_key=params",
+		"-p", "escape=opensips_exact", "-p", "event_params_file="+params)
+	if code != 0 || len(s.Instances) != 1 || s.Instances[0].OKRecords != 3 {
+		t.Fatalf("exit %d, summary %+v; stderr:\n%s", code, s, stderr)
+	}
+	if got := fbtest.ReadText(t, out); got != want {
+		t.Errorf("the file holds\n%q\nwant\n%q", got, want)
+	}
+}

@@ -57,6 +57,9 @@ type Config struct {
 	// params_key, params, delimiter, escape, escape_delimiter,
 	// suppress_event_name, time_format and header.
 	event.Options
+	// EventParamsFile is event_params_file, read into
+	// Options.EventParams.
+	EventParamsFile string
 	FilePerm        os.FileMode
 	Mkdir           bool
 	MaxOpenSockets  int
@@ -125,6 +128,9 @@ func Keys() []Key {
 		{"params", "", KeyList,
 			"comma-separated keys written as parameters, in this order; default: every key in record order",
 			setParams},
+		{"event_params_file", "", KeyString,
+			"with params_key: a file of lines EVENT key1,key2,... naming each listed event's columns, in order (OpenSIPS 4.0 leaves unset parameters off the wire)",
+			setEventParamsFile},
 		{"delimiter", ",", KeyString,
 			"separator between event and parameters; aliases tab, space, comma, semicolon, pipe, \\t",
 			func(c *Config, v string) (err error) { c.Delimiter, err = parseDelimiter(v); return err }},
@@ -271,6 +277,9 @@ func (c *Config) check() []error {
 			bad("compress", c.Compress, why)
 		}
 	}
+	if c.EventParamsFile != "" && c.ParamsKey == "" {
+		bad("event_params_file", c.EventParamsFile, "applies only with params_key (the named parameters of the sidecar's events)")
+	}
 	if c.ControlToken == "" && !c.ControlListen.IsLocal() {
 		bad("control_listen", c.ControlListen.String(), "a non-loopback address needs control_token")
 	}
@@ -291,6 +300,59 @@ func (c *Config) check() []error {
 func isDir(p string) bool {
 	st, err := os.Stat(p)
 	return err == nil && st.IsDir()
+}
+
+// setEventParamsFile reads event_params_file: one event a line, its name
+// then its parameters' keys, comma-separated ("E_PROFILING_PROC sec, usec,
+// session, verb, name, type, depth, file, line, status"); blank lines and
+// lines starting with # are skipped. Every problem is named with its line.
+func setEventParamsFile(c *Config, v string) error {
+	data, err := os.ReadFile(v)
+	if err != nil {
+		return fmt.Errorf("cannot read it: %v", errnoOf(err))
+	}
+	m := map[string][]string{}
+	var errs []string
+	for i, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		ev, list, _ := strings.Cut(line, " ")
+		if i := strings.IndexByte(ev, '\t'); i >= 0 {
+			ev, list = ev[:i], ev[i+1:]+" "+list
+		}
+		var keys []string
+		for _, k := range strings.Split(list, ",") {
+			if k = strings.TrimSpace(k); k != "" {
+				keys = append(keys, k)
+			}
+		}
+		switch {
+		case len(keys) == 0:
+			errs = append(errs, fmt.Sprintf("line %d: %q names no parameters (EVENT key1,key2,...)", i+1, ev))
+		case m[ev] != nil:
+			errs = append(errs, fmt.Sprintf("line %d: %s is listed twice", i+1, ev))
+		default:
+			m[ev] = keys
+		}
+	}
+	if len(errs) > 0 {
+		return errors.New(strings.Join(errs, "; "))
+	}
+	if len(m) == 0 {
+		return errors.New("it lists no event")
+	}
+	c.EventParamsFile, c.EventParams = v, m
+	return nil
+}
+
+func errnoOf(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 func setParams(c *Config, v string) error {

@@ -114,3 +114,48 @@ func TestSidecarTemplates(t *testing.T) {
 		}
 	}
 }
+
+// TestSidecarEventParams: OpenSIPS 4.0 leaves a parameter with no value
+// off the wire (E_PROFILING_PROC's file, line and status, set only for some
+// verbs), so its lines came out one to three fields short of
+// event_flatstore's. With event_params_file naming the event's columns,
+// each line has every column, in the file's order, empty where the
+// parameter was left off or unset (null); an event the file does not list
+// keeps the record's own order; a listed event with no parameters at all
+// has its columns, empty.
+func TestSidecarEventParams(t *testing.T) {
+	file := fbtest.WriteFile(t, "events.params", []byte("# OpenSIPS 4.0 events\n"+
+		"E_PROFILING_PROC sec, usec, session, verb, name, type, depth, file, line, status\n\n"+
+		"E_EMPTY_LISTED\ta,b\n"))
+	cfg := sidecarConfig(t, "opensips_exact", "event_params_file", file)
+	enc := event.NewEncoder(cfg.Options)
+	for _, c := range []struct{ wire, want string }{
+		{`{"jsonrpc":"2.0","method":"E_PROFILING_PROC","params":{"sec":1776767469,"usec":200446,"session":3463978,"verb":"start","name":"SIP receiver udp:127.0.0.1:5060","type":1,"depth":1}}`,
+			"E_PROFILING_PROC,1776767469,200446,3463978,start,SIP receiver udp:127.0.0.1:5060,1,1,,,\n"},
+		{`{"jsonrpc":"2.0","method":"E_PROFILING_PROC","params":{"sec":1776767469,"usec":200471,"session":3463978,"verb":"exit","name":"route","type":1,"depth":2,"file":"opensips.cfg","line":42,"status":null}}`,
+			"E_PROFILING_PROC,1776767469,200471,3463978,exit,route,1,2,opensips.cfg,42,\n"},
+		{`{"jsonrpc":"2.0","method":"E_NOT_LISTED","params":{"z":"1","a":"2"}}`, "E_NOT_LISTED,1,2\n"},
+		{`{"jsonrpc":"2.0","method":"E_EMPTY_LISTED"}`, "E_EMPTY_LISTED,,\n"},
+		{`{"jsonrpc":"2.0","method":"E_EMPTY"}`, "E_EMPTY\n"},
+	} {
+		out, _, _, err := enc.AppendLine(nil, t0, records.JSONRecordBody([]byte(c.wire)), []byte("opensips.stream"))
+		if err != nil || string(out) != c.want {
+			t.Errorf("%s\n wrote %q (%v)\n  want %q", c.wire, out, err, c.want)
+		}
+	}
+	for _, bad := range []struct{ body, want string }{
+		{"E_X\n", `line 1: "E_X" names no parameters`},
+		{"E_X a\nE_X b\n", "line 2: E_X is listed twice"},
+		{"# nothing\n", "lists no event"},
+	} {
+		_, err := flatstore.ParseConfig(flatstore.MapGetter{"path": "/tmp/x.log", "params_key": "params",
+			"event_params_file": fbtest.WriteFile(t, "bad.params", []byte(bad.body))})
+		if err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%q: %v, want %q", bad.body, err, bad.want)
+		}
+	}
+	if _, err := flatstore.ParseConfig(flatstore.MapGetter{"path": "/tmp/x.log", "event_params_file": file}); err == nil ||
+		!strings.Contains(err.Error(), "applies only with params_key") {
+		t.Errorf("event_params_file without params_key: %v", err)
+	}
+}

@@ -36,6 +36,12 @@ type Encoder struct {
 	// event_stream and event_datagram send for a parameter the event left
 	// unset and event_flatstore writes nothing for.
 	nilEmpty bool
+	// byEvent: event_params_file, the columns of the events it names
+	// (with params_key); params is then the list of the record at hand,
+	// defParams the configured one, and spans a prefix of spansBuf.
+	byEvent   map[string][][]byte
+	defParams [][]byte
+	spansBuf  [][]byte
 	params   [][]byte
 	timeFmt  TimeFormat
 	spans    [][]byte // params mode: each param's msgpack value, nil when absent
@@ -61,7 +67,21 @@ func NewEncoder(opt Options) *Encoder {
 	for _, p := range opt.Params {
 		e.params = append(e.params, []byte(p))
 	}
-	e.spans = make([][]byte, len(e.params))
+	e.defParams = e.params
+	most := len(e.params)
+	if e.paramsKey != nil && len(opt.EventParams) > 0 {
+		e.byEvent = map[string][][]byte{}
+		for ev, ps := range opt.EventParams {
+			var l [][]byte
+			for _, p := range ps {
+				l = append(l, []byte(p))
+			}
+			e.byEvent[ev] = l
+			most = max(most, len(l))
+		}
+	}
+	e.spansBuf = make([][]byte, most)
+	e.spans = e.spansBuf[:len(e.params)]
 	switch e.escape {
 	case EscapeOpenSIPS:
 		e.special['\r'], e.special['\n'], e.special[e.delim[0]] = true, true, true
@@ -115,7 +135,20 @@ func (e *Encoder) AppendLineMax(dst []byte, t Time, body, tag []byte, max int) (
 		if name, pv, b, err = e.findEnvelope(b, n, tag); err != nil {
 			return dst, body, nil, err
 		}
+		listed := false
+		if e.byEvent != nil {
+			e.params, listed = e.byEvent[string(name)]
+			if !listed {
+				e.params = e.defParams
+			}
+			e.spans = e.spansBuf[:len(e.params)]
+		}
 		dst, err = e.appendHead(dst, start, name, t, limit)
+		if err == nil && pv == nil && listed {
+			// No parameters on the wire: the listed columns, empty.
+			clear(e.spans)
+			dst, err = e.appendSpans(dst, start, limit)
+		}
 		if err == nil && pv != nil {
 			dst, err = e.appendParamsValue(dst, start, pv, limit)
 		}
