@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net"
 	"os"
@@ -307,9 +308,21 @@ func isDir(p string) bool {
 // session, verb, name, type, depth, file, line, status"); blank lines and
 // lines starting with # are skipped. Every problem is named with its line.
 func setEventParamsFile(c *Config, v string) error {
-	data, err := os.ReadFile(v)
+	f, err := os.Open(v)
 	if err != nil {
 		return fmt.Errorf("cannot read it: %v", errnoOf(err))
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		return errors.New("must be a regular file")
+	}
+	const most = 1 << 20 // some 10 000 events
+	data, err := io.ReadAll(io.LimitReader(f, most+1))
+	if err != nil {
+		return fmt.Errorf("cannot read it: %v", errnoOf(err))
+	}
+	if len(data) > most {
+		return errors.New("is larger than 1 MiB")
 	}
 	m := map[string][]string{}
 	var errs []string

@@ -42,10 +42,10 @@ type Encoder struct {
 	byEvent   map[string][][]byte
 	defParams [][]byte
 	spansBuf  [][]byte
-	params   [][]byte
-	timeFmt  TimeFormat
-	spans    [][]byte // params mode: each param's msgpack value, nil when absent
-	values   []byte   // the rendered parameters of the current line
+	params    [][]byte
+	timeFmt   TimeFormat
+	spans     [][]byte // params mode: each param's msgpack value, nil when absent
+	values    []byte   // the rendered parameters of the current line
 }
 
 // NewEncoder returns an encoder for opt.

@@ -20,13 +20,13 @@ type Options struct {
 	ParamsKey string
 	// Params, when set, names the keys whose values are the parameters, in
 	// that order; else every key of the record but EventKey is one.
-	Params            []string
+	Params []string
 	// EventParams, with ParamsKey, names the parameters of the events it
 	// lists, in order: for such an event the columns are these keys of its
 	// named parameters (an absent one is an empty field), whatever Params
 	// says. OpenSIPS 4.0 leaves a parameter with no value off the wire, so
 	// without it the sidecar's lines would be shorter than event_flatstore's.
-	EventParams map[string][]string
+	EventParams       map[string][]string
 	Delimiter         string
 	Escape            Escape
 	EscapeDelimiter   string // what replaces the delimiter with escape opensips; "" for a space

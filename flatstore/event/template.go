@@ -89,7 +89,7 @@ func ParseTemplate(path string) (*Template, error) {
 				}
 				n, err := strconv.Atoi(path[j+1 : j+end])
 				if err != nil || n < 0 {
-					return nil, fmt.Errorf("$TAG[%s]: the index must be a number, 0 or more", path[j+1:j+end])
+					return nil, fmt.Errorf("$TAG[%s]: the index must be a number, 0 or more", strings.Trim(strconv.Quote(path[j+1:j+end]), `"`))
 				}
 				t.segs = append(t.segs, segment{kind: segTagPart, part: n})
 				j += end + 1
