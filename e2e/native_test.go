@@ -217,3 +217,42 @@ func runCmd(name string, args ...string) (string, error) {
 	}
 	return string(out), nil
 }
+
+// TestStartupLineTellsTheTruth: the start-up line comes once, after Init
+// has succeeded, names the file a suffix makes, and shows every key in
+// effect (the token redacted); an output that does not start logs none.
+func TestStartupLineTellsTheTruth(t *testing.T) {
+	dir := t.TempDir()
+	in := fbtest.WriteFile(t, "one.chunks", records.Frames(records.Records(records.Record{Body: records.KV{"event", "E", "a", 1}})))
+	_, stderr, code := fbtest.RunHost(t, "-in-chunks", in, "-p", "path="+filepath.Join(dir, "events.log"),
+		"-p", "suffix=.%Y%m%d", "-p", "rotate_size=1m", "-p", "compress=gzip", "-p", "rotate_max_files=3",
+		"-p", "params=a", "-p", "time_format=unix", "-p", "control_listen=off", "-p", "control_token=0123456789abcdef0123")
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, stderr)
+	}
+	if n := strings.Count(stderr, "writing events to"); n != 1 {
+		t.Fatalf("%d start-up lines, want 1:\n%s", n, stderr)
+	}
+	line := stderr[strings.Index(stderr, "writing events to"):]
+	line = line[:strings.IndexByte(line, '\n')]
+	for _, k := range flatstore.Keys() {
+		if k.Name != "path" && !strings.Contains(line, " "+k.Name+`="`) && !strings.Contains(line, ": "+k.Name+`="`) {
+			t.Errorf("the start-up line lacks %s: %s", k.Name, line)
+		}
+	}
+	for _, want := range []string{`+ suffix ".%Y%m%d" (now "` + filepath.Join(dir, "events.log."), `rotate_size="1m"`, `compress="gzip"`,
+		`params="a"`, `time_format="unix"`, `control_token="(set)"`} {
+		if !strings.Contains(line, want) {
+			t.Errorf("the start-up line lacks %s: %s", want, line)
+		}
+	}
+	if strings.Contains(line, "0123456789abcdef0123") {
+		t.Errorf("the start-up line shows the token: %s", line)
+	}
+	// A refused output: its reason, and no start-up line.
+	_, stderr, _ = fbtest.RunHost(t, "-in-chunks", in, "-p", "path="+filepath.Join(dir, "x.log"),
+		"-p", "control_listen=unix:"+filepath.Join(dir, "nowhere", "c.sock"))
+	if strings.Contains(stderr, "writing events to") || !strings.Contains(stderr, "output not started") {
+		t.Errorf("a refused output:\n%s", stderr)
+	}
+}

@@ -81,7 +81,33 @@ type Config struct {
 	// ControlListenDefault is true when control_listen was not set: failing to
 	// bind it is a warning, not an error.
 	ControlListenDefault bool
+
+	effective []string // every key=value in effect, for Settings
 }
+
+// effectiveSettings is every key of Keys with the value in effect, as the
+// configuration gave it or its default; the token is redacted.
+func effectiveSettings(g Getter) []string {
+	var out []string
+	for _, k := range Keys() {
+		v := g.Get(k.Name)
+		if v == "" {
+			v = k.Default
+		}
+		switch {
+		case k.Name == "path":
+			continue // the line names it first
+		case k.Name == "control_token" && v != "":
+			v = "(set)"
+		}
+		out = append(out, k.Name+"="+strconv.Quote(v))
+	}
+	return out
+}
+
+// Settings is every key with the value in effect (the token redacted), in
+// the order of Keys, for the start-up line.
+func (c *Config) Settings() string { return strings.Join(c.effective, " ") }
 
 // KeyType is the kind of value a key takes, as Fluent Bit's config map
 // shows it (fluent-bit -o flatstore -h).
@@ -250,6 +276,7 @@ func ParseConfig(g Getter) (*Config, error) {
 		}
 	}
 	c.ControlListenDefault = g.Get("control_listen") == ""
+	c.effective = effectiveSettings(g)
 	errs = append(errs, c.check()...)
 	// path last: the template checks need the rest.
 	errs = append(errs, c.parsePath(g.Get("path"))...)

@@ -2,8 +2,11 @@ package flatstore
 
 import (
 	"errors"
+	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/flatstore/flatstore/flatstore/event"
 	"github.com/flatstore/flatstore/flatstore/filestore"
@@ -103,9 +106,18 @@ func NewInstance(p *Process, cfg *Config, name string, log *logger.Logger) (*Ins
 	if cfg.Template.Static() {
 		in.static = p.store.Acquire(cfg.Path, in.opt)
 	}
-	log.Infof("writing events to %q (delimiter %q, escape %s, max_open_sockets %d, file_permissions %04o, reopen_check %v, control %s)",
-		cfg.Path, cfg.Delimiter, cfg.Escape, cfg.MaxOpenSockets, cfg.FilePerm, cfg.ReopenCheck, cfg.ControlListen)
 	return in, nil
+}
+
+// LogStarted logs, once the output has started (its Init succeeded, the
+// control endpoint bound), where it writes and every setting in effect.
+func (in *Instance) LogStarted() {
+	cfg := in.cfg
+	where := strconv.Quote(cfg.Path)
+	if cfg.Suffix != "" {
+		where += fmt.Sprintf(" + suffix %q (now %q)", cfg.Suffix, cfg.Path+filestore.Strftime(cfg.Suffix, time.Now()))
+	}
+	in.log.Infof("writing events to %s: %s", where, cfg.Settings())
 }
 
 // dynamicFiles bounds the distinct files a template output writes while it

@@ -139,6 +139,7 @@ func flatstoreGoInit(plugin unsafe.Pointer) (ret C.int) {
 	mu.Lock()
 	count++
 	mu.Unlock()
+	core.LogStarted() // after every step that could refuse the output
 	return output.FLB_OK
 }
 

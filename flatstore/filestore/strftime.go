@@ -85,3 +85,7 @@ func appendStrftime(dst []byte, p string, t time.Time) []byte {
 	}
 	return dst
 }
+
+// Strftime is the name a suffix pattern gives at t (UTC), as the next open
+// of a path with that suffix would append it.
+func Strftime(p string, t time.Time) string { return string(appendStrftime(nil, p, t)) }
