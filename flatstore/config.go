@@ -641,6 +641,10 @@ func parseDelimiter(v string) (string, error) {
 	if v == "" {
 		return "", errors.New("must not be empty")
 	}
+	if v == `""` || v == "''" {
+		// Fluent Bit's classic format keeps quotes as they are.
+		return "", errors.New("is two quote characters (the classic format does not strip quotes), and an empty delimiter is not allowed")
+	}
 	return v, nil
 }
 
@@ -651,6 +655,9 @@ func parsePerm(v string) (os.FileMode, error) {
 		return 0, errors.New(msg)
 	}
 	n, err := strconv.ParseUint(s, 8, 32)
+	if err == nil && n > 0o777 && n <= 0o7777 {
+		return 0, errors.New("setuid, setgid and sticky bits are refused for event files: give the permission bits alone, such as 0640")
+	}
 	if err != nil || n > 0o777 {
 		return 0, errors.New(msg)
 	}
@@ -754,6 +761,9 @@ func (l Listen) IsLocal() bool {
 	}
 	if ip := net.ParseIP(host); ip != nil {
 		return ip.IsLoopback()
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true // whatever the resolver says (RFC 6761)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()

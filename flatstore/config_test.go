@@ -87,6 +87,8 @@ func TestConfigInvalid(t *testing.T) {
 		{"template dir needs mkdir", flatstore.MapGetter{"path": dir + "/$TAG/e.log"}, []string{`a template in a directory component needs mkdir true`}},
 		{"template bad accessor", flatstore.MapGetter{"path": dir + "/$key[x].log"}, []string{`path "` + dir + `/$key[x].log": $key[: expected ['sub']`}},
 		{"template unterminated", flatstore.MapGetter{"path": dir + "/$key['x.log"}, []string{`unterminated`}},
+		{"setuid bits", flatstore.MapGetter{"file_permissions": "4777"}, []string{`file_permissions "4777": setuid, setgid and sticky bits are refused`}},
+		{"classic empty delimiter", flatstore.MapGetter{"delimiter": `""`}, []string{`delimiter "\"\"": is two quote characters`}},
 		{"template tag index", flatstore.MapGetter{"path": dir + "/$TAG[x].log"}, []string{`$TAG[x]: the index must be a number`}},
 		{"template tag index open", flatstore.MapGetter{"path": dir + "/$TAG[1.log"}, []string{`$TAG[ without a closing ]`}},
 		{"several problems joined", flatstore.MapGetter{"file_permissions": "64x", "max_open_sockets": "0", "escape": "x", "path": ""}, []string{
@@ -231,5 +233,18 @@ func TestKnownKeys(t *testing.T) {
 		if seen[k] {
 			t.Errorf("KnownKeys uses Fluent Bit's own key %q", k)
 		}
+	}
+}
+
+// TestListenLocalhostIsLoopback: localhost is loopback whatever the
+// resolver says, so it needs no control_token.
+func TestListenLocalhostIsLoopback(t *testing.T) {
+	for _, v := range []string{"localhost:2021", "LOCALHOST:2021"} {
+		if !flatstore.ParseListen(v).IsLocal() {
+			t.Errorf("%s is not taken for loopback", v)
+		}
+	}
+	if flatstore.ParseListen("0.0.0.0:2021").IsLocal() {
+		t.Error("0.0.0.0 taken for loopback")
 	}
 }
