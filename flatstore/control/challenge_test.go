@@ -223,7 +223,7 @@ func TestClientProvesOnce(t *testing.T) {
 		t.Fatalf("%d rotations, want 6", b.rotated(p))
 	}
 	// No 401 at all: the wrong token never went out.
-	if strings.Contains(logs.String()+ulogs.String(), "401") {
+	if strings.Contains(logs.String()+ulogs.String(), "(401;") {
 		t.Fatalf("a token went out unproven:\n%s\n%s", logs, ulogs)
 	}
 	// A unix peer is named "unix" in the log.
