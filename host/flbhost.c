@@ -883,6 +883,14 @@ static int storage_load(struct host *h)
         h->chunks[h->nchunks - 1].stored = idx[i];
         h->chunks[h->nchunks - 1].owned = data;
     }
+    if (n > 0 && idx[n - 1] + 1 == next) {
+        /* the last chunk file was written but input.pos not yet moved past it: move it now,
+         * or once that chunk's file is deleted the next start would take it from the input
+         * again */
+        char buf[32];
+        int k = snprintf(buf, sizeof buf, "%lld\n", next);
+        storage_put(h, -1, buf, (size_t)k);
+    }
     keep = h->nchunks;
     for (i = (size_t)(next < (long long)ninput ? next : (long long)ninput); i < ninput; i++) {
         add_chunk(h, input[i].data, input[i].len, input[i].records);
