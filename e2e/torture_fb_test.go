@@ -157,8 +157,12 @@ func (ft *fbTorture) run(t *testing.T, outputs string) {
 			t.Fatalf("round %d: fluent-bit did not exit 30 s after %v", round, sig)
 		}
 		after, _ := ft.stored(t)
-		t.Logf("round %2d %-10v after %v: %3d chunk(s) queued from the backlog (first %v after start); chunk files %d → %d",
-			round, sig, life, strings.Count(r.logText(), "queueing"), firstQueued.Round(time.Millisecond), before, after)
+		first := "none seen before the signal"
+		if firstQueued >= 0 {
+			first = "first " + firstQueued.Round(time.Millisecond).String() + " after start"
+		}
+		t.Logf("round %2d %-10v after %v: %3d chunk(s) queued from the backlog (%s); chunk files %d → %d",
+			round, sig, life, strings.Count(r.logText(), "queueing"), first, before, after)
 	}
 	r := startFluentBit(t, conf)
 	deadline := time.Now().Add(120 * time.Second)
