@@ -292,6 +292,9 @@ func (h *Host) Stderr() string { return h.stderr.String() }
 // Kill kills the host at once.
 func (h *Host) Kill() { h.cancel() }
 
+// Signal sends sig to the host (SIGTERM for a graceful stop).
+func (h *Host) Signal(sig os.Signal) error { return h.cmd.Process.Signal(sig) }
+
 // RunHost runs the host with args to the end and returns its summary, its
 // stderr and its exit code. When args hold no -so, the real plugin is used.
 func RunHost(t testing.TB, args ...string) (Summary, string, int) {
