@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/flatstore/flatstore/internal/fbtest"
+	"github.com/flatstore/flatstore/internal/records"
 )
 
 // Issue 21's two unit-level cases, through the .so in the host: what the
@@ -34,7 +35,7 @@ func deliveryDirs(t *testing.T, extra ...string) (out, filler string) {
 func spreadChunk(first, n int) []byte {
 	var b []byte
 	for i := first; i < first+n; i++ {
-		b = fbtest.AppendRecord(b, fbtest.Record{Time: time.Unix(1700000000, 0), Body: fbtest.KV{
+		b = records.AppendRecord(b, records.Record{Time: time.Unix(1700000000, 0), Body: records.KV{
 			"event", "E_D", "f", tortureFiles[i%3], "n", i}})
 	}
 	return b
@@ -74,10 +75,10 @@ func TestDeliveryEvictionFlood(t *testing.T) {
 	const flood = 1100
 	frames := [][]byte{spreadChunk(0, 300)}
 	for i := 0; i < flood; i++ {
-		frames = append(frames, fbtest.Records(fbtest.Record{Time: time.Unix(1700000000, 0),
-			Body: fbtest.KV{"event", "E_D", "f", "d", "n", 1000 + i}}))
+		frames = append(frames, records.Records(records.Record{Time: time.Unix(1700000000, 0),
+			Body: records.KV{"event", "E_D", "f", "d", "n", 1000 + i}}))
 	}
-	in := fbtest.WriteFile(t, "flood.chunks", fbtest.Frames(frames...))
+	in := fbtest.WriteFile(t, "flood.chunks", records.Frames(frames...))
 	// Each flush is followed by 1 ms: P's resend comes at least 1.1 s after
 	// its first failure, time for the test to give b its space back.
 	h := fbtest.StartHost(t, "-in-chunks", in, "-retry-defer", "-retry-max", "1", "-retry-wait-ms", "0",
@@ -120,7 +121,7 @@ func TestDeliveryEvictionFlood(t *testing.T) {
 func TestDeliveryIdenticalChunk(t *testing.T) {
 	out, fillerB := deliveryDirs(t)
 	x := spreadChunk(0, 300)
-	in := fbtest.WriteFile(t, "same.chunks", fbtest.Frames(x, x))
+	in := fbtest.WriteFile(t, "same.chunks", records.Frames(x, x))
 	// A second after each flush: the test looks at the files and frees b
 	// between the two chunks.
 	h := fbtest.StartHost(t, "-in-chunks", in, "-p", "retry_limit=no_retries", "-chunk-delay-us", "1000000",

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/flatstore/flatstore/internal/fbtest"
+	"github.com/flatstore/flatstore/internal/records"
 )
 
 // Issue 21: every line exactly once across retries, restarts and kill -9.
@@ -47,12 +48,12 @@ func tortureChunks() []byte {
 	for first := 0; first < tortureRecords; first += torturePerChunk {
 		var b []byte
 		for n := first; n < first+torturePerChunk && n < tortureRecords; n++ {
-			b = fbtest.AppendRecord(b, fbtest.Record{Time: time.Unix(1700000000, 0), Body: fbtest.KV{
+			b = records.AppendRecord(b, records.Record{Time: time.Unix(1700000000, 0), Body: records.KV{
 				"event", "E_T", "f", tortureFile(n), "n", n, "pad", torturePad}})
 		}
 		frames = append(frames, b)
 	}
-	return fbtest.Frames(frames...)
+	return records.Frames(frames...)
 }
 
 // tally is what the files hold: how often each number is there, and every
