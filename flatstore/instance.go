@@ -40,8 +40,7 @@ type Instance struct {
 	opt    *filestore.Options
 	static *filestore.File // the configured file, when the path has no template
 
-	states  sync.Pool // *flushState
-	resends *resends
+	states  sync.Pool        // *flushState
 	slots   *filestore.Slots // max_open_sockets: this output's open files
 	dynamic dynamicFiles
 
@@ -65,7 +64,7 @@ func NewInstance(p *Process, cfg *Config, name string, log *logger.Logger) (*Ins
 	if log == nil {
 		log = logger.New(name, nil)
 	}
-	in := &Instance{proc: p, name: name, cfg: cfg, log: log, resends: newResends(),
+	in := &Instance{proc: p, name: name, cfg: cfg, log: log,
 		slots: filestore.NewSlots(cfg.MaxOpenSockets), dynamic: dynamicFiles{limit: cfg.MaxDynamicFiles}}
 	in.opt = &filestore.Options{
 		Perm:  cfg.FilePerm,

@@ -2,6 +2,7 @@ package filestore
 
 import (
 	"container/list"
+	"runtime"
 	"sync"
 	"time"
 )
@@ -197,7 +198,10 @@ func (p *Store) takeSlot(f *File, set *Slots) error {
 	if set == nil {
 		set = p.unbounded
 	}
-	for try := 0; try < 16; try++ {
+	for try := 0; try < maxSlotTries; try++ {
+		if try > 0 {
+			runtime.Gosched()
+		}
 		p.mu.Lock()
 		if f.elem != nil {
 			p.mu.Unlock()
@@ -216,7 +220,11 @@ func (p *Store) takeSlot(f *File, set *Slots) error {
 		}
 		v.evicting = true
 		p.mu.Unlock()
-		v.Close() // under v's lock; gives its slot back through slotFreed
+		// Never wait for a victim's lock: a flush that pinned it since may
+		// hold it and wait for a File whose lock our caller holds (a flush
+		// holds the files of its chunk until it knows the outcome). A busy
+		// victim is left for another round.
+		v.tryClose() // gives its slot back through slotFreed
 		p.mu.Lock()
 		v.evicting = false
 		p.forgetLocked(v)
@@ -224,6 +232,11 @@ func (p *Store) takeSlot(f *File, set *Slots) error {
 	}
 	return ErrNoSlot
 }
+
+// maxSlotTries bounds the rounds takeSlot makes for a slot, each closing
+// one idle file of the output or finding one free, before it answers
+// ErrNoSlot.
+const maxSlotTries = 64
 
 // victimLocked returns set's least recently used open file that no flush
 // pins and nobody is closing already, or nil.
