@@ -310,3 +310,39 @@ func TestHeldFilesNoDeadlock(t *testing.T) {
 		}
 	}
 }
+
+// TestCutBackOnPanic: a bug that panics while a chunk's second file is
+// written answers Retry with the first file cut back and no file left
+// locked: the resend lands every line once.
+func TestCutBackOnPanic(t *testing.T) {
+	t.Parallel()
+	fo := &faultOps{}
+	proc := useOps(t, fo.ops())
+	dir := t.TempDir()
+	in, _ := relInstance(t, proc, "cut-panic", MapGetter{"path": filepath.Join(dir, "$f.log")})
+	files := []string{"a", "b"}
+	var once sync.Once
+	fo.mu.Lock()
+	fo.write = func(fd int, b []byte) (int, error) {
+		if link, _ := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd)); strings.HasSuffix(link, "/b.log") {
+			once.Do(func() { panic("injected panic in b's write") })
+		}
+		return unix.Write(fd, b)
+	}
+	fo.mu.Unlock()
+	if got := in.Flush(spread(files, 0, 10), "t"); got != Retry {
+		t.Fatalf("flush that panicked = %v, want Retry", got)
+	}
+	wantOnce(t, "after the panic", lineCount(t, dir, "a.log", "b.log"), files, 0, 0, nil)
+	done := make(chan Result)
+	go func() { done <- in.Flush(spread(files, 0, 10), "t") }()
+	select {
+	case got := <-done:
+		if got != OK {
+			t.Fatalf("resend = %v", got)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the resend waits for ever: a file stayed locked after the panic")
+	}
+	wantOnce(t, "after the resend", lineCount(t, dir, "a.log", "b.log"), files, 0, 10, nil)
+}

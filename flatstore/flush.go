@@ -58,6 +58,8 @@ type flushState struct {
 	order  []int             // the groups to write, in the order of their paths
 	held   []*filestore.File // the files written, held until the outcome is known
 	bad    []badDrop         // bad_path drops, counted once the outcome is known
+	tx     filestore.Tx      // the flush's account in the journal
+	gi     filestore.GroupIntent
 	budget event.Budget
 }
 
@@ -148,7 +150,7 @@ func (in *Instance) Flush(data []byte, tag string) (res Result) {
 		in.countDrops(s.drops)
 		return OK
 	}
-	res = in.write(s)
+	res = in.write(s, data, tag)
 	if res != Retry {
 		// A chunk answered Retry comes again: its drops are counted once,
 		// when it is done.
@@ -245,28 +247,21 @@ func (in *Instance) render(s *flushState, data []byte, tag string) (objects, rec
 // of this attempt. Records bound for a path that can never be written
 // (bad_path, another output's file, past max_dynamic_files) are dropped,
 // and stay dropped in the resend, which renders the same paths.
-func (in *Instance) write(s *flushState) Result {
+func (in *Instance) write(s *flushState, data []byte, tag string) Result {
 	store := in.proc.store
+	replay := s.tx.Begin(in.journal, data, tag)
+	var lines, bytes, overMax int
 	s.order = s.order[:0]
 	for i := range s.groups {
-		if len(s.groups[i].ends) > 0 {
-			s.order = append(s.order, i)
-		}
-	}
-	if len(s.order) > 1 {
-		// One order for every flush: two flushes that share files never
-		// wait for each other's.
-		slices.SortFunc(s.order, func(a, b int) int { return strings.Compare(s.groups[a].path, s.groups[b].path) })
-	}
-	res := OK
-	held := s.held[:0]
-	var lines, bytes, overMax int
-	for _, i := range s.order {
 		g := &s.groups[i]
 		n := len(g.ends)
+		if n == 0 {
+			continue // the chunk's one group, with no good line
+		}
 		if in.static == nil {
 			// A rendered path: never another output's file, and never one
-			// file more than max_dynamic_files.
+			// file more than max_dynamic_files — admitted in the order the
+			// records came, before the writes go in the order of paths.
 			if o := in.proc.staticOwner(g.path); o != nil {
 				s.bad = append(s.bad, badDrop{n, filestore.OtherOutput(g.path, o.cfg.Path)})
 				continue
@@ -276,31 +271,87 @@ func (in *Instance) write(s *flushState) Result {
 				continue
 			}
 		}
+		s.order = append(s.order, i)
+	}
+	if len(s.order) > 1 {
+		// One order for every flush: two flushes that share files never
+		// wait for each other's.
+		slices.SortFunc(s.order, func(a, b int) int { return strings.Compare(s.groups[a].path, s.groups[b].path) })
+	}
+	res := OK
+	held := s.held[:0]
+	defer func() {
+		if r := recover(); r != nil {
+			// A bug: the flush answers Retry (Flush recovers), and no file
+			// stays locked nor holds a part of the chunk.
+			for k := len(held) - 1; k >= 0; k-- {
+				_ = held[k].Abort()
+				store.Unpin(held[k])
+			}
+			clear(held)
+			s.held = held[:0]
+			s.tx.End(false)
+			panic(r)
+		}
+	}()
+	for _, i := range s.order {
+		g := &s.groups[i]
+		n := len(g.ends)
 		f, err := store.Pin(g.path, in.opt)
 		if err != nil {
 			s.bad = append(s.bad, badDrop{n, err})
 			continue
 		}
 		f.Hold()
-		_, rots, err := f.Append(g.buf, g.ends, in.slots)
-		// More files than max_open_sockets: close the descriptors of the
-		// files this chunk wrote already (they stay held) to open the next.
-		for k := 0; errors.Is(err, filestore.ErrNoSlot) && k < len(held); k++ {
-			if held[k].CloseHeld() {
-				var more []filestore.Rotation
-				_, more, err = f.Append(g.buf, g.ends, in.slots)
-				rots = append(rots, more...)
+		held = append(held, f)
+		gi := &s.gi
+		*gi = filestore.GroupIntent{Tx: &s.tx, Path: filestore.PathHash(g.path)}
+		buf, ends := g.buf, g.ends
+		if replay {
+			// What an earlier process landed of this group is skipped.
+			if skip := f.Replayed(&s.tx, gi.Path, buf, ends); skip > 0 {
+				in.log.Infof("a chunk replayed after a restart: %d of its %d line(s) for %q had landed; written once", skip, n, g.path)
+				buf, ends, gi.Base = trimLines(buf, ends, skip)
+			}
+		}
+		if !s.tx.Active() {
+			gi = nil
+		}
+		toWrite, bytesToWrite := len(ends), len(buf)
+		var rots []filestore.Rotation
+		for k := 0; ; {
+			w, more, err2 := f.Append(buf, ends, in.slots, gi)
+			rots, err = append(rots, more...), err2
+			// More files than max_open_sockets: close the descriptor of a
+			// file this chunk wrote already (it stays held) to open the
+			// next, and go on from the lines that landed.
+			if !errors.Is(err, filestore.ErrNoSlot) {
+				break
+			}
+			for k < len(held)-1 && !held[k].CloseHeld() {
+				k++
+			}
+			if k == len(held)-1 {
+				break
+			}
+			if w > 0 {
+				var base int
+				buf, ends, base = trimLines(buf, ends, w)
+				if gi != nil {
+					gi.Base += base
+				}
 			}
 		}
 		for _, r := range rots {
 			in.log.Infof("%v", r)
 		}
 		if err == nil {
-			held = append(held, f)
-			lines += n
-			bytes += len(g.buf)
+			lines += toWrite
+			bytes += bytesToWrite
 			continue
 		}
+		held[len(held)-1] = nil
+		held = held[:len(held)-1]
 		if cerr := f.Abort(); cerr != nil {
 			in.log.Errorf("%v: cutting back failed: %v", err, cerr)
 		}
@@ -337,7 +388,9 @@ func (in *Instance) write(s *flushState) Result {
 		store.Unpin(f)
 		held[k] = nil
 	}
-	s.held = held[:0]
+	held = held[:0]
+	s.held = held
+	s.tx.End(res != Retry)
 	bad := s.bad
 	s.bad = s.bad[:0]
 	if res == Retry {
@@ -350,6 +403,17 @@ func (in *Instance) write(s *flushState) Result {
 	in.metrics.records.Add(float64(lines))
 	in.metrics.bytes.Add(float64(bytes))
 	return res
+}
+
+// trimLines drops the first n lines of buf (lines ending at ends),
+// rebasing ends in place; it returns the rest and where it began.
+func trimLines(buf []byte, ends []int, n int) ([]byte, []int, int) {
+	base := ends[n-1]
+	buf, ends = buf[base:], ends[n:]
+	for j := range ends {
+		ends[j] -= base
+	}
+	return buf, ends, base
 }
 
 // dropBadPath counts and logs the records bound for a rendered path that

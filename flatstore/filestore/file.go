@@ -167,7 +167,7 @@ func (r Rotation) String() string {
 // inside it included), and written is then 0.
 func (f *File) Write(data []byte, ends []int, set *Slots) (written int, rots []Rotation, err error) {
 	f.Hold()
-	written, rots, err = f.Append(data, ends, set)
+	written, rots, err = f.Append(data, ends, set, nil)
 	if err != nil {
 		if cerr := f.Abort(); cerr != nil {
 			err = fmt.Errorf("%w; %v", err, cerr)
@@ -201,8 +201,10 @@ func (f *File) Hold() {
 
 // Append is Write's work on a held File: on error, the write that failed
 // is cut back, and what this hold appended before it stays until Abort.
-// written counts the lines appended.
-func (f *File) Append(data []byte, ends []int, set *Slots) (written int, rots []Rotation, err error) {
+// written counts the lines appended. With gi, each write is journaled
+// before it is made (with sync flush, made durable first), and a torn write
+// an earlier process left at the end of a file it opens is cut back.
+func (f *File) Append(data []byte, ends []int, set *Slots, gi *GroupIntent) (written int, rots []Rotation, err error) {
 	now := f.now()
 	if f.fd >= 0 {
 		if r := f.checkLocked(now); r.reason != "" {
@@ -212,7 +214,7 @@ func (f *File) Append(data []byte, ends []int, set *Slots) (written int, rots []
 	start := 0
 	for li := 0; li < len(ends); {
 		if f.fd < 0 {
-			r, err := f.openLocked(now, set)
+			r, err := f.openLocked(now, set, gi)
 			if r.reason != "" {
 				rots = append(rots, r)
 			}
@@ -223,6 +225,15 @@ func (f *File) Append(data []byte, ends []int, set *Slots) (written int, rots []
 		k := f.rot.linesFitting(ends, li, start, f.cur.size)
 		end := ends[li+k-1]
 		before := f.cur.size
+		if gi != nil && gi.Tx.j != nil {
+			gi.Tx.add(recIntent, gi.Path, gi.Base+start, end-start, f.cur.dev, f.cur.ino, before)
+			if f.opt.Sync {
+				// The intent is on disk before any byte it announces.
+				if err := gi.Tx.sync(); err != nil {
+					return written, rots, err
+				}
+			}
+		}
 		if err := f.writeLocked(data[start:end]); err != nil {
 			return written, rots, err
 		}
@@ -391,7 +402,7 @@ func (f *File) writeLocked(b []byte) error {
 // existing file that is already full — rotate_size reached, or last written
 // in an earlier rotate_period — is not appended to: that is a rotation,
 // which is returned.
-func (f *File) openLocked(now time.Time, set *Slots) (Rotation, error) {
+func (f *File) openLocked(now time.Time, set *Slots, gi *GroupIntent) (Rotation, error) {
 	if f.slots != nil {
 		if err := f.slots.takeSlot(f, set); err != nil {
 			return Rotation{}, err
@@ -413,6 +424,9 @@ func (f *File) openLocked(now time.Time, set *Slots) (Rotation, error) {
 		if err != nil {
 			f.giveBackSlot()
 			return rot, err
+		}
+		if gi != nil && !created {
+			gi.Tx.resolveTorn(fd, &st, f.sys, f.opt.Log, name)
 		}
 		if !created && !f.rot.fresh {
 			if reason := f.rot.full(&st, now); reason != "" {

@@ -2,9 +2,12 @@ package filestore
 
 import (
 	"container/list"
+	"crypto/rand"
 	"runtime"
 	"sync"
 	"time"
+
+	"github.com/flatstore/flatstore/flatstore/logger"
 )
 
 // Store is the process's set of event files. Several outputs that write
@@ -38,6 +41,10 @@ type Store struct {
 	seriesLRU  *list.List // *seriesRef no File uses, least recently used first
 	arch       *Archiver
 	lastRetain time.Time
+
+	// token tells this process's journal epochs from another's
+	// (journal.go).
+	token [16]byte
 
 	users    int
 	stop     chan struct{}
@@ -94,9 +101,17 @@ func New(env Env) *Store {
 	if env.MaxMemo <= 0 {
 		env.MaxMemo = maxMemo
 	}
-	return &Store{sys: env.Sys, now: env.Now, count: env.Counter, files: map[string]*File{}, unbounded: NewSlots(0), byID: map[devIno]*File{},
+	p := &Store{sys: env.Sys, now: env.Now, count: env.Counter, files: map[string]*File{}, unbounded: NewSlots(0), byID: map[devIno]*File{},
 		memo: map[string]*list.Element{}, memoOrder: list.New(), interval: env.Every, maxMemo: env.MaxMemo,
 		series: map[string]*seriesRef{}, seriesLRU: list.New(), arch: NewArchiver()}
+	_, _ = rand.Read(p.token[:])
+	return p
+}
+
+// OpenJournal opens the journal name in the state directory of dir for an
+// output of this store's process (journal.go).
+func (p *Store) OpenJournal(dir, name string, log *logger.Logger) (*Journal, error) {
+	return OpenJournal(dir, name, p.token, p.sys, log)
 }
 
 // OpenCount is the number of files holding a slot.

@@ -388,7 +388,8 @@ func SplitLines(data []byte) (lines []string, rest string) {
 func (h *Host) Pid() int { return h.cmd.Process.Pid }
 
 // FDsUnder counts the descriptors of process pid open on files under dir
-// (from /proc/PID/fd); -1 when they cannot be read, or when the process
+// (from /proc/PID/fd), those in flatstore's state directory (dir/.flatstore:
+// a journal open during a flush) excepted; -1 when they cannot be read, or when the process
 // opened or closed descriptors while they were read. The descriptor table
 // is listed and each entry read in turn, which is no snapshot: a number
 // closed and taken again by another file in between would be counted twice.
@@ -422,7 +423,7 @@ func FDsUnder(pid int, dir string) int {
 		if b[fd] != l {
 			return -1
 		}
-		if strings.HasPrefix(l, dir+"/") {
+		if strings.HasPrefix(l, dir+"/") && !strings.HasPrefix(l, dir+"/.flatstore/") {
 			n++
 		}
 	}
