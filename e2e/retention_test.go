@@ -167,8 +167,8 @@ func TestRetentionKillDuringCompression(t *testing.T) {
 	if len(other) != 0 || !live {
 		t.Errorf("after the restart: other files %q (a half file?), live %v", other, live)
 	}
-	if ents, _ := os.ReadDir(filepath.Join(dir, ".flatstore")); len(ents) != 2 {
-		t.Errorf("after the restart the state directory holds %d files, want the key and the manifest (a half file?)", len(ents))
+	if ents := stateFiles(t, dir); len(ents) != 2 {
+		t.Errorf("after the restart the state directory holds %q, want the key and the manifest (a half file?) besides the journal", ents)
 	}
 	seen := make([]int, nRecords+1)
 	count := func(name, text string) {
@@ -262,8 +262,13 @@ func TestRetentionForgeryThroughPlugin(t *testing.T) {
 	if got := fbtest.ReadText(t, filepath.Join(dir, ".alice.flatstore")); got != string(forged)+"\n" {
 		t.Fatalf("the forgery did not land as a manifest: %q", got)
 	}
-	if fi, err := os.Lstat(filepath.Join(dir, ".flatstore")); err == nil {
-		t.Errorf("the tag .flatstore made %v", fi.Mode())
+	// The state directory is the output's own (its journal is there); the
+	// tag .flatstore wrote nothing in it nor made it a file.
+	if fi, err := os.Lstat(filepath.Join(dir, ".flatstore")); err == nil && (!fi.IsDir() || fi.Mode().Perm() != 0o700) {
+		t.Errorf("the state directory is %v", fi.Mode())
+	}
+	if ents := stateFiles(t, dir); len(ents) != 0 {
+		t.Errorf("the state directory holds %d file(s) besides the journal: %s…", len(ents), ents[0].Name())
 	}
 	if err := os.Symlink(filepath.Join(victims, "linked"), filepath.Join(dir, ".alice.flatstore.tmp")); err != nil {
 		t.Fatal(err)
@@ -365,9 +370,9 @@ func TestRetentionKillDuringRotations(t *testing.T) {
 	var m struct {
 		Rotated []struct{ Name, Compressed string } `json:"rotated"`
 	}
-	ents, _ := os.ReadDir(filepath.Join(dir, ".flatstore"))
+	ents := stateFiles(t, dir)
 	if len(ents) != 2 {
-		t.Errorf("the state directory holds %d files, want the key and the manifest", len(ents))
+		t.Errorf("the state directory holds %q, want the key and the manifest besides the journal", ents)
 	}
 	for _, e := range ents {
 		if strings.HasSuffix(e.Name(), ".json") {
@@ -394,4 +399,17 @@ func TestRetentionKillDuringRotations(t *testing.T) {
 		t.Errorf("files outside changed:\n%s\n%s", before, after)
 	}
 	t.Logf("6 kills; the manifests held %d rename intents at the kills (resolved at the restarts); %d rotated files, all in the manifest and compressed", pending, len(rotated))
+}
+
+// stateFiles lists dir's state directory but for the outputs' journals.
+func stateFiles(t *testing.T, dir string) []os.DirEntry {
+	t.Helper()
+	ents, _ := os.ReadDir(filepath.Join(dir, ".flatstore"))
+	var out []os.DirEntry
+	for _, e := range ents {
+		if !strings.HasPrefix(e.Name(), "journal-") {
+			out = append(out, e)
+		}
+	}
+	return out
 }

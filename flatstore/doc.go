@@ -10,7 +10,7 @@
 // below it, and the compiler holds them to it:
 //
 //	flatstore           keys and ParseConfig, Process and Instance, the flush,
-//	                    the resend memory, the metrics
+//	                    the metrics
 //	flatstore/event     records → lines and back (no I/O)
 //	flatstore/filestore event files on disk (no msgpack, no Config)
 //	flatstore/logger    the Logger every layer logs through
@@ -35,27 +35,32 @@
 // Data flows one way. A flush walks the chunk in place (event.Decoder);
 // each record becomes one line, appended where it lies in the buffer of its
 // file's group (event.Encoder: no allocation per record); the lines of a
-// chunk are bounded together by event.Budget. Each group goes to its file
-// through the file store's door — Store.Pin, File.Write (one write(2) per
-// file and flush), Store.Unpin — so that a flush needing more files than
-// max_open_sockets writes them in waves.
+// chunk are bounded together by event.Budget. The groups go to their files
+// in the order of their paths through the file store's door — Store.Pin,
+// File.Hold, File.Append (one write(2) per file and flush), then, once
+// every group is written, File.Commit (or File.Abort for all of them) and
+// Store.Unpin. A flush needing more files than max_open_sockets closes the
+// descriptors of the files it wrote already (File.CloseHeld: they stay
+// held) to open the next.
 //
 // # Results and delivery
 //
 // A record that cannot become a line is skipped and counted under its
 // reason (event.DropReasons, DropBadPath, DropMaxFiles): the rest of the
-// chunk goes on. A failure of the file system (ENOSPC, EIO…) answers Retry
-// with what it wrote of the failing file cut back; a chunk with no msgpack
-// at all is an Error. A chunk answered Retry is remembered — how many lines
-// of each of its files landed — so that the engine's resend writes each
-// line once (resend.go): exactly once while the process lives.
+// chunk goes on, and stays dropped in a resend (it renders the same paths).
+// A failure of the file system (ENOSPC, EIO…) answers Retry with what the
+// flush wrote to every file of the chunk cut back (File.Abort): a chunk
+// lands whole or not at all, so the engine's resend writes every line once
+// and nothing needs to remember the attempt. A chunk with no msgpack at all
+// is an Error. Drops are counted when the chunk is done (OK), once.
 // docs/delivery.md is the user's side of this.
 //
 // # Lock order
 //
 // A flush holds its instance's life lock shared (Close takes it
-// exclusively), then, for each file in turn, that File's lock, then
-// perhaps another File's (a victim closed for a slot), then the Store's.
+// exclusively), then the Files of its chunk, locked in the order of their
+// paths and held until the outcome is known, then the Store's lock. A
+// victim closed for a slot is only ever tried (TryLock), never waited for.
 // The Store never takes a File's lock while holding its own, and the
 // Process's lock (the outputs that are live) is never held across a write.
 //

@@ -3,6 +3,8 @@ package flatstore
 import (
 	"errors"
 	"runtime/debug"
+	"slices"
+	"strings"
 	"time"
 	"unsafe"
 
@@ -39,6 +41,12 @@ type group struct {
 	ends []int
 }
 
+// badDrop is the records of one group dropped as bad_path.
+type badDrop struct {
+	n   int
+	err error
+}
+
 // flushState is the reusable memory of one flush.
 type flushState struct {
 	enc    *event.Encoder
@@ -47,17 +55,12 @@ type flushState struct {
 	line   []byte
 	pbuf   []byte
 	drops  map[string]int
-	done   []int // per group: lines that landed (or were dropped as bad_path)
+	order  []int             // the groups to write, in the order of their paths
+	held   []*filestore.File // the files written, held until the outcome is known
+	bad    []badDrop         // bad_path drops, counted once the outcome is known
+	tx     filestore.Tx      // the flush's account in the journal
+	gi     filestore.GroupIntent
 	budget event.Budget
-}
-
-// lines returns how many lines each group holds.
-func (s *flushState) lines() []int {
-	n := make([]int, len(s.groups))
-	for i := range s.groups {
-		n[i] = len(s.groups[i].ends)
-	}
-	return n
 }
 
 func newFlushState(cfg *Config) *flushState {
@@ -77,7 +80,8 @@ func (s *flushState) reset() {
 	s.groups = s.groups[:0]
 	clear(s.index)
 	clear(s.drops)
-	s.done = s.done[:0]
+	clear(s.bad[:cap(s.bad)])
+	s.bad = s.bad[:0]
 	if cap(s.line) > maxKeptBuffer {
 		s.line = nil
 	}
@@ -108,9 +112,8 @@ func (s *flushState) groupFor(path []byte) *group {
 // become an event are skipped and counted, and so are the records bound for
 // a rendered path that can never be written (bad_path); the rest are
 // written. It returns Retry when a file cannot be written now — having cut
-// back what it wrote to that file and remembered what landed elsewhere, so
-// that the resend writes each line once — and Error only when nothing in
-// data is msgpack.
+// back what it wrote to every file of the chunk, so that the resend writes
+// each line once — and Error only when nothing in data is msgpack.
 func (in *Instance) Flush(data []byte, tag string) (res Result) {
 	start := time.Now()
 	defer func() {
@@ -137,33 +140,21 @@ func (in *Instance) Flush(data []byte, tag string) (res Result) {
 	defer func() { s.reset(); in.states.Put(s) }()
 
 	objects, records := in.render(s, data, tag)
-	// A resend was counted when it first came.
-	var key resendKey
-	var prior *resendEntry
-	if records > 0 && in.resends.pending(len(data)) {
-		key = keyOf(data, tag)
-		prior = in.resends.find(key, time.Now())
-	}
-	if prior == nil {
-		in.countDrops(s.drops)
-	}
 	if objects == 0 && len(data) > 0 {
+		in.countDrops(s.drops)
 		// A whole chunk lost is an error, never rate-limited.
 		in.log.Errorf("chunk of %d bytes (tag %q) holds no msgpack record: dropped", len(data), tag)
 		return Error
 	}
 	if records == 0 {
+		in.countDrops(s.drops)
 		return OK
 	}
-	res = in.write(s, prior)
-	switch {
-	case res == Retry:
-		if key.n == 0 { // not hashed above
-			key = keyOf(data, tag)
-		}
-		in.resends.remember(key, s.lines(), s.done, time.Now())
-	case prior != nil:
-		in.resends.forget(key)
+	res = in.write(s, data, tag)
+	if res != Retry {
+		// A chunk answered Retry comes again: its drops are counted once,
+		// when it is done.
+		in.countDrops(s.drops)
 	}
 	return res
 }
@@ -248,75 +239,133 @@ func (in *Instance) render(s *flushState, data []byte, tag string) (objects, rec
 	}
 }
 
-// write hands each group to its file, each pinned only while it is
-// written, so that a flush needing more files than max_open_sockets writes
-// them in waves. A group that fails for its file system does not stop the
-// others: the flush answers Retry at the end, and s.done tells what landed.
-func (in *Instance) write(s *flushState, prior *resendEntry) Result {
+// write hands each group to its file, in the order of their paths, and
+// holds each file it wrote (locked and pinned) until every group is
+// written: then it commits them all. When a file fails for its file system
+// it cuts back what the chunk wrote to every file (docs/delivery.md) and
+// answers Retry, so that the resend writes every line once with no memory
+// of this attempt. Records bound for a path that can never be written
+// (bad_path, another output's file, past max_dynamic_files) are dropped,
+// and stay dropped in the resend, which renders the same paths.
+func (in *Instance) write(s *flushState, data []byte, tag string) Result {
 	store := in.proc.store
-	res := OK
+	replay := s.tx.Begin(in.journal, data, tag)
 	var lines, bytes, overMax int
+	s.order = s.order[:0]
 	for i := range s.groups {
 		g := &s.groups[i]
 		n := len(g.ends)
-		s.done = append(s.done, n)
 		if n == 0 {
 			continue // the chunk's one group, with no good line
 		}
-		skip := prior.skip(i, len(s.groups), n)
-		if skip >= n {
-			continue
-		}
-		buf, ends := g.buf, g.ends
-		if skip > 0 {
-			base := ends[skip-1]
-			buf, ends = buf[base:], ends[skip:]
-			for j := range ends {
-				ends[j] -= base
-			}
-		}
 		if in.static == nil {
 			// A rendered path: never another output's file, and never one
-			// file more than max_dynamic_files.
+			// file more than max_dynamic_files — admitted in the order the
+			// records came, before the writes go in the order of paths.
 			if o := in.proc.staticOwner(g.path); o != nil {
-				in.dropBadPath(n-skip, filestore.OtherOutput(g.path, o.cfg.Path))
+				s.bad = append(s.bad, badDrop{n, filestore.OtherOutput(g.path, o.cfg.Path)})
 				continue
 			}
 			if !in.dynamic.admit(g.path) {
-				overMax += n - skip
+				overMax += n
 				continue
 			}
 		}
+		s.order = append(s.order, i)
+	}
+	if len(s.order) > 1 {
+		// One order for every flush: two flushes that share files never
+		// wait for each other's.
+		slices.SortFunc(s.order, func(a, b int) int { return strings.Compare(s.groups[a].path, s.groups[b].path) })
+	}
+	res := OK
+	held := s.held[:0]
+	defer func() {
+		if r := recover(); r != nil {
+			// A bug: the flush answers Retry (Flush recovers), and no file
+			// stays locked nor holds a part of the chunk.
+			for k := len(held) - 1; k >= 0; k-- {
+				_ = held[k].Abort()
+				store.Unpin(held[k])
+			}
+			clear(held)
+			s.held = held[:0]
+			s.tx.End(false)
+			panic(r)
+		}
+	}()
+	for _, i := range s.order {
+		g := &s.groups[i]
+		n := len(g.ends)
 		f, err := store.Pin(g.path, in.opt)
 		if err != nil {
-			in.dropBadPath(n-skip, err)
+			s.bad = append(s.bad, badDrop{n, err})
 			continue
 		}
-		written, rots, err := f.Write(buf, ends, in.slots)
-		store.Unpin(f)
+		f.Hold()
+		held = append(held, f)
+		gi := &s.gi
+		*gi = filestore.GroupIntent{Tx: &s.tx, Path: filestore.PathHash(g.path)}
+		buf, ends := g.buf, g.ends
+		if replay {
+			// What an earlier process landed of this group is skipped.
+			if skip := f.Replayed(&s.tx, gi.Path, buf, ends); skip > 0 {
+				in.log.Infof("a chunk replayed after a restart: %d of its %d line(s) for %q had landed; written once", skip, n, g.path)
+				buf, ends, gi.Base = trimLines(buf, ends, skip)
+			}
+		}
+		if !s.tx.Active() {
+			gi = nil
+		}
+		toWrite, bytesToWrite := len(ends), len(buf)
+		var rots []filestore.Rotation
+		for k := 0; ; {
+			w, more, err2 := f.Append(buf, ends, in.slots, gi)
+			rots, err = append(rots, more...), err2
+			// More files than max_open_sockets: close the descriptor of a
+			// file this chunk wrote already (it stays held) to open the
+			// next, and go on from the lines that landed.
+			if !errors.Is(err, filestore.ErrNoSlot) {
+				break
+			}
+			for k < len(held)-1 && !held[k].CloseHeld() {
+				k++
+			}
+			if k == len(held)-1 {
+				break
+			}
+			if w > 0 {
+				var base int
+				buf, ends, base = trimLines(buf, ends, w)
+				if gi != nil {
+					gi.Base += base
+				}
+			}
+		}
 		for _, r := range rots {
 			in.log.Infof("%v", r)
 		}
-		if written > 0 {
-			lines += written
-			bytes += ends[written-1]
-		}
 		if err == nil {
+			lines += toWrite
+			bytes += bytesToWrite
 			continue
 		}
-		s.done[i] = skip + written
+		held[len(held)-1] = nil
+		held = held[:len(held)-1]
+		if cerr := f.Abort(); cerr != nil {
+			in.log.Errorf("%v: cutting back failed: %v", err, cerr)
+		}
+		store.Unpin(f)
 		switch {
 		case errors.Is(err, filestore.ErrNoSlot):
 			in.log.LimitedWarnf("max_open_sockets", "no more free sockets (max_open_sockets=%d): every open file is being written; chunk will be retried", in.cfg.MaxOpenSockets)
 			in.metrics.retry(RetryNoSlot)
 			res = Retry
 		case in.static == nil && filestore.IsBadPath(err):
-			s.done[i] = n
 			in.metrics.countWriteError(filestore.ErrnoName(err))
-			in.dropBadPath(n-skip-written, err)
-			if written == 0 && skip == 0 {
-				in.dynamic.release(g.path)
-			}
+			s.bad = append(s.bad, badDrop{n, err})
+			in.dynamic.release(g.path)
+			continue
 		default:
 			// Rate-limited by errno, not by path: a template's many
 			// files on one full disk make one message every few seconds.
@@ -325,11 +374,46 @@ func (in *Instance) write(s *flushState, prior *resendEntry) Result {
 			in.metrics.retry(RetryWriteError)
 			res = Retry
 		}
+		break
+	}
+	for k := len(held) - 1; k >= 0; k-- {
+		f := held[k]
+		if res == Retry {
+			if err := f.Abort(); err != nil {
+				in.log.Errorf("cutting back %q after a failed flush: %v (its lines there will be written again)", f.Path(), err)
+			}
+		} else {
+			f.Commit()
+		}
+		store.Unpin(f)
+		held[k] = nil
+	}
+	held = held[:0]
+	s.held = held
+	s.tx.End(res != Retry)
+	bad := s.bad
+	s.bad = s.bad[:0]
+	if res == Retry {
+		return Retry
+	}
+	for _, d := range bad {
+		in.dropBadPath(d.n, d.err)
 	}
 	in.dropMaxFiles(overMax)
 	in.metrics.records.Add(float64(lines))
 	in.metrics.bytes.Add(float64(bytes))
 	return res
+}
+
+// trimLines drops the first n lines of buf (lines ending at ends),
+// rebasing ends in place; it returns the rest and where it began.
+func trimLines(buf []byte, ends []int, n int) ([]byte, []int, int) {
+	base := ends[n-1]
+	buf, ends = buf[base:], ends[n:]
+	for j := range ends {
+		ends[j] -= base
+	}
+	return buf, ends, base
 }
 
 // dropBadPath counts and logs the records bound for a rendered path that

@@ -3,6 +3,8 @@ package flatstore
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -43,9 +45,9 @@ type Instance struct {
 	opt    *filestore.Options
 	static *filestore.File // the configured file, when the path has no template
 
-	states  sync.Pool // *flushState
-	resends *resends
-	slots   *filestore.Slots // max_open_sockets: this output's open files
+	states  sync.Pool          // *flushState
+	journal *filestore.Journal // what it wrote, for replays after a crash; nil without one
+	slots   *filestore.Slots   // max_open_sockets: this output's open files
 	dynamic dynamicFiles
 
 	life      sync.RWMutex // flushes hold it shared; Close exclusively
@@ -68,7 +70,7 @@ func NewInstance(p *Process, cfg *Config, name string, log *logger.Logger) (*Ins
 	if log == nil {
 		log = logger.New(name, nil)
 	}
-	in := &Instance{proc: p, name: name, cfg: cfg, log: log, resends: newResends(),
+	in := &Instance{proc: p, name: name, cfg: cfg, log: log,
 		slots: filestore.NewSlots(cfg.MaxOpenSockets), dynamic: dynamicFiles{limit: cfg.MaxDynamicFiles}}
 	in.opt = &filestore.Options{
 		Perm:  cfg.FilePerm,
@@ -102,6 +104,7 @@ func NewInstance(p *Process, cfg *Config, name string, log *logger.Logger) (*Ins
 	}
 	in.reg = reg
 	in.metrics = p.metrics.forInstance(name)
+	in.journal = openJournal(p.store, cfg, name, log)
 	p.store.Start()
 	if cfg.Template.Static() {
 		in.static = p.store.Acquire(cfg.Path, in.opt)
@@ -233,4 +236,23 @@ func (in *Instance) Close() {
 		// retention) queued before it.
 		p.store.Stop()
 	})
+}
+
+// openJournal opens the output's journal in the state directory of its
+// static directory (docs/delivery.md: a crash costs nothing); nil, said in
+// the log, when it cannot: the output then runs without it.
+func openJournal(store *filestore.Store, cfg *Config, name string, log *logger.Logger) *filestore.Journal {
+	dir := filepath.Dir(cfg.Path)
+	if !cfg.Template.Static() {
+		dir = cfg.Template.StaticDir()
+	}
+	if cfg.Mkdir {
+		_ = os.MkdirAll(dir, 0o755)
+	}
+	j, err := store.OpenJournal(dir, filestore.JournalName(cfg.Path, name), log)
+	if err != nil {
+		log.Warnf("no journal (%v): a chunk the engine replays after a crash may be written twice", err)
+		return nil
+	}
+	return j
 }

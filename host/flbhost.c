@@ -62,6 +62,27 @@
  *                         keeps stdout and stderr); the parent waits for it and exits with its
  *                         exit code (128+signal when a signal ended it)
  *     -q                  no summary
+ *     -storage DIR        the stand-in for Fluent Bit's filesystem storage (storage.type
+ *                         filesystem), for crash tests. One instance and no -reload. Before a
+ *                         chunk of the input is first handed to the plugin it is written to
+ *                         DIR/NNNNNNNNNN.chunk (NNNNNNNNNN: its index in the input, from 0),
+ *                         fsync'd and renamed into place, and DIR/input.pos (how many input
+ *                         chunks were taken) is updated the same way. The chunk's file is
+ *                         deleted only when the plugin answered FLB_OK, or ERROR, or the retry
+ *                         limit gave the chunk up; a chunk cut off by a stop keeps its file. At
+ *                         start the chunk files in DIR are replayed first, in index order, then
+ *                         the input goes on after max(input.pos, last chunk file + 1): the
+ *                         input must be the same file at every start (as tail's DB assumes),
+ *                         and the input side never hands a chunk twice. So a SIGKILL between
+ *                         the plugin's write and the deletion replays the chunk, as the engine
+ *                         does. With -storage, SIGTERM stops the host as -exit-after-ms does
+ *                         (no new flush, the ones in flight finish, ExitCtx), as the engine's
+ *                         graceful shutdown; the chunks left keep their files
+ *     -retry-defer        a chunk answered RETRY goes to the back of the queue and the chunks
+ *                         after it are flushed before its resend (as the engine's scheduler
+ *                         retries later and flushes other chunks meanwhile), instead of being
+ *                         resent at once; -retry-wait-ms is the least wait before the resend.
+ *                         Serial instances only (-workers 0)
  *
  * Start-up, as the engine: Register once (the plugin's config map read from its definition),
  * properties set on every instance; then per instance in order: its log level (the service
@@ -95,10 +116,13 @@
  */
 #define _GNU_SOURCE
 #include <ctype.h>
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -315,6 +339,9 @@ struct chunk {
     const uint8_t *data;
     size_t len;
     size_t records;
+    long long input_idx; /* its index in the input; -1: replayed from -storage */
+    long long stored;    /* -storage: the index in its chunk file's name; -1: not stored */
+    uint8_t *owned;      /* data read from a chunk file, freed with the host */
 };
 
 struct host;
@@ -373,6 +400,8 @@ struct host {
     long long reload;
     long long hold_ms;
     int quiet, dry_run, help_plugin, daemon;
+    const char *storage; /* -storage DIR */
+    int retry_defer;
 
     /* plugin */
     void *dl;
@@ -665,6 +694,9 @@ static void add_chunk(struct host *h, const uint8_t *d, size_t len, size_t recs)
     h->chunks[h->nchunks].data = d;
     h->chunks[h->nchunks].len = len;
     h->chunks[h->nchunks].records = recs;
+    h->chunks[h->nchunks].input_idx = (long long)h->nchunks;
+    h->chunks[h->nchunks].stored = -1;
+    h->chunks[h->nchunks].owned = NULL;
     h->nchunks++;
 }
 
@@ -707,6 +739,170 @@ static int load_input(struct host *h)
     return 0;
 }
 
+
+/* ---- -storage: chunk files, as Fluent Bit's filesystem storage keeps them ---- */
+
+/* SIGTERM with -storage: stop as at -exit-after-ms (checked where the deadline is). */
+static volatile sig_atomic_t term_requested;
+
+static void on_term(int sig)
+{
+    (void)sig;
+    term_requested = 1;
+}
+
+static int stop_due(struct host *h)
+{
+    return term_requested || (h->deadline > 0 && now_s() >= h->deadline);
+}
+
+static void storage_path(const struct host *h, char *buf, size_t n, long long idx)
+{
+    if (idx < 0) snprintf(buf, n, "%s/input.pos", h->storage);
+    else snprintf(buf, n, "%s/%010lld.chunk", h->storage, idx);
+}
+
+static void storage_fail(const char *what, const char *path)
+{
+    fprintf(stderr, "flbhost: -storage: %s %s: %s\n", what, path, strerror(errno));
+    exit(70);
+}
+
+static void fsync_storage_dir(const struct host *h)
+{
+    int fd = open(h->storage, O_RDONLY | O_DIRECTORY);
+    if (fd < 0 || fsync(fd) != 0) storage_fail("fsync", h->storage);
+    close(fd);
+}
+
+/* storage_put writes data to the file of idx (-1: input.pos) durably: a temporary file,
+ * fsync, rename into place, fsync of the directory. */
+static void storage_put(const struct host *h, long long idx, const void *data, size_t len)
+{
+    char path[PATH_MAX], tmp[PATH_MAX + 8];
+    const uint8_t *p = data;
+    int fd;
+    storage_path(h, path, sizeof path, idx);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) storage_fail("open", tmp);
+    while (len > 0) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) storage_fail("write", tmp);
+        p += w;
+        len -= (size_t)w;
+    }
+    if (fsync(fd) != 0) storage_fail("fsync", tmp);
+    close(fd);
+    if (rename(tmp, path) != 0) storage_fail("rename", tmp);
+    fsync_storage_dir(h);
+}
+
+/* storage_take persists an input chunk before its first flush, then input.pos past it. */
+static void storage_take(struct host *h, struct chunk *c)
+{
+    char pos[32];
+    int n;
+    if (!h->storage || c->stored >= 0 || c->input_idx < 0) return;
+    storage_put(h, c->input_idx, c->data, c->len);
+    c->stored = c->input_idx;
+    n = snprintf(pos, sizeof pos, "%lld\n", c->input_idx + 1);
+    storage_put(h, -1, pos, (size_t)n);
+}
+
+/* storage_done deletes the file of a chunk the engine is done with. */
+static void storage_done(const struct host *h, const struct chunk *c)
+{
+    char path[PATH_MAX];
+    if (!h->storage || c->stored < 0) return;
+    storage_path(h, path, sizeof path, c->stored);
+    if (unlink(path) != 0 && errno != ENOENT) storage_fail("unlink", path);
+    fsync_storage_dir(h);
+}
+
+static int cmp_ll(const void *a, const void *b)
+{
+    long long x = *(const long long *)a, y = *(const long long *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* storage_load puts the chunk files of an earlier run first, in index order, and drops the
+ * input chunks an earlier run took already. */
+static int storage_load(struct host *h)
+{
+    DIR *d;
+    struct dirent *e;
+    long long *idx = NULL, next = 0, v;
+    size_t n = 0, i, keep;
+    struct chunk *input = h->chunks;
+    size_t ninput = h->nchunks;
+    char path[PATH_MAX];
+    uint8_t *pos;
+    size_t poslen;
+
+    if (mkdir(h->storage, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "flbhost: -storage %s: %s\n", h->storage, strerror(errno));
+        return -1;
+    }
+    d = opendir(h->storage);
+    if (!d) {
+        fprintf(stderr, "flbhost: -storage %s: %s\n", h->storage, strerror(errno));
+        return -1;
+    }
+    while ((e = readdir(d)) != NULL) {
+        char *end;
+        if (strlen(e->d_name) != 16 || strcmp(e->d_name + 10, ".chunk") != 0) continue;
+        errno = 0;
+        v = strtoll(e->d_name, &end, 10);
+        if (errno || end != e->d_name + 10 || v < 0) continue;
+        idx = xrealloc(idx, (n + 1) * sizeof(*idx));
+        idx[n++] = v;
+    }
+    closedir(d);
+    qsort(idx, n, sizeof(*idx), cmp_ll);
+    storage_path(h, path, sizeof path, -1);
+    if (access(path, F_OK) == 0) {
+        if (read_all(path, &pos, &poslen)) return -1;
+        pos = xrealloc(pos, poslen + 1);
+        pos[poslen] = '\0';
+        next = atoll((const char *)pos);
+        free(pos);
+    }
+    if (n > 0 && idx[n - 1] + 1 > next) next = idx[n - 1] + 1;
+
+    h->chunks = NULL;
+    h->nchunks = 0;
+    for (i = 0; i < n; i++) {
+        uint8_t *data;
+        size_t len;
+        storage_path(h, path, sizeof path, idx[i]);
+        if (read_all(path, &data, &len)) return -1;
+        add_chunk(h, data, len, count_records(data, len));
+        h->chunks[h->nchunks - 1].input_idx = -1;
+        h->chunks[h->nchunks - 1].stored = idx[i];
+        h->chunks[h->nchunks - 1].owned = data;
+    }
+    if (n > 0 && idx[n - 1] + 1 == next) {
+        /* the last chunk file was written but input.pos not yet moved past it: move it now,
+         * or once that chunk's file is deleted the next start would take it from the input
+         * again */
+        char buf[32];
+        int k = snprintf(buf, sizeof buf, "%lld\n", next);
+        storage_put(h, -1, buf, (size_t)k);
+    }
+    keep = h->nchunks;
+    for (i = (size_t)(next < (long long)ninput ? next : (long long)ninput); i < ninput; i++) {
+        add_chunk(h, input[i].data, input[i].len, input[i].records);
+        h->chunks[h->nchunks - 1].input_idx = input[i].input_idx;
+    }
+    fprintf(stderr, "flbhost: -storage %s: %zu chunk(s) to replay, input from chunk %lld of %zu\n",
+            h->storage, keep, next, ninput);
+    free(input);
+    free(idx);
+    return 0;
+}
+
 /* ---- driving the plugin ---- */
 
 static void call_exit(struct host *h, struct instance *in)
@@ -746,7 +942,7 @@ static void begin_stop(struct host *h)
 static int try_begin(struct host *h, struct instance *in)
 {
     int ok;
-    if (in->nthreads == 0 && h->deadline > 0 && now_s() >= h->deadline) begin_stop(h);
+    if (in->nthreads == 0 && stop_due(h)) begin_stop(h);
     pthread_mutex_lock(&in->mu);
     ok = !in->stopping;
     if (ok) in->inflight++;
@@ -793,11 +989,36 @@ static int flush_once(struct host *h, struct instance *in, const struct chunk *c
     return rc;
 }
 
+enum result { RES_OK, RES_ERROR, RES_DROPPED };
+
+/* finish_chunk counts a chunk's end; with -storage its file goes unless a stop cut it off. */
+static void finish_chunk(struct host *h, struct instance *in, const struct chunk *c,
+                         enum result result, int retries, int cut)
+{
+    if (!cut) storage_done(h, c);
+    pthread_mutex_lock(&in->mu);
+    in->st.chunks++;
+    in->st.records += c->records;
+    in->st.retries += (unsigned long long)retries;
+    if (result == RES_OK) {
+        in->st.ok_chunks++;
+        in->st.ok_records += c->records;
+    } else if (result == RES_ERROR) {
+        in->st.errors++;
+    } else {
+        in->st.dropped_chunks++;
+        in->st.dropped_records += c->records;
+    }
+    in->done++;
+    pthread_cond_broadcast(&in->done_cv);
+    pthread_mutex_unlock(&in->mu);
+}
+
 static void deliver(struct host *h, struct instance *in, const struct chunk *c)
 {
     long long attempt;
-    enum { RES_OK, RES_ERROR, RES_DROPPED } result = RES_DROPPED;
-    int retries = 0;
+    enum result result = RES_DROPPED;
+    int retries = 0, cut = 0;
     for (attempt = 0;; attempt++) {
         int rc;
         /* the first attempt was counted in flight by the caller */
@@ -805,6 +1026,7 @@ static void deliver(struct host *h, struct instance *in, const struct chunk *c)
             sleep_us(h->retry_wait_ms * 1000);
             if (!try_begin(h, in)) {
                 result = RES_DROPPED;
+                cut = 1;
                 break;
             }
         }
@@ -826,22 +1048,56 @@ static void deliver(struct host *h, struct instance *in, const struct chunk *c)
         result = RES_ERROR;
         break;
     }
-    pthread_mutex_lock(&in->mu);
-    in->st.chunks++;
-    in->st.records += c->records;
-    in->st.retries += (unsigned long long)retries;
-    if (result == RES_OK) {
-        in->st.ok_chunks++;
-        in->st.ok_records += c->records;
-    } else if (result == RES_ERROR) {
-        in->st.errors++;
-    } else {
-        in->st.dropped_chunks++;
-        in->st.dropped_records += c->records;
+    finish_chunk(h, in, c, result, retries, cut);
+}
+
+/* run_deferred is -retry-defer for a serial instance: a FIFO of chunks where a chunk answered
+ * RETRY goes to the back, to be resent after the chunks queued behind it had their turn. */
+static void run_deferred(struct host *h, struct instance *in)
+{
+    struct pend {
+        size_t idx;
+        long long attempt;
+        int retries;
+        double not_before;
+    } *q;
+    size_t n = h->nchunks, head = 0, len = n, i;
+    q = xcalloc(n, sizeof(*q));
+    for (i = 0; i < n; i++) q[i].idx = i;
+    while (len > 0) {
+        struct pend p = q[head];
+        struct chunk *c = &h->chunks[p.idx];
+        double wait = p.not_before - now_s();
+        int rc;
+        if (wait > 0) sleep_us((long long)(wait * 1e6));
+        if (!try_begin(h, in)) break;
+        head = (head + 1) % n;
+        len--;
+        if (p.attempt == 0) storage_take(h, c);
+        rc = flush_once(h, in, c);
+        end_flush(in);
+        sleep_us(h->chunk_delay_us);
+        if (rc == FLB_OK) {
+            finish_chunk(h, in, c, RES_OK, p.retries, 0);
+        } else if (rc == FLB_RETRY) {
+            p.retries++;
+            if (in->retry_limit >= 0 && p.attempt >= in->retry_limit) {
+                finish_chunk(h, in, c, RES_DROPPED, p.retries, 0);
+                continue;
+            }
+            p.attempt++;
+            p.not_before = now_s() + (double)h->retry_wait_ms / 1000.0;
+            q[(head + len) % n] = p;
+            len++;
+        } else {
+            finish_chunk(h, in, c, RES_ERROR, p.retries, 0);
+        }
     }
-    in->done++;
-    pthread_cond_broadcast(&in->done_cv);
-    pthread_mutex_unlock(&in->mu);
+    /* cut off by a stop: a chunk already tried is dropped (its file kept), the rest unsent */
+    for (; len > 0; len--, head = (head + 1) % n)
+        if (q[head].attempt > 0)
+            finish_chunk(h, in, &h->chunks[q[head].idx], RES_DROPPED, q[head].retries, 1);
+    free(q);
 }
 
 static void *worker_main(void *arg)
@@ -890,10 +1146,11 @@ static void wait_workers(struct host *h, struct instance *in)
 {
     pthread_mutex_lock(&in->mu);
     while (in->done < in->q_avail && !in->stopping) {
-        if (h->deadline > 0) {
+        if (h->deadline > 0 || h->storage) {
             struct timespec ts;
-            double left = h->deadline - now_s();
-            if (left <= 0) {
+            double left = h->deadline > 0 ? h->deadline - now_s() : 0.05;
+            if (h->storage && left > 0.05) left = 0.05; /* look for SIGTERM */
+            if (left <= 0 || term_requested) {
                 pthread_mutex_unlock(&in->mu);
                 begin_stop(h);
                 pthread_mutex_lock(&in->mu);
@@ -921,9 +1178,15 @@ static void run_generation(struct host *h)
     h->stop_started = 0;
     h->deadline = h->exit_after_ms > 0 ? now_s() + (double)h->exit_after_ms / 1000.0 : 0;
     for (i = 0; i < h->ninst; i++) start_workers(h, h->inst[i]);
+    if (h->retry_defer) {
+        for (i = 0; i < h->ninst; i++)
+            if (h->inst[i]->nthreads == 0) run_deferred(h, h->inst[i]);
+    }
     for (c = 0; c < h->nchunks && !h->stop_started; c++) {
         for (i = 0; i < h->ninst && !h->stop_started; i++) {
             struct instance *in = h->inst[i];
+            if (h->retry_defer && in->nthreads == 0) continue;
+            storage_take(h, &h->chunks[c]);
             if (in->nthreads > 0) {
                 pthread_mutex_lock(&in->mu);
                 in->q_avail++;
@@ -933,7 +1196,7 @@ static void run_generation(struct host *h)
                 deliver(h, in, &h->chunks[c]);
             }
         }
-        if (h->deadline > 0 && now_s() >= h->deadline) begin_stop(h);
+        if (stop_due(h)) begin_stop(h);
     }
     for (i = 0; i < h->ninst; i++) {
         struct instance *in = h->inst[i];
@@ -1175,6 +1438,7 @@ static void host_free(struct host *h)
     size_t i;
     for (i = 0; i < h->ninst; i++) instance_free(h->inst[i]);
     free(h->inst);
+    for (i = 0; i < h->nchunks; i++) free(h->chunks[i].owned);
     free(h->chunks);
     free(h->input);
     free(h->plugin.name);
@@ -1192,7 +1456,7 @@ static void usage(const char *msg)
           "  -chunk N (1000)  -tag TAG (flatstore.test)  -workers N (0)  -retry-max N (50)\n"
           "  -retry-wait-ms N (20)  -chunk-delay-us N  -exit-after-ms N  -reload N  -hold-ms N\n"
           "  -log-level off|error|warn|info|debug|trace (info)  -quiet  -log-file FILE\n"
-          "  -dry-run  -help-plugin  -daemon  -q\n",
+          "  -dry-run  -help-plugin  -daemon  -q  -storage DIR  -retry-defer\n",
           stderr);
 }
 
@@ -1334,6 +1598,11 @@ int main(int argc, char **argv)
             h.daemon = 1;
         } else if (strcmp(o, "-q") == 0) {
             h.quiet = 1;
+        } else if (strcmp(o, "-storage") == 0) {
+            NEED_ARG();
+            h.storage = argv[++a];
+        } else if (strcmp(o, "-retry-defer") == 0) {
+            h.retry_defer = 1;
         } else {
             fprintf(stderr, "flbhost: unknown option %s\n", o);
             usage(NULL);
@@ -1351,7 +1620,12 @@ int main(int argc, char **argv)
         rc = EXIT_USAGE;
         goto out;
     }
-    if (load_input(&h)) {
+    if (h.storage && (h.ninst != 1 || h.reload > 0)) {
+        usage("-storage takes one instance and no -reload");
+        rc = EXIT_USAGE;
+        goto out;
+    }
+    if (load_input(&h) || (h.storage && storage_load(&h))) {
         rc = EXIT_USAGE;
         goto out;
     }
@@ -1386,6 +1660,14 @@ int main(int argc, char **argv)
 
     /* the engine starts: its logger, then the outputs */
     hostlog_start(h.log_file);
+    if (h.storage) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = on_term;
+        sa.sa_flags = SA_RESTART;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGTERM, &sa, NULL);
+    }
     for (v = 0; v <= h.reload; v++) {
         if (v > 0) {
             exit_all(&h);

@@ -36,12 +36,20 @@
 // file that no flush is writing is closed (its next write reopens the same
 // file, O_APPEND), so a flush that needs more files than the limit writes them
 // in waves. Only when every slot of that output is held by a write in
-// progress does Write return ErrNoSlot (the flush answers RETRY); another
+// progress does Write (or Append) return ErrNoSlot (the flush answers RETRY); another
 // output is never refused, nor has its files closed, because of it.
 //
-// Lock order: a File's lock, then another File's (a victim, which is open and
-// which no flush pins), then the Store's. The Store never takes a File's lock
-// while holding its own. A File's rotation state (policy) and its series of
+// A flush holds the Files of its chunk (File.Hold) until it knows the
+// outcome, then commits or aborts them all. When it needs more files than
+// the limit, it closes the descriptors of the files it holds already
+// (File.CloseHeld) to open the next; File.Abort reopens those by name to
+// cut them back.
+//
+// Lock order: Files' locks in the order of their paths (a flush holds
+// several), then the Store's. A victim closed for a slot (open, and pinned
+// by no flush) is taken with TryLock, never waited for: its lock may be
+// held by a flush that waits for one its evictor holds. The Store never
+// takes a File's lock while holding its own. A File's rotation state (policy) and its series of
 // rotated files are guarded by the File's lock and the series' own.
 //
 // # Opening a file

@@ -98,6 +98,11 @@ type File struct {
 	// movedAt is when reopen_check first found the open file moved (zero:
 	// not moved): it reopens only at a check moveGrace later.
 	movedAt time.Time
+	// While held (Hold … Commit or Abort): what the hold appended and the
+	// series' work of its rotations, done once those bytes are final.
+	held  bool
+	segs  []segment
+	after []func()
 
 	// Read without mu.
 	lastWrite atomic.Int64 // unix nanos of the last write
@@ -157,12 +162,49 @@ func (r Rotation) String() string {
 // Write appends data, whose lines end at the offsets in ends (each the
 // index just past a line's '\n'), as one write(2) — or one per file when
 // rotate_count or rotate_size splits it. set is the writing output's slots
-// (max_open_sockets). On error, what this call wrote to the file it failed on
-// is cut back and the error is returned; written counts the lines that
-// landed before it (in files a built-in rotation closed).
+// (max_open_sockets). It is Hold, Append, then Commit — or Abort on error:
+// the call lands whole or not at all, in every file it touched (a rotation
+// inside it included), and written is then 0.
 func (f *File) Write(data []byte, ends []int, set *Slots) (written int, rots []Rotation, err error) {
+	f.Hold()
+	written, rots, err = f.Append(data, ends, set, nil)
+	if err != nil {
+		if cerr := f.Abort(); cerr != nil {
+			err = fmt.Errorf("%w; %v", err, cerr)
+		}
+		return 0, rots, err
+	}
+	f.Commit()
+	return written, rots, nil
+}
+
+// segment is a run of bytes one held File appended to one file, as the
+// cut-back of Abort needs it: where the file is (its name now: a rotation
+// may have renamed it aside), which file it is, and its size before.
+type segment struct {
+	name     string
+	dev, ino uint64
+	before   int64
+	bytes    int64
+	lines    int
+}
+
+// Hold locks f for one chunk's appends: nothing else writes, rotates nor
+// closes it until Commit or Abort, so what the chunk appended can be cut
+// back exactly. A flush that holds several Files takes them in the order
+// of their paths (package doc: the lock order).
+func (f *File) Hold() {
 	f.mu.Lock()
-	defer f.mu.Unlock()
+	f.held = true
+	f.segs = f.segs[:0]
+}
+
+// Append is Write's work on a held File: on error, the write that failed
+// is cut back, and what this hold appended before it stays until Abort.
+// written counts the lines appended. With gi, each write is journaled
+// before it is made (with sync flush, made durable first), and a torn write
+// an earlier process left at the end of a file it opens is cut back.
+func (f *File) Append(data []byte, ends []int, set *Slots, gi *GroupIntent) (written int, rots []Rotation, err error) {
 	now := f.now()
 	if f.fd >= 0 {
 		if r := f.checkLocked(now); r.reason != "" {
@@ -170,10 +212,9 @@ func (f *File) Write(data []byte, ends []int, set *Slots) (written int, rots []R
 		}
 	}
 	start := 0
-	segBefore, segLines := int64(-1), 0 // the last write: the size before it, its lines
 	for li := 0; li < len(ends); {
 		if f.fd < 0 {
-			r, err := f.openLocked(now, set)
+			r, err := f.openLocked(now, set, gi)
 			if r.reason != "" {
 				rots = append(rots, r)
 			}
@@ -183,34 +224,141 @@ func (f *File) Write(data []byte, ends []int, set *Slots) (written int, rots []R
 		}
 		k := f.rot.linesFitting(ends, li, start, f.cur.size)
 		end := ends[li+k-1]
-		segBefore, segLines = f.cur.size, k
+		before := f.cur.size
+		if gi != nil && gi.Tx.j != nil {
+			gi.Tx.add(recIntent, gi.Path, gi.Base+start, end-start, f.cur.dev, f.cur.ino, before)
+			if f.opt.Sync {
+				// The intent is on disk before any byte it announces.
+				if err := gi.Tx.sync(); err != nil {
+					return written, rots, err
+				}
+			}
+		}
 		if err := f.writeLocked(data[start:end]); err != nil {
 			return written, rots, err
 		}
+		f.noteSegment(before, k)
 		written += k
 		f.total.lines.Add(uint64(k))
 		li += k
 		start = end
 		if reason := f.rot.wrote(k, f.cur.size); reason != "" {
-			rots = append(rots, f.rotateLocked(reason, now))
+			r := f.rotateLocked(reason, now)
+			if n := len(f.segs); n > 0 {
+				f.segs[n-1].name = r.to // the cut-back finds it there
+			}
+			rots = append(rots, r)
 		}
 	}
-	if f.opt.Sync && f.fd >= 0 {
+	if f.opt.Sync && f.fd >= 0 && len(ends) > 0 {
 		if err := f.sys.Fdatasync(f.fd); err != nil {
-			// The lines may not be durable and the flush will be retried:
-			// cut them back so that the retry does not write them twice.
-			if segBefore >= 0 && f.sys.Ftruncate(f.fd, segBefore) == nil {
-				f.total.bytes.Add(-uint64(f.cur.size - segBefore))
-				f.total.lines.Add(-uint64(segLines))
-				f.cur.size = segBefore
-				f.rot.lines -= int64(segLines)
-				written -= segLines
-			}
 			return written, rots, &FileError{"fdatasync", f.cur.name, err}
 		}
 	}
 	f.lastWrite.Store(now.UnixNano())
 	return written, rots, nil
+}
+
+// noteSegment records that the open file, of size before, took lines
+// more lines.
+func (f *File) noteSegment(before int64, lines int) {
+	if n := len(f.segs); n > 0 && f.segs[n-1].dev == f.cur.dev && f.segs[n-1].ino == f.cur.ino {
+		f.segs[n-1].lines += lines
+		f.segs[n-1].bytes += f.cur.size - before
+		return
+	}
+	f.segs = append(f.segs, segment{name: f.cur.name, dev: f.cur.dev, ino: f.cur.ino, before: before,
+		bytes: f.cur.size - before, lines: lines})
+}
+
+// CloseHeld closes the descriptor of a held File, keeping it held, and
+// gives back its slot: a flush that needs more files than max_open_sockets
+// frees a slot this way for its next file. Abort reopens the file by name
+// to cut it back. It reports whether there was a descriptor to close.
+func (f *File) CloseHeld() bool {
+	if f.fd < 0 {
+		return false
+	}
+	f.closeLocked("")
+	return true
+}
+
+// Commit ends a hold whose appends are to stay: the rotations it made are
+// recorded for retention and compression now that their files are final,
+// and f is unlocked.
+func (f *File) Commit() {
+	f.segs = f.segs[:0]
+	f.endHoldLocked()
+	f.mu.Unlock()
+}
+
+// Abort ends a hold by cutting back every byte it appended, in every file
+// (the open one through its descriptor; one a rotation or CloseHeld closed
+// by reopening its name, without following a link, once its device and
+// inode are checked), then unlocks f. Nothing else can have appended after
+// those bytes: the hold kept f locked. An error says which file could not
+// be cut back (it then holds lines that the retry writes again).
+func (f *File) Abort() error {
+	var errs []error
+	for i := len(f.segs) - 1; i >= 0; i-- {
+		sg := f.segs[i]
+		if err := f.cutBackLocked(sg); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if f.cur.dev == sg.dev && f.cur.ino == sg.ino {
+			// The file open now (or closed by CloseHeld): its size and
+			// rotate_count go back with its bytes.
+			f.cur.size = sg.before
+			f.rot.lines = max(f.rot.lines-int64(sg.lines), 0)
+		}
+		f.total.lines.Add(-uint64(sg.lines))
+		f.total.bytes.Add(-uint64(sg.bytes))
+	}
+	f.segs = f.segs[:0]
+	f.endHoldLocked()
+	f.mu.Unlock()
+	return errors.Join(errs...)
+}
+
+// cutBackLocked truncates the file of sg back to its size before.
+func (f *File) cutBackLocked(sg segment) error {
+	if f.fd >= 0 && f.cur.dev == sg.dev && f.cur.ino == sg.ino {
+		if err := f.sys.Ftruncate(f.fd, sg.before); err != nil {
+			return &FileError{"ftruncate", f.cur.name, err}
+		}
+		return nil
+	}
+	fd, err := f.sys.Open(sg.name, unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
+	if err != nil {
+		return &FileError{"open to cut back", sg.name, err}
+	}
+	defer f.sys.Close(fd)
+	var st unix.Stat_t
+	if err := f.sys.Fstat(fd, &st); err != nil {
+		return &FileError{"fstat", sg.name, err}
+	}
+	if !sameFile(&st, sg.dev, sg.ino) || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return &FileError{"cut back", sg.name, errors.New("no longer the file that was written")}
+	}
+	if err := f.sys.Ftruncate(fd, sg.before); err != nil {
+		return &FileError{"ftruncate", sg.name, err}
+	}
+	if f.opt.Sync {
+		_ = f.sys.Fdatasync(fd)
+	}
+	return nil
+}
+
+// endHoldLocked runs what the hold's rotations left for after it.
+func (f *File) endHoldLocked() {
+	f.held = false
+	after := f.after
+	f.after = f.after[:0]
+	for _, fn := range after {
+		fn()
+	}
+	clear(after)
 }
 
 // writeLocked writes b whole, looping on short writes; on error it cuts the
@@ -254,7 +402,7 @@ func (f *File) writeLocked(b []byte) error {
 // existing file that is already full — rotate_size reached, or last written
 // in an earlier rotate_period — is not appended to: that is a rotation,
 // which is returned.
-func (f *File) openLocked(now time.Time, set *Slots) (Rotation, error) {
+func (f *File) openLocked(now time.Time, set *Slots, gi *GroupIntent) (Rotation, error) {
 	if f.slots != nil {
 		if err := f.slots.takeSlot(f, set); err != nil {
 			return Rotation{}, err
@@ -276,6 +424,9 @@ func (f *File) openLocked(now time.Time, set *Slots) (Rotation, error) {
 		if err != nil {
 			f.giveBackSlot()
 			return rot, err
+		}
+		if gi != nil && !created {
+			gi.Tx.resolveTorn(fd, &st, f.sys, f.opt.Log, name)
 		}
 		if !created && !f.rot.fresh {
 			if reason := f.rot.full(&st, now); reason != "" {
@@ -349,7 +500,9 @@ func (f *File) setAsideLocked(name, reason string, now time.Time, id fileID) str
 		intended := f.series != nil && f.series.intend(to, id.dev, id.ino, reason)
 		err := renameNoReplace(f.sys.Renameat2, unix.AT_FDCWD, name, unix.AT_FDCWD, to)
 		if intended {
-			f.series.confirm(to, err == nil)
+			// Under a hold, the file's identity is recorded and its
+			// compression queued once the hold's bytes are final.
+			f.afterHold(func() { f.series.confirm(to, err == nil) })
 		}
 		if err != nil {
 			// The next file takes path.1 instead (a fresh name); this one,
@@ -360,9 +513,18 @@ func (f *File) setAsideLocked(name, reason string, now time.Time, id fileID) str
 		return to
 	}
 	if f.series != nil {
-		f.series.add(name, reason)
+		f.afterHold(func() { f.series.add(name, reason) })
 	}
 	return name
+}
+
+// afterHold runs fn now, or at the end of the hold when f is held.
+func (f *File) afterHold(fn func()) {
+	if f.held {
+		f.after = append(f.after, fn)
+		return
+	}
+	fn()
 }
 
 // nextName is the name the next open would take now.
@@ -465,6 +627,14 @@ func (f *File) Close() {
 	f.mu.Lock()
 	f.closeLocked("")
 	f.mu.Unlock()
+}
+
+// tryClose closes the file unless its lock is busy.
+func (f *File) tryClose() {
+	if f.mu.TryLock() {
+		f.closeLocked("")
+		f.mu.Unlock()
+	}
 }
 
 // maintain runs the timed checks on an idle file: idle_timeout,

@@ -2,8 +2,12 @@ package filestore
 
 import (
 	"container/list"
+	"crypto/rand"
+	"runtime"
 	"sync"
 	"time"
+
+	"github.com/flatstore/flatstore/flatstore/logger"
 )
 
 // Store is the process's set of event files. Several outputs that write
@@ -37,6 +41,10 @@ type Store struct {
 	seriesLRU  *list.List // *seriesRef no File uses, least recently used first
 	arch       *Archiver
 	lastRetain time.Time
+
+	// token tells this process's journal epochs from another's
+	// (journal.go).
+	token [16]byte
 
 	users    int
 	stop     chan struct{}
@@ -93,9 +101,17 @@ func New(env Env) *Store {
 	if env.MaxMemo <= 0 {
 		env.MaxMemo = maxMemo
 	}
-	return &Store{sys: env.Sys, now: env.Now, count: env.Counter, files: map[string]*File{}, unbounded: NewSlots(0), byID: map[devIno]*File{},
+	p := &Store{sys: env.Sys, now: env.Now, count: env.Counter, files: map[string]*File{}, unbounded: NewSlots(0), byID: map[devIno]*File{},
 		memo: map[string]*list.Element{}, memoOrder: list.New(), interval: env.Every, maxMemo: env.MaxMemo,
 		series: map[string]*seriesRef{}, seriesLRU: list.New(), arch: NewArchiver()}
+	_, _ = rand.Read(p.token[:])
+	return p
+}
+
+// OpenJournal opens the journal name in the state directory of dir for an
+// output of this store's process (journal.go).
+func (p *Store) OpenJournal(dir, name string, log *logger.Logger) (*Journal, error) {
+	return OpenJournal(dir, name, p.token, p.sys, log)
 }
 
 // OpenCount is the number of files holding a slot.
@@ -197,7 +213,10 @@ func (p *Store) takeSlot(f *File, set *Slots) error {
 	if set == nil {
 		set = p.unbounded
 	}
-	for try := 0; try < 16; try++ {
+	for try := 0; try < maxSlotTries; try++ {
+		if try > 0 {
+			runtime.Gosched()
+		}
 		p.mu.Lock()
 		if f.elem != nil {
 			p.mu.Unlock()
@@ -216,7 +235,11 @@ func (p *Store) takeSlot(f *File, set *Slots) error {
 		}
 		v.evicting = true
 		p.mu.Unlock()
-		v.Close() // under v's lock; gives its slot back through slotFreed
+		// Never wait for a victim's lock: a flush that pinned it since may
+		// hold it and wait for a File whose lock our caller holds (a flush
+		// holds the files of its chunk until it knows the outcome). A busy
+		// victim is left for another round.
+		v.tryClose() // gives its slot back through slotFreed
 		p.mu.Lock()
 		v.evicting = false
 		p.forgetLocked(v)
@@ -224,6 +247,11 @@ func (p *Store) takeSlot(f *File, set *Slots) error {
 	}
 	return ErrNoSlot
 }
+
+// maxSlotTries bounds the rounds takeSlot makes for a slot, each closing
+// one idle file of the output or finding one free, before it answers
+// ErrNoSlot.
+const maxSlotTries = 64
 
 // victimLocked returns set's least recently used open file that no flush
 // pins and nobody is closing already, or nil.

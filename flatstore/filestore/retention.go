@@ -149,7 +149,12 @@ func (s *series) openDir() (int, error) {
 // openState opens the state directory beneath dfd, making it when create
 // is set; errState when it is not the running user's private directory,
 // ENOENT when it does not exist.
-func (s *series) openState(dfd int, create bool) (int, error) {
+func (s *series) openState(dfd int, create bool) (int, error) { return openStateDir(dfd, create) }
+
+// openStateDir opens the state directory beneath dfd, making it when create
+// is set; errState when it is not the running user's private directory,
+// ENOENT when it does not exist. The manifests and the journals share it.
+func openStateDir(dfd int, create bool) (int, error) {
 	const flags = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
 	sfd, err := unix.Openat(dfd, StateDirName, flags, 0)
 	made := false

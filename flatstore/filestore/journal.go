@@ -1,0 +1,611 @@
+package filestore
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"unsafe"
+
+	"github.com/cespare/xxhash/v2"
+	"golang.org/x/sys/unix"
+
+	"github.com/flatstore/flatstore/flatstore/logger"
+)
+
+// The journal (docs/delivery.md: a crash costs nothing). Fluent Bit's
+// filesystem storage replays, whole, every chunk whose file is still there
+// at start — one whose flush had landed and whose OK the engine never
+// handled, or one the process died in the middle of. The journal is how
+// the next process tells what of such a chunk had landed.
+//
+// One journal per output, a fixed ring of records in the state directory
+// of the output's static directory (journal-<hash>). Before the bytes of a
+// chunk's group go to a file, a record says where they go: the chunk (its
+// length, tag and a hash of its bytes), the group (a hash of its path),
+// which bytes of the group, the file (device, inode) and the offset. The
+// record is then marked done when the chunk commits, aborted when it is
+// cut back. A process start begins a new epoch; the records of earlier
+// epochs are the candidates of a replay:
+//
+//   - A flush of a chunk with the same length, tag and hash as a candidate
+//     set (the records of one earlier attempt) is checked group by group:
+//     the bytes at the recorded place, read back from the file found by
+//     its device and inode (under its path, or a name in its directory: a
+//     rotation may have moved it), are compared byte for byte with what
+//     this flush rendered. The landed prefix of the group is skipped, the
+//     rest written.
+//   - A set is used once: the next identical chunk is not taken for the
+//     same replay. It is used up when the replay commits; until then an
+//     in-process retry of the replay matches it again.
+//   - The records of what a replay skipped are journaled again in its own
+//     attempt, so a crash during the replay leaves a complete account.
+//   - At the first open of a file in an epoch, an intent of an earlier
+//     epoch that ends past the file's end is a torn write: the file is cut
+//     back to the record's offset before anything is appended.
+//   - A record stays a candidate until used or until journalSlots newer
+//     records overwrite it.
+const (
+	journalSlots = 8192
+	recSize      = 96
+	hdrSize      = recSize
+	journalMagic = "flatstore journal v1\x00"
+)
+
+// record states
+const (
+	recEmpty   = 0
+	recIntent  = 1
+	recDone    = 2
+	recAborted = 3
+	recUsed    = 4
+)
+
+// crcOf is the checksum of a record or header (the standard library keeps
+// the Castagnoli table once).
+func crcOf(b []byte) uint32 { return crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)) }
+
+// ChunkKey identifies a chunk's bytes and tag.
+type ChunkKey struct{ Len, Tag, Sum uint64 }
+
+// KeyOf returns the key of a chunk.
+func KeyOf(data []byte, tag string) ChunkKey {
+	return ChunkKey{Len: uint64(len(data)), Tag: xxhash.Sum64String(tag), Sum: xxhash.Sum64(data)}
+}
+
+// jrec is one record of the journal.
+type jrec struct {
+	slot    int // where it is in the ring
+	state   byte
+	epoch   uint32
+	seq     uint64
+	attempt uint64
+	key     ChunkKey
+	path    uint64 // hash of the group's path
+	gstart  uint32 // the bytes of the group it covers
+	glen    uint32
+	dev     uint64
+	ino     uint64
+	off     int64
+}
+
+func (r *jrec) encode(b []byte) {
+	clear(b[:recSize])
+	b[0] = r.state
+	binary.LittleEndian.PutUint32(b[4:], r.epoch)
+	binary.LittleEndian.PutUint64(b[8:], r.seq)
+	binary.LittleEndian.PutUint64(b[16:], r.attempt)
+	binary.LittleEndian.PutUint64(b[24:], r.key.Len)
+	binary.LittleEndian.PutUint64(b[32:], r.key.Tag)
+	binary.LittleEndian.PutUint64(b[40:], r.key.Sum)
+	binary.LittleEndian.PutUint64(b[48:], r.path)
+	binary.LittleEndian.PutUint32(b[56:], r.gstart)
+	binary.LittleEndian.PutUint32(b[60:], r.glen)
+	binary.LittleEndian.PutUint64(b[64:], r.dev)
+	binary.LittleEndian.PutUint64(b[72:], r.ino)
+	binary.LittleEndian.PutUint64(b[80:], uint64(r.off))
+	binary.LittleEndian.PutUint32(b[88:], crcOf(b[4:88]))
+}
+
+func (r *jrec) decode(b []byte) bool {
+	if binary.LittleEndian.Uint32(b[88:]) != crcOf(b[4:88]) {
+		return false
+	}
+	r.state = b[0]
+	r.epoch = binary.LittleEndian.Uint32(b[4:])
+	r.seq = binary.LittleEndian.Uint64(b[8:])
+	r.attempt = binary.LittleEndian.Uint64(b[16:])
+	r.key = ChunkKey{binary.LittleEndian.Uint64(b[24:]), binary.LittleEndian.Uint64(b[32:]), binary.LittleEndian.Uint64(b[40:])}
+	r.path = binary.LittleEndian.Uint64(b[48:])
+	r.gstart = binary.LittleEndian.Uint32(b[56:])
+	r.glen = binary.LittleEndian.Uint32(b[60:])
+	r.dev = binary.LittleEndian.Uint64(b[64:])
+	r.ino = binary.LittleEndian.Uint64(b[72:])
+	r.off = int64(binary.LittleEndian.Uint64(b[80:]))
+	return true
+}
+
+// candSet is the records of one earlier attempt at a chunk.
+type candSet struct {
+	epoch   uint32
+	attempt uint64
+	used    bool
+	owner   *Tx    // the flush matching it now
+	recs    []jrec // sorted by path, then gstart
+}
+
+// Journal is one output's record of what it wrote, for replays after a
+// crash. Its methods are safe for concurrent use. Its file is open only
+// during a flush (Tx), so that it never keeps the log's file system busy.
+type Journal struct {
+	path     string // the journal's file
+	pathz    []byte // path with its NUL, for an open that allocates nothing
+	dev, ino uint64 // its identity, checked at each open
+	sys      *Sys
+	log      *logger.Logger
+
+	mu      sync.Mutex
+	epoch   uint32
+	seq     uint64 // the next record's
+	attempt uint64 // the last attempt's
+	cands   map[ChunkKey][]*candSet
+	byFile  map[devIno][]jrec // intents of earlier epochs, for torn tails
+}
+
+// JournalName is the name of the journal of an output named name whose
+// path (template) is path.
+func JournalName(path, name string) string {
+	return fmt.Sprintf("journal-%016x", xxhash.Sum64String(path+"\x00"+name))
+}
+
+// OpenJournal opens (creating it) the journal name in the state directory
+// of dir, and begins a new epoch. The state directory must be the running
+// user's private one, as for the manifests. token identifies the process:
+// the records of epochs begun by this very process (an output closed and
+// made again) are not candidates — only a restart replays chunks.
+func OpenJournal(dir, name string, token [16]byte, sys *Sys, log *logger.Logger) (*Journal, error) {
+	if sys == nil {
+		sys = RealSys()
+	}
+	dfd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &FileError{"open", dir, err}
+	}
+	defer unix.Close(dfd)
+	sfd, err := openStateDir(dfd, true)
+	if err != nil {
+		return nil, &FileError{"open", filepath.Join(dir, StateDirName), err}
+	}
+	defer unix.Close(sfd)
+	full := filepath.Join(dir, StateDirName, name)
+	fd, err := unix.Openat(sfd, name, unix.O_RDWR|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, &FileError{"open", full, err}
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return nil, &FileError{"fstat", full, err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Nlink != 1 || int(st.Uid) != unix.Geteuid() {
+		return nil, &FileError{"open", full, errState{"is not flatstore's own journal"}}
+	}
+	j := &Journal{path: full, pathz: append([]byte(full), 0), dev: uint64(st.Dev), ino: uint64(st.Ino), sys: sys, log: log,
+		cands: map[ChunkKey][]*candSet{}, byFile: map[devIno][]jrec{}}
+	size := int64(hdrSize + journalSlots*recSize)
+	data := make([]byte, size)
+	n, _ := unix.Pread(fd, data, 0)
+	data = data[:max(n, 0)]
+	var first uint32 // the first epoch of this process
+	if len(data) >= hdrSize && bytes.HasPrefix(data, []byte(journalMagic)) &&
+		binary.LittleEndian.Uint32(data[hdrSize-4:]) == crcOf(data[:hdrSize-4]) {
+		h := data[len(journalMagic):]
+		j.epoch = binary.LittleEndian.Uint32(h)
+		if bytes.Equal(h[4:20], token[:]) {
+			first = binary.LittleEndian.Uint32(h[20:])
+		}
+	} else if n > 0 {
+		log.Warnf("journal %s: not a journal or its header is broken: starting a new one (a chunk replayed now may be written twice)", full)
+		data = nil
+	}
+	j.epoch++
+	if first == 0 {
+		first = j.epoch
+	}
+	j.load(data, first)
+	if err := unix.Ftruncate(fd, size); err != nil {
+		return nil, &FileError{"ftruncate", full, err}
+	}
+	hdr := make([]byte, hdrSize)
+	copy(hdr, journalMagic)
+	h := hdr[len(journalMagic):]
+	binary.LittleEndian.PutUint32(h, j.epoch)
+	copy(h[4:20], token[:])
+	binary.LittleEndian.PutUint32(h[20:], first)
+	binary.LittleEndian.PutUint32(hdr[hdrSize-4:], crcOf(hdr[:hdrSize-4]))
+	if _, err := unix.Pwrite(fd, hdr, 0); err != nil {
+		return nil, &FileError{"write", full, err}
+	}
+	if err := unix.Fdatasync(fd); err != nil {
+		return nil, &FileError{"fdatasync", full, err}
+	}
+	return j, nil
+}
+
+// load reads the records of earlier epochs as candidates.
+func (j *Journal) load(data []byte, first uint32) {
+	byAttempt := map[uint64]*candSet{}
+	for slot := 0; slot < journalSlots; slot++ {
+		o := hdrSize + slot*recSize
+		if o+recSize > len(data) {
+			break
+		}
+		var r jrec
+		if data[o] == recEmpty || !r.decode(data[o:o+recSize]) || int(r.seq%journalSlots) != slot {
+			continue
+		}
+		r.slot = slot
+		j.seq = max(j.seq, r.seq+1)
+		j.attempt = max(j.attempt, r.attempt)
+		if r.state != recIntent && r.state != recDone || r.epoch >= first {
+			continue
+		}
+		cs := byAttempt[r.attempt]
+		if cs == nil {
+			cs = &candSet{epoch: r.epoch, attempt: r.attempt}
+			byAttempt[r.attempt] = cs
+			j.cands[r.key] = append(j.cands[r.key], cs)
+		}
+		cs.recs = append(cs.recs, r)
+		if r.state == recIntent {
+			id := devIno{r.dev, r.ino}
+			j.byFile[id] = append(j.byFile[id], r)
+		}
+	}
+	for _, sets := range j.cands {
+		// Newest first: a replay's own account covers what it skipped.
+		sort.Slice(sets, func(a, b int) bool { return sets[a].attempt > sets[b].attempt })
+		for _, cs := range sets {
+			sort.Slice(cs.recs, func(a, b int) bool {
+				if cs.recs[a].path != cs.recs[b].path {
+					return cs.recs[a].path < cs.recs[b].path
+				}
+				return cs.recs[a].gstart < cs.recs[b].gstart
+			})
+		}
+	}
+}
+
+// Epoch is the epoch of this process's records.
+func (j *Journal) Epoch() uint32 { return j.epoch }
+
+// Candidates is the number of earlier attempts not yet used by a replay.
+func (j *Journal) Candidates() int {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	n := 0
+	for _, sets := range j.cands {
+		for _, cs := range sets {
+			if !cs.used {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// Tx is one flush's account in the journal: reused from flush to flush.
+// It holds the journal's file open from Begin to End.
+type Tx struct {
+	j       *Journal
+	fd      int
+	dirty   bool // written since the last sync
+	key     ChunkKey
+	attempt uint64
+	set     *candSet // the earlier attempt this flush replays, or nil
+	mine    []jrec   // the records of this attempt (slot, seq, state)
+	buf     [recSize]byte
+}
+
+// Begin starts the account of a flush of the chunk data with tag. It
+// reports whether the chunk may be a replay (a candidate set matches).
+// A journal that cannot be opened now leaves the flush without one.
+func (tx *Tx) Begin(j *Journal, data []byte, tag string) bool {
+	tx.j, tx.set, tx.mine, tx.dirty = nil, nil, tx.mine[:0], false
+	if j == nil {
+		return false
+	}
+	fd, err := j.open()
+	if err != nil {
+		j.log.LimitedWarnf("journal", "journal %s: %v: a chunk replayed after a crash may be written twice", j.path, ErrnoOf(err))
+		return false
+	}
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) != nil || !sameFile(&st, j.dev, j.ino) {
+		unix.Close(fd)
+		j.log.LimitedWarnf("journal", "journal %s is no longer the file it was: not used", j.path)
+		return false
+	}
+	tx.j, tx.fd = j, fd
+	tx.key = KeyOf(data, tag)
+	j.mu.Lock()
+	j.attempt++
+	tx.attempt = j.attempt
+	for _, cs := range j.cands[tx.key] {
+		if !cs.used && !cs.busy() {
+			tx.set = cs
+			cs.claim(tx)
+			break
+		}
+	}
+	j.mu.Unlock()
+	return tx.set != nil
+}
+
+// atFDCWD is AT_FDCWD as a system call argument.
+const atFDCWD = ^uintptr(99) // -100
+
+// open opens the journal's file for a flush.
+func (j *Journal) open() (int, error) {
+	r, _, e := unix.Syscall6(unix.SYS_OPENAT, atFDCWD, uintptr(unsafe.Pointer(&j.pathz[0])),
+		uintptr(unix.O_RDWR|unix.O_NOFOLLOW|unix.O_CLOEXEC), 0, 0, 0)
+	if e != 0 {
+		return -1, e
+	}
+	return int(r), nil
+}
+
+// Active reports whether the flush is journaled.
+func (tx *Tx) Active() bool { return tx.j != nil }
+
+// pwrite writes b at off of the journal's file.
+func (tx *Tx) pwrite(b []byte, off int64) {
+	if _, err := unix.Pwrite(tx.fd, b, off); err != nil {
+		tx.j.log.LimitedWarnf("journal", "journal %s: %v: a chunk replayed after a crash may be written twice", tx.j.path, err)
+		return
+	}
+	tx.dirty = true
+}
+
+// setState changes the state of the record in slot, whose sequence is
+// seq, unless the ring has reused the slot since; under j.mu.
+func (tx *Tx) setStateLocked(slot int, seq uint64, state byte) {
+	if tx.j.seq >= seq+journalSlots {
+		return
+	}
+	tx.buf[0] = state
+	tx.pwrite(tx.buf[:1], int64(hdrSize+slot*recSize))
+}
+
+// sync makes the records written so far durable (sync flush).
+func (tx *Tx) sync() error {
+	if !tx.dirty {
+		return nil
+	}
+	tx.dirty = false
+	if err := tx.j.sys.Fdatasync(tx.fd); err != nil {
+		return &FileError{"fdatasync", tx.j.path, err}
+	}
+	return nil
+}
+
+// busy and claim: a set is matched by one flush at a time (two flushes of
+// identical chunks at once take two sets).
+func (cs *candSet) busy() bool   { return cs.owner != nil }
+func (cs *candSet) claim(tx *Tx) { cs.owner = tx }
+func (cs *candSet) release(tx *Tx) {
+	if cs.owner == tx {
+		cs.owner = nil
+	}
+}
+
+// add journals a record of this attempt.
+func (tx *Tx) add(state byte, path uint64, gstart, glen int, dev, ino uint64, off int64) {
+	j := tx.j
+	j.mu.Lock()
+	r := jrec{state: state, epoch: j.epoch, seq: j.seq, attempt: tx.attempt, key: tx.key, path: path,
+		gstart: uint32(gstart), glen: uint32(glen), dev: dev, ino: ino, off: off}
+	r.slot = int(r.seq % journalSlots)
+	j.seq++
+	j.mu.Unlock()
+	r.encode(tx.buf[:])
+	tx.pwrite(tx.buf[:], int64(hdrSize+r.slot*recSize))
+	tx.mine = append(tx.mine, r)
+}
+
+// End closes the account: committed, the attempt's records are marked
+// done and the replayed set used up; not, the records of what it wrote
+// (cut back) are marked aborted, and the set stays for the retry.
+func (tx *Tx) End(committed bool) {
+	j := tx.j
+	if j == nil {
+		return
+	}
+	j.mu.Lock()
+	for _, r := range tx.mine {
+		switch {
+		case committed && r.state == recIntent:
+			tx.setStateLocked(r.slot, r.seq, recDone)
+		case !committed:
+			tx.setStateLocked(r.slot, r.seq, recAborted)
+		}
+	}
+	if cs := tx.set; cs != nil {
+		cs.release(tx)
+		if committed {
+			cs.used = true
+			for _, r := range cs.recs {
+				tx.setStateLocked(r.slot, r.seq, recUsed)
+			}
+		}
+	}
+	j.mu.Unlock()
+	unix.Close(tx.fd)
+	tx.j, tx.fd, tx.set, tx.mine = nil, -1, nil, tx.mine[:0]
+}
+
+// GroupIntent is what Append journals of one group: the flush's account,
+// the group's path hash, and where data (what Append is given) starts in
+// the group's bytes.
+type GroupIntent struct {
+	Tx   *Tx
+	Path uint64
+	Base int
+}
+
+// PathHash is the hash of a group's path.
+func PathHash(path string) uint64 { return xxhash.Sum64String(path) }
+
+// Replayed tells how many leading lines of a group (buf, its lines ending
+// at ends) a replayed chunk had landed in an earlier process: the records
+// of the matched set for this path are checked against the bytes on disk,
+// in order, and the landed ones are journaled again in this attempt. f is
+// the group's File, held. A torn write of the set in a file no flush
+// reopens (a rotated one) is cut back here.
+func (f *File) Replayed(tx *Tx, path uint64, buf []byte, ends []int) int {
+	if tx == nil || tx.set == nil {
+		return 0
+	}
+	recs := tx.set.recs
+	i := sort.Search(len(recs), func(k int) bool { return recs[k].path >= path })
+	landed := 0
+	for ; i < len(recs) && recs[i].path == path; i++ {
+		r := recs[i]
+		if int(r.gstart) != landed || int(r.gstart)+int(r.glen) > len(buf) {
+			break
+		}
+		if !f.landedAt(&r, buf[r.gstart:r.gstart+r.glen]) {
+			break
+		}
+		landed += int(r.glen)
+		tx.add(recDone, path, int(r.gstart), int(r.glen), r.dev, r.ino, r.off)
+	}
+	if landed == 0 {
+		return 0
+	}
+	// Whole lines only: each record covers whole lines.
+	n := sort.SearchInts(ends, landed)
+	if n < len(ends) && ends[n] == landed {
+		return n + 1
+	}
+	return n
+}
+
+// landedAt reports whether want is in the file of r at r.off.
+func (f *File) landedAt(r *jrec, want []byte) bool {
+	fd, ok := f.findByID(r.dev, r.ino)
+	if !ok {
+		// Gone: a file whose write was committed was compressed or
+		// deleted by retention since; one whose write was not may never
+		// have held it.
+		return r.state == recDone
+	}
+	defer unix.Close(fd)
+	got := make([]byte, len(want))
+	n, _ := unix.Pread(fd, got, r.off)
+	if n == len(want) && bytes.Equal(got, want) {
+		return true
+	}
+	if n > 0 && r.state == recIntent && bytes.Equal(got[:n], want[:n]) {
+		// A torn write: the file ends inside it. Cut it back so that no
+		// line is glued to its partial one.
+		f.cutTorn(fd, r.dev, r.ino, r.off, r.off+int64(n))
+	}
+	return false
+}
+
+// cutTorn truncates the file dev/ino (read through rfd) at off when it
+// ends at end, inside a torn write.
+func (f *File) cutTorn(rfd int, dev, ino uint64, off, end int64) {
+	var st unix.Stat_t
+	if unix.Fstat(rfd, &st) != nil || st.Size != end {
+		return
+	}
+	if f.fd >= 0 && f.cur.dev == dev && f.cur.ino == ino {
+		if f.sys.Ftruncate(f.fd, off) == nil {
+			f.cur.size = off
+		}
+		return
+	}
+	wfd, err := unix.Open(fmt.Sprintf("/proc/self/fd/%d", rfd), unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	defer unix.Close(wfd)
+	var wst unix.Stat_t
+	if unix.Fstat(wfd, &wst) == nil && sameFile(&wst, dev, ino) {
+		if unix.Ftruncate(wfd, off) == nil {
+			f.opt.Log.Warnf("cut a torn write of an earlier process out of %q: %d bytes at %d", f.path, end-off, off)
+		}
+	}
+}
+
+// findByID opens, read-only, the file dev/ino: f's path, or a name in its
+// directory (where rotations set files aside).
+func (f *File) findByID(dev, ino uint64) (int, bool) {
+	try := func(name string) (int, bool) {
+		fd, err := unix.Open(name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
+		if err != nil {
+			return -1, false
+		}
+		var st unix.Stat_t
+		if unix.Fstat(fd, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFREG && sameFile(&st, dev, ino) {
+			return fd, true
+		}
+		unix.Close(fd)
+		return -1, false
+	}
+	if f.cur.dev == dev && f.cur.ino == ino && f.cur.name != "" {
+		if fd, ok := try(f.cur.name); ok {
+			return fd, true
+		}
+	}
+	if fd, ok := try(f.path); ok {
+		return fd, true
+	}
+	dir := filepath.Dir(f.path)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return -1, false
+	}
+	for _, e := range ents {
+		name := filepath.Join(dir, e.Name())
+		var st unix.Stat_t
+		if e.Type().IsRegular() && unix.Lstat(name, &st) == nil && sameFile(&st, dev, ino) {
+			return try(name)
+		}
+	}
+	return -1, false
+}
+
+// resolveTorn cuts back, at the first open of a file in this epoch, a torn
+// write an earlier process left at its end (fd open for appending, st its
+// stat, updated).
+func (tx *Tx) resolveTorn(fd int, st *unix.Stat_t, sys *Sys, log *logger.Logger, name string) {
+	j := tx.j
+	if j == nil {
+		return
+	}
+	id := devIno{uint64(st.Dev), uint64(st.Ino)}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	recs := j.byFile[id]
+	if recs == nil {
+		return
+	}
+	delete(j.byFile, id)
+	for _, r := range recs {
+		if r.off < st.Size && st.Size < r.off+int64(r.glen) {
+			if err := sys.Ftruncate(fd, r.off); err == nil {
+				log.Warnf("cut a torn write of an earlier process out of %q: %d bytes at %d", name, st.Size-r.off, r.off)
+				st.Size = r.off
+				tx.setStateLocked(r.slot, r.seq, recAborted)
+			}
+			return
+		}
+	}
+}
