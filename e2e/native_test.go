@@ -250,9 +250,10 @@ func TestStartupLineTellsTheTruth(t *testing.T) {
 		t.Errorf("the start-up line shows the token: %s", line)
 	}
 	// A refused output: its reason, and no start-up line.
-	_, stderr, _ = fbtest.RunHost(t, "-in-chunks", in, "-p", "path="+filepath.Join(dir, "x.log"),
+	_, stderr, _ = fbtest.RunHost(t, "-in-chunks", in, "-p", "path="+filepath.Join(dir, "x.log"), "-p", "file_permissions=64x",
 		"-p", "control_listen=unix:"+filepath.Join(dir, "nowhere", "c.sock"))
-	if strings.Contains(stderr, "writing events to") || !strings.Contains(stderr, "output not started") {
-		t.Errorf("a refused output:\n%s", stderr)
+	if strings.Contains(stderr, "writing events to") || !strings.Contains(stderr, "output not started") ||
+		!strings.Contains(stderr, `file_permissions "64x"`) || !strings.Contains(stderr, "the socket's directory") {
+		t.Errorf("a refused output, every problem at once:\n%s", stderr)
 	}
 }

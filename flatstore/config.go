@@ -311,18 +311,28 @@ func (c *Config) check() []error {
 	if c.ControlToken == "" && !c.ControlListen.IsLocal() {
 		bad("control_listen", c.ControlListen.String(), "a non-loopback address needs control_token")
 	}
-	if sock, ok := c.ControlListen.Unix(); ok && sock != "" {
-		// Found here with every other problem, not only once the rest is
-		// fixed and the endpoint tries to bind.
-		if sdir := filepath.Dir(sock); !isDir(sdir) {
-			hint := ""
-			if sdir == "/run" || strings.HasPrefix(sdir, "/run/") {
-				hint = "; /run is emptied at boot: under systemd, RuntimeDirectory= in the unit or a tmpfiles.d entry creates it at every start"
-			}
-			bad("control_listen", c.ControlListen.String(), "the socket's directory %q does not exist: create it%s", sdir, hint)
-		}
-	}
 	return errs
+}
+
+// CheckListenDir reports a control_listen unix socket whose directory does
+// not exist. The plugin's Init joins it to ParseConfig's problems, so that
+// it is reported with every other one and not only once the rest is fixed
+// and the endpoint tries to bind; it is apart from ParseConfig, which reads
+// configurations meant for other machines too (flatstore-ctl read).
+func CheckListenDir(v string) error {
+	sock, ok := ParseListen(v).Unix()
+	if !ok || sock == "" {
+		return nil
+	}
+	sdir := filepath.Dir(sock)
+	if isDir(sdir) {
+		return nil
+	}
+	hint := ""
+	if sdir == "/run" || strings.HasPrefix(sdir, "/run/") {
+		hint = "; /run is emptied at boot: under systemd, RuntimeDirectory= in the unit or a tmpfiles.d entry creates it at every start"
+	}
+	return fmt.Errorf("control_listen %q: the socket's directory %q does not exist: create it%s", v, sdir, hint)
 }
 
 func isDir(p string) bool {

@@ -15,6 +15,7 @@ package main
 import "C"
 
 import (
+	"errors"
 	"fmt"
 	"runtime/debug"
 	"strings"
@@ -106,7 +107,11 @@ func flatstoreGoInit(plugin unsafe.Pointer) (ret C.int) {
 		return output.FLB_ERROR
 	}
 
-	cfg, err := flatstore.ParseConfig(getter{plugin})
+	g := getter{plugin}
+	cfg, err := flatstore.ParseConfig(g)
+	if derr := flatstore.CheckListenDir(g.Get("control_listen")); derr != nil {
+		err, cfg = errors.Join(err, derr), nil // every problem in one message
+	}
 	if err != nil {
 		log.Errorf("invalid configuration, output not started:\n    %s",
 			strings.ReplaceAll(err.Error(), "\n", "\n    "))

@@ -96,6 +96,9 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 		cfg, err := flatstore.ParseConfig(g)
+		if derr := flatstore.CheckListenDir(g.Get("control_listen")); derr != nil {
+			say(derr.Error())
+		}
 		if err != nil {
 			for _, l := range strings.Split(err.Error(), "\n") {
 				say(l)
