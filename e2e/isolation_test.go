@@ -24,6 +24,21 @@ func isoRec(ev string, kv ...any) []byte {
 	return records.AppendRecord(nil, records.Record{Time: time.Unix(1700000000, 0), Body: append(records.KV{"event", ev}, kv...)})
 }
 
+// spreadChunks writes chunks frames of n records each, record i of chunk c
+// being {"event": ev, "u": prefix+i, "c": c}, so that a template on $u
+// spreads every chunk over n files; it returns the input file for -in-chunks.
+func spreadChunks(t *testing.T, name, ev, prefix string, chunks, n int) string {
+	var frames [][]byte
+	for c := 0; c < chunks; c++ {
+		var b []byte
+		for i := 0; i < n; i++ {
+			b = append(b, isoRec(ev, "u", prefix+strconv.Itoa(i), "c", c)...)
+		}
+		frames = append(frames, b)
+	}
+	return fbtest.WriteFile(t, name, records.Frames(frames...))
+}
+
 // keyBombBody is {"event":"E_BOMB","k":{{{…{"a":nil}…}:nil}:nil}}, depth
 // levels of maps used as keys, and the line it must give: each level's key
 // written once, as the text of the map, escaped once.
@@ -425,15 +440,7 @@ func TestIsolationMaxOpenSockets(t *testing.T) {
 	if err := os.Mkdir(tdir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	var frames [][]byte
-	for c := 0; c < chunks; c++ {
-		var b []byte
-		for u := 0; u < users; u++ {
-			b = append(b, isoRec("E_M", "u", "u"+strconv.Itoa(u), "c", c)...)
-		}
-		frames = append(frames, b)
-	}
-	in := fbtest.WriteFile(t, "many.chunks", records.Frames(frames...))
+	in := spreadChunks(t, "many.chunks", "E_M", "u", chunks, users)
 	static := filepath.Join(dir, "all.log")
 	h := fbtest.StartHost(t, "-in-chunks", in, "-workers", "2", "-chunk-delay-us", "20000",
 		"-p", "path="+filepath.Join(tdir, "$u.log"), "-p", "max_open_sockets=50", "-p", "control_listen=off",

@@ -28,15 +28,7 @@ func TestIsolationSocketsPerOutput(t *testing.T) {
 	const chunks, users = 8, 600
 	limits := []int{50, 100, 500}
 	dir := t.TempDir()
-	var frames [][]byte
-	for c := 0; c < chunks; c++ {
-		var b []byte
-		for u := 0; u < users; u++ {
-			b = append(b, isoRec("E_S", "u", "u"+strconv.Itoa(u), "c", c)...)
-		}
-		frames = append(frames, b)
-	}
-	in := fbtest.WriteFile(t, "sockets.chunks", records.Frames(frames...))
+	in := spreadChunks(t, "sockets.chunks", "E_S", "u", chunks, users)
 	args := []string{"-in-chunks", in, "-workers", "2"}
 	for i, l := range limits {
 		d := filepath.Join(dir, "t"+strconv.Itoa(i))
@@ -97,15 +89,7 @@ func TestIsolationMaxDynamicFiles(t *testing.T) {
 	if err := os.Mkdir(tdir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	var frames [][]byte
-	for c := 0; c < chunks; c++ {
-		var b []byte
-		for v := 0; v < values; v++ {
-			b = append(b, isoRec("E_D", "u", "v"+strconv.Itoa(v), "c", c)...)
-		}
-		frames = append(frames, b)
-	}
-	in := fbtest.WriteFile(t, "dynamic.chunks", records.Frames(frames...))
+	in := spreadChunks(t, "dynamic.chunks", "E_D", "v", chunks, values)
 	static := filepath.Join(dir, "all.log")
 	sum, stderr, code := fbtest.RunHost(t, "-in-chunks", in,
 		"-p", "path="+filepath.Join(tdir, "$u.log"), "-p", "max_dynamic_files="+strconv.Itoa(limit), "-p", "control_listen=off",
