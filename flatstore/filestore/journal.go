@@ -159,7 +159,7 @@ type Journal struct {
 	seq     uint64 // the next record's
 	attempt uint64 // the last attempt's
 	cands   map[ChunkKey][]*candSet
-	byFile  map[devIno][]jrec // intents of earlier epochs, for torn tails
+	byFile  map[devIno]jrec // the last write to each file of earlier epochs, for torn tails
 }
 
 // JournalName is the name of the journal of an output named name whose
@@ -201,7 +201,7 @@ func OpenJournal(dir, name string, token [16]byte, sys *Sys, log *logger.Logger)
 		return nil, &FileError{"open", full, errState{"is not flatstore's own journal"}}
 	}
 	j := &Journal{fd: -1, now: time.Now, path: full, pathz: append([]byte(full), 0), dev: uint64(st.Dev), ino: uint64(st.Ino), sys: sys, log: log,
-		cands: map[ChunkKey][]*candSet{}, byFile: map[devIno][]jrec{}}
+		cands: map[ChunkKey][]*candSet{}, byFile: map[devIno]jrec{}}
 	size := int64(hdrSize + journalSlots*recSize)
 	data := make([]byte, size)
 	n, _ := unix.Pread(fd, data, 0)
@@ -257,7 +257,16 @@ func (j *Journal) load(data []byte, first uint32) {
 		r.slot = slot
 		j.seq = max(j.seq, r.seq+1)
 		j.attempt = max(j.attempt, r.attempt)
-		if r.state != recIntent && r.state != recDone || r.epoch >= first {
+		if r.epoch >= first {
+			continue
+		}
+		// The last write journaled for each file, whatever became of it:
+		// only it can have been torn at the file's end.
+		id := devIno{r.dev, r.ino}
+		if last, ok := j.byFile[id]; !ok || r.seq > last.seq {
+			j.byFile[id] = r
+		}
+		if r.state != recIntent && r.state != recDone {
 			continue
 		}
 		cs := byAttempt[r.attempt]
@@ -267,10 +276,6 @@ func (j *Journal) load(data []byte, first uint32) {
 			j.cands[r.key] = append(j.cands[r.key], cs)
 		}
 		cs.recs = append(cs.recs, r)
-		if r.state == recIntent {
-			id := devIno{r.dev, r.ino}
-			j.byFile[id] = append(j.byFile[id], r)
-		}
 	}
 	for _, sets := range j.cands {
 		// Newest first: a replay's own account covers what it skipped.
@@ -634,19 +639,16 @@ func (tx *Tx) resolveTorn(fd int, st *unix.Stat_t, sys *Sys, log *logger.Logger,
 	id := devIno{uint64(st.Dev), uint64(st.Ino)}
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	recs := j.byFile[id]
-	if recs == nil {
+	r, ok := j.byFile[id]
+	if !ok {
 		return
 	}
 	delete(j.byFile, id)
-	for _, r := range recs {
-		if r.off < st.Size && st.Size < r.off+int64(r.glen) {
-			if err := sys.Ftruncate(fd, r.off); err == nil {
-				log.Warnf("cut a torn write of an earlier process out of %q: %d bytes at %d", name, st.Size-r.off, r.off)
-				st.Size = r.off
-				tx.setStateLocked(r.slot, r.seq, recAborted)
-			}
-			return
+	if r.state == recIntent && r.off < st.Size && st.Size < r.off+int64(r.glen) {
+		if err := sys.Ftruncate(fd, r.off); err == nil {
+			log.Warnf("cut a torn write of an earlier process out of %q: %d bytes at %d", name, st.Size-r.off, r.off)
+			st.Size = r.off
+			tx.setStateLocked(r.slot, r.seq, recAborted)
 		}
 	}
 }
