@@ -51,8 +51,10 @@
 // A failure of the file system (ENOSPC, EIO…) answers Retry with what the
 // flush wrote to every file of the chunk cut back (File.Abort): a chunk
 // lands whole or not at all, so the engine's resend writes every line once
-// and nothing needs to remember the attempt. A chunk with no msgpack at all
-// is an Error. Drops are counted when the chunk is done (OK), once.
+// and nothing needs to remember the attempt. Each output's journal
+// (filestore.Journal) records every write before it is made, so that a
+// chunk the engine replays after a crash writes only what had not landed.
+// A chunk with no msgpack at all is an Error. Drops are counted when the chunk is done (OK), once.
 // docs/delivery.md is the user's side of this.
 //
 // # Lock order

@@ -254,7 +254,9 @@ func fdsUnder(dir string) int {
 	}
 	n := 0
 	for _, e := range ents {
-		if l, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && strings.HasPrefix(l, dir+"/") {
+		// The output's journal (dir/.flatstore) is not an event file.
+		if l, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && strings.HasPrefix(l, dir+"/") &&
+			!strings.HasPrefix(l, filepath.Join(dir, filestore.StateDirName)+"/") {
 			n++
 		}
 	}

@@ -196,6 +196,10 @@ func (in *Instance) Rotate(path string) error {
 		return ErrNotManaged
 	}
 	f.Reopen(filestore.ReasonMI)
+	// The journal's descriptor too, unless a flush uses it: after a rotate
+	// request nothing of this output's stays open on the file system
+	// until the next write (logrotate, a remount).
+	in.journal.CloseIdle(true, time.Time{})
 	// The control endpoint logs the request, rate-limited; this line is
 	// for debugging only, so a flood of requests cannot flood the log.
 	in.log.Debugf("rotated %q (mi)", f.Path())
@@ -231,6 +235,7 @@ func (in *Instance) Close() {
 			}
 		}
 		p.unregister(in.reg)
+		p.store.CloseJournal(in.journal)
 		in.log.Infof("closed")
 		// The last instance waits for the background jobs (compression,
 		// retention) queued before it.
@@ -249,7 +254,7 @@ func openJournal(store *filestore.Store, cfg *Config, name string, log *logger.L
 	if cfg.Mkdir {
 		_ = os.MkdirAll(dir, 0o755)
 	}
-	j, err := store.OpenJournal(dir, filestore.JournalName(cfg.Path, name), log)
+	j, err := store.OpenJournal(dir, filestore.JournalName(cfg.Path, name), cfg.IdleTimeout, log)
 	if err != nil {
 		log.Warnf("no journal (%v): a chunk the engine replays after a crash may be written twice", err)
 		return nil

@@ -1,6 +1,7 @@
 package flatstore
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/flatstore/flatstore/flatstore/filestore"
+	"github.com/flatstore/flatstore/flatstore/logger"
 	"github.com/flatstore/flatstore/internal/fbtest"
 )
 
@@ -33,7 +35,7 @@ func crashFlush(t *testing.T, dir string, kv MapGetter, chunk []byte, suffix str
 	if err != nil {
 		t.Fatal(err)
 	}
-	in, err := NewInstance(proc, cfg, "crash", nil)
+	in, err := NewInstance(proc, cfg, "crash", quiet())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,6 +69,11 @@ func crashFlush(t *testing.T, dir string, kv MapGetter, chunk []byte, suffix str
 	}
 }
 
+// quiet is a logger that discards.
+func quiet() *logger.Logger {
+	return logger.New("crash", logger.NewWriterSink(io.Discard, logger.LevelDebug))
+}
+
 func withControlOff(kv MapGetter) MapGetter {
 	g := MapGetter{"control_listen": "off"}
 	for k, v := range kv {
@@ -83,7 +90,7 @@ func restart(t *testing.T, kv MapGetter) (*Process, *Instance) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in, err := NewInstance(proc, cfg, "crash", nil)
+	in, err := NewInstance(proc, cfg, "crash", quiet())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +208,7 @@ func TestReplayNotInSameProcess(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		in, err := NewInstance(proc, cfg, "crash", nil)
+		in, err := NewInstance(proc, cfg, "crash", quiet())
 		if err != nil {
 			t.Fatal(err)
 		}

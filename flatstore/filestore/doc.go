@@ -52,6 +52,13 @@
 // takes a File's lock while holding its own. A File's rotation state (policy) and its series of
 // rotated files are guarded by the File's lock and the series' own.
 //
+// # The journal
+//
+// A flush that holds its Files journals each write before making it
+// (File.Append with a GroupIntent, journal.go), in the output's Journal:
+// where the bytes of which chunk go. After a restart, File.Replayed reads
+// them back from disk to tell what of a replayed chunk had landed.
+//
 // # Opening a file
 //
 // How an event file is opened (docs/rotation.md):

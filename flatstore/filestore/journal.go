@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"time"
 	"unsafe"
 
 	"github.com/cespare/xxhash/v2"
@@ -149,11 +150,16 @@ type Journal struct {
 	log      *logger.Logger
 
 	mu      sync.Mutex
+	fd      int           // -1 while closed (CloseIdle)
+	users   int           // flushes using fd
+	lastUse time.Time     // when the last one ended
+	idle    time.Duration // CloseIdle's delay (the output's idle_timeout)
+	now     func() time.Time
 	epoch   uint32
 	seq     uint64 // the next record's
 	attempt uint64 // the last attempt's
 	cands   map[ChunkKey][]*candSet
-	byFile  map[devIno][]jrec // intents of earlier epochs, for torn tails
+	byFile  map[devIno]jrec // the last write to each file of earlier epochs, for torn tails
 }
 
 // JournalName is the name of the journal of an output named name whose
@@ -194,8 +200,8 @@ func OpenJournal(dir, name string, token [16]byte, sys *Sys, log *logger.Logger)
 	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Nlink != 1 || int(st.Uid) != unix.Geteuid() {
 		return nil, &FileError{"open", full, errState{"is not flatstore's own journal"}}
 	}
-	j := &Journal{path: full, pathz: append([]byte(full), 0), dev: uint64(st.Dev), ino: uint64(st.Ino), sys: sys, log: log,
-		cands: map[ChunkKey][]*candSet{}, byFile: map[devIno][]jrec{}}
+	j := &Journal{fd: -1, now: time.Now, path: full, pathz: append([]byte(full), 0), dev: uint64(st.Dev), ino: uint64(st.Ino), sys: sys, log: log,
+		cands: map[ChunkKey][]*candSet{}, byFile: map[devIno]jrec{}}
 	size := int64(hdrSize + journalSlots*recSize)
 	data := make([]byte, size)
 	n, _ := unix.Pread(fd, data, 0)
@@ -251,7 +257,16 @@ func (j *Journal) load(data []byte, first uint32) {
 		r.slot = slot
 		j.seq = max(j.seq, r.seq+1)
 		j.attempt = max(j.attempt, r.attempt)
-		if r.state != recIntent && r.state != recDone || r.epoch >= first {
+		if r.epoch >= first {
+			continue
+		}
+		// The last write journaled for each file, whatever became of it:
+		// only it can have been torn at the file's end.
+		id := devIno{r.dev, r.ino}
+		if last, ok := j.byFile[id]; !ok || r.seq > last.seq {
+			j.byFile[id] = r
+		}
+		if r.state != recIntent && r.state != recDone {
 			continue
 		}
 		cs := byAttempt[r.attempt]
@@ -261,10 +276,6 @@ func (j *Journal) load(data []byte, first uint32) {
 			j.cands[r.key] = append(j.cands[r.key], cs)
 		}
 		cs.recs = append(cs.recs, r)
-		if r.state == recIntent {
-			id := devIno{r.dev, r.ino}
-			j.byFile[id] = append(j.byFile[id], r)
-		}
 	}
 	for _, sets := range j.cands {
 		// Newest first: a replay's own account covers what it skipped.
@@ -319,18 +330,14 @@ func (tx *Tx) Begin(j *Journal, data []byte, tag string) bool {
 	if j == nil {
 		return false
 	}
-	fd, err := j.open()
-	if err != nil {
-		j.log.LimitedWarnf("journal", "journal %s: %v: a chunk replayed after a crash may be written twice", j.path, ErrnoOf(err))
-		return false
-	}
-	var st unix.Stat_t
-	if unix.Fstat(fd, &st) != nil || !sameFile(&st, j.dev, j.ino) {
-		unix.Close(fd)
-		j.log.LimitedWarnf("journal", "journal %s is no longer the file it was: not used", j.path)
+	j.mu.Lock()
+	fd, ok := j.acquireLocked()
+	if !ok {
+		j.mu.Unlock()
 		return false
 	}
 	tx.j, tx.fd = j, fd
+	j.mu.Unlock()
 	tx.key = KeyOf(data, tag)
 	j.mu.Lock()
 	j.attempt++
@@ -348,6 +355,44 @@ func (tx *Tx) Begin(j *Journal, data []byte, tag string) bool {
 
 // atFDCWD is AT_FDCWD as a system call argument.
 const atFDCWD = ^uintptr(99) // -100
+
+// acquireLocked returns the journal's descriptor for a flush, opening it
+// (and checking that it is still the journal) when it is closed.
+func (j *Journal) acquireLocked() (int, bool) {
+	if j.fd < 0 {
+		fd, err := j.open()
+		if err != nil {
+			j.log.LimitedWarnf("journal", "journal %s: %v: a chunk replayed after a crash may be written twice", j.path, ErrnoOf(err))
+			return -1, false
+		}
+		var st unix.Stat_t
+		if unix.Fstat(fd, &st) != nil || !sameFile(&st, j.dev, j.ino) {
+			unix.Close(fd)
+			j.log.LimitedWarnf("journal", "journal %s is no longer the file it was: not used", j.path)
+			return -1, false
+		}
+		j.fd = fd
+	}
+	j.users++
+	return j.fd, true
+}
+
+// CloseIdle closes the journal's descriptor when no flush uses it and,
+// unless force is set, it was not used for idle (0: never): so that the
+// output holds nothing open on the log's file system once its files are
+// closed (a rotate request, idle_timeout, the end of the output).
+func (j *Journal) CloseIdle(force bool, now time.Time) {
+	if j == nil {
+		return
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.fd < 0 || j.users > 0 || !force && (j.idle <= 0 || now.Sub(j.lastUse) < j.idle) {
+		return
+	}
+	unix.Close(j.fd)
+	j.fd = -1
+}
 
 // open opens the journal's file for a flush.
 func (j *Journal) open() (int, error) {
@@ -443,8 +488,9 @@ func (tx *Tx) End(committed bool) {
 			}
 		}
 	}
+	j.users--
+	j.lastUse = j.now()
 	j.mu.Unlock()
-	unix.Close(tx.fd)
 	tx.j, tx.fd, tx.set, tx.mine = nil, -1, nil, tx.mine[:0]
 }
 
@@ -593,19 +639,16 @@ func (tx *Tx) resolveTorn(fd int, st *unix.Stat_t, sys *Sys, log *logger.Logger,
 	id := devIno{uint64(st.Dev), uint64(st.Ino)}
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	recs := j.byFile[id]
-	if recs == nil {
+	r, ok := j.byFile[id]
+	if !ok {
 		return
 	}
 	delete(j.byFile, id)
-	for _, r := range recs {
-		if r.off < st.Size && st.Size < r.off+int64(r.glen) {
-			if err := sys.Ftruncate(fd, r.off); err == nil {
-				log.Warnf("cut a torn write of an earlier process out of %q: %d bytes at %d", name, st.Size-r.off, r.off)
-				st.Size = r.off
-				tx.setStateLocked(r.slot, r.seq, recAborted)
-			}
-			return
+	if r.state == recIntent && r.off < st.Size && st.Size < r.off+int64(r.glen) {
+		if err := sys.Ftruncate(fd, r.off); err == nil {
+			log.Warnf("cut a torn write of an earlier process out of %q: %d bytes at %d", name, st.Size-r.off, r.off)
+			st.Size = r.off
+			tx.setStateLocked(r.slot, r.seq, recAborted)
 		}
 	}
 }

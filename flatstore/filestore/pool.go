@@ -44,7 +44,8 @@ type Store struct {
 
 	// token tells this process's journal epochs from another's
 	// (journal.go).
-	token [16]byte
+	token    [16]byte
+	journals map[*Journal]struct{} // the outputs' journals, closed when idle
 
 	users    int
 	stop     chan struct{}
@@ -103,15 +104,35 @@ func New(env Env) *Store {
 	}
 	p := &Store{sys: env.Sys, now: env.Now, count: env.Counter, files: map[string]*File{}, unbounded: NewSlots(0), byID: map[devIno]*File{},
 		memo: map[string]*list.Element{}, memoOrder: list.New(), interval: env.Every, maxMemo: env.MaxMemo,
-		series: map[string]*seriesRef{}, seriesLRU: list.New(), arch: NewArchiver()}
+		series: map[string]*seriesRef{}, seriesLRU: list.New(), arch: NewArchiver(), journals: map[*Journal]struct{}{}}
 	_, _ = rand.Read(p.token[:])
 	return p
 }
 
 // OpenJournal opens the journal name in the state directory of dir for an
 // output of this store's process (journal.go).
-func (p *Store) OpenJournal(dir, name string, log *logger.Logger) (*Journal, error) {
-	return OpenJournal(dir, name, p.token, p.sys, log)
+// Its descriptor is closed once it was not used for idle (0: never).
+func (p *Store) OpenJournal(dir, name string, idle time.Duration, log *logger.Logger) (*Journal, error) {
+	j, err := OpenJournal(dir, name, p.token, p.sys, log)
+	if err != nil {
+		return nil, err
+	}
+	j.idle, j.now = idle, p.now
+	p.mu.Lock()
+	p.journals[j] = struct{}{}
+	p.mu.Unlock()
+	return j, nil
+}
+
+// CloseJournal forgets a journal whose output ends, and closes it.
+func (p *Store) CloseJournal(j *Journal) {
+	if j == nil {
+		return
+	}
+	p.mu.Lock()
+	delete(p.journals, j)
+	p.mu.Unlock()
+	j.CloseIdle(true, time.Time{})
 }
 
 // OpenCount is the number of files holding a slot.
@@ -465,6 +486,9 @@ func (p *Store) Tick() {
 	}
 	now := p.now()
 	p.mu.Lock()
+	for j := range p.journals {
+		j.CloseIdle(false, now)
+	}
 	due := now.Sub(p.lastRetain) >= retainEvery || now.Before(p.lastRetain) // a clock stepped back re-arms
 	p.mu.Unlock()
 	if due {
