@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -308,16 +309,57 @@ func RunHostWith(t testing.TB, cfg HostConfig, args ...string) (Summary, string,
 	return StartHostWith(t, cfg, args...).Wait()
 }
 
-// FreeTCPAddr returns a 127.0.0.1:PORT that was free a moment ago.
+// FreeTCPAddr returns a 127.0.0.1:PORT that was free a moment ago, taken
+// below the kernel's ephemeral range (net.ipv4.ip_local_port_range). A port
+// the kernel hands out itself (listening on :0) can be taken again, between
+// the moment it is returned and the moment the engine binds it — or while a
+// reload has closed it — as the source port of any outgoing connection on
+// the machine, or of a connection to that very port, which then connects
+// to itself: the engine's bind fails and the test with it.
 func FreeTCPAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("fbtest: listen: %v", err)
+	return freeAddr(t, "tcp")
+}
+
+// freeAddr finds a free loopback port for network (tcp or udp) below the
+// ephemeral range.
+func freeAddr(t testing.TB, network string) string {
+	t.Helper()
+	low, _ := ephemeralRange()
+	const first = 10000
+	if low <= first+1000 {
+		low = 32768
 	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
+	for try := 0; try < 200; try++ {
+		addr := fmt.Sprintf("127.0.0.1:%d", first+rand.IntN(low-first))
+		var err error
+		if network == "udp" {
+			var c net.PacketConn
+			if c, err = net.ListenPacket("udp", addr); err == nil {
+				c.Close()
+			}
+		} else {
+			var l net.Listener
+			if l, err = net.Listen("tcp", addr); err == nil {
+				l.Close()
+			}
+		}
+		if err == nil {
+			return addr
+		}
+	}
+	t.Fatalf("fbtest: no free %s port in [%d, %d) after 200 tries", network, first, low)
+	return ""
+}
+
+// ephemeralRange reads the kernel's range of automatic source ports.
+func ephemeralRange() (low, high int) {
+	low, high = 32768, 60999
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err == nil {
+		fmt.Sscan(string(b), &low, &high)
+	}
+	return low, high
 }
 
 // WriteFile writes data into a new file in the test's temp dir and returns
@@ -430,16 +472,11 @@ func FDsUnder(pid int, dir string) int {
 	return n
 }
 
-// FreeUDPAddr returns a 127.0.0.1:PORT free for UDP a moment ago.
+// FreeUDPAddr returns a 127.0.0.1:PORT free for UDP a moment ago, below the
+// ephemeral range as FreeTCPAddr's.
 func FreeUDPAddr(t testing.TB) string {
 	t.Helper()
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("fbtest: listen udp: %v", err)
-	}
-	addr := c.LocalAddr().String()
-	c.Close()
-	return addr
+	return freeAddr(t, "udp")
 }
 
 // ReadDecompressed reads a file, plain or compressed by its name: .gz with

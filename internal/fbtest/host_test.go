@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -618,5 +619,27 @@ func TestHostRecordCountMatchesMsgp(t *testing.T) {
 	}
 	if got := r.sum.Instances[0].Records; got != int64(want) {
 		t.Errorf("host counted %d records, msgp %d", got, want)
+	}
+}
+
+// A port for an engine to bind is never one the kernel may hand out as a
+// source port meanwhile (a self-connect or a stolen port during a reload).
+func TestFreeTCPAddrOutsideEphemeralRange(t *testing.T) {
+	low, high := ephemeralRange()
+	for i := 0; i < 50; i++ {
+		addr := FreeTCPAddr(t)
+		_, p, err := net.SplitHostPort(addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		port, _ := strconv.Atoi(p)
+		if port >= low && port <= high || port < 1024 {
+			t.Fatalf("FreeTCPAddr gave %s, inside the ephemeral range %d-%d or privileged", addr, low, high)
+		}
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Fatalf("FreeTCPAddr gave %s, which cannot be bound: %v", addr, err)
+		}
+		l.Close()
 	}
 }
