@@ -14,6 +14,7 @@ import (
 
 	"github.com/flatstore/flatstore/internal/fbtest"
 	"github.com/flatstore/flatstore/internal/records"
+	"github.com/flatstore/flatstore/internal/repo"
 )
 
 // Init refuses a file it cannot append to, through the real plugin .so in
@@ -147,5 +148,129 @@ func TestInitRefusesFileItCannotAppendTo(t *testing.T) {
 	}
 	if got, want := fbtest.ReadText(t, path), before+"E_A,1\n"; got != want {
 		t.Errorf("a writable file holds %q, want %q", got, want)
+	}
+}
+
+// TestFluentBitDryRunChecksNamesOnly: what a real Fluent Bit 5.1.1 checks
+// of flatstore's configuration before start. --dry-run judges the keys'
+// names (TestFluentBitConfigMap) and nothing of their values, whatever
+// type the config map gives them (the engine never parses a Go output's
+// values: see flatstore.KeyType), so a bad integer, boolean and size pass
+// it; flatstore-ctl check on the same file refuses them all at once, with
+// an immutable file it cannot append to (when chattr works here), as the
+// engine's start-up then does, in the plugin's one message. A sound file
+// passes all three.
+func TestFluentBitDryRunChecksNamesOnly(t *testing.T) {
+	fluentBit(t) // or skip
+	so := fbtest.BuildPlugin(t)
+	root, err := repo.Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	ctlBin := filepath.Join(dir, "flatstore-ctl")
+	build := exec.Command("go", "build", "-o", ctlBin, "./cmd/flatstore-ctl")
+	build.Dir = root
+	if msg, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/flatstore-ctl: %v\n%s", err, msg)
+	}
+	path := filepath.Join(dir, "events.log")
+	if err := os.WriteFile(path, []byte("E_OLD,kept\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	problems := []string{
+		`max_open_sockets "abc": must be an integer from 1 to 65535`,
+		`mkdir "maybe": must be a boolean`,
+		`rotate_size "1x": must be a number of bytes`,
+	}
+	if out, err := exec.Command("chattr", "+i", path).CombinedOutput(); err != nil {
+		t.Logf("chattr +i fails here (%v: %s): the file is not made immutable", err, bytes.TrimSpace(out))
+	} else {
+		t.Cleanup(func() { exec.Command("chattr", "-i", path).Run() })
+		problems = append(problems, `path "`+path+`": the file exists and the user Fluent Bit runs as cannot append to it (operation not permitted): it is immutable`)
+	}
+	conf := func(extra string) string {
+		cf := filepath.Join(dir, "fluent-bit.conf")
+		body := `[SERVICE]
+    Flush 1
+    Grace 1
+[INPUT]
+    Name dummy
+    Samples 1
+[OUTPUT]
+    Name flatstore
+    Match *
+    path ` + path + `
+    control_listen off
+` + extra
+		if err := os.WriteFile(cf, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return cf
+	}
+	cf := conf("    max_open_sockets abc\n    mkdir maybe\n    rotate_size 1x\n")
+
+	text, code := runFluentBit(t, "-e", so, "-c", cf, "--dry-run")
+	if code != 0 || !strings.Contains(text, "configuration test is successful") {
+		t.Errorf("--dry-run: exit %d: the engine now judges values; say so in docs/configuration.md and register the keys it can check:\n%s", code, tail(text, 2000))
+	}
+
+	out, err := exec.Command(ctlBin, "check", "-config", cf).CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Errorf("flatstore-ctl check: %v, want exit 1:\n%s", err, out)
+	}
+	for _, p := range problems {
+		if strings.Count(string(out), p) != 1 {
+			t.Errorf("flatstore-ctl check does not say once %q:\n%s", p, out)
+		}
+	}
+
+	text, code = runFluentBit(t, "-e", so, "-c", cf)
+	if code == 0 || strings.Count(text, "invalid configuration, output not started:") != 1 || strings.Contains(text, "writing events to") {
+		t.Errorf("start-up: exit %d, want one refusal:\n%s", code, tail(text, 3000))
+	}
+	for _, p := range problems {
+		if strings.Count(text, "\n    "+p) != 1 {
+			t.Errorf("start-up does not say once %q:\n%s", p, tail(text, 3000))
+		}
+	}
+	if got := fbtest.ReadText(t, path); got != "E_OLD,kept\n" {
+		t.Errorf("the file holds %q", got)
+	}
+
+	exec.Command("chattr", "-i", path).Run()
+	cf = conf("    max_open_sockets 10\n    mkdir on\n    rotate_size 1m\n")
+	if text, code := runFluentBit(t, "-e", so, "-c", cf, "--dry-run"); code != 0 {
+		t.Errorf("--dry-run of a sound file: exit %d:\n%s", code, tail(text, 2000))
+	}
+	if out, err := exec.Command(ctlBin, "check", "-config", cf).CombinedOutput(); err != nil || !strings.Contains(string(out), "1 flatstore output(s): OK") {
+		t.Errorf("flatstore-ctl check of a sound file: %v:\n%s", err, out)
+	}
+}
+
+// TestDryRunChecksNamesOnly is TestFluentBitDryRunChecksNamesOnly through
+// the host, which checks a config map as Fluent Bit 5.1.1 does: -dry-run
+// passes a bad integer, boolean and size (names only), start-up refuses
+// all three in the plugin's one message.
+func TestDryRunChecksNamesOnly(t *testing.T) {
+	dir := t.TempDir()
+	in := fbtest.WriteFile(t, "one.chunks", records.Frames(isoRec("E_A", "a", 1)))
+	args := []string{"-in-chunks", in, "-p", "path=" + filepath.Join(dir, "e.log"), "-p", "control_listen=off",
+		"-p", "max_open_sockets=abc", "-p", "mkdir=maybe", "-p", "rotate_size=1x"}
+	_, stderr, code := fbtest.RunHost(t, append(args, "-dry-run")...)
+	if code != 0 || stderr != "configuration test is successful\n" {
+		t.Errorf("-dry-run: exit %d:\n%s", code, stderr)
+	}
+	_, stderr, code = fbtest.RunHost(t, args...)
+	if code != 1 || strings.Count(stderr, "invalid configuration, output not started:") != 1 {
+		t.Errorf("start-up: exit %d, want one refusal:\n%s", code, stderr)
+	}
+	for _, p := range []string{`max_open_sockets "abc": must be an integer from 1 to 65535`, `mkdir "maybe": must be a boolean`, `rotate_size "1x": must be a number of bytes`} {
+		if strings.Count(stderr, "\n    "+p) != 1 {
+			t.Errorf("start-up does not say once %q:\n%s", p, stderr)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "e.log")); !os.IsNotExist(err) {
+		t.Errorf("a refused output created its file (%v)", err)
 	}
 }

@@ -57,3 +57,47 @@ func TestCheckConfigEveryProblemOnce(t *testing.T) {
 		t.Errorf("a sound configuration: %v", err)
 	}
 }
+
+// TestKeyTypesReadAsTheEngineReads pins what KeyType promises of the types
+// registered with Fluent Bit: an integer key takes no value that overflows
+// the engine's C int (atoi), a boolean key takes each of flb_utils_bool's
+// words in any case with the engine's meaning, and a boolean default is
+// one of them. Sizes and durations stay strings (their grammars differ).
+func TestKeyTypesReadAsTheEngineReads(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "e.log")
+	engineBool := map[string]bool{"true": true, "On": true, "YES": true, "false": false, "Off": false, "NO": false}
+	for _, k := range flatstore.Keys() {
+		switch k.Type {
+		case flatstore.KeyInt:
+			for _, v := range []string{"2147483648", "4294967297", "-2147483649"} {
+				if _, err := flatstore.ParseConfig(flatstore.MapGetter{"path": path, k.Name: v}); err == nil {
+					t.Errorf("%s takes %s, which a C int does not hold", k.Name, v)
+				}
+			}
+		case flatstore.KeyBool:
+			if _, ok := engineBool[k.Default]; !ok {
+				t.Errorf("%s: default %q is not a word of flb_utils_bool", k.Name, k.Default)
+			}
+			for w, want := range engineBool {
+				g := flatstore.MapGetter{"path": path}
+				g[k.Name] = w
+				cfg, err := flatstore.ParseConfig(g)
+				if err != nil {
+					t.Errorf("%s %q: %v", k.Name, w, err)
+					continue
+				}
+				got := map[string]bool{"mkdir": cfg.Mkdir, "suppress_event_name": cfg.SuppressEventName}
+				if v, ok := got[k.Name]; !ok {
+					t.Errorf("boolean key %s: add it to this test", k.Name)
+				} else if v != want {
+					t.Errorf("%s %q reads %v, the engine reads %v", k.Name, w, v, want)
+				}
+			}
+		}
+		for _, sized := range []string{"rotate_size", "rotate_period", "rotate_max_age", "idle_timeout", "reopen_check", "rotate_count"} {
+			if k.Name == sized && k.Type != flatstore.KeyString {
+				t.Errorf("%s is registered as %v: its grammar is not the engine's (see KeyType)", k.Name, k.Type)
+			}
+		}
+	}
+}
