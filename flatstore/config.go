@@ -111,6 +111,29 @@ func (c *Config) Settings() string { return strings.Join(c.effective, " ") }
 
 // KeyType is the kind of value a key takes, as Fluent Bit's config map
 // shows it (fluent-bit -o flatstore -h).
+//
+// Fluent Bit 5.1.1 parses none of a Go output's values: start-up and
+// --dry-run check each property's name and that it is set once, and
+// flb_config_map_set, which parses typed values for native plugins (and
+// refuses only a bad boolean even there), is never called for a proxy.
+// What the engine does with a type is show it in -h and judge the
+// defaults (a boolean default must be one of its words). So a type here is
+// the engine's only where every value flatstore takes means the same to
+// the engine's parser for that type, so that an engine which did parse
+// them would neither refuse nor misread one, with one exception:
+//
+//   - KeyInt (FLB_CONFIG_MAP_INT, atoi): every integer flatstore takes for
+//     these keys reads the same through atoi and fits a C int. atoi
+//     refuses nothing ("abc" is 0); flatstore's Init refuses it.
+//     rotate_count is a string: it takes counts beyond a C int.
+//   - KeyBool (FLB_CONFIG_MAP_BOOL, flb_utils_bool): true, on, yes, false,
+//     off, no in any case mean the same to both; flatstore also takes 1
+//     and 0 (as OpenSIPS's modparams write them), which flb_utils_bool
+//     refuses. The defaults are its words.
+//   - KeyList (FLB_CONFIG_MAP_CLIST): split at commas by both.
+//   - Sizes and durations are strings: flb_utils_size_to_bytes reads k as
+//     1000 where flatstore reads 1024, and takes 1.5m and false;
+//     flb_utils_time_to_seconds reads 500ms as 500 s and 1m30s as 1 s.
 type KeyType int
 
 // The key types.

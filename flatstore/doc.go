@@ -17,14 +17,19 @@
 //
 // plugin imports flatstore and control; control imports flatstore (for
 // Listen and ErrNotManaged) and filestore (for its Status type);
-// cmd/flatstore-ctl imports event (and ParseConfig, for configs). event
+// cmd/flatstore-ctl imports event (and ParseConfig and CheckConfig, for
+// configs). event
 // imports nothing of the project, filestore only the logger, and nothing
 // below plugin imports cgo (house_test.go: TestImportRules).
 //
 // # Using it
 //
 // ParseConfig reads an output's keys through a Getter (Fluent Bit's lookup
-// in the plugin, a MapGetter in tests) into a validated Config. A Process
+// in the plugin, a MapGetter in tests) into a validated Config;
+// CheckConfig, which the plugin's Init and flatstore-ctl check call, adds
+// what the output needs of the file system as a given user (CheckPaths:
+// the directory, an existing file to append to, the control socket's
+// directory) and joins every problem in one error. A Process
 // is what the outputs of one process share (the files, the metrics, the
 // maintenance goroutine); NewInstance makes an output in it. Instance.Flush
 // writes one chunk and answers OK, Retry or Error, which package plugin

@@ -86,6 +86,46 @@ static char *allowed(const struct cmap *m)
     return s;
 }
 
+/* flb_utils_bool: 1, 0, or -1 for a word it does not take ("1" and "0" among them). */
+static int utils_bool(const char *v)
+{
+    if (!strcasecmp(v, "true") || !strcasecmp(v, "on") || !strcasecmp(v, "yes")) return 1;
+    if (!strcasecmp(v, "false") || !strcasecmp(v, "off") || !strcasecmp(v, "no")) return 0;
+    return -1;
+}
+
+int cmap_defaults(const struct cmap *m)
+{
+    size_t i;
+    for (i = 0; i < m->n; i++) {
+        const struct cmap_entry *e = &m->v[i];
+        char *def;
+        int bad = 0;
+        if (!e->def_value) continue;
+        /* flb_config_map_create: a default is expanded quietly unless dynamic */
+        def = e->flags & FLB_CONFIG_MAP_DYNAMIC_ENV ? strdup(e->def_value)
+                                                     : env_translate_quiet(e->def_value);
+        if (!def) abort();
+        /* translate_default_value: INT, DOUBLE, SIZE and TIME go through atoi, atof,
+         * flb_utils_size_to_bytes and flb_utils_time_to_seconds, which refuse nothing;
+         * a list is split, which fails only without memory */
+        if (e->type == FLB_CONFIG_MAP_STR && (e->flags & FLB_CONFIG_MAP_DYNAMIC_ENV)) {
+            free(env_translate(def)); /* warns about an unset variable */
+        } else if (e->type == FLB_CONFIG_MAP_STR_PREFIX) {
+            hostlog_engine(FLB_LOG_ERROR, "[config map] invalid default value for prefixed string '%s'",
+                           e->name);
+            bad = 1;
+        } else if (e->type == FLB_CONFIG_MAP_BOOL && utils_bool(def) < 0) {
+            hostlog_engine(FLB_LOG_ERROR, "[config map] invalid default value for boolean '%s=%s'",
+                           e->name, def);
+            bad = 1;
+        }
+        free(def);
+        if (bad) return -1;
+    }
+    return 0;
+}
+
 /* property_count: keys of the same length equal byte for byte (case matters here). */
 static int count_key(const struct props *ps, const char *key)
 {

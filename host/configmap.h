@@ -29,6 +29,18 @@ void cmap_read(struct cmap *m, const void *config_map);
 void cmap_free(struct cmap *m);
 
 /*
+ * cmap_defaults is what flb_config_map_create does with the map's defaults for each instance,
+ * before any property is looked at: the only place where Fluent Bit v5.1.1 judges a value by
+ * its type for a Go output (the values a user sets are checked by name only, at start-up
+ * and in --dry-run; flb_config_map_set, which parses them, is never called for a proxy). A
+ * boolean default must be one of flb_utils_bool's words (true, on, yes, false, off, no, in
+ * any case; not 1 or 0) and a prefixed string may have none; a dynamic string default is
+ * expanded, warning about an unset variable. It prints the engine's messages and returns 0,
+ * or -1 at the first bad default.
+ */
+int cmap_defaults(const struct cmap *m);
+
+/*
  * cmap_check is flb_config_map_properties_check for one instance of plugin: every
  * property must name an entry (ignoring case; the whole key, or more than the name of a
  * prefixed entry), and one without the multiple flag may be set once. It prints the

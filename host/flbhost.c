@@ -1294,10 +1294,15 @@ static int register_plugin(struct host *h, int hot_reload)
     return 0;
 }
 
-/* check_properties is flb_output_plugin_property_check for one instance. */
+/* check_properties is flb_output_plugin_property_check for one instance: its own copy of
+ * the config map (flb_config_map_create, which judges the defaults), then the properties. */
 static int check_properties(struct host *h, struct instance *in)
 {
     if (!h->cmap.present) return 0;
+    if (cmap_defaults(&h->cmap)) {
+        hostlog_engine(FLB_LOG_ERROR, "[output] error loading config map for '%s' plugin", h->def->name);
+        return -1;
+    }
     if (cmap_check(&h->cmap, h->def->name, &in->props) == 0) return 0;
     hostlog_engine(FLB_LOG_HELP, "try the command: %s -o %s -h\n", h->program, h->def->name);
     return -1;

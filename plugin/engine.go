@@ -18,9 +18,11 @@ import (
 // the core's one key table: C memory that lives as long as the process (the
 // engine keeps pointers to its descriptions), made once and handed to every
 // registration, hot reloads included. The engine then checks each
-// instance's properties against it at start-up and in --dry-run, and -h
-// prints it. Defaults are shown, never handed back as properties: the core
-// applies its own.
+// instance's properties against it at start-up and in --dry-run — their
+// names and that each is set once: Fluent Bit 5.1.1 parses no value of a
+// Go output, so the values are judged by Init and flatstore-ctl check —
+// and -h prints it. Defaults are shown, never handed back as properties:
+// the core applies its own.
 var configMap = sync.OnceValue(func() unsafe.Pointer {
 	keys := flatstore.Keys()
 	size := C.size_t(unsafe.Sizeof(C.struct_flb_abi_config_map{}))
@@ -38,6 +40,8 @@ var configMap = sync.OnceValue(func() unsafe.Pointer {
 	return m
 })
 
+// mapType is the engine's type for a key type; flatstore.KeyType says which
+// keys get one, and why sizes and durations stay strings.
 func mapType(t flatstore.KeyType) C.int {
 	switch t {
 	case flatstore.KeyBool:

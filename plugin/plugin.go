@@ -15,7 +15,6 @@ package main
 import "C"
 
 import (
-	"errors"
 	"fmt"
 	"runtime/debug"
 	"strings"
@@ -107,11 +106,9 @@ func flatstoreGoInit(plugin unsafe.Pointer) (ret C.int) {
 		return output.FLB_ERROR
 	}
 
-	g := getter{plugin}
-	cfg, err := flatstore.ParseConfig(g)
-	if derr := flatstore.CheckListenDir(g.Get("control_listen")); derr != nil {
-		err, cfg = errors.Join(err, derr), nil // every problem in one message
-	}
+	// Every problem in one message: the values, the socket's directory, and
+	// what this user may do with the file and its directory.
+	cfg, err := flatstore.CheckConfig(getter{plugin}, flatstore.ProcessAccess)
 	if err != nil {
 		log.Errorf("invalid configuration, output not started:\n    %s",
 			strings.ReplaceAll(err.Error(), "\n", "\n    "))

@@ -54,7 +54,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "flatstore-ctl: check: -config FILE is required, and takes no other argument")
 		return 2
 	}
-	access := flatstore.Access(func(p string, mode uint32) error { return unix.Access(p, mode) })
+	access := flatstore.Access(flatstore.ProcessAccess)
 	if *as != "" {
 		u, err := lookupUser(*as)
 		if err != nil {
@@ -95,18 +95,11 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 				g[p.Key] = p.Value
 			}
 		}
-		cfg, err := flatstore.ParseConfig(g)
-		if derr := flatstore.CheckListenDir(g.Get("control_listen")); derr != nil {
-			say(derr.Error())
-		}
-		if err != nil {
+		// What Init checks, as Init checks it (as another user with -user).
+		if _, err := flatstore.CheckConfig(g, access); err != nil {
 			for _, l := range strings.Split(err.Error(), "\n") {
 				say(l)
 			}
-			continue
-		}
-		for _, e := range flatstore.CheckPaths(cfg, access) {
-			say(e.Error())
 		}
 	}
 	if problems > 0 {
@@ -142,8 +135,13 @@ func lookupUser(name string) (*checkUser, error) {
 }
 
 // access decides by the file's owner, group and mode bits (root passes), as
-// the kernel would for that user without ACLs or capabilities.
+// the kernel would for that user without ACLs or capabilities, after what
+// refuses every user alike: a read-only mount, an immutable file (as this
+// process finds them).
 func (c *checkUser) access(path string, mode uint32) error {
+	if err := flatstore.ProcessAccess(path, mode); errors.Is(err, unix.EROFS) || errors.Is(err, unix.EPERM) {
+		return err
+	}
 	var st unix.Stat_t
 	if err := unix.Stat(path, &st); err != nil {
 		return err

@@ -587,7 +587,7 @@ func TestCheck(t *testing.T) {
 	// socket directory with what to do, and the other output's file.
 	for _, want := range []string{`file_permissions "64x"`, `rotate_size "lots"`, "missing\" does not exist (create it, or set mkdir true)",
 		"the socket's directory \"/run/flatstore-test-nowhere\" does not exist: create it; /run is emptied at boot: under systemd, RuntimeDirectory=",
-		"the file exists and cannot be appended to"} {
+		"the file exists and the user Fluent Bit runs as cannot append to it (permission denied)"} {
 		if strings.Count(r.stdout, want) != 1 {
 			t.Errorf("check does not report %s once:\n%s", want, r.stdout)
 		}
@@ -611,6 +611,29 @@ func TestCheck(t *testing.T) {
 `)
 	if r = ctl(t, nil, "check", "-config", conf); r.code != 0 || !strings.Contains(r.stdout, "1 flatstore output(s): OK") {
 		t.Errorf("check of a sound configuration: %+v", r)
+	}
+	// A file nobody may append to, root included: as Init says it, with
+	// and without -user.
+	immutable := filepath.Join(dir, "immutable.log")
+	if err := os.WriteFile(immutable, []byte("x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("chattr", "+i", immutable).CombinedOutput(); err != nil {
+		t.Logf("chattr +i fails here (%v: %s): the immutable file is not tried", err, bytes.TrimSpace(out))
+	} else {
+		defer exec.Command("chattr", "-i", immutable).Run()
+		write(`[OUTPUT]
+    Name flatstore
+    Match *
+    path ` + immutable + `
+    control_listen off
+`)
+		want := `path "` + immutable + `": the file exists and the user Fluent Bit runs as cannot append to it (operation not permitted): it is immutable (lsattr shows i): chattr -i it, or choose another path`
+		for _, args := range [][]string{{"check", "-config", conf}, {"check", "-config", conf, "-user", "nobody"}} {
+			if r = ctl(t, nil, args...); r.code != 1 || strings.Count(r.stdout, want) != 1 {
+				t.Errorf("%v on an immutable file: %+v", args, r)
+			}
+		}
 	}
 	if r = ctl(t, nil, "check", "-h"); r.code != 0 || !strings.Contains(r.stdout, "-user") {
 		t.Errorf("check -h: %+v", r)

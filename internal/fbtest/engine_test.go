@@ -234,6 +234,40 @@ func TestHostDryRun(t *testing.T) {
 	}
 }
 
+// TestHostConfigMapDefaults: what Fluent Bit 5.1.1 does with a config
+// map's defaults for each instance, at start-up and in --dry-run
+// (flb_config_map_create), the one place where it judges a Go output's
+// values by their type: a boolean default the engine's flb_utils_bool does
+// not take ("1", which flatstore's own parser takes) fails before any
+// Init, without the hint to run -h; an unset variable in a dynamic
+// default is warned about once per instance. (The real engine, given the
+// same fake plugin, prints the same lines.)
+func TestHostConfigMapDefaults(t *testing.T) {
+	for _, dry := range []bool{true, false} {
+		args := []string{"-p", "id=a"}
+		last := "[error] [engine] output initialization failed"
+		if dry {
+			args = append(args, "-dry-run")
+			last = "[error] [reload] check properties for output plugins is failed"
+		}
+		r := runFake(t, []string{"BAD_BOOL_DEFAULT"}, HostConfig{}, args...)
+		lines := engineLines(t, r.stderr)
+		want := []string{
+			"[error] [config map] invalid default value for boolean 'bad_bool=1'",
+			"[error] [output] error loading config map for 'flatstore' plugin",
+			last,
+		}
+		if r.code != 1 || strings.Join(lines, "\n") != strings.Join(want, "\n") || r.log.index("init") >= 0 {
+			t.Errorf("bad boolean default (dry-run %v): exit %d, init %v:\n%s", dry, r.code, r.log.index("init") >= 0, r.stderr)
+		}
+	}
+	r := runFake(t, nil, HostConfig{Env: []string{"FAKE_DYN_DEFAULT="}}, "-dry-run", "-p", "id=a", "-next", "-p", "id=b")
+	warn := "[warn] [env] variable ${FAKE_DYN_DEFAULT} is used but not set"
+	if lines := engineLines(t, r.stderr); r.code != 0 || len(lines) != 2 || lines[0] != warn || lines[1] != warn {
+		t.Errorf("unset variable in a dynamic default: exit %d, want the warning once per instance:\n%s", r.code, r.stderr)
+	}
+}
+
 func TestHostHelpPlugin(t *testing.T) {
 	golden := ReadText(t, filepath.Join("testdata", "help.golden"))
 	out, stderr, code := runRaw(t, fakeSO(t), "FAKE_DEFAULT_DIR=xyz", "-help-plugin")

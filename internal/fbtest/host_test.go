@@ -69,7 +69,9 @@ func runFake(t *testing.T, defines []string, cfg HostConfig, args ...string) fak
 	t.Helper()
 	so := fakeSO(t, defines...)
 	logPath := filepath.Join(t.TempDir(), "fake.log")
-	cfg.Env = append(cfg.Env, "FAKE_LOG="+logPath)
+	// FAKE_DYN_DEFAULT set: the engine warns at every instance about an
+	// unset variable in the default of a dynamic entry (TestHostConfigMapDefaults)
+	cfg.Env = append(append([]string{"FAKE_DYN_DEFAULT=set"}, cfg.Env...), "FAKE_LOG="+logPath)
 	s, stderr, code := RunHostWith(t, cfg, append([]string{"-so", so}, args...)...)
 	return fakeRun{sum: s, stderr: stderr, code: code, log: readFakeLog(t, logPath)}
 }

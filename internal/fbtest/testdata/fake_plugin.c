@@ -120,6 +120,9 @@ static struct config_map fake_map[] = {
     {TIME, "interval", "5s", 0, 0, 0, "A time.", {{0}, 0, 0, {0, 0}}, {0, 0}},
     {DOUBLE, "ratio", "0.5", 0, 0, 0, "A double.", {{0}, 0, 0, {0, 0}}, {0, 0}},
     {SLIST_2, "pair", NULL, 0, 0, 0, "Two words.", {{0}, 0, 0, {0, 0}}, {0, 0}},
+#ifdef BAD_BOOL_DEFAULT
+    {BOOL, "bad_bool", "1", 0, 0, 0, "flatstore takes 1 for true; the engine does not.", {{0}, 0, 0, {0, 0}}, {0, 0}},
+#endif
 #ifdef BAD_MAP_TYPE
     {35, "bad_type", NULL, 0, 0, 0, "A type no engine knows.", {{0}, 0, 0, {0, 0}}, {0, 0}},
 #endif
