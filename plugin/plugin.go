@@ -35,6 +35,7 @@ type instance struct {
 	core    *flatstore.Instance
 	control *control.Handle
 	sink    *engineSink
+	metrics *engineMetrics // the engine's metrics context; nil without one
 	ctx     unsafe.Pointer // C memory whose address is the context
 	lastTag atomic.Pointer[string]
 }
@@ -123,6 +124,10 @@ func flatstoreGoInit(plugin unsafe.Pointer) (ret C.int) {
 		return fail()
 	}
 	inst := &instance{core: core, sink: sink}
+	if em := newEngineMetrics(plugin, log); em != nil {
+		inst.metrics = em
+		core.ExportTo(em)
+	}
 	if !cfg.ControlListen.Off() {
 		h, err := controls.Acquire(cfg.ControlListen, core, control.Options{
 			Token: cfg.ControlToken, Metrics: proc.Gatherer(), Log: log,
@@ -135,6 +140,7 @@ func flatstoreGoInit(plugin unsafe.Pointer) (ret C.int) {
 		default:
 			log.Errorf("%v: output not started", err)
 			core.Close()
+			inst.metrics.free()
 			return fail()
 		}
 	}
@@ -236,6 +242,7 @@ func closeInstance(inst *instance) {
 		inst.control.Release()
 	}
 	inst.core.Close()
+	inst.metrics.free() // the core no longer touches them
 	// From here the engine may free the instance: its logger goes quiet
 	// (to stderr) rather than touch it.
 	inst.sink.detach()
