@@ -42,7 +42,8 @@ func flatstoreSeries(body string) map[string]string {
 // endpoint (/api/v2/metrics/prometheus) lists flatstore's series for each
 // output, labelled as the engine labels its fluentbit_output_* series (the
 // alias, else flatstore.N): at 0 before any record, then the lines and
-// bytes each file holds.
+// bytes each file holds, as the engine's own fluentbit_output_proc_records_total
+// of the same name counts the records.
 func TestFluentBitEngineMetrics(t *testing.T) {
 	dir := t.TempDir()
 	port := fbtest.FreeTCPAddr(t)[len("127.0.0.1:"):]
@@ -144,7 +145,10 @@ func TestFluentBitEngineMetrics(t *testing.T) {
 		return got[`flatstore_records_written_total{name="flatstore.0"}`] == fmt.Sprint(n) &&
 			got[`flatstore_records_written_total{name="sip_events"}`] == fmt.Sprint(n) &&
 			got[`flatstore_bytes_written_total{name="flatstore.0"}`] == fmt.Sprint(sizeA) &&
-			got[`flatstore_bytes_written_total{name="sip_events"}`] == fmt.Sprint(sizeB)
+			got[`flatstore_bytes_written_total{name="sip_events"}`] == fmt.Sprint(sizeB) &&
+			// the engine's own count, joined on the same name label
+			strings.Contains(body, "fluentbit_output_proc_records_total{name=\"flatstore.0\"} "+fmt.Sprint(n)+"\n") &&
+			strings.Contains(body, "fluentbit_output_proc_records_total{name=\"sip_events\"} "+fmt.Sprint(n)+"\n")
 	})
 	t.Logf("the engine's endpoint, flatstore's series:\n%s", grepLines(body, "flatstore_"))
 	r.stop(t)

@@ -9,8 +9,9 @@
  * points say so once, loudly, through the engine's logger, refuse to start, and return
  * at once on exit.
  *
- * It also reads the engine's memory that fluent-bit-go does not: the logger slots of
- * struct flb_api and the instance's name and alias; and it gives a Go output with
+ * It also reads the engine's memory that fluent-bit-go does not: the logger and metrics
+ * slots of struct flb_api and the instance's name and alias; it calls the engine's
+ * cmetrics functions (looked up, never linked); and it gives a Go output with
  * Workers the one worker pool that Fluent Bit 5.1.1 fails to give it (below).
  */
 #define _GNU_SOURCE
@@ -357,7 +358,8 @@ int flatstore_instance_name(void *ins, char *name, int name_cap, char *alias, in
  * cmetrics functions are the engine's, exported from its executable: they are looked up
  * once with dlsym(RTLD_DEFAULT), never linked, so the plugin loads in an engine that does
  * not export them (then it has no series there, and says so). The project's host exports
- * functions of the same names and signatures (host/cmt.c). */
+ * functions of the same names and signatures (host/cmt.c). A series is created at Init
+ * only: the engine walks the context's lists from its own thread while flushes run. */
 typedef void *(*cmt_create_fn)(void *cmt, char *ns, char *subsystem, char *name, char *help,
                                int label_count, char **label_keys);
 typedef int (*cmt_value_fn)(void *metric, uint64_t ts, double val, int labels_count,

@@ -3,8 +3,9 @@
 // proxy to the core (package flatstore) and the control endpoint (package
 // control): the entry points (engine.c, which refuses to run Go after a
 // fork, then calls the functions below), the config map, the engine's
-// logger, configuration lookup, the per-instance context, return codes, and
-// recovery from panics.
+// logger, the engine's metrics context (cmetrics.go: flatstore's series in
+// Fluent Bit's own /api/v2/metrics/prometheus), configuration lookup, the
+// per-instance context, return codes, and recovery from panics.
 package main
 
 /*
