@@ -32,7 +32,7 @@ $(SO): $(GOFILES)
 
 $(HOST): $(HOSTSRC) $(wildcard host/*.h) plugin/flb_abi.h
 	@mkdir -p $(BUILD)
-	$(CC) -O2 -Wall -Wextra -o $@ $(HOSTSRC) -ldl -lpthread
+	$(CC) -O2 -Wall -Wextra -o $@ $(HOSTSRC) -rdynamic -ldl -lpthread
 
 $(CTL): $(GOFILES)
 	@mkdir -p $(BUILD)

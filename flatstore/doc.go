@@ -35,6 +35,14 @@
 // writes one chunk and answers OK, Retry or Error, which package plugin
 // maps to FLB_OK, FLB_RETRY and FLB_ERROR. Instance.Close ends it.
 //
+// The metrics live in the Process's Prometheus registry (Process.Gatherer,
+// which the control endpoint serves). Instance.ExportTo also creates the
+// instance's series, at 0, in a metrics context of the engine
+// (EngineMetrics: Fluent Bit's cmetrics context of the output, in package
+// plugin), adds to them as it counts — once per flush for the lines and
+// bytes, never per record — and copies the process's own series there
+// about every second until Close.
+//
 // # Data flow
 //
 // Data flows one way. A flush walks the chunk in place (event.Decoder);

@@ -400,8 +400,7 @@ func (in *Instance) write(s *flushState, data []byte, tag string) Result {
 		in.dropBadPath(d.n, d.err)
 	}
 	in.dropMaxFiles(overMax)
-	in.metrics.records.Add(float64(lines))
-	in.metrics.bytes.Add(float64(bytes))
+	in.metrics.written(lines, bytes)
 	return res
 }
 

@@ -112,6 +112,21 @@ func NewInstance(p *Process, cfg *Config, name string, log *logger.Logger) (*Ins
 	return in, nil
 }
 
+// ExportTo creates the instance's series in em, the metrics context of the
+// engine that runs it (Fluent Bit's, for its /api/v2/metrics/prometheus),
+// every one at 0, and from then on counts there too: its own series as it
+// counts them (labelled with its name), the process's (rotations,
+// deletions, open files) copied about every second until Close. Call it
+// once, before the first Flush; after Close the instance never touches em.
+func (in *Instance) ExportTo(em EngineMetrics) {
+	if em == nil || in.metrics.engine != nil {
+		return
+	}
+	es := newEngineSeries(em, in.name)
+	in.metrics.engine = es
+	in.proc.metrics.attach(es)
+}
+
 // LogStarted logs, once the output has started (its Init succeeded, the
 // control endpoint bound), where it writes and every setting in effect.
 func (in *Instance) LogStarted() {
@@ -235,6 +250,9 @@ func (in *Instance) Close() {
 			}
 		}
 		p.unregister(in.reg)
+		if e := in.metrics.engine; e != nil {
+			p.metrics.detach(e)
+		}
 		p.store.CloseJournal(in.journal)
 		in.log.Infof("closed")
 		// The last instance waits for the background jobs (compression,

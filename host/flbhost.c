@@ -4,7 +4,8 @@
  * order of calls, the engine's property handling, logger, config map checks and messages.
  *
  * Build:  cc -O2 -Wall -Wextra -o build/flbhost host/flbhost.c host/log.c host/env.c \
- *             host/props.c host/configmap.c -ldl -lpthread   (make build does this)
+ *             host/props.c host/configmap.c host/cmt.c -rdynamic -ldl -lpthread
+ *         (make build does this)
  *
  * Usage:
  *   flbhost -so FILE [options] [-p key=value ...] [-next -p key=value ...] ...
@@ -47,6 +48,14 @@
  *     -reload N           after the run, N times: ExitCtx all, Unregister, PreRegister(1),
  *                         Register, Init every instance again, send the whole input again
  *     -hold-ms N          after all input is flushed, wait N ms before exiting
+ *     -metrics FILE       append the instances' metrics contexts (what the plugin registered
+ *                         through output_get_cmt_instance, cmt.c) to FILE in the Prometheus
+ *                         text format of the engine's /api/v2/metrics/prometheus: once after
+ *                         each generation's start-up, before its first chunk, under the line
+ *                         "# flbhost: start-up", and once before the exit (after -hold-ms)
+ *                         under "# flbhost: exit"
+ *     -no-cmt             output_get_cmt_instance hands NULL, as an engine built without
+ *                         metrics (FLB_HAVE_METRICS off) does
  *     -log-level LEVEL    the service log level: off, error, warn, info (default), debug, trace
  *     -quiet              Fluent Bit's -q: the service log level off (a later -log-level wins)
  *     -log-file FILE      the engine's log file (service Log_File): opened at engine start; the
@@ -94,7 +103,10 @@
  * The plugin gets o_ins = the instance, laid out as the engine's struct flb_output_instance up
  * to alias (flb_abi.h): on x86_64 name ("flatstore.<id>", NUL padded) at offset 96 and the
  * alias pointer at 128; id counts the instances from 0. The api table is struct flb_api with
- * output_get_property, log_print and output_log_check set and the other slots NULL.
+ * output_get_property, output_get_cmt_instance, log_print and output_log_check set and the
+ * other slots NULL. Each instance has its own metrics context, made before its Init at each
+ * start-up, and the host exports the engine's cmt_counter_create, cmt_counter_add,
+ * cmt_counter_set, cmt_gauge_create and cmt_gauge_set (cmt.c; linked with -rdynamic).
  *
  * Every chunk goes to every instance (Match is kept, not applied). Output (unless -q), one
  * JSON line on stdout:
@@ -135,6 +147,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cmt.h"
 #include "configmap.h"
 #include "env.h"
 #include "../plugin/flb_abi.h"
@@ -366,6 +379,7 @@ struct instance {
 
     struct flb_plugin_proxy_context ctx;
     int exited;
+    struct cmt *cmt; /* its metrics context (cmt.c): a new one at each start-up, as the engine's */
 
     /* queue: chunks [q_next, q_avail) wait; guarded by mu */
     pthread_mutex_t mu;
@@ -390,6 +404,8 @@ struct host {
     const char *in_path;
     const char *in_chunks_path;
     const char *log_file;
+    const char *metrics_path; /* -metrics FILE */
+    int no_cmt;               /* -no-cmt */
     long long chunk_records;
     const char *tag;
     long long workers;
@@ -469,6 +485,7 @@ static void instance_free(struct instance *in)
     pthread_cond_destroy(&in->cv);
     pthread_cond_destroy(&in->done_cv);
     free(in->threads);
+    host_cmt_free(in->cmt);
     free(in);
 }
 
@@ -493,6 +510,33 @@ static const char *get_property(const char *key, void *o_ins)
 }
 
 /* The api's output_log_check: flb_output_log_check. */
+/* flb_output_get_cmt_instance */
+static void *output_get_cmt_instance(void *o_ins)
+{
+    struct instance *in = o_ins;
+    return in ? in->cmt : NULL;
+}
+
+/* write_metrics appends the instances' metrics to -metrics FILE under a line naming when. */
+static void write_metrics(struct host *h, const char *when)
+{
+    struct cmt **cmts;
+    FILE *f;
+    size_t i;
+    if (!h->metrics_path) return;
+    f = fopen(h->metrics_path, "a");
+    if (!f) {
+        fprintf(stderr, "flbhost: -metrics %s: %s\n", h->metrics_path, strerror(errno));
+        return;
+    }
+    cmts = xcalloc(h->ninst ? h->ninst : 1, sizeof(*cmts));
+    for (i = 0; i < h->ninst; i++) cmts[i] = h->inst[i]->cmt;
+    fprintf(f, "# flbhost: %s\n", when);
+    host_cmt_write(cmts, (int)h->ninst, f);
+    free(cmts);
+    fclose(f);
+}
+
 static int output_log_check(void *o_ins, int level)
 {
     struct instance *in = o_ins;
@@ -1323,11 +1367,17 @@ static int init_instances(struct host *h)
         }
         memset(&in->ctx, 0, sizeof(in->ctx));
         in->exited = 0;
+        /* flb_output_init_all makes ins->cmt before cb_init; the previous generation's was
+         * freed with its instance */
+        host_cmt_free(in->cmt);
+        in->cmt = h->no_cmt ? NULL : host_cmt_new();
+        host_cmt_open(in->cmt, 1);
         h->plugin.o_ins = in;
         h->plugin.context = &in->ctx;
         rc = h->f_init(&h->plugin);
         h->plugin.o_ins = NULL;
         h->plugin.context = NULL;
+        host_cmt_open(in->cmt, 0);
         if (rc <= 0) {
             fprintf(stderr, "flbhost: FLBPluginInit failed for instance %s (returned %d)\n",
                     in->head.name, rc);
@@ -1461,7 +1511,7 @@ static void usage(const char *msg)
           "  -chunk N (1000)  -tag TAG (flatstore.test)  -workers N (0)  -retry-max N (50)\n"
           "  -retry-wait-ms N (20)  -chunk-delay-us N  -exit-after-ms N  -reload N  -hold-ms N\n"
           "  -log-level off|error|warn|info|debug|trace (info)  -quiet  -log-file FILE\n"
-          "  -dry-run  -help-plugin  -daemon  -q  -storage DIR  -retry-defer\n",
+          "  -dry-run  -help-plugin  -daemon  -q  -storage DIR  -retry-defer  -metrics FILE  -no-cmt\n",
           stderr);
 }
 
@@ -1502,6 +1552,7 @@ int main(int argc, char **argv)
     h.api.output_get_property = get_property;
     h.api.log_print = hostlog_print;
     h.api.output_log_check = output_log_check;
+    h.api.output_get_cmt_instance = output_get_cmt_instance;
     cur = instance_new(&h);
 
 #define NEED_ARG()                                                                                 \
@@ -1576,6 +1627,11 @@ int main(int argc, char **argv)
             NUM_ARG(h.exit_after_ms, 0, 86400000);
         } else if (strcmp(o, "-reload") == 0) {
             NUM_ARG(h.reload, 0, 1000);
+        } else if (strcmp(o, "-no-cmt") == 0) {
+            h.no_cmt = 1;
+        } else if (strcmp(o, "-metrics") == 0) {
+            NEED_ARG();
+            h.metrics_path = argv[++a];
         } else if (strcmp(o, "-hold-ms") == 0) {
             NUM_ARG(h.hold_ms, 0, 86400000);
         } else if (strcmp(o, "-log-level") == 0) {
@@ -1690,10 +1746,12 @@ int main(int argc, char **argv)
             rc = EXIT_INIT;
             break;
         }
+        write_metrics(&h, "start-up");
         run_generation(&h);
     }
     if (!failed_init) {
         if (h.hold_ms > 0) sleep_us(h.hold_ms * 1000);
+        write_metrics(&h, "exit");
         exit_all(&h);
         unregister(&h);
         for (i = 0; i < h.ninst; i++) {

@@ -156,7 +156,7 @@ build_arch() {
     CGO_ENABLED=0 GOOS=linux GOARCH=$arch $GO build -trimpath -ldflags='-s -w -buildid=' \
         -o "$out/flatstore-ctl" ./cmd/flatstore-ctl
     # the test host, for a smoke test of the .so on this architecture (not packaged)
-    $cc -O2 -Wall -Wextra -o "$out/flbhost" host/*.c -ldl -lpthread
+    $cc -O2 -Wall -Wextra -o "$out/flbhost" host/*.c -rdynamic -ldl -lpthread
 }
 
 stage_arch() {

@@ -9,8 +9,9 @@
  * points say so once, loudly, through the engine's logger, refuse to start, and return
  * at once on exit.
  *
- * It also reads the engine's memory that fluent-bit-go does not: the logger slots of
- * struct flb_api and the instance's name and alias; and it gives a Go output with
+ * It also reads the engine's memory that fluent-bit-go does not: the logger and metrics
+ * slots of struct flb_api and the instance's name and alias; it calls the engine's
+ * cmetrics functions (looked up, never linked); and it gives a Go output with
  * Workers the one worker pool that Fluent Bit 5.1.1 fails to give it (below).
  */
 #define _GNU_SOURCE
@@ -19,7 +20,9 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "engine.h"
@@ -345,4 +348,124 @@ int flatstore_instance_name(void *ins, char *name, int name_cap, char *alias, in
         return 1;
     }
     return 0;
+}
+
+/* ---- the engine's metrics context (cmetrics) ----
+ *
+ * struct flb_api's output_get_cmt_instance hands the plugin its output instance's cmetrics
+ * context (ins->cmt, made before the plugin's Init), which the engine's HTTP server serves
+ * at /api/v2/metrics/prometheus with the engine's own fluentbit_output_* series. The
+ * cmetrics functions are the engine's, exported from its executable: they are looked up
+ * once with dlsym(RTLD_DEFAULT), never linked, so the plugin loads in an engine that does
+ * not export them (then it has no series there, and says so). The project's host exports
+ * functions of the same names and signatures (host/cmt.c). A series is created at Init
+ * only: the engine walks the context's lists from its own thread while flushes run. */
+typedef void *(*cmt_create_fn)(void *cmt, char *ns, char *subsystem, char *name, char *help,
+                               int label_count, char **label_keys);
+typedef int (*cmt_value_fn)(void *metric, uint64_t ts, double val, int labels_count,
+                            char **label_vals);
+
+static struct {
+    cmt_create_fn counter_create, gauge_create;
+    cmt_value_fn counter_add, counter_set, gauge_set;
+    int ok;
+} cmtf;
+static pthread_once_t cmt_once = PTHREAD_ONCE_INIT;
+
+static void cmt_lookup(void)
+{
+    cmtf.counter_create = (cmt_create_fn)dlsym(RTLD_DEFAULT, "cmt_counter_create");
+    cmtf.gauge_create = (cmt_create_fn)dlsym(RTLD_DEFAULT, "cmt_gauge_create");
+    cmtf.counter_add = (cmt_value_fn)dlsym(RTLD_DEFAULT, "cmt_counter_add");
+    cmtf.counter_set = (cmt_value_fn)dlsym(RTLD_DEFAULT, "cmt_counter_set");
+    cmtf.gauge_set = (cmt_value_fn)dlsym(RTLD_DEFAULT, "cmt_gauge_set");
+    cmtf.ok = cmtf.counter_create && cmtf.gauge_create && cmtf.counter_add && cmtf.counter_set &&
+              cmtf.gauge_set;
+}
+
+/* flatstore_cmt_resolve reports whether the process exports the five cmetrics functions. */
+int flatstore_cmt_resolve(void)
+{
+    pthread_once(&cmt_once, cmt_lookup);
+    return cmtf.ok;
+}
+
+/* flatstore_cmt_context returns the instance's metrics context, or NULL. */
+void *flatstore_cmt_context(void *api, void *ins)
+{
+    struct flb_api *a = api;
+    if (!a || !ins || !a->output_get_cmt_instance) return NULL;
+    return a->output_get_cmt_instance(ins);
+}
+
+/* flatstore_cmt_metric creates flatstore_<name> in cmt (the engine copies every string). */
+void *flatstore_cmt_metric(void *cmt, int gauge, const char *name, const char *help, int nkeys, char **keys)
+{
+    cmt_create_fn create;
+    if (!cmt || !flatstore_cmt_resolve()) return NULL;
+    create = gauge ? cmtf.gauge_create : cmtf.counter_create;
+    return create(cmt, "flatstore", "", (char *)name, (char *)help, nkeys, keys);
+}
+
+/* One series: the metric and its label values, copied, so that an add or a set is one call
+ * with nothing to convert. */
+struct flatstore_series {
+    void *metric;
+    int gauge;
+    int n;
+    char *vals[];
+};
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* flatstore_cmt_series creates the series of metric with the label values, at 0. */
+void *flatstore_cmt_series(void *metric, int gauge, int nvals, char **vals)
+{
+    struct flatstore_series *s;
+    int i;
+    if (!metric || nvals < 0 || !flatstore_cmt_resolve()) return NULL;
+    s = calloc(1, sizeof *s + (size_t)nvals * sizeof(char *));
+    if (!s) return NULL;
+    s->metric = metric;
+    s->gauge = gauge;
+    s->n = nvals;
+    for (i = 0; i < nvals; i++) {
+        if (!(s->vals[i] = strdup(vals[i]))) {
+            flatstore_cmt_free(s);
+            return NULL;
+        }
+    }
+    if ((gauge ? cmtf.gauge_set : cmtf.counter_set)(metric, now_ns(), 0, s->n, s->vals) != 0) {
+        flatstore_cmt_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* flatstore_cmt_add adds v to a counter's series (cmetrics adds atomically). */
+void flatstore_cmt_add(void *series, double v)
+{
+    struct flatstore_series *s = series;
+    if (s && !s->gauge) cmtf.counter_add(s->metric, now_ns(), v, s->n, s->vals);
+}
+
+/* flatstore_cmt_set sets a series to v. */
+void flatstore_cmt_set(void *series, double v)
+{
+    struct flatstore_series *s = series;
+    if (s) (s->gauge ? cmtf.gauge_set : cmtf.counter_set)(s->metric, now_ns(), v, s->n, s->vals);
+}
+
+void flatstore_cmt_free(void *series)
+{
+    struct flatstore_series *s = series;
+    int i;
+    if (!s) return;
+    for (i = 0; i < s->n; i++) free(s->vals[i]);
+    free(s);
 }

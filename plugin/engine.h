@@ -21,6 +21,13 @@ void *flatstore_plugin_ins(void *plugin);
 int flatstore_has_logger(void *api);
 void flatstore_log(void *api, int level, const char *msg);
 int flatstore_log_check(void *api, void *ins, int level);
+int flatstore_cmt_resolve(void);
+void *flatstore_cmt_context(void *api, void *ins);
+void *flatstore_cmt_metric(void *cmt, int gauge, const char *name, const char *help, int nkeys, char **keys);
+void *flatstore_cmt_series(void *metric, int gauge, int nvals, char **vals);
+void flatstore_cmt_add(void *series, double v);
+void flatstore_cmt_set(void *series, double v);
+void flatstore_cmt_free(void *series);
 int flatstore_instance_name(void *ins, char *name, int name_cap, char *alias, int alias_cap);
 
 #endif

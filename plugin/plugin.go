@@ -3,8 +3,9 @@
 // proxy to the core (package flatstore) and the control endpoint (package
 // control): the entry points (engine.c, which refuses to run Go after a
 // fork, then calls the functions below), the config map, the engine's
-// logger, configuration lookup, the per-instance context, return codes, and
-// recovery from panics.
+// logger, the engine's metrics context (cmetrics.go: flatstore's series in
+// Fluent Bit's own /api/v2/metrics/prometheus), configuration lookup, the
+// per-instance context, return codes, and recovery from panics.
 package main
 
 /*
@@ -34,6 +35,7 @@ type instance struct {
 	core    *flatstore.Instance
 	control *control.Handle
 	sink    *engineSink
+	metrics *engineMetrics // the engine's metrics context; nil without one
 	ctx     unsafe.Pointer // C memory whose address is the context
 	lastTag atomic.Pointer[string]
 }
@@ -120,6 +122,10 @@ func flatstoreGoInit(plugin unsafe.Pointer) (ret C.int) {
 		return fail()
 	}
 	inst := &instance{core: core, sink: sink}
+	if em := newEngineMetrics(plugin, log); em != nil {
+		inst.metrics = em
+		core.ExportTo(em)
+	}
 	if !cfg.ControlListen.Off() {
 		h, err := controls.Acquire(cfg.ControlListen, core, control.Options{
 			Token: cfg.ControlToken, Metrics: proc.Gatherer(), Log: log,
@@ -132,6 +138,7 @@ func flatstoreGoInit(plugin unsafe.Pointer) (ret C.int) {
 		default:
 			log.Errorf("%v: output not started", err)
 			core.Close()
+			inst.metrics.free()
 			return fail()
 		}
 	}
@@ -233,6 +240,7 @@ func closeInstance(inst *instance) {
 		inst.control.Release()
 	}
 	inst.core.Close()
+	inst.metrics.free() // the core no longer touches them
 	// From here the engine may free the instance: its logger goes quiet
 	// (to stderr) rather than touch it.
 	inst.sink.detach()

@@ -93,7 +93,7 @@ func BuildHost(t testing.TB) string {
 			return
 		}
 		args := append([]string{"-O2", "-Wall", "-Wextra", "-o", out}, srcs...)
-		cmd := exec.Command("cc", append(args, "-ldl", "-lpthread")...)
+		cmd := exec.Command("cc", append(args, "-rdynamic", "-ldl", "-lpthread")...)
 		if msg, err := cmd.CombinedOutput(); err != nil {
 			hostErr = fmt.Errorf("cc host/*.c: %v\n%s", err, msg)
 			return
