@@ -41,7 +41,8 @@
 // (EngineMetrics: Fluent Bit's cmetrics context of the output, in package
 // plugin), adds to them as it counts — once per flush for the lines and
 // bytes, never per record — and copies the process's own series there
-// about every second until Close.
+// at each change (a rotation, a deletion, a file opened or closed) until
+// Close: no timer wakes an idle process for it.
 //
 // # Data flow
 //

@@ -150,9 +150,14 @@ func TestEngineMetrics(t *testing.T) {
 		t.Errorf("records_dropped_total{reason=body_not_map} = %v, want 1", v)
 	}
 
+	// The process's gauge follows the open file without a timer.
+	if v, _ := em.get("flatstore_open_files"); v != 1 {
+		t.Errorf("flatstore_open_files = %v with one file open, want 1", v)
+	}
+
 	in.Close()
 	n := em.calls.Load()
-	time.Sleep(1500 * time.Millisecond) // past the next copy of the process's series
+	time.Sleep(1500 * time.Millisecond) // nothing left running may touch the context
 	if m := em.calls.Load(); m != n {
 		t.Errorf("%d calls into the engine context after Close", m-n)
 	}

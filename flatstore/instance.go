@@ -116,7 +116,7 @@ func NewInstance(p *Process, cfg *Config, name string, log *logger.Logger) (*Ins
 // engine that runs it (Fluent Bit's, for its /api/v2/metrics/prometheus),
 // every one at 0, and from then on counts there too: its own series as it
 // counts them (labelled with its name), the process's (rotations,
-// deletions, open files) copied about every second until Close. Call it
+// deletions, open files) copied there at each change until Close (no timer). Call it
 // once, before the first Flush; after Close the instance never touches em.
 func (in *Instance) ExportTo(em EngineMetrics) {
 	if em == nil || in.metrics.engine != nil {

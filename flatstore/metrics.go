@@ -3,7 +3,6 @@ package flatstore
 import (
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -43,13 +42,7 @@ type Metrics struct {
 
 	pubMu   sync.Mutex
 	engines map[*engineSeries]struct{} // the live instances' engine series
-	pubStop chan struct{}              // stops the publishing goroutine; nil when none runs
 }
-
-// publishEvery is how often the process's series (rotations, deletions,
-// open files) are copied into the engine contexts. The engine's own
-// metrics are collected about as often (its scrape_interval).
-const publishEvery = time.Second
 
 // NewMetrics returns the collectors, registered; openFiles reports the
 // flatstore_open_files gauge.
@@ -112,6 +105,7 @@ func (m *Metrics) Deleted(reason string) {
 		m.deleted.WithLabelValues(reason).Inc()
 		if c := m.deleteCount[reason]; c != nil {
 			c.Add(1)
+			m.publish()
 		}
 	}
 }
@@ -122,33 +116,27 @@ func (m *Metrics) Rotated(reason string) {
 		m.rotations.WithLabelValues(reason).Inc()
 		if c := m.rotationCount[reason]; c != nil {
 			c.Add(1)
+			m.publish()
 		}
 	}
 }
 
-// attach starts copying the process's series into es, at once and then
-// every publishEvery, until detach.
+// OpenFiles follows a change of the open files (filestore.Counter) into
+// the engine contexts; the control endpoint's gauge asks when scraped.
+func (m *Metrics) OpenFiles(int) {
+	if m != nil {
+		m.publish()
+	}
+}
+
+// attach starts copying the process's series into es, at once and then at
+// each change (a rotation, a deletion, a file opened or closed): no timer
+// wakes an idle process for it. Until detach.
 func (m *Metrics) attach(es *engineSeries) {
 	m.pubMu.Lock()
 	defer m.pubMu.Unlock()
 	m.engines[es] = struct{}{}
 	m.publishLocked(es)
-	if m.pubStop == nil {
-		stop := make(chan struct{})
-		m.pubStop = stop
-		go func() {
-			t := time.NewTicker(publishEvery)
-			defer t.Stop()
-			for {
-				select {
-				case <-stop:
-					return
-				case <-t.C:
-					m.publish()
-				}
-			}
-		}()
-	}
 }
 
 // detach stops copying into es: once it returns, es is never touched again
@@ -157,13 +145,10 @@ func (m *Metrics) detach(es *engineSeries) {
 	m.pubMu.Lock()
 	defer m.pubMu.Unlock()
 	delete(m.engines, es)
-	if len(m.engines) == 0 && m.pubStop != nil {
-		close(m.pubStop)
-		m.pubStop = nil
-	}
 }
 
-// publish copies the process's series into every live engine context.
+// publish copies the process's series into every live engine context. The
+// values are read under pubMu, so the last to publish sets the newest.
 func (m *Metrics) publish() {
 	m.pubMu.Lock()
 	defer m.pubMu.Unlock()

@@ -41,6 +41,7 @@ type Options struct {
 type Counter interface {
 	Rotated(reason string)
 	Deleted(reason string)
+	OpenFiles(n int) // the files holding a slot now, after each change
 }
 
 // slotKeeper is how a File takes and gives back its place among the

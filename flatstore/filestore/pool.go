@@ -135,6 +135,14 @@ func (p *Store) CloseJournal(j *Journal) {
 	j.CloseIdle(true, time.Time{})
 }
 
+// countOpen tells the Counter how many files hold a slot, outside p.mu
+// (the Counter may ask OpenCount).
+func (p *Store) countOpen(n int) {
+	if p.count != nil {
+		p.count.OpenFiles(n)
+	}
+}
+
 // OpenCount is the number of files holding a slot.
 func (p *Store) OpenCount() int {
 	p.mu.Lock()
@@ -246,7 +254,9 @@ func (p *Store) takeSlot(f *File, set *Slots) error {
 		if set.limit <= 0 || set.lru.Len() < set.limit {
 			f.set, f.elem = set, set.lru.PushBack(f)
 			p.slotsHeld++
+			n := p.slotsHeld
 			p.mu.Unlock()
+			p.countOpen(n)
 			return nil
 		}
 		v := victimLocked(set, f)
@@ -309,7 +319,13 @@ func (p *Store) opened(f *File, id devIno) error {
 // slotFreed implements slotKeeper: the handle is closed (or its open failed).
 func (p *Store) slotFreed(f *File, mm memory) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
+	n := -1
+	defer func() {
+		p.mu.Unlock()
+		if n >= 0 {
+			p.countOpen(n)
+		}
+	}()
 	f.mem = mm
 	f.isOpen.Store(false)
 	if p.byID[f.id] == f {
@@ -319,6 +335,7 @@ func (p *Store) slotFreed(f *File, mm memory) {
 		f.set.lru.Remove(f.elem)
 		f.set, f.elem = nil, nil
 		p.slotsHeld--
+		n = p.slotsHeld
 	}
 	p.forgetLocked(f)
 }
