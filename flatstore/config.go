@@ -149,7 +149,7 @@ type Key struct {
 func Keys() []Key {
 	return []Key{
 		{"path", "", KeyString,
-			"file to append events to: flatstore:/path or /path; may hold $TAG, $TAG[n], $EVENT, $key, $key['sub']",
+			"file to append events to: flatstore:/path or /path; may hold $TAG, $TAG[n], $EVENT, $key, $key['sub'] and strftime conversions of the record's time (%Y-%m-%d; %% for a literal %)",
 			nil}, // read last, by parsePath: its checks need the rest
 		{"event_key", "event", KeyString,
 			"record key whose string value names the event; otherwise the tag",
