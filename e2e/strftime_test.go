@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"errors"
+	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -11,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tinylib/msgp/msgp"
 
 	"github.com/flatstore/flatstore/flatstore"
 	"github.com/flatstore/flatstore/internal/fbtest"
@@ -227,4 +231,101 @@ func TestStrftimeMidnight(t *testing.T) {
 	})
 	old, cur := lineNumbers(t, moved, "E_A"), lineNumbers(t, day2, "E_A")
 	t.Logf("7th's E_A: %d lines before the rotate, %d after; host wall %.2fs, %d retries", len(old), len(cur), sum.WallS, sum.Instances[0].Retries)
+}
+
+// TestFluentBitStrftimeMidnight: the same through a real Fluent Bit: 6 000
+// records over the forward protocol whose times run across midnight UTC
+// (the engine keeps each record's own time), two workers, max_open_sockets
+// 2: each line once, whole, in its day's file, nothing outside the static
+// directory.
+func TestFluentBitStrftimeMidnight(t *testing.T) {
+	const n = 6000
+	dir := t.TempDir()
+	port := fbtest.FreeTCPAddr(t)[len("127.0.0.1:"):]
+	utc := filepath.Join(dir, "events")
+	r := startFluentBit(t, fmt.Sprintf(`
+[SERVICE]
+    Flush 1
+    Grace 1
+[INPUT]
+    Name forward
+    Listen 127.0.0.1
+    Port %s
+[OUTPUT]
+    Name flatstore
+    Match *
+    Workers 2
+    path %s/%%Y-%%m-%%d/$EVENT.log
+    mkdir true
+    max_open_sockets 2
+    control_listen off
+`, port, utc))
+	waitAccepting(t, "127.0.0.1:"+port)
+	start := time.Date(2026, 12, 6, 23, 59, 58, 0, time.UTC)
+	var msg []byte
+	var times []time.Time
+	var events []string
+	for i := 0; i < n; i += 500 {
+		msg = msgp.AppendArrayHeader(msg, 2)
+		msg = msgp.AppendString(msg, "fwd.midnight")
+		msg = msgp.AppendArrayHeader(msg, 500)
+		for j := i; j < i+500; j++ {
+			at := start.Add(time.Duration(j) * 4 * time.Second / n)
+			ev := []string{"E_A", "E_B", "E_C"}[j%3]
+			times, events = append(times, at), append(events, ev)
+			msg = msgp.AppendArrayHeader(msg, 2)
+			msg = records.AppendEventTime(msg, uint32(at.Unix()), uint32(at.Nanosecond()))
+			msg = records.AppendKV(msg, records.KV{"event", ev, "n", j})
+		}
+	}
+	conn, err := net.DialTimeout("tcp", "127.0.0.1:"+port, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Write(msg); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close()
+	want := []string{"2026-12-06/E_A.log", "2026-12-06/E_B.log", "2026-12-06/E_C.log",
+		"2026-12-07/E_A.log", "2026-12-07/E_B.log", "2026-12-07/E_C.log"}
+	total := func() int {
+		c := 0
+		for _, f := range want {
+			b, _ := os.ReadFile(filepath.Join(utc, f))
+			c += strings.Count(string(b), "\n")
+		}
+		return c
+	}
+	for deadline := time.Now().Add(60 * time.Second); total() < n; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d lines after 60 s, want %d; log:\n%s", total(), n, tail(r.logText(), 3000))
+		}
+	}
+	r.stop(t)
+	if got := treeFiles(t, dir); strings.Join(got, " ") != strings.Join(prefixed("events/", want), " ") {
+		t.Errorf("%s holds %v, want %v", dir, got, want)
+	}
+	seen := make([]int, n)
+	for _, f := range want {
+		ev := strings.TrimSuffix(filepath.Base(f), ".log")
+		for _, k := range lineNumbers(t, filepath.Join(utc, f), ev) {
+			seen[k]++
+			if day := times[k].Format("2006-01-02"); day != filepath.Dir(f) || events[k] != ev {
+				t.Errorf("record %d (%s at %s) is in %s", k, events[k], times[k].Format(time.RFC3339Nano), f)
+			}
+		}
+	}
+	for k, c := range seen {
+		if c != 1 {
+			t.Errorf("record %d written %d times, want once", k, c)
+		}
+	}
+}
+
+func prefixed(p string, names []string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = p + n
+	}
+	return out
 }

@@ -264,7 +264,7 @@ func (t *Template) RenderUntimed(dst []byte, tag, event, body []byte) []byte {
 }
 
 func (t *Template) render(dst []byte, tag, event, body []byte, at Time, untimed bool) []byte {
-	var tm time.Time
+	var tf strftime.Fields
 	haveTime := false
 	for _, s := range t.segs {
 		switch s.kind {
@@ -285,9 +285,9 @@ func (t *Template) render(dst []byte, tag, event, body []byte, at Time, untimed 
 				continue
 			}
 			if !haveTime {
-				tm, haveTime = time.Unix(at.Sec, at.Nsec).In(t.loc), true
+				tf, haveTime = strftime.FieldsOf(time.Unix(at.Sec, at.Nsec).In(t.loc)), true
 			}
-			dst = strftime.AppendConv(dst, s.conv, tm)
+			dst = tf.AppendConv(dst, s.conv)
 		}
 	}
 	return dst

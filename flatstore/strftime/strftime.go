@@ -56,62 +56,131 @@ func CheckSuffix(p string) error {
 
 // Append appends pattern p formatted for t, in t's location, to dst.
 func Append(dst []byte, p string, t time.Time) []byte {
+	var f Fields
 	for i := 0; i < len(p); i++ {
 		if p[i] != '%' || i+1 >= len(p) {
 			dst = append(dst, p[i])
 			continue
 		}
+		if !f.set {
+			f = FieldsOf(t)
+		}
 		i++
-		dst = AppendConv(dst, p[i], t)
+		dst = f.AppendConv(dst, p[i])
 	}
 	return dst
+}
+
+// Fields are the parts of one instant that the conversions render, worked
+// out once (a path renders several conversions of each record's time).
+type Fields struct {
+	set            bool
+	year, yday     int
+	month, day     int
+	hour, min, sec int
+	unix           int64
+	offset         int // seconds east of UTC
+}
+
+// FieldsOf returns the fields of t in t's location.
+func FieldsOf(t time.Time) Fields {
+	f := Fields{set: true, unix: t.Unix(), yday: t.YearDay()}
+	var m time.Month
+	f.year, m, f.day = t.Date()
+	f.month = int(m)
+	f.hour, f.min, f.sec = t.Clock()
+	_, f.offset = t.Zone()
+	return f
 }
 
 // AppendConv appends the conversion %c of t, in t's location, to dst; an
 // unsupported c is appended as itself.
 func AppendConv(dst []byte, c byte, t time.Time) []byte {
-	two := func(dst []byte, n int) []byte { return append(dst, byte('0'+n/10), byte('0'+n%10)) }
+	f := FieldsOf(t)
+	return f.AppendConv(dst, c)
+}
+
+var months = [...]string{"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"}
+
+func two(dst []byte, n int) []byte { return append(dst, byte('0'+n/10), byte('0'+n%10)) }
+
+// AppendConv appends the conversion %c of f to dst; an unsupported c is
+// appended as itself.
+func (f *Fields) AppendConv(dst []byte, c byte) []byte {
 	switch c {
 	case 'Y':
-		dst = strconv.AppendInt(dst, int64(t.Year()), 10)
+		dst = strconv.AppendInt(dst, int64(f.year), 10)
 	case 'm':
-		dst = two(dst, int(t.Month()))
+		dst = two(dst, f.month)
 	case 'd':
-		dst = two(dst, t.Day())
+		dst = two(dst, f.day)
 	case 'e':
-		if t.Day() < 10 {
+		if f.day < 10 {
 			dst = append(dst, ' ')
 		}
-		dst = strconv.AppendInt(dst, int64(t.Day()), 10)
+		dst = strconv.AppendInt(dst, int64(f.day), 10)
 	case 'H':
-		dst = two(dst, t.Hour())
+		dst = two(dst, f.hour)
 	case 'M':
-		dst = two(dst, t.Minute())
+		dst = two(dst, f.min)
 	case 'S':
-		dst = two(dst, t.Second())
+		dst = two(dst, f.sec)
 	case 'y':
-		y := t.Year() % 100
+		y := f.year % 100
 		if y < 0 {
 			y = -y
 		}
 		dst = two(dst, y)
 	case 'j':
-		d := t.YearDay()
+		d := f.yday
 		dst = append(dst, byte('0'+d/100), byte('0'+d/10%10), byte('0'+d%10))
 	case 's':
-		dst = strconv.AppendInt(dst, t.Unix(), 10)
+		dst = strconv.AppendInt(dst, f.unix, 10)
 	case 'F':
-		dst = t.AppendFormat(dst, "2006-01-02")
+		dst = f.appendYear4(dst)
+		dst = append(dst, '-')
+		dst = two(dst, f.month)
+		dst = append(dst, '-')
+		dst = two(dst, f.day)
 	case 'T':
-		dst = t.AppendFormat(dst, "15:04:05")
+		dst = two(dst, f.hour)
+		dst = append(dst, ':')
+		dst = two(dst, f.min)
+		dst = append(dst, ':')
+		dst = two(dst, f.sec)
 	case 'b':
-		dst = t.AppendFormat(dst, "Jan")
+		dst = append(dst, months[f.month-1]...)
 	case 'z':
-		dst = t.AppendFormat(dst, "-0700")
+		off, sign := f.offset/60, byte('+')
+		if off < 0 {
+			off, sign = -off, '-'
+		}
+		dst = append(dst, sign)
+		dst = two(dst, off/60%100)
+		dst = two(dst, off%60)
 	default:
 		dst = append(dst, c)
 	}
 	return dst
+}
+
+// appendYear4 appends the year as %F writes it (Go's "2006"): at least
+// four digits, a '-' before a negative one.
+func (f *Fields) appendYear4(dst []byte) []byte {
+	y := f.year
+	if y < 0 {
+		dst = append(dst, '-')
+		y = -y
+	}
+	switch {
+	case y < 10:
+		dst = append(dst, "000"...)
+	case y < 100:
+		dst = append(dst, "00"...)
+	case y < 1000:
+		dst = append(dst, '0')
+	}
+	return strconv.AppendInt(dst, int64(y), 10)
 }
 
 // Format is pattern p formatted for t, in t's location.
