@@ -100,7 +100,8 @@ func AppendConv(dst []byte, c byte, t time.Time) []byte {
 	return f.AppendConv(dst, c)
 }
 
-var months = [...]string{"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"}
+// months are %b's names, three letters each.
+const months = "JanFebMarAprMayJunJulAugSepOctNovDec"
 
 func two(dst []byte, n int) []byte { return append(dst, byte('0'+n/10), byte('0'+n%10)) }
 
@@ -149,7 +150,7 @@ func (f *Fields) AppendConv(dst []byte, c byte) []byte {
 		dst = append(dst, ':')
 		dst = two(dst, f.sec)
 	case 'b':
-		dst = append(dst, months[f.month-1]...)
+		dst = append(dst, months[3*f.month-3:3*f.month]...)
 	case 'z':
 		off, sign := f.offset/60, byte('+')
 		if off < 0 {
