@@ -170,6 +170,9 @@ func ParseTemplate(path string, loc *time.Location) (*Template, error) {
 		return t, nil
 	}
 	t.staticDir = filepath.Dir(static + "x")
+	if k := strings.LastIndexByte(static, '/'); k < 0 || (static[:k] != t.staticDir && static[:k+1] != t.staticDir) {
+		return nil, fmt.Errorf("the directory before the first substitution must be written clean, as %q (no //, . or ..)", t.staticDir)
+	}
 	t.dynDir = strings.Contains(path[first:], "/")
 	// The rest is resolved beneath the static directory one component at
 	// a time: it cannot go up nor hold an empty component. ('%%' is one

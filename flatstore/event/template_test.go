@@ -122,7 +122,8 @@ func TestTemplateTime(t *testing.T) {
 			t.Errorf("untimed: %q, want %q", got, want)
 		}
 	}
-	for _, bad := range []string{"/x/%Q.log", "/x/a%", "/x/%/y", "/x/%E", "/x/%c.log", "/x/%x", "/x/%n", "/x/%t"} {
+	for _, bad := range []string{"/var//log/$TAG.log", "/var/./log/%F.log", "/var/log/../x/$TAG.log", "/var/log/%%/../$TAG.log",
+		"/x/%Q.log", "/x/a%", "/x/%/y", "/x/%E", "/x/%c.log", "/x/%x", "/x/%n", "/x/%t"} {
 		if _, err := event.ParseTemplate(bad, nil); err == nil {
 			t.Errorf("ParseTemplate(%q) accepted it", bad)
 		}
