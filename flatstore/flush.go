@@ -65,6 +65,7 @@ type flushState struct {
 	tx     filestore.Tx      // the flush's account in the journal
 	gi     filestore.GroupIntent
 	budget event.Budget
+	clock  event.TimeCache // the date and clock of the last record's second, for a path with conversions
 }
 
 func newFlushState(cfg *Config) *flushState {
@@ -185,7 +186,7 @@ func (in *Instance) render(s *flushState, data []byte, tag string) (objects, rec
 	case in.static != nil:
 		g0 = s.groupFor(unsafeBytes(in.cfg.Path))
 	case !in.cfg.Template.PerRecord():
-		s.pbuf = in.cfg.Template.Render(s.pbuf[:0], tagb, nil, nil, event.Time{})
+		s.pbuf = in.cfg.Template.Render(s.pbuf[:0], tagb, nil, nil, event.Time{}, nil)
 		g0 = s.groupFor(s.pbuf)
 	}
 	for {
@@ -224,7 +225,7 @@ func (in *Instance) render(s *flushState, data []byte, tag string) (objects, rec
 				err = event.ErrTooLarge
 			}
 			if err == nil {
-				s.pbuf = in.cfg.Template.Render(s.pbuf[:0], tagb, evName, body[:len(body)-len(rest)], t)
+				s.pbuf = in.cfg.Template.Render(s.pbuf[:0], tagb, evName, body[:len(body)-len(rest)], t, &s.clock)
 				g := s.groupFor(s.pbuf)
 				if g.untimed == "" && in.cfg.Template.Timed() {
 					g.untimed = string(in.cfg.Template.RenderUntimed(nil, tagb, evName, body[:len(body)-len(rest)]))

@@ -109,7 +109,7 @@ func TestSidecarTemplates(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := string(tp.Render(nil, []byte("opensips.stream"), evName, c.body, event.Time{})); got != c.want {
+		if got := string(tp.Render(nil, []byte("opensips.stream"), evName, c.body, event.Time{}, nil)); got != c.want {
 			t.Errorf("%s: %s, want %s", c.tmpl, got, c.want)
 		}
 	}

@@ -123,7 +123,7 @@ func run(o options, w io.Writer) error {
 	counts, err := writeEvents(o.n, 1, msgpackPath, env["FLATSTORE_DEMO_IN"], func(name string, body []byte) {
 		for i, s := range outputs { // the host sends every chunk to every output
 			if ok, _ := path.Match(s.Value("match"), demoTag); kind == "host" || ok {
-				want[i][string(tpls[i].Render(nil, []byte(demoTag), []byte(name), body, event.Time{}))]++
+				want[i][string(tpls[i].Render(nil, []byte(demoTag), []byte(name), body, event.Time{}, nil))]++
 			}
 		}
 	})

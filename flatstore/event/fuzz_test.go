@@ -119,7 +119,7 @@ func FuzzTemplate(f *testing.F) {
 		if len(garbage) >= 8 {
 			at.Sec = int64(binary.BigEndian.Uint64(garbage))
 		}
-		got := string(tp.Render(nil, []byte(tag), []byte(ev), body, at))
+		got := string(tp.Render(nil, []byte(tag), []byte(ev), body, at, nil))
 		if filepath.Clean(got) != got {
 			t.Fatalf("%q rendered %q, which is not clean", tmpl, got)
 		}
@@ -133,9 +133,9 @@ func FuzzTemplate(f *testing.F) {
 			}
 		}
 		// Arbitrary bytes as the body, and arbitrary templates: no panic.
-		tp.Render(nil, []byte(tag), []byte(ev), garbage, event.Time{})
+		tp.Render(nil, []byte(tag), []byte(ev), garbage, event.Time{}, nil)
 		if tp2, err := event.ParseTemplate(a+b+c, nil); err == nil {
-			tp2.Render(nil, []byte(tag), []byte(ev), garbage, event.Time{})
+			tp2.Render(nil, []byte(tag), []byte(ev), garbage, event.Time{}, nil)
 		}
 	})
 }

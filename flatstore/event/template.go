@@ -252,10 +252,22 @@ func (t *Template) PerRecord() bool {
 	return false
 }
 
+// A TimeCache keeps the date and clock of the last second a template
+// rendered, so that the records of one second (most of a chunk's) work
+// them out once. The zero value is empty; one goroutine uses it at a time.
+type TimeCache struct {
+	ok  bool
+	sec int64
+	loc *time.Location
+	f   strftime.Fields
+}
+
 // Render appends the path for one record to dst. body is the record's
-// msgpack map (may be nil), at its time (the conversions' instant).
-func (t *Template) Render(dst []byte, tag, event, body []byte, at Time) []byte {
-	return t.render(dst, tag, event, body, at, false)
+// msgpack map (may be nil), at its time (the conversions' instant); c, when
+// not nil, keeps the conversions' fields for the next record of the same
+// second.
+func (t *Template) Render(dst []byte, tag, event, body []byte, at Time, c *TimeCache) []byte {
+	return t.render(dst, tag, event, body, at, c, false)
 }
 
 // RenderUntimed appends the path for one record with each strftime
@@ -263,10 +275,10 @@ func (t *Template) Render(dst []byte, tag, event, body []byte, at Time) []byte {
 // names the files a template writes apart from their time
 // (max_dynamic_files).
 func (t *Template) RenderUntimed(dst []byte, tag, event, body []byte) []byte {
-	return t.render(dst, tag, event, body, Time{}, true)
+	return t.render(dst, tag, event, body, Time{}, nil, true)
 }
 
-func (t *Template) render(dst []byte, tag, event, body []byte, at Time, untimed bool) []byte {
+func (t *Template) render(dst []byte, tag, event, body []byte, at Time, c *TimeCache, untimed bool) []byte {
 	var tf strftime.Fields
 	haveTime := false
 	for _, s := range t.segs {
@@ -288,7 +300,17 @@ func (t *Template) render(dst []byte, tag, event, body []byte, at Time, untimed 
 				continue
 			}
 			if !haveTime {
-				tf, haveTime = strftime.FieldsOf(time.Unix(at.Sec, at.Nsec).In(t.loc)), true
+				// Every conversion is of whole seconds.
+				switch {
+				case c == nil:
+					tf = strftime.FieldsOf(time.Unix(at.Sec, 0).In(t.loc))
+				case c.ok && c.sec == at.Sec && c.loc == t.loc:
+					tf = c.f
+				default:
+					tf = strftime.FieldsOf(time.Unix(at.Sec, 0).In(t.loc))
+					*c = TimeCache{ok: true, sec: at.Sec, loc: t.loc, f: tf}
+				}
+				haveTime = true
 			}
 			dst = tf.AppendConv(dst, s.conv)
 		}

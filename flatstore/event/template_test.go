@@ -54,7 +54,7 @@ func TestTemplateRender(t *testing.T) {
 			t.Errorf("ParseTemplate(%q): %v", c.tmpl, err)
 			continue
 		}
-		got := string(tp.Render(nil, []byte(c.tag), []byte("E_CALL"), body, event.Time{}))
+		got := string(tp.Render(nil, []byte(c.tag), []byte("E_CALL"), body, event.Time{}, nil))
 		if got != c.want {
 			t.Errorf("%q with tag %q: got %q, want %q", c.tmpl, c.tag, got, c.want)
 		}
@@ -115,7 +115,7 @@ func TestTemplateTime(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := string(tp.Render(nil, []byte("t"), []byte("E_CALL"), nil, at)); got != c.want {
+		if got := string(tp.Render(nil, []byte("t"), []byte("E_CALL"), nil, at, nil)); got != c.want {
 			t.Errorf("in %v: %q, want %q", c.loc, got, c.want)
 		}
 		if got, want := string(tp.RenderUntimed(nil, []byte("t"), []byte("E_CALL"), nil)), "/var/log/%Y-%m-%d/E_CALL-%H%M%S-%j-%y-%b-%z-%s-%T-%.log"; got != want {
@@ -126,6 +126,40 @@ func TestTemplateTime(t *testing.T) {
 		"/x/%Q.log", "/x/a%", "/x/%/y", "/x/%E", "/x/%c.log", "/x/%x", "/x/%n", "/x/%t"} {
 		if _, err := event.ParseTemplate(bad, nil); err == nil {
 			t.Errorf("ParseTemplate(%q) accepted it", bad)
+		}
+	}
+}
+
+// TestTemplateTimeCache: a TimeCache gives the same paths as none, across
+// a change of second (and of day), and between templates of two zones.
+func TestTemplateTimeCache(t *testing.T) {
+	utc, err := event.ParseTemplate("/x/%F/%T.log", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	east, err := event.ParseTemplate("/x/%F/%T.log", time.FixedZone("", 3600))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c event.TimeCache
+	for _, r := range []struct {
+		tp   *event.Template
+		sec  int64
+		want string
+	}{
+		{utc, 1796601599, "/x/2026-12-06/23:59:59.log"},
+		{utc, 1796601599, "/x/2026-12-06/23:59:59.log"},
+		{east, 1796601599, "/x/2026-12-07/00:59:59.log"},
+		{utc, 1796601599, "/x/2026-12-06/23:59:59.log"},
+		{utc, 1796601600, "/x/2026-12-07/00:00:00.log"},
+		{utc, 1796601599, "/x/2026-12-06/23:59:59.log"},
+	} {
+		at := event.Time{Sec: r.sec, Nsec: 999999999}
+		if got := string(r.tp.Render(nil, nil, nil, nil, at, &c)); got != r.want {
+			t.Errorf("%d with the cache: %q, want %q", r.sec, got, r.want)
+		}
+		if got := string(r.tp.Render(nil, nil, nil, nil, at, nil)); got != r.want {
+			t.Errorf("%d: %q, want %q", r.sec, got, r.want)
 		}
 	}
 }

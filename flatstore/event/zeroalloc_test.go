@@ -58,7 +58,7 @@ func TestTemplateRenderZeroAllocs(t *testing.T) {
 	body := records.AppendKV(nil, sipEvent)
 	var dst []byte
 	allocs := testing.AllocsPerRun(200, func() {
-		dst = tp.Render(dst[:0], []byte("sip.proxy"), []byte("E_SIP_REPLY"), body, event.Time{})
+		dst = tp.Render(dst[:0], []byte("sip.proxy"), []byte("E_SIP_REPLY"), body, event.Time{}, nil)
 	})
 	if want := "/var/log/proxy/E_SIP_REPLY-200-12.5-a84b4c76e66710@pc33.a.example.log"; string(dst) != want {
 		t.Fatalf("Render = %q, want %q", dst, want)
@@ -77,7 +77,7 @@ func TestTemplateRenderTimeZeroAllocs(t *testing.T) {
 	}
 	var dst []byte
 	allocs := testing.AllocsPerRun(200, func() {
-		dst = tp.Render(dst[:0], []byte("sip.proxy"), []byte("E_SIP_REPLY"), nil, event.Time{Sec: 1796601598})
+		dst = tp.Render(dst[:0], []byte("sip.proxy"), []byte("E_SIP_REPLY"), nil, event.Time{Sec: 1796601598}, nil)
 	})
 	if want := "/var/log/2026-12-07/E_SIP_REPLY-00.log"; string(dst) != want {
 		t.Fatalf("Render = %q, want %q", dst, want)
