@@ -832,7 +832,7 @@ func formatSettings(c *Config) []string {
 		fmt.Sprintf("file_permissions %04o", c.FilePerm),
 		fmt.Sprintf("sync %v", map[bool]string{false: "none", true: "flush"}[c.SyncFlush]),
 		fmt.Sprintf("suffix %q", c.Suffix),
-		fmt.Sprintf("time_zone %s", c.Location),
+		fmt.Sprintf("time_zone %s", suffixZone(c)),
 		fmt.Sprintf("rotate_period %v", c.RotatePeriod),
 		fmt.Sprintf("rotate_count %d", c.RotateCount),
 		fmt.Sprintf("rotate_size %d", c.RotateSize),
@@ -842,6 +842,15 @@ func formatSettings(c *Config) []string {
 		fmt.Sprintf("compress %s", c.Compress),
 		fmt.Sprintf("idle_timeout %v", c.IdleTimeout),
 	}
+}
+
+// suffixZone is the time_zone that names c's files: the suffix's (the
+// path's own conversions render into the path, which is compared whole).
+func suffixZone(c *Config) string {
+	if c.Suffix == "" || c.Location == nil {
+		return "-"
+	}
+	return c.Location.String()
 }
 
 func formatOf(c *Config) string { return strings.Join(formatSettings(c), ", ") }

@@ -1,6 +1,7 @@
 package flatstore_test
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -11,6 +12,7 @@ import (
 	_ "time/tzdata" // the zones below, whatever the machine has
 
 	"github.com/flatstore/flatstore/flatstore"
+	"github.com/flatstore/flatstore/flatstore/logger"
 	"github.com/flatstore/flatstore/internal/records"
 )
 
@@ -250,3 +252,36 @@ func keys(m map[string]string) []string {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// TestTimeZoneSharedPath: two outputs writing one path must name its files
+// alike: with a suffix they must agree on time_zone; without one the zone
+// names nothing and they may differ.
+func TestTimeZoneSharedPath(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		suffix string
+		fails  bool
+	}{{".%Y%m%d", true}, {"", false}} {
+		proc := flatstore.NewProcess()
+		var ins []*flatstore.Instance
+		var err error
+		for i, zone := range []string{"UTC", "Asia/Tokyo"} {
+			cfg := config(t, "path", dir+"/shared.log", "suffix", c.suffix, "time_zone", zone)
+			var in *flatstore.Instance
+			in, err = flatstore.NewInstance(proc, cfg, "out"+strconv.Itoa(i), logger.New("test", logger.NewWriterSink(io.Discard, logger.LevelDebug)))
+			if err != nil {
+				break
+			}
+			ins = append(ins, in)
+		}
+		for _, in := range ins {
+			in.Close()
+		}
+		switch {
+		case c.fails && (err == nil || !strings.Contains(err.Error(), "time_zone Asia/Tokyo")):
+			t.Errorf("suffix %q, zones UTC and Asia/Tokyo: %v, want a refusal naming time_zone Asia/Tokyo", c.suffix, err)
+		case !c.fails && err != nil:
+			t.Errorf("suffix %q: %v, want both outputs", c.suffix, err)
+		}
+	}
+}
