@@ -17,6 +17,7 @@ import (
 
 	"github.com/flatstore/flatstore/flatstore/event"
 	"github.com/flatstore/flatstore/flatstore/filestore"
+	"github.com/flatstore/flatstore/flatstore/strftime"
 )
 
 // Getter reads one configuration key. Fluent Bit's property lookup is one
@@ -72,9 +73,13 @@ type Config struct {
 	RotateCount     int64
 	RotateSize      int64
 	Suffix          string
-	RotateMaxFiles  int
-	RotateMaxAge    time.Duration
-	Compress        string // filestore.CompressNone, filestore.CompressGzip or filestore.CompressZstd
+	// TimeZone is time_zone as configured, Location what it names: the
+	// zone of the strftime conversions in path and suffix.
+	TimeZone       string
+	Location       *time.Location
+	RotateMaxFiles int
+	RotateMaxAge   time.Duration
+	Compress       string // filestore.CompressNone, filestore.CompressGzip or filestore.CompressZstd
 
 	ControlListen Listen
 	ControlToken  string
@@ -167,7 +172,7 @@ type Key struct {
 func Keys() []Key {
 	return []Key{
 		{"path", "", KeyString,
-			"file to append events to: flatstore:/path or /path; may hold $TAG, $TAG[n], $EVENT, $key, $key['sub']",
+			"file to append events to: flatstore:/path or /path; may hold $TAG, $TAG[n], $EVENT, $key, $key['sub'] and strftime conversions of the record's time (%Y-%m-%d; %% for a literal %)",
 			nil}, // read last, by parsePath: its checks need the rest
 		{"event_key", "event", KeyString,
 			"record key whose string value names the event; otherwise the tag",
@@ -251,8 +256,11 @@ func Keys() []Key {
 			"none | gzip | zstd: compress each rotated file in the background",
 			setCompress},
 		{"suffix", "", KeyString,
-			"strftime pattern appended to the path at each open, e.g. .%Y%m%d-%H%M%S (UTC)",
-			func(c *Config, v string) error { c.Suffix = v; return filestore.CheckStrftime(v) }},
+			"strftime pattern appended to the path at each open, e.g. .%Y%m%d-%H%M%S (in time_zone)",
+			func(c *Config, v string) error { c.Suffix = v; return strftime.CheckSuffix(v) }},
+		{"time_zone", "UTC", KeyString,
+			"time zone of the strftime conversions in path and suffix: UTC, local (the system's, or TZ) or a tz database name such as Europe/Paris",
+			setTimeZone},
 		{"control_listen", "127.0.0.1:2021", KeyString,
 			"control endpoint: HOST:PORT | unix:/path.sock | off",
 			func(c *Config, v string) error { c.ControlListen = ParseListen(v); return c.ControlListen.Check() }},
@@ -565,6 +573,26 @@ func setToken(c *Config, v string) error {
 	return nil
 }
 
+// setTimeZone reads time_zone: UTC, local (the process's zone: TZ, else
+// /etc/localtime) or a name of the tz database.
+func setTimeZone(c *Config, v string) error {
+	c.TimeZone = v
+	switch {
+	case strings.EqualFold(v, "UTC"):
+		c.Location = time.UTC
+		return nil
+	case strings.EqualFold(v, "local"):
+		c.Location = time.Local
+		return nil
+	}
+	loc, err := time.LoadLocation(v)
+	if err != nil || v == "" {
+		return errors.New("unknown time zone: use UTC, local, or a name of the tz database such as Europe/Paris")
+	}
+	c.Location = loc
+	return nil
+}
+
 // TrimPathPrefix returns a path setting without the "flatstore:" of
 // OpenSIPS's socket syntax (flatstore:/var/log/events.log), which it may
 // carry.
@@ -591,9 +619,12 @@ func (c *Config) parsePath(v string) []error {
 		}
 		abs = filepath.Join(wd, abs)
 	}
-	t, err := event.ParseTemplate(abs)
+	t, err := event.ParseTemplate(abs, c.Location)
 	if err != nil {
 		return []error{fmt.Errorf("path %q: %v", v, err)}
+	}
+	if t.Static() {
+		abs = t.StaticPath() // %% is a literal %
 	}
 	c.Path, c.RawPath, c.Template = abs, raw, t
 	if strings.HasSuffix(abs, "/") {
@@ -824,6 +855,7 @@ func formatSettings(c *Config) []string {
 		fmt.Sprintf("file_permissions %04o", c.FilePerm),
 		fmt.Sprintf("sync %v", map[bool]string{false: "none", true: "flush"}[c.SyncFlush]),
 		fmt.Sprintf("suffix %q", c.Suffix),
+		fmt.Sprintf("time_zone %s", suffixZone(c)),
 		fmt.Sprintf("rotate_period %v", c.RotatePeriod),
 		fmt.Sprintf("rotate_count %d", c.RotateCount),
 		fmt.Sprintf("rotate_size %d", c.RotateSize),
@@ -833,6 +865,15 @@ func formatSettings(c *Config) []string {
 		fmt.Sprintf("compress %s", c.Compress),
 		fmt.Sprintf("idle_timeout %v", c.IdleTimeout),
 	}
+}
+
+// suffixZone is the time_zone that names c's files: the suffix's (the
+// path's own conversions render into the path, which is compared whole).
+func suffixZone(c *Config) string {
+	if c.Suffix == "" || c.Location == nil {
+		return "-"
+	}
+	return c.Location.String()
 }
 
 func formatOf(c *Config) string { return strings.Join(formatSettings(c), ", ") }

@@ -61,7 +61,7 @@ func TestConfigInvalid(t *testing.T) {
 		{"rotate_size negative", flatstore.MapGetter{"rotate_size": "-1k"}, []string{`rotate_size "-1k"`}},
 		{"rotate_size overflow", flatstore.MapGetter{"rotate_size": "9999999999999g"}, []string{`rotate_size "9999999999999g"`}},
 		{"suffix slash", flatstore.MapGetter{"suffix": ".%Y/%m"}, []string{`suffix ".%Y/%m": must not contain '/'`}},
-		{"suffix unknown", flatstore.MapGetter{"suffix": ".%Q"}, []string{`suffix ".%Q": %Q is not supported`}},
+		{"suffix unknown", flatstore.MapGetter{"suffix": ".%Q"}, []string{`suffix ".%Q": %Q is not a supported date or time conversion`}},
 		{"suffix lone %", flatstore.MapGetter{"suffix": ".%"}, []string{`suffix ".%": ends with a lone %`}},
 		{"control_listen", flatstore.MapGetter{"control_listen": "nowhere"}, []string{`control_listen "nowhere": must be HOST:PORT`}},
 		{"control_listen port", flatstore.MapGetter{"control_listen": "127.0.0.1:99999"}, []string{`control_listen "127.0.0.1:99999"`}},

@@ -6,7 +6,7 @@
 //
 // # The packages
 //
-// The core is this package and three below it; each imports only those
+// The core is this package and four below it; each imports only those
 // below it, and the compiler holds them to it:
 //
 //	flatstore           keys and ParseConfig, Process and Instance, the flush,
@@ -14,13 +14,14 @@
 //	flatstore/event     records → lines and back (no I/O)
 //	flatstore/filestore event files on disk (no msgpack, no Config)
 //	flatstore/logger    the Logger every layer logs through
+//	flatstore/strftime  the one strftime grammar, of path and suffix
 //
 // plugin imports flatstore and control; control imports flatstore (for
 // Listen and ErrNotManaged) and filestore (for its Status type);
 // cmd/flatstore-ctl imports event (and ParseConfig and CheckConfig, for
-// configs). event
-// imports nothing of the project, filestore only the logger, and nothing
-// below plugin imports cgo (house_test.go: TestImportRules).
+// configs). event imports nothing of the project but strftime, filestore
+// only the logger and strftime, and nothing below plugin imports cgo
+// (house_test.go: TestImportRules).
 //
 // # Using it
 //

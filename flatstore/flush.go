@@ -39,6 +39,10 @@ type group struct {
 	path string
 	buf  []byte
 	ends []int
+	// untimed is path with its strftime conversions as written (%Y),
+	// set for a template with conversions only: max_dynamic_files counts
+	// these, not each day's file.
+	untimed string
 }
 
 // badDrop is the records of one group dropped as bad_path.
@@ -61,6 +65,7 @@ type flushState struct {
 	tx     filestore.Tx      // the flush's account in the journal
 	gi     filestore.GroupIntent
 	budget event.Budget
+	clock  event.TimeCache // the date and clock of the last record's second, for a path with conversions
 }
 
 func newFlushState(cfg *Config) *flushState {
@@ -102,10 +107,18 @@ func (s *flushState) groupFor(path []byte) *group {
 	// The slot's last path is kept: a flush to the files of the flush
 	// before it (the static path always) allocates no path string.
 	if g.path != string(path) {
-		g.path = string(path)
+		g.path, g.untimed = string(path), ""
 	}
 	s.index[g.path] = len(s.groups) - 1
 	return g
+}
+
+// admitted is the name max_dynamic_files counts g's path under.
+func (g *group) admitted() string {
+	if g.untimed != "" {
+		return g.untimed
+	}
+	return g.path
 }
 
 // Flush writes the records of one Fluent Bit chunk. Records that cannot
@@ -173,7 +186,7 @@ func (in *Instance) render(s *flushState, data []byte, tag string) (objects, rec
 	case in.static != nil:
 		g0 = s.groupFor(unsafeBytes(in.cfg.Path))
 	case !in.cfg.Template.PerRecord():
-		s.pbuf = in.cfg.Template.Render(s.pbuf[:0], tagb, nil, nil)
+		s.pbuf = in.cfg.Template.Render(s.pbuf[:0], tagb, nil, nil, event.Time{}, nil)
 		g0 = s.groupFor(s.pbuf)
 	}
 	for {
@@ -212,8 +225,11 @@ func (in *Instance) render(s *flushState, data []byte, tag string) (objects, rec
 				err = event.ErrTooLarge
 			}
 			if err == nil {
-				s.pbuf = in.cfg.Template.Render(s.pbuf[:0], tagb, evName, body[:len(body)-len(rest)])
+				s.pbuf = in.cfg.Template.Render(s.pbuf[:0], tagb, evName, body[:len(body)-len(rest)], t, &s.clock)
 				g := s.groupFor(s.pbuf)
+				if g.untimed == "" && in.cfg.Template.Timed() {
+					g.untimed = string(in.cfg.Template.RenderUntimed(nil, tagb, evName, body[:len(body)-len(rest)]))
+				}
 				g.buf = append(g.buf, s.line...)
 				g.ends = append(g.ends, len(g.buf))
 			}
@@ -266,7 +282,7 @@ func (in *Instance) write(s *flushState, data []byte, tag string) Result {
 				s.bad = append(s.bad, badDrop{n, filestore.OtherOutput(g.path, o.cfg.Path)})
 				continue
 			}
-			if !in.dynamic.admit(g.path) {
+			if !in.dynamic.admit(g.admitted()) {
 				overMax += n
 				continue
 			}
@@ -364,7 +380,7 @@ func (in *Instance) write(s *flushState, data []byte, tag string) Result {
 		case in.static == nil && filestore.IsBadPath(err):
 			in.metrics.countWriteError(filestore.ErrnoName(err))
 			s.bad = append(s.bad, badDrop{n, err})
-			in.dynamic.release(g.path)
+			in.dynamic.release(g.admitted())
 			continue
 		default:
 			// Rate-limited by errno, not by path: a template's many

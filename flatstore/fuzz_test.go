@@ -118,7 +118,7 @@ func FuzzParseConfig(f *testing.F) {
 			t.Fatalf("AppendLine = %q, %v", line, err)
 		}
 		event.HeaderLine(cfg.Options)
-		cfg.Template.Render(nil, []byte("t"), []byte("E"), body)
+		cfg.Template.Render(nil, []byte("t"), []byte("E"), body, event.Time{}, nil)
 	})
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/flatstore/flatstore/flatstore/event"
 	"github.com/flatstore/flatstore/flatstore/filestore"
 	"github.com/flatstore/flatstore/flatstore/logger"
+	"github.com/flatstore/flatstore/flatstore/strftime"
 )
 
 // Result is the outcome of a flush; package plugin maps it to FLB_OK,
@@ -78,6 +79,7 @@ func NewInstance(p *Process, cfg *Config, name string, log *logger.Logger) (*Ins
 		Sync:  cfg.SyncFlush,
 		Rotate: filestore.RotateOptions{
 			Suffix:      cfg.Suffix,
+			Location:    cfg.Location,
 			Period:      cfg.RotatePeriod,
 			Count:       cfg.RotateCount,
 			Size:        cfg.RotateSize,
@@ -133,7 +135,7 @@ func (in *Instance) LogStarted() {
 	cfg := in.cfg
 	where := strconv.Quote(cfg.Path)
 	if cfg.Suffix != "" {
-		where += fmt.Sprintf(" + suffix %q (now %q)", cfg.Suffix, cfg.Path+filestore.Strftime(cfg.Suffix, time.Now()))
+		where += fmt.Sprintf(" + suffix %q (now %q)", cfg.Suffix, cfg.Path+strftime.Format(cfg.Suffix, in.opt.Rotate.In(time.Now())))
 	}
 	in.log.Infof("writing events to %s: %s", where, cfg.Settings())
 }

@@ -784,3 +784,46 @@ func TestTemplateReservedStateName(t *testing.T) {
 		t.Errorf("the good record did not land")
 	}
 }
+
+// dayRecords is evRecords at noon UTC of day (2026-12-DD).
+func dayRecords(ev string, day, first, n int) []byte {
+	var b []byte
+	for i := 0; i < n; i++ {
+		b = records.AppendRecord(b, records.Record{Time: time.Date(2026, 12, day, 12, 0, 0, 0, time.UTC),
+			Body: records.KV{"event", ev, "n", first + i}})
+	}
+	return b
+}
+
+// TestRetentionStrftimePerDay: with the date in the path, rotation and
+// retention are per rendered path: rotate_max_files 2 keeps two rotated
+// files of each day's file (the 6th's rotations are not deleted to make
+// room for the 7th's), compressed, each in its day's directory.
+func TestRetentionStrftimePerDay(t *testing.T) {
+	clk := newFakeClock(time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC))
+	proc, _ := usePool(t, clk, nil)
+	dir := t.TempDir()
+	in := fsInstance(t, proc, "path", dir+"/%F/ev.log", "mkdir", "true",
+		"rotate_count", "100", "rotate_max_files", "2", "compress", "gzip")
+	mustFlush(t, in, dayRecords("E", 6, 0, 300), "t")
+	mustFlush(t, in, dayRecords("E", 7, 300, 500), "t")
+	drained(proc)
+	for _, c := range []struct {
+		day   string
+		first int // the first record of the two files kept
+	}{{"2026-12-06", 100}, {"2026-12-07", 600}} {
+		files := regularFiles(t, filepath.Join(dir, c.day))
+		if len(files) != 2 {
+			t.Errorf("%s holds %q, want its two newest rotated files", c.day, files)
+			continue
+		}
+		for i, f := range files {
+			if got := fbtest.ReadDecompressed(t, filepath.Join(dir, c.day, f)); got != evLines("E", c.first+100*i, 100) {
+				t.Errorf("%s/%s holds %d lines, not records %d..%d", c.day, f, strings.Count(got, "\n"), c.first+100*i, c.first+100*i+99)
+			}
+		}
+	}
+	if n := metricValue(t, proc, "flatstore_files_deleted_total", "reason", "max_files"); n != 4 {
+		t.Errorf("files_deleted_total{max_files} = %v, want 4 (1 of the 6th, 3 of the 7th)", n)
+	}
+}

@@ -101,15 +101,15 @@ func TestSidecarTemplates(t *testing.T) {
 		{"/x/$params.log", named, "/x/_.log"},
 		{"/x/$EVENT-$params['caller'].log", positional, "/x/E_TEST-_.log"},
 	} {
-		tp, err := event.ParseTemplate(c.tmpl)
+		tp, err := event.ParseTemplate(c.tmpl, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, _, event, err := event.NewEncoder(sidecarConfig(t, "opensips_exact").Options).AppendLine(nil, t0, c.body, []byte("opensips.stream"))
+		_, _, evName, err := event.NewEncoder(sidecarConfig(t, "opensips_exact").Options).AppendLine(nil, t0, c.body, []byte("opensips.stream"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := string(tp.Render(nil, []byte("opensips.stream"), event, c.body)); got != c.want {
+		if got := string(tp.Render(nil, []byte("opensips.stream"), evName, c.body, event.Time{}, nil)); got != c.want {
 			t.Errorf("%s: %s, want %s", c.tmpl, got, c.want)
 		}
 	}

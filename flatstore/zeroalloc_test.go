@@ -11,9 +11,14 @@ import (
 // sipEvent is a typical SIP event of ten fields.
 var sipEvent = records.SIPEvent()
 
+// templates are the paths the allocation tests write, beneath a temporary
+// directory: "" is a static path.
+var templates = []string{"", "/$TAG[1]-$EVENT.log", "/%Y-%m-%d/$TAG[1]-$EVENT-%H.log"}
+
 // TestFlushAllocsIndependentOfRecords: a flush allocates a few times per
 // chunk, never per record: 1 000 and 10 000 records cost the same small
-// number, for a static path and for a template.
+// number, for a static path, a template and a template with strftime
+// conversions.
 func TestFlushAllocsIndependentOfRecords(t *testing.T) {
 	if testing.Short() {
 		t.Skip("writes a few MB")
@@ -22,12 +27,13 @@ func TestFlushAllocsIndependentOfRecords(t *testing.T) {
 		t.Skip("sync.Pool drops items at random under -race")
 	}
 	const maxAllocs = 10
-	for _, template := range []bool{false, true} {
+	for _, template := range templates {
 		for _, n := range []int{1000, 10000} {
 			in, path := newInstance(t)
-			if template {
-				// A template over the tag and event name: one file here.
-				in, _ = newInstance(t, "path", t.TempDir()+"/$TAG[1]-$EVENT.log", "params", "method,status,call-id")
+			if template != "" {
+				// A template over the tag and event name (and the time):
+				// one file here.
+				in, _ = newInstance(t, "path", t.TempDir()+template, "params", "method,status,call-id", "mkdir", "true")
 				path = ""
 			}
 			var rs []records.Record
@@ -45,9 +51,9 @@ func TestFlushAllocsIndependentOfRecords(t *testing.T) {
 					t.Fatalf("Flush = %v", r)
 				}
 			})
-			t.Logf("template=%v records=%d: %v allocs per flush", template, n, allocs)
+			t.Logf("template=%q records=%d: %v allocs per flush", template, n, allocs)
 			if allocs > maxAllocs {
-				t.Errorf("template=%v: a flush of %d records allocates %v times, want at most %d", template, n, allocs, maxAllocs)
+				t.Errorf("template=%q: a flush of %d records allocates %v times, want at most %d", template, n, allocs, maxAllocs)
 			}
 		}
 	}
@@ -60,11 +66,11 @@ func TestFlushSteadyZeroAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("sync.Pool drops items at random under -race")
 	}
-	for _, template := range []bool{false, true} {
+	for _, template := range templates {
 		for _, n := range []int{1, 100} {
 			kv := []string{}
-			if template {
-				kv = []string{"path", t.TempDir() + "/$TAG[1]-$EVENT.log", "params", "method,status,call-id"}
+			if template != "" {
+				kv = []string{"path", t.TempDir() + template, "params", "method,status,call-id", "mkdir", "true"}
 			}
 			in, _ := newInstance(t, kv...)
 			var rs []records.Record
@@ -81,7 +87,7 @@ func TestFlushSteadyZeroAllocs(t *testing.T) {
 				}
 			})
 			if allocs != 0 {
-				t.Errorf("template=%v records=%d: a warm flush allocates %v times, want 0", template, n, allocs)
+				t.Errorf("template=%q records=%d: a warm flush allocates %v times, want 0", template, n, allocs)
 			}
 		}
 	}

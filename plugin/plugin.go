@@ -22,6 +22,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"unsafe"
+	// time_zone names a zone of the tz database; a host without
+	// /usr/share/zoneinfo (a distroless image) has them here.
+	_ "time/tzdata"
 
 	"github.com/fluent/fluent-bit-go/output"
 

@@ -8,6 +8,8 @@ import (
 	"os/user"
 	"strconv"
 	"strings"
+	// time_zone as the plugin reads it, which carries the tz database.
+	_ "time/tzdata"
 
 	"golang.org/x/sys/unix"
 

@@ -115,15 +115,15 @@ func run(o options, w io.Writer) error {
 			p = filepath.Join(data, p) // where it runs
 		}
 		want[i] = map[string]int64{}
-		if tpls[i], err = event.ParseTemplate(abs(p)); err != nil {
+		if tpls[i], err = event.ParseTemplate(abs(p), nil); err != nil {
 			return fmt.Errorf("output %d: path %q: %v", i, p, err)
 		}
 	}
 	msgpackPath := filepath.Join(data, "events.msgpack")
-	counts, err := writeEvents(o.n, 1, msgpackPath, env["FLATSTORE_DEMO_IN"], func(event string, body []byte) {
+	counts, err := writeEvents(o.n, 1, msgpackPath, env["FLATSTORE_DEMO_IN"], func(name string, body []byte) {
 		for i, s := range outputs { // the host sends every chunk to every output
 			if ok, _ := path.Match(s.Value("match"), demoTag); kind == "host" || ok {
-				want[i][string(tpls[i].Render(nil, []byte(demoTag), []byte(event), body))]++
+				want[i][string(tpls[i].Render(nil, []byte(demoTag), []byte(name), body, event.Time{}, nil))]++
 			}
 		}
 	})

@@ -1,6 +1,6 @@
 // Package event turns Fluent Bit records into OpenSIPS event_flatstore
 // lines, and lines back into fields. It does no I/O and imports nothing of
-// the project: the output (package flatstore) feeds it chunks, and
+// the project but the strftime grammar (package strftime): the output (package flatstore) feeds it chunks, and
 // flatstore-ctl read uses Split.
 //
 // # Records to lines
@@ -34,5 +34,6 @@
 //
 // Template renders a path from the tag, the event name and record values
 // ($TAG, $TAG[n], $EVENT, $key, $key['sub']), each value made safe as one
-// path component.
+// path component, and from the record's time (strftime conversions such as
+// %Y-%m-%d, in the template's time zone).
 package event

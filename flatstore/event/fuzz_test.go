@@ -2,9 +2,11 @@ package event_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/flatstore/flatstore/flatstore"
 	"github.com/flatstore/flatstore/flatstore/event"
@@ -90,9 +92,9 @@ func FuzzLineRoundTrip(f *testing.F) {
 	})
 }
 
-// FuzzTemplate: whatever the tag, event and record values, a rendered path
-// has the template's components, none of them "." or "..", inside
-// StaticDir.
+// FuzzTemplate: whatever the tag, event, record values and record time, a
+// rendered path has the template's components, none of them "." or "..",
+// inside StaticDir.
 func FuzzTemplate(f *testing.F) {
 	f.Add("", uint8(0), ".", uint8(3), "", "../../etc/x", "a/../../b", "..", []byte{0x80})
 	f.Add("x", uint8(1), "", uint8(4), ".log", "a..b.c", ".", "/", []byte{0x81, 0xa1, 'k', 0xc1})
@@ -100,10 +102,12 @@ func FuzzTemplate(f *testing.F) {
 	f.Add("..", uint8(6), "..", uint8(0), "..", "..", "...", "\x00", []byte{0xde, 0xff})
 	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, a string, s1 uint8, b string, s2 uint8, c, tag, val, ev string, garbage []byte) {
-		clean := func(s string) string { return strings.NewReplacer("/", "", "$", "", "\x00", "", "[", "").Replace(s) }
+		clean := func(s string) string {
+			return strings.NewReplacer("/", "", "$", "", "\x00", "", "[", "", "%", "").Replace(s)
+		}
 		tmpl := dir + "/" + clean(a) + templateSubs[int(s1)%len(templateSubs)] + clean(b) +
 			"/" + templateSubs[int(s2)%len(templateSubs)] + clean(c)
-		tp, err := event.ParseTemplate(tmpl)
+		tp, err := event.ParseTemplate(tmpl, time.FixedZone("", -3*3600-1800))
 		if err != nil {
 			t.Fatalf("ParseTemplate(%q): %v", tmpl, err)
 		}
@@ -111,7 +115,11 @@ func FuzzTemplate(f *testing.F) {
 			t.Fatalf("ParseTemplate(%q).StaticDir() = %q, want %q", tmpl, tp.StaticDir(), dir)
 		}
 		body := records.AppendKV(nil, records.KV{"k", val, "m", records.KV{"s", val}, "call-id", val})
-		got := string(tp.Render(nil, []byte(tag), []byte(ev), body))
+		var at event.Time // any time, the first bytes of garbage
+		if len(garbage) >= 8 {
+			at.Sec = int64(binary.BigEndian.Uint64(garbage))
+		}
+		got := string(tp.Render(nil, []byte(tag), []byte(ev), body, at, nil))
 		if filepath.Clean(got) != got {
 			t.Fatalf("%q rendered %q, which is not clean", tmpl, got)
 		}
@@ -125,9 +133,9 @@ func FuzzTemplate(f *testing.F) {
 			}
 		}
 		// Arbitrary bytes as the body, and arbitrary templates: no panic.
-		tp.Render(nil, []byte(tag), []byte(ev), garbage)
-		if tp2, err := event.ParseTemplate(a + b + c); err == nil {
-			tp2.Render(nil, []byte(tag), []byte(ev), garbage)
+		tp.Render(nil, []byte(tag), []byte(ev), garbage, event.Time{}, nil)
+		if tp2, err := event.ParseTemplate(a+b+c, nil); err == nil {
+			tp2.Render(nil, []byte(tag), []byte(ev), garbage, event.Time{}, nil)
 		}
 	})
 }
@@ -196,4 +204,5 @@ func FuzzEscapeOpenSIPS(f *testing.F) {
 var roundTripDelims = []string{",", ";", "\t", " ", "|", "a", "||", "::", "ab", "aa", "<>", "x\\", "-", ":", ".", "0", "n", "r"}
 
 // templateSubs are the substitutions FuzzTemplate places in a path.
-var templateSubs = []string{"$TAG", "$TAG[1]", "$EVENT", "$k", "$m['s']", "$call-id", "$k['x']"}
+var templateSubs = []string{"$TAG", "$TAG[1]", "$EVENT", "$k", "$m['s']", "$call-id", "$k['x']",
+	"%Y-%m-%d", "%F_%T%z", "%s", "%e%b%j%%%y%H%M%S"}

@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
+
+	"github.com/flatstore/flatstore/flatstore/strftime"
 )
 
 // A Template is a path with substitutions, in Fluent Bit's record accessor
@@ -16,6 +19,14 @@ import (
 // $EVENT end before a '-' ($TAG-events.log). A '$' not followed by a name is
 // a literal '$'.
 //
+// It may also hold strftime conversions of the record's own time (package
+// strftime: %Y %m %d %H %M %S %y %j %s %F %T %b %e %z), rendered in the
+// template's time zone, as in /var/log/events/%Y-%m-%d/$EVENT.log; %% is a
+// literal '%', and any other '%' is refused, so that no path that held a
+// '%' before conversions existed changes meaning without a word. A
+// conversion renders digits, letters, '-', ':', '+' and ' ' only: never a
+// '/', a '.' nor nothing.
+//
 // A substituted value can never leave the directory: '/', NUL and every
 // other control character (below 0x20, and 0x7f) become '_', ".." becomes
 // "__", and an absent key, an empty or non-scalar value or a $TAG[n] past
@@ -23,12 +34,15 @@ import (
 // of components as the template, and a name never carries a newline into
 // a log line. The rendered part is then opened beneath the static
 // directory (package filestore: Opening a file), so no symlink leads out of
-// it either.
+// it either. The static directory ends before the first component that
+// holds a substitution or a conversion.
 type Template struct {
 	raw       string
 	segs      []segment
 	staticDir string
 	dynDir    bool
+	timed     bool           // holds a strftime conversion
+	loc       *time.Location // the conversions' time zone
 }
 
 type segKind uint8
@@ -39,19 +53,27 @@ const (
 	segTagPart
 	segEvent
 	segKey
+	segTime // a strftime conversion of the record's time
 )
 
 type segment struct {
 	kind segKind
 	lit  string
 	part int
+	conv byte     // segTime: the letter after '%'
 	keys []string // segKey: the key then its sub-keys
 }
 
-// ParseTemplate parses a path; a path without '$' substitutions is static.
-func ParseTemplate(path string) (*Template, error) {
-	t := &Template{raw: path}
-	first := -1 // where the first substitution starts
+// ParseTemplate parses a path; a path without '$' substitutions and
+// strftime conversions is static. loc is the conversions' time zone (nil:
+// UTC).
+func ParseTemplate(path string, loc *time.Location) (*Template, error) {
+	if loc == nil {
+		loc = time.UTC
+	}
+	t := &Template{raw: path, loc: loc}
+	first := -1       // where the first substitution starts
+	var static string // the literal text before it, %% read as %
 	var lit strings.Builder
 	flush := func() {
 		if lit.Len() > 0 {
@@ -64,6 +86,28 @@ func ParseTemplate(path string) (*Template, error) {
 	}
 	for i := 0; i < len(path); {
 		c := path[i]
+		if c == '%' {
+			if i+1 >= len(path) {
+				return nil, errors.New("ends with a lone %: write %% for a literal %")
+			}
+			conv := path[i+1]
+			if conv == '%' {
+				lit.WriteByte('%')
+				i += 2
+				continue
+			}
+			if conv == '/' || !strftime.IsConversion(conv) {
+				return nil, strftime.ErrUnsupported(conv)
+			}
+			if first < 0 {
+				first, static = i, lit.String()
+			}
+			flush()
+			t.segs = append(t.segs, segment{kind: segTime, conv: conv})
+			t.timed = true
+			i += 2
+			continue
+		}
 		if c != '$' {
 			lit.WriteByte(c)
 			i++
@@ -76,10 +120,10 @@ func ParseTemplate(path string) (*Template, error) {
 			i++
 			continue
 		}
-		flush()
 		if first < 0 {
-			first = i
+			first, static = i, lit.String()
 		}
+		flush()
 		switch ident {
 		case "TAG":
 			if j < len(path) && path[j] == '[' {
@@ -122,15 +166,20 @@ func ParseTemplate(path string) (*Template, error) {
 	}
 	// The directory part that holds no substitution.
 	if t.Static() {
-		t.staticDir = filepath.Dir(path)
+		t.staticDir = filepath.Dir(t.segs[0].lit)
 		return t, nil
 	}
-	t.staticDir = filepath.Dir(path[:first] + "x")
+	t.staticDir = filepath.Dir(static + "x")
+	if k := strings.LastIndexByte(static, '/'); k < 0 || (static[:k] != t.staticDir && static[:k+1] != t.staticDir) {
+		return nil, fmt.Errorf("the directory before the first substitution must be written clean, as %q (no //, . or ..)", t.staticDir)
+	}
 	t.dynDir = strings.Contains(path[first:], "/")
 	// The rest is resolved beneath the static directory one component at
-	// a time: it cannot go up nor hold an empty component.
-	rest := strings.TrimPrefix(path, t.staticDir)
-	for _, c := range strings.Split(strings.TrimPrefix(rest, "/"), "/") {
+	// a time: it cannot go up nor hold an empty component. ('%%' is one
+	// character in a name, so the components of the path as written are
+	// those of every rendered path.)
+	comps := strings.Split(path, "/")
+	for _, c := range comps[strings.Count(path[:first], "/"):] {
 		if c == "" || c == "." || c == ".." {
 			return nil, fmt.Errorf("%q after a substitution: each component below %q must be a name", c, t.staticDir)
 		}
@@ -168,6 +217,19 @@ func isNameByte(c byte) bool {
 // Static reports whether the template has no substitution.
 func (t *Template) Static() bool { return len(t.segs) == 1 && t.segs[0].kind == segLit }
 
+// StaticPath is the file of a static template: the path as written, with
+// %% read as %.
+func (t *Template) StaticPath() string {
+	if !t.Static() {
+		return ""
+	}
+	return t.segs[0].lit
+}
+
+// Timed reports whether the template holds a strftime conversion: its
+// paths depend on each record's time.
+func (t *Template) Timed() bool { return t.timed }
+
 // StaticDir is the longest directory that holds no substitution: every
 // rendered path lies inside it.
 func (t *Template) StaticDir() string { return t.staticDir }
@@ -178,21 +240,47 @@ func (t *Template) DynamicDir() bool { return t.dynDir }
 // String returns the template as written.
 func (t *Template) String() string { return t.raw }
 
-// PerRecord reports whether the rendered path depends on the record ($EVENT
-// or a $key), not only on the tag: otherwise every record of a chunk goes
-// to one path.
+// PerRecord reports whether the rendered path depends on the record ($EVENT,
+// a $key or its time), not only on the tag: otherwise every record of a
+// chunk goes to one path.
 func (t *Template) PerRecord() bool {
 	for _, s := range t.segs {
-		if s.kind == segEvent || s.kind == segKey {
+		if s.kind == segEvent || s.kind == segKey || s.kind == segTime {
 			return true
 		}
 	}
 	return false
 }
 
+// A TimeCache keeps the date and clock of the last second a template
+// rendered, so that the records of one second (most of a chunk's) work
+// them out once. The zero value is empty; one goroutine uses it at a time.
+type TimeCache struct {
+	ok  bool
+	sec int64
+	loc *time.Location
+	f   strftime.Fields
+}
+
 // Render appends the path for one record to dst. body is the record's
-// msgpack map (may be nil).
-func (t *Template) Render(dst []byte, tag, event, body []byte) []byte {
+// msgpack map (may be nil), at its time (the conversions' instant); c, when
+// not nil, keeps the conversions' fields for the next record of the same
+// second.
+func (t *Template) Render(dst []byte, tag, event, body []byte, at Time, c *TimeCache) []byte {
+	return t.render(dst, tag, event, body, at, c, false)
+}
+
+// RenderUntimed appends the path for one record with each strftime
+// conversion left as written (%Y): the same for every record time. It
+// names the files a template writes apart from their time
+// (max_dynamic_files).
+func (t *Template) RenderUntimed(dst []byte, tag, event, body []byte) []byte {
+	return t.render(dst, tag, event, body, Time{}, nil, true)
+}
+
+func (t *Template) render(dst []byte, tag, event, body []byte, at Time, c *TimeCache, untimed bool) []byte {
+	var tf strftime.Fields
+	haveTime := false
 	for _, s := range t.segs {
 		switch s.kind {
 		case segLit:
@@ -206,6 +294,25 @@ func (t *Template) Render(dst []byte, tag, event, body []byte) []byte {
 		case segKey:
 			var scratch [32]byte
 			dst = appendSafe(dst, lookupScalar(scratch[:0], body, s.keys))
+		case segTime:
+			if untimed {
+				dst = append(dst, '%', s.conv)
+				continue
+			}
+			if !haveTime {
+				// Every conversion is of whole seconds.
+				switch {
+				case c == nil:
+					tf = strftime.FieldsOf(time.Unix(at.Sec, 0).In(t.loc))
+				case c.ok && c.sec == at.Sec && c.loc == t.loc:
+					tf = c.f
+				default:
+					tf = strftime.FieldsOf(time.Unix(at.Sec, 0).In(t.loc))
+					*c = TimeCache{ok: true, sec: at.Sec, loc: t.loc, f: tf}
+				}
+				haveTime = true
+			}
+			dst = tf.AppendConv(dst, s.conv)
 		}
 	}
 	return dst

@@ -51,16 +51,35 @@ func TestAppendLineZeroAllocs(t *testing.T) {
 }
 
 func TestTemplateRenderZeroAllocs(t *testing.T) {
-	tp, err := event.ParseTemplate("/var/log/$TAG[1]/$EVENT-$status-$duration-$call-id.log")
+	tp, err := event.ParseTemplate("/var/log/$TAG[1]/$EVENT-$status-$duration-$call-id.log", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	body := records.AppendKV(nil, sipEvent)
 	var dst []byte
 	allocs := testing.AllocsPerRun(200, func() {
-		dst = tp.Render(dst[:0], []byte("sip.proxy"), []byte("E_SIP_REPLY"), body)
+		dst = tp.Render(dst[:0], []byte("sip.proxy"), []byte("E_SIP_REPLY"), body, event.Time{}, nil)
 	})
 	if want := "/var/log/proxy/E_SIP_REPLY-200-12.5-a84b4c76e66710@pc33.a.example.log"; string(dst) != want {
+		t.Fatalf("Render = %q, want %q", dst, want)
+	}
+	if allocs != 0 {
+		t.Errorf("Render allocates %v times, want 0", allocs)
+	}
+}
+
+// TestTemplateRenderTimeZeroAllocs: strftime conversions in a zone cost no
+// allocation either.
+func TestTemplateRenderTimeZeroAllocs(t *testing.T) {
+	tp, err := event.ParseTemplate("/var/log/%Y-%m-%d/$EVENT-%H.log", time.FixedZone("", 3600))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dst []byte
+	allocs := testing.AllocsPerRun(200, func() {
+		dst = tp.Render(dst[:0], []byte("sip.proxy"), []byte("E_SIP_REPLY"), nil, event.Time{Sec: 1796601598}, nil)
+	})
+	if want := "/var/log/2026-12-07/E_SIP_REPLY-00.log"; string(dst) != want {
 		t.Fatalf("Render = %q, want %q", dst, want)
 	}
 	if allocs != 0 {

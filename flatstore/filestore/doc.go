@@ -102,7 +102,8 @@
 //     follows the stream and the rotated files sort as they were written.
 //     The next line creates the path again.
 //   - Names with a suffix (OpenSIPS 3.6's way). Each open computes name =
-//     path + strftime(suffix, now), in UTC, and writes under that name. A
+//     path + strftime(suffix, now), in RotateOptions.Location (time_zone;
+//     UTC by default), and writes under that name. A
 //     normal open (first write, after an mi rotate, after reopen_check)
 //     appends to that name. An open after a built-in rotation takes the
 //     first of name, name.1, name.2… that does not exist and was not

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/flatstore/flatstore/flatstore/strftime"
 )
 
 // The reasons of a rotation, as counted (flatstore_rotations_total) and
@@ -26,10 +28,19 @@ func RotationReasons() []string {
 
 // RotateOptions are the rotation keys of the instance that first uses a path.
 type RotateOptions struct {
-	Suffix      string        // strftime pattern appended to the path at each open
-	Period      time.Duration // rotate_period (0: off)
-	Count, Size int64         // rotate_count lines, rotate_size bytes (0: off)
-	ReopenCheck time.Duration // reopen_check (0: off)
+	Suffix      string         // strftime pattern appended to the path at each open
+	Location    *time.Location // the suffix's time zone (time_zone); nil: UTC
+	Period      time.Duration  // rotate_period (0: off)
+	Count, Size int64          // rotate_count lines, rotate_size bytes (0: off)
+	ReopenCheck time.Duration  // reopen_check (0: off)
+}
+
+// In is t in the suffix's time zone.
+func (o *RotateOptions) In(t time.Time) time.Time {
+	if o.Location == nil {
+		return t.UTC()
+	}
+	return t.In(o.Location)
 }
 
 // asideName is the name a rotated file takes when the path has no suffix:
@@ -95,12 +106,12 @@ func isBuiltIn(reason string) bool {
 	return reason == ReasonPeriod || reason == ReasonCount || reason == ReasonSize
 }
 
-// baseName is path + suffix for now.
+// baseName is path + suffix for now, in the suffix's time zone.
 func (r *policy) baseName(path string, now time.Time) string {
 	if r.opt.Suffix == "" {
 		return path
 	}
-	return string(appendStrftime([]byte(path), r.opt.Suffix, now))
+	return string(strftime.Append([]byte(path), r.opt.Suffix, r.opt.In(now)))
 }
 
 // pickName chooses the name the next open takes, given the file that was
