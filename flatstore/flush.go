@@ -108,6 +108,31 @@ func (s *flushState) groupFor(path []byte) *group {
 	return g
 }
 
+// getState returns a flush state: the instance's spare one, else one of
+// the pool (the flushes running beside another), else a new one.
+func (in *Instance) getState() *flushState {
+	if s := in.spare.Swap(nil); s != nil {
+		return s
+	}
+	if s, _ := in.states.Get().(*flushState); s != nil {
+		return s
+	}
+	return newFlushState(in.cfg)
+}
+
+// putState gives a flush state back. One is kept as the spare, outside
+// sync.Pool: a pool keeps an item on the processor that put it and drops
+// it at a garbage collection, and inside Fluent Bit a flush runs on
+// whichever processor is idle, so a pool alone had the next flush grow a
+// chunk's worth of buffers again — the allocations that brought the
+// collections, the Go runtime's main cost outside the flush (issue 23).
+func (in *Instance) putState(s *flushState) {
+	s.reset()
+	if !in.spare.CompareAndSwap(nil, s) {
+		in.states.Put(s)
+	}
+}
+
 // Flush writes the records of one Fluent Bit chunk. Records that cannot
 // become an event are skipped and counted, and so are the records bound for
 // a rendered path that can never be written (bad_path); the rest are
@@ -133,11 +158,8 @@ func (in *Instance) Flush(data []byte, tag string) (res Result) {
 		in.panicHook()
 	}
 
-	s, _ := in.states.Get().(*flushState)
-	if s == nil {
-		s = newFlushState(in.cfg)
-	}
-	defer func() { s.reset(); in.states.Put(s) }()
+	s := in.getState()
+	defer in.putState(s)
 
 	objects, records := in.render(s, data, tag)
 	if objects == 0 && len(data) > 0 {
