@@ -198,6 +198,12 @@ func (in *Instance) render(s *flushState, data []byte, tag string) (objects, rec
 		s.pbuf = in.cfg.Template.Render(s.pbuf[:0], tagb, nil, nil)
 		g0 = s.groupFor(s.pbuf)
 	}
+	if g0 != nil && cap(g0.buf) < len(data) {
+		// The chunk's lines take about as many bytes as its msgpack: one
+		// allocation of that size, not a chain of doublings whose garbage
+		// brings the runtime's collections while the buffers warm up.
+		g0.buf = slices.Grow(g0.buf, len(data))
+	}
 	for {
 		st, t, body, reason := dec.Next()
 		switch st {

@@ -125,3 +125,27 @@ func TestFlushKeepsBuffersAcrossGC(t *testing.T) {
 		}
 	}
 }
+
+// TestFirstFlushAllocatesAboutItsChunk: the first flush of an output
+// allocates its lines' buffer once, about the chunk's size, not through a
+// chain of doublings (twice the lines, in garbage that brings the runtime's
+// first collections while Fluent Bit's first chunks come).
+func TestFirstFlushAllocatesAboutItsChunk(t *testing.T) {
+	in, _ := newInstance(t)
+	var rs []records.Record
+	for i := 0; i < 4000; i++ {
+		rs = append(rs, records.Record{Time: recTime, Body: sipEvent})
+	}
+	chunk := records.Records(rs...)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	if r := in.Flush(chunk, "sip.proxy"); r != flatstore.OK {
+		t.Fatalf("Flush = %v", r)
+	}
+	runtime.ReadMemStats(&after)
+	n := after.TotalAlloc - before.TotalAlloc
+	t.Logf("the first flush of a %d-byte chunk allocated %d bytes", len(chunk), n)
+	if most := uint64(len(chunk)) * 3 / 2; n > most {
+		t.Errorf("the first flush of a %d-byte chunk allocated %d bytes, want at most %d", len(chunk), n, most)
+	}
+}
