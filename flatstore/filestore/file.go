@@ -660,7 +660,7 @@ func (f *File) maintain() (next time.Time, busy bool) {
 		f.closeLocked("")
 		return time.Time{}, false
 	}
-	if r := f.checkLocked(now); r.reason != "" && r.reason != ReasonReopenCheck {
+	if r := f.checkLocked(now); r.reason != "" {
 		f.opt.Log.Infof("%v", r)
 	}
 	if f.fd < 0 {
