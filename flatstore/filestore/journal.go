@@ -140,8 +140,10 @@ type candSet struct {
 }
 
 // Journal is one output's record of what it wrote, for replays after a
-// crash. Its methods are safe for concurrent use. Its file is open only
-// during a flush (Tx), so that it never keeps the log's file system busy.
+// crash. Its methods are safe for concurrent use. Its descriptor stays open
+// between flushes and is closed once idle for the output's idle_timeout
+// (CloseIdle, from the store's maintenance), so that an idle output does
+// not keep the log's file system busy.
 type Journal struct {
 	path     string // the journal's file
 	pathz    []byte // path with its NUL, for an open that allocates nothing
