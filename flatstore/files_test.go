@@ -61,8 +61,8 @@ func newProc(t *testing.T) *Process {
 }
 
 // usePool returns a Process of the test's own with the clock clk and the
-// system calls ops (the real ones when nil), and its store; its maintenance
-// goroutine ticks only hourly, so the test calls the store's Tick. At the end of the
+// system calls ops (the real ones when nil), and its store; it has no
+// maintenance goroutine, so the test calls the store's Tick. At the end of the
 // test it must have no instance and no file open.
 func usePool(t *testing.T, clk *fakeClock, ops *filestore.Sys) (*Process, *filestore.Store) {
 	return usePoolEnv(t, clk, filestore.Env{Sys: ops})
@@ -77,7 +77,7 @@ func usePoolEnv(t *testing.T, clk *fakeClock, env filestore.Env) (*Process, *fil
 	}
 	// The clock's boottime, in a boot of its own: a new clock is a reboot.
 	ops.Boottime, ops.BootID = clk.Mono, fmt.Sprintf("fake-%p", clk)
-	env.Sys, env.Now, env.Every = ops, clk.Now, time.Hour
+	env.Sys, env.Now, env.Manual = ops, clk.Now, true
 	proc := newProcess(env)
 	p := proc.store
 	t.Cleanup(func() {
@@ -1182,25 +1182,75 @@ func TestIdleTimeout(t *testing.T) {
 			t.Errorf("b.log = %q", got)
 		}
 	})
+	// The maintenance goroutine sleeps with no timer while nothing is
+	// open; each write opens the file and the journal again and wakes it,
+	// and it closes both after idle_timeout, every time.
 	t.Run("maintenance goroutine", func(t *testing.T) {
 		proc := newProc(t)
-		path := filepath.Join(t.TempDir(), "ev.log")
+		dir := t.TempDir()
+		path := filepath.Join(dir, "ev.log")
 		in := fsInstance(t, proc, "path", path, "idle_timeout", "50ms")
-		mustFlush(t, in, evRecords("A", 0, 1), "t")
-		if !in.Status()[0].Open {
-			t.Fatal("not open after a write")
-		}
-		for deadline := time.Now().Add(10 * time.Second); in.Status()[0].Open; {
-			if time.Now().After(deadline) {
-				t.Fatal("idle file never closed by the maintenance goroutine")
+		for i := 0; i < 3; i++ {
+			mustFlush(t, in, evRecords("A", i, 1), "t")
+			if !in.Status()[0].Open {
+				t.Fatalf("write %d: not open after it", i)
 			}
-			time.Sleep(10 * time.Millisecond)
+			for deadline := time.Now().Add(10 * time.Second); in.Status()[0].Open || descriptorsUnder(dir) != 0; {
+				if time.Now().After(deadline) {
+					t.Fatalf("write %d: the file or the journal never closed by the maintenance goroutine (%d descriptors under %s)",
+						i, descriptorsUnder(dir), dir)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
 		}
-		mustFlush(t, in, evRecords("A", 1, 1), "t")
-		if got := fbtest.ReadText(t, path); got != evLines("A", 0, 2) {
+		if got := fbtest.ReadText(t, path); got != evLines("A", 0, 3) {
 			t.Errorf("%q", got)
 		}
 	})
+}
+
+// descriptorsUnder counts this process's descriptors on files under dir,
+// the output's journal included.
+func descriptorsUnder(dir string) int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return -1
+	}
+	n := 0
+	for _, e := range ents {
+		if l, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && strings.HasPrefix(l, dir+"/") {
+			n++
+		}
+	}
+	return n
+}
+
+// The maintenance goroutine, with the real clock, rotates a file whose
+// rotate_period ended without waiting for a line: it sleeps until the
+// period's end, not a fixed tick.
+func TestPeriodEndsWithoutWrite(t *testing.T) {
+	t.Parallel()
+	proc := newProc(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "ev.log")
+	in := fsInstance(t, proc, "path", path, "rotate_period", "1s", "reopen_check", "0", "idle_timeout", "0")
+	mustFlush(t, in, evRecords("A", 0, 2), "t")
+	for deadline := time.Now().Add(10 * time.Second); in.Status()[0].LastReason != filestore.ReasonPeriod; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the period ended and the file was not rotated: %+v", in.Status()[0])
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if in.Status()[0].Open {
+		t.Error("open after its period's rotation")
+	}
+	files := dirFiles(t, dir)
+	if len(files) != 1 || !strings.HasPrefix(files[0], "ev.log.") {
+		t.Fatalf("files %q, want the rotated ev.log.YYYYMMDD-HHMMSS alone", files)
+	}
+	if got := fbtest.ReadText(t, filepath.Join(dir, files[0])); got != evLines("A", 0, 2) {
+		t.Errorf("%s = %q", files[0], got)
+	}
 }
 
 // The pool's memory of forgotten paths is bounded: 954 distinct template

@@ -121,6 +121,31 @@ func (g *group) admitted() string {
 	return g.path
 }
 
+// getState returns a flush state: the instance's spare one, else one of
+// the pool (the flushes running beside another), else a new one.
+func (in *Instance) getState() *flushState {
+	if s := in.spare.Swap(nil); s != nil {
+		return s
+	}
+	if s, _ := in.states.Get().(*flushState); s != nil {
+		return s
+	}
+	return newFlushState(in.cfg)
+}
+
+// putState gives a flush state back. One is kept as the spare, outside
+// sync.Pool: a pool keeps an item on the processor that put it and drops
+// it at a garbage collection, and inside Fluent Bit a flush runs on
+// whichever processor is idle, so a pool alone had the next flush grow a
+// chunk's worth of buffers again — the allocations that brought the
+// collections, the Go runtime's main cost outside the flush (issue 23).
+func (in *Instance) putState(s *flushState) {
+	s.reset()
+	if !in.spare.CompareAndSwap(nil, s) {
+		in.states.Put(s)
+	}
+}
+
 // Flush writes the records of one Fluent Bit chunk. Records that cannot
 // become an event are skipped and counted, and so are the records bound for
 // a rendered path that can never be written (bad_path); the rest are
@@ -146,11 +171,8 @@ func (in *Instance) Flush(data []byte, tag string) (res Result) {
 		in.panicHook()
 	}
 
-	s, _ := in.states.Get().(*flushState)
-	if s == nil {
-		s = newFlushState(in.cfg)
-	}
-	defer func() { s.reset(); in.states.Put(s) }()
+	s := in.getState()
+	defer in.putState(s)
 
 	objects, records := in.render(s, data, tag)
 	if objects == 0 && len(data) > 0 {
@@ -188,6 +210,12 @@ func (in *Instance) render(s *flushState, data []byte, tag string) (objects, rec
 	case !in.cfg.Template.PerRecord():
 		s.pbuf = in.cfg.Template.Render(s.pbuf[:0], tagb, nil, nil, event.Time{}, nil)
 		g0 = s.groupFor(s.pbuf)
+	}
+	if g0 != nil && cap(g0.buf) < len(data) {
+		// The chunk's lines take about as many bytes as its msgpack: one
+		// allocation of that size, not a chain of doublings whose garbage
+		// brings the runtime's collections while the buffers warm up.
+		g0.buf = slices.Grow(g0.buf, len(data))
 	}
 	for {
 		st, t, body, reason := dec.Next()

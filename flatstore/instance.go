@@ -46,9 +46,10 @@ type Instance struct {
 	opt    *filestore.Options
 	static *filestore.File // the configured file, when the path has no template
 
-	states  sync.Pool          // *flushState
-	journal *filestore.Journal // what it wrote, for replays after a crash; nil without one
-	slots   *filestore.Slots   // max_open_sockets: this output's open files
+	spare   atomic.Pointer[flushState] // the last flush's state, kept across collections (putState)
+	states  sync.Pool                  // *flushState: those of flushes running beside another
+	journal *filestore.Journal         // what it wrote, for replays after a crash; nil without one
+	slots   *filestore.Slots           // max_open_sockets: this output's open files
 	dynamic dynamicFiles
 
 	life      sync.RWMutex // flushes hold it shared; Close exclusively

@@ -7,12 +7,16 @@
 // workers against the host's null output (medians of -e2e-runs runs), the
 // host's peak memory for ten times as many records, and, given a real
 // Fluent Bit (-fluent-bit or FLUENT_BIT), flatstore inside it beside the
-// engine's own out_file.
+// engine's own out_file and null outputs: CPU time over -engine-runs
+// alternated runs (medians and spread), and, when valgrind is installed,
+// instructions per record counted by callgrind over -engine-cg-records
+// records (engine.go).
 //
 // make bench runs it with FLATSTORE_SO and FLATSTORE_HOST set to the built
 // plugin and host. Usage:
 //
 //	flatstore-bench [-quick] [-count N] [-benchtime D] [-records N] [-e2e-runs N] [-dir DIR] [-fluent-bit PATH]
+//	                [-engine-records N] [-engine-runs N] [-engine-cg-records N] [-skip-go] [-skip-e2e]
 //	flatstore-bench -against REF [-count N] [-benchtime D] [-against-bench REGEXP]
 //
 // -against REF compares the core's benchmarks of the working tree with those
@@ -42,7 +46,6 @@ import (
 
 	"github.com/flatstore/flatstore/internal/bench"
 	"github.com/flatstore/flatstore/internal/hostout"
-	rec "github.com/flatstore/flatstore/internal/records"
 	"github.com/flatstore/flatstore/internal/repo"
 )
 
@@ -60,7 +63,8 @@ func main() {
 	skipE2E := flag.Bool("skip-e2e", false, "skip the end-to-end runs")
 	fluentBit := flag.String("fluent-bit", os.Getenv("FLUENT_BIT"), "a real Fluent Bit to measure inside (env FLUENT_BIT); none: skipped")
 	engineRecords := flag.Int("engine-records", 600_000, "records through the real Fluent Bit")
-	engineRuns := flag.Int("engine-runs", 5, "runs of each output in the real Fluent Bit (the median is shown)")
+	engineRuns := flag.Int("engine-runs", 5, "runs of each output in the real Fluent Bit, in turn (the median and spread are shown)")
+	engineCG := flag.Int("engine-cg-records", 20_000, "records through the real Fluent Bit under callgrind (0: no instruction counts)")
 	against := flag.String("against", "", "a git commit: compare the core's benchmarks with it instead (alternated runs, -count each, default 5)")
 	againstRe := flag.String("against-bench", againstBench, "the benchmarks -against runs")
 	flag.Parse()
@@ -122,6 +126,17 @@ func main() {
 			fatalf("%v", err)
 		}
 		printEngine(os.Stdout, r)
+		switch err := haveCallgrind(); {
+		case *engineCG <= 0:
+		case err != nil:
+			fmt.Printf("\n(instructions not counted: %v; install valgrind to count them with callgrind)\n", err)
+		default:
+			cg, err := runCallgrind(*fluentBit, *so, *dir, *engineCG)
+			if err != nil {
+				fatalf("%v", err)
+			}
+			printCallgrind(os.Stdout, cg)
+		}
 	} else {
 		fmt.Println("\n(no real Fluent Bit given: set FLUENT_BIT=/path/to/fluent-bit to measure inside the engine, beside its own out_file)")
 	}
@@ -531,157 +546,4 @@ func fmtCount(n int) string {
 		return fmt.Sprintf("%dk records", n/1_000)
 	}
 	return fmt.Sprintf("%d records", n)
-}
-
-// ---- inside a real Fluent Bit ----
-
-// engineResult is the CPU each output costs inside a real Fluent Bit: the
-// same tail input of JSON lines into the null output, the engine's own
-// out_file (csv) and flatstore, each run several times in turn; medians.
-type engineResult struct {
-	records      int
-	version      string
-	cpu, wall    map[string]float64 // output → median seconds
-	runs         int
-	inputBytes   int64
-	outputsBytes map[string]int64
-}
-
-var engineOutputs = []string{"null", "file", "flatstore"}
-
-func runEngine(fb, so, dir string, records, runs int) (engineResult, error) {
-	r := engineResult{records: records, runs: runs, cpu: map[string]float64{}, wall: map[string]float64{}, outputsBytes: map[string]int64{}}
-	tmp, err := os.MkdirTemp(dir, "flatstore-bench-engine-")
-	if err != nil {
-		return r, err
-	}
-	defer os.RemoveAll(tmp)
-	if out, err := exec.Command(fb, "--version").Output(); err == nil {
-		r.version = strings.SplitN(strings.TrimSpace(string(out)), "\n", 2)[0]
-	}
-	in := filepath.Join(tmp, "events.jsonl")
-	if r.inputBytes, err = writeJSONLines(in, records); err != nil {
-		return r, err
-	}
-	parsers := filepath.Join(tmp, "parsers.conf")
-	if err := os.WriteFile(parsers, []byte("[PARSER]\n    Name json\n    Format json\n"), 0o644); err != nil {
-		return r, err
-	}
-	samples := map[string][][2]float64{}
-	for i := 0; i < runs; i++ {
-		for _, o := range engineOutputs { // in turn, so a drift of the machine touches each alike
-			cpu, wall, size, err := runEngineOnce(fb, so, tmp, in, parsers, o, records)
-			if err != nil {
-				return r, err
-			}
-			samples[o] = append(samples[o], [2]float64{cpu, wall})
-			r.outputsBytes[o] = size
-		}
-	}
-	for o, s := range samples {
-		sort.Slice(s, func(i, j int) bool { return s[i][0] < s[j][0] })
-		r.cpu[o] = s[len(s)/2][0]
-		sort.Slice(s, func(i, j int) bool { return s[i][1] < s[j][1] })
-		r.wall[o] = s[len(s)/2][1]
-	}
-	return r, nil
-}
-
-// writeJSONLines writes the benchmark's events as JSON lines, keys in the
-// records' order.
-func writeJSONLines(path string, records int) (int64, error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return 0, err
-	}
-	w := bufio.NewWriterSize(f, 1<<20)
-	var line []byte
-	for i := 0; i < records; i++ {
-		line = append(rec.AppendJSON(line[:0], bench.Event(i, false).Body), '\n')
-		w.Write(line)
-	}
-	if err := w.Flush(); err != nil {
-		f.Close()
-		return 0, err
-	}
-	st, _ := f.Stat()
-	return st.Size(), f.Close()
-}
-
-// runEngineOnce runs Fluent Bit over the input into one output and returns
-// its CPU time (user+sys), wall time and output size, after checking that
-// every record came out.
-func runEngineOnce(fb, so, dir, in, parsers, output string, records int) (cpu, wall float64, size int64, err error) {
-	work, err := os.MkdirTemp(dir, output+"-")
-	if err != nil {
-		return 0, 0, 0, err
-	}
-	defer os.RemoveAll(work)
-	outConf := map[string]string{
-		"null":      "    Name null\n    Match *\n",
-		"file":      "    Name file\n    Match *\n    Path " + work + "\n    File out.csv\n    Format csv\n",
-		"flatstore": "    Name flatstore\n    Match *\n    path " + filepath.Join(work, "out.log") + "\n    control_listen off\n",
-	}[output]
-	conf := fmt.Sprintf(`[SERVICE]
-    Flush 1
-    Grace 30
-    Log_Level warn
-    Parsers_File %s
-[INPUT]
-    Name tail
-    Path %s
-    Parser json
-    Read_from_Head On
-    Exit_On_Eof On
-    Buffer_Chunk_Size 1M
-    Buffer_Max_Size 1M
-[OUTPUT]
-%s`, parsers, in, outConf)
-	cf := filepath.Join(work, "fluent-bit.conf")
-	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
-		return 0, 0, 0, err
-	}
-	args := []string{"-c", cf}
-	if output == "flatstore" {
-		args = append([]string{"-e", so}, args...)
-	}
-	logf("%s %s (%s)", fb, strings.Join(args, " "), output)
-	cmd := exec.Command(fb, args...)
-	var stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = io.Discard, &stderr
-	start := time.Now()
-	if err := cmd.Run(); err != nil {
-		return 0, 0, 0, fmt.Errorf("fluent-bit (%s): %v\n%s", output, err, stderr.Bytes())
-	}
-	wall = time.Since(start).Seconds()
-	cpu = (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds()
-	if output != "null" {
-		name := map[string]string{"file": "out.csv", "flatstore": "out.log"}[output]
-		lines, n, err := countLines(filepath.Join(work, name))
-		if err != nil {
-			return 0, 0, 0, err
-		}
-		if lines != int64(records) {
-			return 0, 0, 0, fmt.Errorf("fluent-bit's %s output wrote %d lines, want %d", output, lines, records)
-		}
-		size = n
-	}
-	return cpu, wall, size, nil
-}
-
-func printEngine(w io.Writer, r engineResult) {
-	fmt.Fprintf(w, "\ninside %s: tail of %d JSON lines (%d MB) into one output, median of %d runs each\n",
-		r.version, r.records, r.inputBytes>>20, r.runs)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	row := func(cells ...string) { fmt.Fprintln(tw, strings.Join(cells, "\t")+"\t") }
-	row("output", "null", "file (csv)", "flatstore")
-	per := func(o string) float64 { return r.cpu[o] / float64(r.records) * 1e6 }
-	row("CPU µs/record, whole process", fmt.Sprintf("%.3f", per("null")), fmt.Sprintf("%.3f", per("file")), fmt.Sprintf("%.3f", per("flatstore")))
-	row("CPU µs/record above null", "-", fmt.Sprintf("%.3f", per("file")-per("null")), fmt.Sprintf("%.3f", per("flatstore")-per("null")))
-	row("wall s", fmt.Sprintf("%.2f", r.wall["null"]), fmt.Sprintf("%.2f", r.wall["file"]), fmt.Sprintf("%.2f", r.wall["flatstore"]))
-	row("output MB", "-", fmt.Sprintf("%.0f", float64(r.outputsBytes["file"])/(1<<20)), fmt.Sprintf("%.0f", float64(r.outputsBytes["flatstore"])/(1<<20)))
-	if d := per("file") - per("null"); d > 0 {
-		row("flatstore / out_file, CPU above null", "", "", fmt.Sprintf("%.2f×", (per("flatstore")-per("null"))/d))
-	}
-	tw.Flush()
 }

@@ -25,7 +25,12 @@
 // An output's configured path is held for its life with Store.Acquire and
 // Store.Release; Store.Start and Store.Stop count the outputs and run the
 // maintenance goroutine (idle_timeout, rotate_period, reopen_check,
-// rotate_max_age) while there is one.
+// rotate_max_age) while there is one. It sleeps until the earliest
+// deadline its last round found (Store.Tick returns it), at most a minute
+// (a step of the wall clock is noticed within it), or until a file or a
+// journal opens; with nothing open and no rotate_max_age to apply it has no
+// timer at all, so an idle process is not woken (a file found busy is looked
+// at again after Env.Retry).
 //
 // # Slots and the lock order
 //

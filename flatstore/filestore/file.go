@@ -642,22 +642,44 @@ func (f *File) tryClose() {
 // rotate_period and reopen_check. It never waits for a busy file: a file
 // being written is checked by that write, or at the next tick. The clock is
 // read under the lock, so a check never uses a time older than the open.
-func (f *File) maintain() {
-	if !f.isOpen.Load() || !f.mu.TryLock() {
-		return
+//
+// It returns when the file next needs a check (zero: never, it is closed
+// or has no timed check), and busy when its lock was taken.
+func (f *File) maintain() (next time.Time, busy bool) {
+	if !f.isOpen.Load() {
+		return time.Time{}, false
+	}
+	if !f.mu.TryLock() {
+		return time.Time{}, true
 	}
 	defer f.mu.Unlock()
 	if f.fd < 0 {
-		return
+		return time.Time{}, false
 	}
 	now := f.now()
 	if it := f.opt.IdleTimeout; it > 0 && now.UnixNano()-f.lastWrite.Load() >= int64(it) {
 		f.closeLocked("")
-		return
+		return time.Time{}, false
 	}
-	if r := f.checkLocked(now); r.reason != "" && r.reason != ReasonReopenCheck {
+	if r := f.checkLocked(now); r.reason != "" {
 		f.opt.Log.Infof("%v", r)
 	}
+	if f.fd < 0 {
+		return time.Time{}, false
+	}
+	next = f.rot.due()
+	if it := f.opt.IdleTimeout; it > 0 {
+		next = earlier(next, time.Unix(0, f.lastWrite.Load()+int64(it)))
+	}
+	return next, false
+}
+
+// earlier returns the earlier of two deadlines, zero being none.
+func earlier(a, b time.Time) time.Time {
+	if a.IsZero() || !b.IsZero() && b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // Path is the file's path (for a template, as rendered).

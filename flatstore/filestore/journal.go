@@ -140,8 +140,10 @@ type candSet struct {
 }
 
 // Journal is one output's record of what it wrote, for replays after a
-// crash. Its methods are safe for concurrent use. Its file is open only
-// during a flush (Tx), so that it never keeps the log's file system busy.
+// crash. Its methods are safe for concurrent use. Its descriptor stays open
+// between flushes and is closed once idle for the output's idle_timeout
+// (CloseIdle, from the store's maintenance), so that an idle output does
+// not keep the log's file system busy.
 type Journal struct {
 	path     string // the journal's file
 	pathz    []byte // path with its NUL, for an open that allocates nothing
@@ -155,6 +157,7 @@ type Journal struct {
 	lastUse time.Time     // when the last one ended
 	idle    time.Duration // CloseIdle's delay (the output's idle_timeout)
 	now     func() time.Time
+	opened  func() // called when fd opens (the store's maintenance wakes); may be nil
 	epoch   uint32
 	seq     uint64 // the next record's
 	attempt uint64 // the last attempt's
@@ -372,9 +375,27 @@ func (j *Journal) acquireLocked() (int, bool) {
 			return -1, false
 		}
 		j.fd = fd
+		if j.opened != nil {
+			j.opened()
+		}
 	}
 	j.users++
 	return j.fd, true
+}
+
+// due returns when CloseIdle may next close the descriptor (zero: never,
+// it is closed or never closes by itself); while a flush uses it, idle
+// from now.
+func (j *Journal) due(now time.Time) time.Time {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	switch {
+	case j.fd < 0 || j.idle <= 0:
+		return time.Time{}
+	case j.users > 0:
+		return now.Add(j.idle)
+	}
+	return j.lastUse.Add(j.idle)
 }
 
 // CloseIdle closes the journal's descriptor when no flush uses it and,

@@ -187,6 +187,20 @@ func (r *policy) reopenDue(now time.Time) bool {
 	return true
 }
 
+// due returns when the open file next needs a timed check (zero: never):
+// the end of its rotate_period, or its next reopen_check.
+func (r *policy) due() time.Time {
+	var d time.Time
+	if r.opt.Period > 0 {
+		p := int64(r.opt.Period / time.Second)
+		d = time.Unix((r.period+1)*p, 0)
+	}
+	if rc := r.opt.ReopenCheck; rc > 0 {
+		d = earlier(d, r.checked.Add(rc))
+	}
+	return d
+}
+
 // linesFitting returns how many of the lines ahead (their ends, from ends[li] on,
 // the first starting at start) go into the open file of size bytes: the
 // line that reaches a limit stays in it.

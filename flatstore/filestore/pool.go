@@ -47,11 +47,15 @@ type Store struct {
 	token    [16]byte
 	journals map[*Journal]struct{} // the outputs' journals, closed when idle
 
-	users    int
-	stop     chan struct{}
-	stopped  chan struct{}
-	interval time.Duration
-	maxMemo  int
+	users   int
+	stop    chan struct{}
+	stopped chan struct{}
+	// wake tells the maintenance goroutine that a file or a journal
+	// opened: a deadline may now come before the one it waits for.
+	wake    chan struct{}
+	retry   time.Duration
+	manual  bool
+	maxMemo int
 }
 
 // seriesRef is a registered series and the Files that use it.
@@ -68,17 +72,24 @@ const maxIdleSeries = 4096
 // retainEvery is how often the maintenance loop applies rotate_max_age.
 const retainEvery = 30 * time.Second
 
+// maxWait bounds the maintenance goroutine's sleep while it has a deadline:
+// the wall clock may step meanwhile (a rotate_period boundary is a time of
+// day), and a step is noticed within it.
+const maxWait = time.Minute
+
 // maxMemo bounds the memories kept for forgotten paths.
 const maxMemo = 4096
 
 // Env is what a Store is made of besides its files: the system calls and
-// the clock (tests give their own), how often the maintenance goroutine
-// ticks, how many memories of forgotten paths it keeps, and who counts
-// what it does by itself.
+// the clock (tests give their own), how soon the maintenance goroutine
+// looks again at a file it found busy, whether it runs at all, how many
+// memories of forgotten paths it keeps, and who counts what it does by
+// itself.
 type Env struct {
 	Sys     *Sys             // nil: RealSys()
 	Now     func() time.Time // nil: time.Now
-	Every   time.Duration    // the maintenance tick; 0: 100ms
+	Retry   time.Duration    // a busy file is looked at again after this; 0: 100ms
+	Manual  bool             // no maintenance goroutine: the caller runs Tick (tests with their own clock)
 	MaxMemo int              // the memories kept for forgotten paths; 0: 4096
 	Counter Counter          // may be nil
 }
@@ -96,14 +107,14 @@ func New(env Env) *Store {
 	if env.Now == nil {
 		env.Now = time.Now
 	}
-	if env.Every <= 0 {
-		env.Every = 100 * time.Millisecond
+	if env.Retry <= 0 {
+		env.Retry = 100 * time.Millisecond
 	}
 	if env.MaxMemo <= 0 {
 		env.MaxMemo = maxMemo
 	}
 	p := &Store{sys: env.Sys, now: env.Now, count: env.Counter, files: map[string]*File{}, unbounded: NewSlots(0), byID: map[devIno]*File{},
-		memo: map[string]*list.Element{}, memoOrder: list.New(), interval: env.Every, maxMemo: env.MaxMemo,
+		memo: map[string]*list.Element{}, memoOrder: list.New(), retry: env.Retry, manual: env.Manual, maxMemo: env.MaxMemo, wake: make(chan struct{}, 1),
 		series: map[string]*seriesRef{}, seriesLRU: list.New(), arch: NewArchiver(), journals: map[*Journal]struct{}{}}
 	_, _ = rand.Read(p.token[:])
 	return p
@@ -117,7 +128,7 @@ func (p *Store) OpenJournal(dir, name string, idle time.Duration, log *logger.Lo
 	if err != nil {
 		return nil, err
 	}
-	j.idle, j.now = idle, p.now
+	j.idle, j.now, j.opened = idle, p.now, p.poke
 	p.mu.Lock()
 	p.journals[j] = struct{}{}
 	p.mu.Unlock()
@@ -313,7 +324,18 @@ func (p *Store) opened(f *File, id devIno) error {
 	f.isOpen.Store(true)
 	f.id = id
 	p.byID[id] = f
+	p.poke()
 	return nil
+}
+
+// poke wakes the maintenance goroutine to take a new deadline into
+// account (a file or a journal opened). It never blocks: one wake pending
+// is enough.
+func (p *Store) poke() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
 }
 
 // slotFreed implements slotKeeper: the handle is closed (or its open failed).
@@ -439,14 +461,15 @@ func (p *Store) Files(keep func(*File) bool) []*File {
 	return out
 }
 
-// Start registers an instance; the first starts the maintenance goroutine.
+// Start registers an instance; the first starts the maintenance goroutine
+// (unless Env.Manual).
 func (p *Store) Start() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.users++
-	if p.users == 1 {
+	if p.users == 1 && !p.manual {
 		p.stop, p.stopped = make(chan struct{}), make(chan struct{})
-		go p.maintain(p.stop, p.stopped, p.interval)
+		go p.maintain(p.stop, p.stopped, p.retry)
 	}
 }
 
@@ -456,7 +479,7 @@ func (p *Store) Stop() {
 	p.mu.Lock()
 	p.users--
 	var stop, stopped chan struct{}
-	if p.users == 0 {
+	if p.users == 0 && !p.manual {
 		stop, stopped = p.stop, p.stopped
 		p.stop, p.stopped = nil, nil
 	}
@@ -464,6 +487,8 @@ func (p *Store) Stop() {
 	if stop != nil {
 		close(stop)
 		<-stopped
+	}
+	if p.users == 0 {
 		// The last instance is gone: the compressions and deletions queued
 		// finish now rather than in the background of a closed plugin.
 		p.arch.Drain()
@@ -481,34 +506,75 @@ func (p *Store) Users() int {
 	return p.users
 }
 
-func (p *Store) maintain(stop, stopped chan struct{}, every time.Duration) {
+// maintain is the maintenance goroutine. It sleeps until the earliest
+// deadline Tick reports (an idle_timeout, a rotate_period boundary, a
+// reopen_check, a journal's idle close, rotate_max_age's next round), or
+// until a file or journal opens; with nothing open and no retention to
+// apply it sleeps without a timer, so an idle process is never woken.
+func (p *Store) maintain(stop, stopped chan struct{}, retry time.Duration) {
 	defer close(stopped)
-	t := time.NewTicker(every)
+	t := time.NewTimer(time.Hour)
+	t.Stop()
 	defer t.Stop()
 	for {
+		if next, busy := p.tick(); busy || !next.IsZero() {
+			wait := maxWait
+			if busy {
+				wait = retry
+			}
+			if !next.IsZero() {
+				wait = min(wait, max(next.Sub(p.now()), 0))
+			}
+			t.Reset(wait)
+		} else {
+			t.Stop()
+		}
 		select {
 		case <-stop:
 			return
+		case <-p.wake:
 		case <-t.C:
-			p.Tick()
 		}
 	}
 }
 
-// Tick runs one round of maintenance over the open files, and applies
-// rotate_max_age every retainEvery.
-func (p *Store) Tick() {
+// Tick runs one round of maintenance over the open files and the journals,
+// and applies rotate_max_age every retainEvery. It returns when the next
+// round is due (zero: nothing is waiting for one), not counting files it
+// found busy.
+func (p *Store) Tick() time.Time {
+	next, _ := p.tick()
+	return next
+}
+
+// tick is Tick; busy reports a file it skipped because a write held it.
+func (p *Store) tick() (next time.Time, busy bool) {
 	for _, f := range p.Files(func(f *File) bool { return f.isOpen.Load() }) {
-		f.maintain()
+		d, b := f.maintain()
+		next, busy = earlier(next, d), busy || b
 	}
 	now := p.now()
 	p.mu.Lock()
 	for j := range p.journals {
 		j.CloseIdle(false, now)
+		next = earlier(next, j.due(now))
 	}
 	due := now.Sub(p.lastRetain) >= retainEvery || now.Before(p.lastRetain) // a clock stepped back re-arms
-	p.mu.Unlock()
-	if due {
-		p.retainAll(now)
+	retain := false
+	for _, r := range p.series {
+		if r.s.opt.MaxAge > 0 {
+			retain = true
+			break
+		}
 	}
+	p.mu.Unlock()
+	if retain {
+		if due {
+			p.retainAll(now)
+			next = earlier(next, now.Add(retainEvery))
+		} else {
+			next = earlier(next, p.lastRetain.Add(retainEvery))
+		}
+	}
+	return next, busy
 }
