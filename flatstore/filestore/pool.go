@@ -117,7 +117,7 @@ func (p *Store) OpenJournal(dir, name string, idle time.Duration, log *logger.Lo
 	if err != nil {
 		return nil, err
 	}
-	j.idle, j.now = idle, p.now
+	j.idle = idle
 	p.mu.Lock()
 	p.journals[j] = struct{}{}
 	p.mu.Unlock()
