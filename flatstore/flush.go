@@ -260,7 +260,6 @@ func (in *Instance) render(s *flushState, data []byte, tag string) (objects, rec
 // and stay dropped in the resend, which renders the same paths.
 func (in *Instance) write(s *flushState, data []byte, tag string) (res Result) {
 	store := in.proc.store
-	replay := s.tx.Begin(in.journal, data, tag)
 	var lines, bytes, overMax int
 	s.order = s.order[:0]
 	for i := range s.groups {
@@ -313,6 +312,9 @@ func (in *Instance) write(s *flushState, data []byte, tag string) (res Result) {
 			res = Retry
 		}
 	}()
+	// The journal's account begins under the recovery above: End always
+	// follows Begin.
+	replay := s.tx.Begin(in.journal, data, tag)
 	// Every file first: held in the order of their paths, what a replay
 	// had landed skipped and, over several files, the intent of each
 	// file's write journaled, so that under sync flush one fdatasync of
