@@ -37,12 +37,22 @@ func RetryCauses() []string { return []string{RetryWriteError, RetryNoSlot, Retr
 // group is the lines of one flush that go to one file.
 type group struct {
 	path string
+	hash uint64 // filestore.PathHash(path)
 	buf  []byte
 	ends []int
 	// untimed is path with its strftime conversions as written (%Y),
 	// set for a template with conversions only: max_dynamic_files counts
 	// these, not each day's file.
 	untimed string
+}
+
+// groupWork is one group being written: what of its lines is left to
+// write (a replay skips what had landed) and its account in the journal.
+type groupWork struct {
+	g    int // index in groups
+	buf  []byte
+	ends []int
+	gi   filestore.GroupIntent
 }
 
 // badDrop is the records of one group dropped as bad_path.
@@ -63,7 +73,7 @@ type flushState struct {
 	held   []*filestore.File // the files written, held until the outcome is known
 	bad    []badDrop         // bad_path drops, counted once the outcome is known
 	tx     filestore.Tx      // the flush's account in the journal
-	gi     filestore.GroupIntent
+	work   []groupWork       // the groups being written, in the order of held
 	budget event.Budget
 	clock  event.TimeCache // the date and clock of the last record's second, for a path with conversions
 }
@@ -106,8 +116,9 @@ func (s *flushState) groupFor(path []byte) *group {
 	g := &s.groups[len(s.groups)-1]
 	// The slot's last path is kept: a flush to the files of the flush
 	// before it (the static path always) allocates no path string.
-	if g.path != string(path) {
+	if g.path != string(path) || g.hash == 0 {
 		g.path, g.untimed = string(path), ""
+		g.hash = filestore.PathHash(g.path)
 	}
 	s.index[g.path] = len(s.groups) - 1
 	return g
@@ -291,9 +302,8 @@ func (in *Instance) render(s *flushState, data []byte, tag string) (objects, rec
 // of this attempt. Records bound for a path that can never be written
 // (bad_path, another output's file, past max_dynamic_files) are dropped,
 // and stay dropped in the resend, which renders the same paths.
-func (in *Instance) write(s *flushState, data []byte, tag string) Result {
+func (in *Instance) write(s *flushState, data []byte, tag string) (res Result) {
 	store := in.proc.store
-	replay := s.tx.Begin(in.journal, data, tag)
 	var lines, bytes, overMax int
 	s.order = s.order[:0]
 	for i := range s.groups {
@@ -322,47 +332,77 @@ func (in *Instance) write(s *flushState, data []byte, tag string) Result {
 		// wait for each other's.
 		slices.SortFunc(s.order, func(a, b int) int { return strings.Compare(s.groups[a].path, s.groups[b].path) })
 	}
-	res := OK
+	res = OK
 	held := s.held[:0]
 	defer func() {
 		if r := recover(); r != nil {
-			// A bug: the flush answers Retry (Flush recovers), and no file
-			// stays locked nor holds a part of the chunk.
+			// A bug, or a fault of the journal's mapping: the flush
+			// answers Retry, and no file stays locked nor holds a part of
+			// the chunk.
+			fault := s.tx.Fault(r)
 			for k := len(held) - 1; k >= 0; k-- {
-				_ = held[k].Abort()
-				store.Unpin(held[k])
+				if held[k] != nil {
+					_ = held[k].Abort()
+					store.Unpin(held[k])
+				}
 			}
 			clear(held)
 			s.held = held[:0]
 			s.tx.End(false)
-			panic(r)
+			if !fault {
+				panic(r) // Flush recovers it
+			}
+			in.metrics.retry(RetryWriteError)
+			res = Retry
 		}
 	}()
+	// The journal's account begins under the recovery above: End always
+	// follows Begin.
+	replay := s.tx.Begin(in.journal, data, tag)
+	// Every file first: held in the order of their paths, what a replay
+	// had landed skipped and, over several files, the intent of each
+	// file's write journaled, so that under sync flush one fdatasync of
+	// the journal covers them all (File.Prepare). Then the appends.
+	work := s.work[:0]
 	for _, i := range s.order {
 		g := &s.groups[i]
-		n := len(g.ends)
 		f, err := store.Pin(g.path, in.opt)
 		if err != nil {
-			s.bad = append(s.bad, badDrop{n, err})
+			s.bad = append(s.bad, badDrop{len(g.ends), err})
 			continue
 		}
 		f.Hold()
 		held = append(held, f)
-		gi := &s.gi
-		*gi = filestore.GroupIntent{Tx: &s.tx, Path: filestore.PathHash(g.path)}
-		buf, ends := g.buf, g.ends
+		w := groupWork{g: i, buf: g.buf, ends: g.ends}
+		w.gi = filestore.GroupIntent{Tx: &s.tx, Path: g.hash}
 		if replay {
 			// What an earlier process landed of this group is skipped.
-			if skip := f.Replayed(&s.tx, gi.Path, buf, ends); skip > 0 {
-				in.log.Infof("a chunk replayed after a restart: %d of its %d line(s) for %q had landed; written once", skip, n, g.path)
-				buf, ends, gi.Base = trimLines(buf, ends, skip)
+			if skip := f.Replayed(&s.tx, w.gi.Path, w.buf, w.ends); skip > 0 {
+				in.log.Infof("a chunk replayed after a restart: %d of its %d line(s) for %q had landed; written once", skip, len(g.ends), g.path)
+				w.buf, w.ends, w.gi.Base = trimLines(w.buf, w.ends, skip)
 			}
 		}
+		work = append(work, w)
+		if len(s.order) > 1 && s.tx.Active() {
+			for _, r := range f.Prepare(w.ends, in.slots, &work[len(work)-1].gi) {
+				in.log.Infof("%v", r)
+			}
+		}
+	}
+	s.work = work
+	for wi := range work {
+		w := &work[wi]
+		g := &s.groups[w.g]
+		n := len(g.ends)
+		f := held[wi]
+		gi := &w.gi
 		if !s.tx.Active() {
 			gi = nil
 		}
+		buf, ends := w.buf, w.ends
 		toWrite, bytesToWrite := len(ends), len(buf)
 		var rots []filestore.Rotation
+		var err error
 		for k := 0; ; {
 			w, more, err2 := f.Append(buf, ends, in.slots, gi)
 			rots, err = append(rots, more...), err2
@@ -372,10 +412,10 @@ func (in *Instance) write(s *flushState, data []byte, tag string) Result {
 			if !errors.Is(err, filestore.ErrNoSlot) {
 				break
 			}
-			for k < len(held)-1 && !held[k].CloseHeld() {
+			for k < wi && (held[k] == nil || !held[k].CloseHeld()) {
 				k++
 			}
-			if k == len(held)-1 {
+			if k == wi {
 				break
 			}
 			if w > 0 {
@@ -394,8 +434,7 @@ func (in *Instance) write(s *flushState, data []byte, tag string) Result {
 			bytes += bytesToWrite
 			continue
 		}
-		held[len(held)-1] = nil
-		held = held[:len(held)-1]
+		held[wi] = nil
 		if cerr := f.Abort(); cerr != nil {
 			in.log.Errorf("%v: cutting back failed: %v", err, cerr)
 		}
@@ -420,8 +459,15 @@ func (in *Instance) write(s *flushState, data []byte, tag string) Result {
 		}
 		break
 	}
+	if res != Retry {
+		// The journal's records say done before any file is let go.
+		s.tx.End(true)
+	}
 	for k := len(held) - 1; k >= 0; k-- {
 		f := held[k]
+		if f == nil {
+			continue // failed, cut back and let go already
+		}
 		if res == Retry {
 			if err := f.Abort(); err != nil {
 				in.log.Errorf("cutting back %q after a failed flush: %v (its lines there will be written again)", f.Path(), err)
@@ -434,7 +480,9 @@ func (in *Instance) write(s *flushState, data []byte, tag string) Result {
 	}
 	held = held[:0]
 	s.held = held
-	s.tx.End(res != Retry)
+	if res == Retry {
+		s.tx.End(false)
+	}
 	bad := s.bad
 	s.bad = s.bad[:0]
 	if res == Retry {

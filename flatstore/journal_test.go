@@ -4,8 +4,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -246,4 +248,91 @@ func TestJournalPrivate(t *testing.T) {
 		t.Errorf("a journal was made in a state directory open to others: %q", names)
 	}
 	_ = time.Second
+}
+
+// TestSyncFlushFdatasyncs: under sync flush a flush over three files
+// calls fdatasync once on each file and once on the journal, whose three
+// intents that one call makes durable before the first byte they announce
+// (issue 21, item 4: one fdatasync per file per flush, plus one for the
+// journal). The lines land once.
+func TestSyncFlushFdatasyncs(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	var mu sync.Mutex
+	var calls []string // what each fdatasync was called on, in order
+	var order []string // fdatasyncs and writes, in order
+	name := func(fd int) string {
+		l, _ := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
+		if strings.Contains(l, "/journal-") {
+			return "journal"
+		}
+		return filepath.Base(l)
+	}
+	fo := &faultOps{}
+	fo.fdatasync = func(fd int) error {
+		mu.Lock()
+		calls = append(calls, name(fd))
+		order = append(order, "sync "+name(fd))
+		mu.Unlock()
+		return unix.Fdatasync(fd)
+	}
+	fo.write = func(fd int, b []byte) (int, error) {
+		mu.Lock()
+		order = append(order, "write "+name(fd))
+		mu.Unlock()
+		return unix.Write(fd, b)
+	}
+	proc := useOps(t, fo.ops())
+	files := []string{"a", "b", "c"}
+	in, _ := relInstance(t, proc, "sync", MapGetter{"path": filepath.Join(dir, "$f.log"), "sync": "flush"})
+	for round := 0; round < 2; round++ { // the files are opened by the first, open at the second
+		mu.Lock()
+		calls, order = nil, nil
+		mu.Unlock()
+		if got := in.Flush(spread(files, round*30, 30), "t"); got != OK {
+			t.Fatalf("flush %d = %v", round, got)
+		}
+		mu.Lock()
+		sort.Strings(calls)
+		if got, want := strings.Join(calls, " "), "a.log b.log c.log journal"; got != want {
+			t.Errorf("flush %d: fdatasync on %q, want %q", round, got, want)
+		}
+		if len(order) == 0 || order[0] != "sync journal" {
+			t.Errorf("flush %d: %q: the journal is not made durable before the first write", round, order)
+		}
+		mu.Unlock()
+	}
+	wantOnce(t, "after two flushes", lineCount(t, dir, "a.log", "b.log", "c.log"), files, 0, 60, nil)
+}
+
+// TestJournalMappingFault: the journal's file is cut short behind the
+// process, so that a store into its mapping faults (SIGBUS). The flush
+// does not crash: it cuts the chunk back and answers Retry, says so, and
+// the journal goes on with pwrite: the retry lands, every line once.
+func TestJournalMappingFault(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	files := []string{"a", "b"}
+	in, log := relInstance(t, newProc(t), "fault", MapGetter{"path": filepath.Join(dir, "$f.log")})
+	mustFlush(t, in, spread(files, 0, 10), "t")
+	names, _ := filepath.Glob(filepath.Join(dir, filestore.StateDirName, "journal-*"))
+	if len(names) != 1 {
+		t.Fatalf("journals %q, want one", names)
+	}
+	if err := os.Truncate(names[0], 0); err != nil {
+		t.Fatal(err)
+	}
+	chunk := spread(files, 10, 10)
+	if got := in.Flush(chunk, "t"); got != Retry {
+		t.Fatalf("flush into a journal cut short = %v, want Retry", got)
+	}
+	if !strings.Contains(log.String(), "faulted") {
+		t.Errorf("log %q does not say the journal's mapping faulted", log.String())
+	}
+	mustFlush(t, in, chunk, "t")
+	mustFlush(t, in, spread(files, 20, 10), "t")
+	wantOnce(t, "after the fault", lineCount(t, dir, "a.log", "b.log"), files, 0, 30, nil)
+	if st, err := os.Stat(names[0]); err != nil || st.Size() == 0 {
+		t.Errorf("journal after the fault: %v %v, want records written with pwrite", st, err)
+	}
 }

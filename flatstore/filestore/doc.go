@@ -61,8 +61,15 @@
 //
 // A flush that holds its Files journals each write before making it
 // (File.Append with a GroupIntent, journal.go), in the output's Journal:
-// where the bytes of which chunk go. After a restart, File.Replayed reads
-// them back from disk to tell what of a replayed chunk had landed.
+// where the bytes of which chunk go. A flush over several Files prepares
+// them all first (File.Prepare: the checks, the open and the intent of the
+// first write), so that under sync flush one fdatasync of the journal
+// covers every intent before the first byte. The records are stores into
+// a mapping of the journal's preallocated file; a fault of one panics
+// (debug.SetPanicOnFault, on from Tx.Begin to Tx.End) and the flush hands
+// it to Tx.Fault, which turns the journal to pwrite. After a restart,
+// File.Replayed reads the records back from disk to tell what of a
+// replayed chunk had landed.
 //
 // # Opening a file
 //

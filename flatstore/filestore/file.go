@@ -104,6 +104,8 @@ type File struct {
 	held  bool
 	segs  []segment
 	after []func()
+	// plan is the intent Prepare journaled for the hold's first write.
+	plan plan
 
 	// Read without mu.
 	lastWrite atomic.Int64 // unix nanos of the last write
@@ -198,6 +200,51 @@ func (f *File) Hold() {
 	f.mu.Lock()
 	f.held = true
 	f.segs = f.segs[:0]
+	f.plan = plan{}
+}
+
+// plan is an intent journaled ahead of its write (Prepare): the bytes
+// [start, end) of the group, at off of the file dev/ino; rec is the
+// record's index among the attempt's.
+type plan struct {
+	ok         bool
+	dev, ino   uint64
+	off        int64
+	start, end int
+	rec        int
+}
+
+// Prepare readies a held File for Append(data, ends, set, gi), data's
+// lines ending at ends: it makes the checks and the open Append would
+// make first and journals the intent of Append's first write. A flush
+// over several files prepares them all before it appends to any, so that
+// under sync flush one fdatasync of the journal makes every intent
+// durable before the first byte they announce (Append makes it). An
+// error is left for Append to meet again; the rotations made are
+// returned.
+func (f *File) Prepare(ends []int, set *Slots, gi *GroupIntent) (rots []Rotation) {
+	if gi == nil || gi.Tx.j == nil || len(ends) == 0 {
+		return nil
+	}
+	now := f.now()
+	if f.fd >= 0 {
+		if r := f.checkLocked(now); r.reason != "" {
+			rots = append(rots, r)
+		}
+	}
+	if f.fd < 0 {
+		r, err := f.openLocked(now, set, gi)
+		if r.reason != "" {
+			rots = append(rots, r)
+		}
+		if err != nil {
+			return rots
+		}
+	}
+	end := ends[f.rot.linesFitting(ends, 0, 0, f.cur.size)-1]
+	f.plan = plan{ok: true, dev: f.cur.dev, ino: f.cur.ino, off: f.cur.size, start: gi.Base, end: gi.Base + end, rec: len(gi.Tx.mine)}
+	gi.Tx.add(recIntent, gi.Path, gi.Base, end, f.cur.dev, f.cur.ino, f.cur.size)
+	return rots
 }
 
 // Append is Write's work on a held File: on error, the write that failed
@@ -207,7 +254,8 @@ func (f *File) Hold() {
 // an earlier process left at the end of a file it opens is cut back.
 func (f *File) Append(data []byte, ends []int, set *Slots, gi *GroupIntent) (written int, rots []Rotation, err error) {
 	now := f.now()
-	if f.fd >= 0 {
+	if f.fd >= 0 && !f.plan.ok {
+		// (Prepare made the checks.)
 		if r := f.checkLocked(now); r.reason != "" {
 			rots = append(rots, r)
 		}
@@ -227,9 +275,18 @@ func (f *File) Append(data []byte, ends []int, set *Slots, gi *GroupIntent) (wri
 		end := ends[li+k-1]
 		before := f.cur.size
 		if gi != nil && gi.Tx.j != nil {
-			gi.Tx.add(recIntent, gi.Path, gi.Base+start, end-start, f.cur.dev, f.cur.ino, before)
+			if p := f.plan; p.ok && (p.dev != f.cur.dev || p.ino != f.cur.ino || p.off != before || p.start != gi.Base+start || p.end != gi.Base+end) {
+				// Not the write Prepare announced: its intent is void.
+				gi.Tx.abortRec(p.rec)
+				f.plan.ok = false
+			}
+			if !f.plan.ok {
+				gi.Tx.add(recIntent, gi.Path, gi.Base+start, end-start, f.cur.dev, f.cur.ino, before)
+			}
+			f.plan.ok = false
 			if f.opt.Sync {
-				// The intent is on disk before any byte it announces.
+				// Every intent journaled so far (the flush's other
+				// files' too) is on disk before any byte it announces.
 				if err := gi.Tx.sync(); err != nil {
 					return written, rots, err
 				}

@@ -7,8 +7,10 @@ import (
 	"hash/crc32"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -140,24 +142,36 @@ type candSet struct {
 }
 
 // Journal is one output's record of what it wrote, for replays after a
-// crash. Its methods are safe for concurrent use. Its descriptor stays open
-// between flushes and is closed once idle for the output's idle_timeout
-// (CloseIdle, from the store's maintenance), so that an idle output does
-// not keep the log's file system busy.
+// crash. Its methods are safe for concurrent use. Its file is opened by
+// the first flush that needs it and stays open, mapped in memory, until
+// CloseIdle closes it (idle_timeout, a rotate request, the output's end),
+// so that it never keeps the log's file system busy once the output's
+// files are closed.
+//
+// The records are stored into a shared mapping of the file (MAP_SHARED: a
+// store is in the page cache at once, as a pwrite would be, and survives
+// the process), so that journaling a write costs no system call. The file
+// is preallocated (fallocate) so that no store needs a new block; a store
+// that faults all the same (SIGBUS: the file was truncated behind the
+// process, or a copy-on-write file system is full) is recovered
+// (debug.SetPanicOnFault), said once in the log, and the journal goes on
+// with pwrite(2). Where fallocate or mmap is refused, pwrite from the start.
 type Journal struct {
 	path     string // the journal's file
 	pathz    []byte // path with its NUL, for an open that allocates nothing
 	dev, ino uint64 // its identity, checked at each open
 	sys      *Sys
 	log      *logger.Logger
+	noMap    atomic.Bool // records are written with pwrite, not stored in a mapping
 
 	mu      sync.Mutex
 	fd      int           // -1 while closed (CloseIdle)
+	mem     []byte        // the file mapped while fd is open (nil: pwrite)
 	users   int           // flushes using fd
-	lastUse time.Time     // when the last one ended
+	used    bool          // a flush ended since CloseIdle last looked
+	lastUse time.Time     // when CloseIdle or due last found one had
+	opened  func()        // called when fd opens (the store's maintenance wakes); may be nil
 	idle    time.Duration // CloseIdle's delay (the output's idle_timeout)
-	now     func() time.Time
-	opened  func() // called when fd opens (the store's maintenance wakes); may be nil
 	epoch   uint32
 	seq     uint64 // the next record's
 	attempt uint64 // the last attempt's
@@ -203,9 +217,9 @@ func OpenJournal(dir, name string, token [16]byte, sys *Sys, log *logger.Logger)
 	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Nlink != 1 || int(st.Uid) != unix.Geteuid() {
 		return nil, &FileError{"open", full, errState{"is not flatstore's own journal"}}
 	}
-	j := &Journal{fd: -1, now: time.Now, path: full, pathz: append([]byte(full), 0), dev: uint64(st.Dev), ino: uint64(st.Ino), sys: sys, log: log,
+	j := &Journal{fd: -1, path: full, pathz: append([]byte(full), 0), dev: uint64(st.Dev), ino: uint64(st.Ino), sys: sys, log: log,
 		cands: map[ChunkKey][]*candSet{}, byFile: map[devIno]jrec{}}
-	size := int64(hdrSize + journalSlots*recSize)
+	size := int64(journalSize)
 	data := make([]byte, size)
 	n, _ := unix.Pread(fd, data, 0)
 	data = data[:max(n, 0)]
@@ -228,6 +242,12 @@ func OpenJournal(dir, name string, token [16]byte, sys *Sys, log *logger.Logger)
 	j.load(data, first)
 	if err := unix.Ftruncate(fd, size); err != nil {
 		return nil, &FileError{"ftruncate", full, err}
+	}
+	// Every block of the ring exists before a record is stored into its
+	// mapping; a file system that cannot promise it gets pwrite.
+	if err := unix.Fallocate(fd, 0, 0, size); err != nil {
+		j.noMap.Store(true)
+		log.Debugf("journal %s: fallocate: %v: records written with pwrite", full, err)
 	}
 	hdr := make([]byte, hdrSize)
 	copy(hdr, journalMagic)
@@ -317,12 +337,18 @@ func (j *Journal) Candidates() int {
 type Tx struct {
 	j       *Journal
 	fd      int
-	dirty   bool // written since the last sync
+	mem     []byte // the journal's mapping (nil: pwrite)
+	dirty   bool   // written since the last sync
 	key     ChunkKey
 	attempt uint64
 	set     *candSet // the earlier attempt this flush replays, or nil
-	mine    []jrec   // the records of this attempt (slot, seq, state)
+	mine    []mark   // the records of this attempt
 	buf     [recSize]byte
+	pof     bool // Begin turned the goroutine's faults into panics
+	// The last tag and its hash: a flush state serves one output, whose
+	// chunks mostly come under one tag.
+	tag    string
+	tagSum uint64
 }
 
 // Begin starts the account of a flush of the chunk data with tag. It
@@ -333,23 +359,31 @@ func (tx *Tx) Begin(j *Journal, data []byte, tag string) bool {
 	if j == nil {
 		return false
 	}
+	if tag != tx.tag || tx.tag == "" {
+		tx.tag, tx.tagSum = tag, xxhash.Sum64String(tag)
+	}
+	key := ChunkKey{Len: uint64(len(data)), Tag: tx.tagSum, Sum: xxhash.Sum64(data)}
 	j.mu.Lock()
-	fd, ok := j.acquireLocked()
+	fd, mem, ok := j.acquireLocked()
 	if !ok {
 		j.mu.Unlock()
 		return false
 	}
-	tx.j, tx.fd = j, fd
-	j.mu.Unlock()
-	tx.key = KeyOf(data, tag)
-	j.mu.Lock()
+	tx.j, tx.fd, tx.mem, tx.key = j, fd, mem, key
+	if mem != nil {
+		// Faults of the stores into the mapping (put) panic, to be
+		// recovered by the flush; End turns this off.
+		tx.pof = !debug.SetPanicOnFault(true)
+	}
 	j.attempt++
 	tx.attempt = j.attempt
-	for _, cs := range j.cands[tx.key] {
-		if !cs.used && !cs.busy() {
-			tx.set = cs
-			cs.claim(tx)
-			break
+	if len(j.cands) > 0 {
+		for _, cs := range j.cands[key] {
+			if !cs.used && !cs.busy() {
+				tx.set = cs
+				cs.claim(tx)
+				break
+			}
 		}
 	}
 	j.mu.Unlock()
@@ -359,33 +393,50 @@ func (tx *Tx) Begin(j *Journal, data []byte, tag string) bool {
 // atFDCWD is AT_FDCWD as a system call argument.
 const atFDCWD = ^uintptr(99) // -100
 
-// acquireLocked returns the journal's descriptor for a flush, opening it
-// (and checking that it is still the journal) when it is closed.
-func (j *Journal) acquireLocked() (int, bool) {
+// journalSize is the size of a journal's file: its header and its ring.
+const journalSize = hdrSize + journalSlots*recSize
+
+// acquireLocked returns the journal's descriptor and mapping for a flush,
+// opening and mapping it (and checking that it is still the journal) when
+// it is closed.
+func (j *Journal) acquireLocked() (int, []byte, bool) {
 	if j.fd < 0 {
 		fd, err := j.open()
 		if err != nil {
 			j.log.LimitedWarnf("journal", "journal %s: %v: a chunk replayed after a crash may be written twice", j.path, ErrnoOf(err))
-			return -1, false
+			return -1, nil, false
 		}
 		var st unix.Stat_t
 		if unix.Fstat(fd, &st) != nil || !sameFile(&st, j.dev, j.ino) {
 			unix.Close(fd)
 			j.log.LimitedWarnf("journal", "journal %s is no longer the file it was: not used", j.path)
-			return -1, false
+			return -1, nil, false
 		}
 		j.fd = fd
 		if j.opened != nil {
 			j.opened()
 		}
+		if !j.noMap.Load() {
+			mem, err := unix.Mmap(fd, 0, journalSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+			if err != nil {
+				j.noMap.Store(true)
+				j.log.Debugf("journal %s: mmap: %v: records written with pwrite", j.path, err)
+			} else {
+				j.mem = mem
+			}
+		}
 	}
 	j.users++
-	return j.fd, true
+	if j.noMap.Load() {
+		return j.fd, nil, true
+	}
+	return j.fd, j.mem, true
 }
 
-// due returns when CloseIdle may next close the descriptor (zero: never,
-// it is closed or never closes by itself); while a flush uses it, idle
-// from now.
+// due returns when CloseIdle may next close the file (zero: never, it is
+// closed or never closes by itself). A flush does not read the clock: a
+// use is noted here or by CloseIdle, at the maintenance pass after it, so
+// the file closes between idle and twice idle after its last flush.
 func (j *Journal) due(now time.Time) time.Time {
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -394,22 +445,38 @@ func (j *Journal) due(now time.Time) time.Time {
 		return time.Time{}
 	case j.users > 0:
 		return now.Add(j.idle)
+	case j.used:
+		j.used, j.lastUse = false, now
 	}
 	return j.lastUse.Add(j.idle)
 }
 
-// CloseIdle closes the journal's descriptor when no flush uses it and,
-// unless force is set, it was not used for idle (0: never): so that the
-// output holds nothing open on the log's file system once its files are
-// closed (a rotate request, idle_timeout, the end of the output).
+// CloseIdle closes (and unmaps) the journal's file when no flush uses it
+// and, unless force is set, no flush ended for idle (0: never) — as seen
+// by its calls, the store's maintenance ticks: so that the output holds
+// nothing open on the log's file system once its files are closed (a
+// rotate request, idle_timeout, the end of the output). A flush does not
+// read the clock for it.
 func (j *Journal) CloseIdle(force bool, now time.Time) {
 	if j == nil {
 		return
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if j.fd < 0 || j.users > 0 || !force && (j.idle <= 0 || now.Sub(j.lastUse) < j.idle) {
+	if j.fd < 0 || j.users > 0 {
 		return
+	}
+	if !force {
+		if j.used {
+			j.used, j.lastUse = false, now
+		}
+		if j.idle <= 0 || now.Sub(j.lastUse) < j.idle {
+			return
+		}
+	}
+	if j.mem != nil {
+		_ = unix.Munmap(j.mem)
+		j.mem = nil
 	}
 	unix.Close(j.fd)
 	j.fd = -1
@@ -428,23 +495,83 @@ func (j *Journal) open() (int, error) {
 // Active reports whether the flush is journaled.
 func (tx *Tx) Active() bool { return tx.j != nil }
 
-// pwrite writes b at off of the journal's file.
-func (tx *Tx) pwrite(b []byte, off int64) {
-	if _, err := unix.Pwrite(tx.fd, b, off); err != nil {
+// put writes b at off of the journal's file: a store into its mapping,
+// or pwrite when it has none. A store is made between Begin and End, with
+// the goroutine's faults turned into panics (debug.SetPanicOnFault): one
+// that faults (SIGBUS: the file was cut short behind the process, or a
+// copy-on-write file system is full) panics, and the flush that recovers
+// it hands it to Fault.
+func (tx *Tx) put(b []byte, off int) {
+	if tx.mem != nil {
+		copy(tx.mem[off:off+len(b)], b)
+		tx.dirty = true
+		return
+	}
+	if _, err := unix.Pwrite(tx.fd, b, int64(off)); err != nil {
 		tx.j.log.LimitedWarnf("journal", "journal %s: %v: a chunk replayed after a crash may be written twice", tx.j.path, err)
 		return
 	}
 	tx.dirty = true
 }
 
+// Fault reports whether r, recovered from a panic of the flush, is a
+// fault of a store into the journal's mapping; the journal then goes on
+// with pwrite, and says so once.
+func (tx *Tx) Fault(r any) bool {
+	e, ok := r.(interface{ Addr() uintptr })
+	if !ok || tx.mem == nil {
+		return false
+	}
+	base := uintptr(unsafe.Pointer(unsafe.SliceData(tx.mem)))
+	if a := e.Addr(); a < base || a >= base+uintptr(len(tx.mem)) {
+		return false
+	}
+	tx.mem = nil
+	if !tx.j.noMap.Swap(true) {
+		tx.j.log.Warnf("journal %s: a store into its mapping faulted (the file was cut short, or its file system is full): records written with pwrite from now on", tx.j.path)
+	}
+	return true
+}
+
+// putSafe is put where a fault must not reach the flush: it is
+// recovered here (Fault) and the bytes written with pwrite.
+func (tx *Tx) putSafe(b []byte, off int) {
+	if tx.mem != nil && tx.storeFaults(b, off) {
+		return
+	}
+	tx.put(b, off)
+}
+
+// storeFaults stores b at off of the mapping, and reports whether it did;
+// false when the store faulted (and the journal went on with pwrite).
+func (tx *Tx) storeFaults(b []byte, off int) (stored bool) {
+	old := debug.SetPanicOnFault(true)
+	defer func() {
+		debug.SetPanicOnFault(old)
+		if r := recover(); r != nil {
+			if !tx.Fault(r) {
+				panic(r)
+			}
+			stored = false
+		}
+	}()
+	tx.put(b, off)
+	return true
+}
+
 // setState changes the state of the record in slot, whose sequence is
-// seq, unless the ring has reused the slot since; under j.mu.
-func (tx *Tx) setStateLocked(slot int, seq uint64, state byte) {
+// seq, unless the ring has reused the slot since; under j.mu. safe: a
+// fault is recovered here (putSafe).
+func (tx *Tx) setStateLocked(slot int, seq uint64, state byte, safe bool) {
 	if tx.j.seq >= seq+journalSlots {
 		return
 	}
 	tx.buf[0] = state
-	tx.pwrite(tx.buf[:1], int64(hdrSize+slot*recSize))
+	if safe {
+		tx.putSafe(tx.buf[:1], hdrSize+slot*recSize)
+	} else {
+		tx.put(tx.buf[:1], hdrSize+slot*recSize)
+	}
 }
 
 // sync makes the records written so far durable (sync flush).
@@ -469,35 +596,69 @@ func (cs *candSet) release(tx *Tx) {
 	}
 }
 
-// add journals a record of this attempt.
+// mark is a record of this attempt, as End marks it.
+type mark struct {
+	slot  int
+	seq   uint64
+	state byte
+}
+
+// add journals a record of this attempt: encoded in place in the mapping
+// (a crash in the middle leaves a record whose checksum fails), or
+// written with pwrite.
 func (tx *Tx) add(state byte, path uint64, gstart, glen int, dev, ino uint64, off int64) {
 	j := tx.j
 	j.mu.Lock()
 	r := jrec{state: state, epoch: j.epoch, seq: j.seq, attempt: tx.attempt, key: tx.key, path: path,
 		gstart: uint32(gstart), glen: uint32(glen), dev: dev, ino: ino, off: off}
-	r.slot = int(r.seq % journalSlots)
 	j.seq++
 	j.mu.Unlock()
-	r.encode(tx.buf[:])
-	tx.pwrite(tx.buf[:], int64(hdrSize+r.slot*recSize))
-	tx.mine = append(tx.mine, r)
+	slot := int(r.seq % journalSlots)
+	at := hdrSize + slot*recSize
+	if tx.mem != nil {
+		r.encode(tx.mem[at : at+recSize])
+		tx.dirty = true
+	} else {
+		r.encode(tx.buf[:])
+		tx.put(tx.buf[:], at)
+	}
+	tx.mine = append(tx.mine, mark{slot, r.seq, state})
 }
 
-// End closes the account: committed, the attempt's records are marked
-// done and the replayed set used up; not, the records of what it wrote
-// (cut back) are marked aborted, and the set stays for the retry.
+// abortRec marks the record i of this attempt aborted: an intent whose
+// write was not made.
+func (tx *Tx) abortRec(i int) {
+	if i >= len(tx.mine) || tx.mine[i].state != recIntent {
+		return
+	}
+	r := &tx.mine[i]
+	r.state = recAborted
+	tx.j.mu.Lock()
+	defer tx.j.mu.Unlock()
+	tx.setStateLocked(r.slot, r.seq, recAborted, false)
+}
+
+// End closes the account. Committed — called before the chunk's files are
+// let go, within the flush's protection (put), so that a fault here still
+// cuts the chunk back — the records of this attempt are marked done and
+// the replayed set used up. Not — called once the files are cut back —
+// they are marked aborted, and the set stays for the retry. It restores
+// the goroutine's faults as Begin found them.
 func (tx *Tx) End(committed bool) {
 	j := tx.j
 	if j == nil {
 		return
 	}
 	j.mu.Lock()
-	for _, r := range tx.mine {
+	defer j.mu.Unlock() // a fault of a store panics here
+	for i := range tx.mine {
+		r := &tx.mine[i]
 		switch {
 		case committed && r.state == recIntent:
-			tx.setStateLocked(r.slot, r.seq, recDone)
+			tx.setStateLocked(r.slot, r.seq, recDone, false)
+			r.state = recDone
 		case !committed:
-			tx.setStateLocked(r.slot, r.seq, recAborted)
+			tx.setStateLocked(r.slot, r.seq, recAborted, true)
 		}
 	}
 	if cs := tx.set; cs != nil {
@@ -505,14 +666,16 @@ func (tx *Tx) End(committed bool) {
 		if committed {
 			cs.used = true
 			for _, r := range cs.recs {
-				tx.setStateLocked(r.slot, r.seq, recUsed)
+				tx.setStateLocked(r.slot, r.seq, recUsed, true)
 			}
 		}
 	}
 	j.users--
-	j.lastUse = j.now()
-	j.mu.Unlock()
-	tx.j, tx.fd, tx.set, tx.mine = nil, -1, nil, tx.mine[:0]
+	j.used = true
+	if tx.pof {
+		debug.SetPanicOnFault(false)
+	}
+	tx.j, tx.fd, tx.mem, tx.set, tx.mine, tx.pof = nil, -1, nil, nil, tx.mine[:0], false
 }
 
 // GroupIntent is what Append journals of one group: the flush's account,
@@ -669,7 +832,7 @@ func (tx *Tx) resolveTorn(fd int, st *unix.Stat_t, sys *Sys, log *logger.Logger,
 		if err := sys.Ftruncate(fd, r.off); err == nil {
 			log.Warnf("cut a torn write of an earlier process out of %q: %d bytes at %d", name, st.Size-r.off, r.off)
 			st.Size = r.off
-			tx.setStateLocked(r.slot, r.seq, recAborted)
+			tx.setStateLocked(r.slot, r.seq, recAborted, false)
 		}
 	}
 }

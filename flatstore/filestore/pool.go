@@ -128,7 +128,7 @@ func (p *Store) OpenJournal(dir, name string, idle time.Duration, log *logger.Lo
 	if err != nil {
 		return nil, err
 	}
-	j.idle, j.now, j.opened = idle, p.now, p.poke
+	j.idle, j.opened = idle, p.poke
 	p.mu.Lock()
 	p.journals[j] = struct{}{}
 	p.mu.Unlock()
