@@ -2,6 +2,9 @@ package event
 
 import (
 	"encoding/binary"
+	"math/bits"
+	"slices"
+	"unsafe"
 )
 
 // digitsPlain reports whether no byte of a decimal integer ("-0123456789")
@@ -66,27 +69,90 @@ const digitPairs = "00010203040506070809" +
 
 // appendUint appends the decimal of u. It is strconv.AppendUint(dst, u, 10)
 // without its layers of calls, which cost more than the digits for the
-// short numbers of events (ports, codes, durations).
+// short numbers of events (ports, codes, durations). The digits are counted
+// first and written two at a time straight into dst, from the last: no
+// scratch buffer and no copy of it (a copy is a call to memmove). Measured
+// on BenchmarkFlush (three integers a record): the integer path went from
+// 520 to about 150 instructions a record.
 func appendUint(dst []byte, u uint64) []byte {
 	if u < 10 {
 		return append(dst, byte('0'+u))
 	}
-	var buf [20]byte
-	i := len(buf)
+	n := decimalLen(u)
+	l := len(dst)
+	dst = slices.Grow(dst, n)[:l+n]
+	d := dst[l:]
+	i := n
 	for u >= 100 {
 		r := u % 100
 		u /= 100
 		i -= 2
-		buf[i], buf[i+1] = digitPairs[2*r], digitPairs[2*r+1]
+		d[i], d[i+1] = digitPairs[2*r], digitPairs[2*r+1]
 	}
 	if u >= 10 {
-		i -= 2
-		buf[i], buf[i+1] = digitPairs[2*u], digitPairs[2*u+1]
+		d[0], d[1] = digitPairs[2*u], digitPairs[2*u+1]
 	} else {
-		i--
-		buf[i] = byte('0' + u)
+		d[0] = byte('0' + u)
 	}
-	return append(dst, buf[i:]...)
+	return dst
+}
+
+// pow10 is 10ⁿ for n from 0 to 19 (a switch, compiled to a jump table:
+// the core keeps no package-level tables).
+func pow10(n int) uint64 {
+	switch n {
+	case 0:
+		return 1e0
+	case 1:
+		return 1e1
+	case 2:
+		return 1e2
+	case 3:
+		return 1e3
+	case 4:
+		return 1e4
+	case 5:
+		return 1e5
+	case 6:
+		return 1e6
+	case 7:
+		return 1e7
+	case 8:
+		return 1e8
+	case 9:
+		return 1e9
+	case 10:
+		return 1e10
+	case 11:
+		return 1e11
+	case 12:
+		return 1e12
+	case 13:
+		return 1e13
+	case 14:
+		return 1e14
+	case 15:
+		return 1e15
+	case 16:
+		return 1e16
+	case 17:
+		return 1e17
+	case 18:
+		return 1e18
+	case 19:
+		return 1e19
+	}
+	return 0
+}
+
+// decimalLen is the number of decimal digits of u (u > 0): log10 from the
+// bit length (1233/4096 ≈ log10 2), one too small at most.
+func decimalLen(u uint64) int {
+	n := bits.Len64(u) * 1233 >> 12
+	if u >= pow10(n) {
+		n++
+	}
+	return n
 }
 
 // appendInt64 appends the decimal of v.
@@ -96,3 +162,172 @@ func appendInt64(dst []byte, v int64) []byte {
 	}
 	return appendUint(append(dst, '-'), -uint64(v))
 }
+
+// fastPairs writes the run of common pairs at b[p:] (at most n), each as
+// the delimiter and its value: a fixstr key that is not the event key and a
+// fixstr or str8 value of at most shortValue bytes that needs no escape.
+// It stops before the first other pair, which the caller takes, and returns
+// the line, the offset after the run and how many pairs it wrote.
+//
+// Why a loop of its own: Go's calling convention saves no register across
+// a call and appendPairs holds more live variables than there are
+// registers, so its loop spilled and reloaded them for every pair. This
+// loop holds few, calls nothing, and reads each value once: a word at a
+// time, stored into the line and matched against the special bytes in the
+// same step (as cleanPrefix does), where cleanPrefix then append read the
+// value twice and called memmove. Measured on BenchmarkFlush/form=meta
+// (ten fields): about 4 300 → see docs/performance.md.
+//
+// The word loads read up to seven bytes past a value, into what follows it
+// in the same buffer (b[:cap(b)]: the rest of the chunk), and the stores
+// write up to seven bytes past it into the line's spare capacity, which the
+// next value or the newline overwrites or leaves unused; the lanes past the
+// value are masked out of the match. Both sides' room is checked once per
+// value, before its first word.
+func (e *Encoder) fastPairs(dst, b []byte, p, n, limit int) ([]byte, int, int) {
+	// Few live variables, so that they stay in registers: the line as a
+	// pointer, a length and one bound (room for a value and its seven
+	// bytes past, within the limit), the chunk as a pointer and one bound
+	// (vmax: a value may end there with seven bytes readable after it, and
+	// a key's word read from anything before it).
+	bp := unsafe.Pointer(unsafe.SliceData(b))
+	vmax := min(len(b), cap(b)-9)
+	dp := unsafe.Pointer(unsafe.SliceData(dst))
+	l := len(dst)
+	dmax := min(cap(dst), limit+8)
+	// swarSet.match for one or two special bytes besides the control ones,
+	// without its switch (the second pattern repeats the first when there
+	// is one).
+	less, p0, p1 := e.scan.less, e.scan.pat[0], e.scan.pat[1]
+	done := 0
+	for ; done < n && p < vmax; done++ {
+		c := *(*byte)(unsafe.Add(bp, p))
+		if c&0xe0 != 0xa0 {
+			break // not a fixstr key
+		}
+		kl := int(c & 0x1f)
+		// The event key (compared as a masked word) is the caller's.
+		if kl == e.evLen && load64(unsafe.Add(bp, p+1))&e.evMask == e.evWord {
+			break
+		}
+		q := p + 1 + kl // the value's header
+		if q+2 > vmax {
+			break
+		}
+		h := load64(unsafe.Add(bp, q)) // the header and what follows it
+		var vs, vl int
+		switch {
+		case h&0xe0 == 0xa0:
+			vs, vl = q+1, int(h&0x1f)
+		case h&0xff == 0xd9:
+			vs, vl = q+2, int(h>>8&0xff)
+		default:
+			// An integer of at most 32 bits, written here when no digit
+			// needs the escape (an integer field went from about 170
+			// instructions through appendValue to about 40).
+			var u uint64
+			neg := false
+			switch c := h & 0xff; {
+			case !e.intsPlain:
+				return dst[:l], p, done
+			case c < 0x80: // positive fixint
+				u, vs = c, q+1
+			case c >= 0xe0: // negative fixint
+				u, neg, vs = uint64(int64(int8(c))), true, q+1
+			case c == 0xcc:
+				u, vs = h>>8&0xff, q+2
+			case c == 0xcd:
+				u, vs = h&0xff00|h>>16&0xff, q+3
+			case c == 0xce:
+				u, vs = uint64(bits.ReverseBytes32(uint32(h>>8))), q+5
+			case c == 0xd0:
+				v := int64(int8(h >> 8))
+				u, neg, vs = uint64(v), v < 0, q+2
+			case c == 0xd1:
+				v := int64(int16(h&0xff00 | h>>16&0xff))
+				u, neg, vs = uint64(v), v < 0, q+3
+			case c == 0xd2:
+				v := int64(int32(bits.ReverseBytes32(uint32(h >> 8))))
+				u, neg, vs = uint64(v), v < 0, q+5
+			default:
+				return dst[:l], p, done
+			}
+			if neg {
+				u = -u
+			}
+			if vs > vmax || l+12+8 > dmax {
+				return dst[:l], p, done
+			}
+			*(*byte)(unsafe.Add(dp, l)) = e.delim[0]
+			l++
+			if neg {
+				*(*byte)(unsafe.Add(dp, l)) = '-'
+				l++
+			}
+			nd := 1
+			if u >= 10 {
+				nd = decimalLen(u)
+			}
+			i := l + nd
+			for u >= 100 {
+				r := u % 100
+				u /= 100
+				i -= 2
+				*(*[2]byte)(unsafe.Add(dp, i)) = [2]byte{digitPairs[2*r], digitPairs[2*r+1]}
+			}
+			if u >= 10 {
+				*(*[2]byte)(unsafe.Add(dp, i-2)) = [2]byte{digitPairs[2*u], digitPairs[2*u+1]}
+			} else {
+				*(*byte)(unsafe.Add(dp, i-1)) = byte('0' + u)
+			}
+			l += nd
+			p = vs
+			continue
+		}
+		if vl > shortValue || vs+vl > vmax || l+1+vl+8 > dmax {
+			break
+		}
+		// The value's words: the full ones, then the last, of which only
+		// the lanes of the value count (1<<64 is 0 in Go: all eight).
+		var m uint64
+		if vl > 0 {
+			j := 0
+			for ; j+8 < vl; j += 8 {
+				w := load64(unsafe.Add(bp, vs+j))
+				store64(unsafe.Add(dp, l+1+j), w)
+				a, c := w^p0, w^p1
+				m |= (w-less)&^w | (a-swarLo)&^a | (c-swarLo)&^c
+			}
+			w := load64(unsafe.Add(bp, vs+j))
+			store64(unsafe.Add(dp, l+1+j), w)
+			a, c := w^p0, w^p1
+			m |= ((w-less)&^w | (a-swarLo)&^a | (c-swarLo)&^c) & (1<<(uint(vl-j)*8) - 1)
+			m &= swarHi
+		}
+		if m != 0 {
+			// Maybe a byte to escape. Escape opensips keeps the length:
+			// fixed where it was copied; the others are the caller's,
+			// from the pair's start.
+			if !e.sameLen {
+				break
+			}
+			v := unsafe.Slice((*byte)(unsafe.Add(dp, l+1)), vl)
+			if c := e.scan.cleanPrefix(&e.special, v); c < vl {
+				e.escapeInPlaceFrom(v, c)
+			}
+		}
+		*(*byte)(unsafe.Add(dp, l)) = e.delim[0]
+		l += 1 + vl
+		p = vs + vl
+	}
+	return dst[:l], p, done
+}
+
+// shortValue is the longest value fastPairs copies eight bytes at a time:
+// past it, memmove's wide copies beat a word a step.
+const shortValue = 64
+
+// load64 reads the eight bytes at p as a little-endian word (lane k is
+// byte k, whatever the machine's byte order); store64 writes them back.
+func load64(p unsafe.Pointer) uint64     { return binary.LittleEndian.Uint64((*[8]byte)(p)[:]) }
+func store64(p unsafe.Pointer, w uint64) { binary.LittleEndian.PutUint64((*[8]byte)(p)[:], w) }
