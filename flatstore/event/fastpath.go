@@ -3,7 +3,6 @@ package event
 import (
 	"encoding/binary"
 	"math/bits"
-	"slices"
 	"unsafe"
 )
 
@@ -69,32 +68,27 @@ const digitPairs = "00010203040506070809" +
 
 // appendUint appends the decimal of u. It is strconv.AppendUint(dst, u, 10)
 // without its layers of calls, which cost more than the digits for the
-// short numbers of events (ports, codes, durations). The digits are counted
-// first and written two at a time straight into dst, from the last: no
-// scratch buffer and no copy of it (a copy is a call to memmove). Measured
-// on BenchmarkFlush (three integers a record): the integer path went from
-// 520 to about 150 instructions a record.
+// short numbers of events (ports, codes, durations).
 func appendUint(dst []byte, u uint64) []byte {
 	if u < 10 {
 		return append(dst, byte('0'+u))
 	}
-	n := decimalLen(u)
-	l := len(dst)
-	dst = slices.Grow(dst, n)[:l+n]
-	d := dst[l:]
-	i := n
+	var buf [20]byte
+	i := len(buf)
 	for u >= 100 {
 		r := u % 100
 		u /= 100
 		i -= 2
-		d[i], d[i+1] = digitPairs[2*r], digitPairs[2*r+1]
+		buf[i], buf[i+1] = digitPairs[2*r], digitPairs[2*r+1]
 	}
 	if u >= 10 {
-		d[0], d[1] = digitPairs[2*u], digitPairs[2*u+1]
+		i -= 2
+		buf[i], buf[i+1] = digitPairs[2*u], digitPairs[2*u+1]
 	} else {
-		d[0] = byte('0' + u)
+		i--
+		buf[i] = byte('0' + u)
 	}
-	return dst
+	return append(dst, buf[i:]...)
 }
 
 // pow10 is 10ⁿ for n from 0 to 19 (a switch, compiled to a jump table:
@@ -164,19 +158,31 @@ func appendInt64(dst []byte, v int64) []byte {
 }
 
 // fastPairs writes the run of common pairs at b[p:] (at most n), each as
-// the delimiter and its value: a fixstr key that is not the event key and a
-// fixstr or str8 value of at most shortValue bytes that needs no escape.
-// It stops before the first other pair, which the caller takes, and returns
-// the line, the offset after the run and how many pairs it wrote.
+// the delimiter and its value: a fixstr key that is not the event key, and
+// a fixstr or str8 value of at most shortValue bytes (escaped where it lies
+// under escape opensips and opensips_exact; under the others, only one that
+// needs no escape) or an integer of at most 32 bits. It stops before the
+// first other pair, which the caller takes, and returns the line, the
+// offset after the run and how many pairs it wrote.
 //
-// Why a loop of its own: Go's calling convention saves no register across
-// a call and appendPairs holds more live variables than there are
-// registers, so its loop spilled and reloaded them for every pair. This
-// loop holds few, calls nothing, and reads each value once: a word at a
-// time, stored into the line and matched against the special bytes in the
-// same step (as cleanPrefix does), where cleanPrefix then append read the
-// value twice and called memmove. Measured on BenchmarkFlush/form=meta
-// (ten fields): about 4 300 → see docs/performance.md.
+// Why a loop of its own (measured with callgrind on
+// BenchmarkFlush/form=meta/records=10000, ten fields, docs/performance.md):
+//   - Go's calling convention saves no register across a call, and
+//     appendPairs holds more live variables than there are registers: its
+//     loop spilled and reloaded them around each of its calls
+//     (appendValue, appendEscaped, cleanPrefix, appendInt, appendUint).
+//     This loop calls nothing but for a value to escape, and keeps the
+//     line and the chunk each as a pointer and one bound.
+//   - Each string is read once: a word at a time, stored into the line and
+//     matched against the special bytes in the same step (cleanPrefix's
+//     test, without its switch), where cleanPrefix then append read it
+//     twice and called memmove.
+//   - An integer is decoded and its digits written two at a time straight
+//     into the line, with no scratch buffer nor copy of it.
+//
+// Together with the event name written straight into the line
+// (AppendLineMax) they took the flush's own code from 4 593 to 3 043
+// instructions a record (docs/performance.md has each step).
 //
 // The word loads read up to seven bytes past a value, into what follows it
 // in the same buffer (b[:cap(b)]: the rest of the chunk), and the stores
@@ -223,8 +229,8 @@ func (e *Encoder) fastPairs(dst, b []byte, p, n, limit int) ([]byte, int, int) {
 			vs, vl = q+2, int(h>>8&0xff)
 		default:
 			// An integer of at most 32 bits, written here when no digit
-			// needs the escape (an integer field went from about 170
-			// instructions through appendValue to about 40).
+			// needs the escape (through appendValue, appendInt and
+			// appendUint it cost about 170 instructions).
 			var u uint64
 			neg := false
 			switch c := h & 0xff; {
@@ -311,16 +317,69 @@ func (e *Encoder) fastPairs(dst, b []byte, p, n, limit int) ([]byte, int, int) {
 			if !e.sameLen {
 				break
 			}
-			v := unsafe.Slice((*byte)(unsafe.Add(dp, l+1)), vl)
-			if c := e.scan.cleanPrefix(&e.special, v); c < vl {
-				e.escapeInPlaceFrom(v, c)
-			}
+			e.blankSpecials(unsafe.Slice((*byte)(unsafe.Add(dp, l+1)), vl))
 		}
 		*(*byte)(unsafe.Add(dp, l)) = e.delim[0]
 		l += 1 + vl
 		p = vs + vl
 	}
 	return dst[:l], p, done
+}
+
+// blankSpecials applies escape opensips or opensips_exact to a value of a
+// one-byte delimiter where it lies, as escapeInPlaceFrom does: CR and LF
+// become a space, the delimiter its escape_delimiter or a space. Only the
+// candidate lanes of each word are looked at, where escapeInPlaceFrom calls
+// cleanPrefix from each byte it rewrites (BenchmarkFlush, one value in ten
+// holding the delimiter: 64 instructions a record fewer). The memory up to
+// seven bytes past v must be readable.
+func (e *Encoder) blankSpecials(v []byte) {
+	repl := byte(' ')
+	if e.escDelim != nil {
+		repl = e.escDelim[0]
+	}
+	for j := 0; j < len(v); j += 8 {
+		m := e.scan.match(load64(unsafe.Pointer(&v[j]))) // v has 8 bytes of room past its end
+		if len(v)-j < 8 {
+			m &= 1<<(uint(len(v)-j)*8) - 1
+		}
+		for ; m != 0; m &= m - 1 {
+			k := j + bits.TrailingZeros64(m)>>3
+			switch c := v[k]; {
+			case !e.special[c]:
+			case c == '\r' || c == '\n':
+				v[k] = ' '
+			default: // the delimiter
+				v[k] = repl
+			}
+		}
+	}
+}
+
+// appendNameFast is appendName for a short event name read from a chunk
+// (up to seven bytes after it readable): copied and matched a word at a
+// time, as fastPairs does a value (with leadingEvent's own fixstr read:
+// 130 instructions a record fewer than appendHead).
+func (e *Encoder) appendNameFast(dst, name []byte, limit int) ([]byte, error) {
+	n, l := len(name), len(dst)
+	if e.fast && n <= shortValue && cap(name)-n >= 8 && cap(dst)-l >= n+8 && l+n <= limit {
+		sp := unsafe.Pointer(unsafe.SliceData(name))
+		dp := unsafe.Add(unsafe.Pointer(unsafe.SliceData(dst)), l)
+		var m uint64
+		for j := 0; j < n; j += 8 {
+			w := load64(unsafe.Add(sp, j))
+			store64(unsafe.Add(dp, j), w)
+			mj := e.scan.match(w)
+			if n-j < 8 {
+				mj &= 1<<(uint(n-j)*8) - 1
+			}
+			m |= mj
+		}
+		if m == 0 || e.escape == EscapeOpenSIPSExact { // the name is raw under opensips_exact
+			return dst[:l+n], nil
+		}
+	}
+	return e.appendName(dst, name, limit)
 }
 
 // shortValue is the longest value fastPairs copies eight bytes at a time:
