@@ -141,6 +141,11 @@ func (e *Encoder) AppendLine(dst []byte, t Time, body, tag []byte) (out, rest, e
 // MaxLineBytes; ErrTooLarge beyond). The encoder renders every part of a
 // line where it lies in dst, so the line is all the memory it takes, bar
 // the values' side buffer (about bigValue) and a bigSlack of room.
+//
+// Short values are copied eight bytes at a time (fastPairs): the encoder
+// may read up to seven bytes past a value within body's capacity, and
+// write up to seven bytes past the line's end within dst's capacity, spare
+// room it leaves for the caller to overwrite as append's.
 func (e *Encoder) AppendLineMax(dst []byte, t Time, body, tag []byte, max int) (out, rest, event []byte, err error) {
 	start := len(dst)
 	limit := start + min(max, MaxLineBytes)
