@@ -14,7 +14,10 @@
 // or the values under params_key), joined by the delimiter and escaped by
 // the escape mode, maps and arrays as compact JSON. Options holds the keys
 // that shape a line; Options.Check refuses the combinations whose lines
-// could not be read back.
+// could not be read back. Short values are copied eight bytes at a time:
+// the encoder reads up to seven bytes past a value within the capacity of
+// the buffer it was handed, and may write up to seven bytes past the
+// line's end within the capacity of the caller's buffer, as spare room.
 //
 // # Bounds
 //

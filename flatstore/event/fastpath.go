@@ -2,6 +2,8 @@ package event
 
 import (
 	"encoding/binary"
+	"math/bits"
+	"unsafe"
 )
 
 // digitsPlain reports whether no byte of a decimal integer ("-0123456789")
@@ -89,6 +91,64 @@ func appendUint(dst []byte, u uint64) []byte {
 	return append(dst, buf[i:]...)
 }
 
+// pow10 is 10ⁿ for n from 0 to 19 (a switch, compiled to a jump table:
+// the core keeps no package-level tables).
+func pow10(n int) uint64 {
+	switch n {
+	case 0:
+		return 1e0
+	case 1:
+		return 1e1
+	case 2:
+		return 1e2
+	case 3:
+		return 1e3
+	case 4:
+		return 1e4
+	case 5:
+		return 1e5
+	case 6:
+		return 1e6
+	case 7:
+		return 1e7
+	case 8:
+		return 1e8
+	case 9:
+		return 1e9
+	case 10:
+		return 1e10
+	case 11:
+		return 1e11
+	case 12:
+		return 1e12
+	case 13:
+		return 1e13
+	case 14:
+		return 1e14
+	case 15:
+		return 1e15
+	case 16:
+		return 1e16
+	case 17:
+		return 1e17
+	case 18:
+		return 1e18
+	case 19:
+		return 1e19
+	}
+	return 0
+}
+
+// decimalLen is the number of decimal digits of u (u > 0): log10 from the
+// bit length (1233/4096 ≈ log10 2), one too small at most.
+func decimalLen(u uint64) int {
+	n := bits.Len64(u) * 1233 >> 12
+	if u >= pow10(n) {
+		n++
+	}
+	return n
+}
+
 // appendInt64 appends the decimal of v.
 func appendInt64(dst []byte, v int64) []byte {
 	if v >= 0 {
@@ -96,3 +156,237 @@ func appendInt64(dst []byte, v int64) []byte {
 	}
 	return appendUint(append(dst, '-'), -uint64(v))
 }
+
+// fastPairs writes the run of common pairs at b[p:] (at most n), each as
+// the delimiter and its value: a fixstr key that is not the event key, and
+// a fixstr or str8 value of at most shortValue bytes (escaped where it lies
+// under escape opensips and opensips_exact; under the others, only one that
+// needs no escape) or an integer of at most 32 bits. It stops before the
+// first other pair, which the caller takes, and returns the line, the
+// offset after the run and how many pairs it wrote.
+//
+// Why a loop of its own (measured with callgrind on
+// BenchmarkFlush/form=meta/records=10000, ten fields, docs/performance.md):
+//   - Go's calling convention saves no register across a call, and
+//     appendPairs holds more live variables than there are registers: its
+//     loop spilled and reloaded them around each of its calls
+//     (appendValue, appendEscaped, cleanPrefix, appendInt, appendUint).
+//     This loop calls nothing but for a value to escape, and keeps the
+//     line and the chunk each as a pointer and one bound.
+//   - Each string is read once: a word at a time, stored into the line and
+//     matched against the special bytes in the same step (cleanPrefix's
+//     test, without its switch), where cleanPrefix then append read it
+//     twice and called memmove.
+//   - An integer is decoded and its digits written two at a time straight
+//     into the line, with no scratch buffer nor copy of it.
+//
+// Together with the event name written straight into the line
+// (AppendLineMax) they took the flush's own code from 4 593 to 3 043
+// instructions a record (docs/performance.md has each step).
+//
+// The word loads read up to seven bytes past a value, into what follows it
+// in the same buffer (b[:cap(b)]: the rest of the chunk), and the stores
+// write up to seven bytes past it into the line's spare capacity, which the
+// next value or the newline overwrites or leaves unused; the lanes past the
+// value are masked out of the match. Both sides' room is checked once per
+// value, before its first word.
+func (e *Encoder) fastPairs(dst, b []byte, p, n, limit int) ([]byte, int, int) {
+	// Few live variables, so that they stay in registers: the line as a
+	// pointer, a length and one bound (room for a value and its seven
+	// bytes past, within the limit), the chunk as a pointer and one bound
+	// (vmax: a value may end there with seven bytes readable after it, and
+	// a key's word read from anything before it).
+	bp := unsafe.Pointer(unsafe.SliceData(b))
+	vmax := min(len(b), cap(b)-9)
+	dp := unsafe.Pointer(unsafe.SliceData(dst))
+	l := len(dst)
+	dmax := min(cap(dst), limit+8)
+	// swarSet.match for one or two special bytes besides the control ones,
+	// without its switch (the second pattern repeats the first when there
+	// is one).
+	less, p0, p1 := e.scan.less, e.scan.pat[0], e.scan.pat[1]
+	done := 0
+	for ; done < n && p < vmax; done++ {
+		c := *(*byte)(unsafe.Add(bp, p))
+		if c&0xe0 != 0xa0 {
+			break // not a fixstr key
+		}
+		kl := int(c & 0x1f)
+		// The event key (compared as a masked word) is the caller's.
+		if kl == e.evLen && load64(unsafe.Add(bp, p+1))&e.evMask == e.evWord {
+			break
+		}
+		q := p + 1 + kl // the value's header
+		if q+2 > vmax {
+			break
+		}
+		h := load64(unsafe.Add(bp, q)) // the header and what follows it
+		var vs, vl int
+		switch {
+		case h&0xe0 == 0xa0:
+			vs, vl = q+1, int(h&0x1f)
+		case h&0xff == 0xd9:
+			vs, vl = q+2, int(h>>8&0xff)
+		default:
+			// An integer of at most 32 bits, written here when no digit
+			// needs the escape (through appendValue, appendInt and
+			// appendUint it cost about 170 instructions).
+			var u uint64
+			neg := false
+			switch c := h & 0xff; {
+			case !e.intsPlain:
+				return dst[:l], p, done
+			case c < 0x80: // positive fixint
+				u, vs = c, q+1
+			case c >= 0xe0: // negative fixint
+				u, neg, vs = uint64(int64(int8(c))), true, q+1
+			case c == 0xcc:
+				u, vs = h>>8&0xff, q+2
+			case c == 0xcd:
+				u, vs = h&0xff00|h>>16&0xff, q+3
+			case c == 0xce:
+				u, vs = uint64(bits.ReverseBytes32(uint32(h>>8))), q+5
+			case c == 0xd0:
+				v := int64(int8(h >> 8))
+				u, neg, vs = uint64(v), v < 0, q+2
+			case c == 0xd1:
+				v := int64(int16(h&0xff00 | h>>16&0xff))
+				u, neg, vs = uint64(v), v < 0, q+3
+			case c == 0xd2:
+				v := int64(int32(bits.ReverseBytes32(uint32(h >> 8))))
+				u, neg, vs = uint64(v), v < 0, q+5
+			default:
+				return dst[:l], p, done
+			}
+			if neg {
+				u = -u
+			}
+			if vs > vmax || l+12+8 > dmax {
+				return dst[:l], p, done
+			}
+			*(*byte)(unsafe.Add(dp, l)) = e.delim[0]
+			l++
+			if neg {
+				*(*byte)(unsafe.Add(dp, l)) = '-'
+				l++
+			}
+			nd := 1
+			if u >= 10 {
+				nd = decimalLen(u)
+			}
+			i := l + nd
+			for u >= 100 {
+				r := u % 100
+				u /= 100
+				i -= 2
+				*(*[2]byte)(unsafe.Add(dp, i)) = [2]byte{digitPairs[2*r], digitPairs[2*r+1]}
+			}
+			if u >= 10 {
+				*(*[2]byte)(unsafe.Add(dp, i-2)) = [2]byte{digitPairs[2*u], digitPairs[2*u+1]}
+			} else {
+				*(*byte)(unsafe.Add(dp, i-1)) = byte('0' + u)
+			}
+			l += nd
+			p = vs
+			continue
+		}
+		if vl > shortValue || vs+vl > vmax || l+1+vl+8 > dmax {
+			break
+		}
+		// The value's words: the full ones, then the last, of which only
+		// the lanes of the value count (1<<64 is 0 in Go: all eight).
+		var m uint64
+		if vl > 0 {
+			j := 0
+			for ; j+8 < vl; j += 8 {
+				w := load64(unsafe.Add(bp, vs+j))
+				store64(unsafe.Add(dp, l+1+j), w)
+				a, c := w^p0, w^p1
+				m |= (w-less)&^w | (a-swarLo)&^a | (c-swarLo)&^c
+			}
+			w := load64(unsafe.Add(bp, vs+j))
+			store64(unsafe.Add(dp, l+1+j), w)
+			a, c := w^p0, w^p1
+			m |= ((w-less)&^w | (a-swarLo)&^a | (c-swarLo)&^c) & (1<<(uint(vl-j)*8) - 1)
+			m &= swarHi
+		}
+		if m != 0 {
+			// Maybe a byte to escape. Escape opensips keeps the length:
+			// fixed where it was copied; the others are the caller's,
+			// from the pair's start.
+			if !e.sameLen {
+				break
+			}
+			e.blankSpecials(unsafe.Slice((*byte)(unsafe.Add(dp, l+1)), vl))
+		}
+		*(*byte)(unsafe.Add(dp, l)) = e.delim[0]
+		l += 1 + vl
+		p = vs + vl
+	}
+	return dst[:l], p, done
+}
+
+// blankSpecials applies escape opensips or opensips_exact to a value of a
+// one-byte delimiter where it lies, as escapeInPlaceFrom does: CR and LF
+// become a space, the delimiter its escape_delimiter or a space. Only the
+// candidate lanes of each word are looked at, where escapeInPlaceFrom calls
+// cleanPrefix from each byte it rewrites (BenchmarkFlush, one value in ten
+// holding the delimiter: 64 instructions a record fewer). The memory up to
+// seven bytes past v must be readable.
+func (e *Encoder) blankSpecials(v []byte) {
+	repl := byte(' ')
+	if e.escDelim != nil {
+		repl = e.escDelim[0]
+	}
+	for j := 0; j < len(v); j += 8 {
+		m := e.scan.match(load64(unsafe.Pointer(&v[j]))) // v has 8 bytes of room past its end
+		if len(v)-j < 8 {
+			m &= 1<<(uint(len(v)-j)*8) - 1
+		}
+		for ; m != 0; m &= m - 1 {
+			k := j + bits.TrailingZeros64(m)>>3
+			switch c := v[k]; {
+			case !e.special[c]:
+			case c == '\r' || c == '\n':
+				v[k] = ' '
+			default: // the delimiter
+				v[k] = repl
+			}
+		}
+	}
+}
+
+// appendNameFast is appendName for a short event name read from a chunk
+// (up to seven bytes after it readable): copied and matched a word at a
+// time, as fastPairs does a value (with leadingEvent's own fixstr read:
+// 130 instructions a record fewer than appendHead).
+func (e *Encoder) appendNameFast(dst, name []byte, limit int) ([]byte, error) {
+	n, l := len(name), len(dst)
+	if e.fast && n <= shortValue && cap(name)-n >= 8 && cap(dst)-l >= n+8 && l+n <= limit {
+		sp := unsafe.Pointer(unsafe.SliceData(name))
+		dp := unsafe.Add(unsafe.Pointer(unsafe.SliceData(dst)), l)
+		var m uint64
+		for j := 0; j < n; j += 8 {
+			w := load64(unsafe.Add(sp, j))
+			store64(unsafe.Add(dp, j), w)
+			mj := e.scan.match(w)
+			if n-j < 8 {
+				mj &= 1<<(uint(n-j)*8) - 1
+			}
+			m |= mj
+		}
+		if m == 0 || e.escape == EscapeOpenSIPSExact { // the name is raw under opensips_exact
+			return dst[:l+n], nil
+		}
+	}
+	return e.appendName(dst, name, limit)
+}
+
+// shortValue is the longest value fastPairs copies eight bytes at a time:
+// past it, memmove's wide copies beat a word a step.
+const shortValue = 64
+
+// load64 reads the eight bytes at p as a little-endian word (lane k is
+// byte k, whatever the machine's byte order); store64 writes them back.
+func load64(p unsafe.Pointer) uint64     { return binary.LittleEndian.Uint64((*[8]byte)(p)[:]) }
+func store64(p unsafe.Pointer, w uint64) { binary.LittleEndian.PutUint64((*[8]byte)(p)[:], w) }

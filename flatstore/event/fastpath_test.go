@@ -1,0 +1,164 @@
+package event
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/tinylib/msgp/msgp"
+)
+
+// TestFastPairsMatchesGeneral: the line fastPairs writes is the line the
+// general walk writes, byte for byte, with the same error and the same rest,
+// for random records (strings of every length around the word size and
+// shortValue, holding every special byte; integers of every form; floats,
+// binaries, nil, nested maps and arrays; non-string keys; the event key
+// anywhere, twice, or holding a non-string; truncated chunks) under every
+// escape mode, several delimiters, params, params_key, time formats and
+// line limits, several records into one buffer of random capacity.
+func TestFastPairsMatchesGeneral(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 23))
+	delims := []string{",", "|", "::", "\t", ";", "ab", "\x00"}
+	escs := []Escape{EscapeOpenSIPS, EscapeNone, EscapeBackslash, EscapeCSV, EscapeOpenSIPSExact}
+	for it := 0; it < 40000; it++ {
+		opt := Options{Delimiter: delims[r.IntN(len(delims))], Escape: escs[r.IntN(len(escs))], EventKey: []string{"event", "ev", "a"}[r.IntN(3)]}
+		opt.SuppressEventName = r.IntN(3) == 0
+		if r.IntN(4) == 0 {
+			opt.TimeFormat = TimeFormat(r.IntN(6))
+		}
+		switch r.IntN(8) {
+		case 0:
+			opt.Params = []string{"a", "code", "zz", "a"}
+		case 1:
+			opt.ParamsKey = "pk"
+		case 2:
+			opt.ParamsKey = "pk"
+			opt.Params = []string{"a", "b"}
+		}
+		if opt.Escape == EscapeOpenSIPS && len(opt.Delimiter) == 1 && r.IntN(3) == 0 {
+			opt.EscapeDelimiter = "_"
+		}
+		if len(opt.Check()) > 0 {
+			continue
+		}
+		fast, general := NewEncoder(opt), NewEncoder(opt)
+		general.fast = false
+		var chunk []byte
+		var bodies []int
+		for k := 0; k < 1+r.IntN(3); k++ {
+			bodies = append(bodies, len(chunk))
+			chunk = append(chunk, rndBody(r)...)
+		}
+		if r.IntN(3) == 0 {
+			chunk = chunk[:r.IntN(len(chunk)+1)] // truncated
+		}
+		dst := append(make([]byte, 0, r.IntN(200)), "prefix\n"...)
+		gdst := append([]byte(nil), "prefix\n"...)
+		tm := Time{Sec: r.Int64N(2e9), Nsec: r.Int64N(2e9) - 5e8}
+		for _, off := range bodies {
+			if off > len(chunk) {
+				break
+			}
+			body := chunk[off:]
+			mx := MaxLineBytes
+			if r.IntN(3) == 0 {
+				mx = r.IntN(200)
+			}
+			out, rest, ev, err := fast.AppendLineMax(dst, tm, body, []byte("tag,x"), mx)
+			gout, grest, gev, gerr := general.AppendLineMax(gdst, tm, body, []byte("tag,x"), mx)
+			if !bytes.Equal(out, gout) || len(rest) != len(grest) || !bytes.Equal(ev, gev) || err != gerr {
+				t.Fatalf("options %+v, body % x, max %d:\n got %q, %d left, %q, %v\nwant %q, %d left, %q, %v",
+					opt, body, mx, out, len(rest), ev, err, gout, len(grest), gev, gerr)
+			}
+			dst, gdst = out, gout
+		}
+	}
+}
+
+func rndStr(r *rand.Rand) string {
+	alpha := []string{"a", "b", "x", ",", "|", ";", "\r", "\n", "\\", "\"", "\t", "\x00", "é", "0", "9", "-", ":", " ", "\xff", "ab", "abcdefgh"}
+	n := r.IntN(6)
+	switch r.IntN(5) {
+	case 0:
+		n = r.IntN(80)
+	case 1:
+		n = r.IntN(300)
+	}
+	var b []byte
+	for len(b) < n {
+		if r.IntN(4) == 0 {
+			b = append(b, alpha[r.IntN(len(alpha))]...)
+		} else {
+			b = append(b, byte('a'+r.IntN(26)))
+		}
+	}
+	return string(b)
+}
+
+func rndVal(r *rand.Rand, b []byte, depth int) []byte {
+	switch r.IntN(14) {
+	case 0, 1, 2, 3:
+		return msgp.AppendString(b, rndStr(r))
+	case 4:
+		return msgp.AppendInt64(b, int64(r.Uint64()>>uint(r.IntN(64)))*int64(1-2*r.IntN(2)))
+	case 5:
+		return msgp.AppendUint64(b, r.Uint64()>>uint(r.IntN(64)))
+	case 6:
+		return msgp.AppendInt(b, r.IntN(200)-100)
+	case 7:
+		return msgp.AppendFloat64(b, r.NormFloat64()*1e5)
+	case 8:
+		return msgp.AppendBool(b, r.IntN(2) == 0)
+	case 9:
+		return msgp.AppendNil(b)
+	case 10:
+		return msgp.AppendBytes(b, []byte(rndStr(r)))
+	case 11:
+		if depth < 3 {
+			n := r.IntN(4)
+			b = msgp.AppendMapHeader(b, uint32(n))
+			for i := 0; i < n; i++ {
+				b = msgp.AppendString(b, rndStr(r))
+				b = rndVal(r, b, depth+1)
+			}
+			return b
+		}
+	case 12:
+		if depth < 3 {
+			n := r.IntN(4)
+			b = msgp.AppendArrayHeader(b, uint32(n))
+			for i := 0; i < n; i++ {
+				b = rndVal(r, b, depth+1)
+			}
+			return b
+		}
+	}
+	return msgp.AppendInt(b, r.IntN(100000))
+}
+
+func rndBody(r *rand.Rand) []byte {
+	keys := []string{"event", "ev", "a", "b", "pk", "method", "code", "c", "event"}
+	n := r.IntN(12)
+	b := msgp.AppendMapHeader(nil, uint32(n))
+	if r.IntN(10) == 0 {
+		b = []byte{0xde, 0, byte(n)}
+	}
+	for i := 0; i < n; i++ {
+		switch r.IntN(12) {
+		case 0:
+			b = msgp.AppendInt(b, r.IntN(5))
+		case 1:
+			b = msgp.AppendString(b, rndStr(r))
+		default:
+			k := keys[r.IntN(len(keys))]
+			if r.IntN(6) == 0 {
+				b = append(b, 0xd9, byte(len(k)))
+				b = append(b, k...)
+			} else {
+				b = msgp.AppendString(b, k)
+			}
+		}
+		b = rndVal(r, b, 0)
+	}
+	return b
+}
