@@ -222,11 +222,14 @@ func (in *Instance) render(s *flushState, data []byte, tag string) (objects, rec
 		s.pbuf = in.cfg.Template.Render(s.pbuf[:0], tagb, nil, nil, event.Time{}, nil)
 		g0 = s.groupFor(s.pbuf)
 	}
-	if g0 != nil && cap(g0.buf) < len(data) {
+	if want := min(len(data), maxKeptBuffer); g0 != nil && cap(g0.buf) < want {
 		// The chunk's lines take about as many bytes as its msgpack: one
 		// allocation of that size, not a chain of doublings whose garbage
-		// brings the runtime's collections while the buffers warm up.
-		g0.buf = slices.Grow(g0.buf, len(data))
+		// brings the runtime's collections while the buffers warm up. Not
+		// past the buffer a flush keeps: a huge chunk may hold a record
+		// that is dropped as too large, and memory follows what is
+		// rendered, record by record (the budget), never the chunk's size.
+		g0.buf = slices.Grow(g0.buf, want-len(g0.buf))
 	}
 	for {
 		st, t, body, reason := dec.Next()
