@@ -29,8 +29,14 @@ func IsConversion(c byte) bool {
 }
 
 // ErrUnsupported is the text of the error for %c, which is not supported.
+// A byte that is not printable ASCII is shown quoted ("%\n"), so that the
+// message stays one line of text.
 func ErrUnsupported(c byte) error {
-	return fmt.Errorf("%%%c is not a supported date or time conversion; use %%Y %%m %%d %%H %%M %%S %%y %%j %%s %%F %%T %%b %%e %%z, or %%%% for a literal %%", c)
+	conv := "%" + string(rune(c))
+	if c <= ' ' || c >= 0x7f {
+		conv = strconv.Quote("%" + string([]byte{c}))
+	}
+	return fmt.Errorf("%s is not a supported date or time conversion; use %%Y %%m %%d %%H %%M %%S %%y %%j %%s %%F %%T %%b %%e %%z, or %%%% for a literal %%", conv)
 }
 
 // CheckSuffix checks a suffix pattern: supported conversions, no lone '%'
