@@ -59,3 +59,29 @@ func Append(dst []byte, from, n int, legacy bool) []byte {
 
 // Chunk returns a flush buffer of n events.
 func Chunk(n int, legacy bool) []byte { return Append(nil, 0, n, legacy) }
+
+// Parsed returns the i-th event as Fluent Bit hands it on after its tail
+// input read it as a JSON line (cmd/flatstore-bench's engine comparison):
+// its JSON parser packs a non-negative integer in the smallest unsigned
+// form (0xcc, 0xcd, 0xce), where Event's Go ints are packed signed (0xd1,
+// 0xd2); the metadata is an empty map, the time an event time.
+func Parsed(i int) records.Record {
+	r := Event(i, false)
+	kv := r.Body.(records.KV)
+	for j := 1; j < len(kv); j += 2 {
+		if v, ok := kv[j].(int); ok && v >= 0 {
+			kv[j] = uint64(v)
+		}
+	}
+	return r
+}
+
+// ParsedChunk returns a flush buffer of n events shaped as Parsed makes
+// them.
+func ParsedChunk(n int) []byte {
+	var dst []byte
+	for i := 0; i < n; i++ {
+		dst = records.AppendRecord(dst, Parsed(i))
+	}
+	return dst
+}
