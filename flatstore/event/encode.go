@@ -103,7 +103,10 @@ func NewEncoder(opt Options) *Encoder {
 	e.intsPlain = digitsPlain(&e.special)
 	e.evLen = len(e.eventKey)
 	e.sameLen = e.escape == EscapeOpenSIPS || e.escape == EscapeOpenSIPSExact
-	e.fast = len(e.delim) == 1 && !e.scan.tableOnly && e.evLen <= 8 && (e.scan.n == 1 || e.scan.n == 2)
+	// fastPairs' one-mask test is exact only for ASCII special bytes (a
+	// delimiter of one byte at or past 0x80 takes the general walk).
+	e.fast = len(e.delim) == 1 && !e.scan.tableOnly && e.evLen <= 8 && (e.scan.n == 1 || e.scan.n == 2) &&
+		(e.scan.pat[0]|e.scan.pat[1])&swarHi == 0
 	if e.scan.n == 1 {
 		e.scan.pat[1] = e.scan.pat[0] // fastPairs tests two patterns
 	}

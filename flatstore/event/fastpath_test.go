@@ -18,7 +18,7 @@ import (
 // line limits, several records into one buffer of random capacity.
 func TestFastPairsMatchesGeneral(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 23))
-	delims := []string{",", "|", "::", "\t", ";", "ab", "\x00"}
+	delims := []string{",", "|", "::", "\t", ";", "ab", "\x00", "\xa7"}
 	escs := []Escape{EscapeOpenSIPS, EscapeNone, EscapeBackslash, EscapeCSV, EscapeOpenSIPSExact}
 	for it := 0; it < 40000; it++ {
 		opt := Options{Delimiter: delims[r.IntN(len(delims))], Escape: escs[r.IntN(len(escs))], EventKey: []string{"event", "ev", "a"}[r.IntN(3)]}
@@ -161,4 +161,21 @@ func rndBody(r *rand.Rand) []byte {
 		b = rndVal(r, b, 0)
 	}
 	return b
+}
+
+// TestFastPairsNonASCIIDelimiter: fastPairs' one-mask test would flag most
+// ASCII bytes as special under a delimiter at or past 0x80, so such a
+// delimiter takes the general walk (output alike either way: the test only
+// ever flags too many lanes, never too few).
+func TestFastPairsNonASCIIDelimiter(t *testing.T) {
+	for _, d := range []string{"\xa7", "\x80", "\xff"} {
+		if e := NewEncoder(Options{Delimiter: d, Escape: EscapeOpenSIPS}); e.fast {
+			t.Errorf("delimiter %q: fast walk on, want the general walk", d)
+		}
+	}
+	for _, d := range []string{",", "|", "\x7f"} {
+		if e := NewEncoder(Options{Delimiter: d, Escape: EscapeOpenSIPS}); !e.fast {
+			t.Errorf("delimiter %q: general walk, want the fast walk", d)
+		}
+	}
 }
