@@ -253,7 +253,7 @@ func (e *Encoder) fastPairs(dst, b []byte, p, n, limit int) ([]byte, int, int) {
 			if vs > vmax || l+12+8 > dmax {
 				return dst[:l], p, done
 			}
-			*(*byte)(unsafe.Add(dp, l)) = e.delim[0]
+			*(*byte)(unsafe.Add(dp, l)) = e.delim0
 			l++
 			if neg {
 				*(*byte)(unsafe.Add(dp, l)) = '-'
@@ -294,7 +294,7 @@ func (e *Encoder) fastPairs(dst, b []byte, p, n, limit int) ([]byte, int, int) {
 			}
 			e.blankSpecials(unsafe.Slice((*byte)(unsafe.Add(dp, l+1)), vl))
 		}
-		*(*byte)(unsafe.Add(dp, l)) = e.delim[0]
+		*(*byte)(unsafe.Add(dp, l)) = e.delim0
 		l += 1 + vl
 		p = vs + vl
 	}
