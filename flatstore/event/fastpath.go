@@ -305,6 +305,10 @@ func (e *Encoder) fastPairs(dst, b []byte, p, n, limit int) ([]byte, int, int) {
 // returns the high bits of the lanes that may hold a special byte (see
 // fastPairs' mask). It reads and writes up to seven bytes past them.
 //
+// The words are read and written with encoding/binary directly, not
+// through load64 and store64: each level of inlining left a NOP in the
+// loop (45 instructions a record fewer).
+//
 // A call of its own, not inlined: inside fastPairs, whose live variables
 // outnumber the registers, this loop reloaded the patterns and the mask
 // from the stack each word (about 33 instructions a word); alone it keeps
@@ -315,14 +319,14 @@ func (e *Encoder) fastPairs(dst, b []byte, p, n, limit int) ([]byte, int, int) {
 func copyMatch(s, d unsafe.Pointer, n int, less, p0, p1 uint64) uint64 {
 	var m uint64
 	for ; n > 8; n -= 8 {
-		w := load64(s)
-		store64(d, w)
+		w := binary.LittleEndian.Uint64((*[8]byte)(s)[:])
+		binary.LittleEndian.PutUint64((*[8]byte)(d)[:], w)
 		a, c := w^p0, w^p1
 		m |= ((w - less) | (a - swarLo) | (c - swarLo)) &^ (w & a & c)
 		s, d = unsafe.Add(s, 8), unsafe.Add(d, 8)
 	}
-	w := load64(s)
-	store64(d, w)
+	w := binary.LittleEndian.Uint64((*[8]byte)(s)[:])
+	binary.LittleEndian.PutUint64((*[8]byte)(d)[:], w)
 	a, c := w^p0, w^p1
 	m |= ((w - less) | (a - swarLo) | (c - swarLo)) &^ (w & a & c) & (1<<(uint(n)*8) - 1)
 	return m & swarHi
