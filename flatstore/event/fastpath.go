@@ -368,19 +368,11 @@ func (e *Encoder) blankSpecials(v []byte) {
 // 130 instructions a record fewer than appendHead).
 func (e *Encoder) appendNameFast(dst, name []byte, limit int) ([]byte, error) {
 	n, l := len(name), len(dst)
-	if e.fast && n <= shortValue && cap(name)-n >= 8 && cap(dst)-l >= n+8 && l+n <= limit {
-		sp := unsafe.Pointer(unsafe.SliceData(name))
-		dp := unsafe.Add(unsafe.Pointer(unsafe.SliceData(dst)), l)
-		var m uint64
-		for j := 0; j < n; j += 8 {
-			w := load64(unsafe.Add(sp, j))
-			store64(unsafe.Add(dp, j), w)
-			mj := e.scan.match(w)
-			if n-j < 8 {
-				mj &= 1<<(uint(n-j)*8) - 1
-			}
-			m |= mj
-		}
+	if e.fast && n > 0 && n <= shortValue && cap(name)-n >= 8 && cap(dst)-l >= n+8 && l+n <= limit {
+		// copyMatch, as for a value: 29 instructions a record fewer than
+		// its own loop of swarSet.match.
+		m := copyMatch(unsafe.Pointer(unsafe.SliceData(name)), unsafe.Add(unsafe.Pointer(unsafe.SliceData(dst)), l), n,
+			e.scan.less, e.scan.pat[0], e.scan.pat[1])
 		if m == 0 || e.escape == EscapeOpenSIPSExact { // the name is raw under opensips_exact
 			return dst[:l+n], nil
 		}
