@@ -154,9 +154,19 @@ func (e *Encoder) AppendLine(dst []byte, t Time, body, tag []byte) (out, rest, e
 func (e *Encoder) AppendLineMax(dst []byte, t Time, body, tag []byte, max int) (out, rest, event []byte, err error) {
 	start := len(dst)
 	limit := start + min(max, MaxLineBytes)
-	n, b, ok := readMapHeader(body)
-	if !ok {
-		return dst, body, nil, ErrTruncated
+	// A fixmap read here, and the time parameter's call made only when
+	// the line has one: calls whose arguments are shuffled through the
+	// stack, once a record (BenchmarkFlush form=parsed: 43 instructions a
+	// record fewer).
+	var n uint32
+	var b []byte
+	if len(body) > 0 && body[0]&0xf0 == 0x80 {
+		n, b = uint32(body[0]&0x0f), body[1:]
+	} else {
+		var ok bool
+		if n, b, ok = readMapHeader(body); !ok {
+			return dst, body, nil, ErrTruncated
+		}
 	}
 	name := tag
 	switch {
@@ -207,7 +217,7 @@ func (e *Encoder) AppendLineMax(dst []byte, t Time, body, tag []byte, max int) (
 		// always did.
 		if ev, r, ok := e.leadingEvent(b); ok {
 			out, err := e.appendNameFast(dst, ev, limit)
-			if err == nil {
+			if err == nil && e.timeFmt != TimeNone {
 				out, err = e.appendTimeParam(out, start, t, limit)
 			}
 			if err == nil {
