@@ -64,7 +64,7 @@ func Chunk(n int, legacy bool) []byte { return Append(nil, 0, n, legacy) }
 // input read it as a JSON line (cmd/flatstore-bench's engine comparison):
 // its JSON parser packs a non-negative integer in the smallest unsigned
 // form (0xcc, 0xcd, 0xce), where Event's Go ints are packed signed (0xd1,
-// 0xd2); the metadata is an empty map, the time an event time.
+// 0xd2). ParsedChunk adds the rest of that shape.
 func Parsed(i int) records.Record {
 	r := Event(i, false)
 	kv := r.Body.(records.KV)
@@ -76,12 +76,21 @@ func Parsed(i int) records.Record {
 	return r
 }
 
-// ParsedChunk returns a flush buffer of n events shaped as Parsed makes
-// them.
+// ParsedChunk returns a flush buffer of n events as Fluent Bit 5.1's log
+// event encoder writes them (seen in its out_file's msgpack format):
+// [[event time, {}], body], the metadata and the body each under a map32
+// header (0xdf), whose count the encoder patches in after the fact.
 func ParsedChunk(n int) []byte {
 	var dst []byte
 	for i := 0; i < n; i++ {
-		dst = records.AppendRecord(dst, Parsed(i))
+		r := Parsed(i)
+		kv := r.Body.(records.KV)
+		dst = append(dst, 0x92, 0x92)
+		dst = records.AppendTimeValue(dst, r.Time, records.EventTime)
+		dst = append(dst, 0xdf, 0, 0, 0, 0, 0xdf, 0, 0, 0, byte(len(kv)/2))
+		for _, v := range kv {
+			dst = records.AppendValue(dst, v)
+		}
 	}
 	return dst
 }
