@@ -5,8 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-
-	"github.com/flatstore/flatstore/internal/bench"
 )
 
 // TestFlushOneWrite checks that one flush of 10 000 records to one file is
@@ -16,7 +14,7 @@ func TestFlushOneWrite(t *testing.T) {
 	for _, form := range benchForms {
 		dir := t.TempDir()
 		in, writes := benchInstance(t, dir, "events.log")
-		chunk := bench.Chunk(n, form.legacy)
+		chunk := form.chunk(n)
 		if r := in.Flush(chunk, "sip"); r != OK {
 			t.Fatalf("Flush = %v", r)
 		}

@@ -31,9 +31,16 @@ import (
 // cmd/flatstore-bench runs them and prints the table.
 
 var benchForms = []struct {
-	name   string
-	legacy bool
-}{{"meta", false}, {"legacy", true}}
+	name  string
+	chunk func(n int) []byte
+}{
+	{"meta", func(n int) []byte { return bench.Chunk(n, false) }},
+	{"legacy", func(n int) []byte { return bench.Chunk(n, true) }},
+	// The records as the engine comparison's Fluent Bit hands them over
+	// (cmd/flatstore-bench, engine.go): its JSON parser packs the integers
+	// unsigned.
+	{"parsed", bench.ParsedChunk},
+}
 
 var benchSizes = []int{1, 100, 10_000}
 
@@ -148,7 +155,7 @@ func BenchmarkFlush(b *testing.B) {
 	for _, form := range benchForms {
 		for _, n := range benchSizes {
 			b.Run(fmt.Sprintf("form=%s/records=%d", form.name, n), func(b *testing.B) {
-				chunk := bench.Chunk(n, form.legacy)
+				chunk := form.chunk(n)
 				out := formatted(b, chunk)
 				dir := b.TempDir()
 				in, writes := benchInstance(b, dir, "events.log")
@@ -170,7 +177,7 @@ func BenchmarkRawWrite(b *testing.B) {
 	for _, form := range benchForms {
 		for _, n := range benchSizes {
 			b.Run(fmt.Sprintf("form=%s/records=%d", form.name, n), func(b *testing.B) {
-				out := formatted(b, bench.Chunk(n, form.legacy))
+				out := formatted(b, form.chunk(n))
 				path := filepath.Join(b.TempDir(), "raw.log")
 				fd, err := unix.Open(path, unix.O_WRONLY|unix.O_APPEND|unix.O_CREAT|unix.O_CLOEXEC, 0o644)
 				if err != nil {

@@ -44,6 +44,26 @@ func (d *Decoder) Next() (st Status, t Time, body []byte, reason string) {
 	if len(b) == 0 {
 		return StatusEnd, t, nil, ""
 	}
+	// The commonest record read in one test: [[event time (fixext8, type
+	// 0), {}], map], the empty metadata a fixmap or, as Fluent Bit 5's log
+	// event encoder writes it, a map32 of no entries. The general walk
+	// below reads it in four calls, and the map32 through msgp.Skip
+	// (BenchmarkFlush form=parsed: 2 459 -> 2 292 instructions a record;
+	// 92 fewer for a fixmap).
+	if len(b) >= 14 && binary.LittleEndian.Uint32(b) == 0x00d79292 {
+		if sec := binary.BigEndian.Uint32(b[4:]); sec < 0xFFFFFFFE { // not a group marker
+			k := 0
+			switch {
+			case b[12] == 0x80:
+				k = 13
+			case b[12] == 0xdf && len(b) >= 18 && binary.LittleEndian.Uint32(b[13:]) == 0:
+				k = 17
+			}
+			if k > 0 && isMap(b[k]) {
+				return StatusRecord, Time{Sec: int64(sec), Nsec: int64(binary.BigEndian.Uint32(b[8:]))}, b[k:], ""
+			}
+		}
+	}
 	start := b
 	n, b, ok := readArrayHeader(b)
 	if !ok || n != 2 {

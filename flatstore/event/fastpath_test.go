@@ -3,6 +3,7 @@ package event
 import (
 	"bytes"
 	"math/rand/v2"
+	"strconv"
 	"testing"
 
 	"github.com/tinylib/msgp/msgp"
@@ -18,7 +19,7 @@ import (
 // line limits, several records into one buffer of random capacity.
 func TestFastPairsMatchesGeneral(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 23))
-	delims := []string{",", "|", "::", "\t", ";", "ab", "\x00"}
+	delims := []string{",", "|", "::", "\t", ";", "ab", "\x00", "\xa7"}
 	escs := []Escape{EscapeOpenSIPS, EscapeNone, EscapeBackslash, EscapeCSV, EscapeOpenSIPSExact}
 	for it := 0; it < 40000; it++ {
 		opt := Options{Delimiter: delims[r.IntN(len(delims))], Escape: escs[r.IntN(len(escs))], EventKey: []string{"event", "ev", "a"}[r.IntN(3)]}
@@ -161,4 +162,55 @@ func rndBody(r *rand.Rand) []byte {
 		b = rndVal(r, b, 0)
 	}
 	return b
+}
+
+// TestFastPairsNonASCIIDelimiter: fastPairs' one-mask test would flag most
+// ASCII bytes as special under a delimiter at or past 0x80, so such a
+// delimiter takes the general walk (output alike either way: the test only
+// ever flags too many lanes, never too few).
+func TestFastPairsNonASCIIDelimiter(t *testing.T) {
+	for _, d := range []string{"\xa7", "\x80", "\xff"} {
+		if e := NewEncoder(Options{Delimiter: d, Escape: EscapeOpenSIPS}); e.fast {
+			t.Errorf("delimiter %q: fast walk on, want the general walk", d)
+		}
+	}
+	for _, d := range []string{",", "|", "\x7f"} {
+		if e := NewEncoder(Options{Delimiter: d, Escape: EscapeOpenSIPS}); !e.fast {
+			t.Errorf("delimiter %q: general walk, want the fast walk", d)
+		}
+	}
+}
+
+// TestFastPairsIntegerDigits: every integer fastPairs writes itself (32 bits
+// at most, each msgpack form) at each digit count's edges comes out as
+// strconv writes it, and as the general walk does.
+func TestFastPairsIntegerDigits(t *testing.T) {
+	var vals []int64
+	for p := int64(1); p <= 1e10; p *= 10 {
+		vals = append(vals, p-1, p, p+1, -p, -p+1, -p-1)
+	}
+	vals = append(vals, 0, 127, 128, 255, 256, 65535, 65536, 1<<32-1, -32, -33, -128, -129, -32768, -32769, -1<<31)
+	fast := NewEncoder(Options{Delimiter: ",", Escape: EscapeOpenSIPS})
+	general := NewEncoder(Options{Delimiter: ",", Escape: EscapeOpenSIPS})
+	general.fast = false
+	for _, v := range vals {
+		if v < -1<<31 || v >= 1<<32 {
+			continue
+		}
+		var forms [][]byte
+		forms = append(forms, msgp.AppendInt64(nil, v)) // smallest signed form
+		if v >= 0 {
+			forms = append(forms, msgp.AppendUint64(nil, uint64(v))) // smallest unsigned form
+		}
+		for _, f := range forms {
+			body := append(msgp.AppendMapHeader(nil, 3), "\xa1e\xa1E\xa1a"...)
+			body = append(append(body, f...), "\xa1b\xa1x"...)
+			want := ",E," + strconv.FormatInt(v, 10) + ",x\n" // no event key: an empty name, then the three values
+			out, _, _, err := fast.AppendLineMax(nil, Time{}, body, nil, MaxLineBytes)
+			gout, _, _, gerr := general.AppendLineMax(nil, Time{}, body, nil, MaxLineBytes)
+			if err != nil || gerr != nil || string(out) != want || string(gout) != want {
+				t.Errorf("%d as % x: fast %q (%v), general %q (%v), want %q", v, f, out, err, gout, gerr, want)
+			}
+		}
+	}
 }
