@@ -7,8 +7,8 @@ package main
 //     -engine-runs times: medians and their spread (min–max), and the
 //     outputs' cost above null as ratios, per run;
 //   - instructions, counted by valgrind's callgrind over -engine-cg-records
-//     records (callgrind runs some 30 times slower, hence fewer records):
-//     per record, each output's flush (inclusive: out_file's
+//     records, each output -engine-cg-runs times in turn (medians and
+//     range): per record, each output's flush (inclusive: out_file's
 //     cb_file_flush, flatstore's Go side of FLBPluginFlushCtx) and the
 //     whole process above null, and the process's fixed cost (an empty
 //     input) above null's. Instructions do not move with the neighbours
@@ -262,12 +262,13 @@ func printEngine(w io.Writer, r engineResult) {
 
 // ---- instructions (callgrind) ----
 
-// cgResult is the instructions each output costs, counted by callgrind.
+// cgResult is the instructions each output costs, counted by callgrind,
+// one value a run.
 type cgResult struct {
 	records int
-	total   map[string]float64 // output → instructions of the whole process
-	empty   map[string]float64 // output → the same over an empty input
-	flush   map[string]float64 // output → instructions of its flush, inclusive
+	total   map[string][]float64 // output → instructions of the whole process, a run each
+	empty   map[string]float64   // output → the same over an empty input
+	flush   map[string][]float64 // output → instructions of its flush, inclusive, a run each
 }
 
 // flushFunction is how callgrind_annotate names each output's flush: out_file's
@@ -288,10 +289,11 @@ func haveCallgrind() error {
 	return nil
 }
 
-// runCallgrind runs each output once under callgrind over records, and
-// null and flatstore once more over an empty input.
-func runCallgrind(fb, so, dir string, records int) (cgResult, error) {
-	r := cgResult{records: records, total: map[string]float64{}, empty: map[string]float64{}, flush: map[string]float64{}}
+// runCallgrind runs each output runs times under callgrind over records,
+// the outputs in turn, and null and flatstore once more over an empty
+// input.
+func runCallgrind(fb, so, dir string, records, runs int) (cgResult, error) {
+	r := cgResult{records: records, total: map[string][]float64{}, empty: map[string]float64{}, flush: map[string][]float64{}}
 	e, err := newEngineSetup(fb, so, dir, records)
 	if err != nil {
 		return r, err
@@ -301,13 +303,18 @@ func runCallgrind(fb, so, dir string, records int) (cgResult, error) {
 		output  string
 		records int
 	}
-	jobs := []job{{"null", records}, {"file", records}, {"flatstore", records}, {"null", 0}, {"flatstore", 0}}
+	var jobs []job
+	for range max(runs, 1) {
+		jobs = append(jobs, job{"null", records}, job{"file", records}, job{"flatstore", records})
+	}
+	jobs = append(jobs, job{"null", 0}, job{"flatstore", 0})
 	for i, j := range jobs {
 		out := filepath.Join(e.tmp, fmt.Sprintf("callgrind.%d.out", i))
 		if _, err := e.run(j.output, j.records, []string{"valgrind", "--tool=callgrind", "--trace-children=no", "--callgrind-out-file=" + out}); err != nil {
 			return r, err
 		}
 		total, flush, err := annotate(out, flushFunction[j.output])
+		os.Remove(out)
 		if err != nil {
 			return r, err
 		}
@@ -315,12 +322,12 @@ func runCallgrind(fb, so, dir string, records int) (cgResult, error) {
 			r.empty[j.output] = total
 			continue
 		}
-		r.total[j.output] = total
+		r.total[j.output] = append(r.total[j.output], total)
 		if flushFunction[j.output] != nil {
 			if flush == 0 {
 				return r, fmt.Errorf("callgrind: no %s in the %s run's profile", flushFunction[j.output], j.output)
 			}
-			r.flush[j.output] = flush
+			r.flush[j.output] = append(r.flush[j.output], flush)
 		}
 	}
 	return r, nil
@@ -354,20 +361,41 @@ func annotate(profile string, fn *regexp.Regexp) (total, flush float64, err erro
 }
 
 func printCallgrind(w io.Writer, r cgResult) {
-	fmt.Fprintf(w, "\ninstructions (valgrind --tool=callgrind), one run of each output over %d records (fewer than above: callgrind is some 30× slower); "+
-		"per record\n", r.records)
+	runs := len(r.total["null"])
+	fmt.Fprintf(w, "\ninstructions (valgrind --tool=callgrind), %d run(s) of each output in turn over %d records (fewer than above: callgrind is some 30× slower); "+
+		"per record, median (min–max)\n", runs, r.records)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row := func(cells ...string) { fmt.Fprintln(tw, strings.Join(cells, "\t")+"\t") }
 	n := float64(r.records)
-	above := func(o string) float64 { return (r.total[o] - r.total["null"]) / n }
-	flush := func(o string) float64 { return r.flush[o] / n }
+	null := medianOf(r.total["null"])
+	// each run's figures, per record; above null against null's median
+	// (null repeats to 0.01 %)
+	each := func(o string, f func(i int) float64) []float64 {
+		var v []float64
+		for i := range r.total[o] {
+			v = append(v, f(i))
+		}
+		return v
+	}
+	whole := func(o string) []float64 { return each(o, func(i int) float64 { return r.total[o][i] / n }) }
+	above := func(o string) []float64 { return each(o, func(i int) float64 { return (r.total[o][i] - null) / n }) }
+	flush := func(o string) []float64 { return each(o, func(i int) float64 { return r.flush[o][i] / n }) }
+	outside := func(o string) []float64 {
+		return each(o, func(i int) float64 { return (r.total[o][i] - null - r.flush[o][i]) / n })
+	}
+	ratio := func(o string) []float64 {
+		return each(o, func(i int) float64 { return (r.total[o][i] - null) / r.flush[o][i] })
+	}
+	num, x := "%.0f", "%.3f×"
 	row("output", "null", "file (csv)", "flatstore")
-	row("whole process", fmt.Sprintf("%.0f", r.total["null"]/n), fmt.Sprintf("%.0f", r.total["file"]/n), fmt.Sprintf("%.0f", r.total["flatstore"]/n))
-	row("the output's flush (inclusive)", "-", fmt.Sprintf("%.0f", flush("file")), fmt.Sprintf("%.0f", flush("flatstore")))
-	row("whole process above null", "-", fmt.Sprintf("%.0f", above("file")), fmt.Sprintf("%.0f", above("flatstore")))
-	row("  outside the flush", "-", fmt.Sprintf("%.0f", above("file")-flush("file")), fmt.Sprintf("%.0f", above("flatstore")-flush("flatstore")))
-	row("  of which the start and stop (an empty input, above null's)", "-", "-", fmt.Sprintf("%.0f", (r.empty["flatstore"]-r.empty["null"])/n))
-	row("whole above null / flush", "-", fmt.Sprintf("%.3f×", above("file")/flush("file")), fmt.Sprintf("%.3f×", above("flatstore")/flush("flatstore")))
-	row("flatstore / out_file", "", "", fmt.Sprintf("flush %.3f×, above null %.3f×", flush("flatstore")/flush("file"), above("flatstore")/above("file")))
+	row("whole process", spread(whole("null"), 1, num), spread(whole("file"), 1, num), spread(whole("flatstore"), 1, num))
+	row("the output's flush (inclusive)", "-", spread(flush("file"), 1, num), spread(flush("flatstore"), 1, num))
+	row("whole process above null", "-", spread(above("file"), 1, num), spread(above("flatstore"), 1, num))
+	row("  outside the flush", "-", spread(outside("file"), 1, num), spread(outside("flatstore"), 1, num))
+	row("  of which the start and stop (an empty input, above null's)", "-", "-", fmt.Sprintf(num, (r.empty["flatstore"]-r.empty["null"])/n))
+	row("whole above null / flush", "-", spread(ratio("file"), 1, x), spread(ratio("flatstore"), 1, x))
+	fileFlush, fileAbove := medianOf(flush("file")), medianOf(above("file"))
+	row("flatstore / out_file (medians)", "", "", fmt.Sprintf("flush %.3f×, above null %.3f×",
+		medianOf(flush("flatstore"))/fileFlush, medianOf(above("flatstore"))/fileAbove))
 	tw.Flush()
 }

@@ -10,13 +10,13 @@
 // engine's own out_file and null outputs: CPU time over -engine-runs
 // alternated runs (medians and spread), and, when valgrind is installed,
 // instructions per record counted by callgrind over -engine-cg-records
-// records (engine.go).
+// records, -engine-cg-runs runs of each output (engine.go).
 //
 // make bench runs it with FLATSTORE_SO and FLATSTORE_HOST set to the built
 // plugin and host. Usage:
 //
 //	flatstore-bench [-quick] [-count N] [-benchtime D] [-records N] [-e2e-runs N] [-dir DIR] [-fluent-bit PATH]
-//	                [-engine-records N] [-engine-runs N] [-engine-cg-records N] [-skip-go] [-skip-e2e]
+//	                [-engine-records N] [-engine-runs N] [-engine-cg-records N] [-engine-cg-runs N] [-skip-go] [-skip-e2e]
 //	flatstore-bench -against REF [-count N] [-benchtime D] [-against-bench REGEXP]
 //
 // -against REF compares the core's benchmarks of the working tree with those
@@ -64,7 +64,8 @@ func main() {
 	fluentBit := flag.String("fluent-bit", os.Getenv("FLUENT_BIT"), "a real Fluent Bit to measure inside (env FLUENT_BIT); none: skipped")
 	engineRecords := flag.Int("engine-records", 600_000, "records through the real Fluent Bit")
 	engineRuns := flag.Int("engine-runs", 5, "runs of each output in the real Fluent Bit, in turn (the median and spread are shown)")
-	engineCG := flag.Int("engine-cg-records", 20_000, "records through the real Fluent Bit under callgrind (0: no instruction counts)")
+	engineCG := flag.Int("engine-cg-records", 60_000, "records through the real Fluent Bit under callgrind (0: no instruction counts)")
+	engineCGRuns := flag.Int("engine-cg-runs", 3, "runs of each output under callgrind, in turn (the median and range are shown)")
 	against := flag.String("against", "", "a git commit: compare the core's benchmarks with it instead (alternated runs, -count each, default 5)")
 	againstRe := flag.String("against-bench", againstBench, "the benchmarks -against runs")
 	flag.Parse()
@@ -131,7 +132,7 @@ func main() {
 		case err != nil:
 			fmt.Printf("\n(instructions not counted: %v; install valgrind to count them with callgrind)\n", err)
 		default:
-			cg, err := runCallgrind(*fluentBit, *so, *dir, *engineCG)
+			cg, err := runCallgrind(*fluentBit, *so, *dir, *engineCG, *engineCGRuns)
 			if err != nil {
 				fatalf("%v", err)
 			}
