@@ -324,9 +324,18 @@ func runE2E(so, host, dir string, records, chunk, count int) ([]e2eRun, [2]e2eRu
 }
 
 // runHost runs the host over what feed writes to its standard input, with
-// the plugin writing into dir; it checks every record was written and
-// returns the run and the size of the output, which it then removes.
+// the plugin writing into a new directory in dir; it checks every record
+// was written and returns the run and the size of the output, which it
+// then removes. Each run has a directory of its own: every run feeds the
+// same chunks, and in one directory the next process would take them, by
+// its journal (docs/delivery.md), for the replay of the chunks the last
+// one wrote — whose file is gone — and skip them.
 func runHost(so, host, dir string, feed func(io.Writer) error, records, chunk, workers int) (e2eRun, int64, error) {
+	dir, err := os.MkdirTemp(dir, "run-")
+	if err != nil {
+		return e2eRun{}, 0, err
+	}
+	defer os.RemoveAll(dir)
 	out := filepath.Join(dir, "events.log")
 	args := []string{"-so", so, "-in", "-", "-chunk", strconv.Itoa(chunk), "-workers", strconv.Itoa(workers),
 		"-tag", "sip", "-p", "path=" + out, "-p", "control_listen=off"}
