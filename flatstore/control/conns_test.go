@@ -61,6 +61,30 @@ func waitClosed(t *testing.T, conns []net.Conn, want int) []bool {
 	return nil
 }
 
+// waitWaiting polls until n connections wait for their next request
+// (bounded).
+func waitWaiting(t *testing.T, h *Handle, n int) {
+	t.Helper()
+	count := func() int {
+		h.s.connMu.Lock()
+		defer h.s.connMu.Unlock()
+		k := 0
+		for _, ci := range h.s.conns {
+			if ci.phase == phaseWaiting {
+				k++
+			}
+		}
+		return k
+	}
+	for range 4000 {
+		if count() >= n {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("%d connections wait for a request, want %d", count(), n)
+}
+
 // A flood of connections that send nothing (or half a request line) never
 // holds more than the cap: each new one closes the oldest, and a real
 // rotate gets through while the flood is held open.
@@ -130,6 +154,10 @@ func TestConnCapEvictsKeepAlive(t *testing.T) {
 	if err := get(bb); err != nil {
 		t.Fatal(err)
 	}
+	// The client reads a response before the server marks the connection
+	// idle (net/http's StateIdle comes after the flush): until both are, the
+	// server rightly evicts another one, or refuses the third.
+	waitWaiting(t, h, 2)
 	c := rawConn(t, h)
 	if err := get(c); err != nil {
 		t.Fatalf("a third client at the cap: %v", err)
