@@ -157,7 +157,7 @@ func TestEndpointConnectionFlood(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "flood.log")
 	in := seqInput(t, records)
 	// 400 chunks 20 ms apart: about 8 s of flushing, longer than the flood.
-	h := fbtest.StartHost(t, "-in", in, "-chunk", "100", "-chunk-delay-us", "20000", "-hold-ms", "5000",
+	h := fbtest.StartHost(t, "-in", in, "-chunk", "100", "-chunk-delay-us", "20000", "-hold-ms", holdMs,
 		"-p", "path="+out, "-p", "control_listen="+addr)
 	done := hostDone(h)
 	waitHealthy(t, h, done, addr)
@@ -247,6 +247,7 @@ func TestEndpointConnectionFlood(t *testing.T) {
 		t.Errorf("no line written while the flood was held (%d before, %d after)", linesBefore, linesDuring)
 	}
 
+	h.Release()
 	sum, stderr, code := h.Wait()
 	hostOK(t, sum, stderr, code, records)
 	c := newSeqCount(records)
@@ -284,7 +285,7 @@ func rawHostStatus(addr, host string) (int, string, error) {
 func TestEndpointHostCheck(t *testing.T) {
 	addr := fbtest.FreeTCPAddr(t)
 	out := filepath.Join(t.TempDir(), "host.log")
-	h := fbtest.StartHost(t, "-in", seqInput(t, lifeRecords), "-hold-ms", "1500", "-p", "path="+out, "-p", "control_listen="+addr)
+	h := fbtest.StartHost(t, "-in", seqInput(t, lifeRecords), "-hold-ms", holdMs, "-p", "path="+out, "-p", "control_listen="+addr)
 	done := hostDone(h)
 	waitLines(t, h, done, out, lifeRecords)
 	_, port, _ := net.SplitHostPort(addr)
@@ -302,6 +303,7 @@ func TestEndpointHostCheck(t *testing.T) {
 			t.Errorf("Host %q: %d %q %v, want the status", host, code, body, err)
 		}
 	}
+	h.Release()
 	sum, stderr, code := h.Wait()
 	hostOK(t, sum, stderr, code, lifeRecords)
 }
@@ -321,12 +323,13 @@ func TestEndpointUnixMaxPath(t *testing.T) {
 	}
 	sock := filepath.Join(dir, name)
 	out := filepath.Join(base, "unix.log")
-	h := fbtest.StartHost(t, "-in", seqInput(t, lifeRecords), "-hold-ms", "1500", "-p", "path="+out, "-p", "control_listen=unix:"+sock)
+	h := fbtest.StartHost(t, "-in", seqInput(t, lifeRecords), "-hold-ms", holdMs, "-p", "path="+out, "-p", "control_listen=unix:"+sock)
 	done := hostDone(h)
 	waitLines(t, h, done, out, lifeRecords)
 	if err := ctlClient(t, "unix:"+sock, "").Rotate(out); err != nil {
 		t.Fatalf("rotate over the %d-byte socket path: %v; stderr:\n%s", len(sock), err, h.Stderr())
 	}
+	h.Release()
 	sum, stderr, code := h.Wait()
 	hostOK(t, sum, stderr, code, lifeRecords)
 	if _, err := os.Lstat(sock); !os.IsNotExist(err) {
@@ -344,7 +347,7 @@ func TestEndpointUnixMaxPath(t *testing.T) {
 func TestEndpointMIFidelity(t *testing.T) {
 	addr := fbtest.FreeTCPAddr(t)
 	out := filepath.Join(t.TempDir(), "mi.log")
-	h := fbtest.StartHost(t, "-in", seqInput(t, lifeRecords), "-hold-ms", "1500", "-p", "path="+out, "-p", "control_listen="+addr)
+	h := fbtest.StartHost(t, "-in", seqInput(t, lifeRecords), "-hold-ms", holdMs, "-p", "path="+out, "-p", "control_listen="+addr)
 	done := hostDone(h)
 	waitLines(t, h, done, out, lifeRecords)
 	ctl := ctlClient(t, addr, "")
@@ -369,6 +372,7 @@ func TestEndpointMIFidelity(t *testing.T) {
 	if n := miRotations(t, ctl); n != 3 {
 		t.Errorf("%d mi rotations counted, want 3", n)
 	}
+	h.Release()
 	sum, stderr, code := h.Wait()
 	hostOK(t, sum, stderr, code, lifeRecords)
 }
@@ -431,7 +435,7 @@ func TestEndpointTricklers(t *testing.T) {
 			raiseNofile(t, 4096)
 			addr := fbtest.FreeTCPAddr(t)
 			out := filepath.Join(t.TempDir(), "trickle.log")
-			args := []string{"-in", seqInput(t, lifeRecords), "-hold-ms", "6000", "-p", "path=" + out, "-p", "control_listen=" + addr}
+			args := []string{"-in", seqInput(t, lifeRecords), "-hold-ms", holdMs, "-p", "path=" + out, "-p", "control_listen=" + addr}
 			if c.token != "" {
 				args = append(args, "-p", "control_token="+c.token)
 			}
@@ -484,6 +488,7 @@ func TestEndpointTricklers(t *testing.T) {
 			if ok != 8 || n != 8 {
 				t.Errorf("%d of 8 rotates succeeded, %d counted", ok, n)
 			}
+			h.Release()
 			sum, stderr, code := h.Wait()
 			hostOK(t, sum, stderr, code, lifeRecords)
 			if c.token != "" && !strings.Contains(stderr, "no valid control_token (401; the connection is closed)") {

@@ -300,7 +300,7 @@ func TestEngineMetricsAbsent(t *testing.T) {
 	dir := t.TempDir()
 	addr := fbtest.FreeTCPAddr(t)
 	in := fbtest.WriteFile(t, "m.msgpack", isoRec("E", "i", 1))
-	h := fbtest.StartHost(t, "-in", in, "-no-cmt", "-hold-ms", "3000",
+	h := fbtest.StartHost(t, "-in", in, "-no-cmt", "-hold-ms", holdMs,
 		"-p", "path="+filepath.Join(dir, "a.log"), "-p", "control_listen="+addr,
 		"-next", "-p", "path="+filepath.Join(dir, "b.log"), "-p", "control_listen=off")
 	cl := ctlClient(t, addr, "")
@@ -308,6 +308,7 @@ func TestEngineMetricsAbsent(t *testing.T) {
 		code, body, err := cl.Do(http.MethodGet, "/metrics", nil)
 		return err == nil && code == 200 && strings.Contains(string(body), `flatstore_records_written_total{instance="flatstore.0"} 1`)
 	})
+	h.Release()
 	_, stderr, code := h.Wait()
 	if code != 0 {
 		t.Fatalf("exit %d:\n%s", code, stderr)

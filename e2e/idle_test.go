@@ -40,7 +40,7 @@ func TestIdleProcessStaysAsleep(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			out := filepath.Join(t.TempDir(), "idle.log")
-			args := []string{"-in", seqInput(t, lifeRecords), "-hold-ms", "4000", "-p", "path=" + out}
+			args := []string{"-in", seqInput(t, lifeRecords), "-hold-ms", holdMs, "-p", "path=" + out}
 			for _, p := range c.props {
 				args = append(args, "-p", p)
 			}
@@ -57,6 +57,7 @@ func TestIdleProcessStaysAsleep(t *testing.T) {
 			if n := after - before; n > maxIdleSwitches {
 				t.Errorf("the idle host's threads woke %d times in %v, want at most %d", n, idleWindow, maxIdleSwitches)
 			}
+			h.Release()
 			sum, stderr, code := h.Wait()
 			hostOK(t, sum, stderr, code, lifeRecords)
 			if got := lineCount(out); got != lifeRecords {

@@ -524,7 +524,7 @@ func TestIsolationFIFO(t *testing.T) {
 
 	// A FIFO at a rendered path, with the endpoint up.
 	addr := fbtest.FreeTCPAddr(t)
-	h = fbtest.StartHost(t, "-in-chunks", in, "-hold-ms", "3000",
+	h = fbtest.StartHost(t, "-in-chunks", in, "-hold-ms", holdMs,
 		"-p", "path="+filepath.Join(dir, "$u.log"), "-p", "control_listen="+addr)
 	waitFor(t, func() bool { return strings.Contains(h.Stderr(), "(bad_path)") })
 	threads := func() int {
@@ -548,6 +548,7 @@ func TestIsolationFIFO(t *testing.T) {
 	if after := threads(); after > before+4 {
 		t.Errorf("threads grew from %d to %d over 300 rotates", before, after)
 	}
+	h.Release()
 	sum, stderr, code := h.Wait()
 	if code != 0 || sum.Instances[0].Retries != 0 || sum.Instances[0].OKChunks != 50 {
 		t.Errorf("exit code %d, summary %+v; stderr:\n%s", code, sum, stderr)

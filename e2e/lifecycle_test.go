@@ -68,7 +68,7 @@ func TestLifecycleReloadRebinds(t *testing.T) {
 	addr := fbtest.FreeTCPAddr(t)
 	out := filepath.Join(t.TempDir(), "reload.log")
 	in := seqInput(t, lifeRecords)
-	h := fbtest.StartHost(t, "-in", in, "-reload", "2", "-hold-ms", "1500",
+	h := fbtest.StartHost(t, "-in", in, "-reload", "2", "-hold-ms", holdMs,
 		"-p", "path="+out, "-p", "control_listen="+addr)
 	done := hostDone(h)
 	// The third generation has flushed everything: it is holding now.
@@ -79,6 +79,7 @@ func TestLifecycleReloadRebinds(t *testing.T) {
 	if err := ctlClient(t, addr, "").Rotate(out); err != nil {
 		t.Fatalf("rotate after the reloads: %v; stderr:\n%s", err, h.Stderr())
 	}
+	h.Release()
 	sum, stderr, code := h.Wait()
 	hostOK(t, sum, stderr, code, 3*lifeRecords)
 	if strings.Contains(stderr, "[error]") || strings.Contains(stderr, "address already in use") {
@@ -113,7 +114,7 @@ func TestLifecycleSharedEndpoint(t *testing.T) {
 	dir := t.TempDir()
 	a, b := filepath.Join(dir, "a.log"), filepath.Join(dir, "b.log")
 	in := seqInput(t, lifeRecords)
-	h := fbtest.StartHost(t, "-in", in, "-hold-ms", "1500",
+	h := fbtest.StartHost(t, "-in", in, "-hold-ms", holdMs,
 		"-p", "path="+a, "-p", "control_listen="+addr,
 		"-next", "-p", "path="+b, "-p", "control_listen="+addr)
 	done := hostDone(h)
@@ -153,6 +154,7 @@ func TestLifecycleSharedEndpoint(t *testing.T) {
 	if n := miRotations(t, ctl); n != 2 {
 		t.Errorf("%d mi rotations counted, want 2", n)
 	}
+	h.Release()
 	sum, stderr, code := h.Wait()
 	hostOK(t, sum, stderr, code, lifeRecords)
 	for _, p := range []string{a, b} {
@@ -256,7 +258,7 @@ func TestLifecycleNonLoopbackToken(t *testing.T) {
 		t.Errorf("a failed Init wrote %s (%v)", out, err)
 	}
 
-	h := fbtest.StartHost(t, "-in", in, "-hold-ms", "1500", "-p", "path="+out,
+	h := fbtest.StartHost(t, "-in", in, "-hold-ms", holdMs, "-p", "path="+out,
 		"-p", "control_listen="+wild, "-p", "control_token=s3cret-s3cret-s3cret")
 	done := hostDone(h)
 	local := "127.0.0.1:" + port
@@ -279,6 +281,7 @@ func TestLifecycleNonLoopbackToken(t *testing.T) {
 	if n := miRotations(t, authed); n != 1 {
 		t.Errorf("%d mi rotations counted, want 1 (the one with the token)", n)
 	}
+	h.Release()
 	sum, stderr, code := h.Wait()
 	hostOK(t, sum, stderr, code, lifeRecords)
 	assertFree(t, wild)
@@ -316,7 +319,7 @@ func TestControlTouchesOnlyManagedFiles(t *testing.T) {
 
 	addr := fbtest.FreeTCPAddr(t)
 	in := seqInput(t, lifeRecords)
-	h := fbtest.StartHost(t, "-in", in, "-hold-ms", "1500", "-p", "path="+out, "-p", "control_listen="+addr)
+	h := fbtest.StartHost(t, "-in", in, "-hold-ms", holdMs, "-p", "path="+out, "-p", "control_listen="+addr)
 	done := hostDone(h)
 	waitLines(t, h, done, out, lifeRecords)
 	outBefore, err := os.Stat(out)
@@ -371,6 +374,7 @@ func TestControlTouchesOnlyManagedFiles(t *testing.T) {
 	if n := miRotations(t, ctl); n != 0 {
 		t.Errorf("a refused rotate rotated something: %d mi rotations", n)
 	}
+	h.Release()
 	sum, stderr, code := h.Wait()
 	hostOK(t, sum, stderr, code, lifeRecords)
 

@@ -67,7 +67,7 @@ func TestLogrotateWhileWriting(t *testing.T) {
 	}
 
 	in := seqInput(t, records)
-	h := fbtest.StartHost(t, "-in", in, "-chunk", "500", "-workers", "2", "-chunk-delay-us", "10000", "-hold-ms", "1000",
+	h := fbtest.StartHost(t, "-in", in, "-chunk", "500", "-workers", "2", "-chunk-delay-us", "10000", "-hold-ms", holdMs,
 		"-p", "path="+main, "-p", "control_listen="+sock,
 		"-next", "-p", "path="+filepath.Join(byEvent, "$EVENT.log"), "-p", "control_listen="+sock)
 	done := hostDone(h)
@@ -103,6 +103,7 @@ func TestLogrotateWhileWriting(t *testing.T) {
 	if ran == runs {
 		counted = miRotations(t, ctlClient(t, sock, ""))
 	}
+	h.Release()
 	sum, stderr, code := h.Wait()
 	hostOK(t, sum, stderr, code, records)
 	if ran < runs {

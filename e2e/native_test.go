@@ -161,7 +161,7 @@ func TestNativeMetrics(t *testing.T) {
 	dir := t.TempDir()
 	addr := fbtest.FreeTCPAddr(t)
 	in := fbtest.WriteFile(t, "m.chunks", records.Frames(isoRec("E", "a", 1)))
-	h := fbtest.StartHost(t, "-in-chunks", in, "-hold-ms", "3000",
+	h := fbtest.StartHost(t, "-in-chunks", in, "-hold-ms", holdMs,
 		"-p", "path="+filepath.Join(dir, "m.log"), "-p", "alias=sip_events", "-p", "control_listen="+addr)
 	waitFor(t, func() bool { _, err := os.Stat(filepath.Join(dir, "m.log")); return err == nil })
 	c := ctlClient(t, addr, "")

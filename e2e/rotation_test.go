@@ -168,6 +168,12 @@ func countFiles(t *testing.T, c *seqCount, dir, prefix, event string) []string {
 	return names
 }
 
+// holdMs is the -hold-ms of a test that talks to the host after its input
+// is flushed: far longer than any test needs, ended by h.Release() once the
+// test is done with the process (a fixed short hold raced the test on a
+// loaded machine: the host could exit between two of its requests).
+const holdMs = "60000"
+
 // hostDone returns a channel closed when the host has exited.
 func hostDone(h *fbtest.Host) <-chan struct{} {
 	done := make(chan struct{})
@@ -245,7 +251,7 @@ func TestRotationStormMI(t *testing.T) {
 	addr := fbtest.FreeTCPAddr(t)
 
 	h := fbtest.StartHost(t, "-in", in, "-chunk", "500", "-workers", "4", "-chunk-delay-us", "6000",
-		"-hold-ms", "200", "-p", "path="+out, "-p", "control_listen="+addr)
+		"-hold-ms", holdMs, "-p", "path="+out, "-p", "control_listen="+addr)
 	done := hostDone(h)
 	waitHealthy(t, h, done, addr)
 	ctl := ctlClient(t, addr, "")
@@ -274,6 +280,7 @@ func TestRotationStormMI(t *testing.T) {
 	if stormErr == nil {
 		counted = miRotations(t, ctl)
 	}
+	h.Release()
 	sum, stderr, code := h.Wait()
 	hostOK(t, sum, stderr, code, stormRecords)
 	if stormErr != nil {

@@ -123,7 +123,7 @@ func TestStrftimeMidnight(t *testing.T) {
 	addr := fbtest.FreeTCPAddr(t)
 	utc := filepath.Join(dir, "events")
 	tokyo := filepath.Join(dir, "tokyo")
-	h := fbtest.StartHost(t, "-in-chunks", in, "-workers", "2", "-chunk-delay-us", "5000", "-hold-ms", "300",
+	h := fbtest.StartHost(t, "-in-chunks", in, "-workers", "2", "-chunk-delay-us", "10000", "-hold-ms", holdMs,
 		"-p", "path="+utc+"/%Y-%m-%d/$EVENT.log", "-p", "mkdir=true", "-p", "max_open_sockets=2",
 		"-p", "control_listen="+addr,
 		"-next", "-p", "path="+tokyo+"/%F/$EVENT.log", "-p", "mkdir=true", "-p", "max_open_sockets=2",
@@ -165,6 +165,7 @@ func TestStrftimeMidnight(t *testing.T) {
 	if err := ctl.Rotate(never); !errors.Is(err, flatstore.ErrNotManaged) {
 		t.Errorf("MI rotate of %s: %v, want File not found", never, err)
 	}
+	h.Release()
 	sum, stderr, code2 := h.Wait()
 	hostOK(t, sum, stderr, code2, cross+tail)
 	if rotErr != nil {

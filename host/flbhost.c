@@ -47,7 +47,9 @@
  *                         off is dropped (an error)
  *     -reload N           after the run, N times: ExitCtx all, Unregister, PreRegister(1),
  *                         Register, Init every instance again, send the whole input again
- *     -hold-ms N          after all input is flushed, wait N ms before exiting
+ *     -hold-ms N          after all input is flushed, wait N ms before exiting, or until a
+ *                         SIGUSR1 comes (at any time from the start; a test sends it when it has
+ *                         done what needed the process, so that a generous N costs nothing)
  *     -metrics FILE       append the instances' metrics contexts (what the plugin registered
  *                         through output_get_cmt_instance, cmt.c) to FILE in the Prometheus
  *                         text format of the engine's /api/v2/metrics/prometheus: once after
@@ -133,6 +135,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -793,6 +796,40 @@ static void on_term(int sig)
 {
     (void)sig;
     term_requested = 1;
+}
+
+/* SIGUSR1: end -hold-ms now (handled from the start: its default would kill).
+ * The signal may reach any thread (the plugin's own among them), so the
+ * handler wakes the hold through a pipe rather than by interrupting it;
+ * the hold sleeps in poll, without waking on its own. */
+static volatile sig_atomic_t hold_released;
+static int release_pipe[2] = {-1, -1};
+
+static void on_release(int sig)
+{
+    int saved = errno;
+    (void)sig;
+    hold_released = 1;
+    if (release_pipe[1] >= 0 && write(release_pipe[1], "r", 1) < 0) {
+        /* full: the hold is woken already */
+    }
+    errno = saved;
+}
+
+/* hold waits up to ms, or until SIGUSR1 (at once if one came earlier). */
+static void hold(long long ms)
+{
+    double end = now_s() + (double)ms / 1000.0;
+    while (!hold_released) {
+        double left = end - now_s();
+        struct pollfd pfd = {.fd = release_pipe[0], .events = POLLIN};
+        if (left <= 0) break;
+        if (release_pipe[0] < 0) {
+            sleep_us((long long)(left * 1e6));
+            break;
+        }
+        (void)poll(&pfd, 1, (int)(left * 1000.0) + 1);
+    }
 }
 
 static int stop_due(struct host *h)
@@ -1721,6 +1758,15 @@ int main(int argc, char **argv)
 
     /* the engine starts: its logger, then the outputs */
     hostlog_start(h.log_file);
+    if (pipe2(release_pipe, O_CLOEXEC | O_NONBLOCK) != 0) release_pipe[0] = release_pipe[1] = -1;
+    {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = on_release;
+        sa.sa_flags = SA_RESTART;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGUSR1, &sa, NULL);
+    }
     if (h.storage) {
         struct sigaction sa;
         memset(&sa, 0, sizeof(sa));
@@ -1750,7 +1796,7 @@ int main(int argc, char **argv)
         run_generation(&h);
     }
     if (!failed_init) {
-        if (h.hold_ms > 0) sleep_us(h.hold_ms * 1000);
+        if (h.hold_ms > 0) hold(h.hold_ms);
         write_metrics(&h, "exit");
         exit_all(&h);
         unregister(&h);

@@ -293,6 +293,16 @@ func (h *Host) Stderr() string { return h.stderr.String() }
 // Kill kills the host at once.
 func (h *Host) Kill() { h.cancel() }
 
+// Release ends the host's -hold-ms now, or at once when its hold begins:
+// the test has done what needed the running process. A generous -hold-ms
+// with Release bounds the run without racing the test on a loaded machine.
+func (h *Host) Release() {
+	h.t.Helper()
+	if err := h.cmd.Process.Signal(syscall.SIGUSR1); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		h.t.Errorf("fbtest: release the host's hold: %v", err)
+	}
+}
+
 // Signal sends sig to the host (SIGTERM for a graceful stop).
 func (h *Host) Signal(sig os.Signal) error { return h.cmd.Process.Signal(sig) }
 

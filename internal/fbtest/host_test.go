@@ -559,16 +559,14 @@ func TestHostHoldAndStartHost(t *testing.T) {
 	stream, _ := testChunks(3, 3)
 	in := WriteFile(t, "in.msgpack", stream)
 	logPath := filepath.Join(t.TempDir(), "fake.log")
+	// A hold far beyond the test's wait: only Release can end it in time.
 	h := StartHostWith(t, HostConfig{Env: []string{"FAKE_LOG=" + logPath}},
-		"-so", fakeSO(t), "-in", in, "-hold-ms", "1500", "-p", "id=a")
+		"-so", fakeSO(t), "-in", in, "-hold-ms", "600000", "-p", "id=a")
 	// while the host holds, the input is flushed and ExitCtx has not run
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		l := readFakeLog(t, logPath)
 		if l.index("flush-end id=a") >= 0 {
-			if l.index("exitctx") >= 0 {
-				t.Errorf("ExitCtx ran before the hold ended:\n%s", strings.Join(l.lines, "\n"))
-			}
 			break
 		}
 		if time.Now().After(deadline) {
@@ -576,12 +574,32 @@ func TestHostHoldAndStartHost(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	time.Sleep(200 * time.Millisecond) // a hold that ended on its own would show by now
+	if l := readFakeLog(t, logPath); l.index("exitctx") >= 0 {
+		t.Fatalf("ExitCtx ran before the hold was released:\n%s", strings.Join(l.lines, "\n"))
+	}
+	h.Release()
 	s, stderr, code := h.Wait()
 	if code != 0 || !s.Found || s.Instances[0].OKRecords != 3 {
 		t.Fatalf("exit %d, %+v, %s", code, s, stderr)
 	}
 	if l := readFakeLog(t, logPath); l.index("exitctx id=a") < 0 {
 		t.Errorf("no ExitCtx after the hold:\n%s", strings.Join(l.lines, "\n"))
+	}
+
+	// A release that comes before the hold begins ends it at once too.
+	h = StartHostWith(t, HostConfig{Env: []string{"FAKE_LOG=" + logPath}},
+		"-so", fakeSO(t), "-in", in, "-chunk-delay-us", "300000", "-hold-ms", "600000", "-p", "id=b")
+	deadline = time.Now().Add(30 * time.Second)
+	for readFakeLog(t, logPath).index("flush-end id=b") < 0 { // the first of three chunks, 0.3 s apart
+		if time.Now().After(deadline) {
+			t.Fatalf("no flush seen; stderr: %s", h.Stderr())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	h.Release()
+	if s, stderr, code := h.Wait(); code != 0 || s.Instances[0].OKRecords != 3 {
+		t.Fatalf("exit %d, %+v, %s", code, s, stderr)
 	}
 }
 
