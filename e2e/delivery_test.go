@@ -79,15 +79,17 @@ func TestDeliveryEvictionFlood(t *testing.T) {
 			Body: records.KV{"event", "E_D", "f", "d", "n", 1000 + i}}))
 	}
 	in := fbtest.WriteFile(t, "flood.chunks", records.Frames(frames...))
-	// Each flush is followed by 1 ms: P's resend comes at least 1.1 s after
-	// its first failure, time for the test to give b its space back.
+	// The host waits at the first flood chunk until the test has given b
+	// its space back: P's resend comes after the whole flood in any case.
+	gate := filepath.Join(t.TempDir(), "gate")
 	h := fbtest.StartHost(t, "-in-chunks", in, "-retry-defer", "-retry-max", "1", "-retry-wait-ms", "0",
-		"-chunk-delay-us", "1000", "-log-level", "warn",
+		"-gate", gate, "-log-level", "warn",
 		"-p", "path="+filepath.Join(out, "$f", "n.log"), "-p", "mkdir=true", "-p", "control_listen=off")
-	relWaitStderr(t, h, filepath.Join(out, "b", "n.log"), "(ENOSPC)")
+	relWaitStderr(t, h, filepath.Join(out, "b", "n.log"), "(ENOSPC)", "flbhost: at the gate of chunk 1")
 	if err := os.Remove(fillerB); err != nil {
 		t.Fatal(err)
 	}
+	openGate(t, gate)
 	sum, stderr, code := h.Wait()
 	if len(sum.Instances) != 1 {
 		t.Fatalf("exit %d, no summary; stderr:\n%s", code, tail(stderr, 3000))
@@ -122,17 +124,18 @@ func TestDeliveryIdenticalChunk(t *testing.T) {
 	out, fillerB := deliveryDirs(t)
 	x := spreadChunk(0, 300)
 	in := fbtest.WriteFile(t, "same.chunks", records.Frames(x, x))
-	// A second after each flush: the test looks at the files and frees b
-	// between the two chunks.
-	h := fbtest.StartHost(t, "-in-chunks", in, "-p", "retry_limit=no_retries", "-chunk-delay-us", "1000000",
+	// The host waits before the second chunk until the test has looked at
+	// the files X left (its flush over: cut back or kept) and freed b.
+	gate := filepath.Join(t.TempDir(), "gate")
+	h := fbtest.StartHost(t, "-in-chunks", in, "-p", "retry_limit=no_retries", "-gate", gate,
 		"-log-level", "warn",
 		"-p", "path="+filepath.Join(out, "$f", "n.log"), "-p", "mkdir=true", "-p", "control_listen=off")
-	relWaitStderr(t, h, filepath.Join(out, "b", "n.log"), "(ENOSPC)")
-	time.Sleep(200 * time.Millisecond) // X's flush ends (what it wrote is cut back or kept)
+	relWaitStderr(t, h, filepath.Join(out, "b", "n.log"), "(ENOSPC)", "flbhost: at the gate of chunk 1")
 	before := lineCounts(t, out, "a", "b", "c")
 	if err := os.Remove(fillerB); err != nil {
 		t.Fatal(err)
 	}
+	openGate(t, gate)
 	sum, stderr, code := h.Wait()
 	if len(sum.Instances) != 1 {
 		t.Fatalf("exit %d, no summary; stderr:\n%s", code, tail(stderr, 3000))

@@ -67,7 +67,12 @@ func TestLogrotateWhileWriting(t *testing.T) {
 	}
 
 	in := seqInput(t, records)
+	// 600 chunks with a gate every 100: the host cannot run out of input
+	// before the test's runs (the i-th gate opens after the i-th run), and
+	// writes after each run whatever the machine's load.
+	gate := filepath.Join(work, "gate")
 	h := fbtest.StartHost(t, "-in", in, "-chunk", "500", "-workers", "2", "-chunk-delay-us", "10000", "-hold-ms", holdMs,
+		"-gate", gate, "-gate-chunk", strconv.Itoa(records/500/(runs+1)), "-gate-every", strconv.Itoa(records/500/(runs+1)),
 		"-p", "path="+main, "-p", "control_listen="+sock,
 		"-next", "-p", "path="+filepath.Join(byEvent, "$EVENT.log"), "-p", "control_listen="+sock)
 	done := hostDone(h)
@@ -97,6 +102,7 @@ func TestLogrotateWhileWriting(t *testing.T) {
 			break
 		}
 		ran++
+		openGate(t, gate)
 	}
 	took := time.Since(start)
 	counted := -1

@@ -174,6 +174,21 @@ func countFiles(t *testing.T, c *seqCount, dir, prefix, event string) []string {
 // loaded machine: the host could exit between two of its requests).
 const holdMs = "60000"
 
+// openGate opens the host's next -gate: one byte more in the file.
+func openGate(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err == nil {
+		_, err = f.Write([]byte{'g'})
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // hostDone returns a channel closed when the host has exited.
 func hostDone(h *fbtest.Host) <-chan struct{} {
 	done := make(chan struct{})

@@ -40,6 +40,13 @@
  *                         overrides it per instance); then it is dropped
  *     -retry-wait-ms N    wait before a resend (default 20)
  *     -chunk-delay-us N   sleep this long after each flush (to stretch a run)
+ *     -gate FILE          gates in the input, for a test that must act between chunks without
+ *                         racing the host: before the first flush of a gated chunk, print
+ *                         "flbhost: at the gate of chunk N" on stderr and wait until FILE holds
+ *                         at least n bytes, n being the gate's number from 1 (at most 120 s);
+ *                         the test appends one byte for each gate it opens
+ *     -gate-chunk K       the first gated chunk (0-based, in input order; default 1)
+ *     -gate-every M       and every M-th chunk after it (default 0: only K)
  *     -exit-after-ms N    after N ms (per generation) stop: no new flush starts, the flushes in
  *                         flight finish, then ExitCtx runs for every instance (as Fluent Bit
  *                         joins worker threads before the exit callback); chunks never taken
@@ -415,6 +422,9 @@ struct host {
     long long retry_max;
     long long retry_wait_ms;
     long long chunk_delay_us;
+    const char *gate_file; /* -gate FILE */
+    long long gate_chunk;  /* -gate-chunk K */
+    long long gate_every;  /* -gate-every M */
     long long exit_after_ms;
     long long reload;
     long long hold_ms;
@@ -1054,6 +1064,33 @@ static void free_flush_buf(void)
     flush_cap = 0;
 }
 
+/* gate is -gate: before the first flush of a gated chunk, wait for FILE to hold as many bytes
+ * as the gate's number. Flush threads wait in turn: none passes a gate not yet opened. */
+static void gate(struct host *h, const struct chunk *c)
+{
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    static long long opened; /* gates passed */
+    long long k = c - h->chunks, n;
+    double end;
+    struct stat st;
+    if (!h->gate_file || k < h->gate_chunk) return;
+    if (h->gate_every > 0) {
+        if ((k - h->gate_chunk) % h->gate_every != 0) return;
+        n = (k - h->gate_chunk) / h->gate_every + 1;
+    } else {
+        if (k != h->gate_chunk) return;
+        n = 1;
+    }
+    pthread_mutex_lock(&mu);
+    if (n > opened) {
+        fprintf(stderr, "flbhost: at the gate of chunk %lld\n", k);
+        end = now_s() + 120;
+        while ((stat(h->gate_file, &st) != 0 || st.st_size < n) && now_s() < end) sleep_us(5000);
+        opened = n;
+    }
+    pthread_mutex_unlock(&mu);
+}
+
 static int flush_once(struct host *h, struct instance *in, const struct chunk *c)
 {
     char *tag = xstrdup(h->tag);
@@ -1064,6 +1101,7 @@ static int flush_once(struct host *h, struct instance *in, const struct chunk *c
         flush_buf = xmalloc(flush_cap);
     }
     memcpy(flush_buf, c->data, c->len);
+    gate(h, c);
     if (h->f_flush_ctx) rc = h->f_flush_ctx(in->ctx.remote_context, flush_buf, c->len, tag);
     else rc = h->f_flush(flush_buf, c->len, tag);
     free(tag);
@@ -1546,7 +1584,8 @@ static void usage(const char *msg)
     fputs("usage: flbhost -so FILE [options] [-p key=value ...] [-next -p key=value ...] ...\n"
           "  -so FILE  -p key=value  -next  -set KEY=VALUE  -in FILE|-  -in-chunks FILE|-\n"
           "  -chunk N (1000)  -tag TAG (flatstore.test)  -workers N (0)  -retry-max N (50)\n"
-          "  -retry-wait-ms N (20)  -chunk-delay-us N  -exit-after-ms N  -reload N  -hold-ms N\n"
+          "  -retry-wait-ms N (20)  -chunk-delay-us N  -gate FILE  -gate-chunk K (1)  -gate-every M\n"
+          "  -exit-after-ms N  -reload N  -hold-ms N\n"
           "  -log-level off|error|warn|info|debug|trace (info)  -quiet  -log-file FILE\n"
           "  -dry-run  -help-plugin  -daemon  -q  -storage DIR  -retry-defer  -metrics FILE  -no-cmt\n",
           stderr);
@@ -1585,6 +1624,7 @@ int main(int argc, char **argv)
     h.chunk_records = 1000;
     h.tag = "flatstore.test";
     h.retry_max = 50;
+    h.gate_chunk = 1;
     h.retry_wait_ms = 20;
     h.api.output_get_property = get_property;
     h.api.log_print = hostlog_print;
@@ -1660,6 +1700,13 @@ int main(int argc, char **argv)
             NUM_ARG(h.retry_wait_ms, 0, 3600000);
         } else if (strcmp(o, "-chunk-delay-us") == 0) {
             NUM_ARG(h.chunk_delay_us, 0, 3600000000LL);
+        } else if (strcmp(o, "-gate") == 0) {
+            NEED_ARG();
+            h.gate_file = argv[++a];
+        } else if (strcmp(o, "-gate-chunk") == 0) {
+            NUM_ARG(h.gate_chunk, 0, 1000000000);
+        } else if (strcmp(o, "-gate-every") == 0) {
+            NUM_ARG(h.gate_every, 0, 1000000000);
         } else if (strcmp(o, "-exit-after-ms") == 0) {
             NUM_ARG(h.exit_after_ms, 0, 86400000);
         } else if (strcmp(o, "-reload") == 0) {
