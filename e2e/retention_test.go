@@ -159,7 +159,9 @@ func TestRetentionKillDuringCompression(t *testing.T) {
 
 	// A new life on the same path; its first write reads the manifest.
 	one := fbtest.WriteFile(t, "one.chunks", records.Frames(isoRec("E_K", "n", nRecords, "pad", "x")))
-	sum, stderr, code := fbtest.RunHost(t, append([]string{"-in-chunks", one}, args...)...)
+	// Its exit waits for the compressions it takes over (slow under -race
+	// on a loaded machine: 155 s was seen for three files of 6 MiB).
+	sum, stderr, code := fbtest.RunHostWith(t, fbtest.HostConfig{Timeout: 10 * time.Minute}, append([]string{"-in-chunks", one}, args...)...)
 	if code != 0 {
 		t.Fatalf("restart: exit %d, summary %+v; stderr:\n%s", code, sum, stderr)
 	}
@@ -359,7 +361,9 @@ func TestRetentionKillDuringRotations(t *testing.T) {
 		}
 	}
 	one := fbtest.WriteFile(t, "one.chunks", records.Frames(isoRec("E_K", "n", -1)))
-	sum, stderr, code := fbtest.RunHost(t, append([]string{"-in-chunks", one}, args...)...)
+	// Its exit waits for the compressions it takes over (slow under -race
+	// on a loaded machine: 155 s was seen for three files of 6 MiB).
+	sum, stderr, code := fbtest.RunHostWith(t, fbtest.HostConfig{Timeout: 10 * time.Minute}, append([]string{"-in-chunks", one}, args...)...)
 	if code != 0 {
 		t.Fatalf("restart: exit %d, summary %+v; stderr:\n%s", code, sum, stderr)
 	}

@@ -1191,8 +1191,11 @@ func TestIdleTimeout(t *testing.T) {
 		path := filepath.Join(dir, "ev.log")
 		in := fsInstance(t, proc, "path", path, "idle_timeout", "50ms")
 		for i := 0; i < 3; i++ {
+			t0 := time.Now()
 			mustFlush(t, in, evRecords("A", i, 1), "t")
-			if !in.Status()[0].Open {
+			// Closed already is right only when the test was held up for an
+			// idle_timeout (a loaded machine).
+			if !in.Status()[0].Open && time.Since(t0) < 40*time.Millisecond {
 				t.Fatalf("write %d: not open after it", i)
 			}
 			for deadline := time.Now().Add(10 * time.Second); in.Status()[0].Open || descriptorsUnder(dir) != 0; {

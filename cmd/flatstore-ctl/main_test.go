@@ -193,12 +193,7 @@ func TestRotate(t *testing.T) {
 	}
 
 	// Nothing listening: exit 1 and why.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := ln.Addr().String()
-	ln.Close()
+	dead := fbtest.FreeTCPAddr(t) // below the ephemeral range: no test's outgoing connection takes it
 	if r = ctl(t, nil, "-addr", dead, "rotate", ps[0]); r.code != 1 || !strings.Contains(r.stderr, "connection refused") {
 		t.Fatalf("no server: %+v", r)
 	}

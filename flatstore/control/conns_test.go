@@ -135,6 +135,7 @@ func TestConnCapEvictsKeepAlive(t *testing.T) {
 	lim := testLimits()
 	lim.maxConns = 2
 	lim.idleTimeout = time.Minute
+	lim.readHeaderTimeout = time.Minute // bb waits for a's round trip before its request
 	h, _ := startAt(t, "127.0.0.1:0", "", lim, b)
 	get := func(c net.Conn) error {
 		if _, err := io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n"); err != nil {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/flatstore/flatstore/flatstore"
+	"github.com/flatstore/flatstore/internal/fbtest"
 )
 
 func TestPlainEndpoints(t *testing.T) {
@@ -411,20 +412,9 @@ func TestUnixSocket(t *testing.T) {
 	waitNoGoroutines(t)
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 func TestLifecycle(t *testing.T) {
 	reg := testRegistry()
-	addr := freePort(t)
+	addr := fbtest.FreeTCPAddr(t) // below the ephemeral range: no test's outgoing connection takes it
 	ps := tempPaths(t, "a.log", "b.log")
 	b1, b2 := newFileBackend(t, ps[0]), newFileBackend(t, ps[1])
 	rot := func(h *Handle, p string) string {
