@@ -81,14 +81,9 @@ func TestFluentBitReloadShippedConfigs(t *testing.T) {
 				}
 			}()
 			maxThreads := 0
+			count := func(s string) int { return strings.Count(log.String(), s) }
 			for i := 0; i < 20; i++ {
 				time.Sleep(1200 * time.Millisecond)
-				// The engine ignores a SIGHUP while a reload runs: the next
-				// one goes only once the previous reload has started over
-				// ("start everything" ends a reload).
-				for deadline := time.Now().Add(30 * time.Second); strings.Count(log.String(), "[reload] start everything") < i && time.Now().Before(deadline); {
-					time.Sleep(20 * time.Millisecond)
-				}
 				select {
 				case err := <-done:
 					t.Fatalf("fluent-bit exited during reload %d: %v\n%s", i, err, tail(log.String(), 3000))
@@ -99,8 +94,21 @@ func TestFluentBitReloadShippedConfigs(t *testing.T) {
 				if n := outputThreads(cmd.Process.Pid); n > maxThreads {
 					maxThreads = n
 				}
-				if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
-					t.Fatal(err)
+				// The engine picks a SIGHUP up within a second and refuses
+				// one while a reload runs ("reloading in progress"): send
+				// again until this reload has begun its new generation.
+				for deadline := time.Now().Add(60 * time.Second); count("[reload] start everything") <= i; {
+					if time.Now().After(deadline) {
+						t.Fatalf("reload %d never began:\n%s", i+1, tail(log.String(), 3000))
+					}
+					refused := count("reloading in progress")
+					if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+						t.Fatal(err)
+					}
+					for wait := time.Now().Add(10 * time.Second); count("[reload] start everything") <= i &&
+						count("reloading in progress") == refused && time.Now().Before(wait); {
+						time.Sleep(20 * time.Millisecond)
+					}
 				}
 			}
 			time.Sleep(2 * time.Second)
